@@ -1,0 +1,104 @@
+"""LouCloud configuration classes.
+
+The embedded default keeps everything in the instance folder (``instance/``): an SQLite
+database and a generated secret key. ``DATABASE_URL`` points the app at MySQL/MariaDB
+(``mysql+pymysql://user:pass@host/db``) or another SQLAlchemy URL.
+"""
+import os
+import secrets
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+INSTANCE_DIR = Path(os.environ.get("LOUCLOUD_INSTANCE", BASE_DIR / "instance"))
+
+# Secret keys that must never be used in production (the old Flask docs' examples and ours).
+INSECURE_SECRET_KEYS = {"", "dev", "change-me", "changeme", "secret", "CHANGE-ME"}
+
+
+def _instance_secret_key() -> str:
+    """Return the secret key stored in the instance folder, creating it on first use."""
+    path = INSTANCE_DIR / "secret_key"
+    if not path.exists():
+        INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+def _engine_options(url: str) -> dict:
+    if url.startswith("sqlite"):
+        # A long busy timeout: concurrent writers queue instead of failing.
+        return {"connect_args": {"timeout": 30}}
+    # pre_ping + recycle: a restarted MySQL server costs no failed request.
+    return {"pool_pre_ping": True, "pool_recycle": 280}
+
+
+class Config:
+    SECRET_KEY = os.environ.get("LOUCLOUD_SECRET_KEY")  # None: use the instance key
+    SQLALCHEMY_DATABASE_URI = os.environ.get(
+        "DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'loucloud.sqlite'}")
+    SQLALCHEMY_ENGINE_OPTIONS = _engine_options(SQLALCHEMY_DATABASE_URI)
+    SQLALCHEMY_TRACK_MODIFICATIONS = False
+
+    SESSION_COOKIE_NAME = "loucloud_session"
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = os.environ.get("LOUCLOUD_HTTPS", "") == "1"
+    REMEMBER_COOKIE_DURATION = 0
+    WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the (server-side) session
+
+    # Flask-Caching: a file cache in the instance folder is shared by every process of
+    # one machine (mod_wsgi runs several); CACHE_TYPE/CACHE_* env vars may pick redis etc.
+    CACHE_TYPE = os.environ.get("CACHE_TYPE", "FileSystemCache")
+    CACHE_DIR = os.environ.get("CACHE_DIR", str(INSTANCE_DIR / "cache"))
+    CACHE_DEFAULT_TIMEOUT = 300
+    CACHE_THRESHOLD = 5000
+
+    # Argon2id parameters (OWASP: m >= 19 MiB, t >= 2). RFC 9106 "low memory" profile.
+    PASSWORD_TIME_COST = 3
+    PASSWORD_MEMORY_KIB = 65536
+    PASSWORD_PARALLELISM = 4
+
+    # Login throttling: failures within the window, per account and per client address.
+    LOGIN_WINDOW_SECONDS = 15 * 60
+    LOGIN_MAX_FAILURES_PER_USER = 5
+    LOGIN_MAX_FAILURES_PER_ADDRESS = 20
+
+    # How LouCloud reaches the console proxy (websockify). Development: its own port.
+    # Production behind Apache: CONSOLE_URL=/websockify (same origin).
+    CONSOLE_URL = os.environ.get("CONSOLE_URL", "")
+    CONSOLE_PROXY_HOST = os.environ.get("CONSOLE_PROXY_HOST", "127.0.0.1")
+    CONSOLE_PROXY_PORT = int(os.environ.get("CONSOLE_PROXY_PORT", "6080"))
+    # Origins the console proxy accepts (comma separated); empty: derived from the site.
+    CONSOLE_ALLOWED_ORIGINS = os.environ.get("CONSOLE_ALLOWED_ORIGINS", "")
+
+    VERIFY_SECRET_KEY = False
+
+    @staticmethod
+    def init_secret(app):
+        if not app.config.get("SECRET_KEY"):
+            app.config["SECRET_KEY"] = _instance_secret_key()
+
+
+class ProductionConfig(Config):
+    """For Apache + mod_wsgi: secret key and database URL must come from the environment
+    or the instance config file (instance/loucloud.cfg)."""
+    VERIFY_SECRET_KEY = True
+    SESSION_COOKIE_SECURE = os.environ.get("LOUCLOUD_HTTPS", "1") == "1"
+
+
+class TestConfig(Config):
+    TESTING = True
+    SECRET_KEY = "test-secret-key-not-for-production"
+    SQLALCHEMY_DATABASE_URI = "sqlite://"
+    SQLALCHEMY_ENGINE_OPTIONS = {}
+    CACHE_TYPE = "SimpleCache"
+    # Cheaper hashing keeps the suite fast; the strength test uses the real parameters.
+    PASSWORD_TIME_COST = 1
+    PASSWORD_MEMORY_KIB = 8192
+    PASSWORD_PARALLELISM = 1
+    SERVER_NAME = None
+
+
+CONFIGS = {"default": Config, "production": ProductionConfig, "test": TestConfig}

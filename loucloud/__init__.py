@@ -1,0 +1,112 @@
+"""LouCloud: a small self-hosted IaaS console over libvirt."""
+from __future__ import annotations
+
+import logging
+import os
+
+from flask import Flask
+
+from config import CONFIGS, INSECURE_SECRET_KEYS, INSTANCE_DIR
+
+
+def create_app(config_name: str | None = None, **overrides) -> Flask:
+    """Build the application. ``config_name`` is 'default', 'production' or 'test'
+    (default: $LOUCLOUD_CONFIG, else 'default'); ``overrides`` win over everything."""
+    name = config_name or os.environ.get("LOUCLOUD_CONFIG", "default")
+    config = CONFIGS[name]
+    app = Flask(__name__, instance_path=str(INSTANCE_DIR), instance_relative_config=True)
+    app.config.from_object(config)
+    app.config.from_pyfile("loucloud.cfg", silent=True)
+    app.config.update(overrides)
+    _init_secret_key(app, config)
+
+    register_logging(app)
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_request_hooks(app)
+    register_template_helpers(app)
+    register_cli(app)
+    return app
+
+
+def _init_secret_key(app: Flask, config) -> None:
+    if app.config.get("VERIFY_SECRET_KEY"):
+        key = app.config.get("SECRET_KEY") or ""
+        if key in INSECURE_SECRET_KEYS or len(key) < 32:
+            raise RuntimeError(
+                "LouCloud refuses to start: set a random SECRET_KEY of at least 32 "
+                "characters (LOUCLOUD_SECRET_KEY or instance/loucloud.cfg).")
+    else:
+        config.init_secret(app)
+
+
+def register_logging(app: Flask) -> None:
+    if not app.debug and not app.testing and not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.WARNING,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.getLogger("loucloud").setLevel(logging.INFO)
+
+
+def register_extensions(app: Flask) -> None:
+    from .extensions import cache, csrf, db, login_manager, migrate
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(os.path.dirname(app.root_path),
+                                                     "migrations"))
+    csrf.init_app(app)
+    cache.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please log in to see this page."
+    login_manager.login_message_category = "info"
+
+    from .services import auth as auth_service
+
+    login_manager.user_loader(auth_service.load_session)
+
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        from sqlalchemy import event
+
+        with app.app_context():
+            @event.listens_for(db.engine, "connect")
+            def _sqlite_pragmas(dbapi_conn, _record):
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA foreign_keys=ON")
+                if app.config["SQLALCHEMY_DATABASE_URI"] not in ("sqlite://", "sqlite:///:memory:"):
+                    cur.execute("PRAGMA journal_mode=WAL")
+                cur.close()
+
+
+def register_blueprints(app: Flask) -> None:
+    from .auth import bp as auth_bp
+    from .servers import bp as servers_bp
+    from .settings import bp as settings_bp
+    from .users import bp as users_bp
+
+    for bp in (auth_bp, users_bp, servers_bp, settings_bp):
+        app.register_blueprint(bp)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    from . import errors
+
+    errors.register(app)
+
+
+def register_request_hooks(app: Flask) -> None:
+    from . import security
+
+    security.register(app)
+
+
+def register_template_helpers(app: Flask) -> None:
+    from . import helpers
+
+    helpers.register(app)
+
+
+def register_cli(app: Flask) -> None:
+    from . import cli
+
+    cli.register(app)

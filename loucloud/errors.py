@@ -1,0 +1,84 @@
+"""Error pages (errors/<code>.html) and JSON errors for API calls; never a traceback."""
+from __future__ import annotations
+
+import logging
+
+from flask import jsonify, make_response, render_template, request
+from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from werkzeug.exceptions import HTTPException
+
+from .extensions import db
+from .services import ServiceError
+
+log = logging.getLogger(__name__)
+
+PAGES = {400, 403, 404, 405, 409, 429, 500, 503}
+TITLES = {400: "Bad request", 401: "Log in required", 403: "Forbidden", 404: "Not found",
+          405: "Method not allowed", 409: "Conflict", 413: "Too large",
+          429: "Too many requests", 500: "Something went wrong",
+          503: "Temporarily unavailable"}
+
+
+def wants_json() -> bool:
+    if request.path.startswith("/api/") or request.path.endswith(".json"):
+        return True
+    if request.is_json:
+        return True
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return best == "application/json" and request.accept_mimetypes[best] > \
+        request.accept_mimetypes["text/html"]
+
+
+def error_response(code: int, message: str | None = None):
+    title = TITLES.get(code, "Error")
+    if wants_json():
+        return make_response(jsonify({"error": message or title, "status": code}), code)
+    template = f"errors/{code}.html" if code in PAGES else "errors/generic.html"
+    return make_response(render_template(template, code=code, title=title, message=message),
+                         code)
+
+
+def register(app) -> None:
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc):
+        return error_response(400, "This form has expired or was not sent from LouCloud. "
+                                   "Go back, reload the page and try again.")
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        code = exc.code or 500
+        message = exc.description if code not in (404, 500) else None
+        if code == 404:
+            message = "There is nothing here, or it is not yours to see."
+        response = error_response(code, message)
+        if getattr(exc, "valid_methods", None):
+            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        return response
+
+    @app.errorhandler(ServiceError)
+    def service_error(exc: ServiceError):
+        return error_response(exc.status, str(exc))
+
+    @app.errorhandler(OperationalError)
+    def database_down(exc):
+        log.error("database unavailable: %s", exc.orig if hasattr(exc, "orig") else exc)
+        _rollback()
+        return error_response(503, "The database is not answering. Try again in a moment.")
+
+    @app.errorhandler(Exception)
+    def unexpected(exc):
+        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+            _rollback()
+            return error_response(503, "The database connection was lost. Try again.")
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        _rollback()
+        return error_response(500, "The error has been logged. Try again, or tell the "
+                                   "administrator what you were doing.")
+
+
+def _rollback() -> None:
+    try:
+        db.session.rollback()
+    except SQLAlchemyError:  # the session may be unusable when the database is gone
+        log.debug("rollback after error failed", exc_info=True)

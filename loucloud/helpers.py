@@ -1,0 +1,68 @@
+"""Template filters and globals."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask_wtf import FlaskForm
+
+
+class EmptyForm(FlaskForm):
+    """A form with only the CSRF token: the body of every POST button."""
+
+
+def register(app) -> None:
+    @app.template_filter("when")
+    def when(value: datetime | None) -> str:
+        return value.strftime("%Y-%m-%d %H:%M UTC") if value else "—"
+
+    @app.template_filter("ago")
+    def ago(value: datetime | None) -> str:
+        if value is None:
+            return "—"
+        from .models import utcnow
+        seconds = int((utcnow() - value).total_seconds())
+        if seconds < 60:
+            return f"{max(seconds, 0)} s ago"
+        if seconds < 3600:
+            return f"{seconds // 60} min ago"
+        if seconds < 86400:
+            return f"{seconds // 3600} h ago"
+        return f"{seconds // 86400} d ago"
+
+    @app.template_filter("mib")
+    def mib(value: int | None) -> str:
+        if value is None:
+            return "—"
+        if value >= 1024 * 1024:
+            return f"{value / 1024 / 1024:.1f} TiB"
+        if value >= 1024:
+            return f"{value / 1024:.1f} GiB"
+        return f"{value} MiB"
+
+    @app.template_filter("bytes")
+    def human_bytes(value: int | None) -> str:
+        if value is None:
+            return "—"
+        for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+            if abs(value) < 1024 or unit == "TiB":
+                return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+            value /= 1024
+        return str(value)
+
+    @app.template_filter("percent")
+    def percent(used: int | float | None, total: int | float | None) -> int:
+        if not used or not total:
+            return 0
+        return max(0, min(100, round(100 * used / total)))
+
+    nav = [("vms.index", "VMs", "pc-display", False),
+           ("images.index", "Images", "hdd", True),
+           ("vmtemplates.index", "Templates", "boxes", True),
+           ("servers.index", "Hosts", "hdd-rack", True),
+           ("users.index", "Users", "people", True),
+           ("settings.index", "Settings", "gear", True)]
+
+    @app.context_processor
+    def globals_():
+        items = [item for item in nav if item[0] in app.view_functions]
+        return {"nav_items": items}

@@ -1,0 +1,214 @@
+"""Database models. Times are stored as naive UTC (MySQL DATETIME has no zone)."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from flask_login import UserMixin
+from sqlalchemy import BigInteger, UniqueConstraint
+
+from .extensions import db
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class User(UserMixin, db.Model):
+    __tablename__ = "users"
+
+    id = db.Column(db.Integer, primary_key=True)
+    username = db.Column(db.String(64), unique=True, nullable=False)
+    full_name = db.Column(db.String(120), nullable=False, default="")
+    email = db.Column(db.String(254))
+    password_hash = db.Column(db.String(255), nullable=False)
+    is_admin = db.Column(db.Boolean, nullable=False, default=False)
+    active = db.Column(db.Boolean, nullable=False, default=True)
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+    last_login_at = db.Column(db.DateTime)
+    max_vms = db.Column(db.Integer, nullable=False)
+    max_vcpus = db.Column(db.Integer, nullable=False)
+    max_memory_mib = db.Column(db.Integer, nullable=False)
+    max_disk_gib = db.Column(db.Integer, nullable=False)
+    # Bumped at the start of a quota reservation: the UPDATE takes the row's write lock
+    # (InnoDB) or the database's (SQLite), so reservations of one user are serialised.
+    quota_lock = db.Column(db.Integer, nullable=False, default=0)
+
+    vms = db.relationship("VM", back_populates="owner", lazy="dynamic")
+
+    # Flask-Login keeps the id of the *session* in the cookie, not the user's id: a session
+    # can then be ended on the server (logout, password change, disable) and a replayed
+    # cookie finds nothing. See services.auth.
+    login_session_key = None  # set per request by services.auth (not a column)
+
+    @property
+    def is_active(self) -> bool:
+        return bool(self.active)
+
+    def get_id(self) -> str:
+        if not self.login_session_key:
+            raise RuntimeError("user has no login session")
+        return self.login_session_key
+
+    @property
+    def role(self) -> str:
+        return "admin" if self.is_admin else "user"
+
+    @property
+    def display_name(self) -> str:
+        return self.full_name or self.username
+
+    def __repr__(self) -> str:
+        return f"<User {self.username}>"
+
+
+class UserSession(db.Model):
+    __tablename__ = "user_sessions"
+
+    id = db.Column(db.Integer, primary_key=True)
+    key_hash = db.Column(db.String(64), unique=True, nullable=False)
+    user_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="CASCADE"),
+                        nullable=False, index=True)
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+    last_seen_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+    address = db.Column(db.String(45))
+    user_agent = db.Column(db.String(255))
+
+    user = db.relationship("User")
+
+
+class LoginAttempt(db.Model):
+    __tablename__ = "login_attempts"
+
+    id = db.Column(db.Integer, primary_key=True)
+    username = db.Column(db.String(64), nullable=False, index=True)
+    address = db.Column(db.String(45), nullable=False, index=True)
+    at = db.Column(db.DateTime, nullable=False, default=utcnow, index=True)
+    success = db.Column(db.Boolean, nullable=False, default=False)
+
+
+class Setting(db.Model):
+    __tablename__ = "settings"
+
+    key = db.Column(db.String(64), primary_key=True)
+    value = db.Column(db.Text, nullable=False)
+
+
+class Server(db.Model):
+    """A hypervisor host, reached through one libvirt URI."""
+    __tablename__ = "servers"
+
+    id = db.Column(db.Integer, primary_key=True)
+    name = db.Column(db.String(64), unique=True, nullable=False)
+    uri = db.Column(db.String(255), unique=True, nullable=False)
+    hostname = db.Column(db.String(255), nullable=False, default="")
+    arch = db.Column(db.String(32), nullable=False, default="")
+    cpus = db.Column(db.Integer, nullable=False, default=0)
+    memory_mib = db.Column(db.Integer, nullable=False, default=0)
+    hypervisor = db.Column(db.String(32), nullable=False, default="")
+    hypervisor_version = db.Column(db.String(32), nullable=False, default="")
+    libvirt_version = db.Column(db.String(32), nullable=False, default="")
+    accepts_vms = db.Column(db.Boolean, nullable=False, default=True)
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+    offline_since = db.Column(db.DateTime)
+    last_error = db.Column(db.String(500))
+
+    vms = db.relationship("VM", back_populates="server", lazy="dynamic")
+
+    @property
+    def is_demo(self) -> bool:
+        """The libvirt test driver: a simulated host, nothing really runs."""
+        return self.uri.startswith("test:")
+
+    def __repr__(self) -> str:
+        return f"<Server {self.name}>"
+
+
+class Image(db.Model):
+    __tablename__ = "images"
+
+    id = db.Column(db.Integer, primary_key=True)
+    name = db.Column(db.String(64), unique=True, nullable=False)
+    path = db.Column(db.String(1024), nullable=False)
+    os_type = db.Column(db.String(16), nullable=False, default="linux")
+    format = db.Column(db.String(16), nullable=False)
+    virtual_size = db.Column(BigInteger, nullable=False)
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+
+    locations = db.relationship("ImageLocation", back_populates="image",
+                                cascade="all, delete-orphan")
+    templates = db.relationship("Template", back_populates="image", lazy="dynamic")
+
+    def present_on(self, server_id: int) -> bool | None:
+        for loc in self.locations:
+            if loc.server_id == server_id:
+                return loc.present
+        return None
+
+
+class ImageLocation(db.Model):
+    """Whether an image's file was found on a host, and when that was checked."""
+    __tablename__ = "image_locations"
+
+    image_id = db.Column(db.Integer, db.ForeignKey("images.id", ondelete="CASCADE"),
+                         primary_key=True)
+    server_id = db.Column(db.Integer, db.ForeignKey("servers.id", ondelete="CASCADE"),
+                          primary_key=True)
+    present = db.Column(db.Boolean, nullable=False)
+    checked_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+
+    image = db.relationship("Image", back_populates="locations")
+    server = db.relationship("Server")
+
+
+class Template(db.Model):
+    __tablename__ = "templates"
+
+    id = db.Column(db.Integer, primary_key=True)
+    name = db.Column(db.String(64), unique=True, nullable=False)
+    vcpus = db.Column(db.Integer, nullable=False)
+    memory_mib = db.Column(db.Integer, nullable=False)
+    disk_gib = db.Column(db.Integer, nullable=False)
+    image_id = db.Column(db.Integer, db.ForeignKey("images.id"), nullable=False)
+    notes = db.Column(db.Text, nullable=False, default="")
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+
+    image = db.relationship("Image", back_populates="templates")
+    vms = db.relationship("VM", back_populates="template", lazy="dynamic")
+
+
+class VM(db.Model):
+    __tablename__ = "vms"
+    __table_args__ = (
+        UniqueConstraint("owner_id", "name", name="uq_vms_owner_name"),
+        UniqueConstraint("server_id", "domain_name", name="uq_vms_server_domain"),
+    )
+
+    # Lifecycle of the record (libvirt's state of the domain is read live, not stored).
+    CREATING, READY, DELETING, ERROR = "creating", "ready", "deleting", "error"
+
+    id = db.Column(db.Integer, primary_key=True)
+    name = db.Column(db.String(64), nullable=False)
+    owner_id = db.Column(db.Integer, db.ForeignKey("users.id"), nullable=False, index=True)
+    server_id = db.Column(db.Integer, db.ForeignKey("servers.id"), nullable=False, index=True)
+    template_id = db.Column(db.Integer, db.ForeignKey("templates.id"), nullable=False)
+    image_id = db.Column(db.Integer, db.ForeignKey("images.id"), nullable=False)
+    domain_name = db.Column(db.String(64), nullable=False)
+    uuid = db.Column(db.String(36), unique=True, nullable=False)
+    vcpus = db.Column(db.Integer, nullable=False)
+    memory_mib = db.Column(db.Integer, nullable=False)
+    disk_gib = db.Column(db.Integer, nullable=False)
+    volume_name = db.Column(db.String(255), nullable=False, default="")
+    volume_path = db.Column(db.String(1024), nullable=False, default="")
+    mac = db.Column(db.String(17))
+    status = db.Column(db.String(16), nullable=False, default=CREATING)
+    status_since = db.Column(db.DateTime, nullable=False, default=utcnow)
+    last_error = db.Column(db.String(500))
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+
+    owner = db.relationship("User", back_populates="vms")
+    server = db.relationship("Server", back_populates="vms")
+    template = db.relationship("Template", back_populates="vms")
+    image = db.relationship("Image")
+
+    def __repr__(self) -> str:
+        return f"<VM {self.name} ({self.domain_name})>"

@@ -1,0 +1,176 @@
+"""System settings: defined here (type, default, bounds), stored in the database as JSON,
+read through the shared cache and invalidated on every change."""
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ..extensions import cache, db
+from ..models import Setting
+
+CACHE_KEY = "loucloud:settings"
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class SettingsError(ValueError):
+    """A value does not fit its setting; ``errors`` maps each key to its message."""
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+def _check_name(value: str) -> str | None:
+    if not NAME_RE.match(value):
+        return "Use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit."
+    return None
+
+
+def _check_vnc_listen(value: str) -> str | None:
+    if value == "auto":
+        return None
+    try:
+        addr = ipaddress.ip_address(value)
+    except ValueError:
+        return "Enter 'auto' or an IP address."
+    if addr.is_unspecified:
+        return "VNC must never listen on every address (0.0.0.0 or ::)."
+    if addr.is_multicast:
+        return "A multicast address cannot be listened on."
+    return None
+
+
+@dataclass(frozen=True)
+class Spec:
+    key: str
+    label: str
+    kind: type
+    default: Any
+    help: str = ""
+    minimum: int | None = None
+    maximum: int | None = None
+    check: Callable[[str], str | None] | None = None
+    group: str = "General"
+
+
+SPECS: tuple[Spec, ...] = (
+    Spec("default_max_vms", "VMs", int, 5, "Quota of a new user: number of VMs.", 0, 10_000,
+         group="Quota of new users"),
+    Spec("default_max_vcpus", "vCPUs", int, 8, "Quota of a new user: virtual CPUs in all.",
+         0, 100_000, group="Quota of new users"),
+    Spec("default_max_memory_mib", "Memory (MiB)", int, 8192,
+         "Quota of a new user: memory of all VMs.", 0, 100_000_000, group="Quota of new users"),
+    Spec("default_max_disk_gib", "Disk (GiB)", int, 100,
+         "Quota of a new user: disk of all VMs.", 0, 10_000_000, group="Quota of new users"),
+    Spec("session_idle_minutes", "Session idle time (minutes)", int, 60,
+         "A session unused for this long ends; the user logs in again.", 1, 7 * 24 * 60,
+         group="Sessions"),
+    Spec("storage_pool", "Storage pool", str, "loucloud",
+         "libvirt storage pool holding VM disks on every host (created when missing).",
+         check=_check_name, group="Hosts"),
+    Spec("network", "Network", str, "default",
+         "libvirt network VMs are attached to, where it is active on the host.",
+         check=_check_name, group="Hosts"),
+    Spec("vnc_listen", "VNC listen address", str, "auto",
+         "'auto': loopback on a local host, the host's own address on a remote one; "
+         "or one IP address. Never every address.", check=_check_vnc_listen, group="Hosts"),
+    Spec("host_timeout", "Host answer bound (seconds)", int, 3,
+         "The longest a page waits for one host before showing it offline.", 1, 60,
+         group="Hosts"),
+    Spec("action_timeout", "Action bound (seconds)", int, 60,
+         "The longest an action (create, start, delete...) waits for a host.", 5, 600,
+         group="Hosts"),
+    Spec("console_token_seconds", "Console link lifetime (seconds)", int, 60,
+         "How long an issued console link may be used to connect (once).", 10, 3600,
+         group="Console"),
+)
+SPEC_BY_KEY = {spec.key: spec for spec in SPECS}
+
+
+class Settings:
+    """Read-only view of every setting, as attributes."""
+
+    def __init__(self, values: dict[str, Any]):
+        self._values = values
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self._values[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self._values)
+
+
+def _load() -> dict[str, Any]:
+    values = {spec.key: spec.default for spec in SPECS}
+    for row in db.session.execute(db.select(Setting)).scalars():
+        spec = SPEC_BY_KEY.get(row.key)
+        if spec is None:
+            continue
+        try:
+            values[row.key] = spec.kind(json.loads(row.value))
+        except (ValueError, TypeError):
+            pass  # an unreadable stored value falls back to the default
+    return values
+
+
+def get_settings() -> Settings:
+    values = cache.get(CACHE_KEY)
+    if values is None:
+        values = _load()
+        cache.set(CACHE_KEY, values)
+    return Settings(values)
+
+
+def validate(raw: dict[str, Any]) -> dict[str, Any]:
+    """Convert and check values for the given keys. Raises SettingsError."""
+    errors: dict[str, str] = {}
+    clean: dict[str, Any] = {}
+    for key, value in raw.items():
+        spec = SPEC_BY_KEY.get(key)
+        if spec is None:
+            errors[key] = "Unknown setting."
+            continue
+        try:
+            if spec.kind is int:
+                if isinstance(value, bool):
+                    raise ValueError
+                value = int(str(value).strip())
+            else:
+                value = str(value).strip()
+        except (ValueError, TypeError):
+            errors[key] = "Enter a whole number."
+            continue
+        if spec.minimum is not None and value < spec.minimum:
+            errors[key] = f"Must be at least {spec.minimum}."
+        elif spec.maximum is not None and value > spec.maximum:
+            errors[key] = f"Must be at most {spec.maximum}."
+        elif spec.check is not None and (msg := spec.check(value)):
+            errors[key] = msg
+        else:
+            clean[key] = value
+    if errors:
+        raise SettingsError(errors)
+    return clean
+
+
+def update_settings(raw: dict[str, Any]) -> dict[str, Any]:
+    """Validate and store settings (one transaction). Returns the keys that changed with
+    their new values. Raises SettingsError and stores nothing if any value is wrong."""
+    clean = validate(raw)
+    current = get_settings().as_dict()
+    changed = {k: v for k, v in clean.items() if current.get(k) != v}
+    for key, value in changed.items():
+        row = db.session.get(Setting, key)
+        if row is None:
+            db.session.add(Setting(key=key, value=json.dumps(value)))
+        else:
+            row.value = json.dumps(value)
+    db.session.commit()
+    cache.delete(CACHE_KEY)
+    return changed

@@ -1,0 +1,194 @@
+"""Users: the single administrator and the ordinary users he creates."""
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from dataclasses import dataclass
+
+from ..extensions import db
+from ..models import VM, User
+from . import Conflict, NotAllowed, ServiceError
+from .auth import end_sessions_of
+from .passwords import hash_password, password_problem, verify_password
+from .settings import get_settings
+
+log = logging.getLogger(__name__)
+
+USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{1,31}$")
+ADMIN_USERNAME = "admin"
+
+
+class UserError(ServiceError):
+    """A user field is wrong; ``field`` names it for the form."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Quota:
+    vms: int
+    vcpus: int
+    memory_mib: int
+    disk_gib: int
+
+
+@dataclass(frozen=True)
+class QuotaUsage:
+    used: Quota
+    total: Quota
+
+    def rows(self):
+        """(label, used, total, unit) for each quota item, for pages."""
+        return [("VMs", self.used.vms, self.total.vms, ""),
+                ("vCPUs", self.used.vcpus, self.total.vcpus, ""),
+                ("Memory", self.used.memory_mib, self.total.memory_mib, "MiB"),
+                ("Disk", self.used.disk_gib, self.total.disk_gib, "GiB")]
+
+
+def check_username(username: str) -> str:
+    username = (username or "").strip()
+    if not USERNAME_RE.match(username):
+        raise UserError("Use 2 to 32 letters, digits, '.', '_' or '-', starting with a "
+                        "letter or digit.", "username")
+    return username
+
+
+def _check_new_password(password: str, username: str) -> None:
+    problem = password_problem(password or "", username)
+    if problem:
+        raise UserError(problem, "password")
+
+
+def _unique_username(username: str, exclude_id: int | None = None) -> None:
+    stmt = db.select(User.id).where(db.func.lower(User.username) == username.lower())
+    if exclude_id is not None:
+        stmt = stmt.where(User.id != exclude_id)
+    if db.session.execute(stmt).first():
+        raise UserError("This user name is taken.", "username")
+
+
+def quota_usage(user: User) -> QuotaUsage:
+    """What the user's VMs (every record, whatever its state) hold of the quota."""
+    row = db.session.execute(
+        db.select(db.func.count(VM.id), db.func.coalesce(db.func.sum(VM.vcpus), 0),
+                  db.func.coalesce(db.func.sum(VM.memory_mib), 0),
+                  db.func.coalesce(db.func.sum(VM.disk_gib), 0))
+        .where(VM.owner_id == user.id)).one()
+    return QuotaUsage(Quota(*(int(v) for v in row)),
+                      Quota(user.max_vms, user.max_vcpus, user.max_memory_mib,
+                            user.max_disk_gib))
+
+
+def default_quota() -> Quota:
+    s = get_settings()
+    return Quota(s.default_max_vms, s.default_max_vcpus, s.default_max_memory_mib,
+                 s.default_max_disk_gib)
+
+
+def create_admin(password: str | None = None) -> tuple[User, str | None]:
+    """Create the administrator if there is none. Returns (admin, generated password or
+    None). With no password given, a random one is generated."""
+    admin = db.session.execute(db.select(User).where(User.is_admin.is_(True))).scalar()
+    if admin is not None:
+        return admin, None
+    generated = None
+    if not password:
+        password = generated = secrets.token_urlsafe(12)
+    _check_new_password(password, ADMIN_USERNAME)
+    quota = default_quota()
+    admin = User(username=ADMIN_USERNAME, full_name="Administrator",
+                 password_hash=hash_password(password), is_admin=True, active=True,
+                 max_vms=max(quota.vms, 100), max_vcpus=max(quota.vcpus, 400),
+                 max_memory_mib=max(quota.memory_mib, 1024 * 1024),
+                 max_disk_gib=max(quota.disk_gib, 100_000))
+    db.session.add(admin)
+    db.session.commit()
+    log.info("administrator account created")
+    return admin, generated
+
+
+def create_user(username: str, password: str, full_name: str = "", email: str | None = None,
+                quota: Quota | None = None) -> User:
+    """Create an ordinary user, with the default quota from Settings unless given."""
+    username = check_username(username)
+    _unique_username(username)
+    _check_new_password(password, username)
+    quota = quota or default_quota()
+    user = User(username=username, full_name=(full_name or "").strip(),
+                email=(email or "").strip() or None, password_hash=hash_password(password),
+                is_admin=False, active=True, max_vms=quota.vms, max_vcpus=quota.vcpus,
+                max_memory_mib=quota.memory_mib, max_disk_gib=quota.disk_gib)
+    db.session.add(user)
+    db.session.commit()
+    log.info("user %s created", username)
+    return user
+
+
+def update_user(user: User, *, full_name: str, email: str | None, quota: Quota,
+                username: str | None = None) -> User:
+    """Change a user's details and quota. The administrator keeps the name 'admin'."""
+    if username is not None and username != user.username:
+        if user.is_admin:
+            raise UserError("The administrator's user name cannot be changed.", "username")
+        username = check_username(username)
+        _unique_username(username, exclude_id=user.id)
+        user.username = username
+    user.full_name = (full_name or "").strip()
+    user.email = (email or "").strip() or None
+    user.max_vms, user.max_vcpus = quota.vms, quota.vcpus
+    user.max_memory_mib, user.max_disk_gib = quota.memory_mib, quota.disk_gib
+    db.session.commit()
+    return user
+
+
+def set_active(user: User, active: bool) -> User:
+    """Enable or disable a user. Disabling ends all of the user's sessions at once."""
+    if user.is_admin and not active:
+        raise NotAllowed("The administrator cannot be disabled.")
+    user.active = active
+    if not active:
+        end_sessions_of(user)
+    db.session.commit()
+    log.info("user %s %s", user.username, "enabled" if active else "disabled")
+    return user
+
+
+def change_own_password(user: User, current: str, new: str, keep_session: str | None) -> None:
+    """A user changes his password; his other sessions end, this one goes on."""
+    ok, _ = verify_password(user.password_hash, current or "")
+    if not ok:
+        raise UserError("The current password is wrong.", "current_password")
+    _check_new_password(new, user.username)
+    if current == new:
+        raise UserError("The new password is the same as the current one.", "password")
+    user.password_hash = hash_password(new)
+    end_sessions_of(user, keep_key=keep_session)
+    db.session.commit()
+    log.info("user %s changed his password", user.username)
+
+
+def reset_password(user: User, new: str) -> None:
+    """The administrator sets a user's password; every session of that user ends."""
+    _check_new_password(new, user.username)
+    user.password_hash = hash_password(new)
+    end_sessions_of(user)
+    db.session.commit()
+    log.info("password of user %s reset by the administrator", user.username)
+
+
+def delete_user(user: User) -> None:
+    """Delete a user. Refused for the administrator and while the user owns VMs."""
+    if user.is_admin:
+        raise NotAllowed("The administrator cannot be deleted.")
+    count = db.session.execute(
+        db.select(db.func.count(VM.id)).where(VM.owner_id == user.id)).scalar()
+    if count:
+        raise Conflict(f"{user.username} still owns {count} VM{'s' if count > 1 else ''}. "
+                       "Delete them first.")
+    end_sessions_of(user)
+    db.session.delete(user)
+    db.session.commit()
+    log.info("user %s deleted", user.username)

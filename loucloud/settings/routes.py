@@ -1,0 +1,29 @@
+from itertools import groupby
+
+from flask import flash, redirect, render_template, url_for
+
+from ..security import admin_required
+from ..services import settings as settings_service
+from . import bp
+from .forms import SettingsForm
+
+
+@bp.route("/", methods=["GET", "POST"])
+@admin_required
+def index():
+    current = settings_service.get_settings().as_dict()
+    form = SettingsForm(data=current)
+    if form.validate_on_submit():
+        values = {spec.key: form[spec.key].data for spec in settings_service.SPECS}
+        try:
+            changed = settings_service.update_settings(values)
+        except settings_service.SettingsError as exc:
+            for key, message in exc.errors.items():
+                form[key].errors.append(message)
+        else:
+            flash(f"Settings saved ({len(changed)} changed)." if changed
+                  else "Nothing changed.", "success")
+            return redirect(url_for("settings.index"))
+    groups = [(name, [form[s.key] for s in specs])
+              for name, specs in groupby(settings_service.SPECS, key=lambda s: s.group)]
+    return render_template("settings/index.html", form=form, groups=groups)

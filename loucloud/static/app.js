@@ -1,0 +1,53 @@
+// LouCloud's small page helpers. No inline scripts anywhere (the CSP forbids them).
+(function () {
+  "use strict";
+
+  // Progress bars: widths come from data-width (inline styles are not allowed by the CSP).
+  function applyWidths(root) {
+    root.querySelectorAll(".progress-bar[data-width]").forEach(function (bar) {
+      var pct = Math.max(0, Math.min(100, parseFloat(bar.dataset.width) || 0));
+      bar.style.width = pct + "%";
+      var outer = bar.closest(".progress");
+      if (outer) outer.setAttribute("aria-valuenow", String(Math.round(pct)));
+    });
+  }
+
+  // Forms with data-confirm ask in a modal before they are sent.
+  function setupConfirm() {
+    var modalEl = document.getElementById("confirm-modal");
+    if (!modalEl || !window.bootstrap) return;
+    var modal = new bootstrap.Modal(modalEl);
+    var pending = null;
+    document.addEventListener("submit", function (ev) {
+      var form = ev.target;
+      if (!form.dataset || !form.dataset.confirm || form.dataset.confirmed === "1") return;
+      ev.preventDefault();
+      pending = form;
+      document.getElementById("confirm-body").textContent = form.dataset.confirm;
+      modal.show();
+    }, true);
+    document.getElementById("confirm-ok").addEventListener("click", function () {
+      if (!pending) return;
+      var form = pending;
+      pending = null;
+      form.dataset.confirmed = "1";
+      modal.hide();
+      if (form.requestSubmit) form.requestSubmit(); else form.submit();
+    });
+  }
+
+  function setupBack() {
+    document.querySelectorAll(".js-back").forEach(function (a) {
+      a.addEventListener("click", function (ev) {
+        if (window.history.length > 1) { ev.preventDefault(); window.history.back(); }
+      });
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    applyWidths(document);
+    setupConfirm();
+    setupBack();
+  });
+  window.LouCloud = { applyWidths: applyWidths };
+})();

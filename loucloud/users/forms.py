@@ -1,0 +1,73 @@
+from flask_wtf import FlaskForm
+from wtforms import IntegerField, PasswordField, SelectField, StringField, SubmitField
+from wtforms.validators import (Email, EqualTo, InputRequired, Length, NumberRange, Optional,
+                                Regexp)
+
+from ..services.passwords import MAX_LENGTH, MIN_LENGTH
+
+USERNAME = [InputRequired(), Length(min=2, max=32),
+            Regexp(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+                   message="Use letters, digits, '.', '_' or '-', starting with a letter or digit.")]
+
+
+def _password(label="Password"):
+    return PasswordField(label, validators=[InputRequired(), Length(MIN_LENGTH, MAX_LENGTH)],
+                         render_kw={"autocomplete": "new-password"})
+
+
+def _confirm():
+    return PasswordField("Repeat the password", validators=[
+        InputRequired(), EqualTo("password", message="The two passwords differ.")],
+        render_kw={"autocomplete": "new-password"})
+
+
+class QuotaMixin:
+    max_vms = IntegerField("VMs", validators=[InputRequired(), NumberRange(0, 10_000)])
+    max_vcpus = IntegerField("vCPUs", validators=[InputRequired(), NumberRange(0, 100_000)])
+    max_memory_mib = IntegerField("Memory (MiB)",
+                                  validators=[InputRequired(), NumberRange(0, 100_000_000)])
+    max_disk_gib = IntegerField("Disk (GiB)",
+                                validators=[InputRequired(), NumberRange(0, 10_000_000)])
+
+
+class UserCreateForm(QuotaMixin, FlaskForm):
+    username = StringField("User name", validators=USERNAME)
+    full_name = StringField("Full name", validators=[Optional(), Length(max=120)])
+    email = StringField("E-mail", validators=[Optional(), Length(max=254),
+                                              Email(check_deliverability=False)])
+    password = _password()
+    confirm = _confirm()
+    submit = SubmitField("Create user")
+
+
+class UserEditForm(QuotaMixin, FlaskForm):
+    username = StringField("User name", validators=USERNAME)
+    full_name = StringField("Full name", validators=[Optional(), Length(max=120)])
+    email = StringField("E-mail", validators=[Optional(), Length(max=254),
+                                              Email(check_deliverability=False)])
+    submit = SubmitField("Save")
+
+
+class PasswordResetForm(FlaskForm):
+    password = _password("New password")
+    confirm = _confirm()
+    submit = SubmitField("Set password")
+
+
+class ChangePasswordForm(FlaskForm):
+    current_password = PasswordField("Current password", validators=[
+        InputRequired(), Length(max=MAX_LENGTH)], render_kw={"autocomplete": "current-password"})
+    password = _password("New password")
+    confirm = _confirm()
+    submit = SubmitField("Change password")
+
+
+class UserFilterForm(FlaskForm):
+    class Meta:
+        csrf = False  # a GET search form changes nothing
+
+    q = StringField("Search", validators=[Optional(), Length(max=64)])
+    role = SelectField("Role", choices=[("", "All roles"), ("admin", "Administrator"),
+                                        ("user", "User")], validators=[Optional()])
+    status = SelectField("Status", choices=[("", "Any status"), ("active", "Active"),
+                                            ("disabled", "Disabled")], validators=[Optional()])

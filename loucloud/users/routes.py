@@ -1,0 +1,174 @@
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from ..extensions import db
+from ..models import User
+from ..security import admin_required
+from ..services import ServiceError
+from ..services import users as user_service
+from ..services.users import Quota
+from . import bp
+from .forms import (ChangePasswordForm, PasswordResetForm, UserCreateForm, UserEditForm,
+                    UserFilterForm)
+
+PER_PAGE = 50
+
+
+def get_user_or_404(user_id: int) -> User:
+    """The user with this id (administrator pages only). Raises 404."""
+    user = db.session.get(User, user_id)
+    if user is None:
+        abort(404)
+    return user
+
+
+def _quota(form) -> Quota:
+    return Quota(form.max_vms.data, form.max_vcpus.data, form.max_memory_mib.data,
+                 form.max_disk_gib.data)
+
+
+def _field_error(form, exc) -> None:
+    field = getattr(exc, "field", None)
+    if field and field in form:
+        form[field].errors.append(str(exc))
+    else:
+        flash(str(exc), "danger")
+
+
+@bp.route("/")
+@login_required
+def home():
+    return redirect(url_for("servers.index" if current_user.is_admin else "users.profile"))
+
+
+@bp.route("/users/")
+@admin_required
+def index():
+    form = UserFilterForm(request.args)
+    stmt = db.select(User).order_by(User.is_admin.desc(), User.username)
+    if form.validate():
+        if form.q.data:
+            like = f"%{form.q.data.strip()}%"
+            stmt = stmt.where(db.or_(User.username.ilike(like), User.full_name.ilike(like),
+                                     User.email.ilike(like)))
+        if form.role.data:
+            stmt = stmt.where(User.is_admin.is_(form.role.data == "admin"))
+        if form.status.data:
+            stmt = stmt.where(User.active.is_(form.status.data == "active"))
+    page = db.paginate(stmt, per_page=PER_PAGE, error_out=False)
+    return render_template("users/index.html", page=page, form=form)
+
+
+@bp.route("/users/new", methods=["GET", "POST"])
+@admin_required
+def create():
+    form = UserCreateForm()
+    if request.method == "GET":
+        defaults = user_service.default_quota()
+        form.max_vms.data, form.max_vcpus.data = defaults.vms, defaults.vcpus
+        form.max_memory_mib.data, form.max_disk_gib.data = defaults.memory_mib, defaults.disk_gib
+    if form.validate_on_submit():
+        try:
+            user = user_service.create_user(form.username.data, form.password.data,
+                                            form.full_name.data, form.email.data, _quota(form))
+        except user_service.UserError as exc:
+            _field_error(form, exc)
+        else:
+            flash(f"User {user.username} created.", "success")
+            return redirect(url_for("users.detail", user_id=user.id))
+    return render_template("users/form.html", form=form, user=None)
+
+
+@bp.route("/users/<int:user_id>")
+@admin_required
+def detail(user_id: int):
+    user = get_user_or_404(user_id)
+    return render_template("users/detail.html", user=user,
+                           usage=user_service.quota_usage(user),
+                           reset_form=PasswordResetForm())
+
+
+@bp.route("/users/<int:user_id>/edit", methods=["GET", "POST"])
+@admin_required
+def edit(user_id: int):
+    user = get_user_or_404(user_id)
+    form = UserEditForm(obj=user)
+    if form.validate_on_submit():
+        try:
+            user_service.update_user(user, username=form.username.data,
+                                     full_name=form.full_name.data, email=form.email.data,
+                                     quota=_quota(form))
+        except user_service.UserError as exc:
+            db.session.rollback()
+            _field_error(form, exc)
+        else:
+            flash(f"User {user.username} saved.", "success")
+            return redirect(url_for("users.detail", user_id=user.id))
+    return render_template("users/form.html", form=form, user=user)
+
+
+@bp.route("/users/<int:user_id>/password", methods=["POST"])
+@admin_required
+def reset_password(user_id: int):
+    user = get_user_or_404(user_id)
+    form = PasswordResetForm()
+    if form.validate_on_submit():
+        try:
+            user_service.reset_password(user, form.password.data)
+        except user_service.UserError as exc:
+            form.password.errors.append(str(exc))
+        else:
+            flash(f"New password set for {user.username}; their sessions have ended.",
+                  "success")
+            return redirect(url_for("users.detail", user_id=user.id))
+    return render_template("users/detail.html", user=user,
+                           usage=user_service.quota_usage(user), reset_form=form), 400
+
+
+@bp.route("/users/<int:user_id>/enable", methods=["POST"])
+@admin_required
+def enable(user_id: int):
+    user = user_service.set_active(get_user_or_404(user_id), True)
+    flash(f"User {user.username} enabled.", "success")
+    return redirect(url_for("users.detail", user_id=user.id))
+
+
+@bp.route("/users/<int:user_id>/disable", methods=["POST"])
+@admin_required
+def disable(user_id: int):
+    user = user_service.set_active(get_user_or_404(user_id), False)
+    flash(f"User {user.username} disabled; their sessions have ended.", "success")
+    return redirect(url_for("users.detail", user_id=user.id))
+
+
+@bp.route("/users/<int:user_id>/delete", methods=["POST"])
+@admin_required
+def delete(user_id: int):
+    user = get_user_or_404(user_id)
+    try:
+        user_service.delete_user(user)
+    except ServiceError as exc:
+        flash(str(exc), "danger")
+        return redirect(url_for("users.detail", user_id=user.id))
+    flash(f"User {user.username} deleted.", "success")
+    return redirect(url_for("users.index"))
+
+
+@bp.route("/profile", methods=["GET", "POST"])
+@login_required
+def profile():
+    form = ChangePasswordForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            user_service.change_own_password(current_user, form.current_password.data,
+                                             form.password.data, current_user.get_id())
+        except user_service.UserError as exc:
+            _field_error(form, exc)
+        else:
+            flash("Password changed. Your other sessions have ended.", "success")
+            return redirect(url_for("users.profile"))
+    if form.errors:
+        status = 400
+    return render_template("users/profile.html", form=form,
+                           usage=user_service.quota_usage(current_user)), status

@@ -1,0 +1,89 @@
+"""LouCloud's hypervisor exceptions. ``libvirtError`` is translated here, once."""
+from __future__ import annotations
+
+import libvirt
+
+
+class VirtError(Exception):
+    """A hypervisor operation failed; ``str(e)`` is libvirt's reason in plain words."""
+
+    def __init__(self, message: str, code: int | None = None):
+        super().__init__(message)
+        self.code = code
+
+
+class HostUnavailable(VirtError):
+    """The host cannot be reached, did not answer in time, or dropped the connection."""
+
+
+class NotSupported(VirtError):
+    """The host's driver does not offer this function (the test driver lacks some)."""
+
+
+class DomainNotFound(VirtError):
+    pass
+
+
+class PoolNotFound(VirtError):
+    pass
+
+
+class VolumeNotFound(VirtError):
+    pass
+
+
+class NetworkNotFound(VirtError):
+    pass
+
+
+class InvalidState(VirtError):
+    """The operation does not fit the object's current state (e.g. start a running VM)."""
+
+
+class AlreadyExists(VirtError):
+    pass
+
+
+class NoSpace(VirtError):
+    """The storage pool or the host has no room for what was asked."""
+
+
+_NOT_FOUND = {
+    libvirt.VIR_ERR_NO_DOMAIN: DomainNotFound,
+    libvirt.VIR_ERR_NO_STORAGE_POOL: PoolNotFound,
+    libvirt.VIR_ERR_NO_STORAGE_VOL: VolumeNotFound,
+    libvirt.VIR_ERR_NO_NETWORK: NetworkNotFound,
+}
+
+# Errors that mean the connection itself is gone or unusable.
+_CONNECTION_CODES = {
+    libvirt.VIR_ERR_NO_CONNECT,
+    libvirt.VIR_ERR_INVALID_CONN,
+    libvirt.VIR_ERR_RPC,
+    libvirt.VIR_ERR_AUTH_FAILED,
+    libvirt.VIR_ERR_AUTH_CANCELLED,
+    libvirt.VIR_ERR_AUTH_UNAVAILABLE,
+}
+
+
+def translate(err: libvirt.libvirtError, *, alive: bool = True) -> VirtError:
+    """Map a libvirtError to our exception. ``alive`` is whether the connection still
+    works: a system error on a dead connection is the host going away, not the operation."""
+    code = err.get_error_code()
+    message = err.get_error_message() or str(err)
+    if code in _NOT_FOUND:
+        return _NOT_FOUND[code](message, code)
+    if code == libvirt.VIR_ERR_NO_SUPPORT:
+        return NotSupported(message, code)
+    if code in (libvirt.VIR_ERR_OPERATION_INVALID, libvirt.VIR_ERR_OPERATION_DENIED):
+        return InvalidState(message, code)
+    if code in (libvirt.VIR_ERR_DOM_EXIST, libvirt.VIR_ERR_STORAGE_VOL_EXIST):
+        return AlreadyExists(message, code)
+    if code in _CONNECTION_CODES or (code == libvirt.VIR_ERR_SYSTEM_ERROR and not alive):
+        return HostUnavailable(message, code)
+    if not alive:
+        return HostUnavailable(message, code)
+    lowered = message.lower()
+    if "no space left" in lowered or "not enough space" in lowered or "insufficient" in lowered:
+        return NoSpace(message, code)
+    return VirtError(message, code)

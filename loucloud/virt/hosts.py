@@ -1,0 +1,121 @@
+"""Verbs about a host as a whole. Each takes an open connection (see HostPool.call)."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import libvirt
+
+from . import xml
+from .errors import NotSupported, translate
+
+
+@dataclass(frozen=True)
+class HostInfo:
+    hostname: str
+    arch: str
+    cpus: int
+    memory_mib: int
+    hypervisor: str
+    hypervisor_version: str
+    libvirt_version: str
+    domain_types: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CpuSample:
+    at: float
+    busy_ns: int
+    total_ns: int
+
+
+@dataclass(frozen=True)
+class HostLoad:
+    cpus: int
+    cpu_percent: float | None  # None when the host gives no usable CPU counters
+    memory_total_mib: int
+    memory_used_mib: int
+    domains_total: int
+    domains_running: int
+    cpu_sample: CpuSample | None
+
+    @property
+    def memory_free_mib(self) -> int:
+        return max(0, self.memory_total_mib - self.memory_used_mib)
+
+
+def version_string(number: int) -> str:
+    """libvirt encodes versions as major * 1,000,000 + minor * 1,000 + release."""
+    return f"{number // 1_000_000}.{number // 1000 % 1000}.{number % 1000}"
+
+
+def host_info(conn: libvirt.virConnect) -> HostInfo:
+    """What the host is: name, CPUs, memory, hypervisor and libvirt versions."""
+    arch, memory_mib, cpus = conn.getInfo()[:3]
+    caps = xml.parse_capabilities(conn.getCapabilities())
+    return HostInfo(
+        hostname=conn.getHostname(),
+        arch=arch,
+        cpus=int(cpus),
+        memory_mib=int(memory_mib),
+        hypervisor=conn.getType(),
+        hypervisor_version=version_string(conn.getVersion()),
+        libvirt_version=version_string(conn.getLibVersion()),
+        domain_types=caps.domain_types(caps.host_arch or arch),
+    )
+
+
+def _cpu_counters(conn: libvirt.virConnect) -> CpuSample | None:
+    try:
+        stats = conn.getCPUStats(libvirt.VIR_NODE_CPU_STATS_ALL_CPUS)
+    except libvirt.libvirtError as exc:
+        if isinstance(translate(exc), NotSupported):
+            return None
+        raise
+    busy = sum(stats.get(k, 0) for k in ("kernel", "user"))
+    total = busy + sum(stats.get(k, 0) for k in ("idle", "iowait"))
+    return CpuSample(time.time(), busy, total)
+
+
+def _cpu_percent(before: CpuSample | None, after: CpuSample | None) -> float | None:
+    if before is None or after is None or after.total_ns <= before.total_ns:
+        return None
+    busy = max(0, after.busy_ns - before.busy_ns)
+    return round(100.0 * busy / (after.total_ns - before.total_ns), 1)
+
+
+def host_load(conn: libvirt.virConnect, previous: CpuSample | None = None,
+              *, first_interval: float = 0.2) -> HostLoad:
+    """CPU and memory use and the number of domains, in a handful of calls.
+
+    CPU use is the share of busy time since ``previous`` (a sample from an earlier call,
+    returned as ``cpu_sample``); without one, two samples ``first_interval`` apart."""
+    sample = _cpu_counters(conn)
+    if sample is not None and (previous is None or previous.total_ns >= sample.total_ns):
+        time.sleep(first_interval)
+        previous, sample = sample, _cpu_counters(conn)
+    info = conn.getInfo()
+    total_mib = int(info[1])
+    running = conn.numOfDomains()
+    defined = conn.numOfDefinedDomains()
+    try:
+        mem = conn.getMemoryStats(libvirt.VIR_NODE_MEMORY_STATS_ALL_CELLS)
+        free_kib = mem.get("free", 0) + mem.get("buffers", 0) + mem.get("cached", 0)
+        total_mib = int(mem.get("total", total_mib * 1024) // 1024)
+        used_mib = max(0, total_mib - int(free_kib // 1024))
+    except libvirt.libvirtError as exc:
+        if not isinstance(translate(exc), NotSupported):
+            raise
+        # Drivers without node memory stats (the test driver): what running domains hold.
+        used_kib = sum(d.maxMemory() for d in
+                       conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE))
+        used_mib = min(total_mib, used_kib // 1024)
+    return HostLoad(
+        cpus=int(info[2]),
+        cpu_percent=_cpu_percent(previous, sample),
+        memory_total_mib=total_mib,
+        memory_used_mib=used_mib,
+        domains_total=running + defined,
+        domains_running=running,
+        cpu_sample=sample,
+    )

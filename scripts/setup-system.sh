@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Prepare this machine for LouCloud: the Debian packages it needs and, on a machine
+# without systemd, libvirt's daemons. As root it installs what is missing; otherwise it
+# says exactly what is missing and goes on.
+#
+#   scripts/setup-system.sh run    packages to run the console (libvirt, QEMU, Python, Node)
+#   scripts/setup-system.sh test   the same, plus what the test suite drives for real
+set -uo pipefail
+
+purpose=${1:-run}
+arch=$(dpkg --print-architecture 2>/dev/null || echo amd64)
+case "$arch" in
+  amd64) qemu_pkg=qemu-system-x86 ;;
+  arm64) qemu_pkg=qemu-system-arm ;;
+  *) qemu_pkg=qemu-system ;;
+esac
+
+run_pkgs=(python3 python3-venv python3-dev gcc pkg-config libvirt-dev
+          libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients
+          "$qemu_pkg" qemu-utils iproute2 ca-certificates)
+test_pkgs=(chromium fonts-dejavu-core)
+
+pkgs=("${run_pkgs[@]}")
+[ "$purpose" = test ] && pkgs+=("${test_pkgs[@]}")
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# Node.js and npm may come from elsewhere than Debian (NodeSource): look for the commands.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  missing+=(nodejs npm)
+fi
+
+is_root=0
+[ "$(id -u)" = 0 ] && is_root=1
+
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ $is_root = 1 ]; then
+    echo "setup: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    # Package lists are refreshed only when apt has none yet or an install fails.
+    if ! ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1; then apt-get update -q; fi
+    if ! apt-get install -y -q --no-install-recommends "${missing[@]}"; then
+      apt-get update -q && apt-get install -y -q --no-install-recommends "${missing[@]}" || {
+        echo "setup: could not install ${missing[*]}" >&2; exit 1; }
+    fi
+  else
+    echo "setup: not root, so nothing is installed. Missing Debian packages:"
+    echo "         sudo apt-get install ${missing[*]}"
+    echo "setup: going on with what is here."
+  fi
+fi
+
+# No systemd (containers, CI): start libvirt's daemons ourselves, once.
+if [ $is_root = 1 ] && command -v libvirtd >/dev/null; then
+  if [ -c /dev/kvm ] && getent group kvm >/dev/null; then
+    # What udev does on a normal Debian machine, when the kernel's KVM really works.
+    if python3 - <<'PY' 2>/dev/null
+import fcntl, os
+fd = os.open("/dev/kvm", os.O_RDWR)
+assert fcntl.ioctl(fd, 0xAE00) == 12          # KVM_GET_API_VERSION
+os.close(fcntl.ioctl(fd, 0xAE01, 0))          # KVM_CREATE_VM
+PY
+    then
+      chgrp kvm /dev/kvm && chmod 660 /dev/kvm
+    fi
+  fi
+  if [ ! -d /run/systemd/system ]; then
+    pgrep -x virtlogd >/dev/null || virtlogd -d
+    if ! pgrep -x libvirtd >/dev/null; then
+      libvirtd -d && echo "setup: started libvirtd"
+      for _ in $(seq 50); do [ -S /run/libvirt/libvirt-sock ] && break; sleep 0.1; done
+    fi
+  fi
+elif [ $is_root = 0 ] && ! pgrep -x libvirtd >/dev/null; then
+  echo "setup: libvirtd is not running and only root can start it; LouCloud will use a"
+  echo "       simulated demo host until it runs (sudo systemctl start libvirtd)."
+fi
+exit 0

@@ -1,0 +1,85 @@
+"""pytest wiring of the host lab (see tests/system/hostlab.py).
+
+The session fixture ``lab`` starts two real libvirtd hosts (h1 with an isolated libvirt
+network "default", h2 without) and tears them down at the end of the session, also after
+failures and Ctrl-C.  Leftovers of a killed run are removed when the next run starts.
+
+Environment:
+  LOUCLOUD_HOSTLAB_DIR     workdir of the pytest lab (default /tmp/loucloud-hostlab-pytest)
+  LOUCLOUD_HOSTLAB_PREFIX  netns/interface prefix (default "lc"); a lab with the same
+                           prefix that is still running (e.g. `hostlab up`) is torn down!
+  LOUCLOUD_HOSTLAB_KEEP    "1": keep the per-host dirs (logs) after the session
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+
+import pytest
+
+from tests.system.hostlab import HostLab
+
+SYSTEM_DIR = Path(__file__).parent
+
+# labs started by this process; torn down again in pytest_unconfigure if the normal
+# fixture teardown did not run (KeyboardInterrupt inside a test, internal errors)
+_active_labs: list[HostLab] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "system: needs the host lab (root, libvirtd, qemu, network namespaces); slow",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if SYSTEM_DIR in Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.system)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    while _active_labs:
+        _active_labs.pop().teardown()
+
+
+def _sigterm_to_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@pytest.fixture(scope="session")
+def lab(request: pytest.FixtureRequest) -> Iterator[HostLab]:
+    reason = HostLab.unavailable_reason()
+    if reason:
+        pytest.skip(f"host lab unavailable: {reason}")
+    workdir = Path(os.environ.get("LOUCLOUD_HOSTLAB_DIR", "/tmp/loucloud-hostlab-pytest"))
+    prefix = os.environ.get("LOUCLOUD_HOSTLAB_PREFIX", "lc")
+    keep = os.environ.get("LOUCLOUD_HOSTLAB_KEEP") == "1"
+
+    # a SIGTERM (CI timeout, kill) should tear the lab down like Ctrl-C does
+    old_handler = None
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        try:
+            old_handler = signal.signal(signal.SIGTERM, _sigterm_to_keyboard_interrupt)
+        except ValueError:  # not in the main thread
+            old_handler = None
+
+    host_lab = HostLab(workdir, prefix)
+    _active_labs.append(host_lab)
+    try:
+        host_lab.start(count=2, network_on={1})
+        yield host_lab
+    finally:
+        failed = request.session.testsfailed > 0
+        # keep the logs of a failed session for inspection; processes, namespaces,
+        # veths and routes are always removed
+        host_lab.teardown(remove_files=not (keep or failed))
+        if host_lab in _active_labs:
+            _active_labs.remove(host_lab)
+        if old_handler is not None:
+            signal.signal(signal.SIGTERM, old_handler)
