@@ -73,6 +73,9 @@ class Config:
     # Origins the console proxy accepts (comma separated); empty: derived from the site.
     CONSOLE_ALLOWED_ORIGINS = os.environ.get("CONSOLE_ALLOWED_ORIGINS", "")
 
+    # The host `manage.py init` registers when its libvirtd answers.
+    LOCAL_HOST_URI = os.environ.get("LOUCLOUD_LOCAL_HOST_URI", "qemu:///system")
+
     VERIFY_SECRET_KEY = False
 
     @staticmethod

@@ -65,6 +65,17 @@ def register_extensions(app: Flask) -> None:
 
     login_manager.user_loader(auth_service.load_session)
 
+    @login_manager.unauthorized_handler
+    def unauthorized():
+        from flask import flash, redirect, request, url_for
+
+        from .errors import error_response, wants_json
+
+        if wants_json():
+            return error_response(401, "Log in first.")
+        flash(login_manager.login_message, login_manager.login_message_category)
+        return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         from sqlalchemy import event
 

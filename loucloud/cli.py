@@ -6,6 +6,7 @@ import os
 import sys
 
 import click
+from flask import current_app
 from flask.cli import AppGroup, FlaskGroup, ScriptInfo, pass_script_info, with_appcontext
 
 from .extensions import db
@@ -14,7 +15,6 @@ from .services import ServiceError
 from .services import servers as server_service
 from .services import users as user_service
 
-LOCAL_URI = "qemu:///system"
 DEMO_URI = "test:///default"
 
 
@@ -57,12 +57,13 @@ def init_command(local_host: bool) -> None:
 
 
 def _register_local_host() -> None:
+    local_uri = current_app.config["LOCAL_HOST_URI"]
     servers = db.session.execute(db.select(Server)).scalars().all()
-    if any(s.uri == LOCAL_URI for s in servers):
-        click.echo(f"Local host: {LOCAL_URI} (registered)")
+    if any(s.uri == local_uri for s in servers):
+        click.echo(f"Local host: {local_uri} (registered)")
         return
     try:
-        server = server_service.add_server("local", LOCAL_URI)
+        server = server_service.add_server("local", local_uri)
     except ServiceError as exc:
         db.session.rollback()
         if servers:

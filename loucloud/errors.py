@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import logging
 
-from flask import jsonify, make_response, render_template, request
+from flask import g, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
-from .extensions import db
+from .extensions import db, login_manager
 from .services import ServiceError
 
 log = logging.getLogger(__name__)
@@ -64,17 +64,25 @@ def register(app) -> None:
     def database_down(exc):
         log.error("database unavailable: %s", exc.orig if hasattr(exc, "orig") else exc)
         _rollback()
+        _forget_user()
         return error_response(503, "The database is not answering. Try again in a moment.")
 
     @app.errorhandler(Exception)
     def unexpected(exc):
         if isinstance(exc, DBAPIError) and exc.connection_invalidated:
             _rollback()
+            _forget_user()
             return error_response(503, "The database connection was lost. Try again.")
         log.exception("unexpected error on %s %s", request.method, request.path)
         _rollback()
         return error_response(500, "The error has been logged. Try again, or tell the "
                                    "administrator what you were doing.")
+
+
+def _forget_user() -> None:
+    """Render the error page as for an anonymous visitor: loading the user would need
+    the database that just failed."""
+    g._login_user = login_manager.anonymous_user()
 
 
 def _rollback() -> None:

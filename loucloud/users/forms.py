@@ -1,5 +1,6 @@
 from flask_wtf import FlaskForm
-from wtforms import IntegerField, PasswordField, SelectField, StringField, SubmitField
+from wtforms import (IntegerField, PasswordField, SelectChoice, SelectField, StringField,
+                     SubmitField)
 from wtforms.validators import (Email, EqualTo, InputRequired, Length, NumberRange, Optional,
                                 Regexp)
 
@@ -67,7 +68,10 @@ class UserFilterForm(FlaskForm):
         csrf = False  # a GET search form changes nothing
 
     q = StringField("Search", validators=[Optional(), Length(max=64)])
-    role = SelectField("Role", choices=[("", "All roles"), ("admin", "Administrator"),
-                                        ("user", "User")], validators=[Optional()])
-    status = SelectField("Status", choices=[("", "Any status"), ("active", "Active"),
-                                            ("disabled", "Disabled")], validators=[Optional()])
+    role = SelectField("Role", choices=[SelectChoice("", "All roles"),
+                                        SelectChoice("admin", "Administrator"),
+                                        SelectChoice("user", "User")], validators=[Optional()])
+    status = SelectField("Status", choices=[SelectChoice("", "Any status"),
+                                            SelectChoice("active", "Active"),
+                                            SelectChoice("disabled", "Disabled")],
+                         validators=[Optional()])

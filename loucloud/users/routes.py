@@ -136,8 +136,13 @@ def enable(user_id: int):
 @bp.route("/users/<int:user_id>/disable", methods=["POST"])
 @admin_required
 def disable(user_id: int):
-    user = user_service.set_active(get_user_or_404(user_id), False)
-    flash(f"User {user.username} disabled; their sessions have ended.", "success")
+    user = get_user_or_404(user_id)
+    try:
+        user_service.set_active(user, False)
+    except ServiceError as exc:
+        flash(str(exc), "danger")
+    else:
+        flash(f"User {user.username} disabled; their sessions have ended.", "success")
     return redirect(url_for("users.detail", user_id=user.id))
 
 

@@ -1,0 +1,154 @@
+"""Shared fixtures: an app on a fresh SQLite file per test, users, logged-in clients,
+and hosts on libvirt's real test driver (each host its own in-memory hypervisor)."""
+from __future__ import annotations
+
+import re
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+
+from loucloud import create_app
+from loucloud.extensions import db as _db
+from loucloud.services.hostpool import close_pool
+from tests.factories import make_user, write_test_node
+
+CSRF_RE = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def app(tmp_path):
+    app = create_app("test", SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'test.sqlite'}",
+                     SQLALCHEMY_ENGINE_OPTIONS={"connect_args": {"timeout": 30}})
+    with app.app_context():
+        _db.create_all()
+    yield app
+    close_pool(app)
+    with app.app_context():
+        _db.session.remove()
+        _db.engine.dispose()
+
+
+@pytest.fixture
+def ctx(app):
+    """An app context for tests that call services directly. Don't use the test client
+    inside it: requests would share its `g` (and the CSRF token kept there)."""
+    with app.app_context():
+        yield _db
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+class Client:
+    """A browser-like test client: logs in through the form and sends CSRF tokens."""
+
+    def __init__(self, app, username=None):
+        self.app = app
+        self.http = app.test_client()
+        self.username = username
+
+    def csrf(self) -> str:
+        page = self.http.get("/login").get_data(as_text=True)
+        match = CSRF_RE.search(page)
+        if match is None:  # logged in: /login redirects; any page carries the token
+            page = self.http.get("/profile").get_data(as_text=True)
+            match = CSRF_RE.search(page)
+        return match.group(1)
+
+    def login(self, username, password=PASSWORD):
+        response = self.post("/login", {"username": username, "password": password})
+        self.username = username
+        return response
+
+    def get(self, url, **kw):
+        return self.http.get(url, **kw)
+
+    def post(self, url, data=None, **kw):
+        data = dict(data or {})
+        data.setdefault("csrf_token", self.csrf())
+        return self.http.post(url, data=data, **kw)
+
+
+def _user(app, username, **kw):
+    with app.app_context():
+        return make_user(username, **kw)
+
+
+@pytest.fixture
+def admin(app):
+    return _user(app, "admin", is_admin=True)
+
+
+@pytest.fixture
+def user(app):
+    return _user(app, "alice")
+
+
+@pytest.fixture
+def other_user(app):
+    return _user(app, "bob")
+
+
+@pytest.fixture
+def as_admin(app, admin):
+    c = Client(app)
+    assert c.login("admin").status_code == 302
+    return c
+
+
+@pytest.fixture
+def as_user(app, user):
+    c = Client(app)
+    assert c.login("alice").status_code == 302
+    return c
+
+
+@pytest.fixture
+def anon(app):
+    return Client(app)
+
+
+@pytest.fixture
+def test_host(tmp_path) -> str:
+    """URI of a fresh simulated host (libvirt's test driver with a node file)."""
+    return write_test_node(Path(tmp_path) / "h1.xml")
+
+
+@pytest.fixture
+def test_host2(tmp_path) -> str:
+    return write_test_node(Path(tmp_path) / "h2.xml", cpus=8, memory_mib=16384)
+
+
+@pytest.fixture
+def silent_socket(tmp_path):
+    """A unix socket that accepts connections and never says a word, like a frozen
+    libvirtd. Returns a qemu+unix URI for it."""
+    path = tmp_path / "silent.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(16)
+    accepted = []
+    stop = threading.Event()
+
+    def accept_loop():
+        server.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+                accepted.append(conn)
+            except (socket.timeout, OSError):
+                continue
+
+    thread = threading.Thread(target=accept_loop, daemon=True)
+    thread.start()
+    yield f"qemu+unix:///system?socket={path}"
+    stop.set()
+    thread.join()
+    for conn in accepted:
+        conn.close()
+    server.close()

@@ -1,0 +1,73 @@
+"""Small factories for test objects."""
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from loucloud.extensions import db
+from loucloud.models import Server, User
+from loucloud.services.passwords import hash_password
+
+DEFAULT_PASSWORD = "correct horse battery"
+
+
+def make_user(username: str, password: str = DEFAULT_PASSWORD, *, is_admin: bool = False,
+              active: bool = True, **quota) -> User:
+    user = User(username=username, full_name=username.title(), is_admin=is_admin,
+                active=active, password_hash=hash_password(password),
+                max_vms=quota.get("max_vms", 5), max_vcpus=quota.get("max_vcpus", 8),
+                max_memory_mib=quota.get("max_memory_mib", 8192),
+                max_disk_gib=quota.get("max_disk_gib", 100))
+    return _saved(user)
+
+
+def make_server(name: str, uri: str, **fields) -> Server:
+    server = Server(name=name, uri=uri, hostname=fields.pop("hostname", name),
+                    cpus=fields.pop("cpus", 4), memory_mib=fields.pop("memory_mib", 8192),
+                    **fields)
+    return _saved(server)
+
+
+def _saved(obj):
+    """Commit, load every column and detach: the object stays readable in the test
+    after its app context is gone."""
+    db.session.add(obj)
+    db.session.commit()
+    db.session.refresh(obj)
+    db.session.expunge(obj)
+    return obj
+
+
+def write_test_node(path: Path, *, cpus: int = 4,
+                    memory_mib: int = 8192, pools: dict[str, str] | None = None,
+                    networks: tuple[str, ...] = ("default",),
+                    volumes: dict[str, list[tuple[str, int, str]]] | None = None) -> str:
+    """Write a node description for libvirt's test driver and return its URI. Every
+    connection to a node file is an independent in-memory hypervisor.
+
+    ``pools`` maps pool names to target paths; ``volumes`` maps a pool name to
+    (name, capacity in bytes, format) triples."""
+    node = ET.Element("node")
+    cpu = ET.SubElement(node, "cpu")
+    for tag, value in (("mhz", "2000"), ("model", "x86_64"), ("nodes", "1"),
+                       ("sockets", "1"), ("cores", str(cpus)), ("threads", "1")):
+        ET.SubElement(cpu, tag).text = value
+    ET.SubElement(node, "memory").text = str(memory_mib * 1024)
+    for name in networks:
+        net = ET.SubElement(node, "network")
+        ET.SubElement(net, "name").text = name
+        ET.SubElement(net, "bridge", name=f"br-{name}"[:15])
+        ET.SubElement(net, "forward")
+        ET.SubElement(net, "ip", address="192.168.122.1", netmask="255.255.255.0")
+    for pool_name, target in (pools or {}).items():
+        pool = ET.SubElement(node, "pool", type="dir")
+        ET.SubElement(pool, "name").text = pool_name
+        ET.SubElement(ET.SubElement(pool, "target"), "path").text = target
+        for vol_name, capacity, fmt in (volumes or {}).get(pool_name, []):
+            vol = ET.SubElement(pool, "volume", type="file")
+            ET.SubElement(vol, "name").text = vol_name
+            ET.SubElement(vol, "capacity", unit="bytes").text = str(capacity)
+            ET.SubElement(vol, "allocation", unit="bytes").text = "0"
+            ET.SubElement(ET.SubElement(vol, "target"), "format", type=fmt)
+    path.write_text(ET.tostring(node, encoding="unicode"))
+    return f"test://{path}"

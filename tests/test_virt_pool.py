@@ -1,0 +1,98 @@
+"""The connection pool on real libvirt: the test driver, a missing socket (refused at
+once) and a socket that accepts but never answers (a hung host)."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from loucloud.virt import HostPool, HostUnavailable, hosts
+from loucloud.virt.errors import DomainNotFound
+
+
+@pytest.fixture
+def pool():
+    p = HostPool(offline_grace=0.2)
+    yield p
+    p.close()
+
+
+def test_one_connection_per_host_reused(pool, test_host):
+    first = pool.call(test_host, lambda conn: conn, timeout=5)
+    second = pool.call(test_host, lambda conn: conn, timeout=5)
+    assert first is second
+    assert pool.state(test_host).online is True
+
+
+def test_host_info_reports_the_node(pool, test_host):
+    info = pool.call(test_host, hosts.host_info, timeout=5)
+    assert info.cpus == 4 and info.memory_mib == 8192
+    assert info.hypervisor == "TEST"
+    assert info.domain_types == ("test",)
+    assert info.libvirt_version.count(".") == 2
+
+
+def test_libvirt_errors_are_translated(pool, test_host):
+    with pytest.raises(DomainNotFound):
+        pool.call(test_host, lambda conn: conn.lookupByName("nope"), timeout=5)
+    # An error of the operation does not make the host offline.
+    assert pool.state(test_host).online is True
+
+
+def test_refused_host_is_offline_with_reason(pool, tmp_path):
+    uri = f"qemu+unix:///system?socket={tmp_path / 'missing.sock'}"
+    with pytest.raises(HostUnavailable, match="No such file"):
+        pool.call(uri, hosts.host_info, timeout=5)
+    state = pool.state(uri)
+    assert state.online is False and state.since is not None
+    assert "No such file" in state.error
+
+
+def test_hung_host_costs_at_most_the_bound_then_almost_nothing(pool, silent_socket,
+                                                                test_host):
+    start = time.monotonic()
+    results = pool.call_many([silent_socket, test_host], hosts.host_info, timeout=1.0)
+    first = time.monotonic() - start
+    assert isinstance(results[silent_socket], HostUnavailable)
+    assert results[test_host].cpus == 4  # the other host answered
+    assert 0.9 <= first < 2.0
+    # The connect still hangs in the background: later calls do not wait for it again.
+    start = time.monotonic()
+    results = pool.call_many([silent_socket, test_host], hosts.host_info, timeout=1.0)
+    assert time.monotonic() - start < 0.3
+    assert isinstance(results[silent_socket], HostUnavailable)
+    assert pool.state(silent_socket).online is False
+
+
+def test_a_call_that_hangs_makes_the_host_fail_fast_until_it_returns(pool, test_host):
+    release = threading.Event()
+    pool.call(test_host, lambda conn: None, timeout=5)
+    with pytest.raises(HostUnavailable, match="did not answer"):
+        pool.call(test_host, lambda conn: release.wait(10), timeout=0.3)
+    start = time.monotonic()
+    with pytest.raises(HostUnavailable):
+        pool.call(test_host, lambda conn: None, timeout=5)
+    assert time.monotonic() - start < 0.1
+    release.set()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            pool.call(test_host, lambda conn: None, timeout=5)
+            break
+        except HostUnavailable:
+            time.sleep(0.05)
+    assert pool.state(test_host).online is True
+
+
+def test_host_load_on_test_driver(pool, test_host):
+    load = pool.call(test_host, hosts.host_load, None, timeout=5)
+    assert load.memory_total_mib == 8192
+    assert load.domains_total == 0
+    assert load.cpus == 4
+
+
+def test_forget_closes(pool, test_host):
+    pool.call(test_host, lambda conn: None, timeout=5)
+    pool.forget(test_host)
+    assert pool.state(test_host).online is None
