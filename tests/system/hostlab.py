@@ -15,19 +15,41 @@ reaches it as ``qemu+tcp://10.231.<i>.2/system``.  Nothing else on the machine i
 touched, except for one ``unreachable 10.231.<i>.0/24`` fallback route per host (high
 metric) that keeps packets for a downed lab link from leaking out via the default route.
 
-A small "holder" process (``sleep infinity``) keeps the namespaces alive, so libvirtd can
-be stopped, killed, frozen and started again in the same namespaces with the same state;
-QEMU processes survive libvirtd restarts exactly as on a real host.
+A small "holder" process per host (this file run as a script, see ``_holder_main``)
+keeps the namespaces alive, starts libvirtd/virtlogd on request and reaps them and the
+QEMU processes as a child subreaper; so libvirtd can be stopped, killed, frozen and
+started again in the same namespaces with the same state, and QEMU processes survive
+libvirtd restarts exactly as on a real host.
 
 Cleanup finds every process living in the lab's namespaces, kills it, and deletes the
 namespaces, veths and routes; ``start()`` does this first for leftovers of a crashed run
 with the same prefix.
 
+Only one lab can run at a time on a machine (the addresses do not depend on the prefix);
+starting a lab kills a running one with the same prefix.  The hosts cannot reach each
+other (each netns only has its link to the root namespace), so no migrations between them.
+
+Python::
+
+    lab = HostLab(Path("/tmp/mylab"))            # prefix "lc"
+    h1, h2 = lab.start(count=2, network_on={1})  # h1 gets an isolated network "default"
+    conn = libvirt.open(h1.uri)                  # qemu+tcp://10.231.1.2/system
+    path = lab.make_image(h1, "vm1.qcow2", 1 << 30)   # "/var/lib/libvirt/images/vm1.qcow2"
+    h1.host_path(path)                           # the same file seen from here
+    lab.stop_libvirtd(h1); lab.start_libvirtd(h1)     # also kill_libvirtd, freeze/thaw,
+    lab.link_down(h1); lab.link_up(h1)                # libvirtd_pid
+    lab.teardown()
+
 Command line (leaves the hosts running, state recorded in ``<workdir>/lab.json``)::
 
     python -m tests.system.hostlab up --count 2 [--workdir DIR] [--prefix lc] [--network-on 1,2]
     python -m tests.system.hostlab status [--workdir DIR]
-    python -m tests.system.hostlab down [--workdir DIR] [--prefix lc]
+    python -m tests.system.hostlab down [--workdir DIR] [--prefix lc] [--keep-files]
+
+Files: ``<workdir>/h<i>/`` per host (logs in ``log/``, QEMU logs in ``log/qemu/``;
+holder/daemon start logs and pid files at the top), ``<workdir>/lab.json``, and
+``<workdir>/qemu-capabilities/`` (kept by teardown: saves each later start the ~2-10 s
+of QEMU probing).
 """
 
 from __future__ import annotations
@@ -40,6 +62,7 @@ import json
 import os
 import posixpath
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -48,9 +71,10 @@ import sys
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 DEFAULT_PREFIX = "lc"
 DEFAULT_WORKDIR = Path("/tmp/loucloud-hostlab")
@@ -60,6 +84,9 @@ MAX_HOSTS = 32
 # Metric of the per-host "unreachable" fallback route (see link_down()).
 FALLBACK_ROUTE_METRIC = 4231
 STATE_FILE = "lab.json"
+_HOLDER_ARG = "_hostlab_holder"
+_HOLDER_CTL = "holder.ctl"  # FIFO: JSON requests to the holder, one a line
+_HOLDER_RESULTS = "holder-results"  # one file per request: the exit code
 # Shared copy of libvirt's QEMU capabilities cache (probing QEMU costs libvirtd ~10 s of
 # CPU on the first use of a fresh host; the cache is valid for every lab host alike).
 CAPS_CACHE = "qemu-capabilities"
@@ -84,7 +111,7 @@ REAL_ETC_LIBVIRT = Path("/etc/libvirt")
 IMAGES_DIR_ON_HOST = "/var/lib/libvirt/images"
 
 _DAEMON_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
-_REQUIRED_TOOLS = ("ip", "nsenter", "unshare", "setsid", "mount", "sleep", "qemu-img")
+_REQUIRED_TOOLS = ("ip", "nsenter", "unshare", "setsid", "mount", "umount", "qemu-img")
 _REQUIRED_DAEMONS = ("libvirtd", "virtlogd")
 
 # qemu.conf settings; see README of the lab (module docstring) and the report.
@@ -237,6 +264,18 @@ def _alive(pid: int | None, starttime: int | None = None) -> bool:
     if st is None:
         return False
     return starttime is None or st == starttime
+
+
+def _cmdline(pid: int) -> list[bytes]:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().split(b"\0")
+    except OSError:
+        return []
+
+
+def _is_holder(pid: int | None, starttime: int | None = None) -> bool:
+    return _alive(pid, starttime) and _HOLDER_ARG.encode() in _cmdline(pid or 0)
 
 
 def _comm(pid: int) -> str:
@@ -513,7 +552,8 @@ class HostLab:
             self._warm_capabilities()
             self._write_state()
         except BaseException:
-            self.teardown()
+            # keep the per-host dirs (logs) for a look; the next start() removes them
+            self.teardown(remove_files=False)
             raise
         return list(hosts)
 
@@ -568,10 +608,15 @@ class HostLab:
         _run(["ip", "link", "set", h.veth_root, "up"])
         _run(
             [
-                "ip", "route", "replace", "unreachable", f"{SUBNET}.{i}.0/24",
-                "metric", str(FALLBACK_ROUTE_METRIC),
+                "ip",
+                "route",
+                "replace",
+                "unreachable",
+                f"{SUBNET}.{i}.0/24",
+                "metric",
+                str(FALLBACK_ROUTE_METRIC),
             ]
-        )  # fmt: skip
+        )
         ns_script = (
             "for f in /proc/sys/net/ipv6/conf/*/disable_ipv6; do echo 1 > $f; done 2>/dev/null; "
             f"ip addr add {h.address}/24 dev {h.veth_ns} && ip link set {h.veth_ns} up && ip link set lo up"
@@ -579,6 +624,7 @@ class HostLab:
         _run(["nsenter", f"--net=/run/netns/{h.netns}", "--", "sh", "-c", ns_script])
 
     def _holder_script(self, h: LabHost) -> str:
+        q = shlex.quote
         lines = [
             "set -eu",
             # a sysfs of this network namespace (libvirt configures bridges through it)
@@ -586,31 +632,39 @@ class HostLab:
             "mount -t sysfs -o nosuid,nodev,noexec sysfs /sys",
             # do not pin the other network namespaces through copies of /run/netns mounts
             "umount -R -l /run/netns 2>/dev/null || true",
-            f"echo {h.hostname} > /proc/sys/kernel/hostname",
+            f"echo {q(h.hostname)} > /proc/sys/kernel/hostname",
         ]
         for bound, sub in BOUND_DIRS:
             lines.append(f"mkdir -p {bound}")
-            lines.append(f"mount --bind {h.root / sub} {bound}")
-        lines += [
-            f"echo $$ > {h.root}/holder.pid.tmp",
-            f"mv {h.root}/holder.pid.tmp {h.root}/holder.pid",
-            "exec sleep infinity",
-        ]
+            lines.append(f"mount --bind {q(str(h.root / sub))} {bound}")
+        holder = [sys.executable, "-I", "-S", str(Path(__file__).resolve()), _HOLDER_ARG, str(h.root)]
+        lines.append("exec " + " ".join(q(a) for a in holder))
         return "\n".join(lines) + "\n"
 
     def _start_holder(self, h: LabHost) -> None:
         script = h.root / "holder.sh"
         script.write_text(self._holder_script(h))
+        os.mkfifo(h.root / _HOLDER_CTL, 0o600)
+        (h.root / _HOLDER_RESULTS).mkdir()
         pidfile = h.root / "holder.pid"
         log = h.root / "holder.log"
         with open(log, "wb") as logf:
             subprocess.run(
                 [
-                    "setsid", "--fork",
-                    "nsenter", f"--net=/run/netns/{h.netns}", "--",
-                    "unshare", "--mount", "--uts", "--propagation", "private", "--",
-                    "sh", str(script),
-                ],  # fmt: skip
+                    "setsid",
+                    "--fork",
+                    "nsenter",
+                    f"--net=/run/netns/{h.netns}",
+                    "--",
+                    "unshare",
+                    "--mount",
+                    "--uts",
+                    "--propagation",
+                    "private",
+                    "--",
+                    "sh",
+                    str(script),
+                ],
                 stdin=subprocess.DEVNULL,
                 stdout=logf,
                 stderr=logf,
@@ -621,7 +675,7 @@ class HostLab:
         deadline = time.monotonic() + 15
         while True:
             pid = _read_pidfile(pidfile)
-            if pid and _alive(pid) and _comm(pid) == "sleep":
+            if pid and _is_holder(pid):
                 st = _starttime(pid)
                 assert st is not None
                 with self._lock:
@@ -634,11 +688,8 @@ class HostLab:
     def _holder_pid(self, h: LabHost) -> int:
         entry = self._holders.get(h.index)
         if not entry or not _alive(*entry):
-            raise HostLabError(f"namespace holder of {h.name} is gone")
+            raise HostLabError(f"namespace holder of {h.name} is gone (see {h.root / 'holder.log'})")
         return entry[0]
-
-    def _nsenter(self, h: LabHost) -> list[str]:
-        return ["nsenter", f"--target={self._holder_pid(h)}", "--mount", "--net", "--uts", "--"]
 
     def _boot_host(self, h: LabHost, with_network: bool) -> None:
         self._start_holder(h)
@@ -647,35 +698,72 @@ class HostLab:
         if with_network:
             self._define_default_network(h)
 
-    def _daemon(self, h: LabHost, argv: list[str], logname: str) -> None:
-        """Start a self-daemonizing libvirt daemon inside the host's namespaces."""
+    def _daemon(self, h: LabHost, argv: list[str], logname: str, daemon_log: str, timeout: float = 60.0) -> None:
+        """Run a self-daemonizing libvirt daemon as a child of the host's holder (so it
+        and the QEMU processes it spawns are reaped at once when they exit) and wait
+        for the daemon's foreground part to report success."""
+        self._holder_pid(h)
         log = h.root / logname
-        with open(log, "ab") as logf:
-            res = subprocess.run(
-                self._nsenter(h) + argv,
-                stdin=subprocess.DEVNULL,
-                stdout=logf,
-                stderr=logf,
-                env={"PATH": _DAEMON_PATH, "LC_ALL": "C", "HOME": "/root"},
-                cwd="/",
-                check=False,
-                timeout=60,
+        exe = shutil.which(argv[0], path=_DAEMON_PATH)
+        if not exe:
+            raise HostLabError(f"no {argv[0]} binary")
+        req_id = uuid.uuid4().hex
+        request = {
+            "id": req_id,
+            "argv": [exe] + argv[1:],
+            "env": {"PATH": _DAEMON_PATH, "LC_ALL": "C", "HOME": "/root"},
+            "log": str(log),
+        }
+        data = (json.dumps(request) + "\n").encode()
+        assert len(data) < 4096  # one atomic FIFO write
+        try:
+            fd = os.open(h.root / _HOLDER_CTL, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as exc:
+            raise HostLabError(f"namespace holder of {h.name} does not listen: {exc}") from None
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+        result = h.root / _HOLDER_RESULTS / req_id
+        deadline = time.monotonic() + timeout
+        while not result.exists():
+            if time.monotonic() > deadline:
+                raise HostLabError(
+                    f"{argv[0]} of {h.name} did not start within {timeout}s:\n{_tail(log)}\n"
+                    f"{daemon_log} tail:\n{_tail(h.host_path(daemon_log))}"
+                )
+            self._holder_pid(h)
+            time.sleep(0.005)
+        rc = result.read_text().strip()
+        result.unlink()
+        if rc != "0":
+            raise HostLabError(
+                f"{argv[0]} of {h.name} failed to start ({rc}):\n{_tail(log)}\n"
+                f"{daemon_log} tail:\n{_tail(h.host_path(daemon_log))}"
             )
-        if res.returncode != 0:
-            raise HostLabError(f"{argv[0]} of {h.name} failed to start ({res.returncode}):\n{_tail(log)}")
 
     def _start_virtlogd(self, h: LabHost) -> None:
         if self._virtlogd_pid(h):
             return
         self._daemon(
             h,
-            ["virtlogd", "--daemon", "--pid-file", str(h.root / "virtlogd.pid"), "--config", "/etc/libvirt/virtlogd.conf"],
+            [
+                "virtlogd",
+                "--daemon",
+                "--pid-file",
+                str(h.root / "virtlogd.pid"),
+                "--config",
+                "/etc/libvirt/virtlogd.conf",
+            ],
             "virtlogd-start.log",
+            "/var/log/libvirt/virtlogd.log",
         )
         deadline = time.monotonic() + 10
         while not h.host_path("/run/libvirt/virtlogd-sock").exists():
             if time.monotonic() > deadline:
-                raise HostLabError(f"virtlogd of {h.name} did not create its socket:\n{_tail(h.root / 'virtlogd-start.log')}")
+                raise HostLabError(
+                    f"virtlogd of {h.name} did not create its socket:\n{_tail(h.root / 'virtlogd-start.log')}"
+                )
             time.sleep(0.01)
 
     def _virtlogd_pid(self, h: LabHost) -> int | None:
@@ -733,13 +821,46 @@ class HostLab:
         self._daemon(
             h,
             [
-                "libvirtd", "--daemon", "--listen",
-                "--pid-file", str(h.root / "libvirtd.pid"),
-                "--config", "/etc/libvirt/libvirtd.conf",
-            ],  # fmt: skip
+                "libvirtd",
+                "--daemon",
+                "--listen",
+                "--pid-file",
+                str(h.root / "libvirtd.pid"),
+                "--config",
+                "/etc/libvirt/libvirtd.conf",
+            ],
             "libvirtd-start.log",
+            "/var/log/libvirt/libvirtd.log",
         )
+        deadline = time.monotonic() + timeout
         self.wait_answering(h, timeout)
+        self._wait_reconnected(h, max(1.0, deadline - time.monotonic()))
+
+    def _wait_reconnected(self, h: LabHost, timeout: float) -> None:
+        """A restarted libvirtd reconnects to running QEMU processes in background jobs;
+        an API call racing with that (e.g. destroy) can fail oddly. Wait until no running
+        domain has a job any more (or it turned out dead)."""
+        libvirt = _libvirt()
+        deadline = time.monotonic() + timeout
+        conn = _open_with_timeout(h.uri, timeout)
+        try:
+            pending = conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)
+            while pending:
+                still = []
+                for dom in pending:
+                    try:
+                        if dom.isActive() and dom.controlInfo()[0] != libvirt.VIR_DOMAIN_CONTROL_OK:
+                            still.append(dom)
+                    except libvirt.libvirtError:
+                        pass  # gone meanwhile
+                pending = still
+                if pending:
+                    if time.monotonic() > deadline:
+                        names = ", ".join(d.name() for d in pending)
+                        raise HostLabError(f"libvirtd of {h.name} did not finish reconnecting to: {names}")
+                    time.sleep(0.02)
+        finally:
+            conn.close()
 
     def wait_answering(self, host: LabHost | int | str, timeout: float = START_TIMEOUT) -> None:
         """Wait until libvirt.open(host.uri) works and the daemon answers a call."""
@@ -773,7 +894,9 @@ class HostLab:
             f"libvirtd-start.log:\n{_tail(h.root / 'libvirtd-start.log')}"
         )
 
-    def stop_libvirtd(self, host: LabHost | int | str, sig: int = signal.SIGTERM, timeout: float = STOP_TIMEOUT) -> None:
+    def stop_libvirtd(
+        self, host: LabHost | int | str, sig: int = signal.SIGTERM, timeout: float = STOP_TIMEOUT
+    ) -> None:
         """Send ``sig`` to libvirtd and wait until the process is gone (QEMU keeps running)."""
         h = self.host(host)
         pid = self._libvirtd_pid_or_none(h)
@@ -853,7 +976,7 @@ class HostLab:
             h.has_default_network = bool(hj.get("has_default_network"))
             lab.hosts.append(h)
         for i, (pid, st) in state.get("holders", {}).items():
-            if _alive(pid, st):
+            if _is_holder(pid, st):
                 lab._holders[int(i)] = (pid, st)
         return lab
 
@@ -885,7 +1008,7 @@ class HostLab:
                 for hj in state.get("hosts", []):
                     found.add(int(hj["index"]))
                 for i, (pid, st) in state.get("holders", {}).items():
-                    if _alive(pid, st):
+                    if _is_holder(pid, st):
                         self._holders.setdefault(int(i), (pid, st))
         return found
 
@@ -897,7 +1020,7 @@ class HostLab:
             if nid:
                 net_ids.add(nid)
             entry = self._holders.get(i)
-            if entry and _alive(*entry):
+            if entry and _is_holder(*entry):
                 for kind, ids in (("net", net_ids), ("mnt", mnt_ids)):
                     nid = _ns_id(f"/proc/{entry[0]}/ns/{kind}")
                     if nid:
@@ -918,18 +1041,23 @@ class HostLab:
         return pids
 
     def _kill_lab_processes(self, indexes: set[int]) -> None:
+        """SIGKILL everything in the lab's namespaces: first QEMU and the daemons (so the
+        holders reap them), then the holders."""
         deadline = time.monotonic() + KILL_TIMEOUT
-        while True:
-            pids = self._lab_processes(indexes)
-            if not pids:
-                return
-            if time.monotonic() > deadline:
-                desc = ", ".join(f"{p}({_comm(p)})" for p in pids)
-                raise HostLabError(f"lab processes survive SIGKILL: {desc}")
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            time.sleep(0.02)
+        for phase in ("others", "holders"):
+            while True:
+                pids = self._lab_processes(indexes)
+                if phase == "others":
+                    pids = [p for p in pids if not _is_holder(p)]
+                if not pids:
+                    break
+                if time.monotonic() > deadline:
+                    desc = ", ".join(f"{p}({_comm(p)})" for p in pids)
+                    raise HostLabError(f"lab processes survive SIGKILL: {desc}")
+                for pid in pids:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                time.sleep(0.01)
 
     def _remove_network(self, i: int) -> None:
         veth = self._veth_root(i)
@@ -964,7 +1092,9 @@ class HostLab:
         for line in res.stdout.splitlines():
             m = re.match(rf"unreachable ({re.escape(SUBNET)}\.(\d+)\.0/24) .*metric {FALLBACK_ROUTE_METRIC}\b", line)
             if m and int(m.group(2)) in indexes:
-                _run(["ip", "route", "del", "unreachable", m.group(1), "metric", str(FALLBACK_ROUTE_METRIC)], check=False)
+                _run(
+                    ["ip", "route", "del", "unreachable", m.group(1), "metric", str(FALLBACK_ROUTE_METRIC)], check=False
+                )
         self._holders.clear()
         self.hosts = []
         if remove_files and self.workdir.is_dir():
@@ -983,6 +1113,89 @@ class HostLab:
 
     def __exit__(self, *exc: object) -> None:
         self.teardown()
+
+
+# --------------------------------------------------------------------------- holder
+
+
+def _holder_main(root: str) -> int:
+    """The per-host namespace holder (runs inside the host's namespaces).
+
+    It keeps the namespaces alive, is a child subreaper, so libvirtd, virtlogd and the
+    QEMU processes (which libvirt double-forks) are reaped as soon as they exit -- the
+    machine's init may reap late, and libvirt waits for a killed QEMU pid to vanish --
+    and it runs the daemons on request (JSON lines on the holder.ctl FIFO)."""
+    import ctypes  # noqa: PLC0415
+    import select  # noqa: PLC0415
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(36, 1, 0, 0, 0) != 0:  # PR_SET_CHILD_SUBREAPER
+        print(f"hostlab holder: prctl: {os.strerror(ctypes.get_errno())}", file=sys.stderr, flush=True)
+        return 1
+    rootp = Path(root)
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_r, False)
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_a: None)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    ctl = os.open(rootp / _HOLDER_CTL, os.O_RDWR | os.O_NONBLOCK)  # RDWR: never EOF
+    results = rootp / _HOLDER_RESULTS
+    devnull = os.open(os.devnull, os.O_RDONLY)
+
+    def reap() -> None:
+        while True:
+            try:
+                pid, _status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+
+    def run(line: bytes) -> None:
+        req_id = "invalid"
+        try:
+            req = json.loads(line)
+            req_id = str(req["id"])
+            with open(req["log"], "ab") as log:
+                pid = os.posix_spawn(
+                    req["argv"][0],
+                    req["argv"],
+                    req["env"],
+                    file_actions=[
+                        (os.POSIX_SPAWN_DUP2, devnull, 0),
+                        (os.POSIX_SPAWN_DUP2, log.fileno(), 1),
+                        (os.POSIX_SPAWN_DUP2, log.fileno(), 2),
+                    ],
+                    setsid=True,
+                )
+            _, status = os.waitpid(pid, 0)
+            rc = str(os.waitstatus_to_exitcode(status))
+        except Exception as exc:  # noqa: BLE001
+            rc = f"holder error: {exc!r}"
+        tmp = results / f".{req_id}.tmp"
+        tmp.write_text(rc + "\n")
+        tmp.replace(results / req_id)
+
+    tmp = rootp / "holder.pid.tmp"
+    tmp.write_text(f"{os.getpid()}\n")
+    tmp.replace(rootp / "holder.pid")
+    buf = b""
+    while True:
+        ready, _, _ = select.select([ctl, wake_r], [], [])
+        if wake_r in ready:
+            with contextlib.suppress(BlockingIOError):
+                while os.read(wake_r, 512):
+                    pass
+        reap()
+        if ctl in ready:
+            with contextlib.suppress(BlockingIOError):
+                buf += os.read(ctl, 65536)
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                if line.strip():
+                    run(line)
+            reap()
 
 
 # --------------------------------------------------------------------------- CLI
@@ -1029,7 +1242,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({"running": False}))
             return 1
         out = lab.summary()
-        for hj, h in zip(out["hosts"], lab.hosts):
+        for hj, h in zip(out["hosts"], lab.hosts, strict=True):
             hj["libvirtd_pid"] = lab._libvirtd_pid_or_none(h)
         print(json.dumps(out, indent=2))
         return 0
@@ -1037,4 +1250,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == [_HOLDER_ARG]:
+        sys.exit(_holder_main(sys.argv[2]))
     sys.exit(main())

@@ -123,6 +123,12 @@ def read_vnc_greeting(address: str, port: int) -> bytes:
         return data
 
 
+def host_uuid(conn: Any) -> str:
+    import xml.etree.ElementTree as ET
+
+    return ET.fromstring(conn.getCapabilities()).findtext("./host/uuid") or ""
+
+
 def qemu_pid(host: LabHost, name: str) -> int:
     return int(host.host_path(f"/run/libvirt/qemu/{name}.pid").read_text().strip())
 
@@ -191,7 +197,8 @@ def test_hosts_are_independent(lab: HostLab, domains: dict[str, SmokeDomain]) ->
         assert [n.name() for n in c1.listAllNetworks(0)] == ["default"]
         assert c1.networkLookupByName("default").isActive()
         assert c2.listAllNetworks(0) == []
-        assert c1.getCapabilities() != c2.getCapabilities()  # different host UUIDs
+        assert host_uuid(c1) != host_uuid(c2)
+        assert c1.getHostname() != c2.getHostname()
     assert lab.libvirtd_pid(h1) != lab.libvirtd_pid(h2)
 
 
@@ -216,6 +223,7 @@ def test_stop_and_start_libvirtd(lab: HostLab, domains: dict[str, SmokeDomain]) 
         dom = c1.lookupByName(sd.name)
         assert dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING
         port = vnc_port(dom)
+        assert c1.networkLookupByName("default").isActive()
     assert qemu_pid(h1, sd.name) == pid_before
     assert read_vnc_greeting(h1.address, port) == RFB_GREETING
 
