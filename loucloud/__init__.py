@@ -91,11 +91,14 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from .auth import bp as auth_bp
+    from .images import bp as images_bp
     from .servers import bp as servers_bp
     from .settings import bp as settings_bp
     from .users import bp as users_bp
+    from .vms import bp as vms_bp
+    from .vmtemplates import bp as vmtemplates_bp
 
-    for bp in (auth_bp, users_bp, servers_bp, settings_bp):
+    for bp in (auth_bp, vms_bp, images_bp, vmtemplates_bp, servers_bp, users_bp, settings_bp):
         app.register_blueprint(bp)
 
 

@@ -204,6 +204,7 @@ class VM(db.Model):
     status_since = db.Column(db.DateTime, nullable=False, default=utcnow)
     last_error = db.Column(db.String(500))
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+    started_at = db.Column(db.DateTime)  # when LouCloud last started it (for uptime)
 
     owner = db.relationship("User", back_populates="vms")
     server = db.relationship("Server", back_populates="vms")

@@ -113,15 +113,22 @@ def anon(app):
     return Client(app)
 
 
+IMAGES = {"images": "/var/lib/images"}
+IMAGE_FILES = {"images": [("base.qcow2", 1 << 30, "qcow2"), ("base.raw", 2 << 30, "raw")]}
+BASE_IMAGE = "/var/lib/images/base.qcow2"
+
+
 @pytest.fixture
 def test_host(tmp_path) -> str:
-    """URI of a fresh simulated host (libvirt's test driver with a node file)."""
-    return write_test_node(Path(tmp_path) / "h1.xml")
+    """URI of a fresh simulated host (libvirt's test driver with a node file), with an
+    image directory holding base.qcow2 (1 GiB) and base.raw (2 GiB)."""
+    return write_test_node(Path(tmp_path) / "h1.xml", pools=IMAGES, volumes=IMAGE_FILES)
 
 
 @pytest.fixture
 def test_host2(tmp_path) -> str:
-    return write_test_node(Path(tmp_path) / "h2.xml", cpus=8, memory_mib=16384)
+    return write_test_node(Path(tmp_path) / "h2.xml", cpus=8, memory_mib=16384,
+                           pools=IMAGES, volumes=IMAGE_FILES)
 
 
 @pytest.fixture

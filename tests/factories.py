@@ -28,6 +28,32 @@ def make_server(name: str, uri: str, **fields) -> Server:
     return _saved(server)
 
 
+def make_catalog(*servers: tuple[str, str], image_path: str = "/var/lib/images/base.qcow2",
+                 vcpus: int = 1, memory_mib: int = 512, disk_gib: int = 2):
+    """Hosts (name, uri), an image found on them and a template, through the services.
+    Returns the template (detached)."""
+    from loucloud.services import images, servers as server_service, vmtemplates
+
+    for name, uri in servers:
+        server_service.add_server(name, uri)
+    image = images.add_image("base", image_path, "linux")
+    template = vmtemplates.create_template(
+        "small", vmtemplates.Sizes(vcpus, memory_mib, disk_gib), image)
+    return _saved(template)
+
+
+def make_vm(owner_id: int, name: str, template_id: int, *, start: bool = True,
+            server_id: int | None = None):
+    """A VM made by the real create service."""
+    from loucloud.models import Template
+    from loucloud.services import vms
+
+    owner = db.session.get(User, owner_id)
+    template = db.session.get(Template, template_id)
+    server = db.session.get(Server, server_id) if server_id else None
+    return _saved(vms.create_vm(owner, name, template, server, start=start))
+
+
 def _saved(obj):
     """Commit, load every column and detach: the object stays readable in the test
     after its app context is gone."""

@@ -6,7 +6,7 @@ import pytest
 
 from loucloud import create_app
 from tests.conftest import Client
-from tests.factories import make_server, make_user
+from tests.factories import make_catalog, make_user, make_vm
 
 ANON, USER, ADMIN = "anonymous", "user", "admin"
 
@@ -16,7 +16,22 @@ ANON, USER, ADMIN = "anonymous", "user", "admin"
 EXPECTED = {
     "auth.login": ("GET", 200, 302, 302),
     "auth.logout": ("POST", 302, 302, 302),
-    "users.home": ("GET", 302, 302, 302),
+    "vms.index": ("GET", 302, 200, 200),
+    "vms.create": ("GET", 302, 200, 200),
+    "vms.detail": ("GET", 302, 404, 200),
+    "vms.state": ("GET", 401, 404, 200),
+    "vms.act": ("POST", 302, 404, 302),
+    "vms.delete": ("POST", 302, 404, 302),
+    "images.index": ("GET", 302, 403, 200),
+    "images.create": ("GET", 302, 403, 200),
+    "images.detail": ("GET", 302, 403, 200),
+    "images.edit": ("POST", 302, 403, 400),
+    "images.recheck": ("POST", 302, 403, 302),
+    "images.delete": ("POST", 302, 403, 302),
+    "vmtemplates.index": ("GET", 302, 403, 200),
+    "vmtemplates.create": ("GET", 302, 403, 200),
+    "vmtemplates.edit": ("GET", 302, 403, 200),
+    "vmtemplates.delete": ("POST", 302, 403, 302),
     "users.profile": ("GET", 302, 200, 200),
     "users.index": ("GET", 302, 403, 200),
     "users.create": ("GET", 302, 403, 200),
@@ -56,12 +71,15 @@ def test_every_route_has_an_entry():
 
 @pytest.fixture
 def world(app, test_host):
+    """Objects for the URLs: all of them belong to "target", none to "alice"."""
     with app.app_context():
         make_user("admin", is_admin=True)
         make_user("alice")
         target = make_user("target")
-        server = make_server("h1", test_host)
-    return {"user_id": target.id, "server_id": server.id}
+        template = make_catalog(("h1", test_host))
+        vm = make_vm(target.id, "target-vm", template.id, start=False)
+    return {"user_id": target.id, "server_id": vm.server_id, "image_id": template.image_id,
+            "template_id": template.id, "vm_id": vm.id, "action": "start"}
 
 
 @pytest.mark.parametrize("role", [ANON, USER, ADMIN])

@@ -10,7 +10,7 @@ from .forms import LoginForm
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     if current_user.is_authenticated:
-        return redirect(url_for("users.home"))
+        return redirect(url_for("vms.index"))
     form = LoginForm()
     next_url = request.args.get("next")
     if form.validate_on_submit():
@@ -24,7 +24,7 @@ def login():
         auth_service.start_session(user, request.remote_addr, request.user_agent.string)
         login_user(user)
         flash(f"Welcome, {user.display_name}.", "success")
-        return redirect(next_url if is_safe_next(next_url) else url_for("users.home"))
+        return redirect(next_url if is_safe_next(next_url) else url_for("vms.index"))
     return render_template("auth/login.html", form=form)
 
 

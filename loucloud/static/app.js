@@ -44,9 +44,25 @@
     });
   }
 
+  // Long actions (creating a VM): the button shows progress and can't be sent twice.
+  function setupBusyButtons() {
+    document.addEventListener("submit", function (ev) {
+      if (ev.defaultPrevented) return;
+      var button = ev.target.querySelector("button[data-busy-text]");
+      if (!button) return;
+      setTimeout(function () {
+        button.disabled = true;
+        var spinner = button.querySelector(".spinner-border");
+        if (spinner) spinner.classList.remove("d-none");
+        button.lastChild.textContent = " " + button.dataset.busyText;
+      }, 0);
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     applyWidths(document);
     setupConfirm();
+    setupBusyButtons();
     setupBack();
   });
   window.LouCloud = { applyWidths: applyWidths };

@@ -35,12 +35,6 @@ def _field_error(form, exc) -> None:
         flash(str(exc), "danger")
 
 
-@bp.route("/")
-@login_required
-def home():
-    return redirect(url_for("servers.index" if current_user.is_admin else "users.profile"))
-
-
 @bp.route("/users/")
 @admin_required
 def index():

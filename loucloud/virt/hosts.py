@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import libvirt
 
-from . import xml
-from .errors import NotSupported, translate
+from . import storage, xml
+from .errors import NetworkNotFound, NotSupported, translate
 
 
 @dataclass(frozen=True)
@@ -85,12 +85,13 @@ def _cpu_percent(before: CpuSample | None, after: CpuSample | None) -> float | N
 
 
 def host_load(conn: libvirt.virConnect, previous: CpuSample | None = None,
-              *, first_interval: float = 0.2) -> HostLoad:
+              *, cpu: bool = True, first_interval: float = 0.2) -> HostLoad:
     """CPU and memory use and the number of domains, in a handful of calls.
 
     CPU use is the share of busy time since ``previous`` (a sample from an earlier call,
-    returned as ``cpu_sample``); without one, two samples ``first_interval`` apart."""
-    sample = _cpu_counters(conn)
+    returned as ``cpu_sample``); without one, two samples ``first_interval`` apart.
+    ``cpu=False`` skips CPU use (placement needs only memory)."""
+    sample = _cpu_counters(conn) if cpu else None
     if sample is not None and (previous is None or previous.total_ns >= sample.total_ns):
         time.sleep(first_interval)
         previous, sample = sample, _cpu_counters(conn)
@@ -119,3 +120,36 @@ def host_load(conn: libvirt.virConnect, previous: CpuSample | None = None,
         domains_running=running,
         cpu_sample=sample,
     )
+
+
+@dataclass(frozen=True)
+class Preparation:
+    """What a host offers a new VM: its pool ready, the domain type, the network."""
+    pool_path: str
+    arch: str
+    domain_type: str
+    network_active: bool
+
+
+def prepare_for_vm(conn: libvirt.virConnect, pool_name: str, pool_path: str,
+                   network: str) -> Preparation:
+    """Make the storage pool ready and find the best domain type (kvm when offered,
+    else qemu) and whether the network is active, in a few calls."""
+    path = storage.ensure_pool(conn, pool_name, pool_path)
+    arch = conn.getInfo()[0]
+    caps = xml.parse_capabilities(conn.getCapabilities())
+    offered = caps.domain_types(caps.host_arch or arch)
+    domain_type = next((t for t in ("kvm", "qemu") if t in offered),
+                       offered[0] if offered else "qemu")
+    return Preparation(path, caps.host_arch or arch, domain_type,
+                       network_active(conn, network))
+
+
+def network_active(conn: libvirt.virConnect, name: str) -> bool:
+    try:
+        return bool(conn.networkLookupByName(name).isActive())
+    except libvirt.libvirtError as exc:
+        err = translate(exc)
+        if isinstance(err, (NetworkNotFound, NotSupported)):
+            return False
+        raise err from None

@@ -1,0 +1,144 @@
+"""Images: disk files that already lie on the hosts. LouCloud records them and checks
+them through libvirt; it never copies, changes or deletes an image file."""
+from __future__ import annotations
+
+import logging
+import posixpath
+import re
+
+from ..extensions import db
+from ..models import Image, ImageLocation, Server, Template, utcnow
+from ..virt import HostUnavailable, VirtError, storage
+from . import Conflict, ServiceError
+from .hostpool import action_timeout, pool
+
+log = logging.getLogger(__name__)
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.()+-]{0,63}$")
+OS_TYPES = ("linux", "windows")
+
+
+class ImageError(ServiceError):
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+def check_path(path: str) -> str:
+    """An absolute, normalised file path: no '..', no '//', no trailing '/'."""
+    path = (path or "").strip()
+    if not path.startswith("/") or len(path) > 1024:
+        raise ImageError("Enter the absolute path of the image file on the hosts, such as "
+                         "/var/lib/libvirt/images/debian-12.qcow2.", "path")
+    if any(ord(c) < 32 or ord(c) == 127 for c in path):
+        raise ImageError("The path contains control characters.", "path")
+    if posixpath.normpath(path) != path or path.endswith("/") or path == "/":
+        raise ImageError("Write the path without '..', '.', '//' or a final '/'.", "path")
+    return path
+
+
+def _inspect_everywhere(path: str) -> tuple[dict[int, storage.ImageInfo | None],
+                                            list[str], list[Server]]:
+    """Inspect the file on every host at once. Returns (result by server id for hosts
+    that answered, names of hosts that did not, all servers)."""
+    servers = db.session.execute(db.select(Server).order_by(Server.name)).scalars().all()
+    results = pool().call_many([s.uri for s in servers], storage.inspect_image, path,
+                               timeout=action_timeout())
+    found: dict[int, storage.ImageInfo | None] = {}
+    unreachable: list[str] = []
+    for server in servers:
+        result = results[server.uri]
+        if isinstance(result, storage.ImageProblem):
+            raise ImageError(f"On {server.name}: {result}", "path")
+        if isinstance(result, VirtError):
+            log.warning("image %s not checked on %s: %s", path, server.name, result)
+            unreachable.append(f"{server.name} ({'offline' if isinstance(result, HostUnavailable) else result})")
+            continue
+        found[server.id] = result
+    return found, unreachable, servers
+
+
+def _locations(image: Image, found: dict[int, storage.ImageInfo | None]) -> None:
+    """Record presence per answering host; a file that differs (format or size) from
+    the image's is not counted as the image."""
+    by_server = {loc.server_id: loc for loc in image.locations}
+    now = utcnow()
+    for server_id, info in found.items():
+        present = info is not None and info.format == image.format and \
+            info.virtual_size == image.virtual_size
+        loc = by_server.get(server_id)
+        if loc is None:
+            image.locations.append(ImageLocation(server_id=server_id, present=present,
+                                                 checked_at=now))
+        else:
+            loc.present, loc.checked_at = present, now
+
+
+def add_image(name: str, path: str, os_type: str) -> Image:
+    """Record an image after finding it on the hosts. Refused when the file is on no
+    host, is a directory, has a backing file or is neither qcow2 nor raw."""
+    name = (name or "").strip()
+    if not NAME_RE.match(name):
+        raise ImageError("Use 1 to 64 letters, digits, spaces or . _ ( ) + -.", "name")
+    if os_type not in OS_TYPES:
+        raise ImageError("Choose linux or windows.", "os_type")
+    path = check_path(path)
+    if db.session.execute(db.select(Image.id).where(Image.name == name)).first():
+        raise ImageError("An image with this name exists.", "name")
+    found, unreachable, servers = _inspect_everywhere(path)
+    present = [info for info in found.values() if info is not None]
+    if not servers:
+        raise ImageError("Add a host first: images are files on the hosts.", "path")
+    if not present:
+        where = ", ".join(s.name for s in servers if s.id in found) or "no host answered"
+        extra = f"; not checked on {', '.join(unreachable)}" if unreachable else ""
+        raise ImageError(f"No file at {path} on any host (checked on {where}{extra}).", "path")
+    reference = present[0]
+    image = Image(name=name, path=path, os_type=os_type, format=reference.format,
+                  virtual_size=reference.virtual_size)
+    _locations(image, found)
+    db.session.add(image)
+    db.session.commit()
+    log.info("image %s added (%s, %s, %s bytes)", name, path, image.format,
+             image.virtual_size)
+    return image
+
+
+def recheck_image(image: Image) -> list[str]:
+    """Look for the image's file on every host again (after adding a host or copying the
+    file). Returns the names of hosts that could not be checked."""
+    found, unreachable, _ = _inspect_everywhere(image.path)
+    _locations(image, found)
+    db.session.commit()
+    return unreachable
+
+
+def update_image(image: Image, name: str, os_type: str) -> Image:
+    name = (name or "").strip()
+    if not NAME_RE.match(name):
+        raise ImageError("Use 1 to 64 letters, digits, spaces or . _ ( ) + -.", "name")
+    if os_type not in OS_TYPES:
+        raise ImageError("Choose linux or windows.", "os_type")
+    if db.session.execute(db.select(Image.id).where(Image.name == name,
+                                                    Image.id != image.id)).first():
+        raise ImageError("An image with this name exists.", "name")
+    image.name, image.os_type = name, os_type
+    db.session.commit()
+    return image
+
+
+def delete_image(image: Image) -> None:
+    """Forget an image. The file on the hosts is left alone. Refused while templates
+    use it."""
+    names = db.session.execute(db.select(Template.name).where(
+        Template.image_id == image.id).order_by(Template.name)).scalars().all()
+    if names:
+        raise Conflict(f"Templates use {image.name}: {', '.join(names)}. Delete or change "
+                       "them first.")
+    db.session.delete(image)
+    db.session.commit()
+    log.info("image %s removed from LouCloud (file kept on the hosts)", image.name)
+
+
+def servers_with_image(image: Image) -> list[int]:
+    return [loc.server_id for loc in image.locations if loc.present]

@@ -1,0 +1,170 @@
+"""Domain verbs. Domains are found by UUID (LouCloud chooses it), never by name."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import libvirt
+
+from . import xml
+from .errors import DomainNotFound, InvalidState, VirtError, translate
+
+# libvirt's domain states, named as users read them.
+STATES = {
+    libvirt.VIR_DOMAIN_NOSTATE: "no state",
+    libvirt.VIR_DOMAIN_RUNNING: "running",
+    libvirt.VIR_DOMAIN_BLOCKED: "running",  # waiting on a resource: still running
+    libvirt.VIR_DOMAIN_PAUSED: "paused",
+    libvirt.VIR_DOMAIN_SHUTDOWN: "shutting down",
+    libvirt.VIR_DOMAIN_SHUTOFF: "shut off",
+    libvirt.VIR_DOMAIN_CRASHED: "crashed",
+    libvirt.VIR_DOMAIN_PMSUSPENDED: "suspended",
+}
+RUNNING, PAUSED, SHUTOFF, CRASHED = "running", "paused", "shut off", "crashed"
+
+
+@dataclass(frozen=True)
+class DomainStatus:
+    state: str
+    cpu_time_ns: int | None = None
+    memory_kib: int | None = None
+    vnc_port: int | None = None
+    vnc_listen: str | None = None
+    mac: str | None = None
+    network: str | None = None
+    disk_path: str | None = None
+    domain_type: str | None = None
+
+
+def state_name(code: int) -> str:
+    return STATES.get(code, "unknown")
+
+
+def _lookup(conn: libvirt.virConnect, uuid: str) -> libvirt.virDomain:
+    try:
+        return conn.lookupByUUIDString(uuid)
+    except libvirt.libvirtError as exc:
+        raise translate(exc) from None
+
+
+def define(conn: libvirt.virConnect, spec: xml.DomainSpec) -> None:
+    """Define (or redefine) the domain described by ``spec``."""
+    conn.defineXML(xml.build_domain(spec))
+
+
+def states(conn: libvirt.virConnect) -> dict[str, str]:
+    """The state of every domain on the host, by UUID, in one call."""
+    stats = conn.getAllDomainStats(libvirt.VIR_DOMAIN_STATS_STATE, 0)
+    return {dom.UUIDString(): state_name(values.get("state.state", 0))
+            for dom, values in stats}
+
+
+def status(conn: libvirt.virConnect, uuid: str) -> DomainStatus:
+    """State, CPU time, memory, VNC port and the NIC of one domain (three calls)."""
+    dom = _lookup(conn, uuid)
+    [(_dom, values)] = conn.domainListGetStats(
+        [dom], libvirt.VIR_DOMAIN_STATS_STATE | libvirt.VIR_DOMAIN_STATS_CPU_TOTAL |
+        libvirt.VIR_DOMAIN_STATS_BALLOON, 0)
+    desc = xml.parse_domain(dom.XMLDesc(0))
+    return DomainStatus(
+        state=state_name(values.get("state.state", 0)),
+        cpu_time_ns=values.get("cpu.time"),
+        memory_kib=values.get("balloon.current"),
+        vnc_port=desc.vnc_port,
+        vnc_listen=desc.vnc_listen,
+        mac=desc.macs[0] if desc.macs else None,
+        network=desc.networks[0] if desc.networks else None,
+        disk_path=desc.disk_paths[0] if desc.disk_paths else None,
+        domain_type=desc.domain_type,
+    )
+
+
+def vnc_address(conn: libvirt.virConnect, uuid: str) -> tuple[str, int]:
+    """Where the running domain's VNC server listens now. Raises InvalidState when the
+    domain is not running (no port)."""
+    dom = _lookup(conn, uuid)
+    if dom.state()[0] not in (libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_PAUSED,
+                              libvirt.VIR_DOMAIN_BLOCKED):
+        raise InvalidState("The VM is not running.")
+    desc = xml.parse_domain(dom.XMLDesc(0))
+    if desc.vnc_port is None or not desc.vnc_listen:
+        raise InvalidState("The VM has no VNC screen.")
+    return desc.vnc_listen, desc.vnc_port
+
+
+# Which states each action fits (checked before acting, so a refusal says why).
+ALLOWED = {
+    "start": {SHUTOFF, CRASHED},
+    "shutdown": {RUNNING},
+    "poweroff": {RUNNING, PAUSED, "shutting down", CRASHED, "suspended"},
+    "reboot": {RUNNING},
+    "reset": {RUNNING},
+    "pause": {RUNNING},
+    "resume": {PAUSED},
+}
+ACTIONS = tuple(ALLOWED)
+
+
+def act(conn: libvirt.virConnect, uuid: str, verb: str) -> None:
+    """Do one of ACTIONS to the domain. Raises InvalidState when it does not fit the
+    domain's state (libvirt's own check), DomainNotFound when it is gone."""
+    dom = _lookup(conn, uuid)
+    current = state_name(dom.state()[0])
+    if current not in ALLOWED[verb]:
+        raise InvalidState(f"the VM is {current}")
+    action = {
+        "start": lambda: dom.create(),
+        "shutdown": lambda: dom.shutdown(),
+        "poweroff": lambda: dom.destroy(),
+        "reboot": lambda: dom.reboot(0),
+        "reset": lambda: dom.reset(0),
+        "pause": lambda: dom.suspend(),
+        "resume": lambda: dom.resume(),
+    }[verb]
+    try:
+        action()
+    except libvirt.libvirtError as exc:
+        raise translate(exc) from None
+
+
+def remove(conn: libvirt.virConnect, uuid: str) -> bool:
+    """Stop the domain if it runs and undefine it, with its managed save image and
+    snapshot metadata. Returns whether there was a domain to remove."""
+    try:
+        dom = _lookup(conn, uuid)
+    except DomainNotFound:
+        return False
+    try:
+        if dom.isActive():
+            dom.destroy()
+    except libvirt.libvirtError as exc:
+        err = translate(exc)
+        if not isinstance(err, InvalidState):  # it stopped by itself meanwhile
+            raise err from None
+    flags = (libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
+             libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
+             libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+    try:
+        dom.undefineFlags(flags)
+    except libvirt.libvirtError as exc:
+        err = translate(exc)
+        if isinstance(err, DomainNotFound):
+            return False
+        raise err from None
+    return True
+
+
+def exists(conn: libvirt.virConnect, uuid: str) -> bool:
+    try:
+        _lookup(conn, uuid)
+    except DomainNotFound:
+        return False
+    return True
+
+
+def kvm_unusable(err: VirtError) -> bool:
+    """Whether a start failed because the host's KVM cannot be used (libvirt offered
+    it, but /dev/kvm is missing, forbidden or broken): then TCG ('qemu') is the way."""
+    text = str(err).lower()
+    return "kvm" in text and any(s in text for s in (
+        "could not access kvm", "failed to initialize kvm", "kvm is not available",
+        "permission denied", "no such file or directory", "operation not permitted"))

@@ -1,0 +1,156 @@
+"""Storage verbs: LouCloud's pool on a host, images, and VM overlay volumes. Everything
+goes through libvirt's storage API, so it works the same on remote hosts."""
+from __future__ import annotations
+
+import hashlib
+import posixpath
+from dataclasses import dataclass
+
+import libvirt
+
+from . import xml
+from .errors import (NotSupported, PoolNotFound, VirtError, VolumeNotFound, translate)
+
+IMAGE_FORMATS = ("qcow2", "raw")
+
+
+class ImageProblem(VirtError):
+    """The file exists but cannot be used as an image (a directory, a backing file...)."""
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    path: str
+    format: str
+    virtual_size: int
+
+
+@dataclass(frozen=True)
+class Volume:
+    name: str
+    path: str
+
+
+def _lookup_pool(conn: libvirt.virConnect, name: str) -> libvirt.virStoragePool:
+    try:
+        return conn.storagePoolLookupByName(name)
+    except libvirt.libvirtError as exc:
+        raise translate(exc) from None
+
+
+def ensure_pool(conn: libvirt.virConnect, name: str, path: str) -> str:
+    """Make sure the directory pool ``name`` exists, is built, running and autostarts;
+    define it at ``path`` when it is missing. Returns the pool's target path."""
+    try:
+        pool = _lookup_pool(conn, name)
+    except PoolNotFound:
+        pool = conn.storagePoolDefineXML(xml.build_dir_pool(name, path), 0)
+        try:
+            pool.build(0)  # a directory pool: creates the directory if it is missing
+        except libvirt.libvirtError as exc:
+            if not isinstance(translate(exc), NotSupported):
+                pool.undefine()
+                raise
+    if not pool.isActive():
+        pool.create(0)
+    try:
+        if not pool.autostart():
+            pool.setAutostart(1)
+    except libvirt.libvirtError as exc:
+        if not isinstance(translate(exc), NotSupported):
+            raise
+    return xml.parse_pool(pool.XMLDesc(0)).path
+
+
+def _pool_for_directory(conn: libvirt.virConnect, directory: str) -> libvirt.virStoragePool:
+    """An active directory pool whose target is ``directory``; a transient one is made
+    when no pool covers it (it goes away when libvirtd restarts; nothing needs it)."""
+    for pool in conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_DIR):
+        desc = xml.parse_pool(pool.XMLDesc(0))
+        if posixpath.normpath(desc.path) == directory:
+            if not pool.isActive():
+                pool.create(0)
+            pool.refresh(0)
+            return pool
+    digest = hashlib.sha256(directory.encode()).hexdigest()[:12]
+    name = f"loucloud-images-{digest}"
+    try:
+        pool = conn.storagePoolLookupByName(name)
+        pool.refresh(0)
+        return pool
+    except libvirt.libvirtError as exc:
+        if not isinstance(translate(exc), PoolNotFound):
+            raise
+    return conn.storagePoolCreateXML(xml.build_dir_pool(name, directory), 0)
+
+
+def inspect_image(conn: libvirt.virConnect, path: str) -> ImageInfo | None:
+    """Format and virtual size of the image file at ``path`` on this host, or None
+    when there is no such file. Raises ImageProblem when the file is unusable."""
+    directory, filename = posixpath.split(path)
+    try:
+        pool = _pool_for_directory(conn, directory)
+    except libvirt.libvirtError as exc:
+        err = translate(exc)
+        if "No such file" in str(err) or "does not exist" in str(err):
+            return None
+        raise err from None
+    try:
+        vol = pool.storageVolLookupByName(filename)
+    except libvirt.libvirtError as exc:
+        err = translate(exc)
+        if isinstance(err, VolumeNotFound):
+            return None
+        raise err from None
+    desc = xml.parse_volume(vol.XMLDesc(0))
+    if desc.kind == "dir":
+        raise ImageProblem(f"{path} is a directory, not a disk image.")
+    if desc.backing_path:
+        raise ImageProblem(f"{path} has a backing file ({desc.backing_path}); use a "
+                           "standalone image.")
+    fmt = desc.format or "raw"
+    if fmt not in IMAGE_FORMATS:
+        raise ImageProblem(f"{path} is a {fmt} file; LouCloud takes qcow2 or raw images.")
+    return ImageInfo(desc.path or path, fmt, desc.capacity)
+
+
+def create_overlay(conn: libvirt.virConnect, pool_name: str, name: str, capacity: int,
+                   backing_path: str, backing_format: str) -> Volume:
+    """Create a qcow2 volume ``name`` in the pool, backed by the image. Creating it does
+    not read or copy the image, so its time does not grow with the image's size."""
+    pool = _lookup_pool(conn, pool_name)
+    vol = pool.createXML(xml.build_overlay_volume(name, capacity, backing_path,
+                                                  backing_format), 0)
+    return Volume(vol.name(), vol.path())
+
+
+def delete_volume(conn: libvirt.virConnect, pool_name: str, name: str) -> bool:
+    """Delete the volume if it exists. Returns whether there was one to delete."""
+    pool = _lookup_pool(conn, pool_name)
+    try:
+        vol = pool.storageVolLookupByName(name)
+    except libvirt.libvirtError as exc:
+        err = translate(exc)
+        if isinstance(err, VolumeNotFound):
+            return False
+        raise err from None
+    vol.delete(0)
+    return True
+
+
+def volume_exists(conn: libvirt.virConnect, pool_name: str, name: str) -> bool:
+    try:
+        _lookup_pool(conn, pool_name).storageVolLookupByName(name)
+    except VolumeNotFound:
+        return False
+    except libvirt.libvirtError as exc:
+        if isinstance(translate(exc), VolumeNotFound):
+            return False
+        raise
+    return True
+
+
+def list_volumes(conn: libvirt.virConnect, pool_name: str) -> list[Volume]:
+    pool = _lookup_pool(conn, pool_name)
+    pool.refresh(0)
+    return [Volume(v.name(), v.path()) for v in pool.listAllVolumes(0)]
