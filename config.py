@@ -26,10 +26,11 @@ def _instance_secret_key() -> str:
     return path.read_text().strip()
 
 
-def _engine_options(url: str) -> dict:
+def engine_options(url: str) -> dict:
     if url.startswith("sqlite"):
-        # A long busy timeout: concurrent writers queue instead of failing.
-        return {"connect_args": {"timeout": 30}}
+        # A long busy timeout: concurrent writers queue instead of failing; a roomy pool,
+        # because writers hold their connection while they queue for the lock.
+        return {"connect_args": {"timeout": 30}, "pool_size": 20, "max_overflow": 80}
     # pre_ping + recycle: a restarted MySQL server costs no failed request.
     return {"pool_pre_ping": True, "pool_recycle": 280}
 
@@ -38,7 +39,7 @@ class Config:
     SECRET_KEY = os.environ.get("LOUCLOUD_SECRET_KEY")  # None: use the instance key
     SQLALCHEMY_DATABASE_URI = os.environ.get(
         "DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'loucloud.sqlite'}")
-    SQLALCHEMY_ENGINE_OPTIONS = _engine_options(SQLALCHEMY_DATABASE_URI)
+    SQLALCHEMY_ENGINE_OPTIONS = engine_options(SQLALCHEMY_DATABASE_URI)
     SQLALCHEMY_TRACK_MODIFICATIONS = False
 
     SESSION_COOKIE_NAME = "loucloud_session"

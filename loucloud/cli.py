@@ -10,10 +10,13 @@ from flask import current_app
 from flask.cli import AppGroup, FlaskGroup, ScriptInfo, pass_script_info, with_appcontext
 
 from .extensions import db
-from .models import Server, User
+from .models import VM, Image, Server, Template, User
 from .services import ServiceError
+from .services import images as image_service
 from .services import servers as server_service
 from .services import users as user_service
+from .services import vms as vm_service
+from .services import vmtemplates as template_service
 
 DEMO_URI = "test:///default"
 
@@ -170,11 +173,179 @@ def users_list(as_json: bool) -> None:
     _echo_rows(rows, as_json, ["id", "username", "role", "active", "vms", "max_vms"])
 
 
+images_cli = AppGroup("images", help="Disk images on the hosts.")
+
+
+def _one(model, name: str, what: str):
+    row = db.session.execute(db.select(model).where(model.name == name)).scalar()
+    if row is None:
+        _fail(f"no {what} named {name}")
+    return row
+
+
+@images_cli.command("add")
+@click.argument("name")
+@click.argument("path")
+@click.option("--os", "os_type", type=click.Choice(["linux", "windows"]), default="linux",
+              show_default=True)
+def images_add(name: str, path: str, os_type: str) -> None:
+    """Record the image file PATH (already on the hosts) as NAME."""
+    try:
+        image = image_service.add_image(name, path, os_type)
+    except ServiceError as exc:
+        _fail(str(exc))
+    click.echo(f"added {image.name}: {image.format}, {image.virtual_size} bytes, on "
+               f"{len(image_service.servers_with_image(image))} host(s)")
+
+
+@images_cli.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def images_list(as_json: bool) -> None:
+    """List images and the hosts they are on."""
+    rows = []
+    for image in db.session.execute(db.select(Image).order_by(Image.name)).scalars():
+        rows.append({"id": image.id, "name": image.name, "path": image.path,
+                     "format": image.format, "virtual_size": image.virtual_size,
+                     "os_type": image.os_type,
+                     "hosts": sorted(loc.server.name for loc in image.locations if loc.present)})
+    _echo_rows(rows, as_json, ["id", "name", "format", "virtual_size", "os_type", "path"])
+
+
+@images_cli.command("delete")
+@click.argument("name")
+def images_delete(name: str) -> None:
+    """Forget the image NAME (its file stays on the hosts)."""
+    try:
+        image_service.delete_image(_one(Image, name, "image"))
+    except ServiceError as exc:
+        _fail(str(exc))
+    click.echo(f"removed {name}")
+
+
+templates_cli = AppGroup("templates", help="VM templates (sizes).")
+
+
+@templates_cli.command("add")
+@click.argument("name")
+@click.option("--image", "image_name", required=True)
+@click.option("--vcpus", type=int, required=True)
+@click.option("--memory", "memory_mib", type=int, required=True, help="MiB")
+@click.option("--disk", "disk_gib", type=int, required=True, help="GiB")
+@click.option("--notes", default="")
+def templates_add(name, image_name, vcpus, memory_mib, disk_gib, notes) -> None:
+    """Create the template NAME."""
+    image = _one(Image, image_name, "image")
+    try:
+        template = template_service.create_template(
+            name, template_service.Sizes(vcpus, memory_mib, disk_gib), image, notes)
+    except ServiceError as exc:
+        _fail(str(exc))
+    click.echo(f"added {template.name}")
+
+
+@templates_cli.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def templates_list(as_json: bool) -> None:
+    """List templates."""
+    rows = [{"id": t.id, "name": t.name, "image": t.image.name, "vcpus": t.vcpus,
+             "memory_mib": t.memory_mib, "disk_gib": t.disk_gib}
+            for t in db.session.execute(db.select(Template).order_by(Template.name)).scalars()]
+    _echo_rows(rows, as_json, ["id", "name", "image", "vcpus", "memory_mib", "disk_gib"])
+
+
+@templates_cli.command("delete")
+@click.argument("name")
+def templates_delete(name: str) -> None:
+    """Delete the template NAME (refused while VMs use it)."""
+    try:
+        template_service.delete_template(_one(Template, name, "template"))
+    except ServiceError as exc:
+        _fail(str(exc))
+    click.echo(f"deleted {name}")
+
+
+vms_cli = AppGroup("vms", help="Virtual machines.")
+
+
+def _owner(username: str) -> User:
+    user = db.session.execute(db.select(User).where(User.username == username)).scalar()
+    if user is None:
+        _fail(f"no user named {username}")
+    return user
+
+
+def _vm(owner: str, name: str) -> VM:
+    vm = db.session.execute(db.select(VM).join(User, VM.owner_id == User.id).where(
+        User.username == owner, VM.name == name)).scalar()
+    if vm is None:
+        _fail(f"{owner} has no VM named {name}")
+    return vm
+
+
+@vms_cli.command("create")
+@click.argument("name")
+@click.option("--owner", required=True, help="User name of the owner.")
+@click.option("--template", "template_name", required=True)
+@click.option("--host", "host_name", default=None, help="Host (default: placement).")
+@click.option("--no-start", is_flag=True, help="Leave it shut off.")
+def vms_create(name, owner, template_name, host_name, no_start) -> None:
+    """Create the VM NAME for --owner from --template."""
+    user = _owner(owner)
+    template = _one(Template, template_name, "template")
+    server = _one(Server, host_name, "host") if host_name else None
+    try:
+        vm = vm_service.create_vm(user, name, template, server, start=not no_start)
+    except ServiceError as exc:
+        _fail(str(exc))
+    click.echo(f"created {vm.name} on {vm.server.name}")
+
+
+@vms_cli.command("list")
+@click.option("--owner", default=None, help="Only this user's VMs.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def vms_list(owner: str | None, as_json: bool) -> None:
+    """List VMs with libvirt's live state."""
+    admin = db.session.execute(db.select(User).where(User.is_admin.is_(True))).scalar()
+    viewer = _owner(owner) if owner else admin
+    if viewer is None:
+        _fail("no administrator yet: run init")
+    page = vm_service.list_vms(viewer, per_page=1_000_000)
+    rows = [v.as_dict() for v in page.items]
+    _echo_rows(rows, as_json, ["id", "name", "owner", "host", "state", "vcpus", "memory_mib"])
+
+
+def _vm_action(action: str):
+    @click.argument("name")
+    @click.option("--owner", required=True, help="User name of the owner.")
+    def command(name: str, owner: str) -> None:
+        try:
+            click.echo(vm_service.act_on_vm(_vm(owner, name), action))
+        except ServiceError as exc:
+            _fail(str(exc))
+    command.__doc__ = f"{vm_service.LABELS[action]} the VM NAME of --owner."
+    return command
+
+
+for _action in vm_service.ACTIONS:
+    vms_cli.command(_action)(_vm_action(_action))
+
+
+@vms_cli.command("delete")
+@click.argument("name")
+@click.option("--owner", required=True, help="User name of the owner.")
+def vms_delete(name: str, owner: str) -> None:
+    """Delete the VM NAME of --owner with its disk."""
+    try:
+        click.echo(vm_service.delete_vm(_vm(owner, name)))
+    except ServiceError as exc:
+        _fail(str(exc))
+
+
 def register(app) -> None:
     app.cli.add_command(init_command)
     app.cli.add_command(serve_command)
-    app.cli.add_command(hosts_cli)
-    app.cli.add_command(users_cli)
+    for group in (hosts_cli, users_cli, images_cli, templates_cli, vms_cli):
+        app.cli.add_command(group)
 
 
 def main() -> None:

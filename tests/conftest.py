@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from config import engine_options
 from loucloud import create_app
 from loucloud.extensions import db as _db
 from loucloud.services.hostpool import close_pool
@@ -20,8 +21,9 @@ PASSWORD = "correct horse battery"
 
 @pytest.fixture
 def app(tmp_path):
-    app = create_app("test", SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'test.sqlite'}",
-                     SQLALCHEMY_ENGINE_OPTIONS={"connect_args": {"timeout": 30}})
+    url = f"sqlite:///{tmp_path / 'test.sqlite'}"
+    app = create_app("test", SQLALCHEMY_DATABASE_URI=url,
+                     SQLALCHEMY_ENGINE_OPTIONS=engine_options(url))
     with app.app_context():
         _db.create_all()
     yield app

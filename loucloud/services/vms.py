@@ -136,10 +136,10 @@ def _reserve(owner: User, name: str, template: Template, server: Server) -> VM:
              template.memory_mib),
             ("disk (GiB)", usage.used.disk_gib, usage.total.disk_gib, template.disk_gib)):
         if used + add > total:
-            over.append(f"{label}: {used} used + {add} > {total}")
+            over.append(f"{label} {used} in use + {add} would exceed {total}")
     if over:
         db.session.rollback()
-        raise QuotaExceeded("Over quota — " + "; ".join(over) + ".")
+        raise QuotaExceeded("Over quota: " + "; ".join(over) + ".")
     if db.session.execute(db.select(VM.id).where(VM.owner_id == owner_id,
                                                  VM.name == name)).first():
         db.session.rollback()

@@ -140,9 +140,9 @@ def remove(conn: libvirt.virConnect, uuid: str) -> bool:
         err = translate(exc)
         if not isinstance(err, InvalidState):  # it stopped by itself meanwhile
             raise err from None
+    # No NVRAM flag: LouCloud VMs boot with SeaBIOS, and some drivers refuse the flag.
     flags = (libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
-             libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
-             libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+             libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)
     try:
         dom.undefineFlags(flags)
     except libvirt.libvirtError as exc:
