@@ -73,6 +73,8 @@ def register_extensions(app: Flask) -> None:
 
         if wants_json():
             return error_response(401, "Log in first.")
+        if request.path == "/":  # the home page: just the login form, no reproach
+            return redirect(url_for("auth.login"))
         flash(login_manager.login_message, login_manager.login_message_category)
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
 

@@ -7,7 +7,7 @@ import posixpath
 import re
 
 from ..extensions import db
-from ..models import Image, ImageLocation, Server, Template, utcnow
+from ..models import VM, Image, ImageLocation, Server, Template, utcnow
 from ..virt import HostUnavailable, VirtError, storage
 from . import Conflict, ServiceError
 from .hostpool import action_timeout, pool
@@ -32,7 +32,9 @@ def check_path(path: str) -> str:
                          "/var/lib/libvirt/images/debian-12.qcow2.", "path")
     if any(ord(c) < 32 or ord(c) == 127 for c in path):
         raise ImageError("The path contains control characters.", "path")
-    if posixpath.normpath(path) != path or path.endswith("/") or path == "/":
+    # normpath keeps a leading '//' (POSIX allows it a meaning): refuse it explicitly.
+    if posixpath.normpath(path) != path or path.startswith("//") or path.endswith("/") \
+            or path == "/":
         raise ImageError("Write the path without '..', '.', '//' or a final '/'.", "path")
     return path
 
@@ -129,12 +131,17 @@ def update_image(image: Image, name: str, os_type: str) -> Image:
 
 def delete_image(image: Image) -> None:
     """Forget an image. The file on the hosts is left alone. Refused while templates
-    use it."""
+    use it, and while VMs stand on it (their disks are overlays on its file)."""
     names = db.session.execute(db.select(Template.name).where(
         Template.image_id == image.id).order_by(Template.name)).scalars().all()
     if names:
         raise Conflict(f"Templates use {image.name}: {', '.join(names)}. Delete or change "
                        "them first.")
+    count = db.session.execute(
+        db.select(db.func.count(VM.id)).where(VM.image_id == image.id)).scalar()
+    if count:
+        raise Conflict(f"{count} VM{'s' if count > 1 else ''} still stand{'s' if count == 1 else ''}"
+                       f" on {image.name} (their disks are overlays on it). Delete them first.")
     db.session.delete(image)
     db.session.commit()
     log.info("image %s removed from LouCloud (file kept on the hosts)", image.name)
