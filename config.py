@@ -31,8 +31,9 @@ def engine_options(url: str) -> dict:
         # A long busy timeout: concurrent writers queue instead of failing; a roomy pool,
         # because writers hold their connection while they queue for the lock.
         return {"connect_args": {"timeout": 30}, "pool_size": 20, "max_overflow": 80}
-    # pre_ping + recycle: a restarted MySQL server costs no failed request.
-    return {"pool_pre_ping": True, "pool_recycle": 280}
+    # pre_ping + recycle: a restarted MySQL server costs no failed request. The pool is
+    # larger than a process's threads (mod_wsgi threads=8), so nobody queues for it.
+    return {"pool_pre_ping": True, "pool_recycle": 280, "pool_size": 10, "max_overflow": 20}
 
 
 class Config:

@@ -3,7 +3,9 @@ and hosts on libvirt's real test driver (each host its own in-memory hypervisor)
 from __future__ import annotations
 
 import re
+import shutil
 import socket
+import tempfile
 import threading
 from pathlib import Path
 
@@ -22,6 +24,40 @@ PASSWORD = "correct horse battery"
 @pytest.fixture
 def app(tmp_path):
     url = f"sqlite:///{tmp_path / 'test.sqlite'}"
+    app = create_app("test", SQLALCHEMY_DATABASE_URI=url,
+                     SQLALCHEMY_ENGINE_OPTIONS=engine_options(url))
+    with app.app_context():
+        _db.create_all()
+    yield app
+    close_pool(app)
+    with app.app_context():
+        _db.session.remove()
+        _db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def mariadb():
+    """A real MariaDB server for the session (skipped, saying why, where none is
+    installed; `make test` installs it)."""
+    from tests.support import mariadb as support
+
+    reason = support.unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    # Not under pytest's tmp dir: that one is private to root, and mariadbd runs as mysql.
+    workdir = Path(tempfile.mkdtemp(prefix="loucloud-mariadb-"))
+    workdir.chmod(0o755)
+    server = support.MariaDB(workdir).start()
+    yield server
+    server.stop()
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def mysql_app(mariadb, request):
+    """The app on a fresh MariaDB database (schema from the models, as for SQLite)."""
+    name = "t_" + re.sub(r"[^a-z0-9]", "_", request.node.name.lower())[-50:]
+    url = mariadb.create_database(name)
     app = create_app("test", SQLALCHEMY_DATABASE_URI=url,
                      SQLALCHEMY_ENGINE_OPTIONS=engine_options(url))
     with app.app_context():
