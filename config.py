@@ -67,8 +67,13 @@ class Config:
     LOGIN_MAX_FAILURES_PER_USER = 5
     LOGIN_MAX_FAILURES_PER_ADDRESS = 20
 
-    # How LouCloud reaches the console proxy (websockify). Development: its own port.
-    # Production behind Apache: CONSOLE_URL=/websockify (same origin).
+    # The address users open LouCloud at. The console proxy accepts websockets only from
+    # pages of this origin (and of CONSOLE_ALLOWED_ORIGINS).
+    SITE_URL = os.environ.get("LOUCLOUD_SITE_URL") or \
+        f"http://{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '5000')}"
+
+    # Where the browser's console websocket goes. Empty (development): the proxy on its
+    # own port of the same host. Behind Apache: /websockify (the same origin).
     CONSOLE_URL = os.environ.get("CONSOLE_URL", "")
     CONSOLE_PROXY_HOST = os.environ.get("CONSOLE_PROXY_HOST", "127.0.0.1")
     CONSOLE_PROXY_PORT = int(os.environ.get("CONSOLE_PROXY_PORT", "6080"))

@@ -84,14 +84,52 @@ def _register_local_host() -> None:
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--console/--no-console", default=True, show_default=True,
+              help="Start the console proxy beside the web server.")
 @pass_script_info
-def serve_command(info: ScriptInfo, host: str, port: int) -> None:
-    """Serve LouCloud with the embedded threaded server (no debugger, no reloader)."""
+def serve_command(info: ScriptInfo, host: str, port: int, console: bool) -> None:
+    """Serve LouCloud with the embedded threaded server (no debugger, no reloader), and
+    the console proxy on its own port."""
+    import subprocess
     from werkzeug.serving import run_simple
 
     app = info.load_app()
+    proxy = None
+    if console:
+        proxy = subprocess.Popen([sys.executable, os.path.abspath(sys.argv[0]),
+                                  "console-proxy"])
     click.echo(f"LouCloud is on http://{host}:{port}/  (Ctrl-C stops it)")
-    run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
+    try:
+        run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
+    finally:
+        if proxy is not None:
+            proxy.terminate()
+            proxy.wait(timeout=10)
+
+
+@click.command("console-proxy")
+@click.option("--host", default=None, help="Address to listen on [CONSOLE_PROXY_HOST, "
+                                           "default 127.0.0.1].")
+@click.option("--port", default=None, type=int, help="[CONSOLE_PROXY_PORT, default 6080]")
+@pass_script_info
+def console_proxy_command(info: ScriptInfo, host: str | None, port: int | None) -> None:
+    """Run the console proxy (websockify with LouCloud's one-time tokens)."""
+    import logging
+
+    from .console.proxy import make_server
+
+    logging.getLogger("loucloud.console").setLevel(logging.INFO)
+    app = info.load_app()
+    host = host or app.config["CONSOLE_PROXY_HOST"]
+    port = port or app.config["CONSOLE_PROXY_PORT"]
+    server = make_server(app, host, port)
+    click.echo(f"Console proxy on {host}:{port} for {', '.join(sorted(server.gate.origins))}")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
 
 
 hosts_cli = AppGroup("hosts", help="Hypervisor hosts.")
@@ -344,6 +382,7 @@ def vms_delete(name: str, owner: str) -> None:
 def register(app) -> None:
     app.cli.add_command(init_command)
     app.cli.add_command(serve_command)
+    app.cli.add_command(console_proxy_command)
     for group in (hosts_cli, users_cli, images_cli, templates_cli, vms_cli):
         app.cli.add_command(group)
 

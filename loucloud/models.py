@@ -213,3 +213,19 @@ class VM(db.Model):
 
     def __repr__(self) -> str:
         return f"<VM {self.name} ({self.domain_name})>"
+
+
+class ConsoleToken(db.Model):
+    """A one-time permission to open one VM's screen. Only the SHA-256 of the token is
+    kept; the token itself goes to the browser once."""
+    __tablename__ = "console_tokens"
+
+    id = db.Column(db.Integer, primary_key=True)
+    token_hash = db.Column(db.String(64), unique=True, nullable=False)
+    user_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="CASCADE"),
+                        nullable=False, index=True)
+    vm_id = db.Column(db.Integer, db.ForeignKey("vms.id", ondelete="CASCADE"),
+                      nullable=False, index=True)
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+    expires_at = db.Column(db.DateTime, nullable=False)
+    used_at = db.Column(db.DateTime)

@@ -33,19 +33,23 @@ def is_safe_next(target: str | None) -> bool:
     return not parts.scheme and not parts.netloc
 
 
-def console_origin() -> str:
-    """Where the browser's websocket goes for the console (CSP connect-src)."""
+def console_url() -> str:
+    """The websocket URL of the console proxy, as the page must use it: absolute in
+    development (the proxy's own port), a path when it is on the same origin."""
     url = current_app.config.get("CONSOLE_URL") or ""
+    if url:
+        return url
+    host = request.host.rsplit(":", 1)[0] if request.host else "localhost"
+    scheme = "wss" if request.is_secure else "ws"
+    return f"{scheme}://{host}:{current_app.config['CONSOLE_PROXY_PORT']}/websockify"
+
+
+def console_origin() -> str:
+    """The console proxy's origin for CSP connect-src ('' when it is this site)."""
+    url = console_url()
     if url.startswith(("ws://", "wss://")):
         parts = urlsplit(url)
         return f"{parts.scheme}://{parts.netloc}"
-    if url.startswith("/") or not url:
-        # Same origin (behind Apache) or the development proxy on its own port.
-        if not url:
-            host = request.host.rsplit(":", 1)[0] if request.host else "localhost"
-            scheme = "wss" if request.is_secure else "ws"
-            return f"{scheme}://{host}:{current_app.config['CONSOLE_PROXY_PORT']}"
-        return ""
     return ""
 
 

@@ -3,8 +3,11 @@
 # copy the files the pages use into loucloud/static/vendor/ (not committed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+# npm ci again whenever the lock file differs from the one node_modules was made from.
+lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ "$(cat node_modules/.loucloud-lock 2>/dev/null)" != "$lock_sum" ]; then
   npm ci --no-audit --no-fund --loglevel=error
+  echo "$lock_sum" > node_modules/.loucloud-lock
 fi
 out=loucloud/static/vendor
 rm -rf "$out.tmp" && mkdir -p "$out.tmp"/{bootstrap,bootstrap-icons}
@@ -12,4 +15,8 @@ cp node_modules/bootstrap/dist/css/bootstrap.min.css "$out.tmp/bootstrap/"
 cp node_modules/bootstrap/dist/js/bootstrap.bundle.min.js "$out.tmp/bootstrap/"
 cp node_modules/bootstrap-icons/font/bootstrap-icons.min.css "$out.tmp/bootstrap-icons/"
 cp -r node_modules/bootstrap-icons/font/fonts "$out.tmp/bootstrap-icons/"
+# noVNC is ES modules: its core/ imports ../vendor/pako, so both go side by side.
+mkdir -p "$out.tmp/novnc"
+cp -r node_modules/@novnc/novnc/core node_modules/@novnc/novnc/vendor "$out.tmp/novnc/"
+cp node_modules/@novnc/novnc/LICENSE.txt "$out.tmp/novnc/"
 rm -rf "$out" && mv "$out.tmp" "$out"

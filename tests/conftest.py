@@ -16,6 +16,7 @@ from loucloud import create_app
 from loucloud.extensions import db as _db
 from loucloud.services.hostpool import close_pool
 from tests.factories import make_user, write_test_node
+from tests.support.browser import browser, live_server, page  # noqa: F401 (fixtures)
 
 CSRF_RE = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 PASSWORD = "correct horse battery"

@@ -22,6 +22,8 @@ EXPECTED = {
     "vms.state": ("GET", 401, 404, 200),
     "vms.act": ("POST", 302, 404, 302),
     "vms.delete": ("POST", 302, 404, 302),
+    "vms.console": ("POST", 302, 404, 302),  # admin: refused (no screen), back to the VM
+    "vms.screen": ("GET", 302, 404, 200),
     "images.index": ("GET", 302, 403, 200),
     "images.create": ("GET", 302, 403, 200),
     "images.detail": ("GET", 302, 403, 200),

@@ -32,7 +32,7 @@ def login():
 @login_required
 def logout():
     # CSRFProtect has checked the token of this POST, as of every POST.
-    auth_service.end_session(current_user.get_id())
+    auth_service.log_out(current_user, current_user.get_id())
     logout_user()
     session.clear()
     flash("You are logged out.", "info")

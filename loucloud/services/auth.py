@@ -17,6 +17,7 @@ from flask import current_app
 from ..extensions import db
 from ..models import LoginAttempt, User, UserSession, utcnow
 from . import ServiceError
+from .console import revoke_for_user
 from .passwords import burn_time, verify_password
 from .settings import get_settings
 
@@ -147,6 +148,12 @@ def end_session(key: str | None) -> None:
     if key:
         db.session.execute(db.delete(UserSession).where(UserSession.key_hash == _hash_key(key)))
         db.session.commit()
+
+
+def log_out(user: User, key: str | None) -> None:
+    """End this session of ``user`` and the console links the user holds."""
+    revoke_for_user(user.id)
+    end_session(key)
 
 
 def end_sessions_of(user: User, keep_key: str | None = None) -> int:

@@ -10,6 +10,7 @@ from ..extensions import db
 from ..models import VM, User
 from . import Conflict, NotAllowed, ServiceError
 from .auth import end_sessions_of
+from .console import revoke_for_user
 from .passwords import hash_password, password_problem, verify_password
 from .settings import get_settings
 
@@ -151,6 +152,7 @@ def set_active(user: User, active: bool) -> User:
     user.active = active
     if not active:
         end_sessions_of(user)
+        revoke_for_user(user.id)
     db.session.commit()
     log.info("user %s %s", user.username, "enabled" if active else "disabled")
     return user

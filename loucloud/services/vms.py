@@ -26,6 +26,7 @@ from ..virt import (DomainNotFound, HostUnavailable, InvalidState, VirtError, do
 from ..virt.xml import DomainSpec
 from . import Conflict, ServiceError, Unavailable
 from .hostpool import action_timeout, pool, query_timeout
+from .console import revoke_for_vm
 from .settings import get_settings
 from .users import quota_usage
 
@@ -290,8 +291,10 @@ def act_on_vm(vm: VM, action: str) -> str:
         raise ServiceError(f"{LABELS[action]} failed: {exc}") from None
     if action == "start":
         vm.started_at = utcnow()
-    elif action == "poweroff":
-        vm.started_at = None
+    elif action in ("poweroff", "shutdown"):
+        if action == "poweroff":
+            vm.started_at = None
+        revoke_for_vm(vm.id)  # a stopped VM's console links end with it
     _end(vm)
     return message.format(name=vm.name)
 
@@ -313,6 +316,7 @@ def delete_vm(vm: VM) -> str:
                               "delete it again when the host is back.") from None
         raise ServiceError(f"Could not delete {vm.name}: {exc}") from None
     name = vm.name
+    revoke_for_vm(vm.id)
     db.session.delete(vm)
     db.session.commit()
     log.info("VM %s deleted from %s", name, server.name)

@@ -5,7 +5,9 @@ from wtforms import SelectChoice
 from ..errors import error_response, wants_json
 from ..extensions import db
 from ..models import VM, Server, Template, User
+from ..security import console_url
 from ..services import ServiceError
+from ..services import console as console_service
 from ..services import vms as vm_service
 from ..services.users import quota_usage
 from . import bp
@@ -129,6 +131,27 @@ def act(vm_id: int, action: str):
             return jsonify({"message": message})
         flash(message, "success")
     return redirect(url_for("vms.detail", vm_id=vm.id))
+
+
+@bp.route("/vms/<int:vm_id>/console", methods=["POST"])
+@login_required
+def console(vm_id: int):
+    """Issue a one-time console token and open the screen page. The token travels in
+    the URL fragment: browsers never send that part, so no server log can hold it."""
+    vm = get_vm_or_404(vm_id)
+    try:
+        token = console_service.issue_token(current_user, vm)
+    except ServiceError as exc:
+        flash(str(exc), "danger")
+        return redirect(url_for("vms.detail", vm_id=vm.id))
+    return redirect(url_for("vms.screen", vm_id=vm.id, _anchor=token))
+
+
+@bp.route("/vms/<int:vm_id>/screen")
+@login_required
+def screen(vm_id: int):
+    vm = get_vm_or_404(vm_id)
+    return render_template("vms/console.html", vm=vm, console_url=console_url())
 
 
 @bp.route("/vms/<int:vm_id>/delete", methods=["POST"])

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import re
 
-from tests.browser.conftest import login, shot
+import pytest
+
+from tests.support.browser import login, shot
 from tests.conftest import PASSWORD
 from tests.factories import make_catalog, make_user
+
+pytestmark = pytest.mark.browser
 
 
 def test_user_creates_resets_and_deletes_a_vm(app, live_server, page, test_host):
