@@ -44,10 +44,13 @@ def init_command(local_host: bool) -> None:
     """Create the administrator and register a local host. Safe to run again."""
     password = os.environ.get("LOUCLOUD_ADMIN_PASSWORD") or None
     try:
-        admin, generated = user_service.create_admin(password)
+        admin, created, generated = user_service.create_admin(password)
     except ServiceError as exc:
         _fail(f"LOUCLOUD_ADMIN_PASSWORD: {exc}")
-    if generated:
+    if created and not generated:
+        click.echo(f"Administrator created: {admin.username}, with the password in "
+                   "LOUCLOUD_ADMIN_PASSWORD")
+    elif generated:
         click.echo("=" * 64)
         click.echo(f"  Administrator created. User name: {admin.username}")
         click.echo(f"  Password: {generated}")

@@ -34,6 +34,8 @@ def test_init_uses_the_password_from_the_environment(app, monkeypatch, tmp_path)
     monkeypatch.setenv("LOUCLOUD_ADMIN_PASSWORD", "admin password 123")
     result = app.test_cli_runner().invoke(args=["init"])
     assert "Password:" not in result.output
+    assert "Administrator created: admin, with the password in LOUCLOUD_ADMIN_PASSWORD" \
+        in result.output
     assert Client(app).login("admin", "admin password 123").status_code == 302
 
 

@@ -89,12 +89,12 @@ def default_quota() -> Quota:
                  s.default_max_disk_gib)
 
 
-def create_admin(password: str | None = None) -> tuple[User, str | None]:
-    """Create the administrator if there is none. Returns (admin, generated password or
-    None). With no password given, a random one is generated."""
+def create_admin(password: str | None = None) -> tuple[User, bool, str | None]:
+    """Create the administrator if there is none. Returns (admin, created, generated
+    password or None). With no password given, a random one is generated."""
     admin = db.session.execute(db.select(User).where(User.is_admin.is_(True))).scalar()
     if admin is not None:
-        return admin, None
+        return admin, False, None
     generated = None
     if not password:
         password = generated = secrets.token_urlsafe(12)
@@ -108,7 +108,7 @@ def create_admin(password: str | None = None) -> tuple[User, str | None]:
     db.session.add(admin)
     db.session.commit()
     log.info("administrator account created")
-    return admin, generated
+    return admin, True, generated
 
 
 def create_user(username: str, password: str, full_name: str = "", email: str | None = None,
