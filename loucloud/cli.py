@@ -94,6 +94,7 @@ def serve_command(info: ScriptInfo, host: str, port: int, console: bool) -> None
     """Serve LouCloud with the embedded threaded server (no debugger, no reloader), and
     the console proxy on its own port."""
     import subprocess
+
     from werkzeug.serving import run_simple
 
     app = info.load_app()

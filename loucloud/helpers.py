@@ -3,11 +3,23 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from flask import flash
 from flask_wtf import FlaskForm
 
 
 class EmptyForm(FlaskForm):
     """A form with only the CSRF token: the body of every POST button."""
+
+
+def show_error(form: FlaskForm, exc, default: str | None = None) -> None:
+    """Put a service's refusal next to the field it names (``exc.field``), else next to
+    ``default``, else at the top of the page."""
+    field = getattr(exc, "field", None)
+    target = field if field in form else default
+    if target in form:
+        form[target].errors.append(str(exc))
+    else:
+        flash(str(exc), "danger")
 
 
 def register(app) -> None:

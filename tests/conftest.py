@@ -92,11 +92,11 @@ class Client:
         self.username = username
 
     def csrf(self) -> str:
-        page = self.http.get("/login").get_data(as_text=True)
-        match = CSRF_RE.search(page)
+        html = self.http.get("/login").get_data(as_text=True)
+        match = CSRF_RE.search(html)
         if match is None:  # logged in: /login redirects; any page carries the token
-            page = self.http.get("/profile").get_data(as_text=True)
-            match = CSRF_RE.search(page)
+            html = self.http.get("/profile").get_data(as_text=True)
+            match = CSRF_RE.search(html)
         return match.group(1)
 
     def login(self, username, password=PASSWORD):

@@ -32,7 +32,8 @@ def make_catalog(*servers: tuple[str, str], image_path: str = "/var/lib/images/b
                  vcpus: int = 1, memory_mib: int = 512, disk_gib: int = 2):
     """Hosts (name, uri), an image found on them and a template, through the services.
     Returns the template (detached)."""
-    from loucloud.services import images, servers as server_service, vmtemplates
+    from loucloud.services import images, vmtemplates
+    from loucloud.services import servers as server_service
 
     for name, uri in servers:
         server_service.add_server(name, uri)

@@ -1,6 +1,7 @@
 from flask import abort, flash, redirect, render_template, url_for
 
 from ..extensions import db
+from ..helpers import show_error
 from ..models import Image, Server
 from ..security import admin_required
 from ..services import ServiceError
@@ -37,7 +38,7 @@ def create():
             image = image_service.add_image(form.name.data, form.path.data, form.os_type.data)
         except image_service.ImageError as exc:
             db.session.rollback()
-            (form[exc.field] if exc.field in form else form.path).errors.append(str(exc))
+            show_error(form, exc, "path")
         else:
             hosts = len(image_service.servers_with_image(image))
             flash(f"Image {image.name} added: {image.format}, found on {hosts} host"
@@ -65,7 +66,7 @@ def edit(image_id: int):
             image_service.update_image(image, form.name.data, form.os_type.data)
         except image_service.ImageError as exc:
             db.session.rollback()
-            (form[exc.field] if exc.field in form else form.name).errors.append(str(exc))
+            show_error(form, exc, "name")
         else:
             flash(f"Image {image.name} saved.", "success")
             return redirect(url_for("images.detail", image_id=image.id))

@@ -1,6 +1,7 @@
 from flask import abort, flash, jsonify, redirect, render_template, url_for
 
 from ..extensions import db
+from ..helpers import show_error
 from ..models import Server
 from ..security import admin_required
 from ..services import ServiceError
@@ -38,8 +39,7 @@ def create():
             server = server_service.add_server(form.name.data, form.uri.data)
         except server_service.ServerError as exc:
             db.session.rollback()
-            target = form[exc.field] if exc.field in form else form.uri
-            target.errors.append(str(exc))
+            show_error(form, exc, "uri")
         else:
             flash(f"Host {server.name} added: {server.hostname}, {server.cpus} CPUs, "
                   f"{server.memory_mib} MiB.", "success")

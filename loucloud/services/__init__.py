@@ -8,6 +8,14 @@ class ServiceError(Exception):
     status = 400
 
 
+class FieldError(ServiceError):
+    """Bad input; ``field`` names the form field it belongs to (None: the whole form)."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
 class NotAllowed(ServiceError):
     status = 403
 

@@ -9,7 +9,7 @@ import re
 from ..extensions import db
 from ..models import VM, Image, ImageLocation, Server, Template, utcnow
 from ..virt import HostUnavailable, VirtError, storage
-from . import Conflict, ServiceError
+from . import Conflict, FieldError
 from .hostpool import action_timeout, pool
 
 log = logging.getLogger(__name__)
@@ -18,10 +18,8 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.()+-]{0,63}$")
 OS_TYPES = ("linux", "windows")
 
 
-class ImageError(ServiceError):
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.field = field
+class ImageError(FieldError):
+    """Refused: bad input or a clash; ``field`` names the form field."""
 
 
 def check_path(path: str) -> str:

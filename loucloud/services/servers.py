@@ -10,8 +10,8 @@ from urllib.parse import urlsplit
 from ..extensions import cache, db
 from ..models import VM, Server, utcnow
 from ..virt import HostUnavailable, VirtError, hosts
-from . import Conflict, ServiceError
-from .hostpool import action_timeout, pool, query_timeout
+from . import Conflict, FieldError
+from .hostpool import pool, query_timeout
 
 log = logging.getLogger(__name__)
 
@@ -21,10 +21,8 @@ SCHEMES = {"qemu", "qemu+ssh", "qemu+tcp", "qemu+tls", "qemu+unix", "qemu+libssh
 CPU_SAMPLE_MAX_AGE = 120  # seconds; an older sample would average over too long
 
 
-class ServerError(ServiceError):
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.field = field
+class ServerError(FieldError):
+    """Refused: bad input or a clash; ``field`` names the form field."""
 
 
 @dataclass

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from ..extensions import db
 from ..models import VM, User
-from . import Conflict, NotAllowed, ServiceError
+from . import Conflict, FieldError, NotAllowed
 from .auth import end_sessions_of
 from .console import revoke_for_user
 from .passwords import hash_password, password_problem, verify_password
@@ -20,12 +20,8 @@ USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{1,31}$")
 ADMIN_USERNAME = "admin"
 
 
-class UserError(ServiceError):
+class UserError(FieldError):
     """A user field is wrong; ``field`` names it for the form."""
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.field = field
 
 
 @dataclass(frozen=True)

@@ -21,12 +21,11 @@ from sqlalchemy.orm import joinedload
 
 from ..extensions import db
 from ..models import VM, ImageLocation, Server, Template, User, utcnow
-from ..virt import (DomainNotFound, HostUnavailable, InvalidState, VirtError, domains, hosts,
-                    storage)
+from ..virt import DomainNotFound, HostUnavailable, InvalidState, VirtError, domains, hosts, storage
 from ..virt.xml import DomainSpec
-from . import Conflict, ServiceError, Unavailable
-from .hostpool import action_timeout, pool, query_timeout
+from . import Conflict, FieldError, ServiceError, Unavailable
 from .console import revoke_for_vm
+from .hostpool import action_timeout, pool, query_timeout
 from .settings import get_settings
 from .users import quota_usage
 
@@ -55,10 +54,8 @@ LABELS = {"start": "Start", "shutdown": "Shut down", "poweroff": "Force off",
           "reboot": "Reboot", "reset": "Reset", "pause": "Pause", "resume": "Resume"}
 
 
-class VMError(ServiceError):
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.field = field
+class VMError(FieldError):
+    """Refused: bad input or a clash; ``field`` names the form field."""
 
 
 class QuotaExceeded(VMError):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from ..extensions import db
 from ..models import VM, Image, Template
-from . import Conflict, ServiceError
+from . import Conflict, FieldError
 
 log = logging.getLogger(__name__)
 
@@ -17,10 +17,8 @@ GIB = 1024 ** 3
 LIMITS = {"vcpus": (1, 256), "memory_mib": (64, 4 * 1024 * 1024), "disk_gib": (1, 65536)}
 
 
-class TemplateError(ServiceError):
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.field = field
+class TemplateError(FieldError):
+    """Refused: bad input or a clash; ``field`` names the form field."""
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,6 @@
 from flask_wtf import FlaskForm
-from wtforms import (IntegerField, PasswordField, SelectChoice, SelectField, StringField,
-                     SubmitField)
-from wtforms.validators import (Email, EqualTo, InputRequired, Length, NumberRange, Optional,
-                                Regexp)
+from wtforms import IntegerField, PasswordField, SelectChoice, SelectField, StringField, SubmitField
+from wtforms.validators import Email, EqualTo, InputRequired, Length, NumberRange, Optional, Regexp
 
 from ..services.passwords import MAX_LENGTH, MIN_LENGTH
 

@@ -2,14 +2,20 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from ..extensions import db
+from ..helpers import show_error
 from ..models import User
 from ..security import admin_required
 from ..services import ServiceError
 from ..services import users as user_service
 from ..services.users import Quota
 from . import bp
-from .forms import (ChangePasswordForm, PasswordResetForm, UserCreateForm, UserEditForm,
-                    UserFilterForm)
+from .forms import (
+    ChangePasswordForm,
+    PasswordResetForm,
+    UserCreateForm,
+    UserEditForm,
+    UserFilterForm,
+)
 
 PER_PAGE = 50
 
@@ -27,12 +33,6 @@ def _quota(form) -> Quota:
                  form.max_disk_gib.data)
 
 
-def _field_error(form, exc) -> None:
-    field = getattr(exc, "field", None)
-    if field and field in form:
-        form[field].errors.append(str(exc))
-    else:
-        flash(str(exc), "danger")
 
 
 @bp.route("/users/")
@@ -66,7 +66,7 @@ def create():
             user = user_service.create_user(form.username.data, form.password.data,
                                             form.full_name.data, form.email.data, _quota(form))
         except user_service.UserError as exc:
-            _field_error(form, exc)
+            show_error(form, exc)
         else:
             flash(f"User {user.username} created.", "success")
             return redirect(url_for("users.detail", user_id=user.id))
@@ -94,7 +94,7 @@ def edit(user_id: int):
                                      quota=_quota(form))
         except user_service.UserError as exc:
             db.session.rollback()
-            _field_error(form, exc)
+            show_error(form, exc)
         else:
             flash(f"User {user.username} saved.", "success")
             return redirect(url_for("users.detail", user_id=user.id))
@@ -163,7 +163,7 @@ def profile():
             user_service.change_own_password(current_user, form.current_password.data,
                                              form.password.data, current_user.get_id())
         except user_service.UserError as exc:
-            _field_error(form, exc)
+            show_error(form, exc)
         else:
             flash("Password changed. Your other sessions have ended.", "success")
             return redirect(url_for("users.profile"))

@@ -1,5 +1,14 @@
 """Everything LouCloud says to hypervisors. The only package that imports libvirt; it
 knows nothing of Flask, the database or the configuration: settings are passed in."""
 from .connections import HostPool, HostState  # noqa: F401
-from .errors import (AlreadyExists, DomainNotFound, HostUnavailable, InvalidState,  # noqa: F401
-                     NoSpace, NotSupported, PoolNotFound, VirtError, VolumeNotFound)
+from .errors import (  # noqa: F401
+                     AlreadyExists,
+                     DomainNotFound,
+                     HostUnavailable,
+                     InvalidState,
+                     NoSpace,
+                     NotSupported,
+                     PoolNotFound,
+                     VirtError,
+                     VolumeNotFound,
+)

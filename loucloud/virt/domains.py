@@ -153,14 +153,6 @@ def remove(conn: libvirt.virConnect, uuid: str) -> bool:
     return True
 
 
-def exists(conn: libvirt.virConnect, uuid: str) -> bool:
-    try:
-        _lookup(conn, uuid)
-    except DomainNotFound:
-        return False
-    return True
-
-
 def kvm_unusable(err: VirtError) -> bool:
     """Whether a start failed because the host's KVM cannot be used (libvirt offered
     it, but /dev/kvm is missing, forbidden or broken): then TCG ('qemu') is the way."""

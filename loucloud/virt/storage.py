@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import libvirt
 
 from . import xml
-from .errors import (NotSupported, PoolNotFound, VirtError, VolumeNotFound, translate)
+from .errors import InvalidState, NotSupported, PoolNotFound, VirtError, VolumeNotFound, translate
 
 IMAGE_FORMATS = ("qcow2", "raw")
 
@@ -40,19 +40,29 @@ def _lookup_pool(conn: libvirt.virConnect, name: str) -> libvirt.virStoragePool:
 
 def ensure_pool(conn: libvirt.virConnect, name: str, path: str) -> str:
     """Make sure the directory pool ``name`` exists, is built, running and autostarts;
-    define it at ``path`` when it is missing. Returns the pool's target path."""
+    define it at ``path`` when it is missing. Returns the pool's target path. Safe when
+    several creates race to do it on a new host."""
     try:
         pool = _lookup_pool(conn, name)
     except PoolNotFound:
-        pool = conn.storagePoolDefineXML(xml.build_dir_pool(name, path), 0)
+        try:
+            pool = conn.storagePoolDefineXML(xml.build_dir_pool(name, path), 0)
+        except libvirt.libvirtError as exc:
+            try:  # defined meanwhile by a concurrent create?
+                pool = _lookup_pool(conn, name)
+            except PoolNotFound:
+                raise translate(exc) from None
         try:
             pool.build(0)  # a directory pool: creates the directory if it is missing
         except libvirt.libvirtError as exc:
-            if not isinstance(translate(exc), NotSupported):
-                pool.undefine()
+            if not isinstance(translate(exc), (NotSupported, InvalidState)):
                 raise
     if not pool.isActive():
-        pool.create(0)
+        try:
+            pool.create(0)
+        except libvirt.libvirtError as exc:
+            if not pool.isActive():  # not started meanwhile by a concurrent create
+                raise translate(exc) from None
     try:
         if not pool.autostart():
             pool.setAutostart(1)
@@ -136,21 +146,3 @@ def delete_volume(conn: libvirt.virConnect, pool_name: str, name: str) -> bool:
         raise err from None
     vol.delete(0)
     return True
-
-
-def volume_exists(conn: libvirt.virConnect, pool_name: str, name: str) -> bool:
-    try:
-        _lookup_pool(conn, pool_name).storageVolLookupByName(name)
-    except VolumeNotFound:
-        return False
-    except libvirt.libvirtError as exc:
-        if isinstance(translate(exc), VolumeNotFound):
-            return False
-        raise
-    return True
-
-
-def list_volumes(conn: libvirt.virConnect, pool_name: str) -> list[Volume]:
-    pool = _lookup_pool(conn, pool_name)
-    pool.refresh(0)
-    return [Volume(v.name(), v.path()) for v in pool.listAllVolumes(0)]

@@ -4,6 +4,7 @@ from wtforms import SelectChoice
 
 from ..errors import error_response, wants_json
 from ..extensions import db
+from ..helpers import show_error
 from ..models import VM, Server, Template, User
 from ..security import console_url
 from ..services import ServiceError
@@ -82,7 +83,7 @@ def create():
             if isinstance(exc, vm_service.QuotaExceeded):
                 flash(str(exc), "danger")
             else:
-                (form[exc.field] if exc.field in form else form.name).errors.append(str(exc))
+                show_error(form, exc, "name")
             status = exc.status
         except ServiceError as exc:
             flash(str(exc), "danger")

@@ -2,6 +2,7 @@ from flask import abort, flash, redirect, render_template, url_for
 from wtforms import SelectChoice
 
 from ..extensions import db
+from ..helpers import show_error
 from ..models import VM, Image, Template
 from ..security import admin_required
 from ..services import ServiceError
@@ -57,7 +58,7 @@ def create():
             template = _save(form)
         except template_service.TemplateError as exc:
             db.session.rollback()
-            (form[exc.field] if exc.field in form else form.name).errors.append(str(exc))
+            show_error(form, exc, "name")
         else:
             flash(f"Template {template.name} created.", "success")
             return redirect(url_for("vmtemplates.index"))
@@ -75,7 +76,7 @@ def edit(template_id: int):
             _save(form, template)
         except template_service.TemplateError as exc:
             db.session.rollback()
-            (form[exc.field] if exc.field in form else form.name).errors.append(str(exc))
+            show_error(form, exc, "name")
         else:
             flash(f"Template {template.name} saved. Existing VMs keep their sizes.", "success")
             return redirect(url_for("vmtemplates.index"))

@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from tests.support.browser import login, shot
 from tests.conftest import PASSWORD
 from tests.factories import make_catalog, make_user
+from tests.support.browser import login, shot
 
 pytestmark = pytest.mark.browser
 

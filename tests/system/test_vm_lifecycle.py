@@ -100,12 +100,11 @@ def wait_state(client, vm_id, wanted, timeout=20):
 @pytest.mark.parametrize("host_index", [1, 2])
 def test_full_lifecycle_on_each_host(app, lab, world, host_index):
     host = lab.host(host_index)
-    admin, alice = world["admin"], world["alice"]
+    alice = world["alice"]
     image_file = host.host_path(world_image_path(app))
     image_digest = hashlib.sha256(image_file.read_bytes()).hexdigest()
 
-    # Created by alice: the administrator pins it to this host through the CLI-equal path
-    # (the user form has no host choice), so create it as alice on the chosen host.
+    # alice's VM, placed on this host (the user's form has no host choice).
     with app.app_context():
         from loucloud.services import vms as vm_service
         owner = db.session.execute(db.select(User).filter_by(username="alice")).scalar_one()
