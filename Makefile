@@ -2,7 +2,8 @@
 #   make run    prepare everything and serve the console on http://$(HOST):$(PORT)
 #   make test   prepare everything and run the whole test suite
 SHELL := /bin/bash
-PYTHON ?= python3
+# Debian's own Python when there is one: the one a deployment uses (mod_wsgi runs it).
+PYTHON ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
@@ -31,7 +32,10 @@ $(VENV)/.installed: requirements.txt | $(VENV)/bin/python
 	$(PY) -m pip install -q -r requirements.txt
 	touch $@
 
-$(VENV)/.installed-test: requirements-test.txt $(VENV)/.installed
+# mod_wsgi is compiled here, never taken from pip's cache: a wheel built for another
+# Python of the same version would load the wrong libpython into Apache.
+$(VENV)/.installed-test: requirements-test.txt requirements-deploy.txt $(VENV)/.installed
+	$(PY) -m pip install -q --no-cache-dir --no-binary mod-wsgi -r requirements-deploy.txt
 	$(PY) -m pip install -q -r requirements-test.txt
 	touch $@
 

@@ -8,7 +8,9 @@ import os
 import secrets
 from pathlib import Path
 
-BASE_DIR = Path(__file__).resolve().parent
+# Not resolve(): a deployment may be a directory of links to a checkout, with its own
+# instance folder.
+BASE_DIR = Path(__file__).absolute().parent
 INSTANCE_DIR = Path(os.environ.get("LOUCLOUD_INSTANCE", BASE_DIR / "instance"))
 
 # Secret keys that must never be used in production (the old Flask docs' examples and ours).
@@ -27,6 +29,8 @@ def _instance_secret_key() -> str:
 
 
 def engine_options(url: str) -> dict:
+    if url in ("sqlite://", "sqlite:///:memory:"):
+        return {}
     if url.startswith("sqlite"):
         # A long busy timeout: concurrent writers queue instead of failing; a roomy pool,
         # because writers hold their connection while they queue for the lock.
@@ -40,7 +44,8 @@ class Config:
     SECRET_KEY = os.environ.get("LOUCLOUD_SECRET_KEY")  # None: use the instance key
     SQLALCHEMY_DATABASE_URI = os.environ.get(
         "DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'loucloud.sqlite'}")
-    SQLALCHEMY_ENGINE_OPTIONS = engine_options(SQLALCHEMY_DATABASE_URI)
+    # SQLALCHEMY_ENGINE_OPTIONS: set by create_app from the final database URL (which
+    # instance/loucloud.cfg may give), unless given explicitly.
     SQLALCHEMY_TRACK_MODIFICATIONS = False
 
     SESSION_COOKIE_NAME = "loucloud_session"
@@ -93,16 +98,17 @@ class Config:
 
 class ProductionConfig(Config):
     """For Apache + mod_wsgi: secret key and database URL must come from the environment
-    or the instance config file (instance/loucloud.cfg)."""
+    or the instance config file (instance/loucloud.cfg); the console proxy is reached
+    through Apache on the same origin."""
     VERIFY_SECRET_KEY = True
     SESSION_COOKIE_SECURE = os.environ.get("LOUCLOUD_HTTPS", "1") == "1"
+    CONSOLE_URL = os.environ.get("CONSOLE_URL", "/websockify")
 
 
 class TestConfig(Config):
     TESTING = True
     SECRET_KEY = "test-secret-key-not-for-production"
     SQLALCHEMY_DATABASE_URI = "sqlite://"
-    SQLALCHEMY_ENGINE_OPTIONS = {}
     CACHE_TYPE = "SimpleCache"
     # Cheaper hashing keeps the suite fast; the strength test uses the real parameters.
     PASSWORD_TIME_COST = 1

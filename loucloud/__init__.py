@@ -6,7 +6,7 @@ import os
 
 from flask import Flask
 
-from config import CONFIGS, INSECURE_SECRET_KEYS, INSTANCE_DIR
+from config import CONFIGS, INSECURE_SECRET_KEYS, INSTANCE_DIR, engine_options
 
 
 def create_app(config_name: str | None = None, **overrides) -> Flask:
@@ -18,6 +18,9 @@ def create_app(config_name: str | None = None, **overrides) -> Flask:
     app.config.from_object(config)
     app.config.from_pyfile("loucloud.cfg", silent=True)
     app.config.update(overrides)
+    if "SQLALCHEMY_ENGINE_OPTIONS" not in app.config:
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(
+            app.config["SQLALCHEMY_DATABASE_URI"])
     _init_secret_key(app, config)
 
     register_logging(app)

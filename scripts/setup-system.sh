@@ -18,7 +18,7 @@ esac
 run_pkgs=(python3 python3-venv python3-dev gcc pkg-config libvirt-dev
           libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients
           "$qemu_pkg" qemu-utils iproute2 ca-certificates)
-test_pkgs=(chromium fonts-dejavu-core mariadb-server)
+test_pkgs=(chromium fonts-dejavu-core mariadb-server apache2 apache2-dev)
 
 pkgs=("${run_pkgs[@]}")
 [ "$purpose" = test ] && pkgs+=("${test_pkgs[@]}")

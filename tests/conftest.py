@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from config import engine_options
 from loucloud import create_app
 from loucloud.extensions import db as _db
 from loucloud.services.hostpool import close_pool
@@ -25,8 +24,7 @@ PASSWORD = "correct horse battery"
 @pytest.fixture
 def app(tmp_path):
     url = f"sqlite:///{tmp_path / 'test.sqlite'}"
-    app = create_app("test", SQLALCHEMY_DATABASE_URI=url,
-                     SQLALCHEMY_ENGINE_OPTIONS=engine_options(url))
+    app = create_app("test", SQLALCHEMY_DATABASE_URI=url)
     with app.app_context():
         _db.create_all()
     yield app
@@ -59,8 +57,7 @@ def mysql_app(mariadb, request):
     """The app on a fresh MariaDB database (schema from the models, as for SQLite)."""
     name = "t_" + re.sub(r"[^a-z0-9]", "_", request.node.name.lower())[-50:]
     url = mariadb.create_database(name)
-    app = create_app("test", SQLALCHEMY_DATABASE_URI=url,
-                     SQLALCHEMY_ENGINE_OPTIONS=engine_options(url))
+    app = create_app("test", SQLALCHEMY_DATABASE_URI=url)
     with app.app_context():
         _db.create_all()
     yield app

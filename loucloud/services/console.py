@@ -50,9 +50,8 @@ def issue_token(user: User, vm: VM) -> str:
     db.session.add(ConsoleToken(
         token_hash=_hash(token), user_id=user.id, vm_id=vm.id, created_at=now,
         expires_at=now + timedelta(seconds=get_settings().console_token_seconds)))
-    # Old tokens of this user and VM are of no use any more.
+    # Used and expired tokens are of no use any more: the table stays small.
     db.session.execute(db.delete(ConsoleToken).where(
-        ConsoleToken.user_id == user.id, ConsoleToken.vm_id == vm.id,
         db.or_(ConsoleToken.used_at.is_not(None), ConsoleToken.expires_at < now)))
     db.session.commit()
     return token

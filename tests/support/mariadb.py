@@ -109,9 +109,13 @@ class MariaDB:
                 self.proc.wait()
         self.proc = None
 
-    def restart(self, downtime: float = 0.0) -> None:
+    def restart(self, downtime: float = 0.0, before_start=None) -> None:
+        """Stop the server, stay down ``downtime`` seconds (calling ``before_start``
+        while it is down), then start it again on the same port and data."""
         self.stop()
         time.sleep(downtime)
+        if before_start is not None:
+            before_start()
         self._spawn()
         self._wait(60)
 

@@ -1,0 +1,287 @@
+"""A production-like LouCloud for tests: real Apache + mod_wsgi using deploy/*.conf (paths
+substituted), real MariaDB, the console proxy as the service runs it, over HTTPS with a
+certificate made for the test. Laid out as deploy/README.md says, in a temporary
+directory of links to this checkout with its own instance folder."""
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import pwd
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+APACHE = "/usr/sbin/apache2"
+MODULES = "/usr/lib/apache2/modules"
+NEEDED_MODULES = ["mpm_event", "authz_core", "mime", "alias", "setenvif",
+                  "headers", "proxy", "proxy_http", "ssl", "socache_shmcb"]  # + built-ins
+# Directories are linked to this checkout; the top-level scripts are copied, because
+# Python resolves a linked script to its real directory (and would find that instance).
+LINKED = ["loucloud", "migrations", ".venv"]
+COPIED = ["config.py", "wsgi.py", "manage.py"]
+USER = "loucloud"
+CSRF_RE = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
+
+
+def unavailable_reason() -> str | None:
+    if os.geteuid() != 0:
+        return "the deployment test needs root (Apache, a service user, MariaDB)"
+    if not Path(APACHE).exists():
+        return "Apache is not installed (apt-get install apache2 apache2-dev)"
+    if not (ROOT / ".venv/bin/mod_wsgi-express").exists():
+        return "mod_wsgi is not built in .venv (pip install -r requirements-deploy.txt)"
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ensure_service_user() -> None:
+    """The user the application runs as (deploy/README.md creates it the same way)."""
+    try:
+        pwd.getpwnam(USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--user-group", "--home-dir",
+                        "/nonexistent", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                        USER], check=True)
+
+
+def make_certificate(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for localhost and 127.0.0.1."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=2))
+            .add_extension(x509.SubjectAlternativeName([
+                x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    key_path.chmod(0o600)
+    return cert_path, key_path
+
+
+class Deployment:
+    def __init__(self, database_url: str):
+        self.database_url = database_url
+        self.dir = Path(tempfile.mkdtemp(prefix="loucloud-deploy-"))
+        self.dir.chmod(0o755)
+        self.https_port, self.http_port, self.console_port = free_port(), free_port(), free_port()
+        self.site = f"https://localhost:{self.https_port}"
+        self.admin_password = "deployment admin password"
+        self.apache: subprocess.Popen | None = None
+        self.proxy: subprocess.Popen | None = None
+        self.logs = self.dir / "logs"
+
+    # -- the layout deploy/README.md describes -------------------------------------
+    def prepare(self) -> "Deployment":
+        ensure_service_user()
+        for name in LINKED:
+            (self.dir / name).symlink_to(ROOT / name)
+        for name in COPIED:
+            shutil.copy(ROOT / name, self.dir / name)
+        instance = self.dir / "instance"
+        instance.mkdir()
+        (instance / "loucloud.cfg").write_text(
+            f"SECRET_KEY = {secrets.token_hex(32)!r}\n"
+            f"SQLALCHEMY_DATABASE_URI = {self.database_url!r}\n"
+            f"SITE_URL = {self.site!r}\n"
+            'CONSOLE_URL = "/websockify"\n')
+        shutil.chown(instance, USER, USER)
+        shutil.chown(instance / "loucloud.cfg", "root", USER)
+        (instance / "loucloud.cfg").chmod(0o640)
+        self.logs.mkdir()
+        (self.dir / "run").mkdir()
+        shutil.chown(self.dir / "run", "www-data", "www-data")
+        self.cert, self.key = make_certificate(self.dir)
+        self._write_apache_config()
+        return self
+
+    def _substitute(self, text: str) -> str:
+        return (text.replace("/srv/loucloud/deploy/loucloud-site.conf",
+                             str(self.dir / "site.conf"))
+                .replace("/srv/loucloud", str(self.dir))
+                .replace("loucloud.example.org", "localhost")
+                .replace("https://localhost/", f"https://localhost:{self.https_port}/")
+                .replace("*:443", f"127.0.0.1:{self.https_port}")
+                .replace("*:80", f"127.0.0.1:{self.http_port}")
+                .replace("/etc/ssl/certs/localhost.pem", str(self.cert))
+                .replace("/etc/ssl/private/localhost.key", str(self.key))
+                .replace("127.0.0.1:6080", f"127.0.0.1:{self.console_port}"))
+
+    def _write_apache_config(self) -> None:
+        (self.dir / "site.conf").write_text(
+            self._substitute((ROOT / "deploy/loucloud-site.conf").read_text()))
+        (self.dir / "vhost.conf").write_text(
+            self._substitute((ROOT / "deploy/apache-wsgi.conf").read_text()))
+        # Only the LoadModule line: the daemon's python-home (loucloud-site.conf) says
+        # which Python environment the application runs in.
+        wsgi = subprocess.run([str(ROOT / ".venv/bin/mod_wsgi-express"), "module-config"],
+                              capture_output=True, text=True, check=True).stdout
+        wsgi = "\n".join(line for line in wsgi.splitlines() if line.startswith("LoadModule"))
+        modules = "\n".join(f"LoadModule {m}_module {MODULES}/mod_{m}.so"
+                            for m in NEEDED_MODULES)
+        (self.dir / "httpd.conf").write_text(f"""
+ServerRoot {self.dir}
+ServerName localhost
+Define APACHE_LOG_DIR {self.logs}
+PidFile {self.dir}/run/httpd.pid
+DefaultRuntimeDir {self.dir}/run
+Mutex file:{self.dir}/run default
+Listen 127.0.0.1:{self.https_port}
+Listen 127.0.0.1:{self.http_port}
+User www-data
+Group www-data
+{modules}
+{wsgi}
+WSGISocketPrefix {self.dir}/run/wsgi
+TypesConfig /etc/mime.types
+ErrorLog {self.logs}/error.log
+LogLevel warn
+LogFormat "%h %l %u %t \\"%r\\" %>s %b \\"%{{Referer}}i\\" \\"%{{User-Agent}}i\\"" combined
+SSLSessionCache shmcb:{self.dir}/run/ssl_scache(512000)
+Include {self.dir}/vhost.conf
+""")
+
+    # -- processes -------------------------------------------------------------------
+    def manage(self, *args: str, input_env: dict | None = None) -> subprocess.CompletedProcess:
+        env = self._env(input_env)
+        return subprocess.run([str(self.dir / ".venv/bin/python"), "manage.py", *args],
+                              cwd=self.dir, env=env, user=USER, group=USER, extra_groups=[],
+                              capture_output=True,
+                              text=True, timeout=120)
+
+    def _env(self, extra: dict | None = None) -> dict:
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("LOUCLOUD_", "DATABASE_URL", "PYTEST", "HOST", "PORT"))}
+        env.update({"LOUCLOUD_CONFIG": "production", "HOME": str(self.dir)})
+        env.update(extra or {})
+        return env
+
+    def install(self) -> None:
+        """What deploy/README.md does once: the schema, then the administrator."""
+        for args, extra in ((("db", "upgrade"), None),
+                            (("init", "--no-local-host"),
+                             {"LOUCLOUD_ADMIN_PASSWORD": self.admin_password})):
+            result = self.manage(*args, input_env=extra)
+            if result.returncode != 0:
+                raise RuntimeError(f"manage.py {' '.join(args)}: {result.stderr[-3000:]}")
+
+    def start(self) -> "Deployment":
+        with open(self.logs / "console.log", "wb") as out:
+            self.proxy = subprocess.Popen(
+                [str(self.dir / ".venv/bin/python"), "manage.py", "console-proxy",
+                 "--host", "127.0.0.1", "--port", str(self.console_port)],
+                cwd=self.dir, env=self._env(), user=USER, group=USER, extra_groups=[],
+                stdout=out, stderr=subprocess.STDOUT)
+        with open(self.logs / "apache.out", "wb") as out:
+            self.apache = subprocess.Popen([APACHE, "-f", str(self.dir / "httpd.conf"),
+                                            "-DFOREGROUND"], cwd=self.dir,
+                                           stdout=out, stderr=subprocess.STDOUT)
+        self._wait_http()
+        return self
+
+    def _wait_http(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.apache.poll() is not None:
+                raise RuntimeError("Apache exited: " + self.tail())
+            try:
+                if requests.get(self.site + "/login", verify=str(self.cert),
+                                timeout=5).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("LouCloud did not answer through Apache: " + self.tail())
+
+    def tail(self) -> str:
+        out = []
+        for name in ("apache.out", "error.log", "loucloud-error.log", "console.log"):
+            path = self.logs / name
+            if path.exists():
+                out.append(f"--- {name}\n{path.read_text(errors='replace')[-2500:]}")
+        return "\n".join(out)
+
+    def wsgi_processes(self) -> list[int]:
+        """PIDs of the mod_wsgi daemon processes (named after their group)."""
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    if (entry / "cmdline").read_bytes().startswith(b"(wsgi:loucloud)"):
+                        pids.append(int(entry.name))
+                except OSError:
+                    continue
+        return pids
+
+    def stop(self) -> None:
+        for proc in (self.apache, self.proxy):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class WebClient:
+    """A user's browser, as far as HTTP goes: cookies, CSRF tokens, HTTPS."""
+
+    def __init__(self, deployment: Deployment):
+        self.base = deployment.site
+        self.http = requests.Session()
+        self.http.trust_env = False  # REQUESTS_CA_BUNDLE would replace our certificate
+        self.http.verify = str(deployment.cert)
+
+    def get(self, path: str, **kw) -> requests.Response:
+        return self.http.get(self.base + path, timeout=30, allow_redirects=False, **kw)
+
+    def csrf(self) -> str:
+        for path in ("/login", "/profile"):
+            match = CSRF_RE.search(self.get(path).text)
+            if match:
+                return match.group(1)
+        raise AssertionError("no CSRF token on /login or /profile")
+
+    def post(self, path: str, data: dict | None = None, **kw) -> requests.Response:
+        data = dict(data or {})
+        data.setdefault("csrf_token", self.csrf())
+        # Over HTTPS the CSRF check also wants a same-site Referer, as browsers send.
+        headers = {"Referer": self.base + path, **kw.pop("headers", {})}
+        return self.http.post(self.base + path, data=data, timeout=120,
+                              allow_redirects=False, headers=headers, **kw)
+
+    def login(self, username: str, password: str) -> requests.Response:
+        return self.post("/login", {"username": username, "password": password})
+
+    def cookie_header(self) -> str:
+        return "; ".join(f"{c.name}={c.value}" for c in self.http.cookies)
+
