@@ -74,6 +74,9 @@ def register_extensions(app: Flask) -> None:
 
         from .errors import error_response, wants_json
 
+        from flask import g
+
+        g.audit_result, g.error_message = "refused", "not logged in"
         if wants_json():
             return error_response(401, "Log in first.")
         if request.path == "/":  # the home page: just the login form, no reproach
@@ -95,6 +98,7 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    from .audit import bp as audit_bp
     from .auth import bp as auth_bp
     from .images import bp as images_bp
     from .servers import bp as servers_bp
@@ -103,7 +107,8 @@ def register_blueprints(app: Flask) -> None:
     from .vms import bp as vms_bp
     from .vmtemplates import bp as vmtemplates_bp
 
-    for bp in (auth_bp, vms_bp, images_bp, vmtemplates_bp, servers_bp, users_bp, settings_bp):
+    for bp in (auth_bp, vms_bp, images_bp, vmtemplates_bp, servers_bp, users_bp, settings_bp,
+               audit_bp):
         app.register_blueprint(bp)
 
 
@@ -114,9 +119,10 @@ def register_errorhandlers(app: Flask) -> None:
 
 
 def register_request_hooks(app: Flask) -> None:
-    from . import security
+    from . import audit, security
 
     security.register(app)
+    audit.register(app)
 
 
 def register_template_helpers(app: Flask) -> None:

@@ -1,6 +1,8 @@
 """The command line (python manage.py ...), over the same services as the pages."""
 from __future__ import annotations
 
+import functools
+import getpass
 import json
 import os
 import sys
@@ -26,6 +28,30 @@ def _fail(message: str) -> None:
     sys.exit(1)
 
 
+def audited(action: str, target_param: str | None = "name"):
+    """Record a state-changing command in the audit log: ok when it returns, refused
+    when it fails (exit 1). The target is the value of one of its arguments."""
+    def decorate(fn):
+        @functools.wraps(fn)
+        def run(*args, **kwargs):
+            from .services import audit
+
+            target = str(kwargs.get(target_param, "")) if target_param else ""
+            who = f"cli:{getpass.getuser()}"
+            try:
+                result = fn(*args, **kwargs)
+            except SystemExit as exc:
+                if exc.code not in (0, None):
+                    db.session.rollback()
+                    audit.record(action, audit.REFUSED, target=target, username=who,
+                                 address="cli")
+                raise
+            audit.record(action, audit.OK, target=target, username=who, address="cli")
+            return result
+        return run
+    return decorate
+
+
 def _echo_rows(rows: list[dict], as_json: bool, columns: list[str]) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
@@ -40,6 +66,7 @@ def _echo_rows(rows: list[dict], as_json: bool, columns: list[str]) -> None:
 @click.option("--local-host/--no-local-host", default=True,
               help="Register this machine's libvirtd (or a demo host) if needed.")
 @with_appcontext
+@audited("init", None)
 def init_command(local_host: bool) -> None:
     """Create the administrator and register a local host. Safe to run again."""
     password = os.environ.get("LOUCLOUD_ADMIN_PASSWORD") or None
@@ -142,6 +169,7 @@ hosts_cli = AppGroup("hosts", help="Hypervisor hosts.")
 @hosts_cli.command("add")
 @click.argument("name")
 @click.argument("uri")
+@audited("hosts.add")
 def hosts_add(name: str, uri: str) -> None:
     """Add a host by NAME and libvirt URI."""
     try:
@@ -163,6 +191,7 @@ def hosts_list(as_json: bool) -> None:
 
 @hosts_cli.command("remove")
 @click.argument("name")
+@audited("hosts.remove")
 def hosts_remove(name: str) -> None:
     """Remove the host NAME from the pool (refused while it holds VMs)."""
     server = db.session.execute(db.select(Server).where(Server.name == name)).scalar()
@@ -185,6 +214,7 @@ users_cli = AppGroup("users", help="User accounts.")
 @click.option("--password-env", default="LOUCLOUD_USER_PASSWORD", show_default=True,
               help="Environment variable holding the password (never an argument: "
                    "arguments are visible to other users of the machine).")
+@audited("users.create", "username")
 def users_create(username: str, full_name: str, email: str | None, password_env: str) -> None:
     """Create an ordinary user with the default quota."""
     password = os.environ.get(password_env)
@@ -230,6 +260,7 @@ def _one(model, name: str, what: str):
 @click.argument("path")
 @click.option("--os", "os_type", type=click.Choice(["linux", "windows"]), default="linux",
               show_default=True)
+@audited("images.add")
 def images_add(name: str, path: str, os_type: str) -> None:
     """Record the image file PATH (already on the hosts) as NAME."""
     try:
@@ -255,6 +286,7 @@ def images_list(as_json: bool) -> None:
 
 @images_cli.command("delete")
 @click.argument("name")
+@audited("images.delete")
 def images_delete(name: str) -> None:
     """Forget the image NAME (its file stays on the hosts)."""
     try:
@@ -274,6 +306,7 @@ templates_cli = AppGroup("templates", help="VM templates (sizes).")
 @click.option("--memory", "memory_mib", type=int, required=True, help="MiB")
 @click.option("--disk", "disk_gib", type=int, required=True, help="GiB")
 @click.option("--notes", default="")
+@audited("templates.add")
 def templates_add(name, image_name, vcpus, memory_mib, disk_gib, notes) -> None:
     """Create the template NAME."""
     image = _one(Image, image_name, "image")
@@ -297,6 +330,7 @@ def templates_list(as_json: bool) -> None:
 
 @templates_cli.command("delete")
 @click.argument("name")
+@audited("templates.delete")
 def templates_delete(name: str) -> None:
     """Delete the template NAME (refused while VMs use it)."""
     try:
@@ -330,6 +364,7 @@ def _vm(owner: str, name: str) -> VM:
 @click.option("--template", "template_name", required=True)
 @click.option("--host", "host_name", default=None, help="Host (default: placement).")
 @click.option("--no-start", is_flag=True, help="Leave it shut off.")
+@audited("vms.create")
 def vms_create(name, owner, template_name, host_name, no_start) -> None:
     """Create the VM NAME for --owner from --template."""
     user = _owner(owner)
@@ -359,6 +394,7 @@ def vms_list(owner: str | None, as_json: bool) -> None:
 def _vm_action(action: str):
     @click.argument("name")
     @click.option("--owner", required=True, help="User name of the owner.")
+    @audited(f"vms.{action}")
     def command(name: str, owner: str) -> None:
         try:
             click.echo(vm_service.act_on_vm(_vm(owner, name), action))
@@ -375,6 +411,7 @@ for _action in vm_service.ACTIONS:
 @vms_cli.command("delete")
 @click.argument("name")
 @click.option("--owner", required=True, help="User name of the owner.")
+@audited("vms.delete")
 def vms_delete(name: str, owner: str) -> None:
     """Delete the VM NAME of --owner with its disk."""
     try:

@@ -32,6 +32,7 @@ def wants_json() -> bool:
 
 def error_response(code: int, message: str | None = None):
     title = TITLES.get(code, "Error")
+    g.error_message = message or title  # for the audit log
     if wants_json():
         return make_response(jsonify({"error": message or title, "status": code}), code)
     template = f"errors/{code}.html" if code in PAGES else "errors/generic.html"

@@ -72,7 +72,8 @@ def register(app) -> None:
            ("vmtemplates.index", "Templates", "boxes", True),
            ("servers.index", "Hosts", "hdd-rack", True),
            ("users.index", "Users", "people", True),
-           ("settings.index", "Settings", "gear", True)]
+           ("settings.index", "Settings", "gear", True),
+           ("audit.index", "Audit", "journal-text", True)]
 
     @app.context_processor
     def globals_():

@@ -229,3 +229,38 @@ class ConsoleToken(db.Model):
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
     expires_at = db.Column(db.DateTime, nullable=False)
     used_at = db.Column(db.DateTime)
+
+
+class AuditEvent(db.Model):
+    """One state change (or attempt): who, what, on what, when, how it ended, from where.
+    Never a password or a token: only names, ids and the message the user was shown."""
+    __tablename__ = "audit_events"
+
+    id = db.Column(db.Integer, primary_key=True)
+    at = db.Column(db.DateTime, nullable=False, default=utcnow, index=True)
+    user_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="SET NULL"))
+    username = db.Column(db.String(64), nullable=False, default="")
+    action = db.Column(db.String(64), nullable=False, index=True)
+    target = db.Column(db.String(128), nullable=False, default="")
+    result = db.Column(db.String(16), nullable=False, index=True)  # ok, refused, failed
+    message = db.Column(db.String(500), nullable=False, default="")
+    address = db.Column(db.String(45), nullable=False, default="")
+
+
+class Leftover(db.Model):
+    """Something a failed create could not remove from a host (it was unreachable):
+    removed when the host answers again."""
+    __tablename__ = "leftovers"
+
+    VOLUME, DOMAIN = "volume", "domain"
+
+    id = db.Column(db.Integer, primary_key=True)
+    server_id = db.Column(db.Integer, db.ForeignKey("servers.id", ondelete="CASCADE"),
+                          nullable=False, index=True)
+    kind = db.Column(db.String(16), nullable=False)
+    pool = db.Column(db.String(64), nullable=False, default="")
+    name = db.Column(db.String(255), nullable=False)  # volume name, or domain UUID
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+    last_error = db.Column(db.String(500), nullable=False, default="")
+
+    server = db.relationship("Server")

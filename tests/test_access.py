@@ -1,58 +1,67 @@
-"""Route x role truth table, generated from the URL map: a new route without an entry
-here fails the test until somebody decides who may use it."""
+"""Route x role x ownership truth table, generated from the URL map: a new route without
+an entry here fails until somebody decides who may use it. Every response is also
+checked for its security headers, and every POST for its one audit event."""
 from __future__ import annotations
 
 import pytest
 
 from loucloud import create_app
+from loucloud.extensions import db
+from loucloud.models import AuditEvent
 from tests.conftest import Client
 from tests.factories import make_catalog, make_user, make_vm
 
-ANON, USER, ADMIN = "anonymous", "user", "admin"
+ANON, OWNER, OTHER, ADMIN = "anonymous", "owner", "other user", "admin"
+ROLES = [ANON, OWNER, OTHER, ADMIN]
+LOGINS = {OWNER: "owner", OTHER: "other", ADMIN: "admin"}
 
-# endpoint: (method tried, status for anonymous, user, admin).
-# Anonymous visitors of pages are sent to the login page (302); JSON gets 401.
-# POSTs carry a valid CSRF token and an empty form.
+# endpoint: (method tried, status for anonymous, owner, other user, admin).
+# Every object in a URL belongs to "owner". Anonymous visitors of pages are sent to the
+# login page (302); JSON gets 401. POSTs carry a valid CSRF token and an empty form.
+# Someone else's VM is 404 (nobody learns which ids exist); admin pages are 403.
 EXPECTED = {
-    "auth.login": ("GET", 200, 302, 302),
-    "auth.logout": ("POST", 302, 302, 302),
-    "vms.index": ("GET", 302, 200, 200),
-    "vms.create": ("GET", 302, 200, 200),
-    "vms.detail": ("GET", 302, 404, 200),
-    "vms.state": ("GET", 401, 404, 200),
-    "vms.act": ("POST", 302, 404, 302),
-    "vms.delete": ("POST", 302, 404, 302),
-    "vms.console": ("POST", 302, 404, 302),  # admin: refused (no screen), back to the VM
-    "vms.screen": ("GET", 302, 404, 200),
-    "images.index": ("GET", 302, 403, 200),
-    "images.create": ("GET", 302, 403, 200),
-    "images.detail": ("GET", 302, 403, 200),
-    "images.edit": ("POST", 302, 403, 400),
-    "images.recheck": ("POST", 302, 403, 302),
-    "images.delete": ("POST", 302, 403, 302),
-    "vmtemplates.index": ("GET", 302, 403, 200),
-    "vmtemplates.create": ("GET", 302, 403, 200),
-    "vmtemplates.edit": ("GET", 302, 403, 200),
-    "vmtemplates.delete": ("POST", 302, 403, 302),
-    "users.profile": ("GET", 302, 200, 200),
-    "users.index": ("GET", 302, 403, 200),
-    "users.create": ("GET", 302, 403, 200),
-    "users.detail": ("GET", 302, 403, 200),
-    "users.edit": ("GET", 302, 403, 200),
-    "users.reset_password": ("POST", 302, 403, 400),
-    "users.enable": ("POST", 302, 403, 302),
-    "users.disable": ("POST", 302, 403, 302),
-    "users.delete": ("POST", 302, 403, 302),
-    "servers.index": ("GET", 302, 403, 200),
-    "servers.status": ("GET", 401, 403, 200),
-    "servers.create": ("GET", 302, 403, 200),
-    "servers.detail": ("GET", 302, 403, 200),
-    "servers.accepts": ("POST", 302, 403, 302),
-    "servers.refresh": ("POST", 302, 403, 302),
-    "servers.delete": ("POST", 302, 403, 302),
-    "settings.index": ("GET", 302, 403, 200),
+    "auth.login": ("GET", 200, 302, 302, 302),
+    "auth.logout": ("POST", 302, 302, 302, 302),
+    "vms.index": ("GET", 302, 200, 200, 200),
+    "vms.create": ("GET", 302, 200, 200, 200),
+    "vms.detail": ("GET", 302, 200, 404, 200),
+    "vms.state": ("GET", 401, 200, 404, 200),
+    "vms.act": ("POST", 302, 302, 404, 302),
+    "vms.delete": ("POST", 302, 302, 404, 302),
+    "vms.console": ("POST", 302, 302, 404, 302),  # refused (no screen): back to the VM
+    "vms.screen": ("GET", 302, 200, 404, 200),
+    "users.profile": ("GET", 302, 200, 200, 200),
+    "users.index": ("GET", 302, 403, 403, 200),
+    "users.create": ("GET", 302, 403, 403, 200),
+    "users.detail": ("GET", 302, 403, 403, 200),
+    "users.edit": ("GET", 302, 403, 403, 200),
+    "users.reset_password": ("POST", 302, 403, 403, 400),
+    "users.enable": ("POST", 302, 403, 403, 302),
+    "users.disable": ("POST", 302, 403, 403, 302),
+    "users.delete": ("POST", 302, 403, 403, 302),
+    "images.index": ("GET", 302, 403, 403, 200),
+    "images.create": ("GET", 302, 403, 403, 200),
+    "images.detail": ("GET", 302, 403, 403, 200),
+    "images.edit": ("POST", 302, 403, 403, 400),
+    "images.recheck": ("POST", 302, 403, 403, 302),
+    "images.delete": ("POST", 302, 403, 403, 302),
+    "vmtemplates.index": ("GET", 302, 403, 403, 200),
+    "vmtemplates.create": ("GET", 302, 403, 403, 200),
+    "vmtemplates.edit": ("GET", 302, 403, 403, 200),
+    "vmtemplates.delete": ("POST", 302, 403, 403, 302),
+    "servers.index": ("GET", 302, 403, 403, 200),
+    "servers.status": ("GET", 401, 403, 403, 200),
+    "servers.create": ("GET", 302, 403, 403, 200),
+    "servers.detail": ("GET", 302, 403, 403, 200),
+    "servers.accepts": ("POST", 302, 403, 403, 302),
+    "servers.refresh": ("POST", 302, 403, 403, 302),
+    "servers.delete": ("POST", 302, 403, 403, 302),
+    "settings.index": ("GET", 302, 403, 403, 200),
+    "audit.index": ("GET", 302, 403, 403, 200),
 }
 NOT_CHECKED = {"static"}
+SECURITY_HEADERS = ("Content-Security-Policy", "X-Content-Type-Options", "Referrer-Policy",
+                    "X-Frame-Options")
 
 
 def _rules():
@@ -62,6 +71,7 @@ def _rules():
 
 
 RULES = _rules()
+CELLS = [(rule, role) for rule in RULES for role in ROLES]
 
 
 def test_every_route_has_an_entry():
@@ -73,30 +83,53 @@ def test_every_route_has_an_entry():
 
 @pytest.fixture
 def world(app, test_host):
-    """Objects for the URLs: all of them belong to "target", none to "alice"."""
+    """Everything in URLs belongs to "owner"; "other" owns nothing."""
     with app.app_context():
         make_user("admin", is_admin=True)
-        make_user("alice")
-        target = make_user("target")
+        make_user("other")
+        owner = make_user("owner")
         template = make_catalog(("h1", test_host))
-        vm = make_vm(target.id, "target-vm", template.id, start=False)
-    return {"user_id": target.id, "server_id": vm.server_id, "image_id": template.image_id,
+        vm = make_vm(owner.id, "owned-vm", template.id, start=False)
+    return {"user_id": owner.id, "server_id": vm.server_id, "image_id": template.image_id,
             "template_id": template.id, "vm_id": vm.id, "action": "start"}
 
 
-@pytest.mark.parametrize("role", [ANON, USER, ADMIN])
-@pytest.mark.parametrize("rule", RULES, ids=lambda r: r.endpoint)
+def _url(rule, world):
+    return rule.build({k: world[k] for k in rule.arguments}, append_unknown=False)[1]
+
+
+def _events(app) -> int:
+    with app.app_context():
+        return db.session.execute(db.select(db.func.count(AuditEvent.id))).scalar()
+
+
+@pytest.mark.parametrize("rule,role", CELLS,
+                         ids=[f"{r.endpoint}-{role}" for r, role in CELLS])
 def test_access(app, world, rule, role):
     method, *statuses = EXPECTED[rule.endpoint]
-    expected = dict(zip([ANON, USER, ADMIN], statuses))[role]
-    url = rule.build({k: world[k] for k in rule.arguments}, append_unknown=False)[1]
+    expected = dict(zip(ROLES, statuses))[role]
+    url = _url(rule, world)
     client = Client(app)
     if role != ANON:
-        client.login({USER: "alice", ADMIN: "admin"}[role])
+        client.login(LOGINS[role])
+    before = _events(app)
     response = client.get(url) if method == "GET" else client.post(url, {})
     assert response.status_code == expected, f"{role} {method} {url}"
-    if expected == 302 and role == ANON and rule.endpoint != "auth.logout":
+    if expected == 302 and role == ANON:
         assert "/login" in response.headers["Location"]
+    for header in SECURITY_HEADERS:
+        assert header in response.headers, f"{header} missing on {method} {url}"
+    for cookie in response.headers.getlist("Set-Cookie"):
+        assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    if method == "POST":
+        assert _events(app) == before + 1, "a POST must leave exactly one audit event"
+        if expected in (401, 403, 404) or (role == ANON and rule.endpoint != "auth.logout"):
+            with app.app_context():
+                last = db.session.execute(
+                    db.select(AuditEvent).order_by(AuditEvent.id.desc())).scalars().first()
+                assert last.result == "refused"
+    else:
+        assert _events(app) == before, "a GET must change nothing"
 
 
 @pytest.mark.parametrize("rule", [r for r in RULES if r.methods - {"GET", "HEAD", "OPTIONS"}],
@@ -104,8 +137,7 @@ def test_access(app, world, rule, role):
 def test_post_without_csrf_token_is_refused(app, world, rule):
     client = Client(app)
     client.login("admin")
-    url = rule.build({k: world[k] for k in rule.arguments}, append_unknown=False)[1]
-    response = client.http.post(url, data={})
+    response = client.http.post(_url(rule, world), data={})
     assert response.status_code == 400
     assert "form has expired" in response.get_data(as_text=True)
 
@@ -115,5 +147,9 @@ def test_post_without_csrf_token_is_refused(app, world, rule):
 def test_actions_are_not_reachable_by_get(app, world, rule):
     client = Client(app)
     client.login("admin")
-    url = rule.build({k: world[k] for k in rule.arguments}, append_unknown=False)[1]
-    assert client.get(url).status_code == 405
+    assert client.get(_url(rule, world)).status_code == 405
+
+
+def test_matrix_size():
+    """The figure docs/reliability.md reports."""
+    assert len(CELLS) == 4 * len(RULES) >= 4 * 38

@@ -1,0 +1,28 @@
+from flask import render_template, request
+from wtforms import Form, SelectChoice, SelectField, StringField
+from wtforms.validators import Length, Optional
+
+from ..extensions import db
+from ..security import admin_required
+from ..services import audit as audit_service
+from . import bp
+
+PER_PAGE = 100
+
+
+class AuditFilter(Form):
+    username = StringField("User", validators=[Optional(), Length(max=64)])
+    action = StringField("Action", validators=[Optional(), Length(max=64)])
+    result = SelectField("Result", choices=[SelectChoice("", "Any result")] + [
+        SelectChoice(r, r) for r in ("ok", "refused", "failed")], validators=[Optional()])
+    q = StringField("Search", validators=[Optional(), Length(max=100)])
+
+
+@bp.route("/")
+@admin_required
+def index():
+    form = AuditFilter(request.args)
+    values = {k: (form[k].data or "").strip() for k in ("username", "action", "result", "q")} \
+        if form.validate() else {}
+    page = db.paginate(audit_service.search(**values), per_page=PER_PAGE, error_out=False)
+    return render_template("audit/index.html", page=page, form=form)
