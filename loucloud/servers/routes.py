@@ -5,6 +5,7 @@ from ..helpers import show_error
 from ..models import Server
 from ..security import admin_required
 from ..services import ServiceError
+from ..services import leftovers as leftover_service
 from ..services import servers as server_service
 from . import bp
 from .forms import AcceptsForm, ServerForm
@@ -51,7 +52,8 @@ def create():
 @admin_required
 def detail(server_id: int):
     view = server_service.server_view(get_server_or_404(server_id))
-    return render_template("servers/detail.html", view=view, server=view.server)
+    return render_template("servers/detail.html", view=view, server=view.server,
+                           leftovers=leftover_service.pending({server_id}))
 
 
 @bp.route("/<int:server_id>/accepts", methods=["POST"])

@@ -11,6 +11,7 @@ from ..extensions import cache, db
 from ..models import VM, Server, utcnow
 from ..virt import HostUnavailable, VirtError, hosts
 from . import Conflict, FieldError
+from . import leftovers
 from .hostpool import pool, query_timeout
 
 log = logging.getLogger(__name__)
@@ -134,6 +135,7 @@ def note_states(outcomes: dict[int, object], servers: list[Server]) -> None:
                 server.offline_since, server.last_error, changed = None, None, True
     if changed:
         db.session.commit()
+    leftovers.clean_where_answering(outcomes)
 
 
 def _cpu_key(server: Server) -> str:

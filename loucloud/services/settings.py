@@ -83,6 +83,10 @@ SPECS: tuple[Spec, ...] = (
     Spec("action_timeout", "Action bound (seconds)", int, 60,
          "The longest an action (create, start, delete...) waits for a host.", 5, 600,
          group="Hosts"),
+    Spec("stuck_after_seconds", "Stuck action bound (seconds)", int, 600,
+         "A VM still 'starting…', 'creating…' (and so on) after this long is taken as "
+         "interrupted: its real state is shown and it can be acted on again.", 30, 86400,
+         group="Hosts"),
     Spec("console_token_seconds", "Console link lifetime (seconds)", int, 60,
          "How long an issued console link may be used to connect (once).", 10, 3600,
          group="Console"),

@@ -20,10 +20,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
 from ..extensions import db
-from ..models import VM, ImageLocation, Server, Template, User, utcnow
+from ..models import VM, ImageLocation, Leftover, Server, Template, User, utcnow
 from ..virt import DomainNotFound, HostUnavailable, InvalidState, VirtError, domains, hosts, storage
 from ..virt.xml import DomainSpec
 from . import Conflict, FieldError, ServiceError, Unavailable
+from . import leftovers
 from .console import revoke_for_vm
 from .hostpool import action_timeout, pool, query_timeout
 from .settings import get_settings
@@ -33,8 +34,6 @@ log = logging.getLogger(__name__)
 
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 GIB = 1024 ** 3
-# A transitional status older than this is taken to be left over from a crash.
-STALE_AFTER = timedelta(minutes=15)
 
 # Action -> (transitional status, message on success).
 ACTIONS = {
@@ -161,12 +160,17 @@ def _random_mac() -> str:
 
 
 def create_vm(owner: User, name: str, template: Template, server: Server | None = None,
-              start: bool = True) -> VM:
+              start: bool = True, progress=None) -> VM:
     """Create a VM for ``owner`` from ``template``, on ``server`` or on the host chosen
     by placement, and start it unless ``start`` is False.
 
     Raises VMError (bad name), QuotaExceeded, Unavailable (no host) or ServiceError with
-    libvirt's reason; in every failure nothing is left: no domain, no volume, no row."""
+    libvirt's reason; in every failure nothing is left: no domain, no volume, no row
+    (what a dead host keeps is listed and removed when it answers again).
+
+    ``progress(step)`` is called as each step is reached: "prepared", "volume",
+    "defined", "starting" (for progress reports, and for tests that break a step)."""
+    step = progress or (lambda _step: None)
     name = check_name(name)
     image = template.image
     if server is None:
@@ -182,18 +186,22 @@ def create_vm(owner: User, name: str, template: Template, server: Server | None 
     try:
         prep = pool().call(uri, hosts.prepare_for_vm, pool_name,
                            f"/var/lib/libvirt/{pool_name}", network, timeout=timeout)
+        step("prepared")
+        undo.append((Leftover.VOLUME, (storage.delete_volume, pool_name, vm.volume_name)))
         volume = pool().call(uri, storage.create_overlay, pool_name, vm.volume_name,
                              vm.disk_gib * GIB, image.path, image.format, timeout=timeout)
-        undo.append(("volume", (storage.delete_volume, pool_name, vm.volume_name)))
+        step("volume")
         mac = _random_mac() if prep.network_active else None
         spec = DomainSpec(name=vm.domain_name, uuid=vm.uuid, title=vm.name, vcpus=vm.vcpus,
                           memory_mib=vm.memory_mib, disk_path=volume.path,
                           domain_type=prep.domain_type, arch=prep.arch,
                           os_type=image.os_type, network=network if mac else None, mac=mac,
                           vnc_listen=listen, vm_id=vm.id, owner=owner.username)
+        undo.append((Leftover.DOMAIN, (domains.remove, vm.uuid)))
         pool().call(uri, domains.define, spec, timeout=timeout)
-        undo.append(("domain", (domains.remove, vm.uuid)))
+        step("defined")
         if start:
+            step("starting")
             _start_new(uri, spec, timeout)
     except VirtError as exc:
         _undo(server, undo)
@@ -231,14 +239,15 @@ def _start_new(uri: str, spec: DomainSpec, timeout: float) -> None:
 
 
 def _undo(server: Server, steps: list[tuple[str, tuple]]) -> None:
-    """Undo creation steps on the host, newest first. What can't be undone is logged
-    (the host may be gone)."""
-    for what, (fn, *args) in reversed(steps):
+    """Undo creation steps on the host, newest first. A step is undone even when the
+    host never confirmed it (the call may have reached it before it died); what can't be
+    removed now (the host is gone) is remembered and removed when it answers."""
+    for kind, (fn, *args) in reversed(steps):
         try:
             pool().call(server.uri, fn, *args, timeout=action_timeout())
         except VirtError as exc:
-            log.error("could not remove the %s %s from %s after a failed create: %s",
-                      what, args[-1], server.name, exc)
+            leftovers.remember(server, kind, args[-1], args[0] if len(args) > 1 else "",
+                               str(exc))
 
 
 # -- actions ---------------------------------------------------------------------------
@@ -247,10 +256,11 @@ def _begin(vm: VM, status: str) -> None:
     set UPDATE, so two concurrent actions (any processes) get one success."""
     vm_id = vm.id
     now = utcnow()
+    stale = now - timedelta(seconds=get_settings().stuck_after_seconds)
     result = db.session.execute(
         db.update(VM).where(VM.id == vm_id, db.or_(
             VM.status.in_([VM.READY, VM.ERROR]),
-            db.and_(VM.status.in_(TRANSITIONAL), VM.status_since < now - STALE_AFTER)))
+            db.and_(VM.status.in_(TRANSITIONAL), VM.status_since < stale)))
         .values(status=status, status_since=now).execution_options(synchronize_session=False))
     db.session.commit()
     if result.rowcount != 1:
@@ -358,14 +368,40 @@ def _state_of(vm: VM, live: dict[str, str] | VirtError | None) -> tuple[str, boo
 
 
 def views(vms: list[VM]) -> list[VMView]:
-    """Live state of VMs: one bulk call per host involved, hosts in parallel."""
+    """Live state of VMs: one bulk call per host involved, hosts in parallel. Also
+    clears stuck transitional states and cleans up what hosts that answer still hold."""
     uris = {vm.server.uri for vm in vms}
     live = pool().call_many(uris, domains.states, timeout=query_timeout()) if uris else {}
+    _reconcile_stuck(vms, live)
+    leftovers.clean_where_answering({vm.server_id: live.get(vm.server.uri) for vm in vms})
     out = []
     for vm in vms:
         state, online = _state_of(vm, live.get(vm.server.uri))
         out.append(VMView(vm, state, online))
     return out
+
+
+def _reconcile_stuck(vms: list[VM], live: dict) -> None:
+    """A VM left in a transitional status longer than the bound (its web process died
+    mid-action) goes back to what its host says: ready when its domain exists, error
+    when a create was interrupted before the domain was made."""
+    bound = utcnow() - timedelta(seconds=get_settings().stuck_after_seconds)
+    changed = False
+    for vm in vms:
+        if vm.status not in TRANSITIONAL or vm.status_since >= bound:
+            continue
+        states = live.get(vm.server.uri)
+        if states is None or isinstance(states, VirtError):
+            continue  # the host can't tell now; a later page will
+        if vm.uuid in states or vm.status != VM.CREATING:
+            vm.status, vm.last_error = VM.READY, None
+        else:
+            vm.status = VM.ERROR
+            vm.last_error = "Its creation was interrupted before it finished: delete it."
+        vm.status_since, changed = utcnow(), True
+        log.warning("VM %s was stuck; now %s", vm.name, vm.status)
+    if changed:
+        db.session.commit()
 
 
 @dataclass

@@ -135,8 +135,12 @@ def create_overlay(conn: libvirt.virConnect, pool_name: str, name: str, capacity
 
 
 def delete_volume(conn: libvirt.virConnect, pool_name: str, name: str) -> bool:
-    """Delete the volume if it exists. Returns whether there was one to delete."""
-    pool = _lookup_pool(conn, pool_name)
+    """Delete the volume if it exists (no pool: no volume). Returns whether there was
+    one to delete."""
+    try:
+        pool = _lookup_pool(conn, pool_name)
+    except PoolNotFound:
+        return False
     try:
         vol = pool.storageVolLookupByName(name)
     except libvirt.libvirtError as exc:
