@@ -277,11 +277,13 @@ class HostPool:
                 pass
 
     def _dispose(self, conn: libvirt.virConnect) -> None:
-        for step in (conn.unregisterCloseCallback, conn.close):
-            try:
-                step()
-            except libvirt.libvirtError:
-                pass
+        """Let go of a connection. It is not closed here: a call that hangs on it may
+        still be using it in another thread. libvirt-python closes it when the last
+        reference goes (its __del__), i.e. when that call has returned."""
+        try:
+            conn.unregisterCloseCallback()
+        except libvirt.libvirtError:
+            pass
 
     def _run(self, host: _Host, conn: libvirt.virConnect, fn, args):
         try:

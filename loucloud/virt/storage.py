@@ -141,12 +141,17 @@ def delete_volume(conn: libvirt.virConnect, pool_name: str, name: str) -> bool:
         pool = _lookup_pool(conn, pool_name)
     except PoolNotFound:
         return False
-    try:
-        vol = pool.storageVolLookupByName(name)
-    except libvirt.libvirtError as exc:
-        err = translate(exc)
-        if isinstance(err, VolumeNotFound):
-            return False
-        raise err from None
+    for attempt in range(2):
+        try:
+            vol = pool.storageVolLookupByName(name)
+            break
+        except libvirt.libvirtError as exc:
+            err = translate(exc)
+            if not isinstance(err, VolumeNotFound):
+                raise err from None
+            if attempt:
+                return False
+            # A create that failed half-way may have left a file libvirt did not list.
+            pool.refresh(0)
     vol.delete(0)
     return True

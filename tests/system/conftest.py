@@ -8,6 +8,8 @@ Environment:
   LOUCLOUD_HOSTLAB_DIR     workdir of the pytest lab (default /tmp/loucloud-hostlab-pytest)
   LOUCLOUD_HOSTLAB_PREFIX  netns/interface prefix (default "lc"); a lab with the same
                            prefix that is still running (e.g. `hostlab up`) is torn down!
+  LOUCLOUD_HOSTLAB_SUBNET  the lab's addresses, 10.230 to 10.250 (default 10.231): with
+                           its own prefix and subnet a second lab can run beside another
   LOUCLOUD_HOSTLAB_KEEP    "1": keep the per-host dirs (logs) after the session
 """
 
@@ -59,6 +61,7 @@ def lab(request: pytest.FixtureRequest) -> Iterator[HostLab]:
         pytest.skip(f"host lab unavailable: {reason}")
     workdir = Path(os.environ.get("LOUCLOUD_HOSTLAB_DIR", "/tmp/loucloud-hostlab-pytest"))
     prefix = os.environ.get("LOUCLOUD_HOSTLAB_PREFIX", "lc")
+    subnet = os.environ.get("LOUCLOUD_HOSTLAB_SUBNET", "10.231")
     keep = os.environ.get("LOUCLOUD_HOSTLAB_KEEP") == "1"
 
     # a SIGTERM (CI timeout, kill) should tear the lab down like Ctrl-C does
@@ -69,7 +72,7 @@ def lab(request: pytest.FixtureRequest) -> Iterator[HostLab]:
         except ValueError:  # not in the main thread
             old_handler = None
 
-    host_lab = HostLab(workdir, prefix)
+    host_lab = HostLab(workdir, prefix, subnet)
     _active_labs.append(host_lab)
     try:
         host_lab.start(count=2, network_on={1})

@@ -402,11 +402,17 @@ class HostLab:
 
     _kvm_cache: bool | None = None
 
-    def __init__(self, workdir: Path | str = DEFAULT_WORKDIR, prefix: str = DEFAULT_PREFIX):
+    def __init__(self, workdir: Path | str = DEFAULT_WORKDIR, prefix: str = DEFAULT_PREFIX,
+                 subnet: str = SUBNET):
         if not re.fullmatch(r"[a-z][a-z0-9]{0,7}", prefix):
             raise ValueError("prefix must be 1-8 chars of [a-z0-9], starting with a letter")
+        # Two labs may run at once (say a benchmark and the tests) with their own
+        # prefixes and their own /16 of the private 10.0.0.0/8 range.
+        if not re.fullmatch(r"10\.(2[3-4][0-9]|250)", subnet):
+            raise ValueError("subnet must be 10.230 to 10.250 (the lab's own addresses)")
         self.workdir = Path(workdir).absolute()
         self.prefix = prefix
+        self.subnet = subnet
         self.hosts: list[LabHost] = []
         # holder process per host index: (pid, starttime)
         self._holders: dict[int, tuple[int, int]] = {}
@@ -492,7 +498,7 @@ class HostLab:
         return f"{self.prefix}h{i}n"
 
     def _make_host(self, i: int) -> LabHost:
-        address = f"{SUBNET}.{i}.2"
+        address = f"{self.subnet}.{i}.2"
         return LabHost(
             index=i,
             name=f"h{i}",
@@ -501,7 +507,7 @@ class HostLab:
             uri=f"qemu+tcp://{address}/system",
             root=self.workdir / f"h{i}",
             images_dir_on_host=IMAGES_DIR_ON_HOST,
-            root_address=f"{SUBNET}.{i}.1",
+            root_address=f"{self.subnet}.{i}.1",
             veth_root=self._veth_root(i),
             veth_ns=self._veth_ns(i),
             hostname=f"{self.prefix}-h{i}",
@@ -566,7 +572,7 @@ class HostLab:
                 continue
             ifname, addr = parts[1], parts[3]
             for h in hosts:
-                if addr.startswith(f"{SUBNET}.{h.index}.") and ifname not in ours:
+                if addr.startswith(f"{self.subnet}.{h.index}.") and ifname not in ours:
                     raise HostLabError(
                         f"address {addr} of lab host {h.name} is already used by interface {ifname} "
                         "(another lab with a different prefix running?)"
@@ -612,7 +618,7 @@ class HostLab:
                 "route",
                 "replace",
                 "unreachable",
-                f"{SUBNET}.{i}.0/24",
+                f"{self.subnet}.{i}.0/24",
                 "metric",
                 str(FALLBACK_ROUTE_METRIC),
             ]
@@ -957,6 +963,7 @@ class HostLab:
     def _write_state(self) -> None:
         state = {
             "prefix": self.prefix,
+            "subnet": self.subnet,
             "workdir": str(self.workdir),
             "hosts": [h.to_json() for h in self.hosts],
             "holders": {str(i): list(v) for i, v in self._holders.items()},
@@ -970,7 +977,7 @@ class HostLab:
         """A HostLab for a lab started earlier (e.g. by ``hostlab up``) from its state file."""
         workdir = Path(workdir).absolute()
         state = json.loads((workdir / STATE_FILE).read_text())
-        lab = cls(workdir, state["prefix"])
+        lab = cls(workdir, state["prefix"], state.get("subnet", SUBNET))
         for hj in state["hosts"]:
             h = lab._make_host(int(hj["index"]))
             h.has_default_network = bool(hj.get("has_default_network"))
@@ -1067,7 +1074,7 @@ class HostLab:
             _run(["ip", "netns", "del", self._netns(i)], check=False)
         # our fallback route, identified by subnet + metric
         _run(
-            ["ip", "route", "del", "unreachable", f"{SUBNET}.{i}.0/24", "metric", str(FALLBACK_ROUTE_METRIC)],
+            ["ip", "route", "del", "unreachable", f"{self.subnet}.{i}.0/24", "metric", str(FALLBACK_ROUTE_METRIC)],
             check=False,
         )
 
@@ -1090,7 +1097,7 @@ class HostLab:
         # our unreachable routes of hosts not otherwise found (e.g. netns deleted by hand)
         res = _run(["ip", "-o", "route", "show", "type", "unreachable"], check=False)
         for line in res.stdout.splitlines():
-            m = re.match(rf"unreachable ({re.escape(SUBNET)}\.(\d+)\.0/24) .*metric {FALLBACK_ROUTE_METRIC}\b", line)
+            m = re.match(rf"unreachable ({re.escape(self.subnet)}\.(\d+)\.0/24) .*metric {FALLBACK_ROUTE_METRIC}\b", line)
             if m and int(m.group(2)) in indexes:
                 _run(
                     ["ip", "route", "del", "unreachable", m.group(1), "metric", str(FALLBACK_ROUTE_METRIC)], check=False
