@@ -13,6 +13,7 @@ from websockets.sync.client import connect
 
 from tests.support import rfb
 from tests.support.deployment import Deployment, WebClient, unavailable_reason
+from tests.support.figures import figure
 
 
 @pytest.fixture(scope="module")
@@ -182,6 +183,12 @@ def test_a_database_restart_is_survived(deployment, admin, mariadb, capsys):
         print(f"\n  database restart: {len(statuses)} requests, "
               f"{statuses.count(503)} answered 503 during the outage, "
               f"{statuses.count(500)} errors 500")
+    lost = [s for s in statuses if s not in (200, 503)] + \
+        [s for s in after if s != 200] + ([response.status_code] if response.status_code != 302
+                                          else [])
+    figure("database_restart", {"requests": len(statuses) + len(after) + 1,
+                                "answered_503_during_outage": statuses.count(503),
+                                "errors_500": statuses.count(500), "lost": len(lost)})
     assert before.status_code == 200
     assert outage_pages and outage_pages[0].status_code == 503
     assert "database" in outage_pages[0].text

@@ -4,36 +4,25 @@ behind LouCloud's back. Afterwards nothing is orphaned, nothing is lost, the quo
 right, and pages about the other hosts never waited longer than the bound."""
 from __future__ import annotations
 
-import json
 import subprocess
 import threading
 import time
-from pathlib import Path
 
 import libvirt
 import pytest
 
 from loucloud.extensions import db
 from loucloud.models import VM, Leftover, Server, Template, User
-from loucloud.services import ServiceError, images, servers
+from loucloud.services import ServiceError, images, servers, vmtemplates
 from loucloud.services import settings as settings_service
 from loucloud.services import vms as vm_service
-from loucloud.services import vmtemplates
 from loucloud.services.users import quota_usage
 from tests.conftest import Client
 from tests.factories import make_user
+from tests.support.figures import figure
 
 libvirt.registerErrorHandler(lambda *a: None, None)
 QUERY_BOUND, ACTION_BOUND = 2, 5
-FIGURES = Path(__file__).resolve().parents[2] / "test-artifacts" / "reliability.json"
-
-
-def figure(key: str, value) -> None:
-    """Numbers for docs/reliability.md, merged into test-artifacts/reliability.json."""
-    FIGURES.parent.mkdir(exist_ok=True)
-    data = json.loads(FIGURES.read_text()) if FIGURES.exists() else {}
-    data[key] = value
-    FIGURES.write_text(json.dumps(data, indent=2, sort_keys=True))
 
 
 @pytest.fixture(scope="module")
