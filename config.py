@@ -88,6 +88,10 @@ class Config:
     # The host `manage.py init` registers when its libvirtd answers.
     LOCAL_HOST_URI = os.environ.get("LOUCLOUD_LOCAL_HOST_URI", "qemu:///system")
 
+    # Pages that follow VM states (polling) share each host's states this long: at most
+    # one bulk call per host per interval, however many pages are open.
+    LIVE_STATE_CACHE_SECONDS = 1
+
     VERIFY_SECRET_KEY = False
 
     @staticmethod
@@ -110,6 +114,7 @@ class TestConfig(Config):
     SECRET_KEY = "test-secret-key-not-for-production"
     SQLALCHEMY_DATABASE_URI = "sqlite://"
     CACHE_TYPE = "SimpleCache"
+    LIVE_STATE_CACHE_SECONDS = 0  # tests change hosts behind the app's back
     # Cheaper hashing keeps the suite fast; the strength test uses the real parameters.
     PASSWORD_TIME_COST = 1
     PASSWORD_MEMORY_KIB = 8192

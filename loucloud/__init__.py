@@ -100,6 +100,7 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     from .audit import bp as audit_bp
     from .auth import bp as auth_bp
+    from .dashboard import bp as dashboard_bp
     from .images import bp as images_bp
     from .servers import bp as servers_bp
     from .settings import bp as settings_bp
@@ -108,7 +109,7 @@ def register_blueprints(app: Flask) -> None:
     from .vmtemplates import bp as vmtemplates_bp
 
     for bp in (auth_bp, vms_bp, images_bp, vmtemplates_bp, servers_bp, users_bp, settings_bp,
-               audit_bp):
+               audit_bp, dashboard_bp):
         app.register_blueprint(bp)
 
 

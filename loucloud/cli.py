@@ -111,6 +111,26 @@ def _register_local_host() -> None:
                f"{server.cpus} CPUs, {server.memory_mib} MiB)")
 
 
+@click.command("sampler")
+@click.option("--once", is_flag=True, help="One cycle, then exit (for cron or a test).")
+@with_appcontext
+def sampler_command(once: bool) -> None:
+    """Sample every host and VM for the charts, every sample_interval_seconds."""
+    import logging
+    import signal
+    import threading
+
+    from .services import sampler
+
+    logging.getLogger("loucloud.services.sampler").setLevel(logging.INFO)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        sampler.run(stop, once=once)
+    except KeyboardInterrupt:
+        pass
+
+
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=5000, show_default=True, type=int)
@@ -118,24 +138,24 @@ def _register_local_host() -> None:
               help="Start the console proxy beside the web server.")
 @pass_script_info
 def serve_command(info: ScriptInfo, host: str, port: int, console: bool) -> None:
-    """Serve LouCloud with the embedded threaded server (no debugger, no reloader), and
-    the console proxy on its own port."""
+    """Serve LouCloud with the embedded threaded server (no debugger, no reloader),
+    beside the sampler and the console proxy on its own port."""
     import subprocess
 
     from werkzeug.serving import run_simple
 
     app = info.load_app()
-    proxy = None
+    helpers = [subprocess.Popen([sys.executable, os.path.abspath(sys.argv[0]), "sampler"])]
     if console:
-        proxy = subprocess.Popen([sys.executable, os.path.abspath(sys.argv[0]),
-                                  "console-proxy"])
+        helpers.append(subprocess.Popen([sys.executable, os.path.abspath(sys.argv[0]),
+                                         "console-proxy"]))
     click.echo(f"LouCloud is on http://{host}:{port}/  (Ctrl-C stops it)")
     try:
         run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
     finally:
-        if proxy is not None:
-            proxy.terminate()
-            proxy.wait(timeout=10)
+        for helper in helpers:
+            helper.terminate()
+            helper.wait(timeout=10)
 
 
 @click.command("console-proxy")
@@ -424,6 +444,7 @@ def register(app) -> None:
     app.cli.add_command(init_command)
     app.cli.add_command(serve_command)
     app.cli.add_command(console_proxy_command)
+    app.cli.add_command(sampler_command)
     for group in (hosts_cli, users_cli, images_cli, templates_cli, vms_cli):
         app.cli.add_command(group)
 

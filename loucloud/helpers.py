@@ -67,7 +67,8 @@ def register(app) -> None:
             return 0
         return max(0, min(100, round(100 * used / total)))
 
-    nav = [("vms.index", "VMs", "pc-display", False),
+    nav = [("dashboard.index", "Dashboard", "speedometer2", False),
+           ("vms.index", "VMs", "pc-display", False),
            ("images.index", "Images", "hdd", True),
            ("vmtemplates.index", "Templates", "boxes", True),
            ("servers.index", "Hosts", "hdd-rack", True),

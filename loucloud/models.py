@@ -264,3 +264,43 @@ class Leftover(db.Model):
     last_error = db.Column(db.String(500), nullable=False, default="")
 
     server = db.relationship("Server")
+
+
+class HostSample(db.Model):
+    """What the sampler saw of a host at one moment."""
+    __tablename__ = "host_samples"
+    __table_args__ = (db.Index("ix_host_samples_server_at", "server_id", "at"),)
+
+    id = db.Column(db.Integer, primary_key=True)
+    server_id = db.Column(db.Integer, db.ForeignKey("servers.id", ondelete="CASCADE"),
+                          nullable=False)
+    at = db.Column(db.DateTime, nullable=False, index=True)
+    # 0: kept for a short while; 1: also one per 5 minutes; 2: also one per 30 minutes.
+    level = db.Column(db.SmallInteger, nullable=False, default=0)
+    online = db.Column(db.Boolean, nullable=False)
+    cpu_percent = db.Column(db.Float)
+    memory_used_mib = db.Column(db.Integer)
+    memory_total_mib = db.Column(db.Integer)
+    domains_running = db.Column(db.Integer)
+    vms = db.Column(db.Integer)
+    pool_capacity_gib = db.Column(db.Float)
+    pool_used_gib = db.Column(db.Float)
+
+
+class VMSample(db.Model):
+    """What the sampler saw of a running (or paused) VM at one moment. Rates are per
+    second since the previous sample; None where there was none to compare with."""
+    __tablename__ = "vm_samples"
+    __table_args__ = (db.Index("ix_vm_samples_vm_at", "vm_id", "at"),)
+
+    id = db.Column(db.Integer, primary_key=True)
+    vm_id = db.Column(db.Integer, db.ForeignKey("vms.id", ondelete="CASCADE"), nullable=False)
+    at = db.Column(db.DateTime, nullable=False, index=True)
+    level = db.Column(db.SmallInteger, nullable=False, default=0)
+    state = db.Column(db.String(16), nullable=False)
+    cpu_percent = db.Column(db.Float)
+    memory_used_mib = db.Column(db.Float)
+    disk_read_bps = db.Column(db.Float)
+    disk_write_bps = db.Column(db.Float)
+    net_rx_bps = db.Column(db.Float)
+    net_tx_bps = db.Column(db.Float)

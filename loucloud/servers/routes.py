@@ -1,4 +1,4 @@
-from flask import abort, flash, jsonify, redirect, render_template, url_for
+from flask import abort, flash, jsonify, redirect, render_template, request, url_for
 
 from ..extensions import db
 from ..helpers import show_error
@@ -6,6 +6,8 @@ from ..models import Server
 from ..security import admin_required
 from ..services import ServiceError
 from ..services import leftovers as leftover_service
+from ..services import metrics as metrics_service
+from ..services.settings import get_settings
 from ..services import servers as server_service
 from . import bp
 from .forms import AcceptsForm, ServerForm
@@ -31,6 +33,13 @@ def status():
     return jsonify([v.as_dict() for v in server_service.list_servers()])
 
 
+@bp.route("/<int:server_id>/metrics.json")
+@admin_required
+def metrics(server_id: int):
+    server = get_server_or_404(server_id)
+    return jsonify(metrics_service.host_series(server, request.args.get("range", "hour")))
+
+
 @bp.route("/new", methods=["GET", "POST"])
 @admin_required
 def create():
@@ -53,7 +62,8 @@ def create():
 def detail(server_id: int):
     view = server_service.server_view(get_server_or_404(server_id))
     return render_template("servers/detail.html", view=view, server=view.server,
-                           leftovers=leftover_service.pending({server_id}))
+                           leftovers=leftover_service.pending({server_id}),
+                           refresh_seconds=get_settings().sample_interval_seconds)
 
 
 @bp.route("/<int:server_id>/accepts", methods=["POST"])

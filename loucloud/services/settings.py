@@ -87,6 +87,13 @@ SPECS: tuple[Spec, ...] = (
          "A VM still 'starting…', 'creating…' (and so on) after this long is taken as "
          "interrupted: its real state is shown and it can be acted on again.", 30, 86400,
          group="Hosts"),
+    Spec("sample_interval_seconds", "Sampling interval (seconds)", int, 10,
+         "How often the sampler reads every host's and VM's figures for the charts.",
+         2, 3600, group="Monitoring"),
+    Spec("retention_days", "Keep samples (days)", int, 15,
+         "Older samples are deleted; recent ones are thinned (all for 2 hours, one per "
+         "5 minutes for 2 days, one per 30 minutes after that).", 1, 3650,
+         group="Monitoring"),
     Spec("console_token_seconds", "Console link lifetime (seconds)", int, 60,
          "How long an issued console link may be used to connect (once).", 10, 3600,
          group="Console"),

@@ -19,7 +19,9 @@ from urllib.parse import urlsplit
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
-from ..extensions import db
+from flask import current_app
+
+from ..extensions import cache, db
 from ..models import VM, ImageLocation, Leftover, Server, Template, User, utcnow
 from ..virt import DomainNotFound, HostUnavailable, InvalidState, VirtError, domains, hosts, storage
 from ..virt.xml import DomainSpec
@@ -214,6 +216,7 @@ def create_vm(owner: User, name: str, template: Template, server: Server | None 
             raise Unavailable(f"{server.name} stopped answering while {name} was being "
                               f"created: {exc}. Nothing was kept.") from None
         raise ServiceError(f"{server.name} could not create {name}: {exc}") from None
+    forget_states(server)
     vm = db.session.get(VM, vm.id)
     vm.volume_path, vm.mac = volume.path, mac
     vm.status, vm.status_since = VM.READY, utcnow()
@@ -296,6 +299,7 @@ def act_on_vm(vm: VM, action: str) -> str:
         if isinstance(exc, DomainNotFound):
             raise Conflict(f"{vm.name} is missing on {vm.server.name}.") from None
         raise ServiceError(f"{LABELS[action]} failed: {exc}") from None
+    forget_states(vm.server)
     if action == "start":
         vm.started_at = utcnow()
     elif action in ("poweroff", "shutdown"):
@@ -323,6 +327,7 @@ def delete_vm(vm: VM) -> str:
                               "delete it again when the host is back.") from None
         raise ServiceError(f"Could not delete {vm.name}: {exc}") from None
     name = vm.name
+    forget_states(server)
     revoke_for_vm(vm.id)
     db.session.delete(vm)
     db.session.commit()
@@ -346,7 +351,10 @@ class VMView:
         """The actions that fit the state (the page shows only these)."""
         if self.busy or not self.host_online or self.state in ("missing", "unknown"):
             return []
-        return [a for a, states in domains.ALLOWED.items() if self.state in states]
+        actions = [a for a, states in domains.ALLOWED.items() if self.state in states]
+        if self.state in ("running", "paused") and not self.vm.server.is_demo:
+            actions.append("console")
+        return actions
 
     def as_dict(self) -> dict:
         vm = self.vm
@@ -367,11 +375,40 @@ def _state_of(vm: VM, live: dict[str, str] | VirtError | None) -> tuple[str, boo
     return live.get(vm.uuid, "missing"), True
 
 
+def _states_key(uri: str) -> str:
+    return f"loucloud:states:{uri}"
+
+
+def forget_states(server: Server) -> None:
+    """After an action on a host, its next page reads libvirt again."""
+    cache.delete(_states_key(server.uri))
+
+
+def live_states(uris: set[str]) -> dict[str, dict[str, str] | VirtError]:
+    """Every domain's state on these hosts: one bulk call per host, in parallel, shared
+    for LIVE_STATE_CACHE_SECONDS by every page and process."""
+    ttl = current_app.config["LIVE_STATE_CACHE_SECONDS"]
+    out, missing = {}, set()
+    for uri in uris:
+        cached = cache.get(_states_key(uri)) if ttl else None
+        if cached is None:
+            missing.add(uri)
+        else:
+            out[uri] = cached
+    if missing:
+        fresh = pool().call_many(missing, domains.states, timeout=query_timeout())
+        for uri, value in fresh.items():
+            out[uri] = value
+            if ttl and not isinstance(value, VirtError):
+                cache.set(_states_key(uri), value, timeout=ttl)
+    return out
+
+
 def views(vms: list[VM]) -> list[VMView]:
     """Live state of VMs: one bulk call per host involved, hosts in parallel. Also
     clears stuck transitional states and cleans up what hosts that answer still hold."""
     uris = {vm.server.uri for vm in vms}
-    live = pool().call_many(uris, domains.states, timeout=query_timeout()) if uris else {}
+    live = live_states(uris) if uris else {}
     _reconcile_stuck(vms, live)
     leftovers.clean_where_answering({vm.server_id: live.get(vm.server.uri) for vm in vms})
     out = []

@@ -1,15 +1,24 @@
-// VM page: follow the VM's state without a reload; when it changes, show the page again
-// (the buttons that fit the new state come with it). Never while the user's own form is
-// on its way, and a VM that is gone sends the user back to the list.
+// VM page: follow the VM's state without reloading. The badge and the action buttons
+// (all on the page, those that don't fit hidden) change as libvirt's state changes.
 (function () {
   "use strict";
   var header = document.getElementById("vm-header");
   if (!header) return;
-  var shown = header.dataset.state;
   var url = header.dataset.stateUrl;
+  var badge = header.querySelector(".vm-state");
   var leaving = false;
   document.addEventListener("submit", function () { leaving = true; });
   window.addEventListener("beforeunload", function () { leaving = true; });
+
+  function show(data) {
+    badge.textContent = data.state;
+    badge.dataset.state = data.state;
+    header.dataset.state = data.state;
+    header.querySelectorAll(".vm-action").forEach(function (el) {
+      el.classList.toggle("d-none", data.actions.indexOf(el.dataset.action) < 0);
+    });
+  }
+
   function poll() {
     if (leaving) return;
     fetch(url, {headers: {"Accept": "application/json"}, credentials: "same-origin"})
@@ -19,8 +28,9 @@
       })
       .then(function (data) {
         if (data === null || leaving) return;
-        if (data && data.state !== shown) { window.location.reload(); return; }
-        setTimeout(poll, shown.slice(-1) === "\u2026" ? 1000 : 3000);
+        if (data) show(data);
+        var busy = data && data.state.slice(-1) === "\u2026";
+        setTimeout(poll, busy ? 1000 : 2000);
       })
       .catch(function () { setTimeout(poll, 5000); });
   }

@@ -22,6 +22,7 @@ import logging
 import os
 import threading
 import time
+from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -112,6 +113,8 @@ class HostPool:
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers, thread_name_prefix="libvirt")
         self._closed = False
+        # Calls handed to each host (observability: what a page or a cycle costs).
+        self.calls: Counter[str] = Counter()
 
     # -- public API ------------------------------------------------------------------
     def call(self, uri: str, fn: Callable[..., T], *args: Any, timeout: float) -> T:
@@ -181,6 +184,7 @@ class HostPool:
         """Start ``fn`` on the host without waiting. Returns the future of its result and
         the moment up to which a caller should wait for it."""
         host = self._host(uri)
+        self.calls[uri] += 1
         with host.lock:
             if host.stuck:
                 return _failed(HostUnavailable(

@@ -65,7 +65,8 @@ def host_info(conn: libvirt.virConnect) -> HostInfo:
     )
 
 
-def _cpu_counters(conn: libvirt.virConnect) -> CpuSample | None:
+def cpu_counters(conn: libvirt.virConnect) -> CpuSample | None:
+    """The node's cumulative CPU time counters (None where the driver has none)."""
     try:
         stats = conn.getCPUStats(libvirt.VIR_NODE_CPU_STATS_ALL_CPUS)
     except libvirt.libvirtError as exc:
@@ -91,10 +92,10 @@ def host_load(conn: libvirt.virConnect, previous: CpuSample | None = None,
     CPU use is the share of busy time since ``previous`` (a sample from an earlier call,
     returned as ``cpu_sample``); without one, two samples ``first_interval`` apart.
     ``cpu=False`` skips CPU use (placement needs only memory)."""
-    sample = _cpu_counters(conn) if cpu else None
+    sample = cpu_counters(conn) if cpu else None
     if sample is not None and (previous is None or previous.total_ns >= sample.total_ns):
         time.sleep(first_interval)
-        previous, sample = sample, _cpu_counters(conn)
+        previous, sample = sample, cpu_counters(conn)
     info = conn.getInfo()
     total_mib = int(info[1])
     running = conn.numOfDomains()

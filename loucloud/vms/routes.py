@@ -9,6 +9,8 @@ from ..models import VM, Server, Template, User
 from ..security import console_url
 from ..services import ServiceError
 from ..services import console as console_service
+from ..services import metrics as metrics_service
+from ..services.settings import get_settings
 from ..services import vms as vm_service
 from ..services.users import quota_usage
 from . import bp
@@ -103,7 +105,8 @@ def create():
 def detail(vm_id: int):
     vm = get_vm_or_404(vm_id)
     return render_template("vms/detail.html", vm=vm, detail=vm_service.vm_detail(vm),
-                           labels=vm_service.LABELS)
+                           labels=vm_service.LABELS,
+                           refresh_seconds=get_settings().sample_interval_seconds)
 
 
 @bp.route("/vms/<int:vm_id>.json")
@@ -112,6 +115,25 @@ def state(vm_id: int):
     vm = get_vm_or_404(vm_id)
     [view] = vm_service.views([vm])
     return jsonify(view.as_dict())
+
+
+@bp.route("/vms/states.json")
+@login_required
+def states():
+    """Live states of the listed VM ids the user may see (others are left out)."""
+    ids = [int(i) for i in request.args.get("ids", "").split(",")[:200] if i.isdigit()]
+    stmt = db.select(VM).where(VM.id.in_(ids))
+    if not current_user.is_admin:
+        stmt = stmt.where(VM.owner_id == current_user.id)
+    views = vm_service.views(db.session.execute(stmt).scalars().all())
+    return jsonify({str(v.vm.id): {"state": v.state, "actions": v.actions} for v in views})
+
+
+@bp.route("/vms/<int:vm_id>/metrics.json")
+@login_required
+def metrics(vm_id: int):
+    vm = get_vm_or_404(vm_id)
+    return jsonify(metrics_service.vm_series(vm, request.args.get("range", "hour")))
 
 
 ACTION_RULE = "/vms/<int:vm_id>/<any(" + ",".join(vm_service.ACTIONS) + "):action>"
