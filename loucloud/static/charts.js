@@ -22,7 +22,7 @@
 
   function label(iso) {
     var d = new Date(iso);
-    return range === "hour" ? d.toLocaleTimeString([], {hour: "2-digit", minute: "2-digit"})
+    return range === "hour" ? d.toLocaleTimeString([], {hour: "2-digit", minute: "2-digit", second: "2-digit"})
       : d.toLocaleString([], {weekday: "short", hour: "2-digit", minute: "2-digit"});
   }
 
