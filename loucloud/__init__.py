@@ -70,11 +70,9 @@ def register_extensions(app: Flask) -> None:
 
     @login_manager.unauthorized_handler
     def unauthorized():
-        from flask import flash, redirect, request, url_for
+        from flask import flash, g, redirect, request, url_for
 
         from .errors import error_response, wants_json
-
-        from flask import g
 
         g.audit_result, g.error_message = "refused", "not logged in"
         if wants_json():

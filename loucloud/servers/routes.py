@@ -7,8 +7,8 @@ from ..security import admin_required
 from ..services import ServiceError
 from ..services import leftovers as leftover_service
 from ..services import metrics as metrics_service
-from ..services.settings import get_settings
 from ..services import servers as server_service
+from ..services.settings import get_settings
 from . import bp
 from .forms import AcceptsForm, ServerForm
 

@@ -52,7 +52,8 @@ def _inspect_everywhere(path: str) -> tuple[dict[int, storage.ImageInfo | None],
             raise ImageError(f"On {server.name}: {result}", "path")
         if isinstance(result, VirtError):
             log.warning("image %s not checked on %s: %s", path, server.name, result)
-            unreachable.append(f"{server.name} ({'offline' if isinstance(result, HostUnavailable) else result})")
+            why = "offline" if isinstance(result, HostUnavailable) else str(result)
+            unreachable.append(f"{server.name} ({why})")
             continue
         found[server.id] = result
     return found, unreachable, servers
@@ -138,7 +139,8 @@ def delete_image(image: Image) -> None:
     count = db.session.execute(
         db.select(db.func.count(VM.id)).where(VM.image_id == image.id)).scalar()
     if count:
-        raise Conflict(f"{count} VM{'s' if count > 1 else ''} still stand{'s' if count == 1 else ''}"
+        plural = count > 1
+        raise Conflict(f"{count} VM{'s' if plural else ''} still stand{'' if plural else 's'}"
                        f" on {image.name} (their disks are overlays on it). Delete them first.")
     db.session.delete(image)
     db.session.commit()

@@ -10,8 +10,7 @@ from urllib.parse import urlsplit
 from ..extensions import cache, db
 from ..models import VM, Server, utcnow
 from ..virt import HostUnavailable, VirtError, hosts
-from . import Conflict, FieldError
-from . import leftovers
+from . import Conflict, FieldError, leftovers
 from .hostpool import pool, query_timeout
 
 log = logging.getLogger(__name__)

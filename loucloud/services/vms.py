@@ -16,17 +16,16 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from urllib.parse import urlsplit
 
+from flask import current_app
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
-from flask import current_app
-
 from ..extensions import cache, db
 from ..models import VM, ImageLocation, Leftover, Server, Template, User, utcnow
-from ..virt import DomainNotFound, HostUnavailable, InvalidState, VirtError, domains, hosts, storage
+from ..virt import (DomainNotFound, HostUnavailable, InvalidState, VirtError, domains, hosts,
+                    storage)
 from ..virt.xml import DomainSpec
-from . import Conflict, FieldError, ServiceError, Unavailable
-from . import leftovers
+from . import Conflict, FieldError, ServiceError, Unavailable, leftovers
 from .console import revoke_for_vm
 from .hostpool import action_timeout, pool, query_timeout
 from .settings import get_settings

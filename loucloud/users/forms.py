@@ -6,7 +6,8 @@ from ..services.passwords import MAX_LENGTH, MIN_LENGTH
 
 USERNAME = [InputRequired(), Length(min=2, max=32),
             Regexp(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
-                   message="Use letters, digits, '.', '_' or '-', starting with a letter or digit.")]
+                   message="Use letters, digits, '.', '_' or '-', starting with a letter "
+                           "or digit.")]
 
 
 def _password(label="Password"):

@@ -10,8 +10,8 @@ from ..security import console_url
 from ..services import ServiceError
 from ..services import console as console_service
 from ..services import metrics as metrics_service
-from ..services.settings import get_settings
 from ..services import vms as vm_service
+from ..services.settings import get_settings
 from ..services.users import quota_usage
 from . import bp
 from .forms import VMCreateForm, VMFilterForm

@@ -16,7 +16,8 @@ BINARIES = ("mariadbd", "mariadb-install-db")
 
 
 def unavailable_reason() -> str | None:
-    missing = [b for b in BINARIES if not shutil.which(b) and not Path(f"/usr/sbin/{b}").exists()]
+    missing = [b for b in BINARIES
+               if not shutil.which(b) and not Path(f"/usr/sbin/{b}").exists()]
     if missing:
         return f"MariaDB is not installed ({', '.join(missing)} missing; apt-get install mariadb-server)"
     return None
