@@ -20,6 +20,7 @@ from loucloud.services.users import quota_usage
 from tests.conftest import Client
 from tests.factories import make_user
 from tests.support.figures import figure
+from tests.support.sweep import sweep_host
 
 libvirt.registerErrorHandler(lambda *a: None, None)
 QUERY_BOUND, ACTION_BOUND = 2, 5
@@ -56,12 +57,23 @@ def world(app, lab, fault_image):
             lab.libvirtd_pid(lab.host(i))
         except Exception:  # noqa: BLE001 - not running: start it
             lab.start_libvirtd(lab.host(i))
+    # Delete through LouCloud; a host that was cut off may refuse for a few seconds
+    # (its hung call still holds it "stuck") until TCP or keepalive gives up on it.
+    deadline = time.monotonic() + 30
     with app.app_context():
         for vm in db.session.execute(db.select(VM)).scalars().all():
-            try:
-                vm_service.delete_vm(vm)
-            except ServiceError:
-                pass
+            while True:
+                try:
+                    vm_service.delete_vm(vm)
+                    break
+                except ServiceError:
+                    if time.monotonic() > deadline:
+                        break
+                    time.sleep(0.5)
+    # ... and whatever could still not be deleted goes directly, so that no test
+    # leaves domains or volumes to the next one.
+    for i in (1, 2):
+        sweep_host(lab.host(i).uri)
 
 
 def create(app, world, host: str, name: str, progress=None):
