@@ -1,6 +1,7 @@
 # LouCloud. The two commands a newcomer needs:
 #   make run    prepare everything and serve the console on http://$(HOST):$(PORT)
 #   make test   prepare everything and run the whole test suite
+#   (make bench  the benchmarks, see docs/performance.md)
 SHELL := /bin/bash
 # Debian's own Python when there is one: the one a deployment uses (mod_wsgi runs it).
 PYTHON ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
@@ -17,6 +18,11 @@ run: system venv assets db
 
 test: system-test venv-test assets db
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Benchmarks against the raw libvirt floor (docs/performance.md); prints a table and
+# writes it to bench/results/<date>.md. BENCH_ARGS="--only list,create --quick" etc.
+bench: system-test venv-test assets db
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 system:
 	@scripts/setup-system.sh run
