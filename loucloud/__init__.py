@@ -25,6 +25,7 @@ def create_app(config_name: str | None = None, **overrides) -> Flask:
 
     register_logging(app)
     register_extensions(app)
+    register_url_converters(app)
     register_blueprints(app)
     register_errorhandlers(app)
     register_request_hooks(app)
@@ -93,6 +94,13 @@ def register_extensions(app: Flask) -> None:
                 if app.config["SQLALCHEMY_DATABASE_URI"] not in ("sqlite://", "sqlite:///:memory:"):
                     cur.execute("PRAGMA journal_mode=WAL")
                 cur.close()
+
+
+def register_url_converters(app: Flask) -> None:
+    """Before the blueprints: their rules take their converters when they are added."""
+    from .helpers import Int64Converter
+
+    app.url_map.converters["int"] = Int64Converter
 
 
 def register_blueprints(app: Flask) -> None:

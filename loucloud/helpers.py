@@ -1,10 +1,38 @@
-"""Template filters and globals."""
+"""Template filters and globals, and small helpers of the views."""
 from __future__ import annotations
 
 from datetime import datetime
 
-from flask import flash
+from flask import flash, request
 from flask_wtf import FlaskForm
+from werkzeug.routing import IntegerConverter
+
+from .extensions import db
+from .models import INT64_MAX
+
+
+class Int64Converter(IntegerConverter):
+    """``<int:...>`` that matches only what a database id can be: a larger number is
+    404 (no such page), not an OverflowError when the query is bound."""
+
+    def __init__(self, map, fixed_digits=0, min=None, max=INT64_MAX, signed=False):
+        super().__init__(map, fixed_digits, min, max, signed)
+
+
+def page_arg(per_page: int) -> int:
+    """The ?page= argument: 1 when missing or not a number, and never so far that its
+    offset is beyond what a database can bind."""
+    page = request.args.get("page", 1, type=int) or 1
+    return max(1, min(page, INT64_MAX // per_page))
+
+
+def paginate(stmt, per_page: int):
+    """db.paginate of ``stmt`` at ?page=; a page beyond the last (whatever its number)
+    shows the last page."""
+    page = db.paginate(stmt, page=page_arg(per_page), per_page=per_page, error_out=False)
+    if page.pages and page.page > page.pages:
+        page = db.paginate(stmt, page=page.pages, per_page=per_page, error_out=False)
+    return page
 
 
 class EmptyForm(FlaskForm):

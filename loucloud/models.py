@@ -8,6 +8,10 @@ from sqlalchemy import BigInteger, UniqueConstraint
 
 from .extensions import db
 
+# The largest integer a column (SQLite INTEGER, MariaDB BIGINT) holds; a larger id or
+# offset cannot even be bound to a query (OverflowError).
+INT64_MAX = 2 ** 63 - 1
+
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)

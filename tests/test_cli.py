@@ -71,6 +71,15 @@ def test_hosts_add_failure_is_one_line_and_nonzero(app, tmp_path):
     assert result.output.count("\n") == 1
 
 
+def test_hosts_add_of_a_file_that_is_no_node_description(app, tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("SECRET-LINE-42 not for anybody\n")
+    result = app.test_cli_runner().invoke(args=["hosts", "add", "x", f"test://{secret}"])
+    assert result.exit_code == 1
+    assert result.output.startswith("error: Could not connect")
+    assert result.output.count("\n") == 1 and "SECRET" not in result.output
+
+
 def test_users_create_and_list(app, monkeypatch):
     monkeypatch.setenv("LOUCLOUD_USER_PASSWORD", "password of dave")
     runner = app.test_cli_runner()

@@ -100,6 +100,24 @@ def test_path_on_no_host_is_a_form_error_and_nothing_is_saved(app, as_admin, tes
     assert _images(app) == []
 
 
+def _pools(conn) -> dict[str, bool]:
+    return {p.name(): bool(p.isActive()) for p in conn.listAllStoragePools(0)}
+
+
+def test_looking_for_a_file_leaves_the_host_pools_as_they_were(app, as_admin, test_host):
+    """A directory no pool covers gets a transient pool for the look only; a pool that
+    covers it but was stopped is stopped again: found, missing or refused alike."""
+    _add_host(as_admin, "h1", test_host)
+    _on_host(app, test_host, lambda c: c.storagePoolLookupByName("images").destroy())
+    before = _on_host(app, test_host, _pools)
+    assert before["images"] is False
+    assert _add_image(as_admin, "/srv/nowhere/base.qcow2").status_code == 400
+    assert _add_image(as_admin, "/var/lib/images/missing.qcow2").status_code == 400
+    assert _add_image(as_admin).status_code == 302
+    assert _on_host(app, test_host, _pools) == before
+    assert [i.format for i in _images(app)] == ["qcow2"]
+
+
 def test_no_host_at_all_is_a_form_error(app, as_admin):
     response = _add_image(as_admin)
     assert response.status_code == 400

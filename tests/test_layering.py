@@ -47,3 +47,20 @@ def test_nothing_shells_out():
             assert bad not in text, f"{path} uses {bad!r}"
         if path.name != "cli.py":
             assert "subprocess" not in text, f"{path} runs programs"
+
+
+def test_forms_take_integers_through_the_shared_field():
+    """Every form's whole numbers go through loucloud.forms.IntegerField, which refuses
+    a number no column holds as a field error (WTForms' own lets one beyond float range
+    reach NumberRange: an OverflowError, a 500)."""
+    for path in SOURCES:
+        if path == ROOT / "forms.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            wtforms_names = isinstance(node, ast.ImportFrom) and node.level == 0 and \
+                node.module.split(".")[0] == "wtforms" and \
+                "IntegerField" in {alias.name for alias in node.names}
+            wtforms_attr = isinstance(node, ast.Attribute) and node.attr == "IntegerField" \
+                and isinstance(node.value, ast.Name) and node.value.id == "wtforms"
+            assert not (wtforms_names or wtforms_attr), \
+                f"{path} uses WTForms' IntegerField; use loucloud.forms.IntegerField"

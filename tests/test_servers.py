@@ -37,6 +37,22 @@ def test_unreachable_uri_is_a_form_error_and_nothing_is_saved(app, as_admin, tmp
     assert _servers(app) == []
 
 
+def test_a_file_that_is_no_node_description_is_refused_without_its_content(app, as_admin,
+                                                                         tmp_path):
+    """The test driver reads test:///<path> in the app's process; libvirt's parse error
+    would quote the file (/etc/shadow, the secret key...): the page says one sentence."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("SECRET-LINE-42 not for anybody\n<a>SECRET-TAG</b>\n")
+    broken = tmp_path / "broken.xml"
+    broken.write_text("<node><SECRET-TAG>x</wrong></node>\n")
+    for path in (secret, broken, tmp_path, tmp_path / "missing.xml"):
+        response = as_admin.post("/servers/new", {"name": "x1", "uri": f"test://{path}"})
+        assert response.status_code == 400, path
+        page = response.get_data(as_text=True)
+        assert "SECRET" not in page and "not a node description" in page, path
+    assert _servers(app) == []
+
+
 def test_bad_uris_are_refused(app, as_admin):
     for uri in ("http://example.org/", "qemu:///nowhere", "qemu:///system x", "a" * 300,
                 "ssh://root@h1"):

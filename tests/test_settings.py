@@ -31,6 +31,7 @@ def test_save_and_read_back(app, as_admin):
 @pytest.mark.parametrize("key,value,message", [
     ("vnc_listen", "0.0.0.0", "never listen on every address"),
     ("vnc_listen", "::", "never listen on every address"),
+    ("vnc_listen", "::ffff:0.0.0.0", "never listen on every address"),
     ("vnc_listen", "somewhere", "Enter &#39;auto&#39; or an IP address"),
     ("storage_pool", "../etc", "Use 1 to 64 letters"),
     ("storage_pool", "a b", "Use 1 to 64 letters"),
@@ -39,6 +40,8 @@ def test_save_and_read_back(app, as_admin):
     ("host_timeout", "100000", "between 1 and 60"),
     ("default_max_vms", "-3", "between 0 and"),
     ("default_max_vms", "1e9", "Not a valid integer"),
+    ("default_max_vms", "9" * 400, "Too large a number"),
+    ("host_timeout", "9223372036854775808", "Too large a number"),
 ])
 def test_bad_values_are_refused_and_nothing_is_saved(app, as_admin, key, value, message):
     other = "default_max_vcpus"  # a good value sent along is not saved either

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from loucloud.virt import HostPool, HostUnavailable, hosts
-from loucloud.virt.errors import DomainNotFound
+from loucloud.virt.errors import DomainNotFound, VirtError
 
 
 @pytest.fixture
@@ -38,6 +38,25 @@ def test_libvirt_errors_are_translated(pool, test_host):
         pool.call(test_host, lambda conn: conn.lookupByName("nope"), timeout=5)
     # An error of the operation does not make the host offline.
     assert pool.state(test_host).online is True
+
+
+def test_a_parse_error_is_one_line_without_the_document(pool, test_host):
+    """libvirt quotes the line it could not parse on the lines after its reason."""
+    with pytest.raises(VirtError) as info:
+        pool.call(test_host, lambda conn: conn.defineXML("<domain><SECRET>x</wrong>"),
+                  timeout=5)
+    assert "\n" not in str(info.value) and "mismatch" in str(info.value)
+    assert "<domain>" not in str(info.value)
+
+
+def test_a_test_driver_file_is_never_quoted(pool, tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("SECRET-LINE-42\n")
+    with pytest.raises(HostUnavailable) as info:
+        pool.call(f"test://{secret}", hosts.host_info, timeout=5)
+    assert str(info.value) == "no such file, or not a node description for libvirt's " \
+                              "test driver"
+    assert "SECRET" not in pool.state(f"test://{secret}").error
 
 
 def test_refused_host_is_offline_with_reason(pool, tmp_path):

@@ -409,6 +409,28 @@ def test_delete_on_an_offline_host_keeps_the_vm_with_the_reason(app, as_user, ca
     assert kept.status == "error" and "Delete did not finish" in kept.last_error
 
 
+def test_refused_actions_leave_the_error_of_a_vm_as_it_was(app, as_user, catalog, tmp_path):
+    """A failed delete leaves the VM in error with the reason; an action then refused
+    (409: it does not fit the state; 503: the host is down) changes neither."""
+    create(as_user, "stranded", catalog.id)
+    [vm] = vms(app)
+    with app.app_context():
+        row = db.session.get(VM, vm.id)
+        row.status, row.last_error = VM.ERROR, "Delete did not finish: host gone"
+        db.session.commit()
+    assert act(as_user, vm.id, "start", json_=True).status_code == 409
+    assert act(as_user, vm.id, "resume").status_code == 302
+    [kept] = vms(app)
+    assert (kept.status, kept.last_error) == (VM.ERROR, "Delete did not finish: host gone")
+    with app.app_context():
+        server = db.session.get(Server, vm.server_id)
+        server.uri = f"qemu+unix:///system?socket={tmp_path / 'gone.sock'}"
+        db.session.commit()
+    assert act(as_user, vm.id, "poweroff", json_=True).status_code == 503
+    [kept] = vms(app)
+    assert (kept.status, kept.last_error) == (VM.ERROR, "Delete did not finish: host gone")
+
+
 # -- command line --------------------------------------------------------------------
 def test_cli_lifecycle(app, test_host, monkeypatch):
     with app.app_context():

@@ -2,7 +2,7 @@ from flask import render_template, request
 from wtforms import Form, SelectChoice, SelectField, StringField
 from wtforms.validators import Length, Optional
 
-from ..extensions import db
+from ..helpers import paginate
 from ..security import admin_required
 from ..services import audit as audit_service
 from . import bp
@@ -24,5 +24,5 @@ def index():
     form = AuditFilter(request.args)
     values = {k: (form[k].data or "").strip() for k in ("username", "action", "result", "q")} \
         if form.validate() else {}
-    page = db.paginate(audit_service.search(**values), per_page=PER_PAGE, error_out=False)
+    page = paginate(audit_service.search(**values), PER_PAGE)
     return render_template("audit/index.html", page=page, form=form)

@@ -36,8 +36,11 @@ def _check_vnc_listen(value: str) -> str | None:
         addr = ipaddress.ip_address(value)
     except ValueError:
         return "Enter 'auto' or an IP address."
+    if addr.version == 6 and addr.ipv4_mapped is not None:
+        # A dual-stack socket bound to ::ffff:a.b.c.d listens on a.b.c.d: judge that.
+        addr = addr.ipv4_mapped
     if addr.is_unspecified:
-        return "VNC must never listen on every address (0.0.0.0 or ::)."
+        return "VNC must never listen on every address (0.0.0.0, :: or ::ffff:0.0.0.0)."
     if addr.is_multicast:
         return "A multicast address cannot be listened on."
     return None

@@ -6,6 +6,8 @@ import re
 import secrets
 from dataclasses import dataclass
 
+from email_validator import EmailNotValidError, validate_email
+
 from ..extensions import db
 from ..models import VM, User
 from . import Conflict, FieldError, NotAllowed
@@ -18,6 +20,8 @@ log = logging.getLogger(__name__)
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{1,31}$")
 ADMIN_USERNAME = "admin"
+FULL_NAME_MAX = User.full_name.type.length  # 120
+EMAIL_MAX = User.email.type.length  # 254
 
 
 class UserError(FieldError):
@@ -51,6 +55,31 @@ def check_username(username: str) -> str:
         raise UserError("Use 2 to 32 letters, digits, '.', '_' or '-', starting with a "
                         "letter or digit.", "username")
     return username
+
+
+def check_full_name(full_name: str | None) -> str:
+    full_name = (full_name or "").strip()
+    if len(full_name) > FULL_NAME_MAX:
+        raise UserError(f"Use at most {FULL_NAME_MAX} characters for the full name.",
+                        "full_name")
+    return full_name
+
+
+def check_email(email: str | None) -> str | None:
+    """The e-mail address, or None when none is given. Only its shape is checked (no
+    look-up of the domain)."""
+    email = (email or "").strip()
+    if not email:
+        return None
+    if len(email) > EMAIL_MAX:
+        raise UserError(f"Use at most {EMAIL_MAX} characters for the e-mail address.",
+                        "email")
+    try:
+        validate_email(email, check_deliverability=False)
+    except EmailNotValidError:
+        raise UserError("Enter an e-mail address such as name@example.org.", "email") \
+            from None
+    return email
 
 
 def _check_new_password(password: str, username: str) -> None:
@@ -111,11 +140,12 @@ def create_user(username: str, password: str, full_name: str = "", email: str | 
                 quota: Quota | None = None) -> User:
     """Create an ordinary user, with the default quota from Settings unless given."""
     username = check_username(username)
+    full_name, email = check_full_name(full_name), check_email(email)
     _unique_username(username)
     _check_new_password(password, username)
     quota = quota or default_quota()
-    user = User(username=username, full_name=(full_name or "").strip(),
-                email=(email or "").strip() or None, password_hash=hash_password(password),
+    user = User(username=username, full_name=full_name,
+                email=email, password_hash=hash_password(password),
                 is_admin=False, active=True, max_vms=quota.vms, max_vcpus=quota.vcpus,
                 max_memory_mib=quota.memory_mib, max_disk_gib=quota.disk_gib)
     db.session.add(user)
@@ -127,14 +157,14 @@ def create_user(username: str, password: str, full_name: str = "", email: str | 
 def update_user(user: User, *, full_name: str, email: str | None, quota: Quota,
                 username: str | None = None) -> User:
     """Change a user's details and quota. The administrator keeps the name 'admin'."""
+    full_name, email = check_full_name(full_name), check_email(email)
     if username is not None and username != user.username:
         if user.is_admin:
             raise UserError("The administrator's user name cannot be changed.", "username")
         username = check_username(username)
         _unique_username(username, exclude_id=user.id)
         user.username = username
-    user.full_name = (full_name or "").strip()
-    user.email = (email or "").strip() or None
+    user.full_name, user.email = full_name, email
     user.max_vms, user.max_vcpus = quota.vms, quota.vcpus
     user.max_memory_mib, user.max_disk_gib = quota.memory_mib, quota.disk_gib
     db.session.commit()

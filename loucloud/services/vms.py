@@ -13,7 +13,7 @@ import secrets
 import socket
 import uuid as uuidlib
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from flask import current_app
@@ -21,7 +21,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
 from ..extensions import cache, db
-from ..models import VM, ImageLocation, Leftover, Server, Template, User, utcnow
+from ..models import (INT64_MAX, VM, ImageLocation, Leftover, Server, Template, User,
+                      utcnow)
 from ..virt import (DomainNotFound, HostUnavailable, InvalidState, VirtError, domains, hosts,
                     storage)
 from ..virt.xml import DomainSpec
@@ -253,14 +254,17 @@ def _undo(server: Server, steps: list[tuple[str, tuple]]) -> None:
 
 
 # -- actions ---------------------------------------------------------------------------
-def _begin(vm: VM, status: str) -> None:
+def _begin(vm: VM, status: str) -> tuple[str, datetime]:
     """Mark the VM busy with ``status``, unless another action holds it. A compare-and-
-    set UPDATE, so two concurrent actions (any processes) get one success."""
+    set UPDATE, so two concurrent actions (any processes) get one success. Returns the
+    (status, status_since) it replaced, for _put_back."""
     vm_id = vm.id
     now = utcnow()
     stale = now - timedelta(seconds=get_settings().stuck_after_seconds)
+    previous = db.session.execute(db.select(VM.status, VM.status_since)
+                                  .where(VM.id == vm_id)).one()
     result = db.session.execute(
-        db.update(VM).where(VM.id == vm_id, db.or_(
+        db.update(VM).where(VM.id == vm_id, VM.status == previous.status, db.or_(
             VM.status.in_([VM.READY, VM.ERROR]),
             db.and_(VM.status.in_(TRANSITIONAL), VM.status_since < stale)))
         .values(status=status, status_since=now).execution_options(synchronize_session=False))
@@ -269,10 +273,18 @@ def _begin(vm: VM, status: str) -> None:
         db.session.refresh(vm)
         raise Conflict(f"{vm.name} is busy ({vm.status}); try again in a moment.")
     db.session.refresh(vm)
+    return previous.status, previous.status_since
 
 
 def _end(vm: VM, status: str = VM.READY, error: str | None = None) -> None:
     vm.status, vm.status_since, vm.last_error = status, utcnow(), error
+    db.session.commit()
+
+
+def _put_back(vm: VM, previous: tuple[str, datetime]) -> None:
+    """Undo _begin when the action did not happen: the VM's status as it was (its
+    last_error, which _begin leaves alone, stays: 'Delete did not finish' and such)."""
+    vm.status, vm.status_since = previous
     db.session.commit()
 
 
@@ -283,18 +295,18 @@ def act_on_vm(vm: VM, action: str) -> str:
     if action not in ACTIONS:
         raise VMError(f"Unknown action {action!r}.")
     status, message = ACTIONS[action]
-    _begin(vm, status)
+    previous = _begin(vm, status)
     try:
         pool().call(vm.server.uri, domains.act, vm.uuid, action, timeout=action_timeout())
     except InvalidState as exc:
-        _end(vm)
+        _put_back(vm, previous)
         raise Conflict(f"Cannot {LABELS[action].lower()} {vm.name}: {exc}.") from None
     except HostUnavailable as exc:
-        _end(vm)
+        _put_back(vm, previous)
         raise Unavailable(f"{vm.server.name} does not answer: {exc}. {vm.name} was not "
                           "changed.") from None
     except VirtError as exc:
-        _end(vm)
+        _put_back(vm, previous)
         if isinstance(exc, DomainNotFound):
             raise Conflict(f"{vm.name} is missing on {vm.server.name}.") from None
         raise ServiceError(f"{LABELS[action]} failed: {exc}") from None
@@ -463,10 +475,11 @@ def list_vms(viewer: User, *, q: str = "", owner_id: int | None = None,
         stmt = stmt.where(VM.server_id == server_id)
     if q:
         stmt = stmt.where(VM.name.ilike(f"%{q.strip()}%"))
-    page = max(1, page)
+    page = max(1, min(page, INT64_MAX // per_page))  # an offset a query can bind
     if not state:
         total = db.session.execute(
             db.select(db.func.count()).select_from(stmt.order_by(None).subquery())).scalar()
+        page = min(page, max(1, -(-total // per_page)))  # beyond the last: the last
         rows = db.session.execute(stmt.limit(per_page).offset((page - 1) * per_page)
                                   ).unique().scalars().all()
         return VMPage(views(rows), total, page, max(1, -(-total // per_page)))

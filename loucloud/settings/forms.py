@@ -1,8 +1,10 @@
 """The settings form is built from the specs in services.settings, so a new setting
 appears in the page by itself."""
 from flask_wtf import FlaskForm
-from wtforms import IntegerField, StringField, SubmitField
+from wtforms import StringField, SubmitField
 from wtforms.validators import InputRequired, Length, NumberRange
+
+from ..forms import IntegerField
 
 from ..services.settings import SPECS
 

@@ -1,7 +1,8 @@
 from flask_wtf import FlaskForm
-from wtforms import IntegerField, PasswordField, SelectChoice, SelectField, StringField, SubmitField
+from wtforms import PasswordField, SelectChoice, SelectField, StringField, SubmitField
 from wtforms.validators import Email, EqualTo, InputRequired, Length, NumberRange, Optional, Regexp
 
+from ..forms import IntegerField
 from ..services.passwords import MAX_LENGTH, MIN_LENGTH
 
 USERNAME = [InputRequired(), Length(min=2, max=32),

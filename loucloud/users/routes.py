@@ -2,7 +2,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from ..extensions import db
-from ..helpers import show_error
+from ..helpers import paginate, show_error
 from ..models import User
 from ..security import admin_required
 from ..services import ServiceError
@@ -49,7 +49,7 @@ def index():
             stmt = stmt.where(User.is_admin.is_(form.role.data == "admin"))
         if form.status.data:
             stmt = stmt.where(User.active.is_(form.status.data == "active"))
-    page = db.paginate(stmt, per_page=PER_PAGE, error_out=False)
+    page = paginate(stmt, PER_PAGE)
     return render_template("users/index.html", page=page, form=form)
 
 

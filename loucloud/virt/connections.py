@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterable, TypeVar
 
 import libvirt
 
-from .errors import HostUnavailable, NotSupported, VirtError, translate
+from .errors import HostUnavailable, NotSupported, VirtError, open_failure, translate
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -245,7 +245,7 @@ class HostPool:
         try:
             conn = libvirt.open(host.uri)
         except libvirt.libvirtError as exc:
-            err = HostUnavailable(exc.get_error_message() or str(exc), exc.get_error_code())
+            err = open_failure(host.uri, exc)
             with host.lock:
                 host.connecting = None
                 host.mark_offline(str(err))

@@ -1,6 +1,8 @@
 """LouCloud's hypervisor exceptions. ``libvirtError`` is translated here, once."""
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import libvirt
 
 
@@ -66,11 +68,35 @@ _CONNECTION_CODES = {
 }
 
 
+def reason(err: libvirt.libvirtError) -> str:
+    """libvirt's reason on one line. A parse error (VIR_ERR_XML_DETAIL) quotes the line
+    of the document it could not parse, and points at it, on the lines after its first:
+    only the first is kept."""
+    message = err.get_error_message() or str(err)
+    if err.get_error_code() == libvirt.VIR_ERR_XML_DETAIL:
+        message = message.split("\n", 1)[0]
+    return message
+
+
+def open_failure(uri: str, err: libvirt.libvirtError) -> HostUnavailable:
+    """Why a connection to ``uri`` could not be opened. The test driver reads the file
+    of a test:///<path> URI in this process, and libvirt's XML errors about it quote
+    what they could not parse (of any file this process can read: a secret key, a
+    password file): those are replaced by one plain sentence."""
+    code = err.get_error_code()
+    parts = urlsplit(uri)
+    if parts.scheme == "test" and parts.path != "/default" and \
+            code in (libvirt.VIR_ERR_XML_ERROR, libvirt.VIR_ERR_XML_DETAIL):
+        return HostUnavailable("no such file, or not a node description for libvirt's "
+                               "test driver", code)
+    return HostUnavailable(reason(err), code)
+
+
 def translate(err: libvirt.libvirtError, *, alive: bool = True) -> VirtError:
     """Map a libvirtError to our exception. ``alive`` is whether the connection still
     works: a system error on a dead connection is the host going away, not the operation."""
     code = err.get_error_code()
-    message = err.get_error_message() or str(err)
+    message = reason(err)
     if code in _NOT_FOUND:
         return _NOT_FOUND[code](message, code)
     if code == libvirt.VIR_ERR_NO_SUPPORT:

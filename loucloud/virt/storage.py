@@ -3,6 +3,7 @@ goes through libvirt's storage API, so it works the same on remote hosts."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import posixpath
 from dataclasses import dataclass
 
@@ -10,6 +11,8 @@ import libvirt
 
 from . import xml
 from .errors import InvalidState, NotSupported, PoolNotFound, VirtError, VolumeNotFound, translate
+
+log = logging.getLogger(__name__)
 
 IMAGE_FORMATS = ("qcow2", "raw")
 
@@ -72,39 +75,73 @@ def ensure_pool(conn: libvirt.virConnect, name: str, path: str) -> str:
     return xml.parse_pool(pool.XMLDesc(0)).path
 
 
-def _pool_for_directory(conn: libvirt.virConnect, directory: str) -> libvirt.virStoragePool:
-    """An active directory pool whose target is ``directory``; a transient one is made
-    when no pool covers it (it goes away when libvirtd restarts; nothing needs it)."""
+def _pool_for_directory(conn: libvirt.virConnect,
+                        directory: str) -> tuple[libvirt.virStoragePool, bool]:
+    """An active directory pool whose target is ``directory``, and whether this call
+    changed the host to get it: an existing pool (started if it was inactive), else a
+    transient one made for it. The caller undoes that change with _put_back when done,
+    so that looking at a file leaves nothing behind. Raises libvirtError."""
     for pool in conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_DIR):
         desc = xml.parse_pool(pool.XMLDesc(0))
         if posixpath.normpath(desc.path) == directory:
-            if not pool.isActive():
+            started = not pool.isActive()
+            if started:
                 pool.create(0)
-            pool.refresh(0)
-            return pool
+            try:
+                pool.refresh(0)
+            except libvirt.libvirtError:
+                if started:
+                    _put_back(pool)
+                raise
+            return pool, started
     digest = hashlib.sha256(directory.encode()).hexdigest()[:12]
     name = f"loucloud-images-{digest}"
-    try:
+    try:  # made by an inspection under way in another process: that one removes it
         pool = conn.storagePoolLookupByName(name)
         pool.refresh(0)
-        return pool
+        return pool, False
     except libvirt.libvirtError as exc:
         if not isinstance(translate(exc), PoolNotFound):
             raise
-    return conn.storagePoolCreateXML(xml.build_dir_pool(name, directory), 0)
+    try:
+        return conn.storagePoolCreateXML(xml.build_dir_pool(name, directory), 0), True
+    except libvirt.libvirtError as exc:
+        try:  # made meanwhile by a concurrent inspection?
+            return conn.storagePoolLookupByName(name), False
+        except libvirt.libvirtError:
+            raise exc from None
+
+
+def _put_back(pool: libvirt.virStoragePool) -> None:
+    """Stop a pool _pool_for_directory started (a transient one goes away with it)."""
+    try:
+        pool.destroy()
+    except libvirt.libvirtError as exc:
+        log.warning("storage pool %s not stopped after an image check: %s", pool.name(),
+                    translate(exc))
 
 
 def inspect_image(conn: libvirt.virConnect, path: str) -> ImageInfo | None:
     """Format and virtual size of the image file at ``path`` on this host, or None
-    when there is no such file. Raises ImageProblem when the file is unusable."""
+    when there is no such file. Raises ImageProblem when the file is unusable. The host
+    is left as it was: a pool started or made to look is stopped again."""
     directory, filename = posixpath.split(path)
     try:
-        pool = _pool_for_directory(conn, directory)
+        pool, changed = _pool_for_directory(conn, directory)
     except libvirt.libvirtError as exc:
         err = translate(exc)
         if "No such file" in str(err) or "does not exist" in str(err):
             return None
         raise err from None
+    try:
+        return _inspect_volume(pool, path, filename)
+    finally:
+        if changed:
+            _put_back(pool)
+
+
+def _inspect_volume(pool: libvirt.virStoragePool, path: str,
+                    filename: str) -> ImageInfo | None:
     try:
         vol = pool.storageVolLookupByName(filename)
     except libvirt.libvirtError as exc:

@@ -4,8 +4,8 @@ from wtforms import SelectChoice
 
 from ..errors import error_response, wants_json
 from ..extensions import db
-from ..helpers import show_error
-from ..models import VM, Server, Template, User
+from ..helpers import page_arg, show_error
+from ..models import INT64_MAX, VM, Server, Template, User
 from ..security import console_url
 from ..services import ServiceError
 from ..services import console as console_service
@@ -55,7 +55,7 @@ def index():
         owner_id=form.owner.data if valid else None,
         server_id=form.server.data if valid else None,
         state=(form.state.data or "") if valid else "",
-        page=request.args.get("page", 1, type=int) or 1, per_page=PER_PAGE)
+        page=page_arg(PER_PAGE), per_page=PER_PAGE)
     return render_template("vms/index.html", page=page, form=form,
                            usage=quota_usage(current_user))
 
@@ -121,7 +121,8 @@ def state(vm_id: int):
 @login_required
 def states():
     """Live states of the listed VM ids the user may see (others are left out)."""
-    ids = [int(i) for i in request.args.get("ids", "").split(",")[:200] if i.isdigit()]
+    ids = [int(i) for i in request.args.get("ids", "").split(",")[:200]
+           if i.isascii() and i.isdigit() and len(i) <= 19 and int(i) <= INT64_MAX]
     stmt = db.select(VM).where(VM.id.in_(ids))
     if not current_user.is_admin:
         stmt = stmt.where(VM.owner_id == current_user.id)
