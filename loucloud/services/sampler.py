@@ -70,9 +70,11 @@ class Sampler:
             timeout=query_timeout())
         at = utcnow().replace(microsecond=0)
         level = self._level(at)
-        vms_by_server: dict[int, dict[str, VM]] = {}
-        for vm in db.session.execute(db.select(VM)).scalars():
-            vms_by_server.setdefault(vm.server_id, {})[vm.uuid] = vm
+        # (id, server, uuid) rows, not whole VMs: a cycle reads every VM of the pool.
+        vms_by_server: dict[int, dict[str, int]] = {}
+        for vm_id, server_id, uuid in db.session.execute(
+                db.select(VM.id, VM.server_id, VM.uuid)):
+            vms_by_server.setdefault(server_id, {})[uuid] = vm_id
         host_rows, vm_rows, offline = [], [], 0
         for server in servers:
             counters = results.get(server.uri)
@@ -85,11 +87,11 @@ class Sampler:
             previous = self._previous.get(server.uri)
             host_rows.append(self._host_row(server, counters, previous, at, level, len(ours)))
             for uuid, dom in counters.domains.items():
-                vm = ours.get(uuid)
-                if vm is not None:  # domains LouCloud did not make are not its business
+                vm_id = ours.get(uuid)
+                if vm_id is not None:  # domains LouCloud did not make are not its business
                     before = previous.domains.get(uuid) if previous else None
                     dt = counters.at - previous.at if previous else 0
-                    vm_rows.append(self._vm_row(vm, dom, before, dt, at, level))
+                    vm_rows.append(self._vm_row(vm_id, dom, before, dt, at, level))
             self._previous[server.uri] = counters
         if host_rows:
             db.session.execute(db.insert(HostSample), host_rows)
@@ -117,11 +119,11 @@ class Sampler:
                 if counters.pool_allocation is not None else None}
 
     @staticmethod
-    def _vm_row(vm, dom, before, dt, at, level) -> dict:
+    def _vm_row(vm_id, dom, before, dt, at, level) -> dict:
         def rate(field):
             return _rate(getattr(dom, field), getattr(before, field), dt) if before else None
         cpu = rate("cpu_ns")
-        return {"vm_id": vm.id, "at": at, "level": level, "state": dom.state,
+        return {"vm_id": vm_id, "at": at, "level": level, "state": dom.state,
                 "cpu_percent": round(100.0 * cpu / 1e9, 2) if cpu is not None else None,
                 "memory_used_mib": round(dom.memory_used_kib / 1024, 1)
                 if dom.memory_used_kib is not None else None,

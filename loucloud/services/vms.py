@@ -377,13 +377,18 @@ class VMView:
 
 
 def _state_of(vm: VM, live: dict[str, str] | VirtError | None) -> tuple[str, bool]:
-    if vm.status in TRANSITIONAL:
-        return f"{vm.status}…", not isinstance(live, HostUnavailable)
+    return _state(vm.status, vm.domain_name, live)
+
+
+def _state(status: str, domain_name: str,
+           live: dict[str, str] | VirtError | None) -> tuple[str, bool]:
+    if status in TRANSITIONAL:
+        return f"{status}…", not isinstance(live, HostUnavailable)
     if isinstance(live, HostUnavailable) or live is None:
         return "host offline", False
     if isinstance(live, VirtError):
         return "unknown", True
-    return live.get(vm.uuid, "missing"), True
+    return live.get(domain_name, "missing"), True
 
 
 def _states_key(uri: str) -> str:
@@ -415,11 +420,13 @@ def live_states(uris: set[str]) -> dict[str, dict[str, str] | VirtError]:
     return out
 
 
-def views(vms: list[VM]) -> list[VMView]:
-    """Live state of VMs: one bulk call per host involved, hosts in parallel. Also
-    clears stuck transitional states and cleans up what hosts that answer still hold."""
+def views(vms: list[VM], live: dict | None = None) -> list[VMView]:
+    """Live state of VMs: one bulk call per host involved, hosts in parallel (or the
+    states given). Also clears stuck transitional states and cleans up what hosts that
+    answer still hold."""
     uris = {vm.server.uri for vm in vms}
-    live = live_states(uris) if uris else {}
+    if live is None:
+        live = live_states(uris) if uris else {}
     _reconcile_stuck(vms, live)
     leftovers.clean_where_answering({vm.server_id: live.get(vm.server.uri) for vm in vms})
     out = []
@@ -441,7 +448,7 @@ def _reconcile_stuck(vms: list[VM], live: dict) -> None:
         states = live.get(vm.server.uri)
         if states is None or isinstance(states, VirtError):
             continue  # the host can't tell now; a later page will
-        if vm.uuid in states or vm.status != VM.CREATING:
+        if vm.domain_name in states or vm.status != VM.CREATING:
             vm.status, vm.last_error = VM.READY, None
         else:
             vm.status = VM.ERROR
@@ -483,11 +490,37 @@ def list_vms(viewer: User, *, q: str = "", owner_id: int | None = None,
         rows = db.session.execute(stmt.limit(per_page).offset((page - 1) * per_page)
                                   ).unique().scalars().all()
         return VMPage(views(rows), total, page, max(1, -(-total // per_page)))
-    matching = [v for v in views(db.session.execute(stmt).unique().scalars().all())
-                if v.state.rstrip("…") == state or v.state == state]
+    return _list_by_state(stmt, state, page, per_page)
+
+
+def _list_by_state(stmt, state: str, page: int, per_page: int) -> VMPage:
+    """A state filter needs the live state of every VM that passes the other filters:
+    read only the few columns it takes for all of them, and whole rows for the page."""
+    ids = stmt.with_only_columns(VM.id).order_by(None).scalar_subquery()
+    light = db.session.execute(
+        db.select(VM.id, VM.status, VM.status_since, VM.domain_name, Server.uri)
+        .join(Server, VM.server_id == Server.id).where(VM.id.in_(ids))
+        .order_by(VM.name, VM.id)).all()
+    live = live_states({row.uri for row in light}) if light else {}
+    bound = utcnow() - timedelta(seconds=get_settings().stuck_after_seconds)
+    stuck = [row.id for row in light
+             if row.status in TRANSITIONAL and row.status_since < bound]
+    if stuck:  # settle them first, so that they are filtered by what they are now
+        _reconcile_stuck(db.session.execute(db.select(VM).where(VM.id.in_(stuck)))
+                         .scalars().all(), live)
+        light = db.session.execute(
+            db.select(VM.id, VM.status, VM.status_since, VM.domain_name, Server.uri)
+            .join(Server, VM.server_id == Server.id).where(VM.id.in_(ids))
+            .order_by(VM.name, VM.id)).all()
+    matching = [row.id for row in light
+                if _state(row.status, row.domain_name, live.get(row.uri))[0].rstrip("…")
+                == state]
     total = len(matching)
     start = (page - 1) * per_page
-    return VMPage(matching[start:start + per_page], total, page,
+    wanted = matching[start:start + per_page]
+    rows = {vm.id: vm for vm in db.session.execute(
+        stmt.where(VM.id.in_(wanted))).unique().scalars().all()} if wanted else {}
+    return VMPage(views([rows[i] for i in wanted if i in rows], live), total, page,
                   max(1, -(-total // per_page)))
 
 

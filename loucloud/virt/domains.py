@@ -1,4 +1,5 @@
-"""Domain verbs. Domains are found by UUID (LouCloud chooses it), never by name."""
+"""Domain verbs. Domains are found by UUID (LouCloud chooses it), never by name; only the
+bulk state map is keyed by name, the one thing libvirt lists cheaply for stopped domains."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -52,10 +53,24 @@ def define(conn: libvirt.virConnect, spec: xml.DomainSpec) -> None:
 
 
 def states(conn: libvirt.virConnect) -> dict[str, str]:
-    """The state of every domain on the host, by UUID, in one call."""
-    stats = conn.getAllDomainStats(libvirt.VIR_DOMAIN_STATS_STATE, 0)
-    return {dom.UUIDString(): state_name(values.get("state.state", 0))
-            for dom, values in stats}
+    """The state of every domain on the host, by domain name (unique on a host).
+
+    Three calls whose cost follows the number of *running* domains, not of all: the
+    running ones with their state, the names of the defined ones that are not running
+    (a list of strings, no per-domain objects: 8 ms for 4000 where asking every
+    domain's state takes 50-60 ms), and the running ones again. Each later answer
+    overrides an earlier one, so a domain that starts or stops between two calls is
+    still found, in the state of the latest call that saw it."""
+    def running() -> dict[str, str]:
+        stats = conn.getAllDomainStats(libvirt.VIR_DOMAIN_STATS_STATE,
+                                       libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE)
+        return {dom.name(): state_name(values.get("state.state", 0))
+                for dom, values in stats}
+
+    out = running()
+    out.update(dict.fromkeys(conn.listDefinedDomains(), SHUTOFF))
+    out.update(running())
+    return out
 
 
 def status(conn: libvirt.virConnect, uuid: str) -> DomainStatus:
