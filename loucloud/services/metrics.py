@@ -11,22 +11,22 @@ RANGES = {"hour": (timedelta(hours=1), 0), "day": (timedelta(days=1), 1),
           "week": (timedelta(days=7), 2)}
 
 
-def _rows(model, key_column, key, range_name: str):
-    span, level = RANGES.get(range_name, RANGES["hour"])
-    return db.session.execute(
+def _series(model, key_column, key, range_name: str) -> tuple[list, dict]:
+    """The samples of one VM or host over a range (an unknown range is the last hour),
+    and the start of its JSON: the range and the times."""
+    if range_name not in RANGES:
+        range_name = "hour"
+    span, level = RANGES[range_name]
+    rows = db.session.execute(
         db.select(model).where(key_column == key, model.at >= utcnow() - span,
                                model.level >= level).order_by(model.at)).scalars().all()
-
-
-def _time(row) -> str:
-    return row.at.isoformat() + "Z"
+    return rows, {"range": range_name, "t": [r.at.isoformat() + "Z" for r in rows]}
 
 
 def vm_series(vm: VM, range_name: str = "hour") -> dict:
-    rows = _rows(VMSample, VMSample.vm_id, vm.id, range_name)
+    rows, head = _series(VMSample, VMSample.vm_id, vm.id, range_name)
     return {
-        "range": range_name if range_name in RANGES else "hour",
-        "t": [_time(r) for r in rows],
+        **head,
         "cpu_percent": [r.cpu_percent for r in rows],
         "memory_used_mib": [r.memory_used_mib for r in rows],
         "disk_read_bps": [r.disk_read_bps for r in rows],
@@ -38,10 +38,9 @@ def vm_series(vm: VM, range_name: str = "hour") -> dict:
 
 
 def host_series(server: Server, range_name: str = "hour") -> dict:
-    rows = _rows(HostSample, HostSample.server_id, server.id, range_name)
+    rows, head = _series(HostSample, HostSample.server_id, server.id, range_name)
     return {
-        "range": range_name if range_name in RANGES else "hour",
-        "t": [_time(r) for r in rows],
+        **head,
         "online": [r.online for r in rows],
         "cpu_percent": [r.cpu_percent for r in rows],
         "memory_used_mib": [r.memory_used_mib for r in rows],

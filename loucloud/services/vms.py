@@ -497,10 +497,10 @@ def _list_by_state(stmt, state: str, page: int, per_page: int) -> VMPage:
     """A state filter needs the live state of every VM that passes the other filters:
     read only the few columns it takes for all of them, and whole rows for the page."""
     ids = stmt.with_only_columns(VM.id).order_by(None).scalar_subquery()
-    light = db.session.execute(
-        db.select(VM.id, VM.status, VM.status_since, VM.domain_name, Server.uri)
-        .join(Server, VM.server_id == Server.id).where(VM.id.in_(ids))
-        .order_by(VM.name, VM.id)).all()
+    light_rows = (db.select(VM.id, VM.status, VM.status_since, VM.domain_name, Server.uri)
+                  .join(Server, VM.server_id == Server.id).where(VM.id.in_(ids))
+                  .order_by(VM.name, VM.id))
+    light = db.session.execute(light_rows).all()
     live = live_states({row.uri for row in light}) if light else {}
     bound = utcnow() - timedelta(seconds=get_settings().stuck_after_seconds)
     stuck = [row.id for row in light
@@ -508,10 +508,7 @@ def _list_by_state(stmt, state: str, page: int, per_page: int) -> VMPage:
     if stuck:  # settle them first, so that they are filtered by what they are now
         _reconcile_stuck(db.session.execute(db.select(VM).where(VM.id.in_(stuck)))
                          .scalars().all(), live)
-        light = db.session.execute(
-            db.select(VM.id, VM.status, VM.status_since, VM.domain_name, Server.uri)
-            .join(Server, VM.server_id == Server.id).where(VM.id.in_(ids))
-            .order_by(VM.name, VM.id)).all()
+        light = db.session.execute(light_rows).all()
     matching = [row.id for row in light
                 if _state(row.status, row.domain_name, live.get(row.uri))[0].rstrip("…")
                 == state]
