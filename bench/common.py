@@ -2,14 +2,12 @@
 database in the run's work directory, a logged-in browser-like client, the catalog."""
 from __future__ import annotations
 
-import re
 import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-CSRF_RE = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 PASSWORD = "bench password 1"
 SECRET_KEY = "bench-secret-key-" + "0123456789abcdef" * 2
 SITE = "http://127.0.0.1:5000"
@@ -112,50 +110,24 @@ def close_app(app) -> None:
         db.engine.dispose()
 
 
-class Browser:
-    """A user's browser against the WSGI app (Flask's test client): cookies, CSRF."""
+def login(app, username: str, password: str = PASSWORD):
+    """A logged-in client of the app (tests.support.webclient.Client)."""
+    from tests.support.webclient import Client
 
-    def __init__(self, app):
-        self.app = app
-        self.http = app.test_client()
-
-    def csrf(self) -> str:
-        for path in ("/login", "/profile"):
-            match = CSRF_RE.search(self.http.get(path).get_data(as_text=True))
-            if match:
-                return match.group(1)
-        raise RuntimeError("no CSRF token on /login or /profile")
-
-    def login(self, username: str, password: str = PASSWORD) -> "Browser":
-        response = self.post("/login", {"username": username, "password": password})
-        if response.status_code != 302:
-            raise RuntimeError(f"login of {username} failed: {response.status_code}")
-        return self
-
-    def get(self, path: str):
-        return self.http.get(path)
-
-    def post(self, path: str, data: dict, csrf: str | None = None):
-        data = {"csrf_token": csrf or self.csrf(), **data}
-        return self.http.post(path, data=data)
-
-    def cookie(self, name: str = "loucloud_session") -> str:
-        return f"{name}={self.http.get_cookie(name).value}"
+    client = Client(app)
+    response = client.login(username, password)
+    if response.status_code != 302:
+        raise RuntimeError(f"login of {username} failed: {response.status_code}")
+    return client
 
 
 def add_user(username: str, *, admin: bool = False, vms: int = 10_000,
              vcpus: int = 100_000, memory_mib: int = 100_000_000, disk_gib: int = 10_000_000):
     """A user with a quota (in an app context). Returns its id."""
-    from loucloud.extensions import db
-    from loucloud.models import User
-    from loucloud.services.passwords import hash_password
+    from tests.factories import make_user
 
-    user = User(username=username, full_name=username.title(), is_admin=admin, active=True,
-                password_hash=hash_password(PASSWORD), max_vms=vms, max_vcpus=vcpus,
-                max_memory_mib=memory_mib, max_disk_gib=disk_gib)
-    db.session.add(user)
-    db.session.commit()
-    return user.id
+    return make_user(username, PASSWORD, is_admin=admin, max_vms=vms, max_vcpus=vcpus,
+                     max_memory_mib=memory_mib, max_disk_gib=disk_gib).id
 
 
 def add_catalog(hosts, image_path: str, *, template: str = "tiny", memory_mib: int = 64,

@@ -18,7 +18,9 @@ import threading
 import time
 from pathlib import Path
 
-from .common import CSRF_RE, Section, median, secs
+from tests.support.webclient import CSRF_RE
+
+from .common import Section, median, secs
 from .lab import boot_image
 
 USERS = 10

@@ -19,10 +19,12 @@ from pathlib import Path
 
 import libvirt
 
+from tests.support.webclient import CSRF_RE
+
 from . import rfbclient
-from .lab import boot_image
-from .common import (CSRF_RE, SECRET_KEY, Browser, Section, add_catalog, add_user, close_app,
+from .common import (SECRET_KEY, Section, add_catalog, add_user, close_app, login,
                      make_app, median, ms)
+from .lab import boot_image
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -100,7 +102,7 @@ class ConsoleWorld:
         log.close()
         ctx.cleanup(self._stop_proxy)
         wait_port(self.proxy_port, self.proxy)
-        self.alice = Browser(self.app).login("alice")
+        self.alice = login(self.app, "alice")
 
     def _stop_proxy(self) -> None:
         if self.proxy.poll() is None:
@@ -113,8 +115,6 @@ class ConsoleWorld:
 
     def open_proxied(self) -> rfbclient.RFB:
         """The click: console POST, the screen page, the websocket, the handshake."""
-        from websockets.sync.client import connect
-
         page = self.alice.get(f"/vms/{self.vm_id}").get_data(as_text=True)
         token = CSRF_RE.search(page).group(1)
         return self._click(token)
@@ -122,7 +122,7 @@ class ConsoleWorld:
     def _click(self, csrf: str) -> rfbclient.RFB:
         from websockets.sync.client import connect
 
-        response = self.alice.post(f"/vms/{self.vm_id}/console", {}, csrf=csrf)
+        response = self.alice.post(f"/vms/{self.vm_id}/console", {"csrf_token": csrf})
         location = response.headers.get("Location", "")
         if response.status_code != 302 or "#" not in location:
             raise RuntimeError(f"no console link: {response.status_code}")

@@ -13,8 +13,9 @@ import uuid as uuidlib
 
 import libvirt
 
-from .common import Browser, Section, add_catalog, add_user, close_app, make_app, median, ms, \
-    ratio, CSRF_RE
+from tests.support.webclient import CSRF_RE
+
+from .common import Section, add_catalog, add_user, close_app, login, make_app, median, ms
 from .lab import boot_image
 
 GIB = 1024 ** 3
@@ -47,7 +48,7 @@ class CreateWorld:
                     name=f"raw{size}")).scalar_one()
                 self.images[size] = (image.path, image.format)
             db.session.remove()
-        self.alice = Browser(self.app).login("alice")
+        self.alice = login(self.app, "alice")
         self.conn = libvirt.open(self.host.uri)
         ctx.cleanup(self.conn.close)
         self.n = 0
@@ -68,7 +69,8 @@ class CreateWorld:
             start = time.perf_counter()
             response = self.alice.post("/vms/new", {"name": f"c{size}-{self.n}",
                                                     "template_id": self.templates[size],
-                                                    "server_id": 0, "start": "y"}, csrf=token)
+                                                    "server_id": 0, "start": "y",
+                                                    "csrf_token": token})
             posted = time.perf_counter()
         if response.status_code != 302:
             raise RuntimeError(f"create failed: {response.status_code} "

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 
-from .common import Browser, Section, close_app, make_app, median, ms
+from .common import Section, close_app, login, make_app, median, ms
 
 LATER_SECONDS = 22  # keepalive: 5 s interval × 3 missed answers, and some margin
 RECOVERY_BOUND = 60
@@ -43,7 +43,7 @@ def run(ctx) -> list[Section]:
 
     def new_app():
         app = make_app(world.ctx.workdir / "list")
-        return app, Browser(app).login("admin")
+        return app, login(app, "admin")
 
     def page(browser) -> tuple[float, list[str]]:
         # Every timed page asks the hosts: the app's shared cache of host states (if it

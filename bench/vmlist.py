@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 
 import libvirt
 
-from .common import Browser, Section, add_catalog, add_user, make_app, median, ms, ratio
+from .common import Section, add_catalog, add_user, login, make_app, median, ms, ratio
 from .counting import per_host
 from .lab import Population, boot_image, domain_uuid, vm_name
 
@@ -46,7 +46,7 @@ class ListWorld:
             self.owners = [add_user(f"owner{i:02d}") for i in range(OWNERS)]
             self.catalog = add_catalog(self.lab.hosts, image)
             db.session.remove()
-        self.admin = Browser(self.app).login("admin")
+        self.admin = login(self.app, "admin")
         self.population = Population(self.lab, ctx.domain_type)
         self.floor_conns = {h.uri: libvirt.open(h.uri) for h in self.lab.hosts}
         self.floor_pool = concurrent.futures.ThreadPoolExecutor(len(self.lab.hosts))
@@ -99,7 +99,7 @@ class ListWorld:
         self.layout = layout
 
     # -- one measurement -------------------------------------------------------------
-    def page(self, path: str = "/", browser: Browser | None = None) -> tuple[float, list[str]]:
+    def page(self, path: str = "/", browser=None) -> tuple[float, list[str]]:
         """Seconds for one GET, and the states the page shows."""
         browser = browser or self.admin
         start = time.perf_counter()
@@ -137,7 +137,7 @@ class ListWorld:
                 forget(server)
             db.session.remove()
 
-    def asking(self, path: str = "/", browser: Browser | None = None) -> tuple[float, list[str]]:
+    def asking(self, path: str = "/", browser=None) -> tuple[float, list[str]]:
         """A page that asks libvirt (no shared state of another page within the cache's
         lifetime): the cache is expired first, outside the time."""
         self.forget()

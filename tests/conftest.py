@@ -16,8 +16,8 @@ from loucloud.extensions import db as _db
 from loucloud.services.hostpool import close_pool
 from tests.factories import make_user, write_test_node
 from tests.support.browser import browser, live_server, page  # noqa: F401 (fixtures)
+from tests.support.webclient import CSRF_RE, Client  # noqa: F401 (tests import them here)
 
-CSRF_RE = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 PASSWORD = "correct horse battery"
 
 
@@ -78,36 +78,6 @@ def ctx(app):
 @pytest.fixture
 def client(app):
     return app.test_client()
-
-
-class Client:
-    """A browser-like test client: logs in through the form and sends CSRF tokens."""
-
-    def __init__(self, app, username=None):
-        self.app = app
-        self.http = app.test_client()
-        self.username = username
-
-    def csrf(self) -> str:
-        html = self.http.get("/login").get_data(as_text=True)
-        match = CSRF_RE.search(html)
-        if match is None:  # logged in: /login redirects; any page carries the token
-            html = self.http.get("/profile").get_data(as_text=True)
-            match = CSRF_RE.search(html)
-        return match.group(1)
-
-    def login(self, username, password=PASSWORD):
-        response = self.post("/login", {"username": username, "password": password})
-        self.username = username
-        return response
-
-    def get(self, url, **kw):
-        return self.http.get(url, **kw)
-
-    def post(self, url, data=None, **kw):
-        data = dict(data or {})
-        data.setdefault("csrf_token", self.csrf())
-        return self.http.post(url, data=data, **kw)
 
 
 def _user(app, username, **kw):

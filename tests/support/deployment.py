@@ -8,7 +8,6 @@ import datetime
 import ipaddress
 import os
 import pwd
-import re
 import secrets
 import shutil
 import socket
@@ -18,6 +17,8 @@ import time
 from pathlib import Path
 
 import requests
+
+from tests.support.webclient import CSRF_RE
 
 ROOT = Path(__file__).resolve().parents[2]
 APACHE = "/usr/sbin/apache2"
@@ -29,7 +30,6 @@ NEEDED_MODULES = ["mpm_event", "authz_core", "mime", "alias", "setenvif",
 LINKED = ["loucloud", "migrations", ".venv"]
 COPIED = ["config.py", "wsgi.py", "manage.py"]
 USER = "loucloud"
-CSRF_RE = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 
 
 def unavailable_reason() -> str | None:
