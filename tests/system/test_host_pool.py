@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 
@@ -51,6 +52,9 @@ def test_adding_real_hosts_records_their_figures(app, lab, pool_admin):
     h1 = servers["h1"]
     assert h1.hostname == lab.host(1).hostname
     assert h1.hypervisor == "QEMU" and h1.cpus > 0 and h1.memory_mib > 0
+    # The host's memory as the kernel counts it (getInfo's can be one NUMA cell's).
+    meminfo = Path("/proc/meminfo").read_text().split("MemTotal:")[1].split()[0]
+    assert h1.memory_mib == int(meminfo) // 1024
     assert h1.libvirt_version.startswith(("9.", "10.", "11.", "12."))
     hosts, _ = _status(pool_admin)
     assert hosts["h1"]["online"] and hosts["h2"]["online"]
