@@ -1,4 +1,4 @@
-"""The benchmarks' side of the host lab (tests/system/hostlab.py, used as it is): the
+"""The benchmarks' side of the host lab (tests/support/lab, used as it is): the
 faults a host can have, undone whatever happens, and many domains defined in bulk with
 LouCloud's own XML builder."""
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 import libvirt
 
 from loucloud.virt.xml import DomainSpec, build_domain
-from tests.system.hostlab import FALLBACK_ROUTE_METRIC, HostLab, LabHost
+from tests.support.lab import FALLBACK_ROUTE_METRIC, HostLab, LabHost
 
 PREFIX = "lcb"
 # Its own prefix and addresses: the benchmarks can run beside the test suite's lab.

@@ -33,11 +33,12 @@ def main(argv=None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="loucloud-profile-"))
     os.environ["LOUCLOUD_INSTANCE"] = str(workdir / "instance")
     logging.basicConfig(filename=workdir / "profile.log", level=logging.INFO)
+    from tests.support.lab import HostLab
+
     from .counting import CallCounter
     from .lab import BenchLab
     from .run import Context
     from .vmlist import ListWorld
-    from tests.system.hostlab import HostLab
 
     ctx = Context(workdir, quick=False)
     ctx.domain_type = "kvm" if HostLab.kvm_usable() else "qemu"

@@ -133,10 +133,11 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s")
     old_term = signal.signal(signal.SIGTERM, _sigterm)
 
+    from tests.support.lab import HostLab
+
     from . import machine as machine_mod
     from .counting import CallCounter
     from .lab import BenchLab
-    from tests.system.hostlab import HostLab
 
     reason = HostLab.unavailable_reason()
     if reason:

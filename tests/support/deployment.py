@@ -50,12 +50,24 @@ def free_port() -> int:
 
 def ensure_service_user() -> None:
     """The user the application runs as (deploy/README.md creates it the same way)."""
+    if _user_exists(USER):
+        return
     try:
-        pwd.getpwnam(USER)
-    except KeyError:
         subprocess.run(["useradd", "--system", "--user-group", "--home-dir",
                         "/nonexistent", "--no-create-home", "--shell", "/usr/sbin/nologin",
                         USER], check=True)
+    except subprocess.CalledProcessError:
+        # another test run on this machine may have created it a moment ago
+        if not _user_exists(USER):
+            raise
+
+
+def _user_exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
 
 
 def make_certificate(directory: Path) -> tuple[Path, Path]:
@@ -229,12 +241,16 @@ Include {self.dir}/vhost.conf
         return "\n".join(out)
 
     def wsgi_processes(self) -> list[int]:
-        """PIDs of the mod_wsgi daemon processes (named after their group)."""
+        """PIDs of this deployment's mod_wsgi daemon processes: named after their group,
+        and children of this Apache (another test run may have a deployment too)."""
+        if self.apache is None:
+            return []
         pids = []
         for entry in Path("/proc").iterdir():
             if entry.name.isdigit():
                 try:
-                    if (entry / "cmdline").read_bytes().startswith(b"(wsgi:loucloud)"):
+                    if (entry / "cmdline").read_bytes().startswith(b"(wsgi:loucloud)") and \
+                            _parent_pid(entry) == self.apache.pid:
                         pids.append(int(entry.name))
                 except OSError:
                     continue
@@ -250,6 +266,11 @@ Include {self.dir}/vhost.conf
                     proc.kill()
                     proc.wait()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _parent_pid(proc_entry: Path) -> int:
+    """The parent of the process at /proc/<pid> (raises OSError once it is gone)."""
+    return int((proc_entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
 class WebClient:

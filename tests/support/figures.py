@@ -2,17 +2,11 @@
 test-artifacts/reliability.json (one key per figure)."""
 from __future__ import annotations
 
-import json
-import threading
-from pathlib import Path
+from tests.support.artifacts import ARTIFACTS, updating_json
 
-PATH = Path(__file__).resolve().parents[2] / "test-artifacts" / "reliability.json"
-_lock = threading.Lock()
+PATH = ARTIFACTS / "reliability.json"
 
 
 def figure(key: str, value) -> None:
-    with _lock:
-        PATH.parent.mkdir(exist_ok=True)
-        data = json.loads(PATH.read_text()) if PATH.exists() else {}
+    with updating_json(PATH) as data:
         data[key] = value
-        PATH.write_text(json.dumps(data, indent=2, sort_keys=True))

@@ -24,6 +24,7 @@ from loucloud.extensions import db
 from loucloud.models import Server
 from loucloud.services.hostpool import pool
 from loucloud.services.servers import ServerError, check_uri
+from tests.support.artifacts import updating_json
 
 ROOT = Path(__file__).resolve().parents[2]
 COUNTS_FILE = ROOT / "test-artifacts" / "fuzz-counts.json"
@@ -410,18 +411,15 @@ def counted(name: str):
 
 
 def record(count: Count) -> None:
-    COUNTS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        data = json.loads(COUNTS_FILE.read_text())
-    except (OSError, ValueError):
-        data = {}
-    data[count.name] = {"examples": count.examples,
-                        "outcomes": dict(sorted(count.outcomes.items())),
-                        "max_examples": EXAMPLES,
-                        "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    tmp = COUNTS_FILE.with_suffix(".tmp")
-    tmp.write_text(json.dumps(dict(sorted(data.items())), indent=2) + "\n")
-    tmp.replace(COUNTS_FILE)
+    with updating_json(COUNTS_FILE, _render_counts) as data:
+        data[count.name] = {"examples": count.examples,
+                            "outcomes": dict(sorted(count.outcomes.items())),
+                            "max_examples": EXAMPLES,
+                            "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def _render_counts(data: dict) -> str:
+    return json.dumps(dict(sorted(data.items())), indent=2) + "\n"
 
 
 def host_uris(app, fixed=()) -> set[str]:

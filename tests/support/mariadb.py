@@ -46,10 +46,13 @@ class MariaDB:
         if os.geteuid() == 0:
             shutil.chown(self.workdir, "mysql", "mysql")
         if not self.datadir.exists():
-            subprocess.run(["mariadb-install-db", f"--datadir={self.datadir}",
-                            "--auth-root-authentication-method=normal",
-                            "--skip-test-db", *self._user_args()],
-                           check=True, capture_output=True, timeout=120)
+            install = subprocess.run(["mariadb-install-db", f"--datadir={self.datadir}",
+                                      "--auth-root-authentication-method=normal",
+                                      "--skip-test-db", *self._user_args()],
+                                     check=False, capture_output=True, text=True, timeout=120)
+            if install.returncode != 0:
+                raise RuntimeError(f"mariadb-install-db failed ({install.returncode}): "
+                                   f"{(install.stderr + install.stdout)[-3000:]}")
         self._spawn()
         self._wait(timeout)
         with self.connect() as conn, conn.cursor() as cur:

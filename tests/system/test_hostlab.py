@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.system.hostlab import HostLab, LabHost
+from tests.support.lab import HostLab, LabHost
 
 libvirt = pytest.importorskip("libvirt")
 libvirt.registerErrorHandler(lambda *_a: None, None)
