@@ -102,7 +102,7 @@ def make_app(workdir: Path, database_url: str | None = None, **overrides):
 
 def close_app(app) -> None:
     from loucloud.extensions import db
-    from loucloud.services.hostpool import close_pool
+    from loucloud.services.hypervisors import close_pool
 
     close_pool(app)
     with app.app_context():

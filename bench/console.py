@@ -63,7 +63,7 @@ class ConsoleWorld:
         from loucloud.extensions import db
         from loucloud.models import Server, Template, User
         from config import INSTANCE_DIR
-        from loucloud.services import vms as vm_service
+        from loucloud.services.vms import lifecycle as vm_service
 
         self.ctx = ctx
         self.host = ctx.lab.hosts[1]

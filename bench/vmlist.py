@@ -127,9 +127,9 @@ class ListWorld:
         where this version of the app has one), so the next page asks libvirt."""
         from loucloud.extensions import db
         from loucloud.models import Server
-        from loucloud.services import vms as vm_service
+        from loucloud.services.vms import state as vm_state
 
-        forget = getattr(vm_service, "forget_states", None)
+        forget = getattr(vm_state, "forget_states", None)
         if forget is None:
             return
         with self.app.app_context():
@@ -253,7 +253,7 @@ def _sampler_cost(world: ListWorld, runs: int) -> Section:
     the largest layout, against its libvirt floor: the same stats.collect on every host
     in parallel over connections already open, storing nothing."""
     from loucloud.extensions import db
-    from loucloud.services.sampler import Sampler
+    from loucloud.services.monitoring.sampler import Sampler
     from loucloud.services.settings import get_settings
     from loucloud.virt import stats
 

@@ -13,7 +13,7 @@ import pytest
 
 from loucloud import create_app
 from loucloud.extensions import db as _db
-from loucloud.services.hostpool import close_pool
+from loucloud.services.hypervisors import close_pool
 from tests.factories import make_user, write_test_node
 from tests.support.browser import browser, live_server, page  # noqa: F401 (fixtures)
 from tests.support.webclient import CSRF_RE, Client  # noqa: F401 (tests import them here)

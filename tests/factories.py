@@ -47,7 +47,7 @@ def make_vm(owner_id: int, name: str, template_id: int, *, start: bool = True,
             server_id: int | None = None):
     """A VM made by the real create service."""
     from loucloud.models import Template
-    from loucloud.services import vms
+    from loucloud.services.vms import lifecycle as vms
 
     owner = db.session.get(User, owner_id)
     template = db.session.get(Template, template_id)

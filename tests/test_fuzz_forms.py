@@ -22,7 +22,7 @@ from werkzeug.routing import AnyConverter, IntegerConverter
 from loucloud.extensions import db
 from loucloud.models import VM, LoginAttempt, Server, Setting
 from loucloud.services import settings as settings_service
-from loucloud.services import vms as vm_service
+from loucloud.services.vms import lifecycle as vm_service
 from loucloud.services.settings import SPECS
 from tests.conftest import BASE_IMAGE, PASSWORD, Client
 from tests.factories import make_catalog, make_user, make_vm, write_test_node

@@ -9,8 +9,9 @@ import pytest
 from loucloud.extensions import db
 from loucloud.models import Image, Server, Template
 from loucloud.services import vmtemplates
-from loucloud.services.hostpool import pool
-from loucloud.services.images import ImageError, check_path
+from loucloud.services.hypervisors import pool
+from loucloud.services import FieldError
+from loucloud.services.images import check_path
 from loucloud.virt import xml
 from tests.conftest import BASE_IMAGE
 from tests.factories import make_server, make_vm, write_test_node
@@ -167,7 +168,7 @@ def test_the_path_check_itself():
     assert check_path("  /var/lib/images/base.qcow2 ") == BASE_IMAGE
     for bad in ("/var/lib/images/../images/base.qcow2", "/a/b/", "rel/x", "/a\tb",
                 "/" + "a" * 1024):
-        with pytest.raises(ImageError):
+        with pytest.raises(FieldError):
             check_path(bad)
 
 

@@ -8,9 +8,9 @@ import pytest
 
 from loucloud.extensions import db
 from loucloud.models import VM, HostSample, Server, VMSample, utcnow
-from loucloud.services import sampler as sampler_service
+from loucloud.services.monitoring import sampler as sampler_service
 from loucloud.services import settings as settings_service
-from loucloud.services.hostpool import pool
+from loucloud.services.hypervisors import pool
 from tests.conftest import Client
 from tests.factories import make_catalog, make_vm
 

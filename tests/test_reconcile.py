@@ -9,7 +9,7 @@ from loucloud.extensions import db
 from loucloud.models import VM, Leftover, Server, utcnow
 from loucloud.services import leftovers
 from loucloud.services import settings as settings_service
-from loucloud.services.hostpool import pool
+from loucloud.services.hypervisors import pool
 from tests.factories import make_catalog, make_vm
 
 

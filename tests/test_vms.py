@@ -11,8 +11,8 @@ import pytest
 from loucloud.extensions import db
 from loucloud.models import VM, Server, Template, User
 from loucloud.services import settings as settings_service
-from loucloud.services import vms as vm_service
-from loucloud.services.hostpool import pool
+from loucloud.services.vms import lifecycle as vm_service
+from loucloud.services.hypervisors import pool
 from loucloud.virt import xml
 from tests.conftest import Client
 from tests.factories import make_catalog, make_user, make_vm

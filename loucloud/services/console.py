@@ -14,9 +14,10 @@ from datetime import timedelta
 
 from ..extensions import db
 from ..models import VM, ConsoleToken, User, utcnow
-from ..virt import HostUnavailable, InvalidState, VirtError, domains
+from ..virt import HostUnavailable, InvalidState, VirtError
 from . import Conflict, ServiceError, Unavailable
-from .hostpool import pool, query_timeout
+from .access import may_use_vm
+from .hypervisors import hypervisor
 from .settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ def issue_token(user: User, vm: VM) -> str:
     """A new console token for ``user`` on ``vm``. Refused when the VM is not running
     (there is no screen) or its host does not answer."""
     try:
-        pool().call(vm.server.uri, domains.vnc_address, vm.uuid, timeout=query_timeout())
+        hypervisor(vm.server).vnc_address(vm.uuid)
     except InvalidState as exc:
         raise Conflict(f"{vm.name} has no screen to show: {exc} Start it first.") from None
     except HostUnavailable as exc:
@@ -86,12 +87,10 @@ def consume(token: str, session_user_id: int | None) -> tuple[str, int]:
     if taken != 1:
         raise ConsoleRefused("token already used")
     user, vm = db.session.get(User, row.user_id), db.session.get(VM, row.vm_id)
-    if user is None or vm is None or not user.active or \
-            not (user.is_admin or vm.owner_id == user.id):
+    if not may_use_vm(user, vm):
         raise ConsoleRefused("no access to this VM any more")
     try:
-        return pool().call(vm.server.uri, domains.vnc_address, vm.uuid,
-                           timeout=query_timeout())
+        return hypervisor(vm.server).vnc_address(vm.uuid)
     except VirtError as exc:
         raise ConsoleRefused(f"VM {vm.id}: {exc}") from None
 

@@ -6,8 +6,8 @@ import logging
 
 from ..extensions import db
 from ..models import Leftover, Server
-from ..virt import HostUnavailable, VirtError, domains, storage
-from .hostpool import action_timeout, pool
+from ..virt import HostUnavailable, VirtError
+from .hypervisors import hypervisor
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +34,12 @@ def clean(server_ids: set[int]) -> int:
     removed = 0
     rows = sorted(pending(server_ids), key=lambda r: r.kind != Leftover.DOMAIN)
     for row in rows:
-        if row.kind == Leftover.DOMAIN:
-            fn, args = domains.remove, (row.name,)
-        else:
-            fn, args = storage.delete_volume, (row.pool, row.name)
+        host = hypervisor(row.server)
         try:
-            pool().call(row.server.uri, fn, *args, timeout=action_timeout())
+            if row.kind == Leftover.DOMAIN:
+                host.remove(row.name)
+            else:
+                host.delete_volume(row.pool, row.name)
         except VirtError as exc:
             row.last_error = str(exc)[:500]
             continue

@@ -8,10 +8,11 @@ from datetime import datetime
 from urllib.parse import urlsplit
 
 from ..extensions import cache, db
-from ..models import VM, Server, utcnow
-from ..virt import HostUnavailable, VirtError, hosts
-from . import Conflict, FieldError, leftovers
-from .hostpool import pool, query_timeout
+from ..models import INT64_MAX, VM, Server, utcnow
+from ..virt import HostUnavailable, VirtError
+from ..virt.driver import HostInfo, HostLoad, on_each
+from . import Conflict, FieldError, NotFound, leftovers, transaction
+from .hypervisors import hypervisor, hypervisor_at
 
 log = logging.getLogger(__name__)
 
@@ -21,17 +22,13 @@ SCHEMES = {"qemu", "qemu+ssh", "qemu+tcp", "qemu+tls", "qemu+unix", "qemu+libssh
 CPU_SAMPLE_MAX_AGE = 120  # seconds; an older sample would average over too long
 
 
-class ServerError(FieldError):
-    """Refused: bad input or a clash; ``field`` names the form field."""
-
-
 @dataclass
 class ServerView:
     """A host with what is known of it right now, for pages and the CLI."""
     server: Server
     online: bool | None
     error: str | None
-    load: hosts.HostLoad | None
+    load: HostLoad | None
     vm_count: int
 
     @property
@@ -60,33 +57,35 @@ def _iso(value: datetime | None) -> str | None:
 def check_uri(uri: str) -> str:
     uri = (uri or "").strip()
     if not uri or len(uri) > 255 or any(c.isspace() or ord(c) < 32 for c in uri):
-        raise ServerError("Enter a libvirt URI such as qemu+tcp://10.0.0.5/system.", "uri")
+        raise FieldError("Enter a libvirt URI such as qemu+tcp://10.0.0.5/system.", "uri")
     parts = urlsplit(uri)
     if parts.scheme not in SCHEMES:
-        raise ServerError("Use a qemu URI (qemu:///system, qemu+ssh://root@host/system, "
+        raise FieldError("Use a qemu URI (qemu:///system, qemu+ssh://root@host/system, "
                           "qemu+tcp://host/system, qemu+tls://host/system) or test:///default.",
                           "uri")
     if parts.scheme.startswith("qemu") and parts.path not in ("/system", "/session"):
-        raise ServerError("A qemu URI ends in /system (or /session).", "uri")
+        raise FieldError("A qemu URI ends in /system (or /session).", "uri")
     return uri
 
 
+@transaction
 def add_server(name: str, uri: str) -> Server:
     """Connect to a new host and record what libvirt reports of it. Nothing is saved
     when the connection fails; the error carries libvirt's reason."""
     name = (name or "").strip()
     if not NAME_RE.match(name):
-        raise ServerError("Use 1 to 64 letters, digits, '.', '_' or '-'.", "name")
+        raise FieldError("Use 1 to 64 letters, digits, '.', '_' or '-'.", "name")
     uri = check_uri(uri)
     if db.session.execute(db.select(Server.id).where(Server.name == name)).first():
-        raise ServerError("A host with this name exists.", "name")
+        raise FieldError("A host with this name exists.", "name")
     if db.session.execute(db.select(Server.id).where(Server.uri == uri)).first():
-        raise ServerError("This host is already in the pool.", "uri")
+        raise FieldError("This host is already in the pool.", "uri")
+    host = hypervisor_at(uri)
     try:
-        info = pool().call(uri, hosts.host_info, timeout=query_timeout() * 3)
+        info = host.info(first_contact=True)
     except VirtError as exc:
-        pool().forget(uri)
-        raise ServerError(f"Could not connect to {uri}: {exc}", "uri") from None
+        host.forget()
+        raise FieldError(f"Could not connect to {uri}: {exc}", "uri") from None
     server = Server(name=name, uri=uri)
     _apply_info(server, info)
     db.session.add(server)
@@ -95,7 +94,7 @@ def add_server(name: str, uri: str) -> Server:
     return server
 
 
-def _apply_info(server: Server, info: hosts.HostInfo) -> None:
+def _apply_info(server: Server, info: HostInfo) -> None:
     server.hostname = info.hostname[:255]
     server.arch = info.arch[:32]
     server.cpus = info.cpus
@@ -105,13 +104,14 @@ def _apply_info(server: Server, info: hosts.HostInfo) -> None:
     server.libvirt_version = info.libvirt_version
 
 
+@transaction
 def refresh_server(server: Server) -> Server:
     """Read the host's figures again (after an upgrade, say)."""
     try:
-        info = pool().call(server.uri, hosts.host_info, timeout=query_timeout())
+        info = hypervisor(server).info()
     except VirtError as exc:
         note_states({server.id: exc}, [server])
-        raise ServerError(f"{server.name} did not answer: {exc}") from None
+        raise FieldError(f"{server.name} did not answer: {exc}") from None
     _apply_info(server, info)
     server.offline_since, server.last_error = None, None
     db.session.commit()
@@ -149,8 +149,7 @@ def _vm_counts() -> dict[int, int]:
 def list_servers() -> list[ServerView]:
     """Every host with its live state and load, hosts queried in parallel; a host that
     does not answer within the bound is shown offline and costs no more than that."""
-    servers = db.session.execute(db.select(Server).order_by(Server.name)).scalars().all()
-    return _views(servers)
+    return _views(all_servers())
 
 
 def server_view(server: Server) -> ServerView:
@@ -159,13 +158,13 @@ def server_view(server: Server) -> ServerView:
 
 def _views(servers: list[Server]) -> list[ServerView]:
     now = utcnow().timestamp()
-    calls = {}
+    previous = {}
     for server in servers:
-        previous = cache.get(_cpu_key(server))
-        if previous is not None and now - previous.at > CPU_SAMPLE_MAX_AGE:
-            previous = None
-        calls[server.uri] = (hosts.host_load, (previous,))
-    results = pool().call_each(calls, timeout=query_timeout())
+        sample = cache.get(_cpu_key(server))
+        previous[server.uri] = sample if sample is not None and \
+            now - sample.at <= CPU_SAMPLE_MAX_AGE else None
+    results = on_each([hypervisor(s) for s in servers],
+                      lambda h: h.load(previous[h.uri]))
     counts = _vm_counts()
     views, outcomes = [], {}
     for server in servers:
@@ -189,6 +188,7 @@ def set_accepts_vms(server: Server, accepts: bool) -> Server:
     return server
 
 
+@transaction
 def remove_server(server: Server) -> None:
     """Remove a host from the pool. Refused while LouCloud VMs live on it; nothing on
     the host itself is changed."""
@@ -197,9 +197,30 @@ def remove_server(server: Server) -> None:
     if count:
         raise Conflict(f"{server.name} still holds {count} LouCloud VM"
                        f"{'s' if count > 1 else ''}. Delete or move them first.")
-    uri = server.uri
+    host = hypervisor(server)
     db.session.delete(server)
     db.session.commit()
-    pool().forget(uri)
-    cache.delete(f"loucloud:cpu:{uri}")
+    host.forget()
+    cache.delete(_cpu_key(server))
     log.info("host %s removed", server.name)
+
+
+def get_server(server_id: int) -> Server:
+    """The host with this id. Raises NotFound."""
+    server = db.session.get(Server, server_id) if 0 < server_id <= INT64_MAX else None
+    if server is None:
+        raise NotFound()
+    return server
+
+
+def server_by_name(name: str) -> Server:
+    """The host called ``name``. Raises NotFound."""
+    server = db.session.execute(db.select(Server).where(Server.name == name)).scalar()
+    if server is None:
+        raise NotFound(f"There is no host named {name}.")
+    return server
+
+
+def all_servers() -> list[Server]:
+    """Every registered host by name (for choices in forms; no host is asked)."""
+    return db.session.execute(db.select(Server).order_by(Server.name)).scalars().all()

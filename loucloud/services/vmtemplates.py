@@ -7,18 +7,14 @@ import re
 from dataclasses import dataclass
 
 from ..extensions import db
-from ..models import VM, Image, Template
-from . import Conflict, FieldError
+from ..models import INT64_MAX, VM, Image, Template
+from . import Conflict, FieldError, NotFound, transaction
 
 log = logging.getLogger(__name__)
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.()+-]{0,63}$")
 GIB = 1024 ** 3
 LIMITS = {"vcpus": (1, 256), "memory_mib": (64, 4 * 1024 * 1024), "disk_gib": (1, 65536)}
-
-
-class TemplateError(FieldError):
-    """Refused: bad input or a clash; ``field`` names the form field."""
 
 
 @dataclass(frozen=True)
@@ -33,28 +29,39 @@ def min_disk_gib(image: Image) -> int:
     return max(1, -(-image.virtual_size // GIB))
 
 
+def _image(image: Image | int | None) -> Image | None:
+    """The image itself, given it or its id (a form's choice, which may have gone)."""
+    if isinstance(image, int) and not isinstance(image, bool):
+        return db.session.get(Image, image) if 0 < image <= INT64_MAX else None
+    return image
+
+
 def _check(name: str, sizes: Sizes, image: Image | None, exclude_id: int | None) -> str:
     name = (name or "").strip()
     if not NAME_RE.match(name):
-        raise TemplateError("Use 1 to 64 letters, digits, spaces or . _ ( ) + -.", "name")
+        raise FieldError("Use 1 to 64 letters, digits, spaces or . _ ( ) + -.", "name")
     stmt = db.select(Template.id).where(Template.name == name)
     if exclude_id is not None:
         stmt = stmt.where(Template.id != exclude_id)
     if db.session.execute(stmt).first():
-        raise TemplateError("A template with this name exists.", "name")
+        raise FieldError("A template with this name exists.", "name")
     for field, (low, high) in LIMITS.items():
         value = getattr(sizes, field)
         if not isinstance(value, int) or not low <= value <= high:
-            raise TemplateError(f"Enter a whole number from {low} to {high}.", field)
+            raise FieldError(f"Enter a whole number from {low} to {high}.", field)
     if image is None:
-        raise TemplateError("Choose an image.", "image_id")
+        raise FieldError("Choose an image.", "image_id")
     if sizes.disk_gib < min_disk_gib(image):
-        raise TemplateError(f"The image {image.name} needs at least "
+        raise FieldError(f"The image {image.name} needs at least "
                             f"{min_disk_gib(image)} GiB.", "disk_gib")
     return name
 
 
-def create_template(name: str, sizes: Sizes, image: Image | None, notes: str = "") -> Template:
+@transaction
+def create_template(name: str, sizes: Sizes, image: Image | int | None,
+                    notes: str = "") -> Template:
+    """A new template on ``image`` (the image or its id)."""
+    image = _image(image)
     name = _check(name, sizes, image, None)
     template = Template(name=name, vcpus=sizes.vcpus, memory_mib=sizes.memory_mib,
                         disk_gib=sizes.disk_gib, image=image, notes=(notes or "").strip())
@@ -64,9 +71,11 @@ def create_template(name: str, sizes: Sizes, image: Image | None, notes: str = "
     return template
 
 
-def update_template(template: Template, name: str, sizes: Sizes, image: Image | None,
+@transaction
+def update_template(template: Template, name: str, sizes: Sizes, image: Image | int | None,
                     notes: str = "") -> Template:
     """Change a template; VMs made from it keep what they were made with."""
+    image = _image(image)
     template.name = _check(name, sizes, image, template.id)
     template.vcpus, template.memory_mib = sizes.vcpus, sizes.memory_mib
     template.disk_gib, template.image = sizes.disk_gib, image
@@ -75,6 +84,7 @@ def update_template(template: Template, name: str, sizes: Sizes, image: Image | 
     return template
 
 
+@transaction
 def delete_template(template: Template) -> None:
     """Delete a template; refused while VMs were made from it."""
     count = db.session.execute(
@@ -85,3 +95,30 @@ def delete_template(template: Template) -> None:
     db.session.delete(template)
     db.session.commit()
     log.info("template %s deleted", template.name)
+
+
+def get_template(template_id: int) -> Template:
+    """The template with this id. Raises NotFound."""
+    template = db.session.get(Template, template_id) if 0 < template_id <= INT64_MAX \
+        else None
+    if template is None:
+        raise NotFound()
+    return template
+
+
+def template_by_name(name: str) -> Template:
+    """The template called ``name``. Raises NotFound."""
+    template = db.session.execute(db.select(Template).where(Template.name == name)).scalar()
+    if template is None:
+        raise NotFound(f"There is no template named {name}.")
+    return template
+
+
+def all_templates() -> list[Template]:
+    return db.session.execute(db.select(Template).order_by(Template.name)).scalars().all()
+
+
+def vm_counts() -> dict[int, int]:
+    """How many VMs were made from each template, by template id."""
+    return dict(db.session.execute(db.select(VM.template_id, db.func.count(VM.id))
+                                   .group_by(VM.template_id)).all())

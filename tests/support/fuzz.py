@@ -22,8 +22,9 @@ from werkzeug.datastructures import MultiDict
 
 from loucloud.extensions import db
 from loucloud.models import Server
-from loucloud.services.hostpool import pool
-from loucloud.services.servers import ServerError, check_uri
+from loucloud.services.hypervisors import pool
+from loucloud.services import FieldError
+from loucloud.services.servers import check_uri
 
 ROOT = Path(__file__).resolve().parents[2]
 COUNTS_FILE = ROOT / "test-artifacts" / "fuzz-counts.json"
@@ -269,7 +270,7 @@ def safe_uri(tmp: str):
     def fix(uri: str) -> str:
         try:
             check_uri(uri)
-        except ServerError:
+        except FieldError:
             return uri
         parts = urlsplit(uri.strip())
         if parts.scheme == "test" and not parts.netloc and (

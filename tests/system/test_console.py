@@ -14,7 +14,7 @@ from loucloud.console.proxy import make_server
 from loucloud.extensions import db
 from loucloud.models import VM, ConsoleToken, Server, Template, User, utcnow
 from loucloud.services import images, vmtemplates
-from loucloud.services import vms as vm_service
+from loucloud.services.vms import lifecycle as vm_service
 from tests.conftest import Client
 from tests.factories import make_user
 from tests.support import rfb

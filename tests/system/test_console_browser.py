@@ -11,7 +11,7 @@ from loucloud.console.proxy import make_server
 from loucloud.extensions import db
 from loucloud.models import VM, Server, Template, User
 from loucloud.services import images, servers, vmtemplates
-from loucloud.services import vms as vm_service
+from loucloud.services.vms import lifecycle as vm_service
 from tests.conftest import PASSWORD
 from tests.factories import make_user
 from tests.support.browser import ARTIFACTS, login

@@ -15,7 +15,7 @@ from loucloud.extensions import db
 from loucloud.models import VM, Leftover, Server, Template, User
 from loucloud.services import ServiceError, images, servers, vmtemplates
 from loucloud.services import settings as settings_service
-from loucloud.services import vms as vm_service
+from loucloud.services.vms import lifecycle as vm_service
 from loucloud.services.users import quota_usage
 from tests.conftest import Client
 from tests.factories import make_user

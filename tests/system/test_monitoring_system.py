@@ -12,9 +12,9 @@ import pytest
 from loucloud.extensions import db
 from loucloud.models import HostSample, Server, Template, User, VMSample
 from loucloud.services import images, servers, vmtemplates
-from loucloud.services import sampler as sampler_service
+from loucloud.services.monitoring import sampler as sampler_service
 from loucloud.services import settings as settings_service
-from loucloud.services import vms as vm_service
+from loucloud.services.vms import lifecycle as vm_service
 from tests.conftest import PASSWORD
 from tests.factories import make_user
 from tests.support.browser import ARTIFACTS, login

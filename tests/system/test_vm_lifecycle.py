@@ -106,7 +106,7 @@ def test_full_lifecycle_on_each_host(app, lab, world, host_index):
 
     # alice's VM, placed on this host (the user's form has no host choice).
     with app.app_context():
-        from loucloud.services import vms as vm_service
+        from loucloud.services.vms import lifecycle as vm_service
         owner = db.session.execute(db.select(User).filter_by(username="alice")).scalar_one()
         server = db.session.get(Server, world["servers"][host.name])
         template = db.session.get(vmtemplates.Template, world["template"])

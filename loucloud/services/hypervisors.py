@@ -1,5 +1,6 @@
-"""The process's libvirt connections (one HostPool per app and process), and the
-bounds that Settings give to calls on hosts."""
+"""The process's libvirt connections (one HostPool per app and process) and the face
+of each host, bound by the waits that Settings give: services reach a host only
+through ``hypervisor(server)``."""
 from __future__ import annotations
 
 import os
@@ -7,7 +8,9 @@ import threading
 
 from flask import current_app
 
+from ..models import Server
 from ..virt import HostPool
+from ..virt.driver import Bounds, Hypervisor
 from .settings import get_settings
 
 _KEY = "loucloud.hosts"
@@ -33,11 +36,17 @@ def close_pool(app) -> None:
         entry[1].close()
 
 
-def query_timeout() -> float:
-    """How long a page waits for one host."""
-    return float(get_settings().host_timeout)
+def bounds() -> Bounds:
+    """How long a page (query) and an action wait for one host (Settings)."""
+    settings = get_settings()
+    return Bounds(query=float(settings.host_timeout), action=float(settings.action_timeout))
 
 
-def action_timeout() -> float:
-    """How long an action (create, start, delete...) waits for a host."""
-    return float(get_settings().action_timeout)
+def hypervisor(server: Server) -> Hypervisor:
+    """The face of a registered host."""
+    return Hypervisor(pool(), server.uri, bounds(), server.name)
+
+
+def hypervisor_at(uri: str) -> Hypervisor:
+    """The face of a host by URI alone (one being added, before it has a row)."""
+    return Hypervisor(pool(), uri, bounds())

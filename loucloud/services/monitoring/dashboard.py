@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from ..extensions import db
-from ..models import VM, AuditEvent, HostSample, User, VMSample
-from . import servers as server_service
-from . import vms as vm_service
-from .users import QuotaUsage, quota_usage
+from ...extensions import db
+from ...models import VM, AuditEvent, HostSample, User, VMSample
+from .. import servers as server_service
+from ..vms import state as vm_state
+from ..users import QuotaUsage, quota_usage
 
 
 @dataclass
@@ -86,7 +86,7 @@ def for_admin() -> AdminDashboard:
             total.disk_total_gib += cap.disk_total_gib
     capacity.append(total)
     all_vms = db.session.execute(db.select(VM)).scalars().all()
-    states = Counter(v.state for v in vm_service.views(all_vms))
+    states = Counter(v.state for v in vm_state.views(all_vms))
     events = db.session.execute(db.select(AuditEvent).order_by(
         AuditEvent.id.desc()).limit(10)).scalars().all()
     return AdminDashboard(views, capacity, states, busiest_vms(), events)
@@ -95,5 +95,5 @@ def for_admin() -> AdminDashboard:
 def for_user(user: User) -> UserDashboard:
     mine = db.session.execute(db.select(VM).where(VM.owner_id == user.id)
                               .order_by(VM.name)).scalars().all()
-    views = vm_service.views(mine)
+    views = vm_state.views(mine)
     return UserDashboard(Counter(v.state for v in views), views, quota_usage(user))

@@ -15,12 +15,13 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from ..extensions import db
-from ..models import VM, HostSample, Server, VMSample, utcnow
-from ..virt import VirtError, stats
-from . import servers as server_service
-from .hostpool import pool, query_timeout
-from .settings import get_settings
+from ...extensions import db
+from ...models import VM, HostSample, Server, VMSample, utcnow
+from ...virt import VirtError
+from ...virt.driver import HostCounters, on_each
+from .. import servers as server_service
+from ..hypervisors import hypervisor
+from ..settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ class Sampler:
     """Keeps the previous counters of every host between cycles (in this process)."""
 
     def __init__(self):
-        self._previous: dict[str, stats.HostCounters] = {}
+        self._previous: dict[str, HostCounters] = {}
         self._last_buckets: tuple[int, int] | None = None
 
     def _level(self, at: datetime) -> int:
@@ -65,9 +66,8 @@ class Sampler:
         started = time.monotonic()
         settings = get_settings()
         servers = db.session.execute(db.select(Server)).scalars().all()
-        results = pool().call_each(
-            {s.uri: (stats.collect, (settings.storage_pool,)) for s in servers},
-            timeout=query_timeout())
+        results = on_each([hypervisor(s) for s in servers],
+                          lambda h: h.collect_stats(settings.storage_pool))
         at = utcnow().replace(microsecond=0)
         level = self._level(at)
         # (id, server, uuid) rows, not whole VMs: a cycle reads every VM of the pool.

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from ..extensions import db
-from ..models import VM, HostSample, Server, VMSample, utcnow
+from ...extensions import db
+from ...models import VM, HostSample, Server, VMSample, utcnow
 
 # range -> (how far back, the lowest keeper level that has enough points)
 RANGES = {"hour": (timedelta(hours=1), 0), "day": (timedelta(days=1), 1),
