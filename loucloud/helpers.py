@@ -121,8 +121,8 @@ def register(app) -> None:
     nav = [("dashboard.index", "Dashboard", "speedometer2", False),
            ("vms.index", "VMs", "pc-display", False),
            ("images.index", "Images", "hdd", True),
-           ("vmtemplates.index", "Templates", "boxes", True),
-           ("servers.index", "Hosts", "hdd-rack", True),
+           ("templates.index", "Templates", "boxes", True),
+           ("hosts.index", "Hosts", "hdd-rack", True),
            ("users.index", "Users", "people", True),
            ("settings.index", "Settings", "gear", True),
            ("audit.index", "Audit", "journal-text", True)]

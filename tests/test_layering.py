@@ -87,7 +87,7 @@ def test_services_reach_hosts_only_through_the_face(path):
     bad = {n for n in reached if any(n == m or n.startswith(m + ".") for m in VERB_MODULES)}
     assert not bad, f"{path} imports {bad}: call a method of the Hypervisor face instead"
     assert "loucloud.services.hypervisors.pool" not in imports(path), \
-        f"{path} calls the connection pool itself; use hypervisor(server)"
+        f"{path} calls the connection pool itself; use hypervisor(host)"
     assert "HostPool" not in path.read_text() or path.name == "hypervisors.py", path
 
 

@@ -18,14 +18,14 @@ def add(name: str, path: str, os_type: str) -> None:
     """Record the image file PATH (already on the hosts) as NAME."""
     image = service(lambda: image_service.add_image(name, path, os_type))
     click.echo(f"added {image.name}: {image.format}, {image.virtual_size} bytes, on "
-               f"{len(image_service.servers_with_image(image))} host(s)")
+               f"{len(image_service.hosts_with_image(image))} host(s)")
 
 
 def _rows() -> list[dict]:
     return [{"id": image.id, "name": image.name, "path": image.path,
              "format": image.format, "virtual_size": image.virtual_size,
              "os_type": image.os_type,
-             "hosts": sorted(loc.server.name for loc in image.locations if loc.present)}
+             "hosts": sorted(loc.host.name for loc in image.locations if loc.present)}
             for image in image_service.all_images()]
 
 

@@ -6,7 +6,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from ..services import ServiceError
-from ..services import servers as server_service
+from ..services import hosts as host_service
 from ..services import users as user_service
 from .common import audited, fail
 
@@ -42,20 +42,20 @@ def init_command(local_host: bool) -> None:
 
 def _register_local_host() -> None:
     local_uri = current_app.config["LOCAL_HOST_URI"]
-    servers = server_service.all_servers()
-    if any(s.uri == local_uri for s in servers):
+    hosts = host_service.all_hosts()
+    if any(s.uri == local_uri for s in hosts):
         click.echo(f"Local host: {local_uri} (registered)")
         return
     try:
-        server = server_service.add_server("local", local_uri)
+        host = host_service.add_host("local", local_uri)
     except ServiceError as exc:
-        if servers:
-            click.echo(f"Local host: {exc}; keeping the {len(servers)} registered host(s).")
+        if hosts:
+            click.echo(f"Local host: {exc}; keeping the {len(hosts)} registered host(s).")
             return
         click.echo(f"Local host: {exc}.")
-        server = server_service.add_server("demo", DEMO_URI)
+        host = host_service.add_host("demo", DEMO_URI)
         click.echo(f"Registered {DEMO_URI} as 'demo': a SIMULATED host (libvirt's test "
                    "driver). Nothing really runs there.")
         return
-    click.echo(f"Local host registered: {server.name} ({server.uri}, {server.hostname}, "
-               f"{server.cpus} CPUs, {server.memory_mib} MiB)")
+    click.echo(f"Local host registered: {host.name} ({host.uri}, {host.hostname}, "
+               f"{host.cpus} CPUs, {host.memory_mib} MiB)")

@@ -3,7 +3,7 @@ import click
 from flask.cli import AppGroup
 
 from ..services import images as image_service
-from ..services import vmtemplates as template_service
+from ..services import templates as template_service
 from .common import audited, delete_command, list_command, service
 
 group = AppGroup("templates", help="VM templates (sizes).")

@@ -2,9 +2,9 @@
 import click
 from flask.cli import AppGroup
 
-from ..services import servers as server_service
+from ..services import hosts as host_service
 from ..services import users as user_service
-from ..services import vmtemplates as template_service
+from ..services import templates as template_service
 from ..services.vms import lifecycle, state
 from .common import audited, echo_rows, fail, service
 
@@ -23,8 +23,8 @@ def create(name, owner, template_name, host_name, no_start) -> None:
     """Create the VM NAME for --owner from --template."""
     vm = service(lambda: lifecycle.create_vm(
         user_service.user_by_name(owner), name, template_service.template_by_name(template_name),
-        server_service.server_by_name(host_name) if host_name else None, start=not no_start))
-    click.echo(f"created {vm.name} on {vm.server.name}")
+        host_service.host_by_name(host_name) if host_name else None, start=not no_start))
+    click.echo(f"created {vm.name} on {vm.host.name}")
 
 
 @group.command("list")

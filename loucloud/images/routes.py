@@ -4,7 +4,7 @@ from ..helpers import perform, show_error
 from ..security import admin_required
 from ..services import FieldError
 from ..services import images as image_service
-from ..services import servers as server_service
+from ..services import hosts as host_service
 from . import bp
 from .forms import ImageEditForm, ImageForm
 
@@ -13,7 +13,7 @@ from .forms import ImageEditForm, ImageForm
 @admin_required
 def index():
     return render_template("images/index.html", images=image_service.all_images(),
-                           servers=server_service.all_servers())
+                           hosts=host_service.all_hosts())
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -26,7 +26,7 @@ def create():
         except FieldError as exc:
             show_error(form, exc, "path")
         else:
-            hosts = len(image_service.servers_with_image(image))
+            hosts = len(image_service.hosts_with_image(image))
             flash(f"Image {image.name} added: {image.format}, found on {hosts} host"
                   f"{'s' if hosts != 1 else ''}.", "success")
             return redirect(url_for("images.detail", image_id=image.id))
@@ -39,7 +39,7 @@ def create():
 def detail(image_id: int):
     image = image_service.get_image(image_id)
     return render_template("images/detail.html", image=image,
-                           servers=server_service.all_servers(), form=ImageEditForm(obj=image))
+                           hosts=host_service.all_hosts(), form=ImageEditForm(obj=image))
 
 
 @bp.route("/<int:image_id>/edit", methods=["POST"])
@@ -56,7 +56,7 @@ def edit(image_id: int):
             flash(f"Image {image.name} saved.", "success")
             return redirect(url_for("images.detail", image_id=image.id))
     return render_template("images/detail.html", image=image,
-                           servers=server_service.all_servers(), form=form), 400
+                           hosts=host_service.all_hosts(), form=form), 400
 
 
 @bp.route("/<int:image_id>/recheck", methods=["POST"])

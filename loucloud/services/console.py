@@ -1,6 +1,6 @@
 """Console tokens: one-time, short-lived, bound to one user and one VM.
 
-The browser gets the token once (in the URL fragment, which no server logs); the
+The browser gets the token once (in the URL fragment, which no host logs); the
 database keeps its SHA-256 only. The console proxy consumes it: after checking the
 browser's Origin and that the request comes from the same user's session, an atomic
 UPDATE marks it used, and the VM's VNC address is read from libvirt at that moment."""
@@ -39,11 +39,11 @@ def issue_token(user: User, vm: VM) -> str:
     """A new console token for ``user`` on ``vm``. Refused when the VM is not running
     (there is no screen) or its host does not answer."""
     try:
-        hypervisor(vm.server).vnc_address(vm.uuid)
+        hypervisor(vm.host).vnc_address(vm.uuid)
     except InvalidState as exc:
         raise Conflict(f"{vm.name} has no screen to show: {exc} Start it first.") from None
     except HostUnavailable as exc:
-        raise Unavailable(f"{vm.server.name} does not answer: {exc}") from None
+        raise Unavailable(f"{vm.host.name} does not answer: {exc}") from None
     except VirtError as exc:
         raise Conflict(f"No console for {vm.name}: {exc}") from None
     token = secrets.token_urlsafe(32)
@@ -90,7 +90,7 @@ def consume(token: str, session_user_id: int | None) -> tuple[str, int]:
     if not may_use_vm(user, vm):
         raise ConsoleRefused("no access to this VM any more")
     try:
-        return hypervisor(vm.server).vnc_address(vm.uuid)
+        return hypervisor(vm.host).vnc_address(vm.uuid)
     except VirtError as exc:
         raise ConsoleRefused(f"VM {vm.id}: {exc}") from None
 

@@ -1,6 +1,6 @@
 """The process's libvirt connections (one HostPool per app and process) and the face
 of each host, bound by the waits that Settings give: services reach a host only
-through ``hypervisor(server)``."""
+through ``hypervisor(host)``."""
 from __future__ import annotations
 
 import os
@@ -8,7 +8,7 @@ import threading
 
 from flask import current_app
 
-from ..models import Server
+from ..models import Host
 from ..virt import HostPool
 from ..virt.driver import Bounds, Hypervisor
 from .settings import get_settings
@@ -42,9 +42,9 @@ def bounds() -> Bounds:
     return Bounds(query=float(settings.host_timeout), action=float(settings.action_timeout))
 
 
-def hypervisor(server: Server) -> Hypervisor:
+def hypervisor(host: Host) -> Hypervisor:
     """The face of a registered host."""
-    return Hypervisor(pool(), server.uri, bounds(), server.name)
+    return Hypervisor(pool(), host.uri, bounds(), host.name)
 
 
 def hypervisor_at(uri: str) -> Hypervisor:

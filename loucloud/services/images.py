@@ -7,7 +7,7 @@ import posixpath
 import re
 
 from ..extensions import db
-from ..models import INT64_MAX, VM, Image, ImageLocation, Server, Template, utcnow
+from ..models import INT64_MAX, VM, Image, ImageLocation, Host, Template, utcnow
 from ..virt import HostUnavailable, VirtError
 from ..virt.driver import ImageInfo, ImageProblem, on_each
 from . import Conflict, FieldError, NotFound, transaction
@@ -35,37 +35,37 @@ def check_path(path: str) -> str:
 
 
 def _inspect_everywhere(path: str) -> tuple[dict[int, ImageInfo | None],
-                                            list[str], list[Server]]:
-    """Inspect the file on every host at once. Returns (result by server id for hosts
-    that answered, names of hosts that did not, all servers)."""
-    servers = db.session.execute(db.select(Server).order_by(Server.name)).scalars().all()
-    results = on_each([hypervisor(s) for s in servers], lambda h: h.inspect_image(path))
+                                            list[str], list[Host]]:
+    """Inspect the file on every host at once. Returns (result by host id for hosts
+    that answered, names of hosts that did not, all hosts)."""
+    hosts = db.session.execute(db.select(Host).order_by(Host.name)).scalars().all()
+    results = on_each([hypervisor(s) for s in hosts], lambda h: h.inspect_image(path))
     found: dict[int, ImageInfo | None] = {}
     unreachable: list[str] = []
-    for server in servers:
-        result = results[server.uri]
+    for host in hosts:
+        result = results[host.uri]
         if isinstance(result, ImageProblem):
-            raise FieldError(f"On {server.name}: {result}", "path")
+            raise FieldError(f"On {host.name}: {result}", "path")
         if isinstance(result, VirtError):
-            log.warning("image %s not checked on %s: %s", path, server.name, result)
+            log.warning("image %s not checked on %s: %s", path, host.name, result)
             why = "offline" if isinstance(result, HostUnavailable) else str(result)
-            unreachable.append(f"{server.name} ({why})")
+            unreachable.append(f"{host.name} ({why})")
             continue
-        found[server.id] = result
-    return found, unreachable, servers
+        found[host.id] = result
+    return found, unreachable, hosts
 
 
 def _locations(image: Image, found: dict[int, ImageInfo | None]) -> None:
     """Record presence per answering host; a file that differs (format or size) from
     the image's is not counted as the image."""
-    by_server = {loc.server_id: loc for loc in image.locations}
+    by_host = {loc.host_id: loc for loc in image.locations}
     now = utcnow()
-    for server_id, info in found.items():
+    for host_id, info in found.items():
         present = info is not None and info.format == image.format and \
             info.virtual_size == image.virtual_size
-        loc = by_server.get(server_id)
+        loc = by_host.get(host_id)
         if loc is None:
-            image.locations.append(ImageLocation(server_id=server_id, present=present,
+            image.locations.append(ImageLocation(host_id=host_id, present=present,
                                                  checked_at=now))
         else:
             loc.present, loc.checked_at = present, now
@@ -83,12 +83,12 @@ def add_image(name: str, path: str, os_type: str) -> Image:
     path = check_path(path)
     if db.session.execute(db.select(Image.id).where(Image.name == name)).first():
         raise FieldError("An image with this name exists.", "name")
-    found, unreachable, servers = _inspect_everywhere(path)
+    found, unreachable, hosts = _inspect_everywhere(path)
     present = [info for info in found.values() if info is not None]
-    if not servers:
+    if not hosts:
         raise FieldError("Add a host first: images are files on the hosts.", "path")
     if not present:
-        where = ", ".join(s.name for s in servers if s.id in found) or "no host answered"
+        where = ", ".join(s.name for s in hosts if s.id in found) or "no host answered"
         extra = f"; not checked on {', '.join(unreachable)}" if unreachable else ""
         raise FieldError(f"No file at {path} on any host (checked on {where}{extra}).", "path")
     reference = present[0]
@@ -147,8 +147,8 @@ def delete_image(image: Image) -> None:
     log.info("image %s removed from LouCloud (file kept on the hosts)", image.name)
 
 
-def servers_with_image(image: Image) -> list[int]:
-    return [loc.server_id for loc in image.locations if loc.present]
+def hosts_with_image(image: Image) -> list[int]:
+    return [loc.host_id for loc in image.locations if loc.present]
 
 
 def get_image(image_id: int) -> Image:

@@ -6,9 +6,9 @@ from ..helpers import page_arg, perform, show_error
 from ..security import console_url
 from ..services import FieldError, ServiceError
 from ..services import console as console_service
-from ..services import servers as server_service
+from ..services import hosts as host_service
 from ..services import users as user_service
-from ..services import vmtemplates as template_service
+from ..services import templates as template_service
 from ..services.access import vm_for
 from ..services.monitoring import metrics as metrics_service
 from ..services.settings import get_settings
@@ -26,10 +26,10 @@ def _filter_form() -> VMFilterForm:
     if current_user.is_admin:
         form.owner.choices = [SelectChoice(0, "Every owner")] + [
             SelectChoice(u.id, u.username) for u in user_service.all_users()]
-        form.server.choices = [SelectChoice(0, "Every host")] + [
-            SelectChoice(s.id, s.name) for s in server_service.all_servers()]
+        form.host.choices = [SelectChoice(0, "Every host")] + [
+            SelectChoice(s.id, s.name) for s in host_service.all_hosts()]
     else:
-        form.owner.choices = form.server.choices = [SelectChoice(0, "")]
+        form.owner.choices = form.host.choices = [SelectChoice(0, "")]
     return form
 
 
@@ -42,7 +42,7 @@ def index():
         current_user,
         q=(form.q.data or "") if valid else "",
         owner_id=form.owner.data if valid else None,
-        server_id=form.server.data if valid else None,
+        host_id=form.host.data if valid else None,
         state=(form.state.data or "") if valid else "",
         page=page_arg(PER_PAGE), per_page=PER_PAGE)
     return render_template("vms/index.html", page=page, form=form,
@@ -57,17 +57,17 @@ def create():
     form.template_id.choices = [SelectChoice(t.id, f"{t.name} — {t.vcpus} vCPU, "
                                                    f"{t.memory_mib} MiB, {t.disk_gib} GiB")
                                 for t in templates]
-    form.server_id.choices = [SelectChoice(0, "Automatic")]
+    form.host_id.choices = [SelectChoice(0, "Automatic")]
     if current_user.is_admin:
-        form.server_id.choices += [SelectChoice(s.id, s.name)
-                                   for s in server_service.all_servers()]
+        form.host_id.choices += [SelectChoice(s.id, s.name)
+                                   for s in host_service.all_hosts()]
     status = 200
     if form.validate_on_submit():
         try:
             template = template_service.get_template(form.template_id.data)
-            server = server_service.get_server(form.server_id.data) \
-                if current_user.is_admin and form.server_id.data else None
-            vm = lifecycle.create_vm(current_user, form.name.data, template, server,
+            host = host_service.get_host(form.host_id.data) \
+                if current_user.is_admin and form.host_id.data else None
+            vm = lifecycle.create_vm(current_user, form.name.data, template, host,
                                      start=form.start.data)
         except FieldError as exc:
             show_error(form, exc, "name")
@@ -76,7 +76,7 @@ def create():
             show_error(form, exc)
             status = exc.status
         else:
-            flash(f"{vm.name} created on {vm.server.name}"
+            flash(f"{vm.name} created on {vm.host.name}"
                   f"{' and started' if form.start.data else ''}.", "success")
             return redirect(url_for("vms.detail", vm_id=vm.id))
     if form.errors and status == 200:
@@ -132,7 +132,7 @@ def act(vm_id: int, action: str):
 @login_required
 def console(vm_id: int):
     """Issue a one-time console token and open the screen page. The token travels in
-    the URL fragment: browsers never send that part, so no server log can hold it."""
+    the URL fragment: browsers never send that part, so no host log can hold it."""
     vm = vm_for(current_user, vm_id)
     return perform(lambda: console_service.issue_token(current_user, vm), done=None,
                    back=lambda token: url_for("vms.screen", vm_id=vm.id, _anchor=token),

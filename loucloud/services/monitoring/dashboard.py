@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from ...extensions import db
 from ...models import VM, AuditEvent, HostSample, User, VMSample
-from .. import servers as server_service
+from .. import hosts as host_service
 from ..vms import state as vm_state
 from ..users import QuotaUsage, quota_usage
 
@@ -25,7 +25,7 @@ class Capacity:
 
 @dataclass
 class AdminDashboard:
-    hosts: list                      # servers.ServerView, live
+    hosts: list                      # hosts.HostView, live
     capacity: list[Capacity]         # per host, then the total (last)
     states: Counter = field(default_factory=Counter)
     busiest: list = field(default_factory=list)  # (VM, cpu %, at)
@@ -42,16 +42,16 @@ class UserDashboard:
 def _allocated() -> dict[int, tuple[int, int, int]]:
     """(vCPUs, memory MiB, disk GiB) given to LouCloud VMs, per host."""
     rows = db.session.execute(db.select(
-        VM.server_id, db.func.sum(VM.vcpus), db.func.sum(VM.memory_mib),
-        db.func.sum(VM.disk_gib)).group_by(VM.server_id)).all()
+        VM.host_id, db.func.sum(VM.vcpus), db.func.sum(VM.memory_mib),
+        db.func.sum(VM.disk_gib)).group_by(VM.host_id)).all()
     return {sid: (int(c or 0), int(m or 0), int(d or 0)) for sid, c, m, d in rows}
 
 
 def _latest_pool_sizes() -> dict[int, float]:
-    latest = db.select(HostSample.server_id, db.func.max(HostSample.at).label("at")).where(
-        HostSample.pool_capacity_gib.is_not(None)).group_by(HostSample.server_id).subquery()
-    rows = db.session.execute(db.select(HostSample.server_id, HostSample.pool_capacity_gib)
-                              .join(latest, db.and_(HostSample.server_id == latest.c.server_id,
+    latest = db.select(HostSample.host_id, db.func.max(HostSample.at).label("at")).where(
+        HostSample.pool_capacity_gib.is_not(None)).group_by(HostSample.host_id).subquery()
+    rows = db.session.execute(db.select(HostSample.host_id, HostSample.pool_capacity_gib)
+                              .join(latest, db.and_(HostSample.host_id == latest.c.host_id,
                                                     HostSample.at == latest.c.at))).all()
     return dict(rows)
 
@@ -69,11 +69,11 @@ def busiest_vms(limit: int = 5) -> list[tuple[VM, float]]:
 
 
 def for_admin() -> AdminDashboard:
-    views = server_service.list_servers()
+    views = host_service.list_hosts()
     allocated, pools = _allocated(), _latest_pool_sizes()
     capacity, total = [], Capacity("All hosts", disk_total_gib=0)
     for view in views:
-        s = view.server
+        s = view.host
         cpus, mem, disk = allocated.get(s.id, (0, 0, 0))
         cap = Capacity(s.name, cpus, s.cpus, mem, s.memory_mib, disk, pools.get(s.id))
         capacity.append(cap)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from ...extensions import db
-from ...models import VM, HostSample, Server, VMSample, utcnow
+from ...models import VM, HostSample, Host, VMSample, utcnow
 
 # range -> (how far back, the lowest keeper level that has enough points)
 RANGES = {"hour": (timedelta(hours=1), 0), "day": (timedelta(days=1), 1),
@@ -37,8 +37,8 @@ def vm_series(vm: VM, range_name: str = "hour") -> dict:
     }
 
 
-def host_series(server: Server, range_name: str = "hour") -> dict:
-    rows, head = _series(HostSample, HostSample.server_id, server.id, range_name)
+def host_series(host: Host, range_name: str = "hour") -> dict:
+    rows, head = _series(HostSample, HostSample.host_id, host.id, range_name)
     return {
         **head,
         "online": [r.online for r in rows],

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ...extensions import db
-from ...models import VM, HostSample, Server, VMSample, utcnow
+from ...models import VM, HostSample, Host, VMSample, utcnow
 from ...virt import VirtError
 from ...virt.driver import HostCounters, on_each
-from .. import servers as server_service
+from .. import hosts as host_service
 from ..hypervisors import hypervisor
 from ..settings import get_settings
 
@@ -65,51 +65,51 @@ class Sampler:
         recorded offline (and marked so) without holding up the others."""
         started = time.monotonic()
         settings = get_settings()
-        servers = db.session.execute(db.select(Server)).scalars().all()
-        results = on_each([hypervisor(s) for s in servers],
+        hosts = db.session.execute(db.select(Host)).scalars().all()
+        results = on_each([hypervisor(s) for s in hosts],
                           lambda h: h.collect_stats(settings.storage_pool))
         at = utcnow().replace(microsecond=0)
         level = self._level(at)
-        # (id, server, uuid) rows, not whole VMs: a cycle reads every VM of the pool.
-        vms_by_server: dict[int, dict[str, int]] = {}
-        for vm_id, server_id, uuid in db.session.execute(
-                db.select(VM.id, VM.server_id, VM.uuid)):
-            vms_by_server.setdefault(server_id, {})[uuid] = vm_id
+        # (id, host, uuid) rows, not whole VMs: a cycle reads every VM of the pool.
+        vms_by_host: dict[int, dict[str, int]] = {}
+        for vm_id, host_id, uuid in db.session.execute(
+                db.select(VM.id, VM.host_id, VM.uuid)):
+            vms_by_host.setdefault(host_id, {})[uuid] = vm_id
         host_rows, vm_rows, offline = [], [], 0
-        for server in servers:
-            counters = results.get(server.uri)
-            ours = vms_by_server.get(server.id, {})
+        for host in hosts:
+            counters = results.get(host.uri)
+            ours = vms_by_host.get(host.id, {})
             if isinstance(counters, VirtError) or counters is None:
                 offline += 1
-                host_rows.append({"server_id": server.id, "at": at, "level": level,
+                host_rows.append({"host_id": host.id, "at": at, "level": level,
                                   "online": False, "vms": len(ours)})
                 continue
-            previous = self._previous.get(server.uri)
-            host_rows.append(self._host_row(server, counters, previous, at, level, len(ours)))
+            previous = self._previous.get(host.uri)
+            host_rows.append(self._host_row(host, counters, previous, at, level, len(ours)))
             for uuid, dom in counters.domains.items():
                 vm_id = ours.get(uuid)
                 if vm_id is not None:  # domains LouCloud did not make are not its business
                     before = previous.domains.get(uuid) if previous else None
                     dt = counters.at - previous.at if previous else 0
                     vm_rows.append(self._vm_row(vm_id, dom, before, dt, at, level))
-            self._previous[server.uri] = counters
+            self._previous[host.uri] = counters
         if host_rows:
             db.session.execute(db.insert(HostSample), host_rows)
         if vm_rows:
             db.session.execute(db.insert(VMSample), vm_rows)
         db.session.commit()
-        server_service.note_states({s.id: results.get(s.uri) for s in servers}, servers)
-        return CycleReport(at, len(servers), offline, len(vm_rows),
+        host_service.note_states({s.id: results.get(s.uri) for s in hosts}, hosts)
+        return CycleReport(at, len(hosts), offline, len(vm_rows),
                            round(time.monotonic() - started, 3))
 
     @staticmethod
-    def _host_row(server, counters, previous, at, level, vms) -> dict:
+    def _host_row(host, counters, previous, at, level, vms) -> dict:
         cpu = None
         if previous is not None and previous.cpu and counters.cpu and \
                 counters.cpu.total_ns > previous.cpu.total_ns:
             busy = max(0, counters.cpu.busy_ns - previous.cpu.busy_ns)
             cpu = round(100.0 * busy / (counters.cpu.total_ns - previous.cpu.total_ns), 2)
-        return {"server_id": server.id, "at": at, "level": level, "online": True,
+        return {"host_id": host.id, "at": at, "level": level, "online": True,
                 "cpu_percent": cpu, "memory_used_mib": counters.memory_used_mib,
                 "memory_total_mib": counters.memory_total_mib,
                 "domains_running": counters.domains_running, "vms": vms,

@@ -16,7 +16,7 @@ from typing import Callable
 from sqlalchemy.exc import IntegrityError
 
 from ...extensions import db
-from ...models import VM, Leftover, Server, Template, User, utcnow
+from ...models import VM, Leftover, Host, Template, User, utcnow
 from ...virt import DomainNotFound, HostUnavailable, InvalidState, VirtError
 from ...virt.driver import DomainSpec, Hypervisor
 from .. import Conflict, FieldError, ServiceError, Unavailable, leftovers, transaction
@@ -60,7 +60,7 @@ def check_name(name: str) -> str:
 
 
 # -- create ----------------------------------------------------------------------------
-def _reserve(owner: User, name: str, template: Template, server: Server) -> VM:
+def _reserve(owner: User, name: str, template: Template, host: Host) -> VM:
     """Insert the VM's row if the owner's quota allows it, atomically: the UPDATE on the
     owner's row comes first in a fresh transaction and locks that row (InnoDB) or the
     database (SQLite) until the commit, so concurrent creates queue here."""
@@ -88,7 +88,7 @@ def _reserve(owner: User, name: str, template: Template, server: Server) -> VM:
         db.session.rollback()
         raise FieldError(f"You already have a VM named {name}.", "name")
     uuid = str(uuidlib.uuid4())
-    vm = VM(name=name, owner_id=owner_id, server_id=server.id, template_id=template_id,
+    vm = VM(name=name, owner_id=owner_id, host_id=host.id, template_id=template_id,
             image_id=template.image_id, domain_name=f"lc-{uuid}", uuid=uuid,
             vcpus=template.vcpus, memory_mib=template.memory_mib, disk_gib=template.disk_gib,
             volume_name=f"lc-{uuid}.qcow2", status=VM.CREATING, status_since=utcnow())
@@ -111,9 +111,9 @@ Undo = tuple[str, str, str, Callable[[Hypervisor], object]]
 
 
 @transaction
-def create_vm(owner: User, name: str, template: Template, server: Server | None = None,
+def create_vm(owner: User, name: str, template: Template, host: Host | None = None,
               start: bool = True, progress=None) -> VM:
-    """Create a VM for ``owner`` from ``template``, on ``server`` or on the host chosen
+    """Create a VM for ``owner`` from ``template``, on ``host`` or on the host chosen
     by placement, and start it unless ``start`` is False.
 
     Raises FieldError (bad name), QuotaExceeded, Unavailable (no host) or ServiceError
@@ -125,22 +125,22 @@ def create_vm(owner: User, name: str, template: Template, server: Server | None 
     step = progress or (lambda _step: None)
     name = check_name(name)
     image = template.image
-    if server is None:
-        server = placement.choose_server(template)
+    if host is None:
+        host = placement.choose_host(template)
     else:
-        placement.check_server_for(template, server)
+        placement.check_host_for(template, host)
     settings = get_settings()
-    listen = placement.vnc_listen_for(server)
-    vm = _reserve(owner, name, template, server)
-    host = hypervisor(server)
+    listen = placement.vnc_listen_for(host)
+    vm = _reserve(owner, name, template, host)
+    hv = hypervisor(host)
     pool_name, network = settings.storage_pool, settings.network
     undo: list[Undo] = []
     try:
-        prep = host.prepare_for_vms(pool_name, network)
+        prep = hv.prepare_for_vms(pool_name, network)
         step("prepared")
         undo.append((Leftover.VOLUME, pool_name, vm.volume_name,
                      lambda h, n=vm.volume_name: h.delete_volume(pool_name, n)))
-        volume = host.create_overlay(pool_name, vm.volume_name, vm.disk_gib * GIB,
+        volume = hv.create_overlay(pool_name, vm.volume_name, vm.disk_gib * GIB,
                                      image.path, image.format)
         step("volume")
         mac = _random_mac() if prep.network_active else None
@@ -150,23 +150,23 @@ def create_vm(owner: User, name: str, template: Template, server: Server | None 
                           os_type=image.os_type, network=network if mac else None, mac=mac,
                           vnc_listen=listen, vm_id=vm.id, owner=owner.username)
         undo.append((Leftover.DOMAIN, "", vm.uuid, lambda h, u=vm.uuid: h.remove(u)))
-        host.define(spec)
+        hv.define(spec)
         step("defined")
         if start:
             step("starting")
-            host.start_new(spec)
+            hv.start_new(spec)
     except VirtError as exc:
-        _undo(server, host, undo)
+        _undo(host, hv, undo)
         db.session.rollback()
         db.session.delete(db.session.get(VM, vm.id))
         db.session.commit()
         log.warning("create of %s for %s on %s failed: %s", name, owner.username,
-                    server.name, exc)
+                    host.name, exc)
         if isinstance(exc, HostUnavailable):
-            raise Unavailable(f"{server.name} stopped answering while {name} was being "
+            raise Unavailable(f"{host.name} stopped answering while {name} was being "
                               f"created: {exc}. Nothing was kept.") from None
-        raise ServiceError(f"{server.name} could not create {name}: {exc}") from None
-    forget_states(server)
+        raise ServiceError(f"{host.name} could not create {name}: {exc}") from None
+    forget_states(host)
     vm = db.session.get(VM, vm.id)
     vm.volume_path, vm.mac = volume.path, mac
     vm.status, vm.status_since = VM.READY, utcnow()
@@ -174,19 +174,19 @@ def create_vm(owner: User, name: str, template: Template, server: Server | None 
         vm.started_at = utcnow()
     db.session.commit()
     log.info("VM %s (%s) created for %s on %s", vm.name, vm.domain_name, owner.username,
-             server.name)
+             host.name)
     return vm
 
 
-def _undo(server: Server, host: Hypervisor, steps: list[Undo]) -> None:
+def _undo(host: Host, hv: Hypervisor, steps: list[Undo]) -> None:
     """Undo creation steps on the host, newest first. A step is undone even when the
     host never confirmed it (the call may have reached it before it died); what can't be
     removed now (the host is gone) is remembered and removed when it answers."""
     for kind, pool_name, name, remove in reversed(steps):
         try:
-            remove(host)
+            remove(hv)
         except VirtError as exc:
-            leftovers.remember(server, kind, name, pool_name, str(exc))
+            leftovers.remember(host, kind, name, pool_name, str(exc))
 
 
 # -- actions ---------------------------------------------------------------------------
@@ -234,20 +234,20 @@ def act_on_vm(vm: VM, action: str) -> str:
     status, message = ACTIONS[action]
     previous = _begin(vm, status)
     try:
-        hypervisor(vm.server).act(vm.uuid, action)
+        hypervisor(vm.host).act(vm.uuid, action)
     except InvalidState as exc:
         _put_back(vm, previous)
         raise Conflict(f"Cannot {LABELS[action].lower()} {vm.name}: {exc}.") from None
     except HostUnavailable as exc:
         _put_back(vm, previous)
-        raise Unavailable(f"{vm.server.name} does not answer: {exc}. {vm.name} was not "
+        raise Unavailable(f"{vm.host.name} does not answer: {exc}. {vm.name} was not "
                           "changed.") from None
     except VirtError as exc:
         _put_back(vm, previous)
         if isinstance(exc, DomainNotFound):
-            raise Conflict(f"{vm.name} is missing on {vm.server.name}.") from None
+            raise Conflict(f"{vm.name} is missing on {vm.host.name}.") from None
         raise ServiceError(f"{LABELS[action]} failed: {exc}") from None
-    forget_states(vm.server)
+    forget_states(vm.host)
     if action == "start":
         vm.started_at = utcnow()
     elif action in ("poweroff", "shutdown"):
@@ -263,22 +263,22 @@ def delete_vm(vm: VM) -> str:
     """Stop and undefine the domain and delete its overlay volume (never the image),
     then the row. If the host can't finish, the VM stays listed with the reason."""
     _begin(vm, "deleting")
-    server, pool_name = vm.server, get_settings().storage_pool
-    host = hypervisor(server)
+    host, pool_name = vm.host, get_settings().storage_pool
+    hv = hypervisor(host)
     try:
-        host.remove(vm.uuid)
+        hv.remove(vm.uuid)
         if vm.volume_name:
-            host.delete_volume(pool_name, vm.volume_name)
+            hv.delete_volume(pool_name, vm.volume_name)
     except VirtError as exc:
         _end(vm, VM.ERROR, f"Delete did not finish: {exc}"[:500])
         if isinstance(exc, HostUnavailable):
-            raise Unavailable(f"{server.name} does not answer: {exc}. {vm.name} is kept; "
+            raise Unavailable(f"{host.name} does not answer: {exc}. {vm.name} is kept; "
                               "delete it again when the host is back.") from None
         raise ServiceError(f"Could not delete {vm.name}: {exc}") from None
     name = vm.name
-    forget_states(server)
+    forget_states(host)
     revoke_for_vm(vm.id)
     db.session.delete(vm)
     db.session.commit()
-    log.info("VM %s deleted from %s", name, server.name)
+    log.info("VM %s deleted from %s", name, host.name)
     return f"{name} was deleted with its disk."

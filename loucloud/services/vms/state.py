@@ -11,7 +11,7 @@ from flask import current_app
 from sqlalchemy.orm import joinedload
 
 from ...extensions import cache, db
-from ...models import INT64_MAX, VM, Server, User, utcnow
+from ...models import INT64_MAX, VM, Host, User, utcnow
 from ...virt import DomainNotFound, HostUnavailable, VirtError
 from ...virt.driver import ACTIONS_BY_STATE, DomainStatus, on_each
 from .. import NotFound, leftovers
@@ -43,14 +43,14 @@ class VMView:
         if self.busy or not self.host_online or self.state in ("missing", "unknown"):
             return []
         actions = [a for a, states in ACTIONS_BY_STATE.items() if self.state in states]
-        if self.state in ("running", "paused") and not self.vm.server.is_demo:
+        if self.state in ("running", "paused") and not self.vm.host.is_demo:
             actions.append("console")
         return actions
 
     def as_dict(self) -> dict:
         vm = self.vm
         return {"id": vm.id, "name": vm.name, "owner": vm.owner.username,
-                "host": vm.server.name, "state": self.state, "status": vm.status,
+                "host": vm.host.name, "state": self.state, "status": vm.status,
                 "vcpus": vm.vcpus, "memory_mib": vm.memory_mib, "disk_gib": vm.disk_gib,
                 "template": vm.template.name, "actions": self.actions,
                 "error": vm.last_error}
@@ -71,9 +71,9 @@ def _states_key(uri: str) -> str:
     return f"loucloud:states:{uri}"
 
 
-def forget_states(server: Server) -> None:
+def forget_states(host: Host) -> None:
     """After an action on a host, its next page reads libvirt again."""
-    cache.delete(_states_key(server.uri))
+    cache.delete(_states_key(host.uri))
 
 
 def live_states(uris: set[str]) -> dict[str, dict[str, str] | VirtError]:
@@ -100,14 +100,14 @@ def views(vms: list[VM], live: dict | None = None) -> list[VMView]:
     """Live state of VMs: one bulk call per host involved, hosts in parallel (or the
     states given). Also clears stuck transitional states and cleans up what hosts that
     answer still hold."""
-    uris = {vm.server.uri for vm in vms}
+    uris = {vm.host.uri for vm in vms}
     if live is None:
         live = live_states(uris) if uris else {}
     _reconcile_stuck(vms, live)
-    leftovers.clean_where_answering({vm.server_id: live.get(vm.server.uri) for vm in vms})
+    leftovers.clean_where_answering({vm.host_id: live.get(vm.host.uri) for vm in vms})
     out = []
     for vm in vms:
-        state, online = _state(vm.status, vm.domain_name, live.get(vm.server.uri))
+        state, online = _state(vm.status, vm.domain_name, live.get(vm.host.uri))
         out.append(VMView(vm, state, online))
     return out
 
@@ -136,7 +136,7 @@ def _reconcile_stuck(vms: list[VM], live: dict) -> None:
     for vm in vms:
         if vm.status not in TRANSITIONAL or vm.status_since >= bound:
             continue
-        states = live.get(vm.server.uri)
+        states = live.get(vm.host.uri)
         if states is None or isinstance(states, VirtError):
             continue  # the host can't tell now; a later page will
         if vm.domain_name in states or vm.status != VM.CREATING:
@@ -159,17 +159,17 @@ class VMPage:
 
 
 def list_vms(viewer: User, *, q: str = "", owner_id: int | None = None,
-             server_id: int | None = None, state: str = "", page: int = 1,
+             host_id: int | None = None, state: str = "", page: int = 1,
              per_page: int = 50) -> VMPage:
     """The viewer's VMs (every VM for the administrator), filtered and paginated on the
-    server. Without a state filter only the page's rows are loaded."""
+    host. Without a state filter only the page's rows are loaded."""
     stmt = vms_visible_to(viewer, db.select(VM).options(
-        joinedload(VM.owner), joinedload(VM.server), joinedload(VM.template))
+        joinedload(VM.owner), joinedload(VM.host), joinedload(VM.template))
         .order_by(VM.name, VM.id))
     if viewer.is_admin and owner_id:
         stmt = stmt.where(VM.owner_id == owner_id)
-    if server_id and viewer.is_admin:
-        stmt = stmt.where(VM.server_id == server_id)
+    if host_id and viewer.is_admin:
+        stmt = stmt.where(VM.host_id == host_id)
     if q:
         stmt = stmt.where(VM.name.ilike(f"%{q.strip()}%"))
     page = max(1, min(page, INT64_MAX // per_page))  # an offset a query can bind
@@ -187,8 +187,8 @@ def _list_by_state(stmt, state: str, page: int, per_page: int) -> VMPage:
     """A state filter needs the live state of every VM that passes the other filters:
     read only the few columns it takes for all of them, and whole rows for the page."""
     ids = stmt.with_only_columns(VM.id).order_by(None).scalar_subquery()
-    light_rows = (db.select(VM.id, VM.status, VM.status_since, VM.domain_name, Server.uri)
-                  .join(Server, VM.server_id == Server.id).where(VM.id.in_(ids))
+    light_rows = (db.select(VM.id, VM.status, VM.status_since, VM.domain_name, Host.uri)
+                  .join(Host, VM.host_id == Host.id).where(VM.id.in_(ids))
                   .order_by(VM.name, VM.id))
     light = db.session.execute(light_rows).all()
     live = live_states({row.uri for row in light}) if light else {}
@@ -221,13 +221,13 @@ class VMDetail:
 def vm_detail(vm: VM) -> VMDetail:
     """Everything the VM page shows, read live from its host."""
     try:
-        status = hypervisor(vm.server).status(vm.uuid)
+        status = hypervisor(vm.host).status(vm.uuid)
     except DomainNotFound:
         return VMDetail(VMView(vm, "missing", True), None,
-                        f"The domain is missing on {vm.server.name}.")
+                        f"The domain is missing on {vm.host.name}.")
     except HostUnavailable as exc:
         return VMDetail(VMView(vm, "host offline", False), None,
-                        f"{vm.server.name} does not answer: {exc}")
+                        f"{vm.host.name} does not answer: {exc}")
     except VirtError as exc:
         return VMDetail(VMView(vm, "unknown", True), None, str(exc))
     state = f"{vm.status}…" if vm.status in TRANSITIONAL else status.state

@@ -8,7 +8,7 @@ from datetime import datetime
 from urllib.parse import urlsplit
 
 from ..extensions import cache, db
-from ..models import INT64_MAX, VM, Server, utcnow
+from ..models import INT64_MAX, VM, Host, utcnow
 from ..virt import HostUnavailable, VirtError
 from ..virt.driver import HostInfo, HostLoad, on_each
 from . import Conflict, FieldError, NotFound, leftovers, transaction
@@ -23,9 +23,9 @@ CPU_SAMPLE_MAX_AGE = 120  # seconds; an older sample would average over too long
 
 
 @dataclass
-class ServerView:
+class HostView:
     """A host with what is known of it right now, for pages and the CLI."""
-    server: Server
+    host: Host
     online: bool | None
     error: str | None
     load: HostLoad | None
@@ -33,10 +33,10 @@ class ServerView:
 
     @property
     def offline_since(self) -> datetime | None:
-        return self.server.offline_since
+        return self.host.offline_since
 
     def as_dict(self) -> dict:
-        s, load = self.server, self.load
+        s, load = self.host, self.load
         return {
             "id": s.id, "name": s.name, "uri": s.uri, "hostname": s.hostname,
             "online": self.online, "offline_since": _iso(s.offline_since),
@@ -69,158 +69,158 @@ def check_uri(uri: str) -> str:
 
 
 @transaction
-def add_server(name: str, uri: str) -> Server:
+def add_host(name: str, uri: str) -> Host:
     """Connect to a new host and record what libvirt reports of it. Nothing is saved
     when the connection fails; the error carries libvirt's reason."""
     name = (name or "").strip()
     if not NAME_RE.match(name):
         raise FieldError("Use 1 to 64 letters, digits, '.', '_' or '-'.", "name")
     uri = check_uri(uri)
-    if db.session.execute(db.select(Server.id).where(Server.name == name)).first():
+    if db.session.execute(db.select(Host.id).where(Host.name == name)).first():
         raise FieldError("A host with this name exists.", "name")
-    if db.session.execute(db.select(Server.id).where(Server.uri == uri)).first():
+    if db.session.execute(db.select(Host.id).where(Host.uri == uri)).first():
         raise FieldError("This host is already in the pool.", "uri")
-    host = hypervisor_at(uri)
+    hv = hypervisor_at(uri)
     try:
-        info = host.info(first_contact=True)
+        info = hv.info(first_contact=True)
     except VirtError as exc:
-        host.forget()
+        hv.forget()
         raise FieldError(f"Could not connect to {uri}: {exc}", "uri") from None
-    server = Server(name=name, uri=uri)
-    _apply_info(server, info)
-    db.session.add(server)
+    host = Host(name=name, uri=uri)
+    _apply_info(host, info)
+    db.session.add(host)
     db.session.commit()
     log.info("host %s added (%s)", name, uri)
-    return server
+    return host
 
 
-def _apply_info(server: Server, info: HostInfo) -> None:
-    server.hostname = info.hostname[:255]
-    server.arch = info.arch[:32]
-    server.cpus = info.cpus
-    server.memory_mib = info.memory_mib
-    server.hypervisor = info.hypervisor[:32]
-    server.hypervisor_version = info.hypervisor_version
-    server.libvirt_version = info.libvirt_version
+def _apply_info(host: Host, info: HostInfo) -> None:
+    host.hostname = info.hostname[:255]
+    host.arch = info.arch[:32]
+    host.cpus = info.cpus
+    host.memory_mib = info.memory_mib
+    host.hypervisor = info.hypervisor[:32]
+    host.hypervisor_version = info.hypervisor_version
+    host.libvirt_version = info.libvirt_version
 
 
 @transaction
-def refresh_server(server: Server) -> Server:
+def refresh_host(host: Host) -> Host:
     """Read the host's figures again (after an upgrade, say)."""
     try:
-        info = hypervisor(server).info()
+        info = hypervisor(host).info()
     except VirtError as exc:
-        note_states({server.id: exc}, [server])
-        raise FieldError(f"{server.name} did not answer: {exc}") from None
-    _apply_info(server, info)
-    server.offline_since, server.last_error = None, None
+        note_states({host.id: exc}, [host])
+        raise FieldError(f"{host.name} did not answer: {exc}") from None
+    _apply_info(host, info)
+    host.offline_since, host.last_error = None, None
     db.session.commit()
-    return server
+    return host
 
 
-def note_states(outcomes: dict[int, object], servers: list[Server]) -> None:
+def note_states(outcomes: dict[int, object], hosts: list[Host]) -> None:
     """Record in the database when hosts go offline or come back (only on a change).
-    ``outcomes`` maps a server id to a result (online) or a VirtError (offline)."""
+    ``outcomes`` maps a host id to a result (online) or a VirtError (offline)."""
     changed = False
-    for server in servers:
-        outcome = outcomes.get(server.id)
+    for host in hosts:
+        outcome = outcomes.get(host.id)
         if isinstance(outcome, HostUnavailable):
-            if server.offline_since is None:
-                server.offline_since, changed = utcnow(), True
-            if server.last_error != str(outcome)[:500]:
-                server.last_error, changed = str(outcome)[:500], True
+            if host.offline_since is None:
+                host.offline_since, changed = utcnow(), True
+            if host.last_error != str(outcome)[:500]:
+                host.last_error, changed = str(outcome)[:500], True
         elif outcome is not None and not isinstance(outcome, VirtError):
-            if server.offline_since is not None or server.last_error:
-                server.offline_since, server.last_error, changed = None, None, True
+            if host.offline_since is not None or host.last_error:
+                host.offline_since, host.last_error, changed = None, None, True
     if changed:
         db.session.commit()
     leftovers.clean_where_answering(outcomes)
 
 
-def _cpu_key(server: Server) -> str:
-    return f"loucloud:cpu:{server.uri}"
+def _cpu_key(host: Host) -> str:
+    return f"loucloud:cpu:{host.uri}"
 
 
 def _vm_counts() -> dict[int, int]:
     return dict(db.session.execute(
-        db.select(VM.server_id, db.func.count(VM.id)).group_by(VM.server_id)).all())
+        db.select(VM.host_id, db.func.count(VM.id)).group_by(VM.host_id)).all())
 
 
-def list_servers() -> list[ServerView]:
+def list_hosts() -> list[HostView]:
     """Every host with its live state and load, hosts queried in parallel; a host that
     does not answer within the bound is shown offline and costs no more than that."""
-    return _views(all_servers())
+    return _views(all_hosts())
 
 
-def server_view(server: Server) -> ServerView:
-    return _views([server])[0]
+def host_view(host: Host) -> HostView:
+    return _views([host])[0]
 
 
-def _views(servers: list[Server]) -> list[ServerView]:
+def _views(hosts: list[Host]) -> list[HostView]:
     now = utcnow().timestamp()
     previous = {}
-    for server in servers:
-        sample = cache.get(_cpu_key(server))
-        previous[server.uri] = sample if sample is not None and \
+    for host in hosts:
+        sample = cache.get(_cpu_key(host))
+        previous[host.uri] = sample if sample is not None and \
             now - sample.at <= CPU_SAMPLE_MAX_AGE else None
-    results = on_each([hypervisor(s) for s in servers],
+    results = on_each([hypervisor(s) for s in hosts],
                       lambda h: h.load(previous[h.uri]))
     counts = _vm_counts()
     views, outcomes = [], {}
-    for server in servers:
-        result = results.get(server.uri)
-        outcomes[server.id] = result
+    for host in hosts:
+        result = results.get(host.uri)
+        outcomes[host.id] = result
         if isinstance(result, VirtError):
             online = not isinstance(result, HostUnavailable)
-            views.append(ServerView(server, online, str(result), None,
-                                    counts.get(server.id, 0)))
+            views.append(HostView(host, online, str(result), None,
+                                    counts.get(host.id, 0)))
         else:
             if result.cpu_sample is not None:
-                cache.set(_cpu_key(server), result.cpu_sample, timeout=CPU_SAMPLE_MAX_AGE)
-            views.append(ServerView(server, True, None, result, counts.get(server.id, 0)))
-    note_states(outcomes, servers)
+                cache.set(_cpu_key(host), result.cpu_sample, timeout=CPU_SAMPLE_MAX_AGE)
+            views.append(HostView(host, True, None, result, counts.get(host.id, 0)))
+    note_states(outcomes, hosts)
     return views
 
 
-def set_accepts_vms(server: Server, accepts: bool) -> Server:
-    server.accepts_vms = accepts
+def set_accepts_vms(host: Host, accepts: bool) -> Host:
+    host.accepts_vms = accepts
     db.session.commit()
-    return server
+    return host
 
 
 @transaction
-def remove_server(server: Server) -> None:
+def remove_host(host: Host) -> None:
     """Remove a host from the pool. Refused while LouCloud VMs live on it; nothing on
     the host itself is changed."""
     count = db.session.execute(
-        db.select(db.func.count(VM.id)).where(VM.server_id == server.id)).scalar()
+        db.select(db.func.count(VM.id)).where(VM.host_id == host.id)).scalar()
     if count:
-        raise Conflict(f"{server.name} still holds {count} LouCloud VM"
+        raise Conflict(f"{host.name} still holds {count} LouCloud VM"
                        f"{'s' if count > 1 else ''}. Delete or move them first.")
-    host = hypervisor(server)
-    db.session.delete(server)
+    hv = hypervisor(host)
+    db.session.delete(host)
     db.session.commit()
-    host.forget()
-    cache.delete(_cpu_key(server))
-    log.info("host %s removed", server.name)
+    hv.forget()
+    cache.delete(_cpu_key(host))
+    log.info("host %s removed", host.name)
 
 
-def get_server(server_id: int) -> Server:
+def get_host(host_id: int) -> Host:
     """The host with this id. Raises NotFound."""
-    server = db.session.get(Server, server_id) if 0 < server_id <= INT64_MAX else None
-    if server is None:
+    host = db.session.get(Host, host_id) if 0 < host_id <= INT64_MAX else None
+    if host is None:
         raise NotFound()
-    return server
+    return host
 
 
-def server_by_name(name: str) -> Server:
+def host_by_name(name: str) -> Host:
     """The host called ``name``. Raises NotFound."""
-    server = db.session.execute(db.select(Server).where(Server.name == name)).scalar()
-    if server is None:
+    host = db.session.execute(db.select(Host).where(Host.name == name)).scalar()
+    if host is None:
         raise NotFound(f"There is no host named {name}.")
-    return server
+    return host
 
 
-def all_servers() -> list[Server]:
+def all_hosts() -> list[Host]:
     """Every registered host by name (for choices in forms; no host is asked)."""
-    return db.session.execute(db.select(Server).order_by(Server.name)).scalars().all()
+    return db.session.execute(db.select(Host).order_by(Host.name)).scalars().all()

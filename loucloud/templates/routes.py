@@ -5,7 +5,7 @@ from ..helpers import perform, show_error
 from ..security import admin_required
 from ..services import FieldError
 from ..services import images as image_service
-from ..services import vmtemplates as template_service
+from ..services import templates as template_service
 from . import bp
 from .forms import TemplateForm
 
@@ -30,7 +30,7 @@ def _save(form, template=None):
 @bp.route("/")
 @admin_required
 def index():
-    return render_template("vmtemplates/index.html",
+    return render_template("templates/index.html",
                            templates=template_service.all_templates(),
                            counts=template_service.vm_counts())
 
@@ -49,8 +49,8 @@ def create():
             show_error(form, exc, "name")
         else:
             flash(f"Template {template.name} created.", "success")
-            return redirect(url_for("vmtemplates.index"))
-    return render_template("vmtemplates/form.html", form=form, template=None), \
+            return redirect(url_for("templates.index"))
+    return render_template("templates/form.html", form=form, template=None), \
         400 if form.errors else 200
 
 
@@ -66,8 +66,8 @@ def edit(template_id: int):
             show_error(form, exc, "name")
         else:
             flash(f"Template {template.name} saved. Existing VMs keep their sizes.", "success")
-            return redirect(url_for("vmtemplates.index"))
-    return render_template("vmtemplates/form.html", form=form, template=template), \
+            return redirect(url_for("templates.index"))
+    return render_template("templates/form.html", form=form, template=template), \
         400 if form.errors else 200
 
 
@@ -77,4 +77,4 @@ def delete(template_id: int):
     template = template_service.get_template(template_id)
     return perform(lambda: template_service.delete_template(template),
                    done=f"Template {template.name} deleted.",
-                   back=url_for("vmtemplates.index"))
+                   back=url_for("templates.index"))

@@ -3,7 +3,7 @@ from wtforms import SelectField, StringField, SubmitField, TextAreaField
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
 from ..forms import IntegerField
-from ..services.vmtemplates import LIMITS
+from ..services.templates import LIMITS
 
 
 class TemplateForm(FlaskForm):

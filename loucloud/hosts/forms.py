@@ -3,7 +3,7 @@ from wtforms import HiddenField, StringField, SubmitField
 from wtforms.validators import InputRequired, Length, Regexp
 
 
-class ServerForm(FlaskForm):
+class HostForm(FlaskForm):
     name = StringField("Name", validators=[
         InputRequired(), Length(max=64),
         Regexp(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
