@@ -102,7 +102,7 @@ def make_app(workdir: Path, database_url: str | None = None, **overrides):
 
 def close_app(app) -> None:
     from loucloud.extensions import db
-    from loucloud.services.hostpool import close_pool
+    from loucloud.services.hypervisors import close_pool
 
     close_pool(app)
     with app.app_context():
@@ -135,13 +135,13 @@ def add_catalog(hosts, image_path: str, *, template: str = "tiny", memory_mib: i
     """The lab hosts, an image found on them and a template, through LouCloud's own
     services (in an app context). Returns ids."""
     from loucloud.extensions import db
-    from loucloud.models import Server
-    from loucloud.services import images, servers, vmtemplates
+    from loucloud.models import Host
+    from loucloud.services import images, hosts as host_service, templates as template_service
 
     ids = {}
     for h in hosts:
-        existing = db.session.execute(db.select(Server).filter_by(uri=h.uri)).scalar()
-        ids[h.index] = (existing or servers.add_server(h.name, h.uri)).id
+        existing = db.session.execute(db.select(Host).filter_by(uri=h.uri)).scalar()
+        ids[h.index] = (existing or host_service.add_host(h.name, h.uri)).id
     img = images.add_image(image, image_path, "linux")
-    tpl = vmtemplates.create_template(template, vmtemplates.Sizes(1, memory_mib, disk_gib), img)
+    tpl = template_service.create_template(template, template_service.Sizes(1, memory_mib, disk_gib), img)
     return {"servers": ids, "image": img.id, "template": tpl.id}

@@ -70,7 +70,7 @@ class Site:
         path = None
         for h in lab.hosts:
             path = boot_image(lab.lab, h, "bench-conc.raw", 64 << 20)
-            self._ok(self.admin.post("/servers/new", {"name": h.name, "uri": h.uri}),
+            self._ok(self.admin.post("/hosts/new", {"name": h.name, "uri": h.uri}),
                      f"add host {h.name}")
         self._ok(self.admin.post("/images/new", {"name": "base", "path": path,
                                                  "os_type": "linux"}), "add image")
@@ -110,7 +110,7 @@ class Site:
             client.base + "/vms/new", timeout=300, allow_redirects=False,
             headers={"Referer": client.base + "/vms/new"},
             data={"csrf_token": token, "name": name, "template_id": self.template,
-                  "server_id": 0, "start": "y"})
+                  "host_id": 0, "start": "y"})
         seconds = time.perf_counter() - start
         detail = response.headers.get("Location", "") if response.status_code == 302 else \
             " ".join(re.findall(r'alert-danger[^>]*>\s*([^<]+)', response.text)).strip()

@@ -61,9 +61,9 @@ def wait_port(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
 class ConsoleWorld:
     def __init__(self, ctx):
         from loucloud.extensions import db
-        from loucloud.models import Server, Template, User
+        from loucloud.models import Host, Template, User
         from config import INSTANCE_DIR
-        from loucloud.services import vms as vm_service
+        from loucloud.services.vms import lifecycle as vm_service
 
         self.ctx = ctx
         self.host = ctx.lab.hosts[1]
@@ -78,7 +78,7 @@ class ConsoleWorld:
             cat = add_catalog([self.host], image, memory_mib=64)
             vm = vm_service.create_vm(db.session.get(User, alice), "screen",
                                       db.session.get(Template, cat["template"]),
-                                      db.session.get(Server, cat["servers"][self.host.index]))
+                                      db.session.get(Host, cat["servers"][self.host.index]))
             self.vm_id, uuid = vm.id, vm.uuid
             db.session.remove()
         ctx.lab.settle()

@@ -26,7 +26,7 @@ class CreateWorld:
     def __init__(self, ctx):
         from loucloud.extensions import db
         from loucloud.models import Image
-        from loucloud.services import images, vmtemplates
+        from loucloud.services import images, templates as template_service
 
         self.ctx = ctx
         self.host = ctx.lab.hosts[0]
@@ -41,8 +41,8 @@ class CreateWorld:
             cat = add_catalog([self.host], paths[1], template="t1", disk_gib=1, image="raw1")
             self.templates[1] = cat["template"]
             img = images.add_image("raw50", paths[50], "linux")
-            self.templates[50] = vmtemplates.create_template(
-                "t50", vmtemplates.Sizes(1, 64, 50), img).id
+            self.templates[50] = template_service.create_template(
+                "t50", template_service.Sizes(1, 64, 50), img).id
             for size in SIZES:
                 image = db.session.execute(db.select(Image).filter_by(
                     name=f"raw{size}")).scalar_one()
@@ -69,7 +69,7 @@ class CreateWorld:
             start = time.perf_counter()
             response = self.alice.post("/vms/new", {"name": f"c{size}-{self.n}",
                                                     "template_id": self.templates[size],
-                                                    "server_id": 0, "start": "y",
+                                                    "host_id": 0, "start": "y",
                                                     "csrf_token": token})
             posted = time.perf_counter()
         if response.status_code != 302:

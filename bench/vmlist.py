@@ -85,7 +85,7 @@ class ListWorld:
                 uuid = domain_uuid(index, k)
                 rows.append(dict(
                     name=vm_name(index, k), owner_id=self.owners[(k + index) % OWNERS],
-                    server_id=servers[index], template_id=tpl, image_id=img,
+                    host_id=servers[index], template_id=tpl, image_id=img,
                     domain_name=f"lc-{uuid}", uuid=uuid, vcpus=1, memory_mib=64, disk_gib=1,
                     volume_name=f"lc-{uuid}.qcow2",
                     volume_path=f"/var/lib/libvirt/loucloud/lc-{uuid}.qcow2",
@@ -126,14 +126,14 @@ class ListWorld:
         """Expire the app's shared cache of host states (LouCloud's own forget_states,
         where this version of the app has one), so the next page asks libvirt."""
         from loucloud.extensions import db
-        from loucloud.models import Server
-        from loucloud.services import vms as vm_service
+        from loucloud.models import Host
+        from loucloud.services.vms import state as vm_state
 
-        forget = getattr(vm_service, "forget_states", None)
+        forget = getattr(vm_state, "forget_states", None)
         if forget is None:
             return
         with self.app.app_context():
-            for server in db.session.execute(db.select(Server)).scalars():
+            for server in db.session.execute(db.select(Host)).scalars():
                 forget(server)
             db.session.remove()
 
@@ -253,7 +253,7 @@ def _sampler_cost(world: ListWorld, runs: int) -> Section:
     the largest layout, against its libvirt floor: the same stats.collect on every host
     in parallel over connections already open, storing nothing."""
     from loucloud.extensions import db
-    from loucloud.services.sampler import Sampler
+    from loucloud.services.monitoring.sampler import Sampler
     from loucloud.services.settings import get_settings
     from loucloud.virt import stats
 

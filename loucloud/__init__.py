@@ -14,7 +14,9 @@ def create_app(config_name: str | None = None, **overrides) -> Flask:
     (default: $LOUCLOUD_CONFIG, else 'default'); ``overrides`` win over everything."""
     name = config_name or os.environ.get("LOUCLOUD_CONFIG", "default")
     config = CONFIGS[name]
-    app = Flask(__name__, instance_path=str(INSTANCE_DIR), instance_relative_config=True)
+    # Page templates live in pages/: the "templates" package is the VM templates module.
+    app = Flask(__name__, instance_path=str(INSTANCE_DIR), instance_relative_config=True,
+                template_folder="pages")
     app.config.from_object(config)
     app.config.from_pyfile("loucloud.cfg", silent=True)
     app.config.update(overrides)
@@ -108,13 +110,13 @@ def register_blueprints(app: Flask) -> None:
     from .auth import bp as auth_bp
     from .dashboard import bp as dashboard_bp
     from .images import bp as images_bp
-    from .servers import bp as servers_bp
+    from .hosts import bp as hosts_bp
     from .settings import bp as settings_bp
     from .users import bp as users_bp
     from .vms import bp as vms_bp
-    from .vmtemplates import bp as vmtemplates_bp
+    from .templates import bp as templates_bp
 
-    for bp in (auth_bp, vms_bp, images_bp, vmtemplates_bp, servers_bp, users_bp, settings_bp,
+    for bp in (auth_bp, vms_bp, images_bp, templates_bp, hosts_bp, users_bp, settings_bp,
                audit_bp, dashboard_bp):
         app.register_blueprint(bp)
 

@@ -3,12 +3,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask import flash, request
+from typing import Any, Callable
+
+from flask import flash, jsonify, redirect, request
 from flask_wtf import FlaskForm
 from werkzeug.routing import IntegerConverter
 
-from .extensions import db
+from .errors import error_response, wants_json
 from .models import INT64_MAX
+from .services import ServiceError
 
 
 class Int64Converter(IntegerConverter):
@@ -26,28 +29,48 @@ def page_arg(per_page: int) -> int:
     return max(1, min(page, INT64_MAX // per_page))
 
 
-def paginate(stmt, per_page: int):
-    """db.paginate of ``stmt`` at ?page=; a page beyond the last (whatever its number)
-    shows the last page."""
-    page = db.paginate(stmt, page=page_arg(per_page), per_page=per_page, error_out=False)
-    if page.pages and page.page > page.pages:
-        page = db.paginate(stmt, page=page.pages, per_page=per_page, error_out=False)
-    return page
-
-
 class EmptyForm(FlaskForm):
     """A form with only the CSRF token: the body of every POST button."""
 
 
 def show_error(form: FlaskForm, exc, default: str | None = None) -> None:
-    """Put a service's refusal next to the field it names (``exc.field``), else next to
-    ``default``, else at the top of the page."""
-    field = getattr(exc, "field", None)
-    target = field if field in form else default
-    if target in form:
-        form[target].errors.append(str(exc))
+    """Put a service's refusal next to the fields it names (``exc.errors``), else next
+    to ``default``, else at the top of the page."""
+    errors = getattr(exc, "errors", None) or {}
+    placed = {field: message for field, message in errors.items() if field in form}
+    if placed:
+        for field, message in placed.items():
+            form[field].errors.append(message)
+    elif default in form:
+        form[default].errors.append(str(exc))
     else:
         flash(str(exc), "danger")
+
+
+URL = str | Callable[[Any], str]
+
+
+def perform(call: Callable[[], Any], *, done: str | Callable[[Any], str] | None,
+            back: URL, refused_back: str | None = None):
+    """The shape of every button's view: call the service; on a refusal flash it (or
+    answer JSON with its status) and go to ``refused_back`` (default ``back``); on
+    success flash ``done`` (or answer JSON with it) and go to ``back``. ``done`` and
+    ``back`` may be functions of what the service returned; ``done`` None flashes
+    nothing."""
+    try:
+        result = call()
+    except ServiceError as exc:
+        if wants_json():
+            return error_response(exc.status, str(exc))
+        flash(str(exc), "danger")
+        target = refused_back or back
+        return redirect(target if isinstance(target, str) else target(None))
+    message = done(result) if callable(done) else done
+    if wants_json():
+        return jsonify({"message": message} if message else {})
+    if message:
+        flash(message, "success")
+    return redirect(back(result) if callable(back) else back)
 
 
 def register(app) -> None:
@@ -98,8 +121,8 @@ def register(app) -> None:
     nav = [("dashboard.index", "Dashboard", "speedometer2", False),
            ("vms.index", "VMs", "pc-display", False),
            ("images.index", "Images", "hdd", True),
-           ("vmtemplates.index", "Templates", "boxes", True),
-           ("servers.index", "Hosts", "hdd-rack", True),
+           ("templates.index", "Templates", "boxes", True),
+           ("hosts.index", "Hosts", "hdd-rack", True),
            ("users.index", "Users", "people", True),
            ("settings.index", "Settings", "gear", True),
            ("audit.index", "Audit", "journal-text", True)]

@@ -97,9 +97,9 @@ class Setting(db.Model):
     value = db.Column(db.Text, nullable=False)
 
 
-class Server(db.Model):
+class Host(db.Model):
     """A hypervisor host, reached through one libvirt URI."""
-    __tablename__ = "servers"
+    __tablename__ = "hosts"
 
     id = db.Column(db.Integer, primary_key=True)
     name = db.Column(db.String(64), unique=True, nullable=False)
@@ -116,7 +116,7 @@ class Server(db.Model):
     offline_since = db.Column(db.DateTime)
     last_error = db.Column(db.String(500))
 
-    vms = db.relationship("VM", back_populates="server", lazy="dynamic")
+    vms = db.relationship("VM", back_populates="host", lazy="dynamic")
 
     @property
     def is_demo(self) -> bool:
@@ -124,7 +124,7 @@ class Server(db.Model):
         return self.uri.startswith("test:")
 
     def __repr__(self) -> str:
-        return f"<Server {self.name}>"
+        return f"<Host {self.name}>"
 
 
 class Image(db.Model):
@@ -142,9 +142,9 @@ class Image(db.Model):
                                 cascade="all, delete-orphan")
     templates = db.relationship("Template", back_populates="image", lazy="dynamic")
 
-    def present_on(self, server_id: int) -> bool | None:
+    def present_on(self, host_id: int) -> bool | None:
         for loc in self.locations:
-            if loc.server_id == server_id:
+            if loc.host_id == host_id:
                 return loc.present
         return None
 
@@ -155,13 +155,13 @@ class ImageLocation(db.Model):
 
     image_id = db.Column(db.Integer, db.ForeignKey("images.id", ondelete="CASCADE"),
                          primary_key=True)
-    server_id = db.Column(db.Integer, db.ForeignKey("servers.id", ondelete="CASCADE"),
+    host_id = db.Column(db.Integer, db.ForeignKey("hosts.id", ondelete="CASCADE"),
                           primary_key=True)
     present = db.Column(db.Boolean, nullable=False)
     checked_at = db.Column(db.DateTime, nullable=False, default=utcnow)
 
     image = db.relationship("Image", back_populates="locations")
-    server = db.relationship("Server")
+    host = db.relationship("Host")
 
 
 class Template(db.Model):
@@ -184,7 +184,7 @@ class VM(db.Model):
     __tablename__ = "vms"
     __table_args__ = (
         UniqueConstraint("owner_id", "name", name="uq_vms_owner_name"),
-        UniqueConstraint("server_id", "domain_name", name="uq_vms_server_domain"),
+        UniqueConstraint("host_id", "domain_name", name="uq_vms_host_domain"),
     )
 
     # Lifecycle of the record (libvirt's state of the domain is read live, not stored).
@@ -193,7 +193,7 @@ class VM(db.Model):
     id = db.Column(db.Integer, primary_key=True)
     name = db.Column(db.String(64), nullable=False)
     owner_id = db.Column(db.Integer, db.ForeignKey("users.id"), nullable=False, index=True)
-    server_id = db.Column(db.Integer, db.ForeignKey("servers.id"), nullable=False, index=True)
+    host_id = db.Column(db.Integer, db.ForeignKey("hosts.id"), nullable=False, index=True)
     template_id = db.Column(db.Integer, db.ForeignKey("templates.id"), nullable=False)
     image_id = db.Column(db.Integer, db.ForeignKey("images.id"), nullable=False)
     domain_name = db.Column(db.String(64), nullable=False)
@@ -211,7 +211,7 @@ class VM(db.Model):
     started_at = db.Column(db.DateTime)  # when LouCloud last started it (for uptime)
 
     owner = db.relationship("User", back_populates="vms")
-    server = db.relationship("Server", back_populates="vms")
+    host = db.relationship("Host", back_populates="vms")
     template = db.relationship("Template", back_populates="vms")
     image = db.relationship("Image")
 
@@ -259,7 +259,7 @@ class Leftover(db.Model):
     VOLUME, DOMAIN = "volume", "domain"
 
     id = db.Column(db.Integer, primary_key=True)
-    server_id = db.Column(db.Integer, db.ForeignKey("servers.id", ondelete="CASCADE"),
+    host_id = db.Column(db.Integer, db.ForeignKey("hosts.id", ondelete="CASCADE"),
                           nullable=False, index=True)
     kind = db.Column(db.String(16), nullable=False)
     pool = db.Column(db.String(64), nullable=False, default="")
@@ -267,16 +267,16 @@ class Leftover(db.Model):
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
     last_error = db.Column(db.String(500), nullable=False, default="")
 
-    server = db.relationship("Server")
+    host = db.relationship("Host")
 
 
 class HostSample(db.Model):
     """What the sampler saw of a host at one moment."""
     __tablename__ = "host_samples"
-    __table_args__ = (db.Index("ix_host_samples_server_at", "server_id", "at"),)
+    __table_args__ = (db.Index("ix_host_samples_host_at", "host_id", "at"),)
 
     id = db.Column(db.Integer, primary_key=True)
-    server_id = db.Column(db.Integer, db.ForeignKey("servers.id", ondelete="CASCADE"),
+    host_id = db.Column(db.Integer, db.ForeignKey("hosts.id", ondelete="CASCADE"),
                           nullable=False)
     at = db.Column(db.DateTime, nullable=False, index=True)
     # 0: kept for a short while; 1: also one per 5 minutes; 2: also one per 30 minutes.

@@ -13,7 +13,7 @@ import pytest
 
 from loucloud import create_app
 from loucloud.extensions import db as _db
-from loucloud.services.hostpool import close_pool
+from loucloud.services.hypervisors import close_pool
 from tests.factories import make_user, write_test_node
 from tests.support.browser import browser, live_server, page  # noqa: F401 (fixtures)
 from tests.support.webclient import CSRF_RE, Client  # noqa: F401 (tests import them here)
@@ -36,7 +36,7 @@ def app(tmp_path):
 
 @pytest.fixture(scope="session")
 def mariadb():
-    """A real MariaDB server for the session (skipped, saying why, where none is
+    """A real MariaDB host for the session (skipped, saying why, where none is
     installed; `make test` installs it)."""
     from tests.support import mariadb as support
 
@@ -46,9 +46,9 @@ def mariadb():
     # Not under pytest's tmp dir: that one is private to root, and mariadbd runs as mysql.
     workdir = Path(tempfile.mkdtemp(prefix="loucloud-mariadb-"))
     workdir.chmod(0o755)
-    server = support.MariaDB(workdir).start()
-    yield server
-    server.stop()
+    host = support.MariaDB(workdir).start()
+    yield host
+    host.stop()
     shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -142,17 +142,17 @@ def silent_socket(tmp_path):
     """A unix socket that accepts connections and never says a word, like a frozen
     libvirtd. Returns a qemu+unix URI for it."""
     path = tmp_path / "silent.sock"
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(str(path))
-    server.listen(16)
+    host = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    host.bind(str(path))
+    host.listen(16)
     accepted = []
     stop = threading.Event()
 
     def accept_loop():
-        server.settimeout(0.1)
+        host.settimeout(0.1)
         while not stop.is_set():
             try:
-                conn, _ = server.accept()
+                conn, _ = host.accept()
                 accepted.append(conn)
             except (socket.timeout, OSError):
                 continue
@@ -164,4 +164,4 @@ def silent_socket(tmp_path):
     thread.join()
     for conn in accepted:
         conn.close()
-    server.close()
+    host.close()

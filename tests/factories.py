@@ -5,7 +5,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from loucloud.extensions import db
-from loucloud.models import Server, User
+from loucloud.models import Host, User
 from loucloud.services.passwords import hash_password
 
 DEFAULT_PASSWORD = "correct horse battery"
@@ -21,38 +21,38 @@ def make_user(username: str, password: str = DEFAULT_PASSWORD, *, is_admin: bool
     return _saved(user)
 
 
-def make_server(name: str, uri: str, **fields) -> Server:
-    server = Server(name=name, uri=uri, hostname=fields.pop("hostname", name),
+def make_server(name: str, uri: str, **fields) -> Host:
+    host = Host(name=name, uri=uri, hostname=fields.pop("hostname", name),
                     cpus=fields.pop("cpus", 4), memory_mib=fields.pop("memory_mib", 8192),
                     **fields)
-    return _saved(server)
+    return _saved(host)
 
 
-def make_catalog(*servers: tuple[str, str], image_path: str = "/var/lib/images/base.qcow2",
+def make_catalog(*hosts: tuple[str, str], image_path: str = "/var/lib/images/base.qcow2",
                  vcpus: int = 1, memory_mib: int = 512, disk_gib: int = 2):
     """Hosts (name, uri), an image found on them and a template, through the services.
     Returns the template (detached)."""
-    from loucloud.services import images, vmtemplates
-    from loucloud.services import servers as server_service
+    from loucloud.services import images, templates as template_service
+    from loucloud.services import hosts as host_service
 
-    for name, uri in servers:
-        server_service.add_server(name, uri)
+    for name, uri in hosts:
+        host_service.add_host(name, uri)
     image = images.add_image("base", image_path, "linux")
-    template = vmtemplates.create_template(
-        "small", vmtemplates.Sizes(vcpus, memory_mib, disk_gib), image)
+    template = template_service.create_template(
+        "small", template_service.Sizes(vcpus, memory_mib, disk_gib), image)
     return _saved(template)
 
 
 def make_vm(owner_id: int, name: str, template_id: int, *, start: bool = True,
-            server_id: int | None = None):
+            host_id: int | None = None):
     """A VM made by the real create service."""
     from loucloud.models import Template
-    from loucloud.services import vms
+    from loucloud.services.vms import lifecycle as vms
 
     owner = db.session.get(User, owner_id)
     template = db.session.get(Template, template_id)
-    server = db.session.get(Server, server_id) if server_id else None
-    return _saved(vms.create_vm(owner, name, template, server, start=start))
+    host = db.session.get(Host, host_id) if host_id else None
+    return _saved(vms.create_vm(owner, name, template, host, start=start))
 
 
 def _saved(obj):

@@ -49,18 +49,18 @@ EXPECTED = {
     "images.edit": ("POST", 302, 403, 403, 400),
     "images.recheck": ("POST", 302, 403, 403, 302),
     "images.delete": ("POST", 302, 403, 403, 302),
-    "vmtemplates.index": ("GET", 302, 403, 403, 200),
-    "vmtemplates.create": ("GET", 302, 403, 403, 200),
-    "vmtemplates.edit": ("GET", 302, 403, 403, 200),
-    "vmtemplates.delete": ("POST", 302, 403, 403, 302),
-    "servers.index": ("GET", 302, 403, 403, 200),
-    "servers.status": ("GET", 401, 403, 403, 200),
-    "servers.metrics": ("GET", 401, 403, 403, 200),
-    "servers.create": ("GET", 302, 403, 403, 200),
-    "servers.detail": ("GET", 302, 403, 403, 200),
-    "servers.accepts": ("POST", 302, 403, 403, 302),
-    "servers.refresh": ("POST", 302, 403, 403, 302),
-    "servers.delete": ("POST", 302, 403, 403, 302),
+    "templates.index": ("GET", 302, 403, 403, 200),
+    "templates.create": ("GET", 302, 403, 403, 200),
+    "templates.edit": ("GET", 302, 403, 403, 200),
+    "templates.delete": ("POST", 302, 403, 403, 302),
+    "hosts.index": ("GET", 302, 403, 403, 200),
+    "hosts.status": ("GET", 401, 403, 403, 200),
+    "hosts.metrics": ("GET", 401, 403, 403, 200),
+    "hosts.create": ("GET", 302, 403, 403, 200),
+    "hosts.detail": ("GET", 302, 403, 403, 200),
+    "hosts.accepts": ("POST", 302, 403, 403, 302),
+    "hosts.refresh": ("POST", 302, 403, 403, 302),
+    "hosts.delete": ("POST", 302, 403, 403, 302),
     "settings.index": ("GET", 302, 403, 403, 200),
     "audit.index": ("GET", 302, 403, 403, 200),
 }
@@ -95,7 +95,7 @@ def world(app, test_host):
         owner = make_user("owner")
         template = make_catalog(("h1", test_host))
         vm = make_vm(owner.id, "owned-vm", template.id, start=False)
-    return {"user_id": owner.id, "server_id": vm.server_id, "image_id": template.image_id,
+    return {"user_id": owner.id, "host_id": vm.host_id, "image_id": template.image_id,
             "template_id": template.id, "vm_id": vm.id, "action": "start"}
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 from loucloud.extensions import db
-from loucloud.models import Server, User
+from loucloud.models import Host, User
 from tests.conftest import Client
 
 
@@ -26,7 +26,7 @@ def test_init_creates_the_admin_once_and_prints_the_password_once(app, tmp_path,
     assert "Password:" not in second.output and password not in second.output
     assert _users(app) == {"admin": True}
     with app.app_context():
-        assert [s.uri for s in db.session.execute(db.select(Server)).scalars()] == [test_host]
+        assert [s.uri for s in db.session.execute(db.select(Host)).scalars()] == [test_host]
 
 
 def test_init_uses_the_password_from_the_environment(app, monkeypatch, tmp_path):
@@ -45,12 +45,12 @@ def test_init_falls_back_to_a_labelled_demo_host(app, tmp_path):
     assert result.exit_code == 0, result.output
     assert "SIMULATED" in result.output
     with app.app_context():
-        [server] = db.session.execute(db.select(Server)).scalars().all()
-        assert server.uri == "test:///default" and server.is_demo
+        [host] = db.session.execute(db.select(Host)).scalars().all()
+        assert host.uri == "test:///default" and host.is_demo
     # Running it again keeps the demo host and adds nothing.
     app.test_cli_runner().invoke(args=["init"])
     with app.app_context():
-        assert db.session.execute(db.select(db.func.count(Server.id))).scalar() == 1
+        assert db.session.execute(db.select(db.func.count(Host.id))).scalar() == 1
 
 
 def test_hosts_add_and_list_json(app, test_host, test_host2):

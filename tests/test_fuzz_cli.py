@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from loucloud.extensions import db
 from loucloud.models import User
-from loucloud.services import vms as vm_service
+from loucloud.services.vms import lifecycle as vm_service
 from tests.conftest import BASE_IMAGE
 from tests.factories import make_catalog, make_user, make_vm, write_test_node
 from tests.support.fuzz import (

@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 from werkzeug.routing import AnyConverter, IntegerConverter
 
 from loucloud.extensions import db
-from loucloud.models import VM, LoginAttempt, Server, Setting
+from loucloud.models import VM, LoginAttempt, Host, Setting
 from loucloud.services import settings as settings_service
-from loucloud.services import vms as vm_service
+from loucloud.services.vms import lifecycle as vm_service
 from loucloud.services.settings import SPECS
 from tests.conftest import BASE_IMAGE, PASSWORD, Client
 from tests.factories import make_catalog, make_user, make_vm, write_test_node
@@ -92,7 +92,7 @@ def world(app, test_host, tmp_path) -> World:
         vms = [make_vm(alice.id, "a1", template.id),
                make_vm(alice.id, "a2", template.id, start=False),
                make_vm(bob.id, "b1", template.id)]
-        server_id = db.session.execute(db.select(Server.id)).scalar()
+        host_id = db.session.execute(db.select(Host.id)).scalar()
     (tmp_path / "escape").symlink_to("/etc")                 # a directory outside
     (tmp_path / "image-link.qcow2").symlink_to(BASE_IMAGE)   # a file link to the image
     (tmp_path / "up").symlink_to("..")
@@ -104,7 +104,7 @@ def world(app, test_host, tmp_path) -> World:
     (tmp_path / "node-link.xml").symlink_to(tmp_path / "new0.xml")
     return World(app, test_host,
                  {"admin": admin.id, "alice": alice.id, "bob": bob.id, "carol": carol.id,
-                  "server": server_id, "image": template.image_id, "template": template.id},
+                  "host": host_id, "image": template.image_id, "template": template.id},
                  [vm.id for vm in vms], symlinks, [n[len("test://"):] for n in nodes],
                  str(tmp_path / "dead.sock"), str(tmp_path))
 
@@ -273,7 +273,7 @@ def test_fuzz_settings(app, world):
 
 
 # -- hosts -----------------------------------------------------------------------------
-def test_fuzz_server_create(app, world):
+def test_fuzz_host_create(app, world):
     admin = world.poster("admin")
     accepted = ["test:///default"] + [f"test://{p}" for p in world.node_files] + \
         [f"test://{world.tmp}/node-link.xml"]
@@ -285,7 +285,7 @@ def test_fuzz_server_create(app, world):
               " test:///default ", "test:///default?a=<b>&c='", "test:///default#x",
               "test+tcp://x/default", "qemu+ext:///system?command=/bin/sh", "file:///etc/passwd",
               "TEST:///default", "test:///" + "a" * 300, "test://" + world.host[7:] + "/"]
-    with counted("web POST /servers/new") as count:
+    with counted("web POST /hosts/new") as count:
         @FUZZ
         @given(items=form_data(
                    {"name": name_text(max_len=20), "uri": st.sampled_from(accepted)},
@@ -296,7 +296,7 @@ def test_fuzz_server_create(app, world):
                csrf=csrf_text())
         def run(items, csrf):  # no URI that reaches a real libvirtd or the network
             items = [(k, safe_uri(world.tmp)(v) if k == "uri" else v) for k, v in items]
-            submit(world, admin, "/servers/new", items, count, csrf=csrf)
+            submit(world, admin, "/hosts/new", items, count, csrf=csrf)
 
         run()
 
@@ -377,10 +377,10 @@ def test_fuzz_vm_create(app, world):
         @FUZZ
         @given(who=st.sampled_from(sorted(posters)),
                items=form_data({"name": VM_NAME, "template_id": st.just(str(world.ids["template"])),
-                                "server_id": st.sampled_from(["0", str(world.ids["server"])]),
+                                "host_id": st.sampled_from(["0", str(world.ids["host"])]),
                                 "start": st.sampled_from(["y", "on", "1", "false", ""])},
                                hostile={"template_id": number_text(0, 5),
-                                        "server_id": number_text(0, 5),
+                                        "host_id": number_text(0, 5),
                                         "name": st.one_of(st.sampled_from(
                                             ["a b", "../etc", "a</name><devices>", "x" * 65,
                                              "é", "a1", " a1 ", "a1\n"]), nasty_text())}),
@@ -468,7 +468,7 @@ def test_fuzz_every_route(app, world):
                               if (m["conv"] or "").startswith("path")
                               else _path_segment(values[m["name"]]), rule.rule)
         query = draw(st.lists(st.tuples(st.sampled_from(["q", "page", "next", "owner", "state",
-                                                         "server", "role", "status", "ids",
+                                                         "host", "role", "status", "ids",
                                                          "range", "x"]),
                                         nasty_text()), max_size=3))
         if query:
@@ -532,8 +532,8 @@ def test_fuzz_vm_list_filters(app, world):
     ids = st.one_of(_id_text(world), st.just(""))
     fields = {"q": st.one_of(st.sampled_from(["a", "%", "_", "a1", "'", "\\"]), nasty_text()),
               "state": st.one_of(st.sampled_from(STATES), nasty_text()),
-              "owner": ids, "server": ids, "page": PAGES}
-    with counted("web GET /?q&state&owner&server&page") as count:
+              "owner": ids, "host": ids, "page": PAGES}
+    with counted("web GET /?q&state&owner&host&page") as count:
         @FUZZ
         @given(who=st.sampled_from(sorted(posters)), params=_params(fields))
         def run(who, params):
@@ -561,7 +561,7 @@ def test_fuzz_user_list_filters(app, world):
 HUGE_IDS = st.integers(min_value=INT64_MAX + 1, max_value=10 ** 40).map(str)
 ID_URLS = [("GET", "/vms/{}"), ("GET", "/vms/{}.json"), ("POST", "/vms/{}/start"),
            ("POST", "/vms/{}/console"), ("POST", "/vms/{}/delete"), ("GET", "/users/{}"),
-           ("POST", "/users/{}/disable"), ("GET", "/images/{}"), ("GET", "/servers/{}"),
+           ("POST", "/users/{}/disable"), ("GET", "/images/{}"), ("GET", "/hosts/{}"),
            ("GET", "/templates/{}/edit")]
 
 
@@ -685,8 +685,8 @@ def test_refused_host_uri_shows_no_file_content(app, world, tmp_path):
     secret = tmp_path / "secret.txt"
     secret.write_text("SECRET-LINE-42 not for anybody\n")
     (tmp_path / "secret-link").symlink_to(secret)
-    with counted("web POST /servers/new test:///<a file>") as count:
+    with counted("web POST /hosts/new test:///<a file>") as count:
         for uri in [f"test://{secret}", f"test://{tmp_path}/secret-link"]:
-            _, body, refused = submit(world, admin, "/servers/new",
+            _, body, refused = submit(world, admin, "/hosts/new",
                                       [("name", "x1"), ("uri", uri)], count)
             assert refused and "SECRET-LINE-42" not in body, f"{uri}: the file's line is shown"

@@ -7,10 +7,11 @@ import re
 import pytest
 
 from loucloud.extensions import db
-from loucloud.models import Image, Server, Template
-from loucloud.services import vmtemplates
-from loucloud.services.hostpool import pool
-from loucloud.services.images import ImageError, check_path
+from loucloud.models import Image, Host, Template
+from loucloud.services import templates as template_service
+from loucloud.services.hypervisors import pool
+from loucloud.services import FieldError
+from loucloud.services.images import check_path
 from loucloud.virt import xml
 from tests.conftest import BASE_IMAGE
 from tests.factories import make_server, make_vm, write_test_node
@@ -41,7 +42,7 @@ def _on_host(app, uri, fn, *args):
 
 
 def _add_host(client, name, uri):
-    assert client.post("/servers/new", {"name": name, "uri": uri}).status_code == 302
+    assert client.post("/hosts/new", {"name": name, "uri": uri}).status_code == 302
 
 
 def _add_image(client, path=BASE_IMAGE, name="base", os_type="linux"):
@@ -167,7 +168,7 @@ def test_the_path_check_itself():
     assert check_path("  /var/lib/images/base.qcow2 ") == BASE_IMAGE
     for bad in ("/var/lib/images/../images/base.qcow2", "/a/b/", "rel/x", "/a\tb",
                 "/" + "a" * 1024):
-        with pytest.raises(ImageError):
+        with pytest.raises(FieldError):
             check_path(bad)
 
 
@@ -208,7 +209,7 @@ def test_a_file_neither_qcow2_nor_raw_is_refused(app, as_admin, test_host):
 def test_offline_host_does_not_stop_the_add(app, as_admin, test_host, tmp_path):
     _add_host(as_admin, "h1", test_host)
     with app.app_context():
-        db.session.add(Server(name="ghost", hostname="ghost",
+        db.session.add(Host(name="ghost", hostname="ghost",
                               uri=f"qemu+unix:///system?socket={tmp_path / 'none.sock'}"))
         db.session.commit()
     response = _add_image(as_admin)
@@ -281,7 +282,7 @@ def test_delete_refused_while_a_template_uses_it(app, as_admin, test_host):
     _add_image(as_admin)
     [image] = _images(app)
     with app.app_context():
-        vmtemplates.create_template("small", vmtemplates.Sizes(1, 512, 2),
+        template_service.create_template("small", template_service.Sizes(1, 512, 2),
                                     db.session.get(Image, image.id))
     response = as_admin.post(f"/images/{image.id}/delete", follow_redirects=True)
     assert "Templates use base: small. Delete or change them first." in \
@@ -314,13 +315,13 @@ def test_delete_refused_while_a_vm_uses_it(app, as_admin, user, test_host):
     _add_image(as_admin, "/var/lib/images/base.raw", "raw")
     base, raw = _images(app)
     with app.app_context():
-        template = vmtemplates.create_template("small", vmtemplates.Sizes(1, 512, 2),
+        template = template_service.create_template("small", template_service.Sizes(1, 512, 2),
                                                db.session.get(Image, base.id))
         template_id = template.id
         make_vm(user.id, "vm1", template_id, start=False)
         # The template moves to another image; vm1 still stands on base.
-        vmtemplates.update_template(db.session.get(Template, template_id), "small",
-                                    vmtemplates.Sizes(1, 512, 2),
+        template_service.update_template(db.session.get(Template, template_id), "small",
+                                    template_service.Sizes(1, 512, 2),
                                     db.session.get(Image, raw.id))
     response = as_admin.post(f"/images/{base.id}/delete", follow_redirects=True)
     assert response.status_code == 200
@@ -331,7 +332,7 @@ def test_delete_refused_while_a_vm_uses_it(app, as_admin, user, test_host):
 
 def test_all_hosts_offline_is_a_form_error(app, as_admin, tmp_path):
     with app.app_context():
-        db.session.add(Server(name="ghost", hostname="ghost",
+        db.session.add(Host(name="ghost", hostname="ghost",
                               uri=f"qemu+unix:///system?socket={tmp_path / 'none.sock'}"))
         db.session.commit()
     response = _add_image(as_admin)

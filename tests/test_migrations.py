@@ -30,7 +30,7 @@ def test_upgrade_matches_models_and_downgrades(tmp_path):
     assert up.returncode == 0, up.stderr
     check = _manage(tmp_path, "db", "check")
     assert check.returncode == 0, check.stdout + check.stderr
-    assert {"users", "servers", "settings", "vms", "images", "templates"} <= _tables(tmp_path)
+    assert {"users", "hosts", "settings", "vms", "images", "templates"} <= _tables(tmp_path)
     down = _manage(tmp_path, "db", "downgrade", "base")
     assert down.returncode == 0, down.stderr
     assert _tables(tmp_path) <= {"alembic_version"}

@@ -7,10 +7,10 @@ from datetime import timedelta
 import pytest
 
 from loucloud.extensions import db
-from loucloud.models import VM, HostSample, Server, VMSample, utcnow
-from loucloud.services import sampler as sampler_service
+from loucloud.models import VM, HostSample, Host, VMSample, utcnow
+from loucloud.services.monitoring import sampler as sampler_service
 from loucloud.services import settings as settings_service
-from loucloud.services.hostpool import pool
+from loucloud.services.hypervisors import pool
 from tests.conftest import Client
 from tests.factories import make_catalog, make_vm
 
@@ -29,11 +29,11 @@ def count(app, model) -> int:
 
 def test_a_cycle_samples_every_host_and_running_vm(app, running, test_host, tmp_path):
     with app.app_context():
-        db.session.add(Server(name="dead", uri=f"qemu+unix:///system?socket={tmp_path}/x"))
+        db.session.add(Host(name="dead", uri=f"qemu+unix:///system?socket={tmp_path}/x"))
         db.session.commit()
         report = sampler_service.Sampler().cycle()
         online = sorted(s.online for s in db.session.execute(db.select(HostSample)).scalars())
-        dead = db.session.execute(db.select(Server).filter_by(name="dead")).scalar_one()
+        dead = db.session.execute(db.select(Host).filter_by(name="dead")).scalar_one()
         assert dead.offline_since is not None  # marked offline by the sampler
     assert (report.hosts, report.hosts_offline, report.vm_samples) == (2, 1, 1)
     assert online == [False, True]
@@ -106,7 +106,7 @@ def test_chart_json_and_ownership(app, as_user, running, other_user):
     bob = Client(app)
     bob.login("bob")
     assert bob.get(f"/vms/{running.id}/metrics.json").status_code == 404
-    assert bob.get(f"/servers/{running.server_id}/metrics.json").status_code == 403
+    assert bob.get(f"/hosts/{running.host_id}/metrics.json").status_code == 403
 
 
 def test_states_json_lists_only_what_the_user_may_see(app, as_user, running, other_user):

@@ -14,7 +14,7 @@ def test_404_page_has_no_traceback(as_user):
 
 
 def test_json_errors_for_api_calls(anon):
-    response = anon.get("/servers/status.json")
+    response = anon.get("/hosts/status.json")
     assert response.status_code == 401
     assert response.get_json() == {"error": "Log in first.", "status": 401}
 
@@ -31,7 +31,7 @@ def test_security_headers(anon):
 
 
 def test_no_inline_scripts_or_styles(as_admin, admin):
-    for url in ("/servers/", "/users/", f"/users/{admin.id}", "/settings/", "/profile"):
+    for url in ("/hosts/", "/users/", f"/users/{admin.id}", "/settings/", "/profile"):
         page = as_admin.get(url).get_data(as_text=True)
         assert "<script>" not in page and " style=" not in page, url
         assert "onclick=" not in page, url
@@ -40,7 +40,7 @@ def test_no_inline_scripts_or_styles(as_admin, admin):
 def test_navigation_fits_the_role(as_admin, as_user):
     admin_page = as_admin.get("/profile").get_data(as_text=True)
     user_page = as_user.get("/profile").get_data(as_text=True)
-    for link in ('href="/users/"', 'href="/servers/"', 'href="/settings/"'):
+    for link in ('href="/users/"', 'href="/hosts/"', 'href="/settings/"'):
         assert link in admin_page
         assert link not in user_page
 

@@ -6,10 +6,10 @@ import re
 from datetime import timedelta
 
 from loucloud.extensions import db
-from loucloud.models import VM, Leftover, Server, utcnow
+from loucloud.models import VM, Leftover, Host, utcnow
 from loucloud.services import leftovers
 from loucloud.services import settings as settings_service
-from loucloud.services.hostpool import pool
+from loucloud.services.hypervisors import pool
 from tests.factories import make_catalog, make_vm
 
 
@@ -44,8 +44,8 @@ def test_an_interrupted_create_becomes_an_error_the_user_can_delete(app, as_user
                                                                    test_host):
     with app.app_context():
         template = make_catalog(("h1", test_host))
-        server = db.session.execute(db.select(Server)).scalar_one()
-        db.session.add(VM(name="half", owner_id=user.id, server_id=server.id,
+        host = db.session.execute(db.select(Host)).scalar_one()
+        db.session.add(VM(name="half", owner_id=user.id, host_id=host.id,
                           template_id=template.id, image_id=template.image_id,
                           domain_name="lc-half", uuid="22222222-2222-2222-2222-222222222222",
                           vcpus=1, memory_mib=512, disk_gib=2, volume_name="lc-half.qcow2",
@@ -62,7 +62,7 @@ def test_an_interrupted_create_becomes_an_error_the_user_can_delete(app, as_user
 def test_leftovers_are_removed_when_the_host_answers(app, as_admin, test_host):
     with app.app_context():
         make_catalog(("h1", test_host))
-        server = db.session.execute(db.select(Server)).scalar_one()
+        host = db.session.execute(db.select(Host)).scalar_one()
         # What a create left when its host died: a volume in the pool, a defined domain.
         def leave(conn):
             p = conn.storagePoolLookupByName("images")
@@ -72,10 +72,10 @@ def test_leftovers_are_removed_when_the_host_answers(app, as_admin, test_host):
                                   "<memory>1024</memory><os><type>hvm</type></os></domain>"
                                   ).UUIDString()
         uuid = pool().call(test_host, leave, timeout=5)
-        leftovers.remember(server, Leftover.DOMAIN, uuid, "", "host died")
-        leftovers.remember(server, Leftover.VOLUME, "orphan.qcow2", "images", "host died")
-        server_id = server.id
-    page = as_admin.get(f"/servers/{server_id}").get_data(as_text=True)
+        leftovers.remember(host, Leftover.DOMAIN, uuid, "", "host died")
+        leftovers.remember(host, Leftover.VOLUME, "orphan.qcow2", "images", "host died")
+        host_id = host.id
+    page = as_admin.get(f"/hosts/{host_id}").get_data(as_text=True)
     # The page asked the host, the host answered: both are gone already.
     with app.app_context():
         assert leftovers.pending() == []

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from loucloud.services import FieldError
 from loucloud.services import settings as settings_service
 from loucloud.services.settings import SPECS
 
@@ -53,7 +54,7 @@ def test_bad_values_are_refused_and_nothing_is_saved(app, as_admin, key, value, 
 
 
 def test_service_validation(ctx):
-    with pytest.raises(settings_service.SettingsError) as info:
+    with pytest.raises(FieldError) as info:
         settings_service.update_settings({"vnc_listen": "0.0.0.0", "nope": 1,
                                           "default_max_vms": True})
     assert set(info.value.errors) == {"vnc_listen", "nope", "default_max_vms"}

@@ -8,7 +8,7 @@ import pytest
 
 from loucloud.extensions import db
 from loucloud.models import VM, Template
-from loucloud.services import images, servers
+from loucloud.services import images, hosts
 from tests.conftest import BASE_IMAGE
 from tests.factories import make_vm
 
@@ -16,7 +16,7 @@ from tests.factories import make_vm
 def _catalog(app, uri) -> dict[str, int]:
     """A host and its two images (base: qcow2, 1 GiB; raw: 2 GiB). Returns image ids."""
     with app.app_context():
-        servers.add_server("h1", uri)
+        hosts.add_host("h1", uri)
         return {"base": images.add_image("base", BASE_IMAGE, "linux").id,
                 "raw": images.add_image("raw", "/var/lib/images/base.raw", "linux").id}
 
@@ -130,7 +130,7 @@ def test_bad_name_is_refused(app, as_admin, test_host):
 
 def test_new_template_page_sends_to_add_image_when_there_is_none(app, as_admin, test_host):
     with app.app_context():
-        servers.add_server("h1", test_host)
+        hosts.add_host("h1", test_host)
     response = as_admin.get("/templates/new")
     assert response.status_code == 302
     assert response.headers["Location"].endswith("/images/new")

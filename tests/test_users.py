@@ -120,10 +120,10 @@ def test_admin_cannot_be_disabled_or_deleted(app, as_admin, admin, action, messa
 
 def _give_vm(app, user):
     with app.app_context():
-        server = make_server("h1", "test:///default")
+        host = make_server("h1", "test:///default")
         image = Image(name="img", path="/img.qcow2", format="qcow2", virtual_size=1 << 30)
         template = Template(name="small", vcpus=1, memory_mib=512, disk_gib=2, image=image)
-        vm = VM(name="vm1", owner_id=user.id, server_id=server.id, template=template,
+        vm = VM(name="vm1", owner_id=user.id, host_id=host.id, template=template,
                 image=image, domain_name="lc-test", uuid="00000000-0000-0000-0000-000000000001",
                 vcpus=1, memory_mib=512, disk_gib=2, status=VM.READY)
         db.session.add_all([image, template, vm])

@@ -9,10 +9,10 @@ import threading
 import pytest
 
 from loucloud.extensions import db
-from loucloud.models import VM, Server, Template, User
+from loucloud.models import VM, Host, Template, User
 from loucloud.services import settings as settings_service
-from loucloud.services import vms as vm_service
-from loucloud.services.hostpool import pool
+from loucloud.services.vms import lifecycle as vm_service
+from loucloud.services.hypervisors import pool
 from loucloud.virt import xml
 from tests.conftest import Client
 from tests.factories import make_catalog, make_user, make_vm
@@ -62,7 +62,7 @@ def vms(app) -> list[VM]:
 
 
 def create(client, name, template_id, **extra):
-    data = {"name": name, "template_id": template_id, "server_id": 0, "start": "y"}
+    data = {"name": name, "template_id": template_id, "host_id": 0, "start": "y"}
     data.update(extra)
     if extra.get("start") is False:
         del data["start"]
@@ -103,10 +103,10 @@ def test_domain_xml_is_what_the_spec_says(app, as_user, catalog, test_host):
 
 def test_windows_images_get_a_localtime_clock(app, as_admin, test_host):
     with app.app_context():
-        from loucloud.services import images, servers, vmtemplates
-        servers.add_server("h1", test_host)
+        from loucloud.services import images, hosts, templates as template_service
+        hosts.add_host("h1", test_host)
         image = images.add_image("win", "/var/lib/images/base.raw", "windows")
-        template = vmtemplates.create_template("w", vmtemplates.Sizes(1, 512, 2), image)
+        template = template_service.create_template("w", template_service.Sizes(1, 512, 2), image)
         admin_id = db.session.execute(db.select(User.id).filter_by(username="admin")).scalar()
         vm = make_vm(admin_id, "win-1", template.id)
     desc = xml.parse_domain(host_call(
@@ -173,7 +173,7 @@ def test_quota_is_enforced(app, catalog, test_host, quota, message):
 
 @pytest.fixture(params=["sqlite", "mariadb"])
 def any_app(request):
-    """The app on SQLite, then on a real MariaDB server."""
+    """The app on SQLite, then on a real MariaDB host."""
     return request.getfixturevalue("app" if request.param == "sqlite" else "mysql_app")
 
 
@@ -216,21 +216,21 @@ def test_placement_prefers_free_memory_and_respects_the_switch(app, test_host, t
         template = make_catalog(("h1", test_host), ("h2", test_host2))
         owner = make_user("carol")
         first = make_vm(owner.id, "a", template.id)
-        h2 = db.session.execute(db.select(Server).filter_by(name="h2")).scalar()
-        assert first.server_id == h2.id  # 16 GiB free against 8 GiB
+        h2 = db.session.execute(db.select(Host).filter_by(name="h2")).scalar()
+        assert first.host_id == h2.id  # 16 GiB free against 8 GiB
         h2.accepts_vms = False
         db.session.commit()
         second = make_vm(owner.id, "b", template.id)
-        assert second.server_id != h2.id
+        assert second.host_id != h2.id
         # The administrator may still choose it.
-        third = make_vm(owner.id, "c", template.id, server_id=h2.id)
-        assert third.server_id == h2.id
+        third = make_vm(owner.id, "c", template.id, host_id=h2.id)
+        assert third.host_id == h2.id
 
 
 def test_no_host_with_the_image(app, as_user, catalog):
     with app.app_context():
-        for server in db.session.execute(db.select(Server)).scalars():
-            server.accepts_vms = False
+        for host in db.session.execute(db.select(Host)).scalars():
+            host.accepts_vms = False
         db.session.commit()
     response = create(as_user, "nowhere", catalog.id)
     assert response.status_code == 503
@@ -343,10 +343,10 @@ def test_missing_domain_and_offline_host_are_shown(app, as_user, catalog, test_h
     host_call(app, test_host, lambda c: (c.lookupByUUIDString(vm.uuid).destroy(),
                                          c.lookupByUUIDString(vm.uuid).undefine()))
     with app.app_context():
-        dead = Server(name="dead", uri=f"qemu+unix:///system?socket={tmp_path / 'x.sock'}")
+        dead = Host(name="dead", uri=f"qemu+unix:///system?socket={tmp_path / 'x.sock'}")
         db.session.add(dead)
         db.session.flush()
-        ghost = VM(name="ghost", owner_id=vm.owner_id, server_id=dead.id,
+        ghost = VM(name="ghost", owner_id=vm.owner_id, host_id=dead.id,
                    template_id=catalog.id, image_id=catalog.image_id, domain_name="lc-ghost",
                    uuid="11111111-2222-3333-4444-555555555555", vcpus=1, memory_mib=1,
                    disk_gib=1, status=VM.READY)
@@ -399,8 +399,8 @@ def test_delete_on_an_offline_host_keeps_the_vm_with_the_reason(app, as_user, ca
     create(as_user, "stranded", catalog.id)
     [vm] = vms(app)
     with app.app_context():
-        server = db.session.get(Server, vm.server_id)
-        server.uri = f"qemu+unix:///system?socket={tmp_path / 'gone.sock'}"
+        host = db.session.get(Host, vm.host_id)
+        host.uri = f"qemu+unix:///system?socket={tmp_path / 'gone.sock'}"
         db.session.commit()
     response = as_user.post(f"/vms/{vm.id}/delete", headers={"Accept": "application/json"})
     assert response.status_code == 503
@@ -423,8 +423,8 @@ def test_refused_actions_leave_the_error_of_a_vm_as_it_was(app, as_user, catalog
     [kept] = vms(app)
     assert (kept.status, kept.last_error) == (VM.ERROR, "Delete did not finish: host gone")
     with app.app_context():
-        server = db.session.get(Server, vm.server_id)
-        server.uri = f"qemu+unix:///system?socket={tmp_path / 'gone.sock'}"
+        host = db.session.get(Host, vm.host_id)
+        host.uri = f"qemu+unix:///system?socket={tmp_path / 'gone.sock'}"
         db.session.commit()
     assert act(as_user, vm.id, "poweroff", json_=True).status_code == 503
     [kept] = vms(app)

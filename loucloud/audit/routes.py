@@ -2,7 +2,7 @@ from flask import render_template, request
 from wtforms import Form, SelectChoice, SelectField, StringField
 from wtforms.validators import Length, Optional
 
-from ..helpers import paginate
+from ..helpers import page_arg
 from ..security import admin_required
 from ..services import audit as audit_service
 from . import bp
@@ -24,5 +24,5 @@ def index():
     form = AuditFilter(request.args)
     values = {k: (form[k].data or "").strip() for k in ("username", "action", "result", "q")} \
         if form.validate() else {}
-    page = paginate(audit_service.search(**values), PER_PAGE)
+    page = audit_service.search(**values, page=page_arg(PER_PAGE), per_page=PER_PAGE)
     return render_template("audit/index.html", page=page, form=form)

@@ -1,7 +1,7 @@
 from flask import render_template
 from flask_login import current_user, login_required
 
-from ..services import dashboard as dashboard_service
+from ..services.monitoring import dashboard as dashboard_service
 from . import bp
 
 

@@ -10,6 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..extensions import db
 from ..models import AuditEvent
+from . import paginate
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +33,9 @@ def record(action: str, result: str, *, target: str = "", message: str = "",
                   exc.__class__.__name__)
 
 
-def search(*, username: str = "", action: str = "", result: str = "", q: str = ""):
-    """A query over events, newest first, filtered as the audit page asks."""
+def search(*, username: str = "", action: str = "", result: str = "", q: str = "",
+           page: int = 1, per_page: int = 100):
+    """A page of events, newest first, filtered as the audit page asks."""
     stmt = db.select(AuditEvent).order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
     if username:
         stmt = stmt.where(AuditEvent.username == username)
@@ -45,4 +47,4 @@ def search(*, username: str = "", action: str = "", result: str = "", q: str = "
         like = f"%{q}%"
         stmt = stmt.where(db.or_(AuditEvent.target.ilike(like), AuditEvent.message.ilike(like),
                                  AuditEvent.address.ilike(like)))
-    return stmt
+    return paginate(stmt, page, per_page)

@@ -1,6 +1,6 @@
 """Console tokens: one-time, short-lived, bound to one user and one VM.
 
-The browser gets the token once (in the URL fragment, which no server logs); the
+The browser gets the token once (in the URL fragment, which no host logs); the
 database keeps its SHA-256 only. The console proxy consumes it: after checking the
 browser's Origin and that the request comes from the same user's session, an atomic
 UPDATE marks it used, and the VM's VNC address is read from libvirt at that moment."""
@@ -14,9 +14,10 @@ from datetime import timedelta
 
 from ..extensions import db
 from ..models import VM, ConsoleToken, User, utcnow
-from ..virt import HostUnavailable, InvalidState, VirtError, domains
+from ..virt import HostUnavailable, InvalidState, VirtError
 from . import Conflict, ServiceError, Unavailable
-from .hostpool import pool, query_timeout
+from .access import may_use_vm
+from .hypervisors import hypervisor
 from .settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -38,11 +39,11 @@ def issue_token(user: User, vm: VM) -> str:
     """A new console token for ``user`` on ``vm``. Refused when the VM is not running
     (there is no screen) or its host does not answer."""
     try:
-        pool().call(vm.server.uri, domains.vnc_address, vm.uuid, timeout=query_timeout())
+        hypervisor(vm.host).vnc_address(vm.uuid)
     except InvalidState as exc:
         raise Conflict(f"{vm.name} has no screen to show: {exc} Start it first.") from None
     except HostUnavailable as exc:
-        raise Unavailable(f"{vm.server.name} does not answer: {exc}") from None
+        raise Unavailable(f"{vm.host.name} does not answer: {exc}") from None
     except VirtError as exc:
         raise Conflict(f"No console for {vm.name}: {exc}") from None
     token = secrets.token_urlsafe(32)
@@ -86,12 +87,10 @@ def consume(token: str, session_user_id: int | None) -> tuple[str, int]:
     if taken != 1:
         raise ConsoleRefused("token already used")
     user, vm = db.session.get(User, row.user_id), db.session.get(VM, row.vm_id)
-    if user is None or vm is None or not user.active or \
-            not (user.is_admin or vm.owner_id == user.id):
+    if not may_use_vm(user, vm):
         raise ConsoleRefused("no access to this VM any more")
     try:
-        return pool().call(vm.server.uri, domains.vnc_address, vm.uuid,
-                           timeout=query_timeout())
+        return hypervisor(vm.host).vnc_address(vm.uuid)
     except VirtError as exc:
         raise ConsoleRefused(f"VM {vm.id}: {exc}") from None
 

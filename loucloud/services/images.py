@@ -7,10 +7,11 @@ import posixpath
 import re
 
 from ..extensions import db
-from ..models import VM, Image, ImageLocation, Server, Template, utcnow
-from ..virt import HostUnavailable, VirtError, storage
-from . import Conflict, FieldError
-from .hostpool import action_timeout, pool
+from ..models import INT64_MAX, VM, Image, ImageLocation, Host, Template, utcnow
+from ..virt import HostUnavailable, VirtError
+from ..virt.driver import ImageInfo, ImageProblem, on_each
+from . import Conflict, FieldError, NotFound, transaction
+from .hypervisors import hypervisor
 
 log = logging.getLogger(__name__)
 
@@ -18,82 +19,78 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.()+-]{0,63}$")
 OS_TYPES = ("linux", "windows")
 
 
-class ImageError(FieldError):
-    """Refused: bad input or a clash; ``field`` names the form field."""
-
-
 def check_path(path: str) -> str:
     """An absolute, normalised file path: no '..', no '//', no trailing '/'."""
     path = (path or "").strip()
     if not path.startswith("/") or len(path) > 1024:
-        raise ImageError("Enter the absolute path of the image file on the hosts, such as "
+        raise FieldError("Enter the absolute path of the image file on the hosts, such as "
                          "/var/lib/libvirt/images/debian-12.qcow2.", "path")
     if any(ord(c) < 32 or ord(c) == 127 for c in path):
-        raise ImageError("The path contains control characters.", "path")
+        raise FieldError("The path contains control characters.", "path")
     # normpath keeps a leading '//' (POSIX allows it a meaning): refuse it explicitly.
     if posixpath.normpath(path) != path or path.startswith("//") or path.endswith("/") \
             or path == "/":
-        raise ImageError("Write the path without '..', '.', '//' or a final '/'.", "path")
+        raise FieldError("Write the path without '..', '.', '//' or a final '/'.", "path")
     return path
 
 
-def _inspect_everywhere(path: str) -> tuple[dict[int, storage.ImageInfo | None],
-                                            list[str], list[Server]]:
-    """Inspect the file on every host at once. Returns (result by server id for hosts
-    that answered, names of hosts that did not, all servers)."""
-    servers = db.session.execute(db.select(Server).order_by(Server.name)).scalars().all()
-    results = pool().call_many([s.uri for s in servers], storage.inspect_image, path,
-                               timeout=action_timeout())
-    found: dict[int, storage.ImageInfo | None] = {}
+def _inspect_everywhere(path: str) -> tuple[dict[int, ImageInfo | None],
+                                            list[str], list[Host]]:
+    """Inspect the file on every host at once. Returns (result by host id for hosts
+    that answered, names of hosts that did not, all hosts)."""
+    hosts = db.session.execute(db.select(Host).order_by(Host.name)).scalars().all()
+    results = on_each([hypervisor(s) for s in hosts], lambda h: h.inspect_image(path))
+    found: dict[int, ImageInfo | None] = {}
     unreachable: list[str] = []
-    for server in servers:
-        result = results[server.uri]
-        if isinstance(result, storage.ImageProblem):
-            raise ImageError(f"On {server.name}: {result}", "path")
+    for host in hosts:
+        result = results[host.uri]
+        if isinstance(result, ImageProblem):
+            raise FieldError(f"On {host.name}: {result}", "path")
         if isinstance(result, VirtError):
-            log.warning("image %s not checked on %s: %s", path, server.name, result)
+            log.warning("image %s not checked on %s: %s", path, host.name, result)
             why = "offline" if isinstance(result, HostUnavailable) else str(result)
-            unreachable.append(f"{server.name} ({why})")
+            unreachable.append(f"{host.name} ({why})")
             continue
-        found[server.id] = result
-    return found, unreachable, servers
+        found[host.id] = result
+    return found, unreachable, hosts
 
 
-def _locations(image: Image, found: dict[int, storage.ImageInfo | None]) -> None:
+def _locations(image: Image, found: dict[int, ImageInfo | None]) -> None:
     """Record presence per answering host; a file that differs (format or size) from
     the image's is not counted as the image."""
-    by_server = {loc.server_id: loc for loc in image.locations}
+    by_host = {loc.host_id: loc for loc in image.locations}
     now = utcnow()
-    for server_id, info in found.items():
+    for host_id, info in found.items():
         present = info is not None and info.format == image.format and \
             info.virtual_size == image.virtual_size
-        loc = by_server.get(server_id)
+        loc = by_host.get(host_id)
         if loc is None:
-            image.locations.append(ImageLocation(server_id=server_id, present=present,
+            image.locations.append(ImageLocation(host_id=host_id, present=present,
                                                  checked_at=now))
         else:
             loc.present, loc.checked_at = present, now
 
 
+@transaction
 def add_image(name: str, path: str, os_type: str) -> Image:
     """Record an image after finding it on the hosts. Refused when the file is on no
     host, is a directory, has a backing file or is neither qcow2 nor raw."""
     name = (name or "").strip()
     if not NAME_RE.match(name):
-        raise ImageError("Use 1 to 64 letters, digits, spaces or . _ ( ) + -.", "name")
+        raise FieldError("Use 1 to 64 letters, digits, spaces or . _ ( ) + -.", "name")
     if os_type not in OS_TYPES:
-        raise ImageError("Choose linux or windows.", "os_type")
+        raise FieldError("Choose linux or windows.", "os_type")
     path = check_path(path)
     if db.session.execute(db.select(Image.id).where(Image.name == name)).first():
-        raise ImageError("An image with this name exists.", "name")
-    found, unreachable, servers = _inspect_everywhere(path)
+        raise FieldError("An image with this name exists.", "name")
+    found, unreachable, hosts = _inspect_everywhere(path)
     present = [info for info in found.values() if info is not None]
-    if not servers:
-        raise ImageError("Add a host first: images are files on the hosts.", "path")
+    if not hosts:
+        raise FieldError("Add a host first: images are files on the hosts.", "path")
     if not present:
-        where = ", ".join(s.name for s in servers if s.id in found) or "no host answered"
+        where = ", ".join(s.name for s in hosts if s.id in found) or "no host answered"
         extra = f"; not checked on {', '.join(unreachable)}" if unreachable else ""
-        raise ImageError(f"No file at {path} on any host (checked on {where}{extra}).", "path")
+        raise FieldError(f"No file at {path} on any host (checked on {where}{extra}).", "path")
     reference = present[0]
     image = Image(name=name, path=path, os_type=os_type, format=reference.format,
                   virtual_size=reference.virtual_size)
@@ -105,6 +102,7 @@ def add_image(name: str, path: str, os_type: str) -> Image:
     return image
 
 
+@transaction
 def recheck_image(image: Image) -> list[str]:
     """Look for the image's file on every host again (after adding a host or copying the
     file). Returns the names of hosts that could not be checked."""
@@ -114,20 +112,22 @@ def recheck_image(image: Image) -> list[str]:
     return unreachable
 
 
+@transaction
 def update_image(image: Image, name: str, os_type: str) -> Image:
     name = (name or "").strip()
     if not NAME_RE.match(name):
-        raise ImageError("Use 1 to 64 letters, digits, spaces or . _ ( ) + -.", "name")
+        raise FieldError("Use 1 to 64 letters, digits, spaces or . _ ( ) + -.", "name")
     if os_type not in OS_TYPES:
-        raise ImageError("Choose linux or windows.", "os_type")
+        raise FieldError("Choose linux or windows.", "os_type")
     if db.session.execute(db.select(Image.id).where(Image.name == name,
                                                     Image.id != image.id)).first():
-        raise ImageError("An image with this name exists.", "name")
+        raise FieldError("An image with this name exists.", "name")
     image.name, image.os_type = name, os_type
     db.session.commit()
     return image
 
 
+@transaction
 def delete_image(image: Image) -> None:
     """Forget an image. The file on the hosts is left alone. Refused while templates
     use it, and while VMs stand on it (their disks are overlays on its file)."""
@@ -147,5 +147,25 @@ def delete_image(image: Image) -> None:
     log.info("image %s removed from LouCloud (file kept on the hosts)", image.name)
 
 
-def servers_with_image(image: Image) -> list[int]:
-    return [loc.server_id for loc in image.locations if loc.present]
+def hosts_with_image(image: Image) -> list[int]:
+    return [loc.host_id for loc in image.locations if loc.present]
+
+
+def get_image(image_id: int) -> Image:
+    """The image with this id. Raises NotFound."""
+    image = db.session.get(Image, image_id) if 0 < image_id <= INT64_MAX else None
+    if image is None:
+        raise NotFound()
+    return image
+
+
+def image_by_name(name: str) -> Image:
+    """The image called ``name``. Raises NotFound."""
+    image = db.session.execute(db.select(Image).where(Image.name == name)).scalar()
+    if image is None:
+        raise NotFound(f"There is no image named {name}.")
+    return image
+
+
+def all_images() -> list[Image]:
+    return db.session.execute(db.select(Image).order_by(Image.name)).scalars().all()

@@ -5,45 +5,45 @@ from __future__ import annotations
 import logging
 
 from ..extensions import db
-from ..models import Leftover, Server
-from ..virt import HostUnavailable, VirtError, domains, storage
-from .hostpool import action_timeout, pool
+from ..models import Leftover, Host
+from ..virt import HostUnavailable, VirtError
+from .hypervisors import hypervisor
 
 log = logging.getLogger(__name__)
 
 
-def remember(server: Server, kind: str, name: str, pool_name: str = "",
+def remember(host: Host, kind: str, name: str, pool_name: str = "",
              error: str = "") -> None:
-    """Note a volume or a domain (by UUID) to remove from ``server`` later. Commits."""
-    db.session.add(Leftover(server_id=server.id, kind=kind, name=name, pool=pool_name,
+    """Note a volume or a domain (by UUID) to remove from ``host`` later. Commits."""
+    db.session.add(Leftover(host_id=host.id, kind=kind, name=name, pool=pool_name,
                             last_error=error[:500]))
     db.session.commit()
-    log.warning("%s %s left on %s: will be removed when it answers", kind, name, server.name)
+    log.warning("%s %s left on %s: will be removed when it answers", kind, name, host.name)
 
 
-def pending(server_ids: set[int] | None = None) -> list[Leftover]:
+def pending(host_ids: set[int] | None = None) -> list[Leftover]:
     stmt = db.select(Leftover).order_by(Leftover.id)
-    if server_ids is not None:
-        stmt = stmt.where(Leftover.server_id.in_(server_ids))
+    if host_ids is not None:
+        stmt = stmt.where(Leftover.host_id.in_(host_ids))
     return db.session.execute(stmt).scalars().all()
 
 
-def clean(server_ids: set[int]) -> int:
+def clean(host_ids: set[int]) -> int:
     """Remove what is left on these hosts (they just answered). Domains go before
     volumes. Returns how many were removed; what fails again stays listed."""
     removed = 0
-    rows = sorted(pending(server_ids), key=lambda r: r.kind != Leftover.DOMAIN)
+    rows = sorted(pending(host_ids), key=lambda r: r.kind != Leftover.DOMAIN)
     for row in rows:
-        if row.kind == Leftover.DOMAIN:
-            fn, args = domains.remove, (row.name,)
-        else:
-            fn, args = storage.delete_volume, (row.pool, row.name)
+        hv = hypervisor(row.host)
         try:
-            pool().call(row.server.uri, fn, *args, timeout=action_timeout())
+            if row.kind == Leftover.DOMAIN:
+                hv.remove(row.name)
+            else:
+                hv.delete_volume(row.pool, row.name)
         except VirtError as exc:
             row.last_error = str(exc)[:500]
             continue
-        log.info("removed the leftover %s %s from %s", row.kind, row.name, row.server.name)
+        log.info("removed the leftover %s %s from %s", row.kind, row.name, row.host.name)
         db.session.delete(row)
         removed += 1
     if rows:
@@ -52,11 +52,11 @@ def clean(server_ids: set[int]) -> int:
 
 
 def clean_where_answering(outcomes: dict[int, object]) -> int:
-    """Clean the leftovers of hosts whose outcome (see servers.note_states) is not a
+    """Clean the leftovers of hosts whose outcome (see hosts.note_states) is not a
     HostUnavailable. Cheap when there are none: one small query."""
     ids = {sid for sid, outcome in outcomes.items()
            if outcome is not None and not isinstance(outcome, HostUnavailable)}
     if not ids or not db.session.execute(
-            db.select(Leftover.id).where(Leftover.server_id.in_(ids)).limit(1)).first():
+            db.select(Leftover.id).where(Leftover.host_id.in_(ids)).limit(1)).first():
         return 0
     return clean(ids)

@@ -10,17 +10,10 @@ from typing import Any, Callable
 
 from ..extensions import cache, db
 from ..models import Setting
+from . import FieldError
 
 CACHE_KEY = "loucloud:settings"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-
-
-class SettingsError(ValueError):
-    """A value does not fit its setting; ``errors`` maps each key to its message."""
-
-    def __init__(self, errors: dict[str, str]):
-        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
-        self.errors = errors
 
 
 def _check_name(value: str) -> str | None:
@@ -142,7 +135,7 @@ def get_settings() -> Settings:
 
 
 def validate(raw: dict[str, Any]) -> dict[str, Any]:
-    """Convert and check values for the given keys. Raises SettingsError."""
+    """Convert and check values for the given keys. Raises FieldError."""
     errors: dict[str, str] = {}
     clean: dict[str, Any] = {}
     for key, value in raw.items():
@@ -169,13 +162,13 @@ def validate(raw: dict[str, Any]) -> dict[str, Any]:
         else:
             clean[key] = value
     if errors:
-        raise SettingsError(errors)
+        raise FieldError.of(errors)
     return clean
 
 
 def update_settings(raw: dict[str, Any]) -> dict[str, Any]:
     """Validate and store settings (one transaction). Returns the keys that changed with
-    their new values. Raises SettingsError and stores nothing if any value is wrong."""
+    their new values. Raises FieldError and stores nothing if any value is wrong."""
     clean = validate(raw)
     current = get_settings().as_dict()
     changed = {k: v for k, v in clean.items() if current.get(k) != v}

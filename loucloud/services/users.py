@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from email_validator import EmailNotValidError, validate_email
 
 from ..extensions import db
-from ..models import VM, User
-from . import Conflict, FieldError, NotAllowed
+from ..models import INT64_MAX, VM, User
+from . import Conflict, FieldError, NotAllowed, NotFound, paginate, transaction
 from .auth import end_sessions_of
 from .console import revoke_for_user
 from .passwords import hash_password, password_problem, verify_password
@@ -22,10 +22,6 @@ USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{1,31}$")
 ADMIN_USERNAME = "admin"
 FULL_NAME_MAX = User.full_name.type.length  # 120
 EMAIL_MAX = User.email.type.length  # 254
-
-
-class UserError(FieldError):
-    """A user field is wrong; ``field`` names it for the form."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +48,7 @@ class QuotaUsage:
 def check_username(username: str) -> str:
     username = (username or "").strip()
     if not USERNAME_RE.match(username):
-        raise UserError("Use 2 to 32 letters, digits, '.', '_' or '-', starting with a "
+        raise FieldError("Use 2 to 32 letters, digits, '.', '_' or '-', starting with a "
                         "letter or digit.", "username")
     return username
 
@@ -60,7 +56,7 @@ def check_username(username: str) -> str:
 def check_full_name(full_name: str | None) -> str:
     full_name = (full_name or "").strip()
     if len(full_name) > FULL_NAME_MAX:
-        raise UserError(f"Use at most {FULL_NAME_MAX} characters for the full name.",
+        raise FieldError(f"Use at most {FULL_NAME_MAX} characters for the full name.",
                         "full_name")
     return full_name
 
@@ -72,12 +68,12 @@ def check_email(email: str | None) -> str | None:
     if not email:
         return None
     if len(email) > EMAIL_MAX:
-        raise UserError(f"Use at most {EMAIL_MAX} characters for the e-mail address.",
+        raise FieldError(f"Use at most {EMAIL_MAX} characters for the e-mail address.",
                         "email")
     try:
         validate_email(email, check_deliverability=False)
     except EmailNotValidError:
-        raise UserError("Enter an e-mail address such as name@example.org.", "email") \
+        raise FieldError("Enter an e-mail address such as name@example.org.", "email") \
             from None
     return email
 
@@ -85,7 +81,7 @@ def check_email(email: str | None) -> str | None:
 def _check_new_password(password: str, username: str) -> None:
     problem = password_problem(password or "", username)
     if problem:
-        raise UserError(problem, "password")
+        raise FieldError(problem, "password")
 
 
 def _unique_username(username: str, exclude_id: int | None = None) -> None:
@@ -93,7 +89,7 @@ def _unique_username(username: str, exclude_id: int | None = None) -> None:
     if exclude_id is not None:
         stmt = stmt.where(User.id != exclude_id)
     if db.session.execute(stmt).first():
-        raise UserError("This user name is taken.", "username")
+        raise FieldError("This user name is taken.", "username")
 
 
 def quota_usage(user: User) -> QuotaUsage:
@@ -117,7 +113,7 @@ def default_quota() -> Quota:
 def create_admin(password: str | None = None) -> tuple[User, bool, str | None]:
     """Create the administrator if there is none. Returns (admin, created, generated
     password or None). With no password given, a random one is generated."""
-    admin = db.session.execute(db.select(User).where(User.is_admin.is_(True))).scalar()
+    admin = the_admin()
     if admin is not None:
         return admin, False, None
     generated = None
@@ -136,6 +132,7 @@ def create_admin(password: str | None = None) -> tuple[User, bool, str | None]:
     return admin, True, generated
 
 
+@transaction
 def create_user(username: str, password: str, full_name: str = "", email: str | None = None,
                 quota: Quota | None = None) -> User:
     """Create an ordinary user, with the default quota from Settings unless given."""
@@ -154,13 +151,14 @@ def create_user(username: str, password: str, full_name: str = "", email: str | 
     return user
 
 
+@transaction
 def update_user(user: User, *, full_name: str, email: str | None, quota: Quota,
                 username: str | None = None) -> User:
     """Change a user's details and quota. The administrator keeps the name 'admin'."""
     full_name, email = check_full_name(full_name), check_email(email)
     if username is not None and username != user.username:
         if user.is_admin:
-            raise UserError("The administrator's user name cannot be changed.", "username")
+            raise FieldError("The administrator's user name cannot be changed.", "username")
         username = check_username(username)
         _unique_username(username, exclude_id=user.id)
         user.username = username
@@ -171,6 +169,7 @@ def update_user(user: User, *, full_name: str, email: str | None, quota: Quota,
     return user
 
 
+@transaction
 def set_active(user: User, active: bool) -> User:
     """Enable or disable a user. Disabling ends all of the user's sessions at once."""
     if user.is_admin and not active:
@@ -184,20 +183,22 @@ def set_active(user: User, active: bool) -> User:
     return user
 
 
+@transaction
 def change_own_password(user: User, current: str, new: str, keep_session: str | None) -> None:
     """A user changes his password; his other sessions end, this one goes on."""
     ok, _ = verify_password(user.password_hash, current or "")
     if not ok:
-        raise UserError("The current password is wrong.", "current_password")
+        raise FieldError("The current password is wrong.", "current_password")
     _check_new_password(new, user.username)
     if current == new:
-        raise UserError("The new password is the same as the current one.", "password")
+        raise FieldError("The new password is the same as the current one.", "password")
     user.password_hash = hash_password(new)
     end_sessions_of(user, keep_key=keep_session)
     db.session.commit()
     log.info("user %s changed his password", user.username)
 
 
+@transaction
 def reset_password(user: User, new: str) -> None:
     """The administrator sets a user's password; every session of that user ends."""
     _check_new_password(new, user.username)
@@ -207,6 +208,7 @@ def reset_password(user: User, new: str) -> None:
     log.info("password of user %s reset by the administrator", user.username)
 
 
+@transaction
 def delete_user(user: User) -> None:
     """Delete a user. Refused for the administrator and while the user owns VMs."""
     if user.is_admin:
@@ -220,3 +222,45 @@ def delete_user(user: User) -> None:
     db.session.delete(user)
     db.session.commit()
     log.info("user %s deleted", user.username)
+
+
+def get_user(user_id: int) -> User:
+    """The user with this id. Raises NotFound."""
+    user = db.session.get(User, user_id) if 0 < user_id <= INT64_MAX else None
+    if user is None:
+        raise NotFound()
+    return user
+
+
+def user_by_name(username: str) -> User:
+    """The user called ``username``. Raises NotFound."""
+    user = db.session.execute(db.select(User).where(User.username == username)).scalar()
+    if user is None:
+        raise NotFound(f"There is no user named {username}.")
+    return user
+
+
+def the_admin() -> User | None:
+    """The administrator (None before init)."""
+    return db.session.execute(db.select(User).where(User.is_admin.is_(True))).scalar()
+
+
+def all_users() -> list[User]:
+    """Every user by name (for choices in forms)."""
+    return db.session.execute(db.select(User).order_by(User.username)).scalars().all()
+
+
+def search_users(*, q: str = "", role: str = "", status: str = "", page: int = 1,
+                 per_page: int = 50):
+    """A page of users (the administrator first), found by name, full name or e-mail
+    and filtered by role ("admin"/"user") and status ("active"/"disabled")."""
+    stmt = db.select(User).order_by(User.is_admin.desc(), User.username)
+    if q:
+        like = f"%{q.strip()}%"
+        stmt = stmt.where(db.or_(User.username.ilike(like), User.full_name.ilike(like),
+                                 User.email.ilike(like)))
+    if role:
+        stmt = stmt.where(User.is_admin.is_(role == "admin"))
+    if status:
+        stmt = stmt.where(User.active.is_(status == "active"))
+    return paginate(stmt, page, per_page)

@@ -2,7 +2,9 @@ from itertools import groupby
 
 from flask import flash, redirect, render_template, url_for
 
+from ..helpers import show_error
 from ..security import admin_required
+from ..services import FieldError
 from ..services import settings as settings_service
 from . import bp
 from .forms import SettingsForm
@@ -17,9 +19,8 @@ def index():
         values = {spec.key: form[spec.key].data for spec in settings_service.SPECS}
         try:
             changed = settings_service.update_settings(values)
-        except settings_service.SettingsError as exc:
-            for key, message in exc.errors.items():
-                form[key].errors.append(message)
+        except FieldError as exc:
+            show_error(form, exc)
         else:
             flash(f"Settings saved ({len(changed)} changed)." if changed
                   else "Nothing changed.", "success")

@@ -1,11 +1,9 @@
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from ..extensions import db
-from ..helpers import paginate, show_error
-from ..models import User
+from ..helpers import page_arg, perform, show_error
 from ..security import admin_required
-from ..services import ServiceError
+from ..services import FieldError
 from ..services import users as user_service
 from ..services.users import Quota
 from . import bp
@@ -20,36 +18,18 @@ from .forms import (
 PER_PAGE = 50
 
 
-def get_user_or_404(user_id: int) -> User:
-    """The user with this id (administrator pages only). Raises 404."""
-    user = db.session.get(User, user_id)
-    if user is None:
-        abort(404)
-    return user
-
-
 def _quota(form) -> Quota:
     return Quota(form.max_vms.data, form.max_vcpus.data, form.max_memory_mib.data,
                  form.max_disk_gib.data)
-
-
 
 
 @bp.route("/users/")
 @admin_required
 def index():
     form = UserFilterForm(request.args)
-    stmt = db.select(User).order_by(User.is_admin.desc(), User.username)
-    if form.validate():
-        if form.q.data:
-            like = f"%{form.q.data.strip()}%"
-            stmt = stmt.where(db.or_(User.username.ilike(like), User.full_name.ilike(like),
-                                     User.email.ilike(like)))
-        if form.role.data:
-            stmt = stmt.where(User.is_admin.is_(form.role.data == "admin"))
-        if form.status.data:
-            stmt = stmt.where(User.active.is_(form.status.data == "active"))
-    page = paginate(stmt, PER_PAGE)
+    filters = {"q": form.q.data or "", "role": form.role.data or "",
+               "status": form.status.data or ""} if form.validate() else {}
+    page = user_service.search_users(**filters, page=page_arg(PER_PAGE), per_page=PER_PAGE)
     return render_template("users/index.html", page=page, form=form)
 
 
@@ -65,7 +45,7 @@ def create():
         try:
             user = user_service.create_user(form.username.data, form.password.data,
                                             form.full_name.data, form.email.data, _quota(form))
-        except user_service.UserError as exc:
+        except FieldError as exc:
             show_error(form, exc)
         else:
             flash(f"User {user.username} created.", "success")
@@ -76,7 +56,7 @@ def create():
 @bp.route("/users/<int:user_id>")
 @admin_required
 def detail(user_id: int):
-    user = get_user_or_404(user_id)
+    user = user_service.get_user(user_id)
     return render_template("users/detail.html", user=user,
                            usage=user_service.quota_usage(user),
                            reset_form=PasswordResetForm())
@@ -85,15 +65,14 @@ def detail(user_id: int):
 @bp.route("/users/<int:user_id>/edit", methods=["GET", "POST"])
 @admin_required
 def edit(user_id: int):
-    user = get_user_or_404(user_id)
+    user = user_service.get_user(user_id)
     form = UserEditForm(obj=user)
     if form.validate_on_submit():
         try:
             user_service.update_user(user, username=form.username.data,
                                      full_name=form.full_name.data, email=form.email.data,
                                      quota=_quota(form))
-        except user_service.UserError as exc:
-            db.session.rollback()
+        except FieldError as exc:
             show_error(form, exc)
         else:
             flash(f"User {user.username} saved.", "success")
@@ -104,12 +83,12 @@ def edit(user_id: int):
 @bp.route("/users/<int:user_id>/password", methods=["POST"])
 @admin_required
 def reset_password(user_id: int):
-    user = get_user_or_404(user_id)
+    user = user_service.get_user(user_id)
     form = PasswordResetForm()
     if form.validate_on_submit():
         try:
             user_service.reset_password(user, form.password.data)
-        except user_service.UserError as exc:
+        except FieldError as exc:
             form.password.errors.append(str(exc))
         else:
             flash(f"New password set for {user.username}; their sessions have ended.",
@@ -122,35 +101,28 @@ def reset_password(user_id: int):
 @bp.route("/users/<int:user_id>/enable", methods=["POST"])
 @admin_required
 def enable(user_id: int):
-    user = user_service.set_active(get_user_or_404(user_id), True)
-    flash(f"User {user.username} enabled.", "success")
-    return redirect(url_for("users.detail", user_id=user.id))
+    user = user_service.get_user(user_id)
+    return perform(lambda: user_service.set_active(user, True),
+                   done=f"User {user.username} enabled.",
+                   back=url_for("users.detail", user_id=user.id))
 
 
 @bp.route("/users/<int:user_id>/disable", methods=["POST"])
 @admin_required
 def disable(user_id: int):
-    user = get_user_or_404(user_id)
-    try:
-        user_service.set_active(user, False)
-    except ServiceError as exc:
-        flash(str(exc), "danger")
-    else:
-        flash(f"User {user.username} disabled; their sessions have ended.", "success")
-    return redirect(url_for("users.detail", user_id=user.id))
+    user = user_service.get_user(user_id)
+    return perform(lambda: user_service.set_active(user, False),
+                   done=f"User {user.username} disabled; their sessions have ended.",
+                   back=url_for("users.detail", user_id=user.id))
 
 
 @bp.route("/users/<int:user_id>/delete", methods=["POST"])
 @admin_required
 def delete(user_id: int):
-    user = get_user_or_404(user_id)
-    try:
-        user_service.delete_user(user)
-    except ServiceError as exc:
-        flash(str(exc), "danger")
-        return redirect(url_for("users.detail", user_id=user.id))
-    flash(f"User {user.username} deleted.", "success")
-    return redirect(url_for("users.index"))
+    user = user_service.get_user(user_id)
+    return perform(lambda: user_service.delete_user(user),
+                   done=f"User {user.username} deleted.", back=url_for("users.index"),
+                   refused_back=url_for("users.detail", user_id=user.id))
 
 
 @bp.route("/profile", methods=["GET", "POST"])
@@ -162,7 +134,7 @@ def profile():
         try:
             user_service.change_own_password(current_user, form.current_password.data,
                                              form.password.data, current_user.get_id())
-        except user_service.UserError as exc:
+        except FieldError as exc:
             show_error(form, exc)
         else:
             flash("Password changed. Your other sessions have ended.", "success")

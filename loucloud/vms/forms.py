@@ -9,7 +9,7 @@ class VMCreateForm(FlaskForm):
         Regexp(r"^[A-Za-z0-9._-]+$", message="Use letters, digits, '-', '_' or '.'.")],
         render_kw={"placeholder": "web-1", "autofocus": True})
     template_id = SelectField("Template", coerce=int, validators=[InputRequired()])
-    server_id = SelectField("Host", coerce=int, validators=[Optional()],
+    host_id = SelectField("Host", coerce=int, validators=[Optional()],
                             description="Automatic: the host with the image and the most "
                                         "free memory.")
     start = BooleanField("Start it now", default=True)
@@ -22,5 +22,5 @@ class VMFilterForm(FlaskForm):
 
     q = StringField("Search", validators=[Optional(), Length(max=64)])
     owner = SelectField("Owner", coerce=int, validators=[Optional()])
-    server = SelectField("Host", coerce=int, validators=[Optional()])
+    host = SelectField("Host", coerce=int, validators=[Optional()])
     state = SelectField("State", validators=[Optional()])

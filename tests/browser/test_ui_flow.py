@@ -58,12 +58,12 @@ def test_admin_pages_render_without_errors(app, live_server, page, test_host):
         make_user("admin", is_admin=True)
         make_catalog(("h1", test_host))
     login(page, live_server.url, "admin", PASSWORD)
-    for path in ("/", "/images/", "/templates/", "/servers/", "/users/", "/settings/",
-                 "/profile", "/vms/new", "/servers/new", "/images/new", "/templates/new"):
+    for path in ("/", "/images/", "/templates/", "/hosts/", "/users/", "/settings/",
+                 "/profile", "/vms/new", "/hosts/new", "/images/new", "/templates/new"):
         response = page.goto(live_server.url + path)
         assert response.status == 200, path
         assert page.locator("nav.navbar").count() == 1
-    page.goto(live_server.url + "/servers/")
+    page.goto(live_server.url + "/hosts/")
     width = page.evaluate(
         "() => document.querySelector('.progress-bar[data-width]').style.width")
     assert width.endswith("%")  # set by app.js: no inline style in the HTML

@@ -21,9 +21,10 @@ from hypothesis import strategies as st
 from werkzeug.datastructures import MultiDict
 
 from loucloud.extensions import db
-from loucloud.models import Server
-from loucloud.services.hostpool import pool
-from loucloud.services.servers import ServerError, check_uri
+from loucloud.models import Host
+from loucloud.services.hypervisors import pool
+from loucloud.services import FieldError
+from loucloud.services.hosts import check_uri
 from tests.support.artifacts import updating_json
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,7 +58,7 @@ PATH_TRICKS = [
     "/var/lib/images/./base.qcow2", "/var/lib/images/base.qcow2/", "/var/lib/images//base.qcow2",
     "/", ".", "..", "~/x", "~root/.ssh/id_rsa", "file:///etc/passwd",
     "/var/lib/images/base.qcow2\x00.png",
-    "/var/lib/images/base.qcow2\n", " /var/lib/images/base.qcow2 ", "\\\\server\\share\\x",
+    "/var/lib/images/base.qcow2\n", " /var/lib/images/base.qcow2 ", "\\\\host\\share\\x",
     "C:\\images\\x.qcow2", "/var/lib/images", "/var/lib/images/", "/var/lib/libvirt/loucloud",
     "/var/lib/images/%2e%2e/x", "/var/lib/images/..%2fx", "/dev/sda", "/proc/self/environ",
     "/" + "a" * 1100,
@@ -270,7 +271,7 @@ def safe_uri(tmp: str):
     def fix(uri: str) -> str:
         try:
             check_uri(uri)
-        except ServerError:
+        except FieldError:
             return uri
         parts = urlsplit(uri.strip())
         if parts.scheme == "test" and not parts.netloc and (
@@ -426,6 +427,6 @@ def host_uris(app, fixed=()) -> set[str]:
     """The given hosts and every test-driver host in the database (those a snapshot can
     read without touching a real machine)."""
     with app.app_context():
-        uris = set(db.session.execute(db.select(Server.uri)).scalars())
+        uris = set(db.session.execute(db.select(Host.uri)).scalars())
         db.session.remove()
     return set(fixed) | {u for u in uris if u.startswith("test:")}

@@ -12,9 +12,9 @@ from websockets.sync.client import connect
 
 from loucloud.console.proxy import make_server
 from loucloud.extensions import db
-from loucloud.models import VM, ConsoleToken, Server, Template, User, utcnow
-from loucloud.services import images, vmtemplates
-from loucloud.services import vms as vm_service
+from loucloud.models import VM, ConsoleToken, Host, Template, User, utcnow
+from loucloud.services import images, templates as template_service
+from loucloud.services.vms import lifecycle as vm_service
 from tests.conftest import Client
 from tests.factories import make_user
 from tests.support import rfb
@@ -36,13 +36,13 @@ def world(app, lab, console_image):
         make_user("admin", is_admin=True)
         alice = make_user("alice")
         make_user("bob")
-        from loucloud.services import servers
-        server = servers.add_server("h1", host.uri)
+        from loucloud.services import hosts as host_service
+        server = host_service.add_host("h1", host.uri)
         image = images.add_image("base", path, "linux")
-        template = vmtemplates.create_template("tiny", vmtemplates.Sizes(1, 128, 1), image)
+        template = template_service.create_template("tiny", template_service.Sizes(1, 128, 1), image)
         vm = vm_service.create_vm(db.session.get(User, alice.id), "screen",
                                   db.session.get(Template, template.id),
-                                  db.session.get(Server, server.id))
+                                  db.session.get(Host, server.id))
         vm_id = vm.id
     proxy = make_server(app, "127.0.0.1", 0)
     thread = threading.Thread(target=proxy.serve_forever, daemon=True)

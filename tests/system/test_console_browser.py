@@ -9,9 +9,9 @@ import pytest
 
 from loucloud.console.proxy import make_server
 from loucloud.extensions import db
-from loucloud.models import VM, Server, Template, User
-from loucloud.services import images, servers, vmtemplates
-from loucloud.services import vms as vm_service
+from loucloud.models import VM, Host, Template, User
+from loucloud.services import images, hosts as host_service, templates as template_service
+from loucloud.services.vms import lifecycle as vm_service
 from tests.conftest import PASSWORD
 from tests.factories import make_user
 from tests.support.browser import ARTIFACTS, login
@@ -45,12 +45,12 @@ def test_console_shows_the_vm_screen(app, lab, browser_image, live_server, page,
         with app.app_context():
             make_user("admin", is_admin=True)
             alice = make_user("alice")
-            server = servers.add_server("h2", host.uri)
+            server = host_service.add_host("h2", host.uri)
             image = images.add_image("base", browser_image, "linux")
-            template = vmtemplates.create_template("tiny", vmtemplates.Sizes(1, 128, 1), image)
+            template = template_service.create_template("tiny", template_service.Sizes(1, 128, 1), image)
             vm = vm_service.create_vm(db.session.get(User, alice.id), "desk-1",
                                       db.session.get(Template, template.id),
-                                      db.session.get(Server, server.id))
+                                      db.session.get(Host, server.id))
             vm_id, vm_name = vm.id, vm.name
         login(page, live_server.url, "alice", PASSWORD)
         page.goto(f"{live_server.url}/vms/{vm_id}")

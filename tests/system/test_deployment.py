@@ -46,7 +46,7 @@ def catalog(deployment, admin, lab):
     path = lab.make_image(lab.host(1), "deploy-base.qcow2", 64 * 1024 * 1024)
     lab.make_image(lab.host(2), "deploy-base.qcow2", 64 * 1024 * 1024)
     for host in (lab.host(1), lab.host(2)):
-        response = admin.post("/servers/new", {"name": host.name, "uri": host.uri})
+        response = admin.post("/hosts/new", {"name": host.name, "uri": host.uri})
         assert response.status_code == 302, response.text
     assert admin.post("/images/new", {"name": "base", "path": path,
                                       "os_type": "linux"}).status_code == 302
@@ -72,7 +72,7 @@ def test_everything_through_apache(deployment, admin, catalog):
     assert student.login("student", "student password 1").status_code == 302
 
     response = student.post("/vms/new", {"name": "through-apache", "template_id": catalog,
-                                         "server_id": 0, "start": "y"})
+                                         "host_id": 0, "start": "y"})
     assert response.status_code == 302, response.text
     vm_path = response.headers["Location"]
     vm_id = vm_path.rsplit("/", 1)[1]
@@ -203,7 +203,7 @@ def test_console_in_a_browser_through_apache(deployment, admin, catalog, browser
     login = viewer.login("viewer", "viewer password 1")
     assert login.status_code == 302, re.findall(r'alert-\w+[^>]*>\s*([^<]+)', login.text)
     response = viewer.post("/vms/new", {"name": "seen-through-apache", "template_id": catalog,
-                                        "server_id": 0, "start": "y"})
+                                        "host_id": 0, "start": "y"})
     assert response.status_code == 302, re.findall(r'alert-danger[^>]*>\s*([^<]+)', response.text)
     vm_id = response.headers["Location"].rsplit("/", 1)[1]
     context = browser.new_context(ignore_https_errors=True,

@@ -12,10 +12,12 @@ import libvirt
 import pytest
 
 from loucloud.extensions import db
-from loucloud.models import VM, Leftover, Server, Template, User
-from loucloud.services import ServiceError, images, servers, vmtemplates
+from loucloud.models import VM, Leftover, Host, Template, User
+from loucloud.services import ServiceError, images
+from loucloud.services import templates as template_service
+from loucloud.services import hosts as host_service
 from loucloud.services import settings as settings_service
-from loucloud.services import vms as vm_service
+from loucloud.services.vms import lifecycle as vm_service
 from loucloud.services.users import quota_usage
 from tests.conftest import Client
 from tests.factories import make_user
@@ -40,9 +42,9 @@ def world(app, lab, fault_image):
         alice = make_user("alice", max_vms=4)
         ids = {}
         for i in (1, 2):
-            ids[f"h{i}"] = servers.add_server(f"h{i}", lab.host(i).uri).id
+            ids[f"h{i}"] = host_service.add_host(f"h{i}", lab.host(i).uri).id
         image = images.add_image("base", fault_image, "linux")
-        template = vmtemplates.create_template("tiny", vmtemplates.Sizes(1, 128, 1), image)
+        template = template_service.create_template("tiny", template_service.Sizes(1, 128, 1), image)
         settings_service.update_settings({"host_timeout": QUERY_BOUND,
                                           "action_timeout": ACTION_BOUND})
         ids.update(template=template.id, alice=alice.id)
@@ -80,7 +82,7 @@ def create(app, world, host: str, name: str, progress=None):
     with app.app_context():
         return vm_service.create_vm(db.session.get(User, world["alice"]), name,
                                     db.session.get(Template, world["template"]),
-                                    db.session.get(Server, world[host]), progress=progress)
+                                    db.session.get(Host, world[host]), progress=progress)
 
 
 def host_objects(lab, index: int) -> tuple[set[str], set[str]]:
@@ -138,7 +140,7 @@ def test_libvirtd_killed_at_each_step_of_a_create(app, lab, world, step, capsys)
         lab.start_libvirtd(host)
     admin = Client(app)
     admin.login("admin")
-    admin.get(f"/servers/{world['h1']}")  # the host answers again: leftovers go
+    admin.get(f"/hosts/{world['h1']}")  # the host answers again: leftovers go
     with app.app_context():
         left = db.session.execute(db.select(db.func.count(Leftover.id))).scalar()
     after_objects = host_objects(lab, 1)
@@ -165,7 +167,7 @@ def test_a_frozen_host_costs_the_bound_and_actions_on_it_fail_clearly(app, lab, 
         page = admin.get("/").get_data(as_text=True)
         first = time.monotonic() - start
         start = time.monotonic()
-        admin.get("/servers/")
+        admin.get("/hosts/")
         hosts_page = time.monotonic() - start
         start = time.monotonic()
         again = admin.get("/").get_data(as_text=True)
@@ -260,11 +262,11 @@ def test_a_full_storage_pool_is_a_clear_error_and_leaves_nothing(app, lab, world
         alice = Client(app)
         alice.login("alice")
         with app.app_context():
-            server = db.session.get(Server, world["h1"])
+            server = db.session.get(Host, world["h1"])
             server.accepts_vms = False  # placement must choose h2
             db.session.commit()
         response = alice.post("/vms/new", {"name": "no-room", "template_id": world["template"],
-                                           "server_id": 0, "start": "y"})
+                                           "host_id": 0, "start": "y"})
         page = response.get_data(as_text=True)
         assert response.status_code == 400
         assert "could not create no-room" in page and "space" in page.lower()

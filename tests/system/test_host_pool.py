@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from loucloud.extensions import db
-from loucloud.models import Server
+from loucloud.models import Host
 from loucloud.services import settings as settings_service
 from tests.conftest import Client
 from tests.factories import make_user
@@ -25,14 +25,14 @@ def pool_admin(app, lab):
     client = Client(app)
     client.login("admin")
     for host in (lab.host(1), lab.host(2)):
-        response = client.post("/servers/new", {"name": host.name, "uri": host.uri})
+        response = client.post("/hosts/new", {"name": host.name, "uri": host.uri})
         assert response.status_code == 302, response.get_data(as_text=True)
     return client
 
 
 def _status(client) -> tuple[dict[str, dict], float]:
     start = time.monotonic()
-    data = json.loads(client.get("/servers/status.json").get_data(as_text=True))
+    data = json.loads(client.get("/hosts/status.json").get_data(as_text=True))
     return {h["name"]: h for h in data}, time.monotonic() - start
 
 
@@ -48,7 +48,7 @@ def _wait_online(client, name, timeout=30.0) -> float:
 
 def test_adding_real_hosts_records_their_figures(app, lab, pool_admin):
     with app.app_context():
-        servers = {s.name: s for s in db.session.execute(db.select(Server)).scalars()}
+        servers = {s.name: s for s in db.session.execute(db.select(Host)).scalars()}
     h1 = servers["h1"]
     assert h1.hostname == lab.host(1).hostname
     assert h1.hypervisor == "QEMU" and h1.cpus > 0 and h1.memory_mib > 0
@@ -69,7 +69,7 @@ def test_stopped_libvirtd_is_offline_and_comes_back(app, lab, pool_admin, capsys
         assert hosts["h1"]["online"] is False and hosts["h1"]["offline_since"]
         assert hosts["h2"]["online"] is True
         assert took < BOUND + 1
-        page = pool_admin.get("/servers/").get_data(as_text=True)
+        page = pool_admin.get("/hosts/").get_data(as_text=True)
         assert "offline" in page and "since" in page
     finally:
         lab.start_libvirtd(lab.host(1))

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from loucloud.extensions import db
-from loucloud.models import HostSample, Server, Template, User, VMSample
-from loucloud.services import images, servers, vmtemplates
-from loucloud.services import sampler as sampler_service
+from loucloud.models import HostSample, Host, Template, User, VMSample
+from loucloud.services import images, hosts as host_service, templates as template_service
+from loucloud.services.monitoring import sampler as sampler_service
 from loucloud.services import settings as settings_service
-from loucloud.services import vms as vm_service
+from loucloud.services.vms import lifecycle as vm_service
 from tests.conftest import PASSWORD
 from tests.factories import make_user
 from tests.support.browser import ARTIFACTS, login
@@ -35,15 +35,15 @@ def running_vms(app, lab, monitoring_image):
         make_user("admin", is_admin=True)
         alice = make_user("alice")
         for i in (1, 2):
-            servers.add_server(f"h{i}", lab.host(i).uri)
+            host_service.add_host(f"h{i}", lab.host(i).uri)
         image = images.add_image("base", monitoring_image, "linux")
-        template = vmtemplates.create_template("two", vmtemplates.Sizes(2, 128, 1), image)
+        template = template_service.create_template("two", template_service.Sizes(2, 128, 1), image)
         settings_service.update_settings({"host_timeout": 2})
         made = []
         for i in (1, 2):
             vm = vm_service.create_vm(db.session.get(User, alice.id), f"watched-{i}",
                                       db.session.get(Template, template.id),
-                                      db.session.execute(db.select(Server).filter_by(
+                                      db.session.execute(db.select(Host).filter_by(
                                           name=f"h{i}")).scalar_one())
             made.append(vm.id)
     yield made
@@ -105,7 +105,7 @@ def test_a_frozen_host_does_not_stall_the_sampler(app, lab, running_vms):
             started = time.monotonic()
             report = sampler.cycle()
             took = time.monotonic() - started
-            h2 = db.session.execute(db.select(Server).filter_by(name="h2")).scalar_one()
+            h2 = db.session.execute(db.select(Host).filter_by(name="h2")).scalar_one()
             offline_since = h2.offline_since
     finally:
         lab.thaw(lab.host(2))

@@ -11,8 +11,8 @@ import libvirt
 import pytest
 
 from loucloud.extensions import db
-from loucloud.models import VM, Server, User
-from loucloud.services import images, vmtemplates
+from loucloud.models import VM, Host, Template, User
+from loucloud.services import images, templates as template_service
 from loucloud.virt import xml
 from tests.conftest import Client
 from tests.factories import make_user
@@ -40,15 +40,15 @@ def world(app, lab, lab_images):
     admin = Client(app)
     admin.login("admin")
     for host in (lab.host(1), lab.host(2)):
-        assert admin.post("/servers/new", {"name": host.name, "uri": host.uri}).status_code == 302
+        assert admin.post("/hosts/new", {"name": host.name, "uri": host.uri}).status_code == 302
     response = admin.post("/images/new", {"name": "base", "path": lab_images,
                                           "os_type": "linux"})
     assert response.status_code == 302, response.get_data(as_text=True)
     with app.app_context():
         image = images.db.session.execute(db.select(images.Image)).scalar_one()
-        template = vmtemplates.create_template("tiny", vmtemplates.Sizes(1, 128, 1), image)
+        template = template_service.create_template("tiny", template_service.Sizes(1, 128, 1), image)
         ids = {"template": template.id, "image": image.id,
-               "servers": {s.name: s.id for s in db.session.execute(db.select(Server)).scalars()}}
+               "servers": {s.name: s.id for s in db.session.execute(db.select(Host)).scalars()}}
     alice = Client(app)
     alice.login("alice")
     yield {"admin": admin, "alice": alice, **ids}
@@ -106,10 +106,10 @@ def test_full_lifecycle_on_each_host(app, lab, world, host_index):
 
     # alice's VM, placed on this host (the user's form has no host choice).
     with app.app_context():
-        from loucloud.services import vms as vm_service
+        from loucloud.services.vms import lifecycle as vm_service
         owner = db.session.execute(db.select(User).filter_by(username="alice")).scalar_one()
-        server = db.session.get(Server, world["servers"][host.name])
-        template = db.session.get(vmtemplates.Template, world["template"])
+        server = db.session.get(Host, world["servers"][host.name])
+        template = db.session.get(Template, world["template"])
         vm_service.create_vm(owner, f"life-{host.name}", template, server)
     vm = vm_row(app, f"life-{host.name}")
     assert state(alice, vm.id) == "running"
@@ -185,13 +185,13 @@ def test_a_failed_create_leaves_nothing_behind(app, lab, world, vcpus, memory_mi
     # Make sure the pool exists, so that an empty pool afterwards means something.
     with app.app_context():
         image = db.session.get(images.Image, world["image"])
-        big = vmtemplates.create_template(f"fails-at-{step}",
-                                          vmtemplates.Sizes(vcpus, memory_mib, 1), image)
+        big = template_service.create_template(f"fails-at-{step}",
+                                          template_service.Sizes(vcpus, memory_mib, 1), image)
         big_id = big.id
     before = _domains(lab)
     usage_before = _usage(app)
     response = alice.post("/vms/new", {"name": f"doomed-{step}", "template_id": big_id,
-                                       "server_id": 0, "start": "y"})
+                                       "host_id": 0, "start": "y"})
     page = response.get_data(as_text=True)
     assert response.status_code == 400
     assert "could not create" in page
@@ -220,8 +220,8 @@ def test_creation_time_does_not_grow_with_the_image(app, lab, world, capsys):
         with app.app_context():
             image = db.session.execute(db.select(images.Image).filter_by(
                 name=f"raw{size_gib}")).scalar_one()
-            templates[size_gib] = vmtemplates.create_template(
-                f"t{size_gib}", vmtemplates.Sizes(1, 128, size_gib), image).id
+            templates[size_gib] = template_service.create_template(
+                f"t{size_gib}", template_service.Sizes(1, 128, size_gib), image).id
     samples = {1: [], 50: []}
     # Interleaved, and each VM forced off once measured: a blank guest keeps SeaBIOS
     # busy, which would slow whatever is measured after it on a small machine.
@@ -230,7 +230,7 @@ def test_creation_time_does_not_grow_with_the_image(app, lab, world, capsys):
             start = time.monotonic()
             response = admin.post("/vms/new", {"name": f"s{size_gib}-{n}", "template_id":
                                                templates[size_gib],
-                                               "server_id": world["servers"]["h1"],
+                                               "host_id": world["servers"]["h1"],
                                                "start": "y"})
             samples[size_gib].append(time.monotonic() - start)
             assert response.status_code == 302, response.get_data(as_text=True)

@@ -1,0 +1,27 @@
+"""The command line (python manage.py ...), over the same services as the pages: a
+module per command group; ``manage.py`` is the entry point."""
+from __future__ import annotations
+
+from . import hosts, images, templates, users, vms
+from .init import init_command
+from .processes import console_proxy_command, sampler_command, serve_command
+
+
+def register(app) -> None:
+    for command in (init_command, serve_command, console_proxy_command, sampler_command):
+        app.cli.add_command(command)
+    for module in (hosts, users, images, templates, vms):
+        app.cli.add_command(module.group)
+
+
+def main() -> None:
+    import logging
+
+    from flask.cli import FlaskGroup
+
+    from .. import create_app
+
+    # The commands print what matters; the log shows only problems.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    FlaskGroup(create_app=lambda: create_app(), help="LouCloud command line.")(
+        prog_name="manage.py")

@@ -1,0 +1,20 @@
+from flask_wtf import FlaskForm
+from wtforms import HiddenField, StringField, SubmitField
+from wtforms.validators import InputRequired, Length, Regexp
+
+
+class HostForm(FlaskForm):
+    name = StringField("Name", validators=[
+        InputRequired(), Length(max=64),
+        Regexp(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+               message="Use letters, digits, '.', '_' or '-'.")])
+    uri = StringField("libvirt URI", validators=[InputRequired(), Length(max=255)],
+                      render_kw={"placeholder": "qemu+tcp://10.0.0.5/system"},
+                      description="qemu:///system (this machine), qemu+ssh://root@h1/system, "
+                                  "qemu+tcp://10.0.0.5/system, qemu+tls://h1/system, or "
+                                  "test:///default for a simulated demo host.")
+    submit = SubmitField("Add host")
+
+
+class AcceptsForm(FlaskForm):
+    accepts = HiddenField()

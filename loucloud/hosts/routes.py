@@ -1,0 +1,86 @@
+from flask import flash, jsonify, redirect, render_template, request, url_for
+
+from ..helpers import perform, show_error
+from ..security import admin_required
+from ..services import FieldError
+from ..services import leftovers as leftover_service
+from ..services import hosts as host_service
+from ..services.monitoring import metrics as metrics_service
+from ..services.settings import get_settings
+from . import bp
+from .forms import AcceptsForm, HostForm
+
+
+@bp.route("/")
+@admin_required
+def index():
+    return render_template("hosts/index.html", views=host_service.list_hosts())
+
+
+@bp.route("/status.json")
+@admin_required
+def status():
+    return jsonify([v.as_dict() for v in host_service.list_hosts()])
+
+
+@bp.route("/<int:host_id>/metrics.json")
+@admin_required
+def metrics(host_id: int):
+    host = host_service.get_host(host_id)
+    return jsonify(metrics_service.host_series(host, request.args.get("range", "hour")))
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@admin_required
+def create():
+    form = HostForm()
+    if form.validate_on_submit():
+        try:
+            host = host_service.add_host(form.name.data, form.uri.data)
+        except FieldError as exc:
+            show_error(form, exc, "uri")
+        else:
+            flash(f"Host {host.name} added: {host.hostname}, {host.cpus} CPUs, "
+                  f"{host.memory_mib} MiB.", "success")
+            return redirect(url_for("hosts.detail", host_id=host.id))
+    return render_template("hosts/form.html", form=form), 400 if form.errors else 200
+
+
+@bp.route("/<int:host_id>")
+@admin_required
+def detail(host_id: int):
+    view = host_service.host_view(host_service.get_host(host_id))
+    return render_template("hosts/detail.html", view=view, host=view.host,
+                           leftovers=leftover_service.pending({host_id}),
+                           refresh_seconds=get_settings().sample_interval_seconds)
+
+
+@bp.route("/<int:host_id>/accepts", methods=["POST"])
+@admin_required
+def accepts(host_id: int):
+    host = host_service.get_host(host_id)
+    on = AcceptsForm().accepts.data == "1"
+    return perform(lambda: host_service.set_accepts_vms(host, on),
+                   done=f"{host.name} {'accepts' if on else 'no longer accepts'} new VMs.",
+                   back=url_for("hosts.detail", host_id=host.id))
+
+
+@bp.route("/<int:host_id>/refresh", methods=["POST"])
+@admin_required
+def refresh(host_id: int):
+    host = host_service.get_host(host_id)
+    return perform(lambda: host_service.refresh_host(host),
+                   done=f"Figures of {host.name} read again.",
+                   back=url_for("hosts.detail", host_id=host.id))
+
+
+@bp.route("/<int:host_id>/delete", methods=["POST"])
+@admin_required
+def delete(host_id: int):
+    host = host_service.get_host(host_id)
+    return perform(lambda: host_service.remove_host(host),
+                   done=f"Host {host.name} removed from the pool. Nothing on it was "
+                        "changed.",
+                   back=url_for("hosts.index"),
+                   refused_back=url_for("hosts.detail", host_id=host.id))
+

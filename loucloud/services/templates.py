@@ -1,0 +1,124 @@
+"""Templates (flavors): the sizes users choose from. Editing one does not change the
+VMs made from it (they keep their own copy of the figures)."""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+
+from ..extensions import db
+from ..models import INT64_MAX, VM, Image, Template
+from . import Conflict, FieldError, NotFound, transaction
+
+log = logging.getLogger(__name__)
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.()+-]{0,63}$")
+GIB = 1024 ** 3
+LIMITS = {"vcpus": (1, 256), "memory_mib": (64, 4 * 1024 * 1024), "disk_gib": (1, 65536)}
+
+
+@dataclass(frozen=True)
+class Sizes:
+    vcpus: int
+    memory_mib: int
+    disk_gib: int
+
+
+def min_disk_gib(image: Image) -> int:
+    """The smallest whole GiB that holds the image's virtual size."""
+    return max(1, -(-image.virtual_size // GIB))
+
+
+def _image(image: Image | int | None) -> Image | None:
+    """The image itself, given it or its id (a form's choice, which may have gone)."""
+    if isinstance(image, int) and not isinstance(image, bool):
+        return db.session.get(Image, image) if 0 < image <= INT64_MAX else None
+    return image
+
+
+def _check(name: str, sizes: Sizes, image: Image | None, exclude_id: int | None) -> str:
+    name = (name or "").strip()
+    if not NAME_RE.match(name):
+        raise FieldError("Use 1 to 64 letters, digits, spaces or . _ ( ) + -.", "name")
+    stmt = db.select(Template.id).where(Template.name == name)
+    if exclude_id is not None:
+        stmt = stmt.where(Template.id != exclude_id)
+    if db.session.execute(stmt).first():
+        raise FieldError("A template with this name exists.", "name")
+    for field, (low, high) in LIMITS.items():
+        value = getattr(sizes, field)
+        if not isinstance(value, int) or not low <= value <= high:
+            raise FieldError(f"Enter a whole number from {low} to {high}.", field)
+    if image is None:
+        raise FieldError("Choose an image.", "image_id")
+    if sizes.disk_gib < min_disk_gib(image):
+        raise FieldError(f"The image {image.name} needs at least "
+                            f"{min_disk_gib(image)} GiB.", "disk_gib")
+    return name
+
+
+@transaction
+def create_template(name: str, sizes: Sizes, image: Image | int | None,
+                    notes: str = "") -> Template:
+    """A new template on ``image`` (the image or its id)."""
+    image = _image(image)
+    name = _check(name, sizes, image, None)
+    template = Template(name=name, vcpus=sizes.vcpus, memory_mib=sizes.memory_mib,
+                        disk_gib=sizes.disk_gib, image=image, notes=(notes or "").strip())
+    db.session.add(template)
+    db.session.commit()
+    log.info("template %s created", name)
+    return template
+
+
+@transaction
+def update_template(template: Template, name: str, sizes: Sizes, image: Image | int | None,
+                    notes: str = "") -> Template:
+    """Change a template; VMs made from it keep what they were made with."""
+    image = _image(image)
+    template.name = _check(name, sizes, image, template.id)
+    template.vcpus, template.memory_mib = sizes.vcpus, sizes.memory_mib
+    template.disk_gib, template.image = sizes.disk_gib, image
+    template.notes = (notes or "").strip()
+    db.session.commit()
+    return template
+
+
+@transaction
+def delete_template(template: Template) -> None:
+    """Delete a template; refused while VMs were made from it."""
+    count = db.session.execute(
+        db.select(db.func.count(VM.id)).where(VM.template_id == template.id)).scalar()
+    if count:
+        raise Conflict(f"{count} VM{'s' if count > 1 else ''} use{'s' if count == 1 else ''} "
+                       f"{template.name}. Delete them first.")
+    db.session.delete(template)
+    db.session.commit()
+    log.info("template %s deleted", template.name)
+
+
+def get_template(template_id: int) -> Template:
+    """The template with this id. Raises NotFound."""
+    template = db.session.get(Template, template_id) if 0 < template_id <= INT64_MAX \
+        else None
+    if template is None:
+        raise NotFound()
+    return template
+
+
+def template_by_name(name: str) -> Template:
+    """The template called ``name``. Raises NotFound."""
+    template = db.session.execute(db.select(Template).where(Template.name == name)).scalar()
+    if template is None:
+        raise NotFound(f"There is no template named {name}.")
+    return template
+
+
+def all_templates() -> list[Template]:
+    return db.session.execute(db.select(Template).order_by(Template.name)).scalars().all()
+
+
+def vm_counts() -> dict[int, int]:
+    """How many VMs were made from each template, by template id."""
+    return dict(db.session.execute(db.select(VM.template_id, db.func.count(VM.id))
+                                   .group_by(VM.template_id)).all())

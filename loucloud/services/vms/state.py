@@ -1,0 +1,244 @@
+"""VM state: what each VM is doing now, read from its host in bulk (one call per host
+for a whole page, hosts in parallel, shared for a second by every page and process),
+the VM list with its filters, and the reconciliation of states left stuck."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy.orm import joinedload
+
+from ...extensions import cache, db
+from ...models import INT64_MAX, VM, Host, User, utcnow
+from ...virt import DomainNotFound, HostUnavailable, VirtError
+from ...virt.driver import ACTIONS_BY_STATE, DomainStatus, on_each
+from .. import NotFound, leftovers
+from ..access import vms_visible_to
+from ..hypervisors import hypervisor, hypervisor_at
+from ..settings import get_settings
+
+log = logging.getLogger(__name__)
+
+TRANSITIONAL = {"creating", "starting", "stopping", "rebooting", "pausing", "resuming",
+                "deleting"}
+# The states the list can be filtered by.
+FILTER_STATES = ["running", "paused", "shut off", "crashed", "missing", "host offline"]
+
+
+@dataclass
+class VMView:
+    vm: VM
+    state: str               # libvirt's state, or missing / host offline / a transition
+    host_online: bool
+
+    @property
+    def busy(self) -> bool:
+        return self.vm.status in TRANSITIONAL
+
+    @property
+    def actions(self) -> list[str]:
+        """The actions that fit the state (the page shows only these)."""
+        if self.busy or not self.host_online or self.state in ("missing", "unknown"):
+            return []
+        actions = [a for a, states in ACTIONS_BY_STATE.items() if self.state in states]
+        if self.state in ("running", "paused") and not self.vm.host.is_demo:
+            actions.append("console")
+        return actions
+
+    def as_dict(self) -> dict:
+        vm = self.vm
+        return {"id": vm.id, "name": vm.name, "owner": vm.owner.username,
+                "host": vm.host.name, "state": self.state, "status": vm.status,
+                "vcpus": vm.vcpus, "memory_mib": vm.memory_mib, "disk_gib": vm.disk_gib,
+                "template": vm.template.name, "actions": self.actions,
+                "error": vm.last_error}
+
+
+def _state(status: str, domain_name: str,
+           live: dict[str, str] | VirtError | None) -> tuple[str, bool]:
+    if status in TRANSITIONAL:
+        return f"{status}…", not isinstance(live, HostUnavailable)
+    if isinstance(live, HostUnavailable) or live is None:
+        return "host offline", False
+    if isinstance(live, VirtError):
+        return "unknown", True
+    return live.get(domain_name, "missing"), True
+
+
+def _states_key(uri: str) -> str:
+    return f"loucloud:states:{uri}"
+
+
+def forget_states(host: Host) -> None:
+    """After an action on a host, its next page reads libvirt again."""
+    cache.delete(_states_key(host.uri))
+
+
+def live_states(uris: set[str]) -> dict[str, dict[str, str] | VirtError]:
+    """Every domain's state on these hosts: one bulk call per host, in parallel, shared
+    for LIVE_STATE_CACHE_SECONDS by every page and process."""
+    ttl = current_app.config["LIVE_STATE_CACHE_SECONDS"]
+    out, missing = {}, set()
+    for uri in uris:
+        cached = cache.get(_states_key(uri)) if ttl else None
+        if cached is None:
+            missing.add(uri)
+        else:
+            out[uri] = cached
+    if missing:
+        fresh = on_each([hypervisor_at(uri) for uri in missing], lambda h: h.states())
+        for uri, value in fresh.items():
+            out[uri] = value
+            if ttl and not isinstance(value, VirtError):
+                cache.set(_states_key(uri), value, timeout=ttl)
+    return out
+
+
+def views(vms: list[VM], live: dict | None = None) -> list[VMView]:
+    """Live state of VMs: one bulk call per host involved, hosts in parallel (or the
+    states given). Also clears stuck transitional states and cleans up what hosts that
+    answer still hold."""
+    uris = {vm.host.uri for vm in vms}
+    if live is None:
+        live = live_states(uris) if uris else {}
+    _reconcile_stuck(vms, live)
+    leftovers.clean_where_answering({vm.host_id: live.get(vm.host.uri) for vm in vms})
+    out = []
+    for vm in vms:
+        state, online = _state(vm.status, vm.domain_name, live.get(vm.host.uri))
+        out.append(VMView(vm, state, online))
+    return out
+
+
+def view_of(vm: VM) -> VMView:
+    """One VM's live state (its host's bulk states, shared as for a list)."""
+    return views([vm])[0]
+
+
+def views_of_ids(viewer: User, ids: list[int]) -> list[VMView]:
+    """Live states of the VMs with these ids that ``viewer`` may see (others are left
+    out, as if they did not exist)."""
+    ids = [i for i in ids if 0 < i <= INT64_MAX]
+    if not ids:
+        return []
+    stmt = vms_visible_to(viewer, db.select(VM).where(VM.id.in_(ids)))
+    return views(db.session.execute(stmt).scalars().all())
+
+
+def _reconcile_stuck(vms: list[VM], live: dict) -> None:
+    """A VM left in a transitional status longer than the bound (its web process died
+    mid-action) goes back to what its host says: ready when its domain exists, error
+    when a create was interrupted before the domain was made."""
+    bound = utcnow() - timedelta(seconds=get_settings().stuck_after_seconds)
+    changed = False
+    for vm in vms:
+        if vm.status not in TRANSITIONAL or vm.status_since >= bound:
+            continue
+        states = live.get(vm.host.uri)
+        if states is None or isinstance(states, VirtError):
+            continue  # the host can't tell now; a later page will
+        if vm.domain_name in states or vm.status != VM.CREATING:
+            vm.status, vm.last_error = VM.READY, None
+        else:
+            vm.status = VM.ERROR
+            vm.last_error = "Its creation was interrupted before it finished: delete it."
+        vm.status_since, changed = utcnow(), True
+        log.warning("VM %s was stuck; now %s", vm.name, vm.status)
+    if changed:
+        db.session.commit()
+
+
+@dataclass
+class VMPage:
+    items: list[VMView]
+    total: int
+    page: int
+    pages: int
+
+
+def list_vms(viewer: User, *, q: str = "", owner_id: int | None = None,
+             host_id: int | None = None, state: str = "", page: int = 1,
+             per_page: int = 50) -> VMPage:
+    """The viewer's VMs (every VM for the administrator), filtered and paginated on the
+    host. Without a state filter only the page's rows are loaded."""
+    stmt = vms_visible_to(viewer, db.select(VM).options(
+        joinedload(VM.owner), joinedload(VM.host), joinedload(VM.template))
+        .order_by(VM.name, VM.id))
+    if viewer.is_admin and owner_id:
+        stmt = stmt.where(VM.owner_id == owner_id)
+    if host_id and viewer.is_admin:
+        stmt = stmt.where(VM.host_id == host_id)
+    if q:
+        stmt = stmt.where(VM.name.ilike(f"%{q.strip()}%"))
+    page = max(1, min(page, INT64_MAX // per_page))  # an offset a query can bind
+    if not state:
+        total = db.session.execute(
+            db.select(db.func.count()).select_from(stmt.order_by(None).subquery())).scalar()
+        page = min(page, max(1, -(-total // per_page)))  # beyond the last: the last
+        rows = db.session.execute(stmt.limit(per_page).offset((page - 1) * per_page)
+                                  ).unique().scalars().all()
+        return VMPage(views(rows), total, page, max(1, -(-total // per_page)))
+    return _list_by_state(stmt, state, page, per_page)
+
+
+def _list_by_state(stmt, state: str, page: int, per_page: int) -> VMPage:
+    """A state filter needs the live state of every VM that passes the other filters:
+    read only the few columns it takes for all of them, and whole rows for the page."""
+    ids = stmt.with_only_columns(VM.id).order_by(None).scalar_subquery()
+    light_rows = (db.select(VM.id, VM.status, VM.status_since, VM.domain_name, Host.uri)
+                  .join(Host, VM.host_id == Host.id).where(VM.id.in_(ids))
+                  .order_by(VM.name, VM.id))
+    light = db.session.execute(light_rows).all()
+    live = live_states({row.uri for row in light}) if light else {}
+    bound = utcnow() - timedelta(seconds=get_settings().stuck_after_seconds)
+    stuck = [row.id for row in light
+             if row.status in TRANSITIONAL and row.status_since < bound]
+    if stuck:  # settle them first, so that they are filtered by what they are now
+        _reconcile_stuck(db.session.execute(db.select(VM).where(VM.id.in_(stuck)))
+                         .scalars().all(), live)
+        light = db.session.execute(light_rows).all()
+    matching = [row.id for row in light
+                if _state(row.status, row.domain_name, live.get(row.uri))[0].rstrip("…")
+                == state]
+    total = len(matching)
+    start = (page - 1) * per_page
+    wanted = matching[start:start + per_page]
+    rows = {vm.id: vm for vm in db.session.execute(
+        stmt.where(VM.id.in_(wanted))).unique().scalars().all()} if wanted else {}
+    return VMPage(views([rows[i] for i in wanted if i in rows], live), total, page,
+                  max(1, -(-total // per_page)))
+
+
+@dataclass
+class VMDetail:
+    view: VMView
+    status: DomainStatus | None
+    error: str | None
+
+
+def vm_detail(vm: VM) -> VMDetail:
+    """Everything the VM page shows, read live from its host."""
+    try:
+        status = hypervisor(vm.host).status(vm.uuid)
+    except DomainNotFound:
+        return VMDetail(VMView(vm, "missing", True), None,
+                        f"The domain is missing on {vm.host.name}.")
+    except HostUnavailable as exc:
+        return VMDetail(VMView(vm, "host offline", False), None,
+                        f"{vm.host.name} does not answer: {exc}")
+    except VirtError as exc:
+        return VMDetail(VMView(vm, "unknown", True), None, str(exc))
+    state = f"{vm.status}…" if vm.status in TRANSITIONAL else status.state
+    return VMDetail(VMView(vm, state, True), status, None)
+
+
+def find_vm(owner_name: str, name: str) -> VM:
+    """The VM called ``name`` of the user ``owner_name`` (the command line's way to
+    name a VM). Raises NotFound."""
+    vm = db.session.execute(db.select(VM).join(User, VM.owner_id == User.id).where(
+        User.username == owner_name, VM.name == name)).scalar()
+    if vm is None:
+        raise NotFound(f"{owner_name} has no VM named {name}.")
+    return vm

@@ -1,0 +1,80 @@
+from flask import flash, redirect, render_template, url_for
+from wtforms import SelectChoice
+
+from ..helpers import perform, show_error
+from ..security import admin_required
+from ..services import FieldError
+from ..services import images as image_service
+from ..services import templates as template_service
+from . import bp
+from .forms import TemplateForm
+
+
+def _form(**kw) -> TemplateForm:
+    form = TemplateForm(**kw)
+    form.image_id.choices = [SelectChoice(i.id, f"{i.name} ({i.format}, min "
+                                                f"{template_service.min_disk_gib(i)} GiB)")
+                             for i in image_service.all_images()]
+    return form
+
+
+def _save(form, template=None):
+    sizes = template_service.Sizes(form.vcpus.data, form.memory_mib.data, form.disk_gib.data)
+    if template is None:
+        return template_service.create_template(form.name.data, sizes, form.image_id.data,
+                                                form.notes.data)
+    return template_service.update_template(template, form.name.data, sizes,
+                                            form.image_id.data, form.notes.data)
+
+
+@bp.route("/")
+@admin_required
+def index():
+    return render_template("templates/index.html",
+                           templates=template_service.all_templates(),
+                           counts=template_service.vm_counts())
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@admin_required
+def create():
+    form = _form()
+    if not form.image_id.choices:
+        flash("Add an image first: a template is made from one.", "warning")
+        return redirect(url_for("images.create"))
+    if form.validate_on_submit():
+        try:
+            template = _save(form)
+        except FieldError as exc:
+            show_error(form, exc, "name")
+        else:
+            flash(f"Template {template.name} created.", "success")
+            return redirect(url_for("templates.index"))
+    return render_template("templates/form.html", form=form, template=None), \
+        400 if form.errors else 200
+
+
+@bp.route("/<int:template_id>/edit", methods=["GET", "POST"])
+@admin_required
+def edit(template_id: int):
+    template = template_service.get_template(template_id)
+    form = _form(obj=template)
+    if form.validate_on_submit():
+        try:
+            _save(form, template)
+        except FieldError as exc:
+            show_error(form, exc, "name")
+        else:
+            flash(f"Template {template.name} saved. Existing VMs keep their sizes.", "success")
+            return redirect(url_for("templates.index"))
+    return render_template("templates/form.html", form=form, template=template), \
+        400 if form.errors else 200
+
+
+@bp.route("/<int:template_id>/delete", methods=["POST"])
+@admin_required
+def delete(template_id: int):
+    template = template_service.get_template(template_id)
+    return perform(lambda: template_service.delete_template(template),
+                   done=f"Template {template.name} deleted.",
+                   back=url_for("templates.index"))

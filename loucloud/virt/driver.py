@@ -1,0 +1,179 @@
+"""The face of one host: the only thing in ``virt`` the services call.
+
+A ``Hypervisor`` is bound to one registered host (its libvirt URI) and to the bounds
+its calls may take; each method is a verb the services need, run on the host's one
+kept connection through the ``HostPool`` underneath (which bounds the wait, marks the
+host offline and reconnects). Queries wait at most ``bounds.query`` seconds, actions
+``bounds.action``. Methods return plain dataclasses and raise ``VirtError``s.
+
+A new libvirt verb goes in the module of its kind (``domains``, ``storage``,
+``hosts``, ``stats``) as a function taking a connection, and gets a method here; the
+services never import those modules. ``on_each`` runs one verb on several hosts at once.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import Callable, Iterable, TypeVar
+
+from . import domains, hosts, stats, storage
+from .connections import HostPool, HostState
+from .domains import ALLOWED as ACTIONS_BY_STATE  # noqa: F401 (re-exported)
+from .domains import DomainStatus  # noqa: F401 (re-exported)
+from .errors import VirtError
+from .hosts import CpuSample, HostInfo, HostLoad, Preparation  # noqa: F401 (re-exported)
+from .stats import HostCounters  # noqa: F401 (re-exported)
+from .storage import ImageInfo, ImageProblem, Volume  # noqa: F401 (re-exported)
+from .xml import DomainSpec  # noqa: F401 (re-exported)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """How long a caller waits for a host: a query (a page) and an action (a verb)."""
+    query: float
+    action: float
+
+
+class Hypervisor:
+    """One host, as the services see it. Cheap to make: the connection lives in the
+    pool, so a Hypervisor can be made per call."""
+
+    def __init__(self, pool: HostPool, uri: str, bounds: Bounds, name: str = ""):
+        self.pool, self.uri, self.bounds = pool, uri, bounds
+        self.name = name or uri
+
+    def __repr__(self) -> str:
+        return f"<Hypervisor {self.name} {self.uri}>"
+
+    def _query(self, fn: Callable[..., T], *args, factor: float = 1.0) -> T:
+        return self.pool.call(self.uri, fn, *args, timeout=self.bounds.query * factor)
+
+    def _act(self, fn: Callable[..., T], *args) -> T:
+        return self.pool.call(self.uri, fn, *args, timeout=self.bounds.action)
+
+    # -- the host --------------------------------------------------------------------
+    @property
+    def state(self) -> HostState:
+        """What this process knows of the host (online, since when, why not)."""
+        return self.pool.state(self.uri)
+
+    def forget(self) -> None:
+        """Close and drop the connection (the host was removed or never added)."""
+        self.pool.forget(self.uri)
+
+    def info(self, *, first_contact: bool = False) -> HostInfo:
+        """Name, CPUs, memory, versions. A first contact may wait three bounds: the
+        connection is opened then (SSH and TLS handshakes)."""
+        return self._query(hosts.host_info, factor=3.0 if first_contact else 1.0)
+
+    def load(self, previous: CpuSample | None = None, *, cpu: bool = True) -> HostLoad:
+        """CPU and memory use and domain counts (``cpu=False``: memory only)."""
+        return self._query(_host_load, previous, cpu)
+
+    def prepare_for_vms(self, pool_name: str, network: str) -> Preparation:
+        """Make LouCloud's storage pool ready (under /var/lib/libvirt/<pool_name>) and
+        say which domain type and network a new VM gets here."""
+        return self._act(hosts.prepare_for_vm, pool_name, f"/var/lib/libvirt/{pool_name}",
+                         network)
+
+    def collect_stats(self, pool_name: str) -> HostCounters:
+        """Raw counters of the host and every running domain, in one bulk call."""
+        return self._query(stats.collect, pool_name)
+
+    # -- storage ---------------------------------------------------------------------
+    def inspect_image(self, path: str) -> ImageInfo | None:
+        """Format and size of the file at ``path`` (None: no such file). Raises
+        ImageProblem when it is not a usable image."""
+        return self._act(storage.inspect_image, path)
+
+    def create_overlay(self, pool_name: str, name: str, capacity: int, backing_path: str,
+                       backing_format: str) -> Volume:
+        """A qcow2 overlay volume on the image, in LouCloud's pool."""
+        return self._act(storage.create_overlay, pool_name, name, capacity, backing_path,
+                         backing_format)
+
+    def delete_volume(self, pool_name: str, name: str) -> bool:
+        """Delete the volume if it exists; whether there was one."""
+        return self._act(storage.delete_volume, pool_name, name)
+
+    # -- domains ---------------------------------------------------------------------
+    def define(self, spec: DomainSpec) -> None:
+        self._act(domains.define, spec)
+
+    def start_new(self, spec: DomainSpec) -> DomainSpec:
+        """Start a domain just defined from ``spec``. When the host offered KVM but it
+        does not work there, redefine it for software emulation (TCG) and start that.
+        Returns the spec that runs."""
+        try:
+            self._act(domains.act, spec.uuid, "start")
+        except VirtError as exc:
+            if spec.domain_type != "kvm" or not domains.kvm_unusable(exc):
+                raise
+            log.warning("KVM unusable on %s (%s); starting %s with TCG", self.name, exc,
+                        spec.name)
+            spec = replace(spec, domain_type="qemu")
+            self._act(domains.define, spec)
+            self._act(domains.act, spec.uuid, "start")
+        return spec
+
+    def act(self, uuid: str, verb: str) -> None:
+        """One of ``ACTIONS_BY_STATE``'s verbs (start, shutdown, poweroff...). Raises
+        InvalidState when it does not fit the domain's state, DomainNotFound."""
+        self._act(domains.act, uuid, verb)
+
+    def remove(self, uuid: str) -> bool:
+        """Stop and undefine the domain; whether there was one."""
+        return self._act(domains.remove, uuid)
+
+    def states(self) -> dict[str, str]:
+        """Every domain's state by domain name, in three bulk calls."""
+        return self._query(domains.states)
+
+    def status(self, uuid: str) -> DomainStatus:
+        """One domain's state, CPU time, memory, VNC and NIC."""
+        return self._query(domains.status, uuid)
+
+    def vnc_address(self, uuid: str) -> tuple[str, int]:
+        """Where the running domain's VNC server listens. Raises InvalidState."""
+        return self._query(domains.vnc_address, uuid)
+
+
+def _host_load(conn, previous: CpuSample | None, cpu: bool) -> HostLoad:
+    return hosts.host_load(conn, previous, cpu=cpu)
+
+
+# Waiting on several hosts at once. The work itself runs in the pool's threads; these
+# only wait for it, each at most its method's bound.
+_waiters: ThreadPoolExecutor | None = None
+_waiters_lock = threading.Lock()
+
+
+def _waiter_pool() -> ThreadPoolExecutor:
+    global _waiters
+    with _waiters_lock:
+        if _waiters is None:
+            _waiters = ThreadPoolExecutor(32, thread_name_prefix="hypervisor-wait")
+        return _waiters
+
+
+def on_each(hypervisors: Iterable[Hypervisor],
+            verb: Callable[[Hypervisor], T]) -> dict[str, T | VirtError]:
+    """Run ``verb(h)`` on every hypervisor in parallel. Returns, per URI, the result or
+    the VirtError it ended with; waits no longer than the slowest bound."""
+    hypervisors = list(hypervisors)
+    if len(hypervisors) == 1:
+        return {hypervisors[0].uri: _outcome(verb, hypervisors[0])}
+    futures = {h.uri: _waiter_pool().submit(_outcome, verb, h) for h in hypervisors}
+    return {uri: future.result() for uri, future in futures.items()}
+
+
+def _outcome(verb: Callable[[Hypervisor], T], h: Hypervisor) -> T | VirtError:
+    try:
+        return verb(h)
+    except VirtError as exc:
+        return exc

@@ -1,5 +1,0 @@
-from flask import Blueprint
-
-bp = Blueprint("vmtemplates", __name__, url_prefix="/templates")
-
-from . import routes  # noqa: E402,F401
