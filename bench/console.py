@@ -63,7 +63,8 @@ class ConsoleWorld:
         from loucloud.extensions import db
         from loucloud.models import Host, Template, User
         from config import INSTANCE_DIR
-        from loucloud.services.vms import lifecycle as vm_service
+        from loucloud.services.vms import create as vm_create
+from loucloud.services.vms import lifecycle as vm_service
 
         self.ctx = ctx
         self.host = ctx.lab.hosts[1]
@@ -76,7 +77,7 @@ class ConsoleWorld:
         with self.app.app_context():
             alice = add_user("alice")
             cat = add_catalog([self.host], image, memory_mib=64)
-            vm = vm_service.create_vm(db.session.get(User, alice), "screen",
+            vm = vm_create.create_vm(db.session.get(User, alice), "screen",
                                       db.session.get(Template, cat["template"]),
                                       db.session.get(Host, cat["servers"][self.host.index]))
             self.vm_id, uuid = vm.id, vm.uuid

@@ -108,16 +108,18 @@ def register_url_converters(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     from .audit import bp as audit_bp
     from .auth import bp as auth_bp
+    from .bootjobs import bp as bootjobs_bp
     from .dashboard import bp as dashboard_bp
-    from .images import bp as images_bp
     from .hosts import bp as hosts_bp
+    from .images import bp as images_bp
+    from .networks import bp as networks_bp
     from .settings import bp as settings_bp
+    from .templates import bp as templates_bp
     from .users import bp as users_bp
     from .vms import bp as vms_bp
-    from .templates import bp as templates_bp
 
-    for bp in (auth_bp, vms_bp, images_bp, templates_bp, hosts_bp, users_bp, settings_bp,
-               audit_bp, dashboard_bp):
+    for bp in (auth_bp, vms_bp, images_bp, templates_bp, hosts_bp, networks_bp, bootjobs_bp,
+               users_bp, settings_bp, audit_bp, dashboard_bp):
         app.register_blueprint(bp)
 
 

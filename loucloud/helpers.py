@@ -123,6 +123,8 @@ def register(app) -> None:
            ("images.index", "Images", "hdd", True),
            ("templates.index", "Templates", "boxes", True),
            ("hosts.index", "Hosts", "hdd-rack", True),
+           ("networks.index", "Networks", "diagram-3", True),
+           ("bootjobs.index", "Boot jobs", "rocket-takeoff", True),
            ("users.index", "Users", "people", True),
            ("settings.index", "Settings", "gear", True),
            ("audit.index", "Audit", "journal-text", True)]

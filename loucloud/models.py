@@ -136,6 +136,10 @@ class Image(db.Model):
     os_type = db.Column(db.String(16), nullable=False, default="linux")
     format = db.Column(db.String(16), nullable=False)
     virtual_size = db.Column(BigInteger, nullable=False)
+    # Takes first-boot data (cloud-init NoCloud), and for whom: the image's default user.
+    cloud_init = db.Column(db.Boolean, nullable=False, default=False)
+    login_user = db.Column(db.String(32), nullable=False, default="")
+    firmware = db.Column(db.String(8), nullable=False, default="bios")  # or "uefi"
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
 
     locations = db.relationship("ImageLocation", back_populates="image",
@@ -174,10 +178,16 @@ class Template(db.Model):
     disk_gib = db.Column(db.Integer, nullable=False)
     image_id = db.Column(db.Integer, db.ForeignKey("images.id"), nullable=False)
     notes = db.Column(db.Text, nullable=False, default="")
+    # Where its VMs' NIC goes: a libvirt network by name (None: Settings' network) or a
+    # host bridge.
+    nic_kind = db.Column(db.String(16), nullable=False, default="network")
+    network = db.Column(db.String(64))
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
 
     image = db.relationship("Image", back_populates="templates")
     vms = db.relationship("VM", back_populates="template", lazy="dynamic")
+    boot_jobs = db.relationship("BootJob", secondary="template_boot_jobs",
+                                back_populates="templates", order_by="BootJob.name")
 
 
 class VM(db.Model):
@@ -204,6 +214,17 @@ class VM(db.Model):
     volume_name = db.Column(db.String(255), nullable=False, default="")
     volume_path = db.Column(db.String(1024), nullable=False, default="")
     mac = db.Column(db.String(17))
+    # Where the NIC went ("network", "bridge", "user"; None: no NIC, nic_note says why),
+    # and the fixed address reserved for it on a LouCloud network.
+    nic_kind = db.Column(db.String(16))
+    network = db.Column(db.String(64))
+    nic_note = db.Column(db.String(255))
+    ip_address = db.Column(db.String(45))
+    seed_volume = db.Column(db.String(255))   # the cloud-init seed ISO in the host's pool
+    boot_job_names = db.Column(db.Text, nullable=False, default="")  # given at create
+    # What the guest agent last said of its addresses (JSON list), by the sampler.
+    guest_addresses = db.Column(db.Text)
+    guest_addresses_at = db.Column(db.DateTime)
     status = db.Column(db.String(16), nullable=False, default=CREATING)
     status_since = db.Column(db.DateTime, nullable=False, default=utcnow)
     last_error = db.Column(db.String(500))
@@ -230,6 +251,7 @@ class ConsoleToken(db.Model):
                         nullable=False, index=True)
     vm_id = db.Column(db.Integer, db.ForeignKey("vms.id", ondelete="CASCADE"),
                       nullable=False, index=True)
+    kind = db.Column(db.String(8), nullable=False, default="vnc")  # or "serial"
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
     expires_at = db.Column(db.DateTime, nullable=False)
     used_at = db.Column(db.DateTime)
@@ -256,7 +278,7 @@ class Leftover(db.Model):
     removed when the host answers again."""
     __tablename__ = "leftovers"
 
-    VOLUME, DOMAIN = "volume", "domain"
+    VOLUME, DOMAIN, ADDRESS = "volume", "domain", "address"  # address: name "MAC IP", pool: network
 
     id = db.Column(db.Integer, primary_key=True)
     host_id = db.Column(db.Integer, db.ForeignKey("hosts.id", ondelete="CASCADE"),
@@ -308,3 +330,42 @@ class VMSample(db.Model):
     disk_write_bps = db.Column(db.Float)
     net_rx_bps = db.Column(db.Float)
     net_tx_bps = db.Column(db.Float)
+
+
+class SshKey(db.Model):
+    """An SSH public key of a user, put into the VMs he creates (cloud-init)."""
+    __tablename__ = "ssh_keys"
+    __table_args__ = (UniqueConstraint("user_id", "fingerprint", name="uq_ssh_keys_user_fp"),)
+
+    id = db.Column(db.Integer, primary_key=True)
+    user_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="CASCADE"),
+                        nullable=False, index=True)
+    name = db.Column(db.String(64), nullable=False)
+    key = db.Column(db.Text, nullable=False)          # "type base64 [comment]", checked
+    fingerprint = db.Column(db.String(64), nullable=False)  # SHA256:... as ssh-keygen
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+
+
+template_boot_jobs = db.Table(
+    "template_boot_jobs",
+    db.Column("template_id", db.Integer, db.ForeignKey("templates.id", ondelete="CASCADE"),
+              primary_key=True),
+    db.Column("boot_job_id", db.Integer, db.ForeignKey("boot_jobs.id", ondelete="CASCADE"),
+              primary_key=True))
+
+
+class BootJob(db.Model):
+    """A named first-boot script (cloud-init runcmd / write_files / packages), kept by
+    the administrator; defaults go to every VM of an image that takes cloud-init."""
+    __tablename__ = "boot_jobs"
+
+    id = db.Column(db.Integer, primary_key=True)
+    name = db.Column(db.String(64), unique=True, nullable=False)
+    description = db.Column(db.String(255), nullable=False, default="")
+    script = db.Column(db.Text, nullable=False)      # YAML, checked on save
+    is_default = db.Column(db.Boolean, nullable=False, default=False)
+    user_choice = db.Column(db.Boolean, nullable=False, default=False)  # users may add it
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+
+    templates = db.relationship("Template", secondary="template_boot_jobs",
+                                back_populates="boot_jobs", order_by="Template.name")

@@ -21,4 +21,8 @@ cp -r node_modules/@novnc/novnc/core node_modules/@novnc/novnc/vendor "$out.tmp/
 cp node_modules/@novnc/novnc/LICENSE.txt "$out.tmp/novnc/"
 mkdir -p "$out.tmp/chartjs"
 cp node_modules/chart.js/dist/chart.umd.js node_modules/chart.js/LICENSE.md "$out.tmp/chartjs/"
+# xterm.js (the text console) as ES modules, with its stylesheet.
+mkdir -p "$out.tmp/xterm"
+cp node_modules/@xterm/xterm/lib/xterm.mjs node_modules/@xterm/xterm/css/xterm.css \
+   node_modules/@xterm/addon-fit/lib/addon-fit.mjs node_modules/@xterm/xterm/LICENSE "$out.tmp/xterm/"
 rm -rf "$out" && mv "$out.tmp" "$out"

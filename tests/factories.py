@@ -47,7 +47,7 @@ def make_vm(owner_id: int, name: str, template_id: int, *, start: bool = True,
             host_id: int | None = None):
     """A VM made by the real create service."""
     from loucloud.models import Template
-    from loucloud.services.vms import lifecycle as vms
+    from loucloud.services.vms import create as vms
 
     owner = db.session.get(User, owner_id)
     template = db.session.get(Template, template_id)
@@ -98,3 +98,13 @@ def write_test_node(path: Path, *, cpus: int = 4,
             ET.SubElement(ET.SubElement(vol, "target"), "format", type=fmt)
     path.write_text(ET.tostring(node, encoding="unicode"))
     return f"test://{path}"
+
+
+def new_public_key(comment: str = "someone@laptop") -> str:
+    """A fresh ed25519 public key line, as a .pub file holds it."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    public = Ed25519PrivateKey.generate().public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return f"{public.decode()} {comment}"

@@ -7,9 +7,10 @@ import pytest
 
 from loucloud import create_app
 from loucloud.extensions import db
-from loucloud.models import AuditEvent
+from loucloud.models import AuditEvent, User
+from loucloud.services import bootjobs, keys
 from tests.conftest import Client
-from tests.factories import make_catalog, make_user, make_vm
+from tests.factories import make_catalog, make_user, make_vm, new_public_key
 from tests.support.figures import figure
 
 ANON, OWNER, OTHER, ADMIN = "anonymous", "owner", "other user", "admin"
@@ -61,6 +62,18 @@ EXPECTED = {
     "hosts.accepts": ("POST", 302, 403, 403, 302),
     "hosts.refresh": ("POST", 302, 403, 403, 302),
     "hosts.delete": ("POST", 302, 403, 403, 302),
+    "vms.serial": ("POST", 302, 302, 404, 302),  # refused (test driver: no console)
+    "vms.terminal": ("GET", 302, 200, 404, 200),
+    "vms.reset_password": ("POST", 302, 302, 404, 302),  # refused: an empty form
+    "users.add_key": ("POST", 302, 400, 400, 400),      # an empty form: a form error
+    "users.delete_key": ("POST", 302, 302, 404, 404),   # only one's own keys
+    "networks.index": ("GET", 302, 403, 403, 200),
+    "networks.create": ("POST", 302, 403, 403, 400),
+    "networks.act": ("POST", 302, 403, 403, 302),
+    "bootjobs.index": ("GET", 302, 403, 403, 200),
+    "bootjobs.create": ("GET", 302, 403, 403, 200),
+    "bootjobs.edit": ("GET", 302, 403, 403, 200),
+    "bootjobs.delete": ("POST", 302, 403, 403, 302),
     "settings.index": ("GET", 302, 403, 403, 200),
     "audit.index": ("GET", 302, 403, 403, 200),
 }
@@ -95,8 +108,11 @@ def world(app, test_host):
         owner = make_user("owner")
         template = make_catalog(("h1", test_host))
         vm = make_vm(owner.id, "owned-vm", template.id, start=False)
+        key = keys.add_key(db.session.get(User, owner.id), "laptop", new_public_key())
+        job = bootjobs.create_boot_job("motd", "runcmd: [[touch, /tmp/x]]")
+        ids = {"key_id": key.id, "job_id": job.id}
     return {"user_id": owner.id, "host_id": vm.host_id, "image_id": template.image_id,
-            "template_id": template.id, "vm_id": vm.id, "action": "start"}
+            "template_id": template.id, "vm_id": vm.id, "action": "start", **ids}
 
 
 def _url(rule, world):

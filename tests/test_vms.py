@@ -11,6 +11,7 @@ import pytest
 from loucloud.extensions import db
 from loucloud.models import VM, Host, Template, User
 from loucloud.services import settings as settings_service
+from loucloud.services.vms import create as vm_create
 from loucloud.services.vms import lifecycle as vm_service
 from loucloud.services.hypervisors import pool
 from loucloud.virt import xml
@@ -120,15 +121,26 @@ def test_left_off_when_asked(app, as_user, catalog, test_host):
     assert domains_on(app, test_host) == {vm.domain_name: "shut off"}
 
 
-def test_no_nic_when_the_network_is_not_active_and_the_page_says_so(app, as_user, catalog,
-                                                                    test_host):
+def test_placement_only_picks_hosts_where_the_network_is_active(app, as_user, catalog,
+                                                                test_host):
     with app.app_context():
         settings_service.update_settings({"network": "nowhere"})
     response = create(as_user, "lonely", catalog.id)
+    assert response.status_code == 503
+    assert "there is no network nowhere" in response.get_data(as_text=True)
+    assert vms(app) == [] and domains_on(app, test_host) == {}
+
+
+def test_a_host_chosen_without_the_network_gives_no_nic_and_the_page_says_why(
+        app, as_admin, catalog, test_host):
+    with app.app_context():
+        settings_service.update_settings({"network": "nowhere"})
+        host_id = db.session.execute(db.select(Host.id)).scalar()
+    response = create(as_admin, "lonely", catalog.id, host_id=host_id)
     [vm] = vms(app)
-    assert vm.mac is None
-    page = as_user.get(response.headers["Location"]).get_data(as_text=True)
-    assert "no network" in page
+    assert vm.mac is None and vm.nic_kind is None
+    page = as_admin.get(response.headers["Location"]).get_data(as_text=True)
+    assert "no network card" in page and "there is no network nowhere on h1" in page
 
 
 @pytest.mark.parametrize("name", ["a b", "<x>", "a</name><devices>", "it's", 'q"q',
@@ -192,9 +204,9 @@ def test_twenty_concurrent_creates_never_exceed_the_quota(any_app, test_host):
             db.session.commit()  # give the connection back while waiting at the barrier
             barrier.wait()
             try:
-                vm_service.create_vm(owner, f"vm-{i}", template)
+                vm_create.create_vm(owner, f"vm-{i}", template)
                 outcomes.append("ok")
-            except vm_service.QuotaExceeded:
+            except vm_create.QuotaExceeded:
                 outcomes.append("quota")
             finally:
                 db.session.remove()

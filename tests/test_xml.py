@@ -9,7 +9,7 @@ import libvirt
 import pytest
 
 from loucloud.virt import xml
-from loucloud.virt.xml import DomainSpec
+from loucloud.virt.xml import DomainSpec, Nic
 from tests.factories import write_test_node
 
 HOSTILE = """<>&'" a</title><devices><disk/></devices>"""
@@ -21,8 +21,9 @@ GIB = 1024 ** 3
 def spec(**changes) -> DomainSpec:
     base = DomainSpec(name="lc-0042", uuid=UUID, title="web server 1", vcpus=2,
                       memory_mib=1536, disk_path="/var/lib/libvirt/loucloud/lc-0042.qcow2",
-                      domain_type="kvm", arch="x86_64", os_type="linux", network="default",
-                      mac=MAC, vnc_listen="127.0.0.1", vm_id=42, owner="alice")
+                      domain_type="kvm", arch="x86_64", os_type="linux",
+                      nic=Nic("network", "default", MAC), vnc_listen="127.0.0.1", vm_id=42,
+                      owner="alice")
     return replace(base, **changes)
 
 
@@ -87,7 +88,7 @@ def test_vnc_on_loopback_never_mentions_any_address():
 
 
 def test_no_network_means_no_interface():
-    text = xml.build_domain(spec(network=None, mac=None))
+    text = xml.build_domain(spec(nic=None))
     assert ET.fromstring(text).findall(".//interface") == []
     desc = xml.parse_domain(text)
     assert desc.networks == () and desc.macs == ()
@@ -124,10 +125,60 @@ def test_libvirt_accepts_the_domain_and_keeps_what_we_said(conn):
 
 def test_libvirt_keeps_the_windows_clock_and_no_interface(conn):
     dom, desc = _define(conn, spec(domain_type="test", arch=host_arch(conn),
-                                   os_type="windows", network=None, mac=None))
+                                   os_type="windows", nic=None))
     assert desc.clock == "localtime"
     assert desc.networks == () and desc.macs == ()
     assert ET.fromstring(dom.XMLDesc(0)).findall(".//interface") == []
+
+
+def test_libvirt_accepts_every_device_we_add(conn):
+    """The seed and install CD-ROMs, a bridge NIC, UEFI, the serial line, the console
+    and the guest agent's channel: the test driver parses and keeps them."""
+    dom, desc = _define(conn, spec(domain_type="test", arch=host_arch(conn),
+                                   nic=Nic("bridge", "br0", MAC), seed_path="/p/seed.iso",
+                                   cdrom_path="/p/install.iso"))
+    assert desc.cdroms == {"hdc": "/p/install.iso", "hdd": "/p/seed.iso"}
+    assert desc.nics == (Nic("bridge", "br0", MAC),) and desc.networks == ()
+    assert desc.has_serial and desc.has_agent_channel
+    root = ET.fromstring(dom.XMLDesc(0))
+    assert [b.get("dev") for b in root.findall("os/boot")] == ["cdrom", "hd"]
+    assert root.find("devices/console/target").get("type") == "serial"
+
+
+def test_devices_round_trip():
+    desc = xml.parse_domain(xml.build_domain(spec(seed_path="/p/seed.iso",
+                                                  nic=Nic("user"), firmware="uefi")))
+    assert desc.cdroms == {"hdd": "/p/seed.iso"} and desc.nics == (Nic("user", "", None),)
+    assert desc.firmware == "uefi" and desc.has_agent_channel and desc.has_serial
+    root = ET.fromstring(xml.build_domain(spec()))
+    assert [b.get("dev") for b in root.findall("os/boot")] == ["hd"]  # no CD-ROM: the disk
+    assert root.find("devices/disk[@device='cdrom']") is None
+    assert root.find("os").get("firmware") is None
+
+
+BASELINE = ("<cpu mode='custom' match='exact'><model fallback='forbid'>Skylake-Client</model>"
+            "<vendor>Intel</vendor><feature policy='require' name='popcnt'/></cpu>")
+
+
+@pytest.mark.parametrize("changes, mode, model", [
+    ({}, "host-model", None),                                    # KVM: the host's model
+    ({"cpu_mode": "host-passthrough"}, "host-passthrough", None),
+    ({"cpu_mode": "baseline", "cpu_baseline": BASELINE}, "custom", "Skylake-Client"),
+    ({"cpu_mode": "baseline"}, "host-model", None),              # no baseline computed
+    ({"domain_type": "qemu"}, "maximum", None),                  # TCG: QEMU's "max"
+    ({"domain_type": "qemu", "cpu_mode": "host-passthrough"}, "maximum", None),
+])
+def test_cpu_model_fits_the_accelerator(changes, mode, model):
+    root = ET.fromstring(xml.build_domain(spec(**changes)))
+    cpu = root.find("cpu")
+    assert cpu.get("mode") == mode
+    assert (cpu.findtext("model") if cpu.find("model") is not None else None) == model
+    if model:
+        assert cpu.find("feature[@name='popcnt']").get("policy") == "require"
+
+
+def test_the_test_driver_gets_no_cpu_element():
+    assert ET.fromstring(xml.build_domain(spec(domain_type="test"))).find("cpu") is None
 
 
 # -- capabilities ---------------------------------------------------------------------

@@ -2,7 +2,7 @@
 module per command group; ``manage.py`` is the entry point."""
 from __future__ import annotations
 
-from . import hosts, images, templates, users, vms
+from . import bootjobs, hosts, images, keys, networks, templates, users, vms
 from .init import init_command
 from .processes import console_proxy_command, sampler_command, serve_command
 
@@ -10,7 +10,7 @@ from .processes import console_proxy_command, sampler_command, serve_command
 def register(app) -> None:
     for command in (init_command, serve_command, console_proxy_command, sampler_command):
         app.cli.add_command(command)
-    for module in (hosts, users, images, templates, vms):
+    for module in (hosts, networks, users, keys, images, templates, bootjobs, vms):
         app.cli.add_command(module.group)
 
 

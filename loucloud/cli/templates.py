@@ -2,6 +2,7 @@
 import click
 from flask.cli import AppGroup
 
+from ..services import bootjobs as bootjob_service
 from ..services import images as image_service
 from ..services import templates as template_service
 from .common import audited, delete_command, list_command, service
@@ -16,18 +17,30 @@ group = AppGroup("templates", help="VM templates (sizes).")
 @click.option("--memory", "memory_mib", type=int, required=True, help="MiB")
 @click.option("--disk", "disk_gib", type=int, required=True, help="GiB")
 @click.option("--notes", default="")
+@click.option("--network", default="", help="libvirt network of its VMs (default: "
+                                            "Settings' network).")
+@click.option("--bridge", default="", help="A host bridge instead of a network.")
+@click.option("--no-nic", is_flag=True, help="Its VMs get no network card.")
+@click.option("--boot-job", "boot_jobs", multiple=True, help="A boot job its VMs run "
+                                                              "(repeat).")
 @audited("templates.add")
-def add(name, image_name, vcpus, memory_mib, disk_gib, notes) -> None:
+def add(name, image_name, vcpus, memory_mib, disk_gib, notes, network, bridge, no_nic,
+        boot_jobs) -> None:
     """Create the template NAME."""
+    nic = template_service.Network("none") if no_nic else (
+        template_service.Network("bridge", bridge) if bridge
+        else template_service.Network("network", network))
     template = service(lambda: template_service.create_template(
         name, template_service.Sizes(vcpus, memory_mib, disk_gib),
-        image_service.image_by_name(image_name), notes))
+        image_service.image_by_name(image_name), notes, network=nic,
+        boot_job_ids=[bootjob_service.boot_job_by_name(j).id for j in boot_jobs]))
     click.echo(f"added {template.name}")
 
 
 list_command(group, lambda: [
     {"id": t.id, "name": t.name, "image": t.image.name, "vcpus": t.vcpus,
-     "memory_mib": t.memory_mib, "disk_gib": t.disk_gib}
+     "memory_mib": t.memory_mib, "disk_gib": t.disk_gib, "nic": t.nic_kind,
+     "network": t.network, "boot_jobs": [j.name for j in t.boot_jobs]}
     for t in template_service.all_templates()],
     ["id", "name", "image", "vcpus", "memory_mib", "disk_gib"], help="List templates.")
 delete_command(group, "delete", template_service.template_by_name,

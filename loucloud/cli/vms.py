@@ -1,11 +1,15 @@
-"""manage.py vms create|list|<action>|delete"""
+"""manage.py vms create|list|<action>|delete|reset-password"""
+import os
+
 import click
 from flask.cli import AppGroup
 
+from ..services import bootjobs as bootjob_service
 from ..services import hosts as host_service
 from ..services import users as user_service
 from ..services import templates as template_service
-from ..services.vms import lifecycle, state
+from ..services.vms import create as vm_create
+from ..services.vms import guest, lifecycle, state
 from .common import audited, echo_rows, fail, service
 
 group = AppGroup("vms", help="Virtual machines.")
@@ -18,13 +22,35 @@ OWNER = click.option("--owner", required=True, help="User name of the owner.")
 @click.option("--template", "template_name", required=True)
 @click.option("--host", "host_name", default=None, help="Host (default: placement).")
 @click.option("--no-start", is_flag=True, help="Leave it shut off.")
+@click.option("--password-env", default=None, metavar="VAR",
+              help="Environment variable holding the login password (cloud images; "
+                   "default: one is made and printed once).")
+@click.option("--boot-job", "boot_jobs", multiple=True, help="An extra boot job offered to "
+                                                              "users (repeat).")
+@click.option("--ip", "ip_address", default=None, help="A fixed address of its network's "
+                                                        "range.")
 @audited("vms.create")
-def create(name, owner, template_name, host_name, no_start) -> None:
+def create(name, owner, template_name, host_name, no_start, password_env, boot_jobs,
+           ip_address) -> None:
     """Create the VM NAME for --owner from --template."""
-    vm = service(lambda: lifecycle.create_vm(
-        user_service.user_by_name(owner), name, template_service.template_by_name(template_name),
-        host_service.host_by_name(host_name) if host_name else None, start=not no_start))
-    click.echo(f"created {vm.name} on {vm.host.name}")
+    template = service(lambda: template_service.template_by_name(template_name))
+    password = os.environ.get(password_env, "") if password_env else ""
+    if password_env and not password:
+        fail(f"{password_env} is empty or not set")
+    generated = None
+    if not password and template.image.cloud_init:
+        password = generated = vm_create.generate_password()
+    vm = service(lambda: vm_create.create_vm(
+        user_service.user_by_name(owner), name, template,
+        host_service.host_by_name(host_name) if host_name else None, start=not no_start,
+        password=password or None, ip_address=ip_address,
+        boot_job_ids=[bootjob_service.boot_job_by_name(j).id for j in boot_jobs]))
+    click.echo(f"created {vm.name} on {vm.host.name}"
+               + (f", address {vm.ip_address}" if vm.ip_address else ""))
+    if vm.nic_note and template.nic_kind != "none":
+        click.echo(f"warning: no network card: {vm.nic_note}", err=True)
+    if generated:
+        click.echo(f"login: {vm.image.login_user} / {generated}  (shown only now)")
 
 
 @group.command("list")
@@ -37,8 +63,11 @@ def list_(owner: str | None, as_json: bool) -> None:
     if viewer is None:
         fail("no administrator yet: run init")
     page = state.list_vms(viewer, per_page=1_000_000)
-    echo_rows([v.as_dict() for v in page.items], as_json,
-              ["id", "name", "owner", "host", "state", "vcpus", "memory_mib"])
+    rows = [v.as_dict() for v in page.items]
+    for row in rows:
+        row["address"] = row["addresses"][0] if row["addresses"] else ""
+    echo_rows(rows, as_json, ["id", "name", "owner", "host", "state", "address", "vcpus",
+                              "memory_mib"])
 
 
 def _action(action: str):
@@ -62,3 +91,19 @@ for _name in lifecycle.ACTIONS:
 def delete(name: str, owner: str) -> None:
     """Delete the VM NAME of --owner with its disk."""
     click.echo(service(lambda: lifecycle.delete_vm(state.find_vm(owner, name))))
+
+
+@group.command("reset-password")
+@click.argument("name")
+@OWNER
+@click.option("--user", default="", help="The guest user (default: the image's login user).")
+@click.option("--password-env", default="LOUCLOUD_VM_PASSWORD", show_default=True,
+              help="Environment variable holding the new password.")
+@audited("vms.reset_password")
+def reset_password(name: str, owner: str, user: str, password_env: str) -> None:
+    """Set a guest user's password in the running VM NAME (QEMU guest agent)."""
+    password = os.environ.get(password_env, "")
+    if not password:
+        fail(f"put the new password in {password_env}")
+    vm = service(lambda: state.find_vm(owner, name))
+    click.echo(service(lambda: guest.reset_password(vm, user, password)))

@@ -23,10 +23,11 @@ from websockify.websocketproxy import ProxyRequestHandler, WebSocketProxy
 
 from ..extensions import db
 from ..services import auth as auth_service
-from ..services.console import ConsoleRefused, consume
+from ..services.console import ConsoleRefused, consume, consume_serial
 
 log = logging.getLogger("loucloud.console")
 PATH = "/websockify"
+SERIAL_PATH = "/websockify/serial"   # the text console: the VM's serial line
 _TOKEN_IN_TEXT = re.compile(r"(token=)[^&\s'\"]+")
 
 
@@ -94,13 +95,15 @@ class Gate:
         return user.id if user is not None else None
 
     def target(self, origin: str | None, cookie_header: str | None,
-               token: str) -> tuple[str, int]:
-        """(host, port) of the VM's VNC server. Raises ConsoleRefused."""
+               token: str, serial: bool = False):
+        """(host, port) of the VM's VNC server, or its serial line (a SerialBridge) for
+        the text console. Raises ConsoleRefused."""
         if normalise_origin(origin or "") not in self.origins:
             raise ConsoleRefused(f"origin {origin!r} is not this site")
         with self.app.app_context():
             try:
-                return consume(token, self._session_user(cookie_header))
+                user_id = self._session_user(cookie_header)
+                return consume_serial(token, user_id) if serial else consume(token, user_id)
             finally:
                 db.session.remove()
 
@@ -114,19 +117,36 @@ class ConsoleRequestHandler(ProxyRequestHandler):
         # Nothing logged from here on may carry the token.
         self.path = parts.path or "/"
         self.requestline = f"{self.command} {self.path} {self.request_version}"
-        if self.path != PATH:
+        if self.path not in (PATH, SERIAL_PATH):
             self._refuse(404, "unknown path")
         if self.headers.get("Upgrade", "").lower() != "websocket" or \
                 not self.headers.get("Sec-WebSocket-Key"):
             self._refuse(400, "not a websocket handshake")
         token = (parse_qs(parts.query).get("token") or [""])[0]
+        serial = self.path == SERIAL_PATH
         try:
-            host, port = self.server.gate.target(self.headers.get("Origin"),
-                                                 self.headers.get("Cookie"), token)
+            target = self.server.gate.target(self.headers.get("Origin"),
+                                             self.headers.get("Cookie"), token, serial)
         except ConsoleRefused as exc:
             self._refuse(403, str(exc))
+        if serial:
+            self.server.serial = target
+            log.info("text console opened from %s", self.client_address[0])
+            return
+        host, port = target
         self.server.target_host, self.server.target_port = host, port
         log.info("console of %s:%s opened from %s", host, port, self.client_address[0])
+
+    def new_websocket_client(self) -> None:
+        bridge = getattr(self.server, "serial", None)
+        if bridge is None:
+            super().new_websocket_client()
+            return
+        try:
+            self.do_proxy(bridge.socket)
+        finally:
+            bridge.close()
+            bridge.socket.close()
 
     def _refuse(self, code: int, why: str) -> None:
         self.send_response(code)
@@ -164,6 +184,7 @@ class ConsoleProxyServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
         self.auth_plugin = None
         self.heartbeat = heartbeat
         self.target_host = self.target_port = None
+        self.serial = None
         self.unix_target = self.unix_listen = None
         self.ssl_target = False
         self.wrap_cmd = None

@@ -1,22 +1,35 @@
 from flask_wtf import FlaskForm
-from wtforms import SelectChoice, SelectField, StringField, SubmitField
-from wtforms.validators import InputRequired, Length
+from wtforms import BooleanField, SelectChoice, SelectField, StringField, SubmitField
+from wtforms.validators import InputRequired, Length, Optional
 
 OS_CHOICES = [SelectChoice("linux", "Linux / other (UTC clock)"),
               SelectChoice("windows", "Windows (local-time clock)")]
+FIRMWARE_CHOICES = [SelectChoice("bios", "BIOS (SeaBIOS)"),
+                    SelectChoice("uefi", "UEFI (OVMF on the host)")]
 
 
-class ImageForm(FlaskForm):
+class _Guest(FlaskForm):
+    os_type = SelectField("Guest OS", choices=OS_CHOICES)
+    cloud_init = BooleanField("Takes cloud-init first-boot data (a cloud image)",
+                              description="Then each VM gets its name as hostname, its "
+                                          "owner's SSH keys, a login password and the boot "
+                                          "jobs, from a small seed CD-ROM.")
+    login_user = StringField("Login user", validators=[Optional(), Length(max=32)],
+                             render_kw={"placeholder": "debian"},
+                             description="The image's default user (debian, ubuntu...): "
+                                         "the password and keys are given to this user.")
+    firmware = SelectField("Firmware", choices=FIRMWARE_CHOICES, default="bios")
+
+
+class ImageForm(_Guest):
     name = StringField("Name", validators=[InputRequired(), Length(max=64)])
     path = StringField("Path on the hosts", validators=[InputRequired(), Length(max=1024)],
                        render_kw={"placeholder": "/var/lib/libvirt/images/debian-12.qcow2"},
                        description="A qcow2 or raw file that already lies at this path on "
                                    "the hosts. LouCloud never copies or changes it.")
-    os_type = SelectField("Guest OS", choices=OS_CHOICES)
     submit = SubmitField("Add image")
 
 
-class ImageEditForm(FlaskForm):
+class ImageEditForm(_Guest):
     name = StringField("Name", validators=[InputRequired(), Length(max=64)])
-    os_type = SelectField("Guest OS", choices=OS_CHOICES)
     submit = SubmitField("Save")

@@ -9,6 +9,11 @@ from . import bp
 from .forms import ImageEditForm, ImageForm
 
 
+def _guest(form) -> image_service.Guest:
+    return image_service.Guest(form.os_type.data, form.cloud_init.data,
+                               form.login_user.data or "", form.firmware.data)
+
+
 @bp.route("/")
 @admin_required
 def index():
@@ -22,7 +27,8 @@ def create():
     form = ImageForm()
     if form.validate_on_submit():
         try:
-            image = image_service.add_image(form.name.data, form.path.data, form.os_type.data)
+            image = image_service.add_image(form.name.data, form.path.data,
+                                            guest=_guest(form))
         except FieldError as exc:
             show_error(form, exc, "path")
         else:
@@ -49,7 +55,7 @@ def edit(image_id: int):
     form = ImageEditForm()
     if form.validate_on_submit():
         try:
-            image_service.update_image(image, form.name.data, form.os_type.data)
+            image_service.update_image(image, form.name.data, guest=_guest(form))
         except FieldError as exc:
             show_error(form, exc, "name")
         else:

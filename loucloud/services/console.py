@@ -15,6 +15,7 @@ from datetime import timedelta
 from ..extensions import db
 from ..models import VM, ConsoleToken, User, utcnow
 from ..virt import HostUnavailable, InvalidState, VirtError
+from ..virt.driver import SerialBridge
 from . import Conflict, ServiceError, Unavailable
 from .access import may_use_vm
 from .hypervisors import hypervisor
@@ -35,13 +36,26 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def issue_token(user: User, vm: VM) -> str:
-    """A new console token for ``user`` on ``vm``. Refused when the VM is not running
-    (there is no screen) or its host does not answer."""
+KINDS = ("vnc", "serial")
+
+
+def issue_token(user: User, vm: VM, kind: str = "vnc") -> str:
+    """A new console token for ``user`` on ``vm``: its screen ("vnc") or its serial
+    line ("serial"). Refused when the VM is not running or its host does not answer."""
+    if kind not in KINDS:
+        raise Conflict(f"No such console: {kind}.")
     try:
-        hypervisor(vm.host).vnc_address(vm.uuid)
+        if kind == "vnc":
+            hypervisor(vm.host).vnc_address(vm.uuid)
+        else:
+            status = hypervisor(vm.host).status(vm.uuid)
+            if status.state not in ("running", "paused"):
+                raise InvalidState(f"the VM is {status.state}.")
+            if not status.has_serial:
+                raise InvalidState("the VM has no serial port.")
     except InvalidState as exc:
-        raise Conflict(f"{vm.name} has no screen to show: {exc} Start it first.") from None
+        what = "screen" if kind == "vnc" else "text console"
+        raise Conflict(f"{vm.name} has no {what} to show: {exc} Start it first.") from None
     except HostUnavailable as exc:
         raise Unavailable(f"{vm.host.name} does not answer: {exc}") from None
     except VirtError as exc:
@@ -49,7 +63,7 @@ def issue_token(user: User, vm: VM) -> str:
     token = secrets.token_urlsafe(32)
     now = utcnow()
     db.session.add(ConsoleToken(
-        token_hash=_hash(token), user_id=user.id, vm_id=vm.id, created_at=now,
+        token_hash=_hash(token), user_id=user.id, vm_id=vm.id, kind=kind, created_at=now,
         expires_at=now + timedelta(seconds=get_settings().console_token_seconds)))
     # Used and expired tokens are of no use any more: the table stays small.
     db.session.execute(db.delete(ConsoleToken).where(
@@ -58,12 +72,10 @@ def issue_token(user: User, vm: VM) -> str:
     return token
 
 
-def consume(token: str, session_user_id: int | None) -> tuple[str, int]:
-    """Use up ``token`` and return the VM's VNC (host, port) as libvirt reports it now.
-
-    ``session_user_id`` is the user of the browser session that presents the token: it
-    must be the user the token was issued to. Raises ConsoleRefused; a token presented
-    by the wrong session is not used up."""
+def _take(token: str, session_user_id: int | None, kind: str) -> VM:
+    """Use up ``token`` (of ``kind``) for the user of the presenting session and
+    return its VM. Raises ConsoleRefused; a token presented by the wrong session, or
+    to the other kind of console, is not used up."""
     if not isinstance(token, str) or not TOKEN_RE.match(token):
         raise ConsoleRefused("malformed token")
     digest = _hash(token)
@@ -78,6 +90,8 @@ def consume(token: str, session_user_id: int | None) -> tuple[str, int]:
         raise ConsoleRefused("token expired")
     if session_user_id != row.user_id:
         raise ConsoleRefused("token presented by another session")
+    if row.kind != kind:
+        raise ConsoleRefused(f"a {row.kind} token presented to the {kind} console")
     taken = db.session.execute(
         db.update(ConsoleToken).where(ConsoleToken.id == row.id,
                                       ConsoleToken.used_at.is_(None),
@@ -89,8 +103,29 @@ def consume(token: str, session_user_id: int | None) -> tuple[str, int]:
     user, vm = db.session.get(User, row.user_id), db.session.get(VM, row.vm_id)
     if not may_use_vm(user, vm):
         raise ConsoleRefused("no access to this VM any more")
+    return vm
+
+
+def consume(token: str, session_user_id: int | None) -> tuple[str, int]:
+    """Use up a screen ``token`` and return the VM's VNC (host, port) as libvirt
+    reports it now.
+
+    ``session_user_id`` is the user of the browser session that presents the token: it
+    must be the user the token was issued to. Raises ConsoleRefused; a token presented
+    by the wrong session is not used up."""
+    vm = _take(token, session_user_id, "vnc")
     try:
         return hypervisor(vm.host).vnc_address(vm.uuid)
+    except VirtError as exc:
+        raise ConsoleRefused(f"VM {vm.id}: {exc}") from None
+
+
+def consume_serial(token: str, session_user_id: int | None) -> SerialBridge:
+    """Use up a text console ``token`` and open the VM's serial line (libvirt's
+    console stream, as a local socket). Same rules as ``consume``."""
+    vm = _take(token, session_user_id, "serial")
+    try:
+        return hypervisor(vm.host).open_serial(vm.uuid)
     except VirtError as exc:
         raise ConsoleRefused(f"VM {vm.id}: {exc}") from None
 

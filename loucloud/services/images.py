@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import posixpath
 import re
+from dataclasses import dataclass
 
 from ..extensions import db
 from ..models import INT64_MAX, VM, Image, ImageLocation, Host, Template, utcnow
@@ -17,6 +18,7 @@ log = logging.getLogger(__name__)
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.()+-]{0,63}$")
 OS_TYPES = ("linux", "windows")
+FIRMWARES = ("bios", "uefi")
 
 
 def check_path(path: str) -> str:
@@ -71,15 +73,44 @@ def _locations(image: Image, found: dict[int, ImageInfo | None]) -> None:
             loc.present, loc.checked_at = present, now
 
 
+@dataclass(frozen=True)
+class Guest:
+    """What LouCloud must know of the system inside an image: its OS (the clock),
+    whether it takes cloud-init first-boot data and who its login user is, and its
+    firmware."""
+    os_type: str = "linux"
+    cloud_init: bool = False
+    login_user: str = ""
+    firmware: str = "bios"
+
+
+LOGIN_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+
+
+def check_guest(guest: Guest) -> Guest:
+    if guest.os_type not in OS_TYPES:
+        raise FieldError("Choose linux or windows.", "os_type")
+    if guest.firmware not in FIRMWARES:
+        raise FieldError("Choose BIOS or UEFI.", "firmware")
+    login = (guest.login_user or "").strip()
+    if guest.cloud_init and not LOGIN_RE.match(login):
+        raise FieldError("Give the image's default login user (for instance debian or "
+                         "ubuntu): lower-case letters, digits, '_' or '-'.", "login_user")
+    if login and not LOGIN_RE.match(login):
+        raise FieldError("Use a Linux user name: lower-case letters, digits, '_' or '-'.",
+                         "login_user")
+    return Guest(guest.os_type, bool(guest.cloud_init), login, guest.firmware)
+
+
 @transaction
-def add_image(name: str, path: str, os_type: str) -> Image:
+def add_image(name: str, path: str, os_type: str = "linux", *,
+              guest: Guest | None = None) -> Image:
     """Record an image after finding it on the hosts. Refused when the file is on no
     host, is a directory, has a backing file or is neither qcow2 nor raw."""
     name = (name or "").strip()
     if not NAME_RE.match(name):
         raise FieldError("Use 1 to 64 letters, digits, spaces or . _ ( ) + -.", "name")
-    if os_type not in OS_TYPES:
-        raise FieldError("Choose linux or windows.", "os_type")
+    guest = check_guest(guest or Guest(os_type))
     path = check_path(path)
     if db.session.execute(db.select(Image.id).where(Image.name == name)).first():
         raise FieldError("An image with this name exists.", "name")
@@ -92,8 +123,9 @@ def add_image(name: str, path: str, os_type: str) -> Image:
         extra = f"; not checked on {', '.join(unreachable)}" if unreachable else ""
         raise FieldError(f"No file at {path} on any host (checked on {where}{extra}).", "path")
     reference = present[0]
-    image = Image(name=name, path=path, os_type=os_type, format=reference.format,
-                  virtual_size=reference.virtual_size)
+    image = Image(name=name, path=path, os_type=guest.os_type, format=reference.format,
+                  virtual_size=reference.virtual_size, cloud_init=guest.cloud_init,
+                  login_user=guest.login_user, firmware=guest.firmware)
     _locations(image, found)
     db.session.add(image)
     db.session.commit()
@@ -113,16 +145,20 @@ def recheck_image(image: Image) -> list[str]:
 
 
 @transaction
-def update_image(image: Image, name: str, os_type: str) -> Image:
+def update_image(image: Image, name: str, os_type: str | None = None, *,
+                 guest: Guest | None = None) -> Image:
+    """Rename an image or say again what is inside (VMs made before keep theirs)."""
     name = (name or "").strip()
     if not NAME_RE.match(name):
         raise FieldError("Use 1 to 64 letters, digits, spaces or . _ ( ) + -.", "name")
-    if os_type not in OS_TYPES:
-        raise FieldError("Choose linux or windows.", "os_type")
+    guest = check_guest(guest or Guest(os_type or image.os_type, image.cloud_init,
+                                       image.login_user, image.firmware))
     if db.session.execute(db.select(Image.id).where(Image.name == name,
                                                     Image.id != image.id)).first():
         raise FieldError("An image with this name exists.", "name")
-    image.name, image.os_type = name, os_type
+    image.name, image.os_type = name, guest.os_type
+    image.cloud_init, image.login_user = guest.cloud_init, guest.login_user
+    image.firmware = guest.firmware
     db.session.commit()
     return image
 

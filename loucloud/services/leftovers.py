@@ -38,6 +38,9 @@ def clean(host_ids: set[int]) -> int:
         try:
             if row.kind == Leftover.DOMAIN:
                 hv.remove(row.name)
+            elif row.kind == Leftover.ADDRESS:
+                mac, _, ip = row.name.partition(" ")
+                hv.release_address(row.pool, mac, ip)
             else:
                 hv.delete_volume(row.pool, row.name)
         except VirtError as exc:

@@ -39,6 +39,13 @@ def _check_vnc_listen(value: str) -> str | None:
     return None
 
 
+CPU_MODES = ("host-model", "host-passthrough", "baseline")
+
+
+def _check_cpu_mode(value: str) -> str | None:
+    return None if value in CPU_MODES else "Enter host-model, host-passthrough or baseline."
+
+
 @dataclass(frozen=True)
 class Spec:
     key: str
@@ -70,6 +77,13 @@ SPECS: tuple[Spec, ...] = (
     Spec("network", "Network", str, "default",
          "libvirt network VMs are attached to, where it is active on the host.",
          check=_check_name, group="Hosts"),
+    Spec("cpu_mode", "Guest CPU (KVM)", str, "host-model",
+         "host-model: each VM sees its host's CPU model (all its instructions, x86-64-v2 "
+         "and up, as current systems need), live migration between hosts of the same CPU. "
+         "baseline: the CPU every host of the pool can run (computed by libvirt), so VMs "
+         "migrate anywhere. host-passthrough: the host's exact CPU, fastest, no "
+         "migration. Guests under TCG (no KVM) get QEMU's 'max' model.",
+         check=_check_cpu_mode, group="Hosts"),
     Spec("vnc_listen", "VNC listen address", str, "auto",
          "'auto': loopback on a local host, the host's own address on a remote one; "
          "or one IP address. Never every address.", check=_check_vnc_listen, group="Hosts"),

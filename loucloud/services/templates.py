@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 
 from ..extensions import db
-from ..models import INT64_MAX, VM, Image, Template
+from ..models import INT64_MAX, VM, BootJob, Image, Template
 from . import Conflict, FieldError, NotFound, transaction
 
 log = logging.getLogger(__name__)
@@ -57,14 +57,56 @@ def _check(name: str, sizes: Sizes, image: Image | None, exclude_id: int | None)
     return name
 
 
+@dataclass(frozen=True)
+class Network:
+    """Where a template's VMs put their NIC: ``kind`` "network" (a libvirt network by
+    name; empty: Settings' network), "bridge" (a host bridge by name) or "none"."""
+    kind: str = "network"
+    name: str = ""
+
+
+NIC_KINDS = ("network", "bridge", "none")
+NET_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+BRIDGE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$")
+
+
+def _check_network(network: Network | None) -> Network:
+    network = network or Network()
+    name = (network.name or "").strip()
+    if network.kind not in NIC_KINDS:
+        raise FieldError("Choose a network, a host bridge or no network card.", "nic_kind")
+    if network.kind == "bridge" and not BRIDGE_RE.match(name):
+        raise FieldError("Give the host bridge's name (at most 15 letters, digits, '.', "
+                         "'_' or '-'), such as br0.", "network")
+    if network.kind == "network" and name and not NET_NAME_RE.match(name):
+        raise FieldError("Use a libvirt network's name, or leave it empty for Settings' "
+                         "network.", "network")
+    return Network(network.kind, name if network.kind != "none" else "")
+
+
+def _jobs(ids) -> list[BootJob]:
+    jobs = []
+    for job_id in ids or ():
+        job = db.session.get(BootJob, job_id) if isinstance(job_id, int) and \
+            0 < job_id <= INT64_MAX else None
+        if job is None:
+            raise FieldError("Choose among the boot jobs listed.", "boot_jobs")
+        jobs.append(job)
+    return jobs
+
+
 @transaction
 def create_template(name: str, sizes: Sizes, image: Image | int | None,
-                    notes: str = "") -> Template:
+                    notes: str = "", *, network: Network | None = None,
+                    boot_job_ids=()) -> Template:
     """A new template on ``image`` (the image or its id)."""
     image = _image(image)
     name = _check(name, sizes, image, None)
+    network = _check_network(network)
     template = Template(name=name, vcpus=sizes.vcpus, memory_mib=sizes.memory_mib,
-                        disk_gib=sizes.disk_gib, image=image, notes=(notes or "").strip())
+                        disk_gib=sizes.disk_gib, image=image, notes=(notes or "").strip(),
+                        nic_kind=network.kind, network=network.name or None,
+                        boot_jobs=_jobs(boot_job_ids))
     db.session.add(template)
     db.session.commit()
     log.info("template %s created", name)
@@ -73,10 +115,16 @@ def create_template(name: str, sizes: Sizes, image: Image | int | None,
 
 @transaction
 def update_template(template: Template, name: str, sizes: Sizes, image: Image | int | None,
-                    notes: str = "") -> Template:
+                    notes: str = "", *, network: Network | None = None,
+                    boot_job_ids=None) -> Template:
     """Change a template; VMs made from it keep what they were made with."""
     image = _image(image)
     template.name = _check(name, sizes, image, template.id)
+    if network is not None:
+        network = _check_network(network)
+        template.nic_kind, template.network = network.kind, network.name or None
+    if boot_job_ids is not None:
+        template.boot_jobs = _jobs(boot_job_ids)
     template.vcpus, template.memory_mib = sizes.vcpus, sizes.memory_mib
     template.disk_gib, template.image = sizes.disk_gib, image
     template.notes = (notes or "").strip()

@@ -1,4 +1,4 @@
-// VM lists: every state badge follows libvirt without a reload (one request for the
+// VM lists: every state badge (and addresses) follows libvirt without a reload (one request for the
 // whole page; the server shares each host's states between pages for a second).
 (function () {
   "use strict";
@@ -17,6 +17,10 @@
               b.textContent = data[id].state;
               b.dataset.state = data[id].state;
             });
+            var row = document.querySelector('[data-vm-row="' + id + '"] [data-addresses]');
+            if (row && data[id].addresses) {
+              row.textContent = data[id].addresses.join(", ") || "\u2014";
+            }
           });
         }
         setTimeout(poll, 2000);

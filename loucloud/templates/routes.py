@@ -4,27 +4,37 @@ from wtforms import SelectChoice
 from ..helpers import perform, show_error
 from ..security import admin_required
 from ..services import FieldError
+from ..services import bootjobs as bootjob_service
 from ..services import images as image_service
 from ..services import templates as template_service
+from ..services.settings import get_settings
 from . import bp
 from .forms import TemplateForm
 
 
-def _form(**kw) -> TemplateForm:
-    form = TemplateForm(**kw)
+def _form(template=None) -> TemplateForm:
+    form = TemplateForm(obj=template)
+    if template is not None and not form.is_submitted():
+        form.boot_jobs.data = [j.id for j in template.boot_jobs]
     form.image_id.choices = [SelectChoice(i.id, f"{i.name} ({i.format}, min "
                                                 f"{template_service.min_disk_gib(i)} GiB)")
                              for i in image_service.all_images()]
+    form.boot_jobs.choices = [SelectChoice(j.id, j.name + (" (default for all)"
+                                                           if j.is_default else ""))
+                              for j in bootjob_service.all_boot_jobs()]
     return form
 
 
 def _save(form, template=None):
     sizes = template_service.Sizes(form.vcpus.data, form.memory_mib.data, form.disk_gib.data)
+    network = template_service.Network(form.nic_kind.data, form.network.data or "")
     if template is None:
         return template_service.create_template(form.name.data, sizes, form.image_id.data,
-                                                form.notes.data)
+                                                form.notes.data, network=network,
+                                                boot_job_ids=form.boot_jobs.data)
     return template_service.update_template(template, form.name.data, sizes,
-                                            form.image_id.data, form.notes.data)
+                                            form.image_id.data, form.notes.data,
+                                            network=network, boot_job_ids=form.boot_jobs.data)
 
 
 @bp.route("/")
@@ -32,7 +42,8 @@ def _save(form, template=None):
 def index():
     return render_template("templates/index.html",
                            templates=template_service.all_templates(),
-                           counts=template_service.vm_counts())
+                           counts=template_service.vm_counts(),
+                           default_network=get_settings().network)
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -58,7 +69,7 @@ def create():
 @admin_required
 def edit(template_id: int):
     template = template_service.get_template(template_id)
-    form = _form(obj=template)
+    form = _form(template)
     if form.validate_on_submit():
         try:
             _save(form, template)

@@ -1,5 +1,6 @@
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, SelectChoice, SelectField, StringField, SubmitField
+from wtforms import (PasswordField, SelectChoice, SelectField, StringField, SubmitField,
+                     TextAreaField)
 from wtforms.validators import Email, EqualTo, InputRequired, Length, NumberRange, Optional, Regexp
 
 from ..forms import IntegerField
@@ -75,3 +76,13 @@ class UserFilterForm(FlaskForm):
                                             SelectChoice("active", "Active"),
                                             SelectChoice("disabled", "Disabled")],
                          validators=[Optional()])
+
+
+class SshKeyForm(FlaskForm):
+    name = StringField("Name", validators=[Optional(), Length(max=64)],
+                       render_kw={"placeholder": "laptop"})
+    key = TextAreaField("Public key", validators=[InputRequired(), Length(max=8192)],
+                        render_kw={"rows": 3, "placeholder": "ssh-ed25519 AAAA… you@laptop"},
+                        description="The contents of your .pub file (ed25519, ECDSA or RSA "
+                                    "of 2048 bits or more). New VMs of cloud images get it.")
+    submit = SubmitField("Add key")

@@ -4,12 +4,14 @@ from flask_login import current_user, login_required
 from ..helpers import page_arg, perform, show_error
 from ..security import admin_required
 from ..services import FieldError
+from ..services import keys as key_service
 from ..services import users as user_service
 from ..services.users import Quota
 from . import bp
 from .forms import (
     ChangePasswordForm,
     PasswordResetForm,
+    SshKeyForm,
     UserCreateForm,
     UserEditForm,
     UserFilterForm,
@@ -141,5 +143,33 @@ def profile():
             return redirect(url_for("users.profile"))
     if form.errors:
         status = 400
-    return render_template("users/profile.html", form=form,
-                           usage=user_service.quota_usage(current_user)), status
+    return _profile(form, SshKeyForm(formdata=None)), status
+
+
+def _profile(form, key_form):
+    return render_template("users/profile.html", form=form, key_form=key_form,
+                           keys=key_service.keys_of(current_user),
+                           usage=user_service.quota_usage(current_user))
+
+
+@bp.route("/profile/keys", methods=["POST"])
+@login_required
+def add_key():
+    form = SshKeyForm()
+    if form.validate_on_submit():
+        try:
+            key = key_service.add_key(current_user, form.name.data, form.key.data)
+        except FieldError as exc:
+            show_error(form, exc, "key")
+        else:
+            flash(f"Key {key.name} ({key.fingerprint}) added.", "success")
+            return redirect(url_for("users.profile", _anchor="ssh-keys"))
+    return _profile(ChangePasswordForm(formdata=None), form), 400
+
+
+@bp.route("/profile/keys/<int:key_id>/delete", methods=["POST"])
+@login_required
+def delete_key(key_id: int):
+    key = key_service.key_of(current_user, key_id)
+    return perform(lambda: key_service.delete_key(key), done=f"Key {key.name} deleted.",
+                   back=url_for("users.profile", _anchor="ssh-keys"))

@@ -2,10 +2,12 @@
 knows nothing of Flask, the database or the configuration: settings are passed in."""
 from .connections import HostPool, HostState  # noqa: F401
 from .errors import (  # noqa: F401
+                     AgentUnavailable,
                      AlreadyExists,
                      DomainNotFound,
                      HostUnavailable,
                      InvalidState,
+                     NetworkNotFound,
                      NoSpace,
                      NotSupported,
                      PoolNotFound,

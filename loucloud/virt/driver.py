@@ -18,15 +18,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Callable, Iterable, TypeVar
 
-from . import domains, hosts, stats, storage
+from . import domains, hosts, networks, serial, stats, storage
 from .connections import HostPool, HostState
 from .domains import ALLOWED as ACTIONS_BY_STATE  # noqa: F401 (re-exported)
 from .domains import DomainStatus  # noqa: F401 (re-exported)
 from .errors import VirtError
 from .hosts import CpuSample, HostInfo, HostLoad, Preparation  # noqa: F401 (re-exported)
+from .networks import Lease, NetworkInfo  # noqa: F401 (re-exported)
+from .serial import SerialBridge  # noqa: F401 (re-exported)
 from .stats import HostCounters  # noqa: F401 (re-exported)
 from .storage import ImageInfo, ImageProblem, Volume  # noqa: F401 (re-exported)
-from .xml import DomainSpec  # noqa: F401 (re-exported)
+from .xml import CPU_MODES, DomainSpec, NetworkDesc, Nic  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -75,11 +77,20 @@ class Hypervisor:
         """CPU and memory use and domain counts (``cpu=False``: memory only)."""
         return self._query(_host_load, previous, cpu)
 
-    def prepare_for_vms(self, pool_name: str, network: str) -> Preparation:
+    def prepare_for_vms(self, pool_name: str, nic_kind: str = "network",
+                        nic_source: str = "default", *, want_uefi: bool = False) -> Preparation:
         """Make LouCloud's storage pool ready (under /var/lib/libvirt/<pool_name>) and
-        say which domain type and network a new VM gets here."""
+        say which domain type a new VM gets here and where its NIC can go."""
         return self._act(hosts.prepare_for_vm, pool_name, f"/var/lib/libvirt/{pool_name}",
-                         network)
+                         nic_kind, nic_source, want_uefi)
+
+    def host_cpu(self) -> str | None:
+        """The CPU a host-model guest gets here (a <cpu> element), None without KVM."""
+        return self._query(hosts.host_cpu)
+
+    def baseline_cpu(self, cpus: list[str]) -> str:
+        """The CPU all of these hosts' CPUs can run, as libvirt computes it."""
+        return self._query(hosts.baseline_cpu, cpus)
 
     def collect_stats(self, pool_name: str) -> HostCounters:
         """Raw counters of the host and every running domain, in one bulk call."""
@@ -100,6 +111,37 @@ class Hypervisor:
     def delete_volume(self, pool_name: str, name: str) -> bool:
         """Delete the volume if it exists; whether there was one."""
         return self._act(storage.delete_volume, pool_name, name)
+
+    def upload_volume(self, pool_name: str, name: str, data: bytes) -> Volume:
+        """A new raw volume holding ``data``, through libvirt's upload stream."""
+        return self._act(storage.upload_volume, pool_name, name, data)
+
+    # -- networks --------------------------------------------------------------------
+    def networks(self) -> list[NetworkInfo]:
+        """Every libvirt network of the host, with its mode, subnet and DHCP range."""
+        return self._query(networks.list_networks)
+
+    def create_nat_network(self, name: str, subnet: str, bridge: str) -> NetworkInfo:
+        """A new NAT network on ``subnet``, started and autostarted."""
+        return self._act(networks.create_nat_network, name, subnet, bridge)
+
+    def set_network_active(self, name: str, active: bool) -> NetworkInfo:
+        return self._act(networks.set_active, name, active)
+
+    def set_network_autostart(self, name: str, autostart: bool) -> NetworkInfo:
+        return self._act(networks.set_autostart, name, autostart)
+
+    def leases(self, names: list[str]) -> dict[str, list[Lease]]:
+        """DHCP leases of these networks: one call per network."""
+        return self._query(networks.leases, names)
+
+    def reserve_address(self, network: str, mac: str, ip: str) -> None:
+        """A fixed address for ``mac`` (a DHCP host entry). Raises AlreadyExists."""
+        self._act(networks.reserve, network, mac, ip)
+
+    def release_address(self, network: str, mac: str, ip: str) -> bool:
+        """Remove the fixed address of ``mac``; whether there was one."""
+        return self._act(networks.release, network, mac, ip)
 
     # -- domains ---------------------------------------------------------------------
     def define(self, spec: DomainSpec) -> None:
@@ -141,6 +183,19 @@ class Hypervisor:
     def vnc_address(self, uuid: str) -> tuple[str, int]:
         """Where the running domain's VNC server listens. Raises InvalidState."""
         return self._query(domains.vnc_address, uuid)
+
+    def open_serial(self, uuid: str) -> SerialBridge:
+        """The running domain's serial line as a local socket (see virt/serial.py)."""
+        return self._query(serial.open_serial, uuid)
+
+    def set_user_password(self, uuid: str, user: str, password: str) -> None:
+        """Set a guest user's password through the QEMU guest agent. Raises
+        AgentUnavailable, InvalidState."""
+        self._act(domains.set_user_password, uuid, user, password)
+
+    def agent_addresses(self, uuid: str) -> dict[str, list[str]]:
+        """The guest's addresses by MAC as its agent reports them."""
+        return self._query(domains.agent_addresses, uuid)
 
 
 def _host_load(conn, previous: CpuSample | None, cpu: bool) -> HostLoad:

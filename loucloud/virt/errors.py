@@ -50,12 +50,21 @@ class NoSpace(VirtError):
     """The storage pool or the host has no room for what was asked."""
 
 
+class AgentUnavailable(VirtError):
+    """The guest has no QEMU guest agent answering (not installed, not started yet)."""
+
+
 _NOT_FOUND = {
     libvirt.VIR_ERR_NO_DOMAIN: DomainNotFound,
     libvirt.VIR_ERR_NO_STORAGE_POOL: PoolNotFound,
     libvirt.VIR_ERR_NO_STORAGE_VOL: VolumeNotFound,
     libvirt.VIR_ERR_NO_NETWORK: NetworkNotFound,
 }
+
+# The guest agent is missing or not answering.
+_AGENT_CODES = {getattr(libvirt, name) for name in (
+    "VIR_ERR_AGENT_UNRESPONSIVE", "VIR_ERR_AGENT_UNSYNCED", "VIR_ERR_AGENT_COMMAND_TIMEOUT")
+    if hasattr(libvirt, name)}
 
 # Errors that mean the connection itself is gone or unusable.
 _CONNECTION_CODES = {
@@ -103,6 +112,8 @@ def translate(err: libvirt.libvirtError, *, alive: bool = True) -> VirtError:
         return NotSupported(message, code)
     if code in (libvirt.VIR_ERR_OPERATION_INVALID, libvirt.VIR_ERR_OPERATION_DENIED):
         return InvalidState(message, code)
+    if code in _AGENT_CODES:
+        return AgentUnavailable(message, code)
     if code in (libvirt.VIR_ERR_DOM_EXIST, libvirt.VIR_ERR_STORAGE_VOL_EXIST):
         return AlreadyExists(message, code)
     if code in _CONNECTION_CODES or (code == libvirt.VIR_ERR_SYSTEM_ERROR and not alive):

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 import libvirt
 
-from . import storage, xml
+from . import networks, storage, xml
 from .errors import NetworkNotFound, NotSupported, translate
+from .xml import NetworkDesc
 
 
 @dataclass(frozen=True)
@@ -138,32 +139,87 @@ def host_load(conn: libvirt.virConnect, previous: CpuSample | None = None,
 
 @dataclass(frozen=True)
 class Preparation:
-    """What a host offers a new VM: its pool ready, the domain type, the network."""
+    """What a host offers a new VM: its pool ready, the domain type, and where its NIC
+    can go (``nic_kind`` "network", "bridge", "user" or None with ``nic_problem``)."""
     pool_path: str
     arch: str
     domain_type: str
-    network_active: bool
+    nic_kind: str | None
+    nic_source: str
+    network: NetworkDesc | None = None
+    nic_problem: str | None = None
+    uefi: bool = False
+
+    @property
+    def network_active(self) -> bool:
+        return self.nic_kind == "network"
+
+
+def is_session(conn: libvirt.virConnect) -> bool:
+    """A per-user daemon (qemu:///session): its VMs run as that user, with user-mode
+    networking (no libvirt networks of the system's)."""
+    return conn.getURI().rstrip("/").endswith("/session")
 
 
 def prepare_for_vm(conn: libvirt.virConnect, pool_name: str, pool_path: str,
-                   network: str) -> Preparation:
-    """Make the storage pool ready and find the best domain type (kvm when offered,
-    else qemu) and whether the network is active, in a few calls."""
+                   nic_kind: str = "network", nic_source: str = "default",
+                   want_uefi: bool = False) -> Preparation:
+    """Make the storage pool ready, find the best domain type (kvm when offered, else
+    qemu), and check where the VM's NIC can go, in a few calls."""
     path = storage.ensure_pool(conn, pool_name, pool_path)
     arch = conn.getInfo()[0]
     caps = xml.parse_capabilities(conn.getCapabilities())
     offered = caps.domain_types(caps.host_arch or arch)
     domain_type = next((t for t in ("kvm", "qemu") if t in offered),
                        offered[0] if offered else "qemu")
-    return Preparation(path, caps.host_arch or arch, domain_type,
-                       network_active(conn, network))
-
-
-def network_active(conn: libvirt.virConnect, name: str) -> bool:
+    arch = caps.host_arch or arch
+    uefi = want_uefi and _offers_uefi(conn, arch, domain_type)
+    if nic_kind == "none":
+        return Preparation(path, arch, domain_type, None, "", uefi=uefi)
+    if is_session(conn):
+        return Preparation(path, arch, domain_type, "user", "", uefi=uefi)
+    if nic_kind == "bridge":
+        return Preparation(path, arch, domain_type, "bridge", nic_source, uefi=uefi)
     try:
-        return bool(conn.networkLookupByName(name).isActive())
+        net = networks.network(conn, nic_source)
+    except (NetworkNotFound, NotSupported):
+        return Preparation(path, arch, domain_type, None, nic_source,
+                           nic_problem=f"there is no network {nic_source}",
+                           uefi=uefi)
+    if not net.active:
+        return Preparation(path, arch, domain_type, None, nic_source, net.desc,
+                           nic_problem=f"the network {nic_source} is not active", uefi=uefi)
+    return Preparation(path, arch, domain_type, "network", nic_source, net.desc, uefi=uefi)
+
+
+def _offers_uefi(conn: libvirt.virConnect, arch: str, domain_type: str) -> bool:
+    """Whether the host has UEFI firmware (OVMF) for this kind of guest."""
+    try:
+        text = conn.getDomainCapabilities(None, arch, None, domain_type, 0)
     except libvirt.libvirtError as exc:
-        err = translate(exc)
-        if isinstance(err, (NetworkNotFound, NotSupported)):
+        if isinstance(translate(exc), NotSupported):
             return False
-        raise err from None
+        raise
+    return "efi" in xml.parse_domain_capabilities(text).firmwares
+
+
+def host_cpu(conn: libvirt.virConnect) -> str | None:
+    """The CPU a host-model guest gets on this host, as a <cpu> element (for a baseline
+    across hosts), or None where the host has none to offer (TCG only, test driver)."""
+    try:
+        text = conn.getDomainCapabilities(None, None, None, "kvm", 0)
+    except libvirt.libvirtError as exc:
+        if isinstance(translate(exc), NotSupported) or "kvm" in str(exc).lower():
+            return None
+        raise
+    return xml.parse_domain_capabilities(text).host_model_cpu
+
+
+def baseline_cpu(conn: libvirt.virConnect, cpus: list[str]) -> str:
+    """The CPU every one of these host CPUs can run (libvirt's baseline, in the
+    hypervisor's terms), as a <cpu> element."""
+    try:
+        return conn.baselineHypervisorCPU(None, None, None, "kvm", cpus,
+                                          libvirt.VIR_CONNECT_BASELINE_CPU_MIGRATABLE)
+    except libvirt.libvirtError as exc:
+        raise translate(exc) from None

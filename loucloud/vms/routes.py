@@ -5,6 +5,7 @@ from wtforms import SelectChoice
 from ..helpers import page_arg, perform, show_error
 from ..security import console_url
 from ..services import FieldError, ServiceError
+from ..services import bootjobs as bootjob_service
 from ..services import console as console_service
 from ..services import hosts as host_service
 from ..services import users as user_service
@@ -12,9 +13,10 @@ from ..services import templates as template_service
 from ..services.access import vm_for
 from ..services.monitoring import metrics as metrics_service
 from ..services.settings import get_settings
-from ..services.vms import lifecycle, state
+from ..services.vms import create as vm_create
+from ..services.vms import guest, lifecycle, state
 from . import bp
-from .forms import VMCreateForm, VMFilterForm
+from .forms import VMCreateForm, VMFilterForm, VMPasswordForm
 
 PER_PAGE = 50
 
@@ -59,16 +61,14 @@ def create():
                                 for t in templates]
     form.host_id.choices = [SelectChoice(0, "Automatic")]
     if current_user.is_admin:
-        form.host_id.choices += [SelectChoice(s.id, s.name)
-                                   for s in host_service.all_hosts()]
+        form.host_id.choices += [SelectChoice(s.id, s.name) for s in host_service.all_hosts()]
+    form.boot_jobs.choices = [SelectChoice(j.id, j.name + (f" — {j.description}"
+                                                           if j.description else ""))
+                              for j in bootjob_service.user_choices()]
     status = 200
     if form.validate_on_submit():
         try:
-            template = template_service.get_template(form.template_id.data)
-            host = host_service.get_host(form.host_id.data) \
-                if current_user.is_admin and form.host_id.data else None
-            vm = lifecycle.create_vm(current_user, form.name.data, template, host,
-                                     start=form.start.data)
+            vm, password = _create(form)
         except FieldError as exc:
             show_error(form, exc, "name")
             status = exc.status
@@ -77,7 +77,13 @@ def create():
             status = exc.status
         else:
             flash(f"{vm.name} created on {vm.host.name}"
-                  f"{' and started' if form.start.data else ''}.", "success")
+                  f"{' and started' if form.start.data else ''}."
+                  + (f" Its network card: {vm.nic_note}." if vm.nic_note and vm.nic_kind is None
+                     and vm.template.nic_kind != "none" else ""),
+                  "warning" if vm.nic_note and vm.template.nic_kind != "none" else "success")
+            if password:
+                flash(f"Log in to {vm.name} as {vm.image.login_user} with the password "
+                      f"{password} — shown only now: write it down.", "password")
             return redirect(url_for("vms.detail", vm_id=vm.id))
     if form.errors and status == 200:
         status = 400
@@ -85,13 +91,54 @@ def create():
                            usage=user_service.quota_usage(current_user)), status
 
 
+def _create(form):
+    """Create the VM the form asks for; a cloud image without a password given gets
+    one made here, returned to be shown once."""
+    template = template_service.get_template(form.template_id.data)
+    host = host_service.get_host(form.host_id.data) \
+        if current_user.is_admin and form.host_id.data else None
+    password = form.password.data or None
+    generated = None
+    if password is None and template.image.cloud_init:
+        password = generated = vm_create.generate_password()
+    vm = vm_create.create_vm(current_user, form.name.data, template, host,
+                             start=form.start.data, password=password,
+                             boot_job_ids=form.boot_jobs.data or [],
+                             ip_address=(form.ip_address.data or None)
+                             if current_user.is_admin else None)
+    return vm, generated
+
+
 @bp.route("/vms/<int:vm_id>")
 @login_required
 def detail(vm_id: int):
     vm = vm_for(current_user, vm_id)
     return render_template("vms/detail.html", vm=vm, detail=state.vm_detail(vm),
-                           labels=lifecycle.LABELS,
+                           labels=lifecycle.LABELS, password_form=_password_form(vm),
                            refresh_seconds=get_settings().sample_interval_seconds)
+
+
+def _password_form(vm, formdata=None) -> VMPasswordForm:
+    form = VMPasswordForm(formdata=formdata)
+    if not form.user.data:
+        form.user.data = vm.image.login_user or "root"
+    return form
+
+
+@bp.route("/vms/<int:vm_id>/password", methods=["POST"])
+@login_required
+def reset_password(vm_id: int):
+    """Set a guest user's password through the QEMU guest agent."""
+    vm = vm_for(current_user, vm_id)
+    form = _password_form(vm, request.form)
+
+    def reset() -> str:
+        if not form.validate_on_submit():
+            raise FieldError("; ".join(e for errors in form.errors.values() for e in errors))
+        return guest.reset_password(vm, form.user.data, form.password.data)
+
+    return perform(reset, done=lambda message: message,
+                   back=url_for("vms.detail", vm_id=vm.id))
 
 
 @bp.route("/vms/<int:vm_id>.json", endpoint="state")
@@ -106,7 +153,8 @@ def states():
     """Live states of the listed VM ids the user may see (others are left out)."""
     ids = [int(i) for i in request.args.get("ids", "").split(",")[:200]
            if i.isascii() and i.isdigit() and len(i) <= 19]
-    return jsonify({str(v.vm.id): {"state": v.state, "actions": v.actions}
+    return jsonify({str(v.vm.id): {"state": v.state, "actions": v.actions,
+                                   "addresses": v.addresses}
                     for v in state.views_of_ids(current_user, ids)})
 
 
@@ -144,6 +192,26 @@ def console(vm_id: int):
 def screen(vm_id: int):
     vm = vm_for(current_user, vm_id)
     return render_template("vms/console.html", vm=vm, console_url=console_url())
+
+
+@bp.route("/vms/<int:vm_id>/serial", methods=["POST"])
+@login_required
+def serial(vm_id: int):
+    """Issue a one-time text console token and open the terminal page (the token in
+    the URL fragment, as for the screen)."""
+    vm = vm_for(current_user, vm_id)
+    return perform(lambda: console_service.issue_token(current_user, vm, "serial"),
+                   done=None,
+                   back=lambda token: url_for("vms.terminal", vm_id=vm.id, _anchor=token),
+                   refused_back=url_for("vms.detail", vm_id=vm.id))
+
+
+@bp.route("/vms/<int:vm_id>/terminal")
+@login_required
+def terminal(vm_id: int):
+    vm = vm_for(current_user, vm_id)
+    return render_template("vms/terminal.html", vm=vm,
+                           console_url=console_url() + "/serial")
 
 
 @bp.route("/vms/<int:vm_id>/delete", methods=["POST"])

@@ -14,6 +14,7 @@ from loucloud.console.proxy import make_server
 from loucloud.extensions import db
 from loucloud.models import VM, ConsoleToken, Host, Template, User, utcnow
 from loucloud.services import images, templates as template_service
+from loucloud.services.vms import create as vm_create
 from loucloud.services.vms import lifecycle as vm_service
 from tests.conftest import Client
 from tests.factories import make_user
@@ -40,7 +41,7 @@ def world(app, lab, console_image):
         server = host_service.add_host("h1", host.uri)
         image = images.add_image("base", path, "linux")
         template = template_service.create_template("tiny", template_service.Sizes(1, 128, 1), image)
-        vm = vm_service.create_vm(db.session.get(User, alice.id), "screen",
+        vm = vm_create.create_vm(db.session.get(User, alice.id), "screen",
                                   db.session.get(Template, template.id),
                                   db.session.get(Host, server.id))
         vm_id = vm.id

@@ -11,6 +11,7 @@ from loucloud.console.proxy import make_server
 from loucloud.extensions import db
 from loucloud.models import VM, Host, Template, User
 from loucloud.services import images, hosts as host_service, templates as template_service
+from loucloud.services.vms import create as vm_create
 from loucloud.services.vms import lifecycle as vm_service
 from tests.conftest import PASSWORD
 from tests.factories import make_user
@@ -48,7 +49,7 @@ def test_console_shows_the_vm_screen(app, lab, browser_image, live_server, page,
             server = host_service.add_host("h2", host.uri)
             image = images.add_image("base", browser_image, "linux")
             template = template_service.create_template("tiny", template_service.Sizes(1, 128, 1), image)
-            vm = vm_service.create_vm(db.session.get(User, alice.id), "desk-1",
+            vm = vm_create.create_vm(db.session.get(User, alice.id), "desk-1",
                                       db.session.get(Template, template.id),
                                       db.session.get(Host, server.id))
             vm_id, vm_name = vm.id, vm.name

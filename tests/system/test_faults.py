@@ -17,6 +17,7 @@ from loucloud.services import ServiceError, images
 from loucloud.services import templates as template_service
 from loucloud.services import hosts as host_service
 from loucloud.services import settings as settings_service
+from loucloud.services.vms import create as vm_create
 from loucloud.services.vms import lifecycle as vm_service
 from loucloud.services.users import quota_usage
 from tests.conftest import Client
@@ -80,7 +81,7 @@ def world(app, lab, fault_image):
 
 def create(app, world, host: str, name: str, progress=None):
     with app.app_context():
-        return vm_service.create_vm(db.session.get(User, world["alice"]), name,
+        return vm_create.create_vm(db.session.get(User, world["alice"]), name,
                                     db.session.get(Template, world["template"]),
                                     db.session.get(Host, world[host]), progress=progress)
 

@@ -14,6 +14,7 @@ from loucloud.models import HostSample, Host, Template, User, VMSample
 from loucloud.services import images, hosts as host_service, templates as template_service
 from loucloud.services.monitoring import sampler as sampler_service
 from loucloud.services import settings as settings_service
+from loucloud.services.vms import create as vm_create
 from loucloud.services.vms import lifecycle as vm_service
 from tests.conftest import PASSWORD
 from tests.factories import make_user
@@ -41,7 +42,7 @@ def running_vms(app, lab, monitoring_image):
         settings_service.update_settings({"host_timeout": 2})
         made = []
         for i in (1, 2):
-            vm = vm_service.create_vm(db.session.get(User, alice.id), f"watched-{i}",
+            vm = vm_create.create_vm(db.session.get(User, alice.id), f"watched-{i}",
                                       db.session.get(Template, template.id),
                                       db.session.execute(db.select(Host).filter_by(
                                           name=f"h{i}")).scalar_one())

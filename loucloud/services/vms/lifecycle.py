@@ -1,36 +1,22 @@
-"""The VM lifecycle: create (quota reserved atomically, placed on a host, disk as an
-overlay), act (start, shut down, ...) and delete.
-
-Database rows and hypervisor objects are kept in step: a create that fails at any step
-removes what it made on the host and its row, so the quota is as before; an action
-holds the VM in a transitional status (one action at a time, across processes)."""
+"""The VM lifecycle after create (vms/create.py): act (start, shut down, ...) and
+delete. An action holds the VM in a transitional status (one action at a time, across
+processes); a delete that cannot finish leaves the VM listed with the reason."""
 from __future__ import annotations
 
 import logging
-import re
-import secrets
-import uuid as uuidlib
 from datetime import datetime, timedelta
-from typing import Callable
-
-from sqlalchemy.exc import IntegrityError
 
 from ...extensions import db
-from ...models import VM, Leftover, Host, Template, User, utcnow
+from ...models import VM, utcnow
 from ...virt import DomainNotFound, HostUnavailable, InvalidState, VirtError
-from ...virt.driver import DomainSpec, Hypervisor
-from .. import Conflict, FieldError, ServiceError, Unavailable, leftovers, transaction
+from .. import Conflict, FieldError, ServiceError, Unavailable, transaction
+from .. import networks as network_service
 from ..console import revoke_for_vm
 from ..hypervisors import hypervisor
 from ..settings import get_settings
-from ..users import quota_usage
-from . import placement
 from .state import TRANSITIONAL, forget_states
 
 log = logging.getLogger(__name__)
-
-NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-GIB = 1024 ** 3
 
 # Action -> (transitional status, message on success).
 ACTIONS = {
@@ -46,147 +32,6 @@ ACTIONS = {
 }
 LABELS = {"start": "Start", "shutdown": "Shut down", "poweroff": "Force off",
           "reboot": "Reboot", "reset": "Reset", "pause": "Pause", "resume": "Resume"}
-
-
-class QuotaExceeded(Conflict):
-    """The owner's quota has no room for it (about the whole request, no one field)."""
-
-
-def check_name(name: str) -> str:
-    name = (name or "").strip()
-    if not NAME_RE.match(name):
-        raise FieldError("Use 1 to 64 letters, digits, '-', '_' or '.'.", "name")
-    return name
-
-
-# -- create ----------------------------------------------------------------------------
-def _reserve(owner: User, name: str, template: Template, host: Host) -> VM:
-    """Insert the VM's row if the owner's quota allows it, atomically: the UPDATE on the
-    owner's row comes first in a fresh transaction and locks that row (InnoDB) or the
-    database (SQLite) until the commit, so concurrent creates queue here."""
-    owner_id, template_id = owner.id, template.id
-    db.session.commit()  # start a fresh transaction: no read may come before the lock
-    db.session.execute(db.update(User).where(User.id == owner_id)
-                       .values(quota_lock=User.quota_lock + 1))
-    owner = db.session.get(User, owner_id)
-    template = db.session.get(Template, template_id)
-    usage = quota_usage(owner)
-    over = []
-    for label, used, total, add in (
-            ("VMs", usage.used.vms, usage.total.vms, 1),
-            ("vCPUs", usage.used.vcpus, usage.total.vcpus, template.vcpus),
-            ("memory (MiB)", usage.used.memory_mib, usage.total.memory_mib,
-             template.memory_mib),
-            ("disk (GiB)", usage.used.disk_gib, usage.total.disk_gib, template.disk_gib)):
-        if used + add > total:
-            over.append(f"{label} {used} in use + {add} would exceed {total}")
-    if over:
-        db.session.rollback()
-        raise QuotaExceeded("Over quota: " + "; ".join(over) + ".")
-    if db.session.execute(db.select(VM.id).where(VM.owner_id == owner_id,
-                                                 VM.name == name)).first():
-        db.session.rollback()
-        raise FieldError(f"You already have a VM named {name}.", "name")
-    uuid = str(uuidlib.uuid4())
-    vm = VM(name=name, owner_id=owner_id, host_id=host.id, template_id=template_id,
-            image_id=template.image_id, domain_name=f"lc-{uuid}", uuid=uuid,
-            vcpus=template.vcpus, memory_mib=template.memory_mib, disk_gib=template.disk_gib,
-            volume_name=f"lc-{uuid}.qcow2", status=VM.CREATING, status_since=utcnow())
-    db.session.add(vm)
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        raise FieldError(f"You already have a VM named {name}.", "name") from None
-    return vm
-
-
-def _random_mac() -> str:
-    return "52:54:00:" + ":".join(f"{b:02x}" for b in secrets.token_bytes(3))
-
-
-# What to undo on the host when a later create step fails: (leftover kind, pool or "",
-# name, the call that removes it).
-Undo = tuple[str, str, str, Callable[[Hypervisor], object]]
-
-
-@transaction
-def create_vm(owner: User, name: str, template: Template, host: Host | None = None,
-              start: bool = True, progress=None) -> VM:
-    """Create a VM for ``owner`` from ``template``, on ``host`` or on the host chosen
-    by placement, and start it unless ``start`` is False.
-
-    Raises FieldError (bad name), QuotaExceeded, Unavailable (no host) or ServiceError
-    with libvirt's reason; in every failure nothing is left: no domain, no volume, no
-    row (what a dead host keeps is listed and removed when it answers again).
-
-    ``progress(step)`` is called as each step is reached: "prepared", "volume",
-    "defined", "starting" (for progress reports, and for tests that break a step)."""
-    step = progress or (lambda _step: None)
-    name = check_name(name)
-    image = template.image
-    if host is None:
-        host = placement.choose_host(template)
-    else:
-        placement.check_host_for(template, host)
-    settings = get_settings()
-    listen = placement.vnc_listen_for(host)
-    vm = _reserve(owner, name, template, host)
-    hv = hypervisor(host)
-    pool_name, network = settings.storage_pool, settings.network
-    undo: list[Undo] = []
-    try:
-        prep = hv.prepare_for_vms(pool_name, network)
-        step("prepared")
-        undo.append((Leftover.VOLUME, pool_name, vm.volume_name,
-                     lambda h, n=vm.volume_name: h.delete_volume(pool_name, n)))
-        volume = hv.create_overlay(pool_name, vm.volume_name, vm.disk_gib * GIB,
-                                     image.path, image.format)
-        step("volume")
-        mac = _random_mac() if prep.network_active else None
-        spec = DomainSpec(name=vm.domain_name, uuid=vm.uuid, title=vm.name, vcpus=vm.vcpus,
-                          memory_mib=vm.memory_mib, disk_path=volume.path,
-                          domain_type=prep.domain_type, arch=prep.arch,
-                          os_type=image.os_type, network=network if mac else None, mac=mac,
-                          vnc_listen=listen, vm_id=vm.id, owner=owner.username)
-        undo.append((Leftover.DOMAIN, "", vm.uuid, lambda h, u=vm.uuid: h.remove(u)))
-        hv.define(spec)
-        step("defined")
-        if start:
-            step("starting")
-            hv.start_new(spec)
-    except VirtError as exc:
-        _undo(host, hv, undo)
-        db.session.rollback()
-        db.session.delete(db.session.get(VM, vm.id))
-        db.session.commit()
-        log.warning("create of %s for %s on %s failed: %s", name, owner.username,
-                    host.name, exc)
-        if isinstance(exc, HostUnavailable):
-            raise Unavailable(f"{host.name} stopped answering while {name} was being "
-                              f"created: {exc}. Nothing was kept.") from None
-        raise ServiceError(f"{host.name} could not create {name}: {exc}") from None
-    forget_states(host)
-    vm = db.session.get(VM, vm.id)
-    vm.volume_path, vm.mac = volume.path, mac
-    vm.status, vm.status_since = VM.READY, utcnow()
-    if start:
-        vm.started_at = utcnow()
-    db.session.commit()
-    log.info("VM %s (%s) created for %s on %s", vm.name, vm.domain_name, owner.username,
-             host.name)
-    return vm
-
-
-def _undo(host: Host, hv: Hypervisor, steps: list[Undo]) -> None:
-    """Undo creation steps on the host, newest first. A step is undone even when the
-    host never confirmed it (the call may have reached it before it died); what can't be
-    removed now (the host is gone) is remembered and removed when it answers."""
-    for kind, pool_name, name, remove in reversed(steps):
-        try:
-            remove(hv)
-        except VirtError as exc:
-            leftovers.remember(host, kind, name, pool_name, str(exc))
 
 
 # -- actions ---------------------------------------------------------------------------
@@ -260,15 +105,18 @@ def act_on_vm(vm: VM, action: str) -> str:
 
 @transaction
 def delete_vm(vm: VM) -> str:
-    """Stop and undefine the domain and delete its overlay volume (never the image),
-    then the row. If the host can't finish, the VM stays listed with the reason."""
+    """Stop and undefine the domain, delete its overlay volume (never the image) and
+    its seed, give its fixed address back, then the row. If the host can't finish, the
+    VM stays listed with the reason (and a delete again finishes the rest)."""
     _begin(vm, "deleting")
     host, pool_name = vm.host, get_settings().storage_pool
     hv = hypervisor(host)
     try:
         hv.remove(vm.uuid)
-        if vm.volume_name:
-            hv.delete_volume(pool_name, vm.volume_name)
+        for volume in (vm.volume_name, vm.seed_volume):
+            if volume:
+                hv.delete_volume(pool_name, volume)
+        network_service.release_address(host, vm)
     except VirtError as exc:
         _end(vm, VM.ERROR, f"Delete did not finish: {exc}"[:500])
         if isinstance(exc, HostUnavailable):

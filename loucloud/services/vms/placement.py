@@ -1,17 +1,34 @@
-"""Placement: which host takes a new VM, and where its screen listens there."""
+"""Placement: which host takes a new VM (it holds the image, accepts VMs, has the
+template's network active, and has the most free memory), where its screen listens
+there, and which CPU model its guest sees."""
 from __future__ import annotations
 
 import ipaddress
+import logging
 import socket
 from urllib.parse import urlsplit
 
-from ...extensions import db
-from ...models import ImageLocation, Host, Template
+from ...extensions import cache, db
+from ...models import Host, ImageLocation, Template
 from ...virt import VirtError
 from ...virt.driver import on_each
 from .. import FieldError, Unavailable
 from ..hypervisors import hypervisor
 from ..settings import get_settings
+
+log = logging.getLogger(__name__)
+BASELINE_KEY = "loucloud:cpu-baseline"
+BASELINE_SECONDS = 600
+
+
+def nic_of(template: Template) -> tuple[str, str]:
+    """(kind, source) of the template's NIC: a libvirt network by name (the template's,
+    else Settings' network), a host bridge, or "none"."""
+    if template.nic_kind == "bridge":
+        return "bridge", template.network or ""
+    if template.nic_kind == "none":
+        return "none", ""
+    return "network", template.network or get_settings().network
 
 
 def candidate_hosts(template: Template) -> list[Host]:
@@ -22,18 +39,34 @@ def candidate_hosts(template: Template) -> list[Host]:
                Host.accepts_vms.is_(True)).order_by(Host.name)).scalars().all()
 
 
+def _fit(hv, kind: str, source: str):
+    """The host's free memory, after checking it can take the NIC (a session daemon
+    gives user-mode networking whatever the template says)."""
+    load = hv.load(cpu=False)
+    if kind == "network" and not hv.uri.rstrip("/").endswith("/session"):
+        net = next((n for n in hv.networks() if n.name == source), None)
+        if net is None:
+            return f"there is no network {source}"
+        if not net.active:
+            return f"the network {source} is not active"
+    return load
+
+
 def choose_host(template: Template) -> Host:
-    """The online candidate host with the most free memory (hosts asked in parallel)."""
+    """The online candidate host with the template's network active and the most free
+    memory (hosts asked in parallel)."""
     hosts = candidate_hosts(template)
     if not hosts:
         raise Unavailable(f"No host accepting new VMs holds the image {template.image.name}.")
-    loads = on_each([hypervisor(s) for s in hosts], lambda h: h.load(cpu=False))
-    ranked = sorted(((load.memory_free_mib, -i, s) for i, s in enumerate(hosts)
-                     if not isinstance(load := loads[s.uri], VirtError)),
+    kind, source = nic_of(template)
+    fits = on_each([hypervisor(h) for h in hosts], lambda hv: _fit(hv, kind, source))
+    ranked = sorted(((fit.memory_free_mib, -i, h) for i, h in enumerate(hosts)
+                     if not isinstance(fit := fits[h.uri], (VirtError, str))),
                     key=lambda t: t[:2], reverse=True)
     if not ranked:
-        raise Unavailable("Every host that could take this VM is offline: "
-                          + "; ".join(f"{s.name}: {loads[s.uri]}" for s in hosts))
+        raise Unavailable("No host can take this VM now: " + "; ".join(
+            f"{h.name}: {'offline, ' if isinstance(fits[h.uri], VirtError) else ''}"
+            f"{fits[h.uri]}" for h in hosts) + ".")
     return ranked[0][2]
 
 
@@ -62,3 +95,26 @@ def vnc_listen_for(host: Host) -> str:
     except OSError:
         raise FieldError(f"Cannot resolve {address} to choose where VNC listens; set the "
                          "VNC listen address in Settings.") from None
+
+
+def cpu_baseline(host: Host) -> str | None:
+    """The CPU every KVM host of the pool can run, computed by libvirt on ``host`` from
+    each host's host-model CPU; kept ten minutes. None when it cannot be computed now
+    (a host offline, no KVM): the VM then gets its host's model."""
+    cached = cache.get(BASELINE_KEY)
+    if cached is not None:
+        return cached or None
+    hosts = db.session.execute(db.select(Host)).scalars().all()
+    cpus = on_each([hypervisor(h) for h in hosts], lambda hv: hv.host_cpu())
+    found = [c for c in cpus.values() if isinstance(c, str)]
+    if not found or len(found) != len(hosts):
+        log.warning("CPU baseline not computed: %s", {h.name: str(cpus[h.uri])[:80]
+                                                        for h in hosts})
+        return None
+    try:
+        baseline = hypervisor(host).baseline_cpu(found)
+    except VirtError as exc:
+        log.warning("CPU baseline not computed on %s: %s", host.name, exc)
+        return None
+    cache.set(BASELINE_KEY, baseline, timeout=BASELINE_SECONDS)
+    return baseline

@@ -4,7 +4,7 @@ the VM list with its filters, and the reconciliation of states left stuck."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from flask import current_app
@@ -15,6 +15,7 @@ from ...models import INT64_MAX, VM, Host, User, utcnow
 from ...virt import DomainNotFound, HostUnavailable, VirtError
 from ...virt.driver import ACTIONS_BY_STATE, DomainStatus, on_each
 from .. import NotFound, leftovers
+from .. import networks as network_service
 from ..access import vms_visible_to
 from ..hypervisors import hypervisor, hypervisor_at
 from ..settings import get_settings
@@ -32,6 +33,7 @@ class VMView:
     vm: VM
     state: str               # libvirt's state, or missing / host offline / a transition
     host_online: bool
+    addresses: list[str] = field(default_factory=list)
 
     @property
     def busy(self) -> bool:
@@ -44,7 +46,7 @@ class VMView:
             return []
         actions = [a for a, states in ACTIONS_BY_STATE.items() if self.state in states]
         if self.state in ("running", "paused") and not self.vm.host.is_demo:
-            actions.append("console")
+            actions += ["console", "serial"]
         return actions
 
     def as_dict(self) -> dict:
@@ -53,7 +55,8 @@ class VMView:
                 "host": vm.host.name, "state": self.state, "status": vm.status,
                 "vcpus": vm.vcpus, "memory_mib": vm.memory_mib, "disk_gib": vm.disk_gib,
                 "template": vm.template.name, "actions": self.actions,
-                "error": vm.last_error}
+                "error": vm.last_error, "addresses": self.addresses,
+                "network": vm.network if vm.nic_kind else None, "mac": vm.mac}
 
 
 def _state(status: str, domain_name: str,
@@ -97,18 +100,19 @@ def live_states(uris: set[str]) -> dict[str, dict[str, str] | VirtError]:
 
 
 def views(vms: list[VM], live: dict | None = None) -> list[VMView]:
-    """Live state of VMs: one bulk call per host involved, hosts in parallel (or the
-    states given). Also clears stuck transitional states and cleans up what hosts that
-    answer still hold."""
+    """Live state and addresses of VMs: one bulk states call per host involved and one
+    leases call per network of theirs, hosts in parallel (or the states given). Also
+    clears stuck transitional states and cleans up what hosts that answer still hold."""
     uris = {vm.host.uri for vm in vms}
     if live is None:
         live = live_states(uris) if uris else {}
     _reconcile_stuck(vms, live)
     leftovers.clean_where_answering({vm.host_id: live.get(vm.host.uri) for vm in vms})
+    by_mac = network_service.leases_by_mac(vms) if vms else {}
     out = []
     for vm in vms:
         state, online = _state(vm.status, vm.domain_name, live.get(vm.host.uri))
-        out.append(VMView(vm, state, online))
+        out.append(VMView(vm, state, online, network_service.addresses(vm, by_mac)))
     return out
 
 
@@ -231,7 +235,8 @@ def vm_detail(vm: VM) -> VMDetail:
     except VirtError as exc:
         return VMDetail(VMView(vm, "unknown", True), None, str(exc))
     state = f"{vm.status}…" if vm.status in TRANSITIONAL else status.state
-    return VMDetail(VMView(vm, state, True), status, None)
+    addresses = network_service.addresses(vm, network_service.leases_by_mac([vm]))
+    return VMDetail(VMView(vm, state, True, addresses), status, None)
 
 
 def find_vm(owner_name: str, name: str) -> VM:

@@ -1,0 +1,254 @@
+"""Creating a VM: quota reserved atomically, a host chosen, a disk as an overlay on the
+image, a NIC on the template's network (with a fixed address on LouCloud's networks),
+first-boot data for cloud images, then the domain defined and started.
+
+A create that fails at any step removes what it made on the host and its row, so the
+quota is as before; what a dead host keeps is listed and removed when it answers."""
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import uuid as uuidlib
+from typing import Callable
+
+from sqlalchemy.exc import IntegrityError
+
+from ...extensions import db
+from ...models import VM, Host, Leftover, Template, User, utcnow
+from ...virt import HostUnavailable, VirtError
+from ...virt.driver import DomainSpec, Hypervisor, Nic, Preparation
+from .. import Conflict, FieldError, ServiceError, Unavailable, cloudinit, leftovers, transaction
+from .. import networks as network_service
+from ..bootjobs import jobs_for
+from ..hypervisors import hypervisor
+from ..keys import keys_of
+from ..passwords import password_problem
+from ..settings import get_settings
+from ..users import quota_usage
+from . import placement
+from .state import forget_states
+
+log = logging.getLogger(__name__)
+
+NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+GIB = 1024 ** 3
+
+
+class QuotaExceeded(Conflict):
+    """The owner's quota has no room for it (about the whole request, no one field)."""
+
+
+def check_name(name: str) -> str:
+    name = (name or "").strip()
+    if not NAME_RE.match(name):
+        raise FieldError("Use 1 to 64 letters, digits, '-', '_' or '.'.", "name")
+    return name
+
+
+def generate_password() -> str:
+    """A login password for a new VM, shown to its owner once."""
+    return secrets.token_urlsafe(12)
+
+
+def _reserve(owner: User, name: str, template: Template, host: Host, uuid: str) -> VM:
+    """Insert the VM's row if the owner's quota allows it, atomically: the UPDATE on the
+    owner's row comes first in a fresh transaction and locks that row (InnoDB) or the
+    database (SQLite) until the commit, so concurrent creates queue here."""
+    owner_id, template_id = owner.id, template.id
+    db.session.commit()  # start a fresh transaction: no read may come before the lock
+    db.session.execute(db.update(User).where(User.id == owner_id)
+                       .values(quota_lock=User.quota_lock + 1))
+    owner = db.session.get(User, owner_id)
+    template = db.session.get(Template, template_id)
+    usage = quota_usage(owner)
+    over = []
+    for label, used, total, add in (
+            ("VMs", usage.used.vms, usage.total.vms, 1),
+            ("vCPUs", usage.used.vcpus, usage.total.vcpus, template.vcpus),
+            ("memory (MiB)", usage.used.memory_mib, usage.total.memory_mib,
+             template.memory_mib),
+            ("disk (GiB)", usage.used.disk_gib, usage.total.disk_gib, template.disk_gib)):
+        if used + add > total:
+            over.append(f"{label} {used} in use + {add} would exceed {total}")
+    if over:
+        db.session.rollback()
+        raise QuotaExceeded("Over quota: " + "; ".join(over) + ".")
+    if db.session.execute(db.select(VM.id).where(VM.owner_id == owner_id,
+                                                 VM.name == name)).first():
+        db.session.rollback()
+        raise FieldError(f"You already have a VM named {name}.", "name")
+    vm = VM(name=name, owner_id=owner_id, host_id=host.id, template_id=template_id,
+            image_id=template.image_id, domain_name=f"lc-{uuid}", uuid=uuid,
+            vcpus=template.vcpus, memory_mib=template.memory_mib, disk_gib=template.disk_gib,
+            volume_name=f"lc-{uuid}.qcow2", status=VM.CREATING, status_since=utcnow())
+    db.session.add(vm)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise FieldError(f"You already have a VM named {name}.", "name") from None
+    return vm
+
+
+def _random_mac() -> str:
+    return "52:54:00:" + ":".join(f"{b:02x}" for b in secrets.token_bytes(3))
+
+
+def _seed(vm_name: str, uuid: str, template: Template, owner: User, password: str | None,
+          boot_job_ids: list[int] | None) -> tuple[bytes | None, list[str]]:
+    """The seed ISO for a cloud image (None for others), and the boot jobs in it."""
+    image = template.image
+    if not image.cloud_init:
+        if password:
+            raise FieldError(f"{image.name} takes no first-boot data: set passwords "
+                             "inside the guest.", "password")
+        return None, []
+    if password and (problem := password_problem(password, owner.username)):
+        raise FieldError(problem, "password")
+    jobs = jobs_for(template, boot_job_ids)
+    seed = cloudinit.Seed(
+        instance_id=uuid, hostname=cloudinit.hostname_for(vm_name),
+        login_user=image.login_user,
+        password_hash=cloudinit.hash_password(password) if password else None,
+        ssh_keys=tuple(k.key for k in keys_of(owner)),
+        jobs=tuple((j.name, cloudinit.parse_boot_job(j.script)) for j in jobs))
+    return cloudinit.build_iso(seed), [j.name for j in jobs]
+
+
+# What to undo on the host when a later create step fails: (leftover kind, pool or "",
+# name, the call that removes it).
+Undo = tuple[str, str, str, Callable[[Hypervisor], object]]
+
+
+@transaction
+def create_vm(owner: User, name: str, template: Template, host: Host | None = None,
+              start: bool = True, progress=None, *, password: str | None = None,
+              boot_job_ids: list[int] | None = None, ip_address: str | None = None) -> VM:
+    """Create a VM for ``owner`` from ``template``, on ``host`` or on the host chosen
+    by placement, and start it unless ``start`` is False.
+
+    For an image that takes cloud-init, the VM gets a seed with its hostname, the
+    owner's SSH keys, ``password`` for the image's login user (as a hash) and the boot
+    jobs (defaults, the template's, and ``boot_job_ids`` among those offered to users).
+    On a NAT network LouCloud made, it gets a fixed address (``ip_address`` when the
+    administrator chose one).
+
+    Raises FieldError (bad name, password, address), QuotaExceeded, Unavailable (no
+    host) or ServiceError with libvirt's reason; in every failure nothing is left.
+
+    ``progress(step)`` is called as each step is reached: "prepared", "volume",
+    "defined", "starting" (for progress reports, and for tests that break a step)."""
+    step = progress or (lambda _step: None)
+    name = check_name(name)
+    image = template.image
+    if host is None:
+        host = placement.choose_host(template)
+    else:
+        placement.check_host_for(template, host)
+    settings = get_settings()
+    listen = placement.vnc_listen_for(host)
+    kind, source = placement.nic_of(template)
+    uuid = str(uuidlib.uuid4())
+    seed_iso, job_names = _seed(name, uuid, template, owner, password, boot_job_ids)
+    baseline = placement.cpu_baseline(host) if settings.cpu_mode == "baseline" else None
+    vm = _reserve(owner, name, template, host, uuid)
+    hv = hypervisor(host)
+    pool_name = settings.storage_pool
+    undo: list[Undo] = []
+    try:
+        prep = hv.prepare_for_vms(pool_name, kind, source, want_uefi=image.firmware == "uefi")
+        step("prepared")
+        if image.firmware == "uefi" and not prep.uefi:
+            raise VirtError(f"{image.name} needs UEFI firmware, which {host.name} does not "
+                            "have (install the ovmf package there)")
+        undo.append((Leftover.VOLUME, pool_name, vm.volume_name,
+                     lambda h, n=vm.volume_name: h.delete_volume(pool_name, n)))
+        volume = hv.create_overlay(pool_name, vm.volume_name, vm.disk_gib * GIB,
+                                   image.path, image.format)
+        step("volume")
+        seed_volume = None
+        if seed_iso is not None:
+            seed_name = f"lc-{vm.uuid}-seed.iso"
+            undo.append((Leftover.VOLUME, pool_name, seed_name,
+                         lambda h, n=seed_name: h.delete_volume(pool_name, n)))
+            seed_volume = hv.upload_volume(pool_name, seed_name, seed_iso)
+        nic, note, ip = _nic(host, hv, prep, kind, ip_address, undo)
+        spec = DomainSpec(name=vm.domain_name, uuid=vm.uuid, title=vm.name, vcpus=vm.vcpus,
+                          memory_mib=vm.memory_mib, disk_path=volume.path,
+                          domain_type=prep.domain_type, arch=prep.arch,
+                          os_type=image.os_type, nic=nic, vnc_listen=listen, vm_id=vm.id,
+                          owner=owner.username,
+                          seed_path=seed_volume.path if seed_volume else None,
+                          firmware=image.firmware, cpu_mode=settings.cpu_mode,
+                          cpu_baseline=baseline)
+        undo.append((Leftover.DOMAIN, "", vm.uuid, lambda h, u=vm.uuid: h.remove(u)))
+        hv.define(spec)
+        step("defined")
+        if start:
+            step("starting")
+            hv.start_new(spec)
+    except (VirtError, ServiceError) as exc:
+        _undo(host, hv, undo)
+        db.session.rollback()
+        db.session.delete(db.session.get(VM, vm.id))
+        db.session.commit()
+        log.warning("create of %s for %s on %s failed: %s", name, owner.username,
+                    host.name, exc)
+        if isinstance(exc, ServiceError):
+            raise
+        if isinstance(exc, HostUnavailable):
+            raise Unavailable(f"{host.name} stopped answering while {name} was being "
+                              f"created: {exc}. Nothing was kept.") from None
+        raise ServiceError(f"{host.name} could not create {name}: {exc}") from None
+    forget_states(host)
+    vm = db.session.get(VM, vm.id)
+    vm.volume_path, vm.mac = volume.path, nic.mac if nic else None
+    vm.nic_kind, vm.network = (nic.kind, nic.source or None) if nic else (None, None)
+    vm.nic_note, vm.ip_address = note, ip
+    vm.seed_volume = seed_volume.name if seed_volume else None
+    vm.boot_job_names = "\n".join(job_names)
+    vm.status, vm.status_since = VM.READY, utcnow()
+    if start:
+        vm.started_at = utcnow()
+    db.session.commit()
+    log.info("VM %s (%s) created for %s on %s", vm.name, vm.domain_name, owner.username,
+             host.name)
+    return vm
+
+
+def _nic(host: Host, hv: Hypervisor, prep: Preparation, kind: str, chosen_ip: str | None,
+         undo: list[Undo]) -> tuple[Nic | None, str | None, str | None]:
+    """The VM's NIC, why it has none, and its fixed address: on a NAT network LouCloud
+    made, an address is reserved for the new MAC (released again if the create fails)."""
+    if kind == "none":
+        if chosen_ip:
+            raise FieldError("This VM has no network card to give an address to.",
+                             "ip_address")
+        return None, "its template gives it no network card", None
+    if prep.nic_kind is None or kind == "none":
+        if chosen_ip:
+            raise FieldError(f"No address on {host.name}: {prep.nic_problem}.", "ip_address")
+        return None, f"{prep.nic_problem} on {host.name} when it was created", None
+    mac = _random_mac()
+    nic = Nic(prep.nic_kind, prep.nic_source, mac)
+    if prep.nic_kind != "network" or prep.network is None or not prep.network.managed:
+        if chosen_ip:
+            raise FieldError(f"{prep.nic_source} is not a network LouCloud gives addresses "
+                             "on.", "ip_address")
+        return nic, None, None
+    ip = network_service.reserve_address(host, prep.network, mac, chosen_ip)
+    undo.append((Leftover.ADDRESS, prep.network.name, f"{mac} {ip}",
+                 lambda h, n=prep.network.name, m=mac, a=ip: h.release_address(n, m, a)))
+    return nic, None, ip
+
+
+def _undo(host: Host, hv: Hypervisor, steps: list[Undo]) -> None:
+    """Undo creation steps on the host, newest first. A step is undone even when the
+    host never confirmed it (the call may have reached it before it died); what can't be
+    removed now (the host is gone) is remembered and removed when it answers."""
+    for kind, pool_name, name, remove in reversed(steps):
+        try:
+            remove(hv)
+        except VirtError as exc:
+            leftovers.remember(host, kind, name, pool_name, str(exc))

@@ -1,0 +1,74 @@
+// The VM's serial line in xterm.js, over the console proxy's /serial path, with the
+// one-time token from the URL fragment (removed from the address bar at once).
+import { Terminal } from "./vendor/xterm/xterm.mjs";
+import { FitAddon } from "./vendor/xterm/addon-fit.mjs";
+
+const root = document.getElementById("terminal");
+const statusEl = document.getElementById("terminal-status");
+const messageEl = document.getElementById("terminal-message");
+const retry = document.getElementById("terminal-retry");
+const token = window.location.hash.slice(1);
+history.replaceState(null, "", window.location.pathname + window.location.search);
+
+function status(text, color) {
+  statusEl.textContent = text;
+  statusEl.className = "badge text-bg-" + color;
+  root.dataset.status = text;
+}
+
+function offerRetry(message) {
+  messageEl.textContent = message;
+  retry.classList.remove("d-none");
+}
+
+function wsUrl() {
+  let base = root.dataset.ws;
+  if (base.startsWith("/")) {
+    base = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + base;
+  }
+  return base + "?token=" + encodeURIComponent(token);
+}
+
+async function explain() {
+  try {
+    const r = await fetch(root.dataset.stateUrl, {headers: {Accept: "application/json"},
+                                                   credentials: "same-origin"});
+    if (r.ok) {
+      const vm = await r.json();
+      if (vm.state === "host offline") return "The VM's host is unreachable.";
+      if (vm.state !== "running" && vm.state !== "paused") return "The VM is not running (" + vm.state + ").";
+    }
+  } catch (e) { /* fall through */ }
+  return "The console link expired or was already used.";
+}
+
+const term = new Terminal({cursorBlink: true, convertEol: false, scrollback: 5000,
+                           fontFamily: "DejaVu Sans Mono, monospace", fontSize: 15});
+const fit = new FitAddon();
+term.loadAddon(fit);
+term.open(document.getElementById("terminal-screen"));
+fit.fit();
+window.addEventListener("resize", () => fit.fit());
+window.loucloudTerminal = term;  // for tests and the curious: what the screen shows
+
+if (!/^[A-Za-z0-9_-]{43}$/.test(token)) {
+  status("no link", "secondary");
+  offerRetry("Open the text console from the VM's page, or try again.");
+} else {
+  const encoder = new TextEncoder();
+  const ws = new WebSocket(wsUrl(), ["binary"]);
+  ws.binaryType = "arraybuffer";
+  let connected = false;
+  ws.onopen = () => {
+    connected = true;
+    status("connected", "success");
+    term.focus();
+    ws.send(encoder.encode("\r"));  // wake the getty up: show the prompt
+  };
+  ws.onmessage = (event) => term.write(new Uint8Array(event.data));
+  term.onData((data) => { if (ws.readyState === WebSocket.OPEN) ws.send(encoder.encode(data)); });
+  ws.onclose = async () => {
+    status(connected ? "disconnected" : "refused", connected ? "secondary" : "danger");
+    offerRetry(await explain());
+  };
+}

@@ -1,0 +1,37 @@
+"""Small ElementTree builders and parsers for libvirt's XML, by kind. Never string
+formatting: user text becomes element text or an attribute value through the library."""
+from .capabilities import (  # noqa: F401
+    Capabilities,
+    DomainCapabilities,
+    Guest,
+    parse_capabilities,
+    parse_domain_capabilities,
+)
+from .common import to_string  # noqa: F401
+from .domain import (  # noqa: F401
+    AGENT_CHANNEL,
+    CPU_MODES,
+    LOUCLOUD_NS,
+    DomainDesc,
+    DomainSpec,
+    Nic,
+    build_domain,
+    parse_domain,
+)
+from .network import (  # noqa: F401
+    DhcpHost,
+    NetworkDesc,
+    Subnet,
+    build_dhcp_host,
+    build_nat_network,
+    parse_network,
+)
+from .storage import (  # noqa: F401
+    PoolDesc,
+    VolumeDesc,
+    build_dir_pool,
+    build_overlay_volume,
+    build_raw_volume,
+    parse_pool,
+    parse_volume,
+)
