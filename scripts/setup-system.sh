@@ -17,8 +17,14 @@ esac
 
 run_pkgs=(python3 python3-venv python3-dev gcc pkg-config libvirt-dev
           libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients
-          "$qemu_pkg" qemu-utils iproute2 ca-certificates)
-test_pkgs=(chromium fonts-dejavu-core mariadb-server apache2 apache2-dev)
+          "$qemu_pkg" qemu-utils iproute2 ca-certificates
+          # libvirt's NAT networks (DHCP and DNS for the VMs, and the NAT rules)
+          dnsmasq-base iptables
+          # manage.py images build: a Debian cloud image from Debian's packages
+          debootstrap mtools dosfstools fdisk e2fsprogs)
+# UEFI firmware for the images that need it, and the boot loader of built images.
+[ "$arch" = amd64 ] && run_pkgs+=(ovmf syslinux syslinux-common)
+test_pkgs=(chromium fonts-dejavu-core mariadb-server apache2 apache2-dev openssh-client)
 
 pkgs=("${run_pkgs[@]}")
 [ "$purpose" = test ] && pkgs+=("${test_pkgs[@]}")
@@ -63,7 +69,22 @@ assert fcntl.ioctl(fd, 0xAE00) == 12          # KVM_GET_API_VERSION
 os.close(fcntl.ioctl(fd, 0xAE01, 0))          # KVM_CREATE_VM
 PY
     then
-      chgrp kvm /dev/kvm && chmod 660 /dev/kvm
+      # ... and a boot loader really runs under it (nested hypervisors may refuse).
+      if why=$(python3 "$(dirname "$0")/kvm_probe.py" 2>&1); then
+        chgrp kvm /dev/kvm && chmod 660 /dev/kvm
+      else
+        # Set it aside, so that libvirt offers TCG only (a /dev/kvm it cannot use makes
+        # libvirt probe QEMU again on every call). `mv /dev/kvm.unusable /dev/kvm` undoes.
+        mv /dev/kvm /dev/kvm.unusable
+        echo "setup: $why: moved /dev/kvm to /dev/kvm.unusable; VMs run with TCG"
+        echo "       (software emulation, slower). Move it back to try KVM again."
+        restart_libvirtd=1
+      fi
+    fi
+  fi
+  if [ "${restart_libvirtd:-0}" = 1 ] && pgrep -x libvirtd >/dev/null; then
+    if [ -d /run/systemd/system ]; then systemctl restart libvirtd
+    else pkill -x libvirtd; sleep 1
     fi
   fi
   if [ ! -d /run/systemd/system ]; then

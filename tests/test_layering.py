@@ -145,12 +145,13 @@ def test_service_and_virt_files_stay_small(path):
 
 def test_nothing_shells_out():
     """No shell anywhere, and no program is run except by the command that starts
-    LouCloud's own processes: hosts are reached only through libvirt."""
+    LouCloud's own processes and the image builder (debootstrap and disk tools, from
+    the command line): hosts are reached only through libvirt."""
     for path in SOURCES:
         text = path.read_text()
         for bad in ("shell=True", "os.system(", "os.popen(", "virsh", "ssh "):
             assert bad not in text, f"{path} uses {bad!r}"
-        if path != ROOT / "cli" / "processes.py":
+        if path not in (ROOT / "cli" / "processes.py", ROOT / "imagebuild.py"):
             assert "subprocess" not in text, f"{path} runs programs"
 
 

@@ -1,9 +1,11 @@
 """manage.py images add|list|delete"""
 import click
+from flask import current_app
 from flask.cli import AppGroup
 
+from ..services import hosts as host_service
 from ..services import images as image_service
-from .common import audited, delete_command, list_command, service
+from .common import audited, delete_command, fail, list_command, service
 
 group = AppGroup("images", help="Disk images on the hosts.")
 
@@ -25,6 +27,41 @@ def add(name: str, path: str, os_type: str, cloud_init: bool, login_user: str,
     image = service(lambda: image_service.add_image(name, path, guest=guest))
     click.echo(f"added {image.name}: {image.format}, {image.virtual_size} bytes, on "
                f"{len(image_service.hosts_with_image(image))} host(s)")
+
+
+@group.command("build")
+@click.argument("name")
+@click.option("--host", "host_names", multiple=True,
+              help="Put it on this host (repeat; default: the local host, else all).")
+@click.option("--cache", "cache_dir", type=click.Path(file_okay=False), default=None,
+              help="Where built images are kept [LOUCLOUD_IMAGE_CACHE, default "
+                   "/var/cache/loucloud/images].")
+@audited("images.build")
+def build(name: str, host_names: tuple[str, ...], cache_dir: str | None) -> None:
+    """Build a small Debian cloud image (cloud-init, guest agent, SSH, serial getty)
+    from Debian's packages, put it on the hosts' storage pool and record it as NAME.
+    Safe to run again: the build is cached, what exists is kept."""
+    from pathlib import Path
+
+    from .. import imagebuild
+
+    try:
+        local = imagebuild.build(Path(cache_dir) if cache_dir else None, say=click.echo)
+    except imagebuild.BuildError as exc:
+        fail(str(exc))
+    if host_names:
+        hosts = [service(lambda n=n: host_service.host_by_name(n)) for n in host_names]
+    else:
+        all_hosts = host_service.all_hosts()
+        local_uri = current_app.config["LOCAL_HOST_URI"]
+        hosts = [h for h in all_hosts if h.uri == local_uri] or all_hosts
+    click.echo(f"putting {name} on {', '.join(h.name for h in hosts) or 'no host'}")
+    guest = image_service.Guest("linux", True, "debian", "bios")
+    image = service(lambda: image_service.publish_file(name, str(local), hosts, guest,
+                                                       say=click.echo))
+    click.echo(f"{image.name}: {image.format}, {image.virtual_size / 1024 ** 3:.1f} GiB, on "
+               f"{len(image_service.hosts_with_image(image))} host(s); cloud-init, login "
+               f"user {image.login_user}")
 
 
 def _rows() -> list[dict]:

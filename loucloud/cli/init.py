@@ -1,4 +1,5 @@
 """manage.py init: the administrator and the local host."""
+import getpass
 import os
 
 import click
@@ -7,10 +8,13 @@ from flask.cli import with_appcontext
 
 from ..services import ServiceError
 from ..services import hosts as host_service
+from ..services import networks as network_service
+from ..services.settings import get_settings
 from ..services import users as user_service
 from .common import audited, fail
 
 DEMO_URI = "test:///default"
+SESSION_URI = "qemu:///session"
 
 
 @click.command("init")
@@ -41,21 +45,74 @@ def init_command(local_host: bool) -> None:
 
 
 def _register_local_host() -> None:
+    """The local libvirtd as host "local": the system daemon, else (as an ordinary
+    user) the user's own session daemon, else libvirt's test driver as a simulated demo
+    host. Then its default network started, so that new VMs get a working NIC."""
     local_uri = current_app.config["LOCAL_HOST_URI"]
     hosts = host_service.all_hosts()
-    if any(s.uri == local_uri for s in hosts):
-        click.echo(f"Local host: {local_uri} (registered)")
+    known = next((h for h in hosts if h.uri in (local_uri, SESSION_URI)), None)
+    if known is not None:
+        click.echo(f"Local host: {known.uri} (registered)")
+        _start_default_network(known)
         return
+    candidates = [local_uri]
+    if os.geteuid() != 0 and local_uri == "qemu:///system":
+        candidates.append(SESSION_URI)
+    problems = []
+    for uri in candidates:
+        try:
+            host = host_service.add_host("local", uri)
+        except ServiceError as exc:
+            problems.append(f"{uri}: {exc}")
+            continue
+        if uri == SESSION_URI:
+            click.echo(f"qemu:///system is not open to {getpass.getuser()}; registered your "
+                       f"own {SESSION_URI} instead: real VMs running as "
+                       f"{getpass.getuser()}, with user-mode networking (outgoing only).")
+        click.echo(f"Local host registered: {host.name} ({host.uri}, {host.hostname}, "
+                   f"{host.cpus} CPUs, {host.memory_mib} MiB)")
+        _start_default_network(host)
+        return
+    if hosts:
+        click.echo(f"Local host: {'; '.join(problems)}; keeping the {len(hosts)} registered "
+                   "host(s).")
+        return
+    click.echo(f"Local host: {'; '.join(problems)}.")
+    host_service.add_host("demo", DEMO_URI)
+    click.echo(f"Registered {DEMO_URI} as 'demo': a SIMULATED host (libvirt's test "
+               "driver). Nothing really runs there.")
+
+
+def _start_default_network(host) -> None:
+    """Settings' network on the local host, started and made to start with it when it
+    exists but is inactive (a fresh Debian: libvirt defines 'default' but leaves it off)."""
+    if host.uri == SESSION_URI or host.is_demo:
+        return
+    name = get_settings().network
+    found = next((hn for hn in network_service.list_host_networks() if hn.host.id == host.id),
+                 None)
+    if found is None or found.error:
+        click.echo(f"Network: {host.name} did not answer ({found.error if found else '?'})")
+        return
+    net = next((n for n in found.networks if n.name == name), None)
+    if net is None:
+        click.echo(f"Network: {host.name} has no network {name}: VMs will have no network "
+                   "card until one is made (Networks page, or manage.py networks create).")
+        return
+    changes = []
     try:
-        host = host_service.add_host("local", local_uri)
+        if not net.active:
+            network_service.network_action(host, name, "start")
+            changes.append("started it")
+        if not net.autostart:
+            network_service.network_action(host, name, "autostart")
+            changes.append("made it start with the host")
     except ServiceError as exc:
-        if hosts:
-            click.echo(f"Local host: {exc}; keeping the {len(hosts)} registered host(s).")
-            return
-        click.echo(f"Local host: {exc}.")
-        host = host_service.add_host("demo", DEMO_URI)
-        click.echo(f"Registered {DEMO_URI} as 'demo': a SIMULATED host (libvirt's test "
-                   "driver). Nothing really runs there.")
+        click.echo(f"Network: {name} on {host.name} could not be started: {exc}. VMs will "
+                   "have no network card (install dnsmasq-base and iptables?).")
         return
-    click.echo(f"Local host registered: {host.name} ({host.uri}, {host.hostname}, "
-               f"{host.cpus} CPUs, {host.memory_mib} MiB)")
+    if changes:
+        click.echo(f"Network: libvirt's network {name} on {host.name} was inactive; "
+                   f"{' and '.join(changes)}, so new VMs get a working network card.")
+    else:
+        click.echo(f"Network: {name} on {host.name} is active.")

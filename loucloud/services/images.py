@@ -11,8 +11,9 @@ from ..extensions import db
 from ..models import INT64_MAX, VM, Image, ImageLocation, Host, Template, utcnow
 from ..virt import HostUnavailable, VirtError
 from ..virt.driver import ImageInfo, ImageProblem, on_each
-from . import Conflict, FieldError, NotFound, transaction
+from . import Conflict, FieldError, NotFound, ServiceError, transaction
 from .hypervisors import hypervisor
+from .settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -205,3 +206,44 @@ def image_by_name(name: str) -> Image:
 
 def all_images() -> list[Image]:
     return db.session.execute(db.select(Image).order_by(Image.name)).scalars().all()
+
+
+def volume_name_for(name: str) -> str:
+    """The volume an image published by LouCloud gets in each host's pool."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "image"
+    return f"image-{slug}.qcow2"
+
+
+def publish_file(name: str, local_path: str, hosts: list[Host], guest: Guest,
+                 say=lambda _text: None) -> Image:
+    """Put a local image file into LouCloud's pool on each host (through libvirt's
+    volume upload: the same for remote hosts) and record it. Safe to run again: a
+    volume already there is kept, an image already recorded is checked again."""
+    existing = db.session.execute(db.select(Image).where(Image.name == name)).scalar()
+    if existing is not None:
+        say(f"{name} is recorded already ({existing.path}); checking the hosts again")
+        recheck_image(existing)
+        return existing
+    if not hosts:
+        raise FieldError("Add a host first: images are files on the hosts.")
+    pool_name, volume = get_settings().storage_pool, volume_name_for(name)
+    path = None
+    for host in hosts:
+        hv = hypervisor(host)
+        try:
+            hv.ensure_pool(pool_name)
+            if hv.volume_info(pool_name, volume) is None:
+                last = [-1]
+
+                def progress(done, total, host=host, last=last):
+                    percent = 100 * done // max(total, 1)
+                    if percent >= last[0] + 10:
+                        last[0] = percent
+                        say(f"  {host.name}: {percent} %")
+                path = hv.upload_file(pool_name, volume, local_path, progress).path
+            else:
+                path = hv.volume_info(pool_name, volume).path
+                say(f"  {host.name}: there already")
+        except VirtError as exc:
+            raise ServiceError(f"{name} could not be put on {host.name}: {exc}") from None
+    return add_image(name, path, guest=guest)

@@ -225,6 +225,21 @@ def agent_addresses(conn: libvirt.virConnect, uuid: str) -> dict[str, list[str]]
     return out
 
 
+# MSRs a nested hypervisor may refuse a guest (QEMU then dies at start with "failed to
+# set MSR 0x..."), and the CPU feature that asks for each.
+_MSR_FEATURES = {"0x10a": "arch-capabilities"}
+
+
+def refused_cpu_feature(err: VirtError) -> str | None:
+    """The CPU feature to disable when a start failed because the host's KVM (itself
+    a guest, typically) refused one of its MSRs; None when that is not why."""
+    text = str(err).lower()
+    for msr, feature in _MSR_FEATURES.items():
+        if f"failed to set msr {msr}" in text:
+            return feature
+    return None
+
+
 def kvm_unusable(err: VirtError) -> bool:
     """Whether a start failed because the host's KVM cannot be used (libvirt offered
     it, but /dev/kvm is missing, forbidden or broken): then TCG ('qemu') is the way."""

@@ -84,6 +84,10 @@ class Hypervisor:
         return self._act(hosts.prepare_for_vm, pool_name, f"/var/lib/libvirt/{pool_name}",
                          nic_kind, nic_source, want_uefi)
 
+    def ensure_pool(self, pool_name: str) -> str:
+        """LouCloud's storage pool ready (defined, built, started); its directory."""
+        return self._act(storage.ensure_pool, pool_name, f"/var/lib/libvirt/{pool_name}")
+
     def host_cpu(self) -> str | None:
         """The CPU a host-model guest gets here (a <cpu> element), None without KVM."""
         return self._query(hosts.host_cpu)
@@ -115,6 +119,17 @@ class Hypervisor:
     def upload_volume(self, pool_name: str, name: str, data: bytes) -> Volume:
         """A new raw volume holding ``data``, through libvirt's upload stream."""
         return self._act(storage.upload_volume, pool_name, name, data)
+
+    def upload_file(self, pool_name: str, name: str, path: str, progress=None, *,
+                    timeout: float = 3600) -> Volume:
+        """A new volume with the bytes of a local file, streamed (large images: its own,
+        longer bound)."""
+        return self.pool.call(self.uri, storage.upload_file, pool_name, name, path,
+                              progress, timeout=timeout)
+
+    def volume_info(self, pool_name: str, name: str) -> ImageInfo | None:
+        """Format and virtual size of a volume of the pool (None: there is none)."""
+        return self._query(storage.volume_info, pool_name, name)
 
     # -- networks --------------------------------------------------------------------
     def networks(self) -> list[NetworkInfo]:
@@ -149,18 +164,28 @@ class Hypervisor:
 
     def start_new(self, spec: DomainSpec) -> DomainSpec:
         """Start a domain just defined from ``spec``. When the host offered KVM but it
-        does not work there, redefine it for software emulation (TCG) and start that.
-        Returns the spec that runs."""
-        try:
-            self._act(domains.act, spec.uuid, "start")
-        except VirtError as exc:
-            if spec.domain_type != "kvm" or not domains.kvm_unusable(exc):
-                raise
-            log.warning("KVM unusable on %s (%s); starting %s with TCG", self.name, exc,
-                        spec.name)
-            spec = replace(spec, domain_type="qemu")
-            self._act(domains.define, spec)
-            self._act(domains.act, spec.uuid, "start")
+        does not work there, redefine it for software emulation (TCG) and start that;
+        when a nested host's KVM refuses a feature of the CPU model (an MSR), without
+        that feature. Returns the spec that runs."""
+        for _attempt in range(3):
+            try:
+                self._act(domains.act, spec.uuid, "start")
+                return spec
+            except VirtError as exc:
+                feature = domains.refused_cpu_feature(exc)
+                if spec.domain_type == "kvm" and feature and feature not in spec.cpu_disabled:
+                    # A nested host's KVM refuses this feature of its model: without it.
+                    log.warning("%s refuses CPU feature %s; starting %s without it",
+                                self.name, feature, spec.name)
+                    spec = replace(spec, cpu_disabled=spec.cpu_disabled + (feature,))
+                elif spec.domain_type == "kvm" and domains.kvm_unusable(exc):
+                    log.warning("KVM unusable on %s (%s); starting %s with TCG", self.name,
+                                exc, spec.name)
+                    spec = replace(spec, domain_type="qemu")
+                else:
+                    raise
+                self._act(domains.define, spec)
+        self._act(domains.act, spec.uuid, "start")
         return spec
 
     def act(self, uuid: str, verb: str) -> None:

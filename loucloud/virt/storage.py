@@ -3,6 +3,7 @@ goes through libvirt's storage API, so it works the same on remote hosts."""
 from __future__ import annotations
 
 import hashlib
+import os
 import logging
 import posixpath
 from dataclasses import dataclass
@@ -222,3 +223,62 @@ def upload_volume(conn: libvirt.virConnect, pool_name: str, name: str, data: byt
             log.warning("volume %s not removed after a failed upload", name)
         raise err from None
     return Volume(vol.name(), vol.path())
+
+
+def upload_file(conn: libvirt.virConnect, pool_name: str, name: str, path: str,
+                progress=None) -> Volume:
+    """A new volume ``name`` with the bytes of the local file ``path`` (an image of any
+    format: the pool is refreshed afterwards, so libvirt reads its format from its
+    header), streamed without holding it in memory. ``progress(done, total)`` is
+    called as it goes. Nothing is left when it fails half-way."""
+    size = os.path.getsize(path)
+    pool = _lookup_pool(conn, pool_name)
+    try:
+        vol = pool.createXML(xml.build_raw_volume(name, size), 0)
+    except libvirt.libvirtError as exc:
+        raise translate(exc) from None
+    stream = conn.newStream(0)
+    try:
+        vol.upload(stream, 0, size, 0)
+        with open(path, "rb") as f:
+            done = 0
+            while chunk := f.read(1024 * 1024):
+                view = memoryview(chunk)
+                while view:
+                    sent = stream.send(view.tobytes())
+                    view = view[sent:]
+                done += len(chunk)
+                if progress:
+                    progress(done, size)
+        stream.finish()
+        pool.refresh(0)
+        vol = pool.storageVolLookupByName(name)
+    except (libvirt.libvirtError, OSError) as exc:
+        err = translate(exc) if isinstance(exc, libvirt.libvirtError) else VirtError(str(exc))
+        try:
+            stream.abort()
+        except libvirt.libvirtError:
+            pass
+        try:
+            vol.delete(0)
+        except libvirt.libvirtError:
+            log.warning("volume %s not removed after a failed upload", name)
+        raise err from None
+    return Volume(vol.name(), vol.path())
+
+
+def volume_info(conn: libvirt.virConnect, pool_name: str, name: str) -> ImageInfo | None:
+    """Format and size of a volume of the pool (None: no such volume)."""
+    try:
+        pool = _lookup_pool(conn, pool_name)
+    except PoolNotFound:
+        return None
+    try:
+        vol = pool.storageVolLookupByName(name)
+    except libvirt.libvirtError as exc:
+        err = translate(exc)
+        if isinstance(err, VolumeNotFound):
+            return None
+        raise err from None
+    desc = xml.parse_volume(vol.XMLDesc(0))
+    return ImageInfo(desc.path, desc.format or "raw", desc.capacity)

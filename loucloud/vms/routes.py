@@ -1,9 +1,9 @@
-from flask import flash, jsonify, redirect, render_template, request, url_for
+from flask import flash, jsonify, make_response, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from wtforms import SelectChoice
 
 from ..helpers import page_arg, perform, show_error
-from ..security import console_url
+from ..security import allow_inline_styles, console_url
 from ..services import FieldError, ServiceError
 from ..services import bootjobs as bootjob_service
 from ..services import console as console_service
@@ -210,8 +210,8 @@ def serial(vm_id: int):
 @login_required
 def terminal(vm_id: int):
     vm = vm_for(current_user, vm_id)
-    return render_template("vms/terminal.html", vm=vm,
-                           console_url=console_url() + "/serial")
+    return allow_inline_styles(make_response(render_template(
+        "vms/terminal.html", vm=vm, console_url=console_url() + "/serial")))
 
 
 @bp.route("/vms/<int:vm_id>/delete", methods=["POST"])

@@ -22,9 +22,11 @@ from ...virt.driver import HostCounters, on_each
 from .. import hosts as host_service
 from ..hypervisors import hypervisor
 from ..settings import get_settings
+from ..vms.guest import collect_agent_addresses
 
 log = logging.getLogger(__name__)
 
+AGENT_EVERY_SECONDS = 30   # how often running guests' agents are asked their addresses
 KEEP_RAW = timedelta(hours=2)
 KEEP_5MIN = timedelta(days=2)
 GIB = 1024 ** 3
@@ -37,6 +39,7 @@ class CycleReport:
     hosts_offline: int
     vm_samples: int
     seconds: float
+    running: tuple[int, ...] = ()     # ids of the running VMs sampled
 
 
 def _rate(now: float, then: float, dt: float) -> float | None:
@@ -100,7 +103,8 @@ class Sampler:
         db.session.commit()
         host_service.note_states({s.id: results.get(s.uri) for s in hosts}, hosts)
         return CycleReport(at, len(hosts), offline, len(vm_rows),
-                           round(time.monotonic() - started, 3))
+                           round(time.monotonic() - started, 3),
+                           tuple(row["vm_id"] for row in vm_rows if row["state"] == "running"))
 
     @staticmethod
     def _host_row(host, counters, previous, at, level, vms) -> dict:
@@ -149,13 +153,16 @@ def expire(now: datetime | None = None) -> dict[str, int]:
 def run(stop: threading.Event, *, once: bool = False) -> None:
     """The sampler's loop: a cycle every sample_interval_seconds (read anew each time),
     thinning every ten minutes; errors of one cycle are logged, the loop goes on."""
-    sampler, last_expire = Sampler(), 0.0
+    sampler, last_expire, last_agents = Sampler(), 0.0, 0.0
     while not stop.is_set():
         started = time.monotonic()
         try:
             report = sampler.cycle()
             log.info("sampled %d hosts (%d offline), %d VMs in %.2f s", report.hosts,
                      report.hosts_offline, report.vm_samples, report.seconds)
+            if started - last_agents >= AGENT_EVERY_SECONDS and report.running:
+                ask_agents(report.running)
+                last_agents = started
             if started - last_expire > 600:
                 expire()
                 last_expire = started
@@ -168,3 +175,11 @@ def run(stop: threading.Event, *, once: bool = False) -> None:
             return
         interval = get_settings().sample_interval_seconds
         stop.wait(max(0.0, interval - (time.monotonic() - started)))
+
+
+def ask_agents(vm_ids: tuple[int, ...]) -> int:
+    """Ask the guest agents of these running VMs (those with a network card) what
+    addresses they have; pages show what was stored. Returns how many answered."""
+    vms = db.session.execute(db.select(VM).where(VM.id.in_(vm_ids), VM.mac.is_not(None))
+                             ).scalars().all()
+    return collect_agent_addresses(vms) if vms else 0

@@ -151,6 +151,8 @@ def create_vm(owner: User, name: str, template: Template, host: Host | None = No
     kind, source = placement.nic_of(template)
     uuid = str(uuidlib.uuid4())
     seed_iso, job_names = _seed(name, uuid, template, owner, password, boot_job_ids)
+    if host.is_demo:  # a simulated host boots nothing and takes no uploads
+        seed_iso, job_names = None, []
     baseline = placement.cpu_baseline(host) if settings.cpu_mode == "baseline" else None
     vm = _reserve(owner, name, template, host, uuid)
     hv = hypervisor(host)

@@ -43,6 +43,7 @@ class DomainSpec:
     firmware: str = "bios"              # or "uefi" (OVMF, chosen by libvirt)
     cpu_mode: str = "host-model"        # for KVM: CPU_MODES; TCG gets QEMU's "max"
     cpu_baseline: str | None = None     # the <cpu> element libvirt computed (baseline)
+    cpu_disabled: tuple[str, ...] = ()  # features the host's KVM cannot give (nested)
 
 
 def _cpu(dom: ET.Element, spec: DomainSpec) -> None:
@@ -61,9 +62,11 @@ def _cpu(dom: ET.Element, spec: DomainSpec) -> None:
         cpu.set("check", "partial")
         dom.append(cpu)
     elif spec.cpu_mode == "host-passthrough":
-        ET.SubElement(dom, "cpu", mode="host-passthrough", check="none")
+        cpu = ET.SubElement(dom, "cpu", mode="host-passthrough", check="none")
     else:
-        ET.SubElement(dom, "cpu", mode="host-model", check="partial")
+        cpu = ET.SubElement(dom, "cpu", mode="host-model", check="partial")
+    for name in spec.cpu_disabled:
+        ET.SubElement(cpu, "feature", policy="disable", name=name)
 
 
 def _cdrom(devices: ET.Element, path: str, dev: str, bus: str) -> None:

@@ -89,6 +89,11 @@ class HostLab(NamespacesMixin, ProcessesMixin, LibvirtdMixin):
             cls._kvm_cache = probe_kvm()
         return cls._kvm_cache
 
+    @classmethod
+    def accel(cls) -> str:
+        """"KVM" or "TCG": what the lab's guests run with."""
+        return "KVM" if cls.kvm_usable() else "TCG"
+
     # ------------------------------------------------------------ naming
 
     def _make_host(self, i: int) -> LabHost:

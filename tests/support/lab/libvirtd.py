@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import importlib.util
 import os
 import re
 import shutil
@@ -159,6 +160,18 @@ def open_with_timeout(uri: str, timeout: float) -> Any:
 
 
 def probe_kvm() -> bool:
+    """True if KVM really runs guests: /dev/kvm creates a VM with a vCPU, and a boot
+    loader boots under it (scripts/kvm_probe.py: nested hypervisors may fail there)."""
+    if not _kvm_creates_vcpus():
+        return False
+    spec = importlib.util.spec_from_file_location(
+        "kvm_probe", Path(__file__).resolve().parents[3] / "scripts" / "kvm_probe.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.probe("kvm")[0]
+
+
+def _kvm_creates_vcpus() -> bool:
     """True if /dev/kvm can really create a VM with a vCPU."""
     try:
         fd = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)

@@ -93,6 +93,10 @@ class ProcessesMixin:
         for bound, sub in BOUND_DIRS:
             lines.append(f"mkdir -p {bound}")
             lines.append(f"mount --bind {q(str(h.root / sub))} {bound}")
+        if not self.kvm_usable():
+            # KVM cannot run guests on this machine (scripts/kvm_probe.py): the host
+            # must not offer it, so its VMs use TCG.
+            lines.append("if [ -e /dev/kvm ]; then mount --bind /dev/null /dev/kvm; fi")
         argv = [sys.executable, "-I", "-S", str(Path(holder.__file__).resolve()), HOLDER_ARG, str(h.root)]
         lines.append("exec " + " ".join(q(a) for a in argv))
         return "\n".join(lines) + "\n"

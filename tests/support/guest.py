@@ -1,0 +1,150 @@
+"""Talking to the real guest from the tests: SSH from the lab host's network namespace
+(the NAT network's bridge lives there), and its serial line through LouCloud's console
+proxy (a websocket), logged in like a person at a terminal."""
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+SITE = "http://127.0.0.1:5000"
+SSH_OPTIONS = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+               "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", "-o", "LogLevel=ERROR"]
+
+
+def boot_bound() -> float:
+    """How long a boot may take: TCG (no usable KVM) is several times slower."""
+    from tests.support.lab import HostLab
+    return 90.0 if HostLab.kvm_usable() else 300.0
+
+
+def wait_for(check: Callable[[], bool], seconds: float, what: str, every: float = 2.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(every)
+    raise AssertionError(f"waited {seconds:g} s for {what}")
+
+
+@dataclass
+class SshKey:
+    private: Path
+    public: str
+
+
+def make_ssh_key(directory: Path) -> SshKey:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    private = directory / "id_ed25519"
+    private.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                          serialization.PrivateFormat.OpenSSH,
+                                          serialization.NoEncryption()))
+    os.chmod(private, 0o600)
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                           serialization.PublicFormat.OpenSSH).decode()
+    return SshKey(private, f"{public} tests@loucloud")
+
+
+class Guest:
+    """A guest on a lab host's network, reached with SSH as its login user."""
+
+    def __init__(self, lab_host, address: str, key: SshKey, user: str = "debian"):
+        self.netns, self.address, self.key, self.user = lab_host.netns, address, key, user
+
+    def ssh(self, command: str, timeout: float = 60) -> str:
+        argv = ["ip", "netns", "exec", self.netns, "ssh", "-i", str(self.key.private),
+                *SSH_OPTIONS, f"{self.user}@{self.address}", command]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        if done.returncode != 0:
+            raise AssertionError(f"ssh {command!r}: exit {done.returncode}: {done.stderr}")
+        return done.stdout
+
+    def answers(self) -> bool:
+        try:
+            self.ssh("true", timeout=15)
+            return True
+        except (AssertionError, subprocess.TimeoutExpired):
+            return False
+
+    def wait_for_ssh(self, seconds: float) -> None:
+        """Until SSH lets us in and cloud-init has finished its first boot (it restarts
+        sshd on the way, so one early answer is not enough)."""
+        def settled() -> bool:
+            try:
+                self.ssh("cloud-init status --wait >/dev/null; true", timeout=seconds)
+                return True
+            except (AssertionError, subprocess.TimeoutExpired):
+                return False
+        wait_for(settled, seconds, f"SSH and cloud-init on {self.address}", every=3)
+
+    def boot_id(self) -> str:
+        return self.ssh("cat /proc/sys/kernel/random/boot_id").strip()
+
+
+class SerialLine:
+    """The VM's serial line over the console proxy's websocket."""
+
+    def __init__(self, connection):
+        """``connection``: what websockets' connect() returned (entered here)."""
+        self.connection, self.seen, self.logged_in = connection, "", False
+
+    def __enter__(self) -> SerialLine:
+        self.ws = self.connection.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.logged_in:  # leave the line at a login prompt for the next person
+            self.send("exit\r")
+            try:
+                self.expect("login:", seconds=20)
+            except AssertionError:
+                pass
+        self.connection.__exit__(*exc)
+
+    def send(self, text: str) -> None:
+        self.ws.send(text.encode())
+
+    def expect(self, *words: str, seconds: float = 60) -> str:
+        """Read until one of ``words`` shows; returns it (what came before it is in
+        ``before``). Fails with what was seen."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            for word in words:
+                if word in self.seen:
+                    at = self.seen.index(word)
+                    self.before, self.seen = self.seen[:at], self.seen[at + len(word):]
+                    return word
+            try:
+                data = self.ws.recv(timeout=max(0.1, min(2.0, deadline - time.monotonic())))
+            except TimeoutError:
+                continue
+            self.seen += data.decode(errors="replace") if isinstance(data, bytes) else data
+        raise AssertionError(f"waited {seconds:g} s for {words} on the serial line; "
+                             f"last seen: {self.seen[-500:]!r}")
+
+    def login(self, user: str, password: str) -> None:
+        self.send("\r")
+        for _ in range(3):  # a prompt from an earlier session, or boot messages
+            if self.expect("login:", "$ ", seconds=90) == "login:":
+                break
+            self.send("exit\r")
+        self.send(user + "\r")
+        self.expect("Password:", seconds=30)
+        self.send(password + "\r")
+        if self.expect("$ ", "Login incorrect", seconds=60) != "$ ":
+            raise AssertionError(f"the guest refused {user}'s password")
+        self.logged_in = True
+
+    def run(self, command: str, seconds: float = 30) -> str:
+        """Run a shell command; its output (the marker's arithmetic is done by the
+        shell, so the echoed command line never matches it)."""
+        self.seen = ""
+        self.send(f"{command}; echo __$((40+2))__\r")
+        self.expect("__42__", seconds=seconds)
+        return self.before
