@@ -67,6 +67,13 @@ def mysql_app(mariadb, request):
         _db.engine.dispose()
 
 
+@pytest.fixture(params=["sqlite", "mariadb"])
+def any_app(request):
+    """The app on SQLite, then on a real MariaDB host (tests where the database's own
+    locking matters: concurrent creates, one-time tokens)."""
+    return request.getfixturevalue("app" if request.param == "sqlite" else "mysql_app")
+
+
 @pytest.fixture
 def ctx(app):
     """An app context for tests that call services directly. Don't use the test client

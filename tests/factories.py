@@ -55,6 +55,26 @@ def make_vm(owner_id: int, name: str, template_id: int, *, start: bool = True,
     return _saved(vms.create_vm(owner, name, template, host, start=start))
 
 
+def give_screen(app, uri: str, uuid: str, port: int = 5907) -> None:
+    """Restart a VM's test-driver domain with a VNC server on a fixed ``port``. The test
+    driver gives LouCloud's autoport graphics no port (the VM "has no screen": no
+    console token); it keeps a fixed one, so that the token logic can go all the way."""
+    from loucloud.services.hypervisors import pool
+
+    def redefine(conn):
+        dom = conn.lookupByUUIDString(uuid)
+        root = ET.fromstring(dom.XMLDesc(2))  # VIR_DOMAIN_XML_INACTIVE
+        graphics = root.find("devices/graphics[@type='vnc']")
+        graphics.set("port", str(port))
+        graphics.set("autoport", "no")
+        if dom.isActive():
+            dom.destroy()
+        conn.defineXML(ET.tostring(root, encoding="unicode"))
+        conn.lookupByUUIDString(uuid).create()
+    with app.app_context():
+        pool().call(uri, redefine, timeout=10)
+
+
 def _saved(obj):
     """Commit, load every column and detach: the object stays readable in the test
     after its app context is gone."""

@@ -8,6 +8,9 @@ import time
 from loucloud.extensions import db
 from loucloud.models import Host
 from loucloud.services import settings as settings_service
+from tests.support.fuzz import counted
+from tests.support.fuzz_cli import cli_world, run_cli  # noqa: F401 (cli_world: a fixture)
+from tests.support.fuzz_web import submit, world  # noqa: F401 (world: a fixture)
 
 
 def _hosts(app) -> list[Host]:
@@ -135,3 +138,27 @@ def test_refresh_reads_figures_again(app, as_admin, test_host):
         db.session.commit()
     as_admin.post(f"/hosts/{host.id}/refresh")
     assert _hosts(app)[0].cpus == 4
+
+
+# -- found by the fuzz tests once: libvirt's error quoted the file --------------------
+def test_refused_host_uri_shows_no_file_content(app, world, tmp_path):
+    admin = world.poster("admin")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("SECRET-LINE-42 not for anybody\n")
+    (tmp_path / "secret-link").symlink_to(secret)
+    with counted("web POST /hosts/new test:///<a file>") as count:
+        for uri in [f"test://{secret}", f"test://{tmp_path}/secret-link"]:
+            _, body, refused = submit(world, admin, "/hosts/new",
+                                      [("name", "x1"), ("uri", uri)], count)
+            assert refused and "SECRET-LINE-42" not in body, f"{uri}: the file's line is shown"
+
+
+def test_cli_hosts_add_error_is_one_line_without_file_content(app, cli_world, tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("SECRET-LINE-42 not for anybody\n")
+    (tmp_path / "secret-link").symlink_to(secret)
+    """libvirt's XML errors about a test:///<file> quote the file on more lines."""
+    with counted("cli hosts add test:///<a file>") as count:
+        for uri in [f"test://{secret}", f"test://{tmp_path}/secret-link", f"test://{tmp_path}"]:
+            result, outcome = run_cli(cli_world, ["hosts", "add", "--", "x1", uri], count)
+            assert outcome == "error" and "SECRET-LINE-42" not in result.output

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from hypothesis import example, given
 
 from loucloud.extensions import db
 from loucloud.models import Image, Host, Template
@@ -15,6 +16,8 @@ from loucloud.services.images import check_path
 from loucloud.virt import xml
 from tests.conftest import BASE_IMAGE
 from tests.factories import make_server, make_vm, write_test_node
+from tests.support.fuzz import FUZZ, counted, host_state, path_text
+from tests.support.fuzz_web import submit, world  # noqa: F401 (world: a fixture)
 
 GIB = 1024 ** 3
 
@@ -341,3 +344,24 @@ def test_all_hosts_offline_is_a_form_error(app, as_admin, tmp_path):
     assert "No file at /var/lib/images/base.qcow2 on any host (checked on no host answered" \
         in page and "not checked on ghost (offline)" in page
     assert _images(app) == []
+
+
+# -- found by the fuzz tests once: a refused path left a pool behind -------------------
+def test_refused_image_path_leaves_no_pool_on_the_hosts(app, world):
+    admin = world.poster("admin")
+    with counted("web POST /images/new host pools") as count:
+        @FUZZ
+        @given(path=path_text(world.symlinks))
+        @example(path="/nonexistent/x.qcow2")
+        def run(path):
+            uris = world.uris()
+            before = host_state(app, uris)
+            _, _, refused = submit(world, admin, "/images/new",
+                                   [("name", "probe"), ("path", path), ("os_type", "linux")],
+                                   count)
+            if refused:
+                after = host_state(app, uris)
+                assert {u: s["pools"] for u, s in before.items()} == \
+                    {u: s["pools"] for u, s in after.items()}, f"{path!r}: a pool was left"
+
+        run()

@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from loucloud.services import FieldError
 from loucloud.services import settings as settings_service
 from loucloud.services.settings import SPECS
+from tests.support.fuzz import FUZZ, counted
+from tests.support.fuzz_web import submit, world  # noqa: F401 (world: a fixture)
 
 
 def _form(**over):
@@ -80,3 +84,23 @@ def test_cache_is_invalidated_on_change(app):
     for a in (one, two):
         with a.app_context():
             db.engine.dispose()
+
+
+# -- found by the fuzz tests once: "every address" spelled another way -----------------
+MAPPED_ANY = ["::ffff:0.0.0.0", "::ffff:0:0", "0:0:0:0:0:ffff:0:0", "::FFFF:0000:0000",
+              "0000:0000:0000:0000:0000:ffff:0.0.0.0"]
+
+
+def test_vnc_listen_never_every_address(app, world):
+    admin = world.poster("admin")
+    valid = {spec.key: str(spec.default) for spec in SPECS}
+    with counted("web POST /settings/ vnc_listen=any-address") as count:
+        @FUZZ
+        @given(address=st.sampled_from(MAPPED_ANY))
+        @example(address="::ffff:0.0.0.0")
+        def run(address):
+            items = list({**valid, "vnc_listen": address}.items())
+            _, body, refused = submit(world, admin, "/settings/", items, count)
+            assert refused and "is-invalid" in body, f"vnc_listen={address!r} accepted"
+
+        run()

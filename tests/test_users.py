@@ -10,6 +10,8 @@ from loucloud.models import VM, Image, Template, User
 from loucloud.services import settings as settings_service
 from tests.conftest import PASSWORD, Client
 from tests.factories import make_server, make_user
+from tests.support.fuzz import counted
+from tests.support.fuzz_cli import cli_world, run_cli  # noqa: F401 (cli_world: a fixture)
 
 
 def _new_user(as_admin, **over):
@@ -161,3 +163,16 @@ def test_enable_again(app, as_admin):
         erin = make_user("erin", active=False)
     as_admin.post(f"/users/{erin.id}/enable")
     assert Client(app).login("erin", PASSWORD).status_code == 302
+
+
+# -- found by the fuzz tests once (tests/test_fuzz_cli.py): what MariaDB cannot hold ------
+def test_cli_users_create_refuses_what_the_columns_cannot_hold(app, cli_world):
+    """users.full_name is String(120), users.email String(254): SQLite would keep a longer
+    value, MariaDB refuses the row (a DataError, a traceback)."""
+    with counted("cli users create, over-long fields") as count:
+        for i, option in enumerate([f"--full-name={'x' * 121}",
+                                    f"--email={'e' * 250}@example.org",
+                                    "--email=not an address"]):
+            _, outcome = run_cli(cli_world, ["users", "create", option, "--", f"long{i}"],
+                                 count, input="a good password 1\n")
+            assert outcome == "error", option

@@ -36,6 +36,16 @@ def _image(image: Image | int | None) -> Image | None:
     return image
 
 
+NOTES_MAX = 2000
+
+
+def _check_notes(notes: str | None) -> str:
+    notes = (notes or "").strip()
+    if len(notes) > NOTES_MAX:
+        raise FieldError(f"Keep the notes under {NOTES_MAX} characters.", "notes")
+    return notes
+
+
 def _check(name: str, sizes: Sizes, image: Image | None, exclude_id: int | None) -> str:
     name = (name or "").strip()
     if not NAME_RE.match(name):
@@ -104,7 +114,7 @@ def create_template(name: str, sizes: Sizes, image: Image | int | None,
     name = _check(name, sizes, image, None)
     network = _check_network(network)
     template = Template(name=name, vcpus=sizes.vcpus, memory_mib=sizes.memory_mib,
-                        disk_gib=sizes.disk_gib, image=image, notes=(notes or "").strip(),
+                        disk_gib=sizes.disk_gib, image=image, notes=_check_notes(notes),
                         nic_kind=network.kind, network=network.name or None,
                         boot_jobs=_jobs(boot_job_ids))
     db.session.add(template)
@@ -127,7 +137,7 @@ def update_template(template: Template, name: str, sizes: Sizes, image: Image | 
         template.boot_jobs = _jobs(boot_job_ids)
     template.vcpus, template.memory_mib = sizes.vcpus, sizes.memory_mib
     template.disk_gib, template.image = sizes.disk_gib, image
-    template.notes = (notes or "").strip()
+    template.notes = _check_notes(notes)
     db.session.commit()
     return template
 

@@ -1,14 +1,12 @@
 """Helpers of the property-based tests (tests/test_fuzz_*.py): Hypothesis settings,
 strategies for hostile input, snapshots of the database and of the test-driver hosts,
-checks of a response or a CLI result, and the count of examples run per form/command
-(written to test-artifacts/fuzz-counts.json)."""
+checks of a response, and the count of examples run per form/command (written to
+test-artifacts/fuzz-counts.json). The web and CLI worlds: fuzz_web.py, fuzz_cli.py."""
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import re
-import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -213,19 +211,23 @@ def _read_host(conn):
         pools.append(p.name())
         if p.isActive():
             volumes.extend((p.name(), v.name(), v.info()[1]) for v in p.listAllVolumes(0))
-    return {"domains": doms, "volumes": sorted(volumes), "pools": sorted(pools)}
+    networks = sorted((n.name(), n.isActive(), n.autostart(),
+                       hashlib.sha256(n.XMLDesc(0).encode()).hexdigest())
+                      for n in conn.listAllNetworks(0))
+    return {"domains": doms, "volumes": sorted(volumes), "pools": sorted(pools),
+            "networks": networks}
 
 
 def host_state(app, uris) -> dict[str, dict]:
-    """Domains (uuid, name, state, XML hash), volumes (pool, name, capacity) and pool
-    names of each host, read through the app's own connection (the test driver keeps
+    """Domains (uuid, name, state, XML hash), volumes (pool, name, capacity), pool
+    names and networks (name, active, autostart, XML hash) of each host, read through the app's own connection (the test driver keeps
     its state per connection)."""
     with app.app_context():
         return {uri: pool().call(uri, _read_host, timeout=5) for uri in sorted(uris)}
 
 
 def domains_and_volumes(state: dict[str, dict]) -> dict:
-    return {uri: (s["domains"], s["volumes"]) for uri, s in state.items()}
+    return {uri: (s["domains"], s["volumes"], s["networks"]) for uri, s in state.items()}
 
 
 @dataclass
@@ -348,8 +350,10 @@ class Poster:
 
     def post(self, url: str, items: list[tuple[str, str]], *, csrf: str | None = None,
              headers: dict | None = None):
-        data = MultiDict([("csrf_token", self.token if csrf is None else csrf)] + list(items))
-        return self.client.http.post(url, data=data, headers=headers or {})
+        """``csrf``: None for the session's token, NO_TOKEN for no csrf_token field."""
+        token = [] if csrf == NO_TOKEN else [("csrf_token", self.token if csrf is None else csrf)]
+        return self.client.http.post(url, data=MultiDict(token + list(items)),
+                                     headers=headers or {})
 
     def get(self, url: str, **kw):
         return self.client.http.get(url, **kw)
@@ -359,34 +363,13 @@ class Poster:
             urlsplit(response.headers.get("Location", "")).path == "/login"
 
 
+NO_TOKEN = "\x00(no csrf_token field)\x00"
+
+
 def csrf_text() -> st.SearchStrategy[str | None]:
-    """None: the session's valid token (mostly); sometimes an empty or forged one."""
-    return weighted((8, st.none()), (1, st.just("")), (1, nasty_text()))
-
-
-# -- CLI -------------------------------------------------------------------------------
-BREAKS = re.compile(r"[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
-
-
-def check_cli(result, args: list[str], what: str) -> str:
-    """Exit 0, or 1 with one line 'error: ...', or 2 for click's own usage errors (a
-    value click cannot parse); never an exception. Returns 'ok', 'error' or 'usage'."""
-    exc = result.exception
-    if exc is not None and not isinstance(exc, SystemExit):
-        tb = "".join(traceback.format_exception(*result.exc_info))
-        raise AssertionError(f"{what} {args!r}: uncaught exception\n{tb}")
-    output = result.output
-    assert "Traceback" not in output, f"{what} {args!r}: traceback\n{output}"
-    if result.exit_code == 0:
-        return "ok"
-    if result.exit_code == 1:
-        assert output.startswith("error: "), f"{what} {args!r}: {output!r}"
-        if not any(BREAKS.search(a) for a in args):  # a message may repeat an argument
-            assert len(output.splitlines()) == 1, f"{what} {args!r}: {output!r}"
-        return "error"
-    assert result.exit_code == 2 and "Error: " in output, \
-        f"{what} {args!r}: exit {result.exit_code}: {output!r}"
-    return "usage"
+    """None: the session's valid token (mostly); sometimes none at all (NO_TOKEN), an
+    empty or a forged one."""
+    return weighted((8, st.none()), (1, st.sampled_from(["", NO_TOKEN])), (1, nasty_text()))
 
 
 # -- counting --------------------------------------------------------------------------
