@@ -64,7 +64,6 @@ class ConsoleWorld:
         from loucloud.models import Host, Template, User
         from config import INSTANCE_DIR
         from loucloud.services.vms import create as vm_create
-from loucloud.services.vms import lifecycle as vm_service
 
         self.ctx = ctx
         self.host = ctx.lab.hosts[1]

@@ -89,6 +89,10 @@ class ListWorld:
                     domain_name=f"lc-{uuid}", uuid=uuid, vcpus=1, memory_mib=64, disk_gib=1,
                     volume_name=f"lc-{uuid}.qcow2",
                     volume_path=f"/var/lib/libvirt/loucloud/lc-{uuid}.qcow2",
+                    # On a network, as every VM made now: its page reads the leases too.
+                    nic_kind="network", network="default",
+                    mac="52:54:00:" + ":".join(uuid.replace("-", "")[-6:][i:i + 2]
+                                               for i in (0, 2, 4)),
                     status=VM.READY, status_since=now, created_at=now))
         with self.app.app_context():
             db.session.execute(db.delete(VM))
@@ -224,14 +228,17 @@ def run(ctx) -> list[Section]:
         "connections already open, and nothing else. The three interleaved, after 2 warm-up rounds.")
     table.notes.append(
         "libvirt calls: counted on one more page (asking libvirt) by wrapping "
-        "libvirt-python's classes; a page answered from the cache makes none.")
+        "libvirt-python's classes; a page answered from the cache makes none. Every VM "
+        "row is on the network 'default', so each page also reads its DHCP leases (one "
+        "networkLookupByName and one DHCPLeases per host) to show the addresses.")
     most_calls = max(max(c) for c in call_counts.values())
     constant = all(len({tuple(c) for (lay, _n), c in call_counts.items() if lay == layout}) == 1
                    for layout in LAYOUTS)
-    table.target("libvirt calls per host per page constant in VM count, ≤ 3",
+    table.target("libvirt calls per host per page constant in VM count, ≤ 5 (3 for the "
+                 "states, 2 for the DHCP leases of the VMs' network: their addresses)",
                  f"at most {most_calls} per host; "
                  f"{'the same' if constant else 'not the same'} at every size",
-                 constant and most_calls <= 3)
+                 constant and most_calls <= 5)
     for layout in LAYOUTS:
         big, small = medians[(layout, SIZES[-1], "/")], medians[(layout, SIZES[0], "/")]
         table.target(f"{layout} hosts: page at {SIZES[-1]} VMs ≤ 2 × page at {SIZES[0]}",

@@ -264,7 +264,8 @@ def test_a_full_storage_pool_is_a_clear_error_and_leaves_nothing(app, lab, world
         alice.login("alice")
         with app.app_context():
             server = db.session.get(Host, world["h1"])
-            server.accepts_vms = False  # placement must choose h2
+            server.accepts_vms = False  # placement must choose h2, which has no network:
+            db.session.get(Template, world["template"]).nic_kind = "none"  # no NIC then
             db.session.commit()
         response = alice.post("/vms/new", {"name": "no-room", "template_id": world["template"],
                                            "host_id": 0, "start": "y"})
@@ -291,6 +292,8 @@ def test_a_full_storage_pool_is_a_clear_error_and_leaves_nothing(app, lab, world
                         tiny], capture_output=True)
         with app.app_context():
             settings_service.update_settings({"storage_pool": "loucloud"})
+            db.session.get(Template, world["template"]).nic_kind = "network"
+            db.session.commit()
 
 
 def test_a_domain_removed_behind_loucloud_shows_as_missing(app, lab, world):

@@ -24,6 +24,7 @@ from loucloud.services import networks as network_service
 from loucloud.services import templates as template_service
 from loucloud.services.vms import create as vm_create
 from loucloud.services.vms import guest as guest_service
+from loucloud.services.hypervisors import pool
 from loucloud.services.vms import lifecycle, state
 from tests.conftest import Client
 from tests.factories import make_user
@@ -64,6 +65,17 @@ def world(lab, guest_image, module_app, ssh_key):
     with app.app_context():
         for row in db.session.execute(db.select(VM)).scalars().all():
             lifecycle.delete_vm(row)
+        # The lab is shared by the session: h1 goes back to how it was (the image's
+        # volume out of LouCloud's pool, the network "lab" gone).
+        pool().call(lab.host(1).uri, _forget_lab_network_and_image, timeout=30)
+
+
+def _forget_lab_network_and_image(conn) -> None:
+    net = conn.networkLookupByName("lab")
+    net.destroy()
+    net.undefine()
+    conn.storagePoolLookupByName("loucloud").storageVolLookupByName(
+        image_service.volume_name_for("debian")).delete(0)
 
 
 def test_hostname_is_the_vm_name_and_the_key_lets_the_owner_in(world):
@@ -189,8 +201,9 @@ def test_text_console_in_chromium_shows_the_prompt_and_echoes_keys(world, site, 
     page.goto(f"{site}/vms/{world['vm']}")
     with page.expect_navigation():
         page.click("button:has-text('Text console')")
-    page.wait_for_function("document.getElementById('terminal').dataset.status === 'connected'",
-                           timeout=20_000)
+    page.wait_for_function(
+        "() => document.getElementById('terminal').dataset.status === 'connected'",
+        timeout=20_000)
     screen = "() => { const b = window.loucloudTerminal.buffer.active; let t = '';" \
              " for (let i = 0; i < b.length; i++) t += b.getLine(i).translateToString(true)" \
              " + '\\n'; return t; }"

@@ -107,7 +107,6 @@ def test_full_lifecycle_on_each_host(app, lab, world, host_index):
     # alice's VM, placed on this host (the user's form has no host choice).
     with app.app_context():
         from loucloud.services.vms import create as vm_create
-from loucloud.services.vms import lifecycle as vm_service
         owner = db.session.execute(db.select(User).filter_by(username="alice")).scalar_one()
         server = db.session.get(Host, world["servers"][host.name])
         template = db.session.get(Template, world["template"])
