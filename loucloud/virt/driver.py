@@ -13,10 +13,12 @@ services never import those modules. ``on_each`` runs one verb on several hosts 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Callable, Iterable, TypeVar
+from urllib.parse import urlsplit
 
 from . import domains, hosts, networks, serial, stats, storage
 from .connections import HostPool, HostState
@@ -81,12 +83,20 @@ class Hypervisor:
                         nic_source: str = "default", *, want_uefi: bool = False) -> Preparation:
         """Make LouCloud's storage pool ready (under /var/lib/libvirt/<pool_name>) and
         say which domain type a new VM gets here and where its NIC can go."""
-        return self._act(hosts.prepare_for_vm, pool_name, f"/var/lib/libvirt/{pool_name}",
+        return self._act(hosts.prepare_for_vm, pool_name, self.pool_path(pool_name),
                          nic_kind, nic_source, want_uefi)
 
     def ensure_pool(self, pool_name: str) -> str:
         """LouCloud's storage pool ready (defined, built, started); its directory."""
-        return self._act(storage.ensure_pool, pool_name, f"/var/lib/libvirt/{pool_name}")
+        return self._act(storage.ensure_pool, pool_name, self.pool_path(pool_name))
+
+    def pool_path(self, pool_name: str) -> str:
+        """Where LouCloud's pool lives on the host: /var/lib/libvirt/<name>, or for this
+        machine's per-user daemon (qemu:///session) under the user's own data folder."""
+        parts = urlsplit(self.uri)
+        if parts.path.rstrip("/") == "/session" and not parts.hostname:
+            return os.path.join(os.path.expanduser("~"), ".local/share/libvirt", pool_name)
+        return f"/var/lib/libvirt/{pool_name}"
 
     def host_cpu(self) -> str | None:
         """The CPU a host-model guest gets here (a <cpu> element), None without KVM."""
