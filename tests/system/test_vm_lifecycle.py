@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import xml.etree.ElementTree as ET
 import socket
 import time
 from pathlib import Path
@@ -252,3 +253,33 @@ def _vms_named(app, prefix):
         for row in rows:
             db.session.expunge(row)
         return rows
+
+
+
+def test_a_uefi_image_boots_with_ovmf_and_leaves_nothing(app, lab, world):
+    """An image marked UEFI: its VM gets libvirt's EFI firmware (OVMF, with an NVRAM
+    file of its own), runs, and its delete takes the NVRAM file away too."""
+    admin = world["admin"]
+    response = admin.post("/images/new", {"name": "efi", "path": world_image_path(app),
+                                          "os_type": "linux", "firmware": "uefi"})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    with app.app_context():
+        image = db.session.execute(db.select(images.Image).filter_by(name="efi")).scalar_one()
+        template_id = template_service.create_template(
+            "efi", template_service.Sizes(1, 128, 1), image).id
+    response = world["alice"].post("/vms/new", {"name": "efi-1", "template_id": template_id,
+                                                "host_id": 0, "start": "y"})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    vm = vm_row(app, "efi-1")
+    host = lab.host(1) if vm.host_id == world["servers"]["h1"] else lab.host(2)
+    dom, conn = libvirt_domain(host, vm.uuid)
+    try:
+        text = dom.XMLDesc(0)
+        assert xml.parse_domain(text).firmware == "uefi" and dom.isActive()
+        nvram = ET.fromstring(text).findtext("os/nvram")
+    finally:
+        conn.close()
+    assert nvram and host.host_path(nvram).exists()
+    assert state(world["alice"], vm.id) == "running"
+    assert admin.post(f"/vms/{vm.id}/delete").status_code == 302
+    assert not host.host_path(nvram).exists()
