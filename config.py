@@ -92,6 +92,10 @@ class Config:
     # one bulk call per host per interval, however many pages are open.
     LIVE_STATE_CACHE_SECONDS = 1
 
+    # An open page's stream of state changes lasts this long; the browser's EventSource
+    # then connects again by itself (a worker thread is not held for ever).
+    EVENT_STREAM_SECONDS = 55
+
     VERIFY_SECRET_KEY = False
 
     @staticmethod
@@ -115,6 +119,7 @@ class TestConfig(Config):
     SQLALCHEMY_DATABASE_URI = "sqlite://"
     CACHE_TYPE = "SimpleCache"
     LIVE_STATE_CACHE_SECONDS = 0  # tests change hosts behind the app's back
+    EVENT_STREAM_SECONDS = 0.3    # a stream a test reads ends by itself
     # Cheaper hashing keeps the suite fast; the strength test uses the real parameters.
     PASSWORD_TIME_COST = 1
     PASSWORD_MEMORY_KIB = 8192

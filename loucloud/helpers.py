@@ -132,4 +132,19 @@ def register(app) -> None:
     @app.context_processor
     def globals_():
         items = [item for item in nav if item[0] in app.view_functions]
-        return {"nav_items": items}
+        return {"nav_items": items, "watcher_notice": _watcher_notice}
+
+
+def _watcher_notice() -> str | None:
+    """For the administrator, when no watcher keeps the live states: why pages ask the
+    hosts themselves (slower, and a dead host makes them wait)."""
+    from flask_login import current_user
+
+    from .services import watching
+
+    if not current_user.is_authenticated or not current_user.is_admin or watching.fresh():
+        return None
+    beat = watching.last_beat()
+    since = f" since {beat:%Y-%m-%d %H:%M} UTC" if beat else ""
+    return (f"No watcher is running{since}: every page asks the hosts for the VMs' states. "
+            "Start it with `manage.py watch` (make run and the systemd unit do).")

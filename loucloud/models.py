@@ -222,9 +222,20 @@ class VM(db.Model):
     ip_address = db.Column(db.String(45))
     seed_volume = db.Column(db.String(255))   # the cloud-init seed ISO in the host's pool
     boot_job_names = db.Column(db.Text, nullable=False, default="")  # given at create
-    # What the guest agent last said of its addresses (JSON list), by the sampler.
+    # What the guest agent last said of its addresses (JSON list), by the sampler; what
+    # the DHCP leases say of its MAC (JSON list), by the watcher.
     guest_addresses = db.Column(db.Text)
     guest_addresses_at = db.Column(db.DateTime)
+    lease_addresses = db.Column(db.Text)
+    # Its live state as the watcher keeps it (libvirt's events and syncs): the state
+    # and why, since when, when it was last confirmed, the last event; live_changed_at
+    # orders the changes pages follow.
+    live_state = db.Column(db.String(16), index=True)
+    live_reason = db.Column(db.String(32))
+    live_since = db.Column(db.DateTime)
+    live_at = db.Column(db.DateTime)
+    live_event = db.Column(db.String(16))
+    live_changed_at = db.Column(db.DateTime, index=True)
     status = db.Column(db.String(16), nullable=False, default=CREATING)
     status_since = db.Column(db.DateTime, nullable=False, default=utcnow)
     last_error = db.Column(db.String(500))
@@ -369,3 +380,15 @@ class BootJob(db.Model):
 
     templates = db.relationship("Template", secondary="template_boot_jobs",
                                 back_populates="boot_jobs", order_by="Template.name")
+
+
+class WorkerLease(db.Model):
+    """One LouCloud worker (the watcher, the sampler) across every LouCloud server: the
+    process that holds the lease does the work and beats; another takes over when the
+    lease runs out. beat_at also tells pages whether the watcher's states are fresh."""
+    __tablename__ = "worker_leases"
+
+    name = db.Column(db.String(32), primary_key=True)
+    holder = db.Column(db.String(128), nullable=False)
+    beat_at = db.Column(db.DateTime, nullable=False)
+    expires_at = db.Column(db.DateTime, nullable=False)

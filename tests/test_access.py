@@ -76,6 +76,8 @@ EXPECTED = {
     "hosts.delete": ("POST", 302, 403, 403, 302),
     "vms.serial": ("POST", 302, 302, 404, 302),
     "vms.terminal": ("GET", 302, 200, 404, 200),
+    "vms.events": ("GET", 302, 200, 200, 200),  # streams only what the user may see
+    "vms.live": ("GET", 401, 200, 404, 200),
     "vms.reset_password": ("POST", 302, 302, 404, 302),
     "users.add_key": ("POST", 302, 302, 302, 302),      # each to his own profile
     "users.delete_key": ("POST", 302, 302, 404, 404),   # only one's own keys

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from . import bootjobs, hosts, images, keys, networks, templates, users, vms
 from .init import init_command
-from .processes import console_proxy_command, sampler_command, serve_command
+from .processes import console_proxy_command, sampler_command, serve_command, watch_command
 
 
 def register(app) -> None:
-    for command in (init_command, serve_command, console_proxy_command, sampler_command):
+    for command in (init_command, serve_command, console_proxy_command, sampler_command,
+                    watch_command):
         app.cli.add_command(command)
     for module in (hosts, networks, users, keys, images, templates, bootjobs, vms):
         app.cli.add_command(module.group)

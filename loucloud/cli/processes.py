@@ -1,5 +1,5 @@
 """LouCloud's own processes: manage.py serve (the web server, which starts the others),
-sampler and console-proxy. The only module that starts programs: LouCloud's own."""
+watch, sampler and console-proxy. The only module that starts programs: LouCloud's own."""
 import logging
 import os
 import signal
@@ -27,6 +27,23 @@ def sampler_command(once: bool) -> None:
         pass
 
 
+@click.command("watch")
+@pass_script_info
+def watch_command(info: ScriptInfo) -> None:
+    """Keep every VM's live state and every host's health in the database, from
+    libvirt's events (one process across all LouCloud servers: a lease elects it)."""
+    from ..services import watching
+
+    logging.getLogger(watching.__name__).setLevel(logging.INFO)
+    app = info.load_app()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        watching.run(app, stop)
+    except KeyboardInterrupt:
+        stop.set()
+
+
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=5000, show_default=True, type=int)
@@ -35,11 +52,12 @@ def sampler_command(once: bool) -> None:
 @pass_script_info
 def serve_command(info: ScriptInfo, host: str, port: int, console: bool) -> None:
     """Serve LouCloud with the embedded threaded server (no debugger, no reloader),
-    beside the sampler and the console proxy on its own port."""
+    beside the watcher, the sampler and the console proxy on its own port."""
     from werkzeug.serving import run_simple
 
     app = info.load_app()
-    helpers = [subprocess.Popen([sys.executable, os.path.abspath(sys.argv[0]), "sampler"])]
+    helpers = [subprocess.Popen([sys.executable, os.path.abspath(sys.argv[0]), name])
+               for name in ("watch", "sampler")]
     if console:
         helpers.append(subprocess.Popen([sys.executable, os.path.abspath(sys.argv[0]),
                                          "console-proxy"]))

@@ -93,6 +93,10 @@ SPECS: tuple[Spec, ...] = (
     Spec("action_timeout", "Action bound (seconds)", int, 60,
          "The longest an action (create, start, delete...) waits for a host.", 5, 600,
          group="Hosts"),
+    Spec("full_sync_seconds", "Full sync interval (seconds)", int, 60,
+         "The watcher reads every domain's state from every host this often, besides "
+         "libvirt's events (and at every reconnect): a change it missed shows within "
+         "this bound.", 5, 3600, group="Hosts"),
     Spec("stuck_after_seconds", "Stuck action bound (seconds)", int, 600,
          "A VM still 'starting…', 'creating…' (and so on) after this long is taken as "
          "interrupted: its real state is shown and it can be acted on again.", 30, 86400,

@@ -247,3 +247,12 @@ def kvm_unusable(err: VirtError) -> bool:
     return "kvm" in text and any(s in text for s in (
         "could not access kvm", "failed to initialize kvm", "kvm is not available",
         "permission denied", "no such file or directory", "operation not permitted"))
+
+
+def state_of(conn: libvirt.virConnect, uuid: str) -> str:
+    """One domain's state, as users read it (one call)."""
+    dom = _lookup(conn, uuid)
+    try:
+        return state_name(dom.state(0)[0])
+    except libvirt.libvirtError as exc:
+        raise translate(exc) from None

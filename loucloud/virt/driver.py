@@ -211,6 +211,10 @@ class Hypervisor:
         """Every domain's state by domain name, in three bulk calls."""
         return self._query(domains.states)
 
+    def domain_state(self, uuid: str) -> str:
+        """One domain's state (one call): what an action left it in."""
+        return self._query(domains.state_of, uuid)
+
     def status(self, uuid: str) -> DomainStatus:
         """One domain's state, CPU time, memory, VNC and NIC."""
         return self._query(domains.status, uuid)

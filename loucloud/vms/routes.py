@@ -1,4 +1,5 @@
-from flask import flash, jsonify, make_response, redirect, render_template, request, url_for
+from flask import (Response, current_app, flash, jsonify, make_response, redirect,
+                   render_template, request, stream_with_context, url_for)
 from flask_login import current_user, login_required
 from wtforms import SelectChoice
 
@@ -14,7 +15,7 @@ from ..services.access import vm_for
 from ..services.monitoring import metrics as metrics_service
 from ..services.settings import get_settings
 from ..services.vms import create as vm_create
-from ..services.vms import guest, lifecycle, state
+from ..services.vms import guest, lifecycle, state, stored, views
 from . import bp
 from .forms import VMCreateForm, VMFilterForm, VMPasswordForm
 
@@ -24,7 +25,7 @@ PER_PAGE = 50
 def _filter_form() -> VMFilterForm:
     form = VMFilterForm(request.args)
     form.state.choices = [SelectChoice("", "Any state")] + [
-        SelectChoice(s, s) for s in state.FILTER_STATES]
+        SelectChoice(s, s) for s in views.FILTER_STATES]
     if current_user.is_admin:
         form.owner.choices = [SelectChoice(0, "Every owner")] + [
             SelectChoice(u.id, u.username) for u in user_service.all_users()]
@@ -156,6 +157,26 @@ def states():
     return jsonify({str(v.vm.id): {"state": v.state, "actions": v.actions,
                                    "addresses": v.addresses}
                     for v in state.views_of_ids(current_user, ids)})
+
+
+@bp.route("/vms/events")
+@login_required
+def events():
+    """State changes of the VMs the user may see (of ?ids=, when given), pushed as
+    server-sent events from the store: open pages follow without polling."""
+    ids = [int(i) for i in request.args.get("ids", "").split(",")[:500]
+           if i.isascii() and i.isdigit() and len(i) <= 19]
+    stream = stored.stream(current_user._get_current_object(), ids or None,
+                           seconds=current_app.config["EVENT_STREAM_SECONDS"])
+    return Response(stream_with_context(stream), mimetype="text/event-stream",
+                    headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+@bp.route("/vms/<int:vm_id>/live.json")
+@login_required
+def live(vm_id: int):
+    """What only the host can tell of the VM now (the page asks after it is shown)."""
+    return jsonify(state.live_status(vm_for(current_user, vm_id)))
 
 
 @bp.route("/vms/<int:vm_id>/metrics.json")

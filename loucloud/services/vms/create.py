@@ -20,6 +20,7 @@ from ...virt import HostUnavailable, VirtError
 from ...virt.driver import DomainSpec, Hypervisor, Nic, Preparation
 from .. import Conflict, FieldError, ServiceError, Unavailable, cloudinit, leftovers, transaction
 from .. import networks as network_service
+from .. import watching
 from ..bootjobs import jobs_for
 from ..hypervisors import hypervisor
 from ..keys import keys_of
@@ -211,6 +212,7 @@ def create_vm(owner: User, name: str, template: Template, host: Host | None = No
     vm.seed_volume = seed_volume.name if seed_volume else None
     vm.boot_job_names = "\n".join(job_names)
     vm.status, vm.status_since = VM.READY, utcnow()
+    watching.note_state(vm, "running" if start else "shut off")
     if start:
         vm.started_at = utcnow()
     db.session.commit()

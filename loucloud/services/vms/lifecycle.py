@@ -11,10 +11,12 @@ from ...models import VM, utcnow
 from ...virt import DomainNotFound, HostUnavailable, InvalidState, VirtError
 from .. import Conflict, FieldError, ServiceError, Unavailable, transaction
 from .. import networks as network_service
+from .. import watching
 from ..console import revoke_for_vm
 from ..hypervisors import hypervisor
 from ..settings import get_settings
-from .state import TRANSITIONAL, forget_states
+from .state import forget_states
+from .views import TRANSITIONAL
 
 log = logging.getLogger(__name__)
 
@@ -35,38 +37,49 @@ LABELS = {"start": "Start", "shutdown": "Shut down", "poweroff": "Force off",
 
 
 # -- actions ---------------------------------------------------------------------------
-def _begin(vm: VM, status: str) -> tuple[str, datetime]:
+def _begin(vm: VM, status: str) -> tuple[str, datetime, datetime | None]:
     """Mark the VM busy with ``status``, unless another action holds it. A compare-and-
     set UPDATE, so two concurrent actions (any processes) get one success. Returns the
-    (status, status_since) it replaced, for _put_back."""
+    (status, status_since, live_changed_at) it replaced, for _put_back."""
     vm_id = vm.id
     now = utcnow()
     stale = now - timedelta(seconds=get_settings().stuck_after_seconds)
-    previous = db.session.execute(db.select(VM.status, VM.status_since)
+    previous = db.session.execute(db.select(VM.status, VM.status_since, VM.live_changed_at)
                                   .where(VM.id == vm_id)).one()
     result = db.session.execute(
         db.update(VM).where(VM.id == vm_id, VM.status == previous.status, db.or_(
             VM.status.in_([VM.READY, VM.ERROR]),
             db.and_(VM.status.in_(TRANSITIONAL), VM.status_since < stale)))
-        .values(status=status, status_since=now).execution_options(synchronize_session=False))
+        .values(status=status, status_since=now, live_changed_at=now)
+        .execution_options(synchronize_session=False))
     db.session.commit()
     if result.rowcount != 1:
         db.session.refresh(vm)
         raise Conflict(f"{vm.name} is busy ({vm.status}); try again in a moment.")
     db.session.refresh(vm)
-    return previous.status, previous.status_since
+    return previous.status, previous.status_since, previous.live_changed_at
 
 
 def _end(vm: VM, status: str = VM.READY, error: str | None = None) -> None:
     vm.status, vm.status_since, vm.last_error = status, utcnow(), error
+    vm.live_changed_at = vm.status_since   # open pages follow the end of the action
     db.session.commit()
 
 
-def _put_back(vm: VM, previous: tuple[str, datetime]) -> None:
-    """Undo _begin when the action did not happen: the VM's status as it was (its
+def _put_back(vm: VM, previous: tuple[str, datetime, datetime | None]) -> None:
+    """Undo _begin when the action did not happen: the VM's row as it was (its
     last_error, which _begin leaves alone, stays: 'Delete did not finish' and such)."""
-    vm.status, vm.status_since = previous
+    vm.status, vm.status_since, vm.live_changed_at = previous
     db.session.commit()
+
+
+def _note_state(vm: VM) -> None:
+    """What the action left the domain in, into the store for the next page (the
+    watcher's event confirms it); a host that cannot tell now leaves it to the event."""
+    try:
+        watching.note_state(vm, hypervisor(vm.host).domain_state(vm.uuid))
+    except VirtError:
+        pass
 
 
 @transaction
@@ -93,6 +106,7 @@ def act_on_vm(vm: VM, action: str) -> str:
             raise Conflict(f"{vm.name} is missing on {vm.host.name}.") from None
         raise ServiceError(f"{LABELS[action]} failed: {exc}") from None
     forget_states(vm.host)
+    _note_state(vm)
     if action == "start":
         vm.started_at = utcnow()
     elif action in ("poweroff", "shutdown"):

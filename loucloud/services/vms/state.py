@@ -4,7 +4,6 @@ the VM list with its filters, and the reconciliation of states left stuck."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from datetime import timedelta
 
 from flask import current_app
@@ -13,51 +12,17 @@ from sqlalchemy.orm import joinedload
 from ...extensions import cache, db
 from ...models import INT64_MAX, VM, Host, User, utcnow
 from ...virt import DomainNotFound, HostUnavailable, VirtError
-from ...virt.driver import ACTIONS_BY_STATE, DomainStatus, on_each
+from ...virt.driver import on_each
 from .. import NotFound, leftovers
 from .. import networks as network_service
 from ..access import vms_visible_to
 from ..hypervisors import hypervisor, hypervisor_at
+from .. import watching
 from ..settings import get_settings
+from . import stored
+from .views import TRANSITIONAL, VMDetail, VMPage, VMView
 
 log = logging.getLogger(__name__)
-
-TRANSITIONAL = {"creating", "starting", "stopping", "rebooting", "pausing", "resuming",
-                "deleting"}
-# The states the list can be filtered by.
-FILTER_STATES = ["running", "paused", "shut off", "crashed", "missing", "host offline"]
-
-
-@dataclass
-class VMView:
-    vm: VM
-    state: str               # libvirt's state, or missing / host offline / a transition
-    host_online: bool
-    addresses: list[str] = field(default_factory=list)
-
-    @property
-    def busy(self) -> bool:
-        return self.vm.status in TRANSITIONAL
-
-    @property
-    def actions(self) -> list[str]:
-        """The actions that fit the state (the page shows only these)."""
-        if self.busy or not self.host_online or self.state in ("missing", "unknown"):
-            return []
-        actions = [a for a, states in ACTIONS_BY_STATE.items() if self.state in states]
-        if self.state in ("running", "paused") and not self.vm.host.is_demo:
-            actions += ["console", "serial"]
-        return actions
-
-    def as_dict(self) -> dict:
-        vm = self.vm
-        return {"id": vm.id, "name": vm.name, "owner": vm.owner.username,
-                "host": vm.host.name, "state": self.state, "status": vm.status,
-                "vcpus": vm.vcpus, "memory_mib": vm.memory_mib, "disk_gib": vm.disk_gib,
-                "template": vm.template.name, "actions": self.actions,
-                "error": vm.last_error, "addresses": self.addresses,
-                "network": vm.network if vm.nic_kind else None, "mac": vm.mac}
-
 
 def _state(status: str, domain_name: str,
            live: dict[str, str] | VirtError | None) -> tuple[str, bool]:
@@ -100,9 +65,15 @@ def live_states(uris: set[str]) -> dict[str, dict[str, str] | VirtError]:
 
 
 def views(vms: list[VM], live: dict | None = None) -> list[VMView]:
-    """Live state and addresses of VMs: one bulk states call per host involved and one
-    leases call per network of theirs, hosts in parallel (or the states given). Also
-    clears stuck transitional states and cleans up what hosts that answer still hold."""
+    """Live state and addresses of VMs: from the store while the watcher beats (no host
+    asked), else one bulk states call per host involved and one leases call per network
+    of theirs, hosts in parallel (or the states given). Also clears stuck transitional
+    states and cleans up what hosts that answer still hold."""
+    if live is None and watching.fresh():
+        live = stored.live_map(vms)
+        _reconcile_stuck(vms, live)
+        leftovers.clean_where_answering({vm.host_id: live.get(vm.host.uri) for vm in vms})
+        return stored.views(vms)
     uris = {vm.host.uri for vm in vms}
     if live is None:
         live = live_states(uris) if uris else {}
@@ -154,14 +125,6 @@ def _reconcile_stuck(vms: list[VM], live: dict) -> None:
         db.session.commit()
 
 
-@dataclass
-class VMPage:
-    items: list[VMView]
-    total: int
-    page: int
-    pages: int
-
-
 def list_vms(viewer: User, *, q: str = "", owner_id: int | None = None,
              host_id: int | None = None, state: str = "", page: int = 1,
              per_page: int = 50) -> VMPage:
@@ -177,6 +140,8 @@ def list_vms(viewer: User, *, q: str = "", owner_id: int | None = None,
     if q:
         stmt = stmt.where(VM.name.ilike(f"%{q.strip()}%"))
     page = max(1, min(page, INT64_MAX // per_page))  # an offset a query can bind
+    if state and watching.fresh():  # the store knows every state: filter in the database
+        stmt, state = stored.filter_by_state(stmt, state), ""
     if not state:
         total = db.session.execute(
             db.select(db.func.count()).select_from(stmt.order_by(None).subquery())).scalar()
@@ -215,15 +180,12 @@ def _list_by_state(stmt, state: str, page: int, per_page: int) -> VMPage:
                   max(1, -(-total // per_page)))
 
 
-@dataclass
-class VMDetail:
-    view: VMView
-    status: DomainStatus | None
-    error: str | None
-
-
 def vm_detail(vm: VM) -> VMDetail:
-    """Everything the VM page shows, read live from its host."""
+    """Everything the VM page shows: from the store while the watcher beats (what only
+    the host can tell, its CPU time or VNC port, the page fetches afterwards from
+    ``live_status``), else read live from its host."""
+    if watching.fresh():
+        return VMDetail(stored.views([vm])[0], None, None)
     try:
         status = hypervisor(vm.host).status(vm.uuid)
     except DomainNotFound:
@@ -247,3 +209,21 @@ def find_vm(owner_name: str, name: str) -> VM:
     if vm is None:
         raise NotFound(f"{owner_name} has no VM named {name}.")
     return vm
+
+
+def live_status(vm: VM) -> dict:
+    """What only the VM's host can tell now (CPU time, memory, VNC, NIC and disk as it
+    runs): the VM page asks for it after it is shown, so the page never waits."""
+    try:
+        status = hypervisor(vm.host).status(vm.uuid)
+    except DomainNotFound:
+        return {"error": f"The domain is missing on {vm.host.name}."}
+    except HostUnavailable as exc:
+        return {"error": f"{vm.host.name} does not answer: {exc}"}
+    except VirtError as exc:
+        return {"error": str(exc)}
+    return {"state": status.state, "cpu_time_s": round(status.cpu_time_ns / 1e9, 1)
+            if status.cpu_time_ns is not None else None,
+            "vnc": f"{status.vnc_listen}:{status.vnc_port}" if status.vnc_port else None,
+            "disk": status.disk_path, "domain_type": status.domain_type,
+            "cpu_mode": status.cpu_mode, "firmware": status.firmware}

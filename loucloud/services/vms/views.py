@@ -1,0 +1,63 @@
+"""What pages show of VMs: a VM with its state and addresses (VMView), a page of them
+(VMPage), one VM's page (VMDetail); the same whether states come from the store (the
+watcher) or straight from the hosts."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from ...models import VM
+from ...virt.driver import ACTIONS_BY_STATE, DomainStatus
+
+TRANSITIONAL = {"creating", "starting", "stopping", "rebooting", "pausing", "resuming",
+                "deleting"}
+# The states the list can be filtered by.
+FILTER_STATES = ["running", "paused", "shut off", "crashed", "missing", "host offline"]
+
+
+@dataclass
+class VMView:
+    vm: VM
+    state: str               # libvirt's state, or missing / host offline / a transition
+    host_online: bool
+    addresses: list[str] = field(default_factory=list)
+    state_at: datetime | None = None    # when the state was last confirmed (store)
+
+    @property
+    def busy(self) -> bool:
+        return self.vm.status in TRANSITIONAL
+
+    @property
+    def actions(self) -> list[str]:
+        """The actions that fit the state (the page shows only these)."""
+        if self.busy or not self.host_online or self.state in ("missing", "unknown"):
+            return []
+        actions = [a for a, states in ACTIONS_BY_STATE.items() if self.state in states]
+        if self.state in ("running", "paused") and not self.vm.host.is_demo:
+            actions += ["console", "serial"]
+        return actions
+
+    def as_dict(self) -> dict:
+        vm = self.vm
+        return {"id": vm.id, "name": vm.name, "owner": vm.owner.username,
+                "host": vm.host.name, "state": self.state, "status": vm.status,
+                "vcpus": vm.vcpus, "memory_mib": vm.memory_mib, "disk_gib": vm.disk_gib,
+                "template": vm.template.name, "actions": self.actions,
+                "error": vm.last_error, "addresses": self.addresses,
+                "network": vm.network if vm.nic_kind else None, "mac": vm.mac,
+                "state_at": self.state_at.isoformat() + "Z" if self.state_at else None}
+
+
+@dataclass
+class VMPage:
+    items: list[VMView]
+    total: int
+    page: int
+    pages: int
+
+
+@dataclass
+class VMDetail:
+    view: VMView
+    status: DomainStatus | None
+    error: str | None
