@@ -2,6 +2,7 @@
 #   make run    prepare everything and serve the console on http://$(HOST):$(PORT)
 #   make test   prepare everything and run the whole test suite
 #   (make bench  the benchmarks, see docs/performance.md)
+#   (make mutants  mutation testing of the security-critical code, docs/reliability.md)
 SHELL := /bin/bash
 # Debian's own Python when there is one: the one a deployment uses (mod_wsgi runs it).
 PYTHON ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
@@ -11,7 +12,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 export HOST PORT
 
-.PHONY: run test system system-test venv venv-test assets db bench clean
+.PHONY: run test system system-test venv venv-test assets db bench mutants clean
 
 run: system venv assets db
 	$(PY) manage.py serve --host $(HOST) --port $(PORT)
@@ -23,6 +24,14 @@ test: system-test venv-test assets db
 # writes it to bench/results/<date>.md. BENCH_ARGS="--only list,create --quick" etc.
 bench: system-test venv-test assets db
 	$(PY) -m bench.run $(BENCH_ARGS)
+
+# Mutation testing with mutmut (pyproject.toml [tool.mutmut], tests/support/mutants.py):
+# about 8 minutes on 2 cores, not part of `make test`. Prints the figures and every
+# mutant not killed; writes mutants/survivors.txt (with diffs) and test-artifacts/mutants.json.
+# Fails when a mutant survives that tests/support/mutants.py does not explain.
+# MUTANTS='loucloud.security.*' runs only the mutants matching these globs.
+mutants: system-test venv-test assets
+	$(PY) scripts/mutants.py $(foreach m,$(MUTANTS),'$(m)')
 
 system:
 	@scripts/setup-system.sh run
