@@ -1,4 +1,4 @@
-"""The quota reservation and the names of VMs (services/vms/lifecycle.py: _reserve,
+"""The quota reservation and the names of VMs (services/vms/create.py: _reserve,
 check_name), as a user meets them on the "New VM" page and the command line."""
 from __future__ import annotations
 
