@@ -8,7 +8,7 @@ from datetime import datetime
 from urllib.parse import urlsplit
 
 from ..extensions import cache, db
-from ..models import INT64_MAX, VM, Host, utcnow
+from ..models import INT64_MAX, VM, Host, HostSample, utcnow
 from ..virt import HostUnavailable, VirtError
 from ..virt.driver import HostInfo, HostLoad, on_each
 from . import Conflict, FieldError, NotFound, leftovers, transaction
@@ -224,3 +224,24 @@ def host_by_name(name: str) -> Host:
 def all_hosts() -> list[Host]:
     """Every registered host by name (for choices in forms; no host is asked)."""
     return db.session.execute(db.select(Host).order_by(Host.name)).scalars().all()
+
+
+def stored_host_views() -> list[HostView]:
+    """Every host as the watcher (health) and the sampler (its last sample's load) left
+    it in the database: no host is asked."""
+    hosts = all_hosts()
+    latest = db.select(HostSample.host_id, db.func.max(HostSample.at).label("at")) \
+        .where(HostSample.online.is_(True)).group_by(HostSample.host_id).subquery()
+    samples = {row.host_id: row for row in db.session.execute(
+        db.select(HostSample).join(latest, db.and_(HostSample.host_id == latest.c.host_id,
+                                                  HostSample.at == latest.c.at))).scalars()}
+    counts = _vm_counts()
+    views = []
+    for host in hosts:
+        online = host.offline_since is None
+        sample = samples.get(host.id) if online else None
+        load = HostLoad(host.cpus, sample.cpu_percent, sample.memory_total_mib or 0,
+                        sample.memory_used_mib or 0, sample.vms or 0,
+                        sample.domains_running or 0, None) if sample else None
+        views.append(HostView(host, online, host.last_error, load, counts.get(host.id, 0)))
+    return views

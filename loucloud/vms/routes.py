@@ -167,6 +167,7 @@ def events():
     ids = [int(i) for i in request.args.get("ids", "").split(",")[:500]
            if i.isascii() and i.isdigit() and len(i) <= 19]
     stream = stored.stream(current_user._get_current_object(), ids or None,
+                           last_id=request.headers.get("Last-Event-ID"),
                            seconds=current_app.config["EVENT_STREAM_SECONDS"])
     return Response(stream_with_context(stream), mimetype="text/event-stream",
                     headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from ...extensions import db
 from ...models import VM, AuditEvent, HostSample, User, VMSample
 from .. import hosts as host_service
+from .. import watching
 from ..vms import state as vm_state
 from ..users import QuotaUsage, quota_usage
 
@@ -69,7 +70,9 @@ def busiest_vms(limit: int = 5) -> list[tuple[VM, float]]:
 
 
 def for_admin() -> AdminDashboard:
-    views = host_service.list_hosts()
+    """The pool at a glance: hosts from the store while the watcher beats (the load of
+    the sampler's last cycle), else asked now."""
+    views = host_service.stored_host_views() if watching.fresh() else host_service.list_hosts()
     allocated, pools = _allocated(), _latest_pool_sizes()
     capacity, total = [], Capacity("All hosts", disk_total_gib=0)
     for view in views:

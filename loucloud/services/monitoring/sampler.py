@@ -21,11 +21,13 @@ from ...virt import VirtError
 from ...virt.driver import HostCounters, on_each
 from .. import hosts as host_service
 from ..hypervisors import hypervisor
+from .. import leases
 from ..settings import get_settings
 from ..vms.guest import collect_agent_addresses
 
 log = logging.getLogger(__name__)
 
+LEASE = "sampler"          # one sampler across every LouCloud server
 AGENT_EVERY_SECONDS = 30   # how often running guests' agents are asked their addresses
 KEEP_RAW = timedelta(hours=2)
 KEEP_5MIN = timedelta(days=2)
@@ -152,11 +154,19 @@ def expire(now: datetime | None = None) -> dict[str, int]:
 
 def run(stop: threading.Event, *, once: bool = False) -> None:
     """The sampler's loop: a cycle every sample_interval_seconds (read anew each time),
-    thinning every ten minutes; errors of one cycle are logged, the loop goes on."""
+    thinning every ten minutes; errors of one cycle are logged, the loop goes on. Only
+    the holder of the sampler's lease samples (one across LouCloud servers)."""
     sampler, last_expire, last_agents = Sampler(), 0.0, 0.0
+    holder = leases.me()
     while not stop.is_set():
         started = time.monotonic()
+        interval = get_settings().sample_interval_seconds
         try:
+            if not leases.acquire(LEASE, holder, ttl=3 * interval + 5):
+                # Another LouCloud server's sampler holds the lease: stand by.
+                db.session.remove()
+                stop.wait(interval)
+                continue
             report = sampler.cycle()
             log.info("sampled %d hosts (%d offline), %d VMs in %.2f s", report.hosts,
                      report.hosts_offline, report.vm_samples, report.seconds)
@@ -173,7 +183,6 @@ def run(stop: threading.Event, *, once: bool = False) -> None:
             db.session.remove()
         if once:
             return
-        interval = get_settings().sample_interval_seconds
         stop.wait(max(0.0, interval - (time.monotonic() - started)))
 
 

@@ -85,8 +85,9 @@ def changes(viewer: User, since: datetime | None, ids: list[int] | None,
     return views(rows), cursor
 
 
-def stream(viewer: User, ids: list[int] | None, *, seconds: float = 55.0,
-           every: float = 0.5, keepalive: float = 15.0) -> Iterator[str]:
+def stream(viewer: User, ids: list[int] | None, *, last_id: str | None = None,
+           seconds: float = 55.0, every: float = 0.5,
+           keepalive: float = 15.0) -> Iterator[str]:
     """Server-sent events: one ``data:`` line of JSON per VM whose state changes, for
     ``seconds`` (the browser's EventSource then connects again by itself). It reads the
     store every ``every`` seconds: no host is asked, and nothing is held between reads.
@@ -98,9 +99,13 @@ def stream(viewer: User, ids: list[int] | None, *, seconds: float = 55.0,
         db.session.rollback()
         yield "event: poll\ndata: {}\n\n"
         return
-    since = db.session.execute(db.select(db.func.max(VM.live_changed_at))).scalar()
+    since = _cursor(last_id)
+    if since is None:
+        since = db.session.execute(db.select(db.func.max(VM.live_changed_at))).scalar()
     db.session.rollback()
-    yield "retry: 1000\n\n"
+    # The cursor travels as the event id: a browser that connects again (the stream
+    # ends after ``seconds``) sends it back, and no change in between is lost.
+    yield f"retry: 1000\nid: {_id(since)}\n\n"
     end, quiet = time.monotonic() + seconds, time.monotonic()
     while time.monotonic() < end:
         viewer = db.session.get(User, user_id)
@@ -112,8 +117,22 @@ def stream(viewer: User, ids: list[int] | None, *, seconds: float = 55.0,
         db.session.rollback()  # no transaction (or lock) held while waiting
         if payload:
             quiet = time.monotonic()
-            yield f"data: {json.dumps(payload)}\n\n"
+            yield f"id: {_id(since)}\ndata: {json.dumps(payload)}\n\n"
         elif time.monotonic() - quiet > keepalive:
             quiet = time.monotonic()
             yield ": still here\n\n"
         time.sleep(every)
+
+
+def _id(cursor: datetime | None) -> str:
+    return cursor.isoformat() if cursor else ""
+
+
+def _cursor(last_id: str | None) -> datetime | None:
+    """The cursor a browser sent back (Last-Event-ID), if it is one of ours."""
+    if not last_id or len(last_id) > 40:
+        return None
+    try:
+        return datetime.fromisoformat(last_id)
+    except ValueError:
+        return None
