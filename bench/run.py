@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 # In this order: creates on hosts still empty, the thousands of domains of the list
 # benchmark last, the dead host on them.
-BENCHMARKS = ("create", "console", "concurrency", "guest", "list", "deadhost")
+BENCHMARKS = ("create", "console", "concurrency", "guest", "list", "deadhost", "watch")
 
 
 class Context:
@@ -201,7 +201,8 @@ def _modules():
     import importlib
 
     names = {"list": "vmlist", "create": "create", "console": "console",
-             "concurrency": "concurrency", "guest": "guest", "deadhost": "deadhost"}
+             "concurrency": "concurrency", "guest": "guest", "deadhost": "deadhost",
+             "watch": "watch"}
     return {k: importlib.import_module(f"bench.{v}") for k, v in names.items()
             if importlib.util.find_spec(f"bench.{v}")}
 
