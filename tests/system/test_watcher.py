@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from loucloud.extensions import db
-from loucloud.models import VM, Host, User
+from loucloud.models import VM, Host, User, WorkerLease
 from loucloud.services import hosts as host_service
 from loucloud.services import images as image_service
 from loucloud.services import templates as template_service
@@ -62,10 +62,19 @@ def watcher(world):
     thread = threading.Thread(target=watching.run, args=(world["app"], stop),
                               kwargs={"holder": "tests:watcher"}, daemon=True)
     thread.start()
-    wait_for(lambda: _fresh(world["app"]), 20, "the watcher's first beat", every=0.2)
+    wait_for(lambda: _holder(world["app"]) == "tests:watcher", 30,
+             "the watcher to hold its lease", every=0.2)
     yield
     stop.set()
     thread.join(30)
+
+
+def _holder(app) -> str | None:
+    with app.app_context():
+        holder = db.session.execute(db.select(WorkerLease.holder).where(
+            WorkerLease.name == watching.LEASE)).scalar()
+        db.session.remove()
+        return holder
 
 
 def _fresh(app) -> bool:
@@ -183,6 +192,10 @@ def test_the_watcher_killed_pages_fall_back_and_say_why_then_it_resyncs(lab, wor
         proc.kill()
         proc.wait(10)
         virsh(lab.host(2), "resume", name)
+        with app.app_context():  # a killed watcher leaves its lease: the next one waits
+            db.session.execute(db.delete(WorkerLease))
+            db.session.commit()
+            db.session.remove()
 
 
 def test_an_open_page_in_chromium_follows_a_change_without_reload(lab, world, watcher,
