@@ -42,7 +42,8 @@ class CreateWorld:
             self.templates[1] = cat["template"]
             img = images.add_image("raw50", paths[50], "linux")
             self.templates[50] = template_service.create_template(
-                "t50", template_service.Sizes(1, 64, 50), img).id
+                "t50", template_service.Sizes(1, 64, 50), img,
+                network=template_service.Network("none")).id
             for size in SIZES:
                 image = db.session.execute(db.select(Image).filter_by(
                     name=f"raw{size}")).scalar_one()

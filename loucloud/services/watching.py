@@ -13,7 +13,7 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 
-from flask import Flask
+from flask import Flask, g, has_request_context
 
 from ..extensions import db
 from ..models import VM, Host, utcnow
@@ -36,12 +36,17 @@ def _dt(epoch: float) -> datetime:
 
 
 def fresh() -> bool:
-    """Whether the watcher beats: then the store's states are the truth for pages."""
-    beat = leases.last_beat(LEASE)
+    """Whether the watcher beats: then the store's states are the truth for pages.
+    Asked once per request (a page asks in several places)."""
+    beat = last_beat()
     return beat is not None and utcnow() - beat < STALE_AFTER
 
 
 def last_beat() -> datetime | None:
+    if has_request_context():
+        if "watcher_beat" not in g:
+            g.watcher_beat = leases.last_beat(LEASE)
+        return g.watcher_beat
     return leases.last_beat(LEASE)
 
 
