@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from loucloud.extensions import db
-from loucloud.models import VM, Host
+from loucloud.models import VM, Host, User
 from tests.support.vms import (  # noqa: F401 (catalog: a fixture)
     catalog,
     create,
@@ -62,3 +62,31 @@ def test_domains_not_made_by_loucloud_are_not_adopted(app, as_admin, catalog, te
         "<os><type>hvm</type></os></domain>"))
     page = as_admin.get("/").get_data(as_text=True)
     assert "foreign" not in page
+
+
+def test_pager_shows_the_ends_and_the_pages_around(app, as_admin, catalog):
+    """600 VMs are 12 pages of 50: the pager lists 1 … 4 5 6 7 8 … 12, not 12 links,
+    and a page past the end shows the last one."""
+    with app.app_context():
+        owner = db.session.execute(db.select(User.id).filter_by(username="admin")).scalar()
+        host = db.session.execute(db.select(Host.id).filter_by(name="h1")).scalar()
+        rows = [dict(name=f"bulk-{k:03d}", owner_id=owner, host_id=host,
+                     template_id=catalog.id, image_id=catalog.image_id,
+                     domain_name=f"lc-bulk-{k}", uuid=f"00000000-0000-0000-0000-{k:012d}",
+                     vcpus=1, memory_mib=64, disk_gib=1, status=VM.READY)
+                for k in range(600)]
+        db.session.execute(db.insert(VM), rows)
+        db.session.commit()
+
+    def pager(query):
+        page = as_admin.get(f"/?{query}").get_data(as_text=True)
+        pager = page[page.index('aria-label="Pages"'):]
+        return re.findall(r'page=(\d+)">\d+</a>|(…)', pager), \
+            re.search(r'active"><a [^>]*>(\d+)<', pager).group(1), \
+            re.findall(r'href="/vms/\d+">(bulk-\d+)</a>', page)
+
+    links, active, names = pager("page=6")
+    assert [n or gap for n, gap in links] == ["1", "…", "4", "5", "6", "7", "8", "…", "12"]
+    assert active == "6" and names[0] == "bulk-250" and len(names) == 50
+    links, active, names = pager("page=999")
+    assert active == "12" and names[-1] == "bulk-599" and len(names) == 50

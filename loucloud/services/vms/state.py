@@ -143,8 +143,8 @@ def list_vms(viewer: User, *, q: str = "", owner_id: int | None = None,
     if state and watching.fresh():  # the store knows every state: filter in the database
         stmt, state = stored.filter_by_state(stmt, state), ""
     if not state:
-        total = db.session.execute(
-            db.select(db.func.count()).select_from(stmt.order_by(None).subquery())).scalar()
+        total = db.session.execute(stmt.with_only_columns(db.func.count(VM.id))
+                                   .order_by(None)).scalar()
         page = min(page, max(1, -(-total // per_page)))  # beyond the last: the last
         rows = db.session.execute(stmt.limit(per_page).offset((page - 1) * per_page)
                                   ).unique().scalars().all()

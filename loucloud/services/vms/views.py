@@ -55,6 +55,18 @@ class VMPage:
     page: int
     pages: int
 
+    def window(self, around: int = 2) -> list[int | None]:
+        """The page numbers a pager shows: the first, the last and those around this
+        one, None for each gap (not one entry per page: thousands of VMs, 200 pages)."""
+        wanted = sorted({1, self.pages, *range(max(1, self.page - around),
+                                               min(self.pages, self.page + around) + 1)})
+        out: list[int | None] = []
+        for p in wanted:
+            if out and p - out[-1] > 1:
+                out.append(None)
+            out.append(p)
+        return out
+
 
 @dataclass
 class VMDetail:
