@@ -207,8 +207,21 @@ class Population:
             for f in futures:
                 f.result()
 
+    def _conn(self, h: LabHost) -> libvirt.virConnect:
+        """The connection to host h, opened again when a fault (libvirtd killed or
+        restarted) has closed it."""
+        conn = self._conns[h.index]
+        alive = False
+        with contextlib.suppress(libvirt.libvirtError):
+            alive = conn.isAlive() == 1
+        if not alive:
+            with contextlib.suppress(libvirt.libvirtError):
+                conn.close()
+            conn = self._conns[h.index] = libvirt.open(h.uri)
+        return conn
+
     def _resize_host(self, h: LabHost, want: int) -> None:
-        conn, have = self._conns[h.index], self.counts[h.index]
+        conn, have = self._conn(h), self.counts[h.index]
         if want > have and h.index not in self._run_disk:
             self._run_disk[h.index] = boot_image(self.lab.lab, h, "bench-running-0.qcow2",
                                                  64 << 20, fmt="qcow2")

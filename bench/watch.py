@@ -21,7 +21,8 @@ from .common import Section, median, ms, ratio
 from .counting import per_host
 
 ROOT = Path(__file__).resolve().parents[1]
-SIZES = (10, 1000, 4000, 10000)
+SIZES = (10, 100, 1000, 10000)
+FULL = 100          # the smallest size whose first page is full (50 rows)
 LAYOUTS = (2, 4)
 FAULTS = (("link down", "link_down"), ("blackhole route", "blackhole_route"),
           ("packets dropped", "drop_frames"), ("libvirtd frozen", "freeze"))
@@ -122,16 +123,18 @@ def _list(ctx, world, watcher, runs) -> tuple[Section, bool]:
                  calls_seen == {0})
     ok = True
     for layout in LAYOUTS:
-        big, small = medians[(layout, SIZES[-1])], medians[(layout, SIZES[0])]
+        big, small = medians[(layout, SIZES[-1])], medians[(layout, FULL)]
         met = big / small <= 1.2
         ok &= met
-        table.target(f"{layout} hosts: page at {SIZES[-1]} ≤ 1.2 × page at {SIZES[0]}",
-                     f"{ms(big)} / {ms(small)} = {big / small:.2f} ×", met)
+        table.target(f"{layout} hosts: page at {SIZES[-1]} ≤ 1.2 × page at {FULL} "
+                     "(both 50 rows)", f"{ms(big)} / {ms(small)} = {big / small:.2f} ×", met)
     table.notes.append(
         f"page: median of {runs} requests after 2 warm-up ones; the watcher ran as its own "
         "process (`manage.py watch`), restarted for each size after the rows were loaded; "
         "its first sync is the time until every VM row had a state. libvirt calls counted "
-        "on one page of each kind (the watcher's are not the page's).")
+        "on one page of each kind (the watcher's are not the page's). A page of 10 VMs "
+        "renders 10 rows, every larger one 50: the cost of a page follows the rows it "
+        "shows (about 50 µs a row), not the number of VMs in the pool.")
     return table, ok and calls_seen == {0}
 
 
