@@ -7,6 +7,7 @@ from typing import Any, Callable
 
 from flask import flash, jsonify, redirect, request
 from flask_wtf import FlaskForm
+from markupsafe import Markup, escape
 from werkzeug.routing import IntegerConverter
 
 from .errors import error_response, wants_json
@@ -73,24 +74,40 @@ def perform(call: Callable[[], Any], *, done: str | Callable[[Any], str] | None,
     return redirect(back(result) if callable(back) else back)
 
 
+def ago(value: datetime | None) -> str:
+    """How long ago: "12 s ago", "3 min ago", "2 h ago", "4 d ago"."""
+    if value is None:
+        return "—"
+    from .models import utcnow
+    seconds = int((utcnow() - value).total_seconds())
+    if seconds < 60:
+        return f"{max(seconds, 0)} s ago"
+    if seconds < 3600:
+        return f"{seconds // 60} min ago"
+    if seconds < 86400:
+        return f"{seconds // 3600} h ago"
+    return f"{seconds // 86400} d ago"
+
+
+def vm_state_badge(state: str, vm_id: int | None = None,
+                   as_of: datetime | None = None) -> Markup:
+    """A VM's state as a badge (live.js and follow.js update it by its data-vm): one
+    Python call, not a Jinja macro nor Markup.format (ten times slower), since the VM
+    list draws 50 of them a page."""
+    text = escape(state)
+    extra = f' data-vm="{int(vm_id)}"' if vm_id else ""
+    title = f' title="as of {escape(ago(as_of))}"' if as_of else ""
+    return Markup(f'<span class="badge vm-state"{extra} data-state="{text}"{title}>'
+                  f'{text}</span>')
+
+
 def register(app) -> None:
     @app.template_filter("when")
     def when(value: datetime | None) -> str:
         return value.strftime("%Y-%m-%d %H:%M UTC") if value else "—"
 
-    @app.template_filter("ago")
-    def ago(value: datetime | None) -> str:
-        if value is None:
-            return "—"
-        from .models import utcnow
-        seconds = int((utcnow() - value).total_seconds())
-        if seconds < 60:
-            return f"{max(seconds, 0)} s ago"
-        if seconds < 3600:
-            return f"{seconds // 60} min ago"
-        if seconds < 86400:
-            return f"{seconds // 3600} h ago"
-        return f"{seconds // 86400} d ago"
+    app.add_template_filter(ago, "ago")
+    app.add_template_global(vm_state_badge, "vm_state_badge")
 
     @app.template_filter("mib")
     def mib(value: int | None) -> str:
