@@ -96,6 +96,16 @@ class Config:
     # then connects again by itself (a worker thread is not held for ever).
     EVENT_STREAM_SECONDS = 55
 
+    # Long work (image copies, migrations, batch creates) runs in `manage.py worker`, fed
+    # through huey: "" keeps the queue in an SQLite file of the instance folder (no
+    # server needed); redis://host:port/db uses that Redis server.
+    TASK_BROKER = os.environ.get("LOUCLOUD_TASK_BROKER", "")
+    # Uploads arrive in this staging folder; an uploaded image's own copy is kept in the
+    # image store (hosts added later get it from there).
+    UPLOAD_DIR = os.environ.get("LOUCLOUD_UPLOAD_DIR", str(INSTANCE_DIR / "uploads"))
+    IMAGE_STORE = os.environ.get("LOUCLOUD_IMAGE_STORE", str(INSTANCE_DIR / "images"))
+    UPLOAD_CHUNK_BYTES = 16 * 1024 * 1024   # one request of a chunked upload at most
+
     VERIFY_SECRET_KEY = False
 
     @staticmethod
@@ -125,6 +135,7 @@ class TestConfig(Config):
     PASSWORD_MEMORY_KIB = 8192
     PASSWORD_PARALLELISM = 1
     SERVER_NAME = None
+    TASK_BROKER = "memory"  # huey's in-process queue; tests run the tasks they queue
 
 
 CONFIGS = {"default": Config, "production": ProductionConfig, "test": TestConfig}

@@ -62,6 +62,9 @@ def register_extensions(app: Flask) -> None:
                                                      "migrations"))
     csrf.init_app(app)
     cache.init_app(app)
+    from . import taskqueue
+
+    taskqueue.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Please log in to see this page."
@@ -114,11 +117,12 @@ def register_blueprints(app: Flask) -> None:
     from .images import bp as images_bp
     from .networks import bp as networks_bp
     from .settings import bp as settings_bp
+    from .tasks import bp as tasks_bp
     from .templates import bp as templates_bp
     from .users import bp as users_bp
     from .vms import bp as vms_bp
 
-    for bp in (auth_bp, vms_bp, images_bp, templates_bp, hosts_bp, networks_bp, bootjobs_bp,
+    for bp in (auth_bp, vms_bp, tasks_bp, images_bp, templates_bp, hosts_bp, networks_bp, bootjobs_bp,
                users_bp, settings_bp, audit_bp, dashboard_bp):
         app.register_blueprint(bp)
 

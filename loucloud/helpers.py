@@ -137,6 +137,7 @@ def register(app) -> None:
 
     nav = [("dashboard.index", "Dashboard", "speedometer2", False),
            ("vms.index", "VMs", "pc-display", False),
+           ("tasks.index", "Tasks", "list-task", False),
            ("images.index", "Images", "hdd", True),
            ("templates.index", "Templates", "boxes", True),
            ("hosts.index", "Hosts", "hdd-rack", True),

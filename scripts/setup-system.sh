@@ -21,10 +21,14 @@ run_pkgs=(python3 python3-venv python3-dev gcc pkg-config libvirt-dev
           # libvirt's NAT networks (DHCP and DNS for the VMs, and the NAT rules)
           dnsmasq-base iptables
           # manage.py images build: a Debian cloud image from Debian's packages
-          debootstrap mtools dosfstools fdisk e2fsprogs)
+          debootstrap mtools dosfstools fdisk e2fsprogs
+          # which OS an uploaded install ISO holds (libosinfo's database of volume ids)
+          osinfo-db)
 # UEFI firmware for the images that need it, and the boot loader of built images.
 [ "$arch" = amd64 ] && run_pkgs+=(ovmf syslinux syslinux-common)
-test_pkgs=(chromium fonts-dejavu-core mariadb-server apache2 apache2-dev openssh-client)
+test_pkgs=(chromium fonts-dejavu-core mariadb-server apache2 apache2-dev openssh-client
+           # the task queue's production broker, started by the tests that use it
+           redis-server)
 
 pkgs=("${run_pkgs[@]}")
 [ "$purpose" = test ] && pkgs+=("${test_pkgs[@]}")

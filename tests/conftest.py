@@ -21,10 +21,15 @@ from tests.support.webclient import CSRF_RE, Client  # noqa: F401 (tests import 
 PASSWORD = "correct horse battery"
 
 
+def files_in(folder: Path) -> dict:
+    """Where a test app keeps uploads and uploaded images: its own folder."""
+    return {"UPLOAD_DIR": str(folder / "uploads"), "IMAGE_STORE": str(folder / "images")}
+
+
 @pytest.fixture
 def app(tmp_path):
     url = f"sqlite:///{tmp_path / 'test.sqlite'}"
-    app = create_app("test", SQLALCHEMY_DATABASE_URI=url)
+    app = create_app("test", SQLALCHEMY_DATABASE_URI=url, **files_in(tmp_path))
     with app.app_context():
         _db.create_all()
     yield app
@@ -57,7 +62,8 @@ def mysql_app(mariadb, request):
     """The app on a fresh MariaDB database (schema from the models, as for SQLite)."""
     name = "t_" + re.sub(r"[^a-z0-9]", "_", request.node.name.lower())[-50:]
     url = mariadb.create_database(name)
-    app = create_app("test", SQLALCHEMY_DATABASE_URI=url)
+    app = create_app("test", SQLALCHEMY_DATABASE_URI=url,
+                     **files_in(Path(tempfile.mkdtemp(prefix="loucloud-files-"))))
     with app.app_context():
         _db.create_all()
     yield app

@@ -2,16 +2,16 @@
 module per command group; ``manage.py`` is the entry point."""
 from __future__ import annotations
 
-from . import bootjobs, hosts, images, keys, networks, templates, users, vms
+from . import bootjobs, hosts, images, keys, networks, tasks, templates, users, vms
 from .init import init_command
 from .processes import console_proxy_command, sampler_command, serve_command, watch_command
 
 
 def register(app) -> None:
     for command in (init_command, serve_command, console_proxy_command, sampler_command,
-                    watch_command):
+                    watch_command, tasks.worker_command):
         app.cli.add_command(command)
-    for module in (hosts, networks, users, keys, images, templates, bootjobs, vms):
+    for module in (hosts, networks, users, keys, images, templates, bootjobs, vms, tasks):
         app.cli.add_command(module.group)
 
 

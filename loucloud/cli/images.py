@@ -5,7 +5,7 @@ from flask.cli import AppGroup
 
 from ..services import hosts as host_service
 from ..services import images as image_service
-from .common import audited, delete_command, fail, list_command, service
+from .common import audited, fail, list_command, service
 
 group = AppGroup("images", help="Disk images on the hosts.")
 
@@ -64,16 +64,81 @@ def build(name: str, host_names: tuple[str, ...], cache_dir: str | None) -> None
                f"user {image.login_user}")
 
 
+@group.command("upload")
+@click.argument("name")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--sha256", default="", help="Refuse the file unless its SHA-256 is this.")
+@click.option("--format", "fmt", type=click.Choice(["auto", "qcow2", "raw", "iso"]),
+              default="auto", show_default=True, help="auto: from the file's header.")
+@click.option("--os", "os_type", type=click.Choice(["auto", "linux", "windows"]),
+              default="auto", show_default=True, help="auto: from the file (an ISO's "
+                                                      "volume id) or its name.")
+@click.option("--cloud-init", is_flag=True, help="It takes cloud-init first-boot data.")
+@click.option("--login-user", default="", help="Its default login user (debian, ubuntu...).")
+@click.option("--firmware", type=click.Choice(["bios", "uefi"]), default="bios",
+              show_default=True)
+@click.option("--host", "host_names", multiple=True, help="Copy it to this host (repeat; "
+                                                          "default: every host).")
+@click.option("--no-wait", is_flag=True, help="Return once the copy to the hosts is queued.")
+@audited("images.upload")
+def upload(name: str, file: str, sha256: str, fmt: str, os_type: str, cloud_init: bool,
+           login_user: str, firmware: str, host_names: tuple[str, ...], no_wait: bool) -> None:
+    """Upload FILE (qcow2, raw or ISO) as the image NAME: checked, kept by LouCloud and
+    copied to the hosts through libvirt by the worker; waits for the copies and prints
+    their progress (--no-wait: returns at once)."""
+    import os
+
+    from ..services import uploads as upload_service
+    from .tasks import acting_admin, follow
+
+    admin = acting_admin()
+    hosts = [service(lambda n=n: host_service.host_by_name(n)).id for n in host_names]
+    guest = image_service.Guest("linux", cloud_init, login_user, firmware)
+    size = os.path.getsize(file)
+    up = service(lambda: upload_service.begin(
+        admin, name, os.path.basename(file), size, fmt=fmt, sha256=sha256, guest=guest,
+        os_type=os_type, host_ids=hosts))
+    chunk = current_app.config["UPLOAD_CHUNK_BYTES"]
+    offset, shown = up.received, -1
+    if offset:
+        click.echo(f"resuming at {offset} of {size} bytes")
+    with open(file, "rb") as f:
+        while offset < size:
+            f.seek(offset)
+            length = min(chunk, size - offset)
+            offset = service(lambda: upload_service.receive(admin, up.id, offset, f.read,
+                                                            length))
+            percent = 100 * offset // size
+            if percent >= shown + 10 or offset == size:
+                shown = percent
+                click.echo(f"  sent {percent} % ({offset} of {size} bytes)")
+    image, task = service(lambda: upload_service.finish(admin, up.id))
+    click.echo(f"{image.name}: {image.format}, {image.virtual_size} bytes, os {image.os_type}"
+               f", sha256 {image.sha256}; copying to the hosts (task {task.id})")
+    if not no_wait:
+        follow(task.id)
+
+
 def _rows() -> list[dict]:
     return [{"id": image.id, "name": image.name, "path": image.path,
              "format": image.format, "virtual_size": image.virtual_size,
              "os_type": image.os_type, "cloud_init": image.cloud_init,
              "login_user": image.login_user, "firmware": image.firmware,
+             "sha256": image.sha256, "uploaded": image.uploaded,
              "hosts": sorted(loc.host.name for loc in image.locations if loc.present)}
             for image in image_service.all_images()]
 
 
 list_command(group, _rows, ["id", "name", "format", "virtual_size", "os_type", "path"],
              help="List images and the hosts they are on.")
-delete_command(group, "delete", image_service.image_by_name, image_service.delete_image,
-               "removed {name}", help="Forget the image NAME (its file stays on the hosts).")
+@group.command("delete")
+@click.argument("name")
+@click.option("--delete-copies", is_flag=True,
+              help="Also delete the copies LouCloud uploaded to the hosts (and its own).")
+@audited("images.delete")
+def delete(name: str, delete_copies: bool) -> None:
+    """Forget the image NAME (its files stay on the hosts unless --delete-copies)."""
+    image = service(lambda: image_service.image_by_name(name))
+    left = service(lambda: image_service.delete_image(image, delete_copies=delete_copies))
+    click.echo(f"removed {name}" + (" and its uploaded copies" if delete_copies else "")
+               + (f"; not deleted on {', '.join(left)} (offline)" if left else ""))

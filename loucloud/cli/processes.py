@@ -52,12 +52,13 @@ def watch_command(info: ScriptInfo) -> None:
 @pass_script_info
 def serve_command(info: ScriptInfo, host: str, port: int, console: bool) -> None:
     """Serve LouCloud with the embedded threaded server (no debugger, no reloader),
-    beside the watcher, the sampler and the console proxy on its own port."""
+    beside the watcher, the sampler, the task worker and the console proxy on its own
+    port."""
     from werkzeug.serving import run_simple
 
     app = info.load_app()
     helpers = [subprocess.Popen([sys.executable, os.path.abspath(sys.argv[0]), name])
-               for name in ("watch", "sampler")]
+               for name in ("watch", "sampler", "worker")]
     if console:
         helpers.append(subprocess.Popen([sys.executable, os.path.abspath(sys.argv[0]),
                                          "console-proxy"]))

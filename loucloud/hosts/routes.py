@@ -1,8 +1,11 @@
 from flask import flash, jsonify, redirect, render_template, request, url_for
 
+from flask_login import current_user
+
 from ..helpers import perform, show_error
 from ..security import admin_required
 from ..services import FieldError
+from ..services import imagecopy
 from ..services import leftovers as leftover_service
 from ..services import hosts as host_service
 from ..services.monitoring import metrics as metrics_service
@@ -71,6 +74,17 @@ def refresh(host_id: int):
     host = host_service.get_host(host_id)
     return perform(lambda: host_service.refresh_host(host),
                    done=f"Figures of {host.name} read again.",
+                   back=url_for("hosts.detail", host_id=host.id))
+
+
+@bp.route("/<int:host_id>/copy-images", methods=["POST"])
+@admin_required
+def copy_images(host_id: int):
+    host = host_service.get_host(host_id)
+    return perform(lambda: imagecopy.copy_images_to_host(current_user, host),
+                   done=lambda started: f"Copying {len(started)} image"
+                                        f"{'s' if len(started) != 1 else ''} to {host.name}; "
+                                        "see Tasks.",
                    back=url_for("hosts.detail", host_id=host.id))
 
 

@@ -1,5 +1,7 @@
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, SelectChoice, SelectField, StringField, SubmitField
+from wtforms import (BooleanField, FileField, SelectChoice, SelectField,
+                     SelectMultipleField, StringField, SubmitField)
+from wtforms.widgets import CheckboxInput, ListWidget
 from wtforms.validators import InputRequired, Length, Optional
 
 OS_CHOICES = [SelectChoice("linux", "Linux / other (UTC clock)"),
@@ -33,3 +35,26 @@ class ImageForm(_Guest):
 class ImageEditForm(_Guest):
     name = StringField("Name", validators=[InputRequired(), Length(max=64)])
     submit = SubmitField("Save")
+
+
+FORMAT_CHOICES = [SelectChoice("auto", "From the file (its header)"),
+                  SelectChoice("qcow2", "qcow2 disk image"),
+                  SelectChoice("raw", "raw disk image"),
+                  SelectChoice("iso", "ISO 9660 install medium")]
+
+
+class UploadForm(_Guest):
+    """Only the page's fields: the script sends the file in chunks (JSON doors)."""
+    name = StringField("Name", validators=[InputRequired(), Length(max=64)])
+    file = FileField("File", description="qcow2, raw or ISO; of any size: it goes in "
+                                         "chunks and resumes after a dropped connection.")
+    format = SelectField("Format", choices=FORMAT_CHOICES, default="auto")
+    sha256 = StringField("SHA-256 (optional)", validators=[Optional(), Length(max=64)],
+                         description="When given, an upload whose checksum differs is "
+                                     "refused and nothing is kept.")
+    os_type = SelectField("Guest OS", choices=[SelectChoice("auto", "From the file")]
+                          + OS_CHOICES, default="auto")
+    hosts = SelectMultipleField("Copy to the hosts", coerce=int,
+                                widget=ListWidget(prefix_label=False),
+                                option_widget=CheckboxInput())
+    submit = SubmitField("Upload")

@@ -1,10 +1,14 @@
-from flask import flash, redirect, render_template, url_for
+from flask import flash, jsonify, redirect, render_template, request, url_for
+from flask_login import current_user
 
 from ..helpers import perform, show_error
 from ..security import admin_required
 from ..services import FieldError
 from ..services import images as image_service
+from ..errors import wants_json
 from ..services import hosts as host_service
+from ..services import imagecopy
+from ..services import tasks as task_service
 from . import bp
 from .forms import ImageEditForm, ImageForm
 
@@ -44,8 +48,24 @@ def create():
 @admin_required
 def detail(image_id: int):
     image = image_service.get_image(image_id)
+    active = task_service.active_for("image", image.id)
+    if wants_json() or request.args.get("format") == "json":
+        return jsonify({"id": image.id, "name": image.name, "format": image.format,
+                        "sha256": image.sha256, "copies": imagecopy.copies_progress(image),
+                        "tasks": [task_service.as_dict(t) for t in active]})
     return render_template("images/detail.html", image=image,
-                           hosts=host_service.all_hosts(), form=ImageEditForm(obj=image))
+                           hosts=host_service.all_hosts(), form=ImageEditForm(obj=image),
+                           copies=imagecopy.copies_progress(image), tasks=active)
+
+
+@bp.route("/<int:image_id>/copy", methods=["POST"])
+@admin_required
+def copy(image_id: int):
+    image = image_service.get_image(image_id)
+    return perform(lambda: imagecopy.copy_where_missing(current_user, image),
+                   done=lambda t: f"Copying {image.name} to the hosts that lack it "
+                                  f"(task {t.id}).",
+                   back=url_for("images.detail", image_id=image.id))
 
 
 @bp.route("/<int:image_id>/edit", methods=["POST"])
@@ -62,7 +82,9 @@ def edit(image_id: int):
             flash(f"Image {image.name} saved.", "success")
             return redirect(url_for("images.detail", image_id=image.id))
     return render_template("images/detail.html", image=image,
-                           hosts=host_service.all_hosts(), form=form), 400
+                           hosts=host_service.all_hosts(), form=form,
+                           copies=imagecopy.copies_progress(image),
+                           tasks=task_service.active_for("image", image.id)), 400
 
 
 @bp.route("/<int:image_id>/recheck", methods=["POST"])
@@ -82,8 +104,15 @@ def recheck(image_id: int):
 @admin_required
 def delete(image_id: int):
     image = image_service.get_image(image_id)
-    return perform(lambda: image_service.delete_image(image),
-                   done=f"Image {image.name} removed from LouCloud; its file on the hosts "
-                        "is untouched.",
-                   back=url_for("images.index"),
+    copies = request.form.get("delete_copies") == "1"
+
+    def done(left: list[str]) -> str:
+        if not copies or not image.uploaded:
+            return f"Image {image.name} removed from LouCloud; its file on the hosts is " \
+                   "untouched."
+        return f"Image {image.name} removed with the copies LouCloud uploaded" + (
+            f"; not deleted on {', '.join(left)} (offline)." if left else ".")
+
+    return perform(lambda: image_service.delete_image(image, delete_copies=copies),
+                   done=done, back=url_for("images.index"),
                    refused_back=url_for("images.detail", image_id=image.id))

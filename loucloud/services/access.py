@@ -27,3 +27,9 @@ def vm_for(user: User, vm_id: int) -> VM:
     if not may_use_vm(user, vm):
         raise NotFound()
     return vm
+
+
+def may_see_task(user: User | None, task) -> bool:
+    """A task, like a VM, is its owner's and the administrator's (who sees them all)."""
+    return user is not None and task is not None and bool(user.active) and \
+        (user.is_admin or task.owner_id == user.id)

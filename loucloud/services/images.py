@@ -13,7 +13,9 @@ from ..virt import HostUnavailable, VirtError
 from ..virt.driver import ImageInfo, ImageProblem, on_each
 from . import Conflict, FieldError, NotFound, ServiceError, transaction
 from .hypervisors import hypervisor
+from .imagecopy import delete_copies as delete_volumes
 from .settings import get_settings
+from .tasks import active_for
 
 log = logging.getLogger(__name__)
 
@@ -165,9 +167,14 @@ def update_image(image: Image, name: str, os_type: str | None = None, *,
 
 
 @transaction
-def delete_image(image: Image) -> None:
-    """Forget an image. The file on the hosts is left alone. Refused while templates
-    use it, and while VMs stand on it (their disks are overlays on its file)."""
+def delete_image(image: Image, *, delete_copies: bool = False) -> list[str]:
+    """Forget an image. The files on the hosts are left alone, unless ``delete_copies``
+    asks to delete the copies LouCloud uploaded (and its own). Refused while templates
+    use it, while VMs stand on it (their disks are overlays on its file or it is in
+    their CD-ROM drive) and while it is being copied. Returns the hosts whose copy could
+    not be deleted (offline)."""
+    if active_for("image", image.id):
+        raise Conflict(f"{image.name} is being copied to hosts; cancel that task first.")
     names = db.session.execute(db.select(Template.name).where(
         Template.image_id == image.id).order_by(Template.name)).scalars().all()
     if names:
@@ -179,9 +186,19 @@ def delete_image(image: Image) -> None:
         plural = count > 1
         raise Conflict(f"{count} VM{'s' if plural else ''} still stand{'' if plural else 's'}"
                        f" on {image.name} (their disks are overlays on it). Delete them first.")
+    inserted = db.session.execute(db.select(VM.name).where(
+        VM.cdrom_image_id == image.id).order_by(VM.name)).scalars().all()
+    if inserted:
+        raise Conflict(f"{image.name} is in the CD-ROM drive of {', '.join(inserted)}; eject "
+                       "it first.")
+    left: list[str] = []
+    if delete_copies and image.uploaded:
+        left = delete_volumes(image)
     db.session.delete(image)
     db.session.commit()
-    log.info("image %s removed from LouCloud (file kept on the hosts)", image.name)
+    log.info("image %s removed from LouCloud (%s)", image.name,
+             "its uploaded copies deleted" if delete_copies else "files kept on the hosts")
+    return left
 
 
 def hosts_with_image(image: Image) -> list[int]:

@@ -253,8 +253,7 @@ def upload_file(conn: libvirt.virConnect, pool_name: str, name: str, path: str,
         stream.finish()
         pool.refresh(0)
         vol = pool.storageVolLookupByName(name)
-    except (libvirt.libvirtError, OSError) as exc:
-        err = translate(exc) if isinstance(exc, libvirt.libvirtError) else VirtError(str(exc))
+    except BaseException as exc:  # a libvirt or file error, or the caller's progress stops it
         try:
             stream.abort()
         except libvirt.libvirtError:
@@ -263,7 +262,11 @@ def upload_file(conn: libvirt.virConnect, pool_name: str, name: str, path: str,
             vol.delete(0)
         except libvirt.libvirtError:
             log.warning("volume %s not removed after a failed upload", name)
-        raise err from None
+        if isinstance(exc, libvirt.libvirtError):
+            raise translate(exc) from None
+        if isinstance(exc, OSError):
+            raise VirtError(str(exc)) from None
+        raise
     return Volume(vol.name(), vol.path())
 
 

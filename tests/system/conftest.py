@@ -121,7 +121,9 @@ def module_app(tmp_path_factory):
     from loucloud.services.hypervisors import close_pool
 
     path = tmp_path_factory.mktemp("module-app") / "test.sqlite"
-    app = create_app("test", SQLALCHEMY_DATABASE_URI=f"sqlite:///{path}")
+    app = create_app("test", SQLALCHEMY_DATABASE_URI=f"sqlite:///{path}",
+                     UPLOAD_DIR=str(path.parent / "uploads"),
+                     IMAGE_STORE=str(path.parent / "images"))
     app.config["SITE_URL"] = "http://127.0.0.1:5000"
     with app.app_context():
         db.create_all()

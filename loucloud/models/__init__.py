@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from flask_login import UserMixin
 from sqlalchemy import BigInteger, UniqueConstraint
 
-from .extensions import db
+from ..extensions import db
 
 # The largest integer a column (SQLite INTEGER, MariaDB BIGINT) holds; a larger id or
 # offset cannot even be bound to a query (OverflowError).
@@ -127,47 +127,6 @@ class Host(db.Model):
         return f"<Host {self.name}>"
 
 
-class Image(db.Model):
-    __tablename__ = "images"
-
-    id = db.Column(db.Integer, primary_key=True)
-    name = db.Column(db.String(64), unique=True, nullable=False)
-    path = db.Column(db.String(1024), nullable=False)
-    os_type = db.Column(db.String(16), nullable=False, default="linux")
-    format = db.Column(db.String(16), nullable=False)
-    virtual_size = db.Column(BigInteger, nullable=False)
-    # Takes first-boot data (cloud-init NoCloud), and for whom: the image's default user.
-    cloud_init = db.Column(db.Boolean, nullable=False, default=False)
-    login_user = db.Column(db.String(32), nullable=False, default="")
-    firmware = db.Column(db.String(8), nullable=False, default="bios")  # or "uefi"
-    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
-
-    locations = db.relationship("ImageLocation", back_populates="image",
-                                cascade="all, delete-orphan")
-    templates = db.relationship("Template", back_populates="image", lazy="dynamic")
-
-    def present_on(self, host_id: int) -> bool | None:
-        for loc in self.locations:
-            if loc.host_id == host_id:
-                return loc.present
-        return None
-
-
-class ImageLocation(db.Model):
-    """Whether an image's file was found on a host, and when that was checked."""
-    __tablename__ = "image_locations"
-
-    image_id = db.Column(db.Integer, db.ForeignKey("images.id", ondelete="CASCADE"),
-                         primary_key=True)
-    host_id = db.Column(db.Integer, db.ForeignKey("hosts.id", ondelete="CASCADE"),
-                          primary_key=True)
-    present = db.Column(db.Boolean, nullable=False)
-    checked_at = db.Column(db.DateTime, nullable=False, default=utcnow)
-
-    image = db.relationship("Image", back_populates="locations")
-    host = db.relationship("Host")
-
-
 class Template(db.Model):
     __tablename__ = "templates"
 
@@ -249,7 +208,11 @@ class VM(db.Model):
     owner = db.relationship("User", back_populates="vms")
     host = db.relationship("Host", back_populates="vms")
     template = db.relationship("Template", back_populates="vms")
-    image = db.relationship("Image")
+    # The install medium in its CD-ROM drive (an ISO image), None when empty.
+    cdrom_image_id = db.Column(db.Integer, db.ForeignKey("images.id", ondelete="SET NULL"))
+
+    image = db.relationship("Image", foreign_keys=[image_id])
+    cdrom_image = db.relationship("Image", foreign_keys=[cdrom_image_id])
 
     def __repr__(self) -> str:
         return f"<VM {self.name} ({self.domain_name})>"
@@ -396,3 +359,8 @@ class WorkerLease(db.Model):
     holder = db.Column(db.String(128), nullable=False)
     beat_at = db.Column(db.DateTime, nullable=False)
     expires_at = db.Column(db.DateTime, nullable=False)
+
+
+# Split by concern; imported here so that `from loucloud.models import X` keeps working.
+from .images import Image, ImageLocation, Upload  # noqa: E402,F401
+from .tasks import Task  # noqa: E402,F401

@@ -1,0 +1,153 @@
+"""What an image file is, read from its own bytes: qcow2, ISO 9660 or raw, its virtual
+size, an ISO's volume id, and the problems that make it unusable (a backing file, a
+file cut short, a compressed archive, a format LouCloud does not run). Pure Python, no
+program started; it reads the headers and qcow2's tables, never the whole file."""
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass
+
+FORMATS = ("qcow2", "raw", "iso")
+EXTENSIONS = {".qcow2": "qcow2", ".qcow": "qcow2", ".img": "raw", ".raw": "raw",
+              ".iso": "iso"}
+ISO_DESCRIPTOR = 16 * 2048          # the primary volume descriptor's offset
+HEAD_BYTES = ISO_DESCRIPTOR + 2048  # enough of a file to tell what it is
+
+
+class ImageFileProblem(Exception):
+    """The file cannot be used; the text says why, for the administrator."""
+
+
+@dataclass(frozen=True)
+class FileFacts:
+    format: str
+    virtual_size: int
+    file_size: int
+    volume_id: str = ""     # an ISO's
+
+
+# Formats recognised only to be refused with a clear message.
+OTHER_MAGICS = (
+    (0, b"\x1f\x8b", "a gzip archive: unpack it first"),
+    (0, b"\xfd7zXZ\x00", "an xz archive: unpack it first"),
+    (0, b"BZh", "a bzip2 archive: unpack it first"),
+    (0, b"\x28\xb5\x2f\xfd", "a zstd archive: unpack it first"),
+    (0, b"PK\x03\x04", "a zip archive: unpack it first"),
+    (0, b"KDMV", "a VMDK disk: convert it with qemu-img convert -O qcow2"),
+    (0, b"# Disk DescriptorFile", "a VMDK descriptor: convert the disk to qcow2"),
+    (0, b"vhdxfile", "a VHDX disk: convert it with qemu-img convert -O qcow2"),
+    (0, b"conectix", "a VHD disk: convert it with qemu-img convert -O qcow2"),
+    (64, b"\x7f\x10\xda\xbe", "a VirtualBox VDI disk: convert it to qcow2"),
+    (0, b"QED\x00", "a QED disk: convert it to qcow2"),
+)
+
+
+def expected_from_name(filename: str) -> str | None:
+    """The format a file's name promises (.qcow2, .iso, .img, .raw), if any."""
+    return EXTENSIONS.get(os.path.splitext(filename.lower())[1])
+
+
+def sniff(head: bytes) -> str:
+    """The format the first bytes of a file tell (the browser sends them before the
+    upload): qcow2, iso, raw, or a description of what LouCloud does not take."""
+    if head[:4] == b"QFI\xfb":
+        return "qcow2"
+    if head[ISO_DESCRIPTOR + 1:ISO_DESCRIPTOR + 6] == b"CD001":
+        return "iso"
+    for offset, magic, what in OTHER_MAGICS:
+        if head[offset:offset + len(magic)] == magic:
+            return what
+    return "raw"
+
+
+def iso_volume_id(head: bytes) -> str:
+    desc = head[ISO_DESCRIPTOR:ISO_DESCRIPTOR + 2048]
+    if desc[1:6] != b"CD001":
+        return ""
+    return desc[40:72].decode("ascii", "replace").strip()
+
+
+def inspect(path: str, chosen: str = "auto", filename: str = "") -> FileFacts:
+    """The facts of the file at ``path``. ``chosen`` is the format the administrator
+    picked (auto: the one the file name promises, if any). Raises ImageFileProblem."""
+    size = os.path.getsize(path)
+    if size == 0:
+        raise ImageFileProblem("The file is empty.")
+    with open(path, "rb") as f:
+        head = f.read(HEAD_BYTES)
+        found = sniff(head)
+        if found not in FORMATS:
+            raise ImageFileProblem(f"The file is {found}.")
+        want = chosen if chosen in FORMATS else expected_from_name(filename)
+        if want and want != found:
+            what = {"qcow2": "a qcow2 image (it has no QFI header)",
+                    "iso": "an ISO 9660 image (no CD001 descriptor at 32 KiB)",
+                    "raw": "a raw disk"}[want]
+            reason = f"it is {'a ' if found != 'iso' else 'an '}{found} file"
+            named = f" is named {os.path.splitext(filename)[1]} but" if chosen not in \
+                FORMATS else ""
+            raise ImageFileProblem(f"The file{named} is not {what}: {reason}.")
+        if found == "qcow2":
+            return FileFacts("qcow2", _check_qcow2(f, head, size), size)
+        if found == "iso":
+            return FileFacts("iso", size, size, _check_iso(head, size))
+        return FileFacts("raw", size, size)
+
+
+def _check_iso(head: bytes, size: int) -> str:
+    desc = head[ISO_DESCRIPTOR:ISO_DESCRIPTOR + 2048]
+    blocks = struct.unpack_from("<I", desc, 80)[0]
+    block_size = struct.unpack_from("<H", desc, 128)[0] or 2048
+    if blocks * block_size > size:
+        raise ImageFileProblem(f"The ISO is cut short: its descriptor says "
+                               f"{blocks * block_size} bytes, the file has {size}.")
+    return iso_volume_id(head)
+
+
+QCOW2_OFFSET_MASK = 0x00fffffffffffe00
+QCOW2_COMPRESSED = 1 << 62
+
+
+def _check_qcow2(f, head: bytes, size: int) -> int:
+    if len(head) < 72:
+        raise ImageFileProblem("The qcow2 header is cut short.")
+    (version, backing_offset, _backing_len, cluster_bits, virtual_size, crypt, l1_size,
+     l1_offset, rc_offset, rc_clusters) = struct.unpack_from(">IQIIQIIQQI", head, 4)
+    if version not in (2, 3):
+        raise ImageFileProblem(f"qcow2 version {version} is not supported (2 or 3).")
+    if backing_offset:
+        raise ImageFileProblem("The qcow2 image has a backing file; upload a standalone "
+                               "image (qemu-img convert -O qcow2 makes one).")
+    if crypt:
+        raise ImageFileProblem("The qcow2 image is encrypted.")
+    if version == 3 and len(head) >= 80:
+        incompatible = struct.unpack_from(">Q", head, 72)[0]
+        if incompatible & 0b100:
+            raise ImageFileProblem("The qcow2 image keeps its data in an external file.")
+    if not 9 <= cluster_bits <= 21:
+        raise ImageFileProblem("The qcow2 header is damaged (cluster size).")
+    cluster = 1 << cluster_bits
+    short = ImageFileProblem(f"The qcow2 image is cut short: its tables point past the "
+                             f"end of the file ({size} bytes).")
+    if l1_offset + 8 * l1_size > size or rc_offset + cluster * rc_clusters > size:
+        raise short
+    f.seek(l1_offset)
+    l1 = struct.unpack(f">{l1_size}Q", f.read(8 * l1_size))
+    compressed_mask = (1 << (62 - (cluster_bits - 8))) - 1
+    for entry in l1:
+        l2_offset = entry & QCOW2_OFFSET_MASK
+        if not l2_offset:
+            continue
+        if l2_offset + cluster > size:
+            raise short
+        f.seek(l2_offset)
+        table = f.read(cluster)
+        for l2 in struct.unpack(f">{cluster // 8}Q", table):
+            if l2 & QCOW2_COMPRESSED:
+                offset = l2 & compressed_mask
+            else:
+                offset = l2 & QCOW2_OFFSET_MASK
+            if offset >= size:
+                raise short
+    return virtual_size

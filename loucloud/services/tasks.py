@@ -1,0 +1,390 @@
+"""Tasks: work longer than a page should wait (copying images to hosts, and as they
+land migrations and batch creates), run by the worker process (`manage.py worker`).
+
+A task is a row of LouCloud's database (owner, kind, target, state, progress, remaining
+time, result or error, attempts); the queue (``taskqueue``: huey) only carries "run task
+N". A kind is a function registered with ``@kind``; it reports progress through its
+``TaskContext``, which is also where cancel and the time limit reach it. A host briefly
+out of reach (``TryAgain``) is retried with a growing back-off. A worker that dies leaves
+its tasks "running" with a heartbeat that stops: the next worker (or any worker's
+periodic check) queues them again while attempts remain, else marks them failed, so
+no task stays "running" for ever."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Callable
+
+from flask import current_app
+
+from .. import taskqueue
+from ..extensions import db
+from ..models import INT64_MAX, Task, User, utcnow
+from ..virt import VirtError
+from . import Conflict, NotFound, ServiceError, transaction
+from .access import may_see_task
+
+log = logging.getLogger(__name__)
+
+STALE_SECONDS = 30        # a running task whose worker has not beaten for this long
+BEAT_SECONDS = 5
+REPORT_EVERY = 0.5        # progress written at most this often
+
+
+class Cancelled(Exception):
+    pass
+
+
+class TimedOut(Exception):
+    pass
+
+
+class TryAgain(Exception):
+    """Something outside LouCloud is briefly unavailable (a host): run the task again
+    later, after a back-off, while attempts remain."""
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    title: str
+    run: Callable[["TaskContext"], str | None]
+    attempts: int
+    timeout: int
+    admin_only: bool
+    on_stop: Callable[["TaskContext", str], None] | None
+
+
+KINDS: dict[str, Kind] = {}
+
+
+def kind(name: str, title: str, *, attempts: int = 3, timeout: int = 3600,
+         admin_only: bool = True, on_stop=None):
+    """Register a kind of task: ``run(ctx)`` does the work and returns its result text;
+    ``on_stop(ctx, why)`` tidies up after a failure, a cancel or a time-out."""
+    def register(fn):
+        KINDS[name] = Kind(name, title, fn, attempts, timeout, admin_only, on_stop)
+        return fn
+    return register
+
+
+def backoff(attempt: int) -> int:
+    """Seconds before attempt ``attempt + 1``: 5, 10, 20, ... at most 5 minutes."""
+    return min(5 * 2 ** max(attempt - 1, 0), 300)
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class TaskContext:
+    """What a running task sees: its row, its arguments, and report()."""
+
+    def __init__(self, task: Task, kind_: Kind):
+        self.task, self.kind = task, kind_
+        self.args = json.loads(task.args or "{}")
+        self._began = time.monotonic()
+        self._deadline = self._began + task.timeout_seconds
+        self._written = 0.0
+
+    def report(self, progress: float | None = None, message: str | None = None, *,
+               remaining: float | None = None, force: bool = False) -> None:
+        """Say how far the task is (0..1) and what it does; commits the session (with
+        whatever else the task changed) at most every half second. Raises Cancelled or
+        TimedOut when the task must stop."""
+        task = self.task
+        if progress is not None:
+            task.progress = max(0.0, min(1.0, progress))
+            elapsed = time.monotonic() - self._began
+            if remaining is None and 0.02 <= task.progress < 1 and elapsed > 1:
+                remaining = elapsed * (1 - task.progress) / task.progress
+        if remaining is not None:
+            task.remaining_seconds = int(remaining)
+        if message is not None:
+            task.message = message[:500]
+        now = time.monotonic()
+        if force or now - self._written >= REPORT_EVERY:
+            self._written = now
+            task.heartbeat_at = utcnow()
+            db.session.commit()
+            self.check()
+
+    def check(self) -> None:
+        if time.monotonic() > self._deadline:
+            raise TimedOut()
+        wanted = db.session.execute(db.select(Task.cancel_requested).where(
+            Task.id == self.task.id)).scalar()
+        if wanted:
+            raise Cancelled()
+
+
+# -- queueing ---------------------------------------------------------------------------
+def start(kind_name: str, owner: User | None, *, target_type: str = "",
+          target_id: int | None = None, target_name: str = "", args: dict | None = None,
+          commit: bool = True) -> Task:
+    """Record a task and queue it. The row is committed before it is queued, so the
+    worker always finds it; a queue that cannot be reached fails the task at once."""
+    k = KINDS[kind_name]
+    task = Task(owner_id=owner.id if owner else None, kind=kind_name,
+                target_type=target_type, target_id=target_id, target_name=target_name[:255],
+                args=json.dumps(args or {}), max_attempts=k.attempts,
+                timeout_seconds=k.timeout, message="Waiting for the worker.")
+    db.session.add(task)
+    db.session.commit()
+    _enqueue(task)
+    return task
+
+
+def _enqueue(task: Task) -> None:
+    try:
+        taskqueue.enqueue(current_app, task.id)
+    except Exception as exc:  # the broker (Redis) is down or its file unwritable
+        log.error("task %s not queued: %s", task.id, exc)
+        task.state, task.finished_at = "failed", utcnow()
+        task.error = f"The task queue could not be reached ({exc}); try again later."
+        db.session.commit()
+
+
+# -- running (in the worker) ------------------------------------------------------------
+def execute(task_id: int) -> None:
+    """Run one task (the worker calls this for each "run task N" it takes)."""
+    task = db.session.get(Task, task_id)
+    if task is None or task.finished:
+        return
+    k = KINDS.get(task.kind)
+    if task.cancel_requested or k is None:
+        _finish(task, "cancelled" if k else "failed",
+                error="" if k else f"No worker knows the task kind {task.kind}.")
+        return
+    task.state, task.worker = "running", worker_name()
+    task.attempts += 1
+    task.started_at = task.started_at or utcnow()
+    task.heartbeat_at, task.retry_at, task.error = utcnow(), None, ""
+    db.session.commit()
+    ctx = TaskContext(task, k)
+    log.info("task %s (%s %s) attempt %s", task.id, task.kind, task.target_name,
+             task.attempts)
+    try:
+        result = k.run(ctx)
+    except TryAgain as exc:
+        db.session.rollback()
+        if task.attempts < task.max_attempts:
+            delay = backoff(task.attempts)
+            task.state, task.retry_at = "queued", utcnow() + timedelta(seconds=delay)
+            task.message = (f"{exc} Trying again in {delay} s (attempt {task.attempts + 1}"
+                            f" of {task.max_attempts}).")[:500]
+            db.session.commit()
+            raise taskqueue.Retry(delay) from None
+        _stopped(ctx, "failed", str(exc))
+    except Cancelled:
+        db.session.rollback()
+        _stopped(ctx, "cancelled", "")
+    except TimedOut:
+        db.session.rollback()
+        _stopped(ctx, "failed", f"Stopped after {task.timeout_seconds} s, the time "
+                                "limit of this kind of task.")
+    except (ServiceError, VirtError) as exc:
+        db.session.rollback()
+        _stopped(ctx, "failed", str(exc))
+    except Exception as exc:
+        log.exception("task %s failed", task.id)
+        db.session.rollback()
+        _stopped(ctx, "failed", f"Internal error ({type(exc).__name__}: {exc}); see the "
+                                "worker's log.")
+    else:
+        task.progress, task.remaining_seconds = 1.0, 0
+        _finish(task, "succeeded", result=result or "")
+
+
+def _stopped(ctx: TaskContext, state: str, error: str) -> None:
+    if ctx.kind.on_stop:
+        try:
+            ctx.kind.on_stop(ctx, state)
+        except Exception:
+            log.exception("task %s: tidying up after it stopped failed", ctx.task.id)
+            db.session.rollback()
+    _finish(ctx.task, state, error=error)
+
+
+def _finish(task: Task, state: str, *, result: str = "", error: str = "") -> None:
+    task.state, task.finished_at = state, utcnow()
+    task.result, task.error = result[:10000], error[:1000]
+    task.remaining_seconds = 0 if state == "succeeded" else None
+    if state == "cancelled":
+        task.message = "Cancelled."
+    elif state == "failed":
+        task.message = "Failed."
+    else:
+        task.message = "Done."
+    db.session.commit()
+    log.info("task %s %s%s", task.id, state, f": {error}" if error else "")
+
+
+def beat(name: str) -> None:
+    """The worker is alive: every task it runs gets a fresh heartbeat."""
+    db.session.execute(db.update(Task).where(Task.worker == name, Task.state == "running")
+                       .values(heartbeat_at=utcnow()))
+    db.session.commit()
+
+
+def recover(except_worker: str | None = None) -> int:
+    """Tasks left "running" by a worker that stopped (no heartbeat for STALE_SECONDS):
+    queued again while attempts remain, else failed (the page offers "Try again").
+    Returns how many were found."""
+    limit = utcnow() - timedelta(seconds=STALE_SECONDS)
+    stale = db.session.execute(db.select(Task).where(
+        Task.state == "running", db.or_(Task.heartbeat_at < limit,
+                                        Task.heartbeat_at.is_(None)))).scalars().all()
+    for task in stale:
+        if except_worker and task.worker == except_worker:
+            continue
+        k = KINDS.get(task.kind)
+        ctx = TaskContext(task, k) if k else None
+        if ctx and k.on_stop:
+            try:
+                k.on_stop(ctx, "interrupted")
+            except Exception:
+                log.exception("task %s: tidying up after its worker stopped", task.id)
+                db.session.rollback()
+        if k and task.attempts < task.max_attempts and not task.cancel_requested:
+            task.state = "queued"
+            task.message = "Its worker stopped; queued again."
+            db.session.commit()
+            _enqueue(task)
+        else:
+            _finish(task, "cancelled" if task.cancel_requested else "failed",
+                    error="The worker running it stopped (no sign of life for "
+                          f"{STALE_SECONDS} s).")
+    return len(stale)
+
+
+# -- what people do with tasks ------------------------------------------------------------
+def task_for(user: User, task_id: int) -> Task:
+    task = db.session.get(Task, task_id) if 0 < task_id <= INT64_MAX else None
+    if not may_see_task(user, task):
+        raise NotFound()
+    return task
+
+
+def tasks_for(user: User, *, state: str = "", limit: int = 200) -> list[Task]:
+    """The latest tasks ``user`` may see (an administrator: everybody's)."""
+    stmt = db.select(Task).order_by(Task.id.desc()).limit(limit)
+    if not user.is_admin:
+        stmt = stmt.where(Task.owner_id == user.id)
+    if state == "active":
+        stmt = stmt.where(Task.state.in_(("queued", "running")))
+    elif state:
+        stmt = stmt.where(Task.state == state)
+    return db.session.execute(stmt).scalars().all()
+
+
+def all_tasks(*, state: str = "", limit: int = 200) -> list[Task]:
+    """Every task (the CLI: the administrator's view)."""
+    stmt = db.select(Task).order_by(Task.id.desc()).limit(limit)
+    if state == "active":
+        stmt = stmt.where(Task.state.in_(("queued", "running")))
+    elif state:
+        stmt = stmt.where(Task.state == state)
+    return db.session.execute(stmt).scalars().all()
+
+
+def active_for(target_type: str, target_id: int) -> list[Task]:
+    """Queued and running tasks of one image, VM or host (for its page)."""
+    return db.session.execute(db.select(Task).where(
+        Task.target_type == target_type, Task.target_id == target_id,
+        Task.state.in_(("queued", "running"))).order_by(Task.id)).scalars().all()
+
+
+@transaction
+def cancel(user: User, task_id: int) -> Task:
+    """Stop a task: a queued one at once, a running one at its next progress report
+    (it tidies up what it had done)."""
+    task = task_for(user, task_id)
+    if task.finished:
+        raise Conflict(f"Task {task.id} has already {task.state}.")
+    task.cancel_requested = True
+    if task.state == "queued":
+        _finish(task, "cancelled")
+        k = KINDS.get(task.kind)
+        if k and k.on_stop:
+            k.on_stop(TaskContext(task, k), "cancelled")
+            db.session.commit()
+    else:
+        task.message = "Cancelling..."
+        db.session.commit()
+    return task
+
+
+@transaction
+def retry(user: User, task_id: int) -> Task:
+    """Run a failed or cancelled task again, as a new task with the same arguments."""
+    task = task_for(user, task_id)
+    if task.state not in ("failed", "cancelled"):
+        raise Conflict(f"Task {task.id} is {task.state}; only a failed or cancelled task "
+                       "can be tried again.")
+    k = KINDS.get(task.kind)
+    if k is None:
+        raise ServiceError(f"No worker knows the task kind {task.kind}.")
+    if k.admin_only and not user.is_admin:
+        raise NotFound()
+    return start(task.kind, task.owner or user, target_type=task.target_type,
+                 target_id=task.target_id, target_name=task.target_name,
+                 args=json.loads(task.args or "{}"))
+
+
+def title(task: Task) -> str:
+    k = KINDS.get(task.kind)
+    return k.title if k else task.kind
+
+
+def as_dict(task: Task) -> dict:
+    return {"id": task.id, "kind": task.kind, "title": title(task),
+            "owner": task.owner.username if task.owner else None,
+            "target": {"type": task.target_type, "id": task.target_id,
+                       "name": task.target_name},
+            "state": task.state, "progress": round(task.progress, 4),
+            "remaining_seconds": task.remaining_seconds, "message": task.message,
+            "result": task.result, "error": task.error, "attempts": task.attempts,
+            "max_attempts": task.max_attempts,
+            "created_at": _iso(task.created_at), "started_at": _iso(task.started_at),
+            "finished_at": _iso(task.finished_at), "retry_at": _iso(task.retry_at)}
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() + "Z" if value else None
+
+
+def wait_for(task_id: int, say=lambda _t: None, poll: float = 0.5) -> Task:
+    """Follow a task until it ends (the CLI), saying its progress as it changes."""
+    last = None
+    waited = 0.0
+    while True:
+        db.session.expire_all()
+        task = db.session.get(Task, task_id)
+        line = (task.state, round(task.progress * 100), task.message)
+        if line != last:
+            left = f", about {task.remaining_seconds} s left" if task.remaining_seconds \
+                and task.state == "running" else ""
+            say(f"  {task.state}: {line[1]} %{left}. {task.message}")
+            last = line
+        if task.finished:
+            return task
+        if task.state == "queued" and task.attempts == 0 and waited > 10:
+            say("  (still queued: is the worker running? manage.py worker)")
+            waited = -600
+        time.sleep(poll)
+        waited += poll
+
+
+@kind("ping", "Check that the worker answers", attempts=1, timeout=60)
+def _ping(ctx: TaskContext) -> str:
+    return f"The worker {worker_name()} answered."
+
+
+def ping(owner: User | None) -> Task:
+    return start("ping", owner, target_name="worker")

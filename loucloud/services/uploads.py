@@ -1,0 +1,302 @@
+"""Images in through LouCloud: a file arrives in chunks (the browser's or the CLI's) in
+the staging folder, its SHA-256 computed as it comes; a dropped connection resumes from
+the offset both sides know. Finished, the file is checked from its own bytes (format,
+backing file, cut short), kept in LouCloud's image store, recorded as an image, and a
+task copies it to the hosts (services/imagecopy.py)."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import secrets
+import shutil
+import threading
+
+from flask import current_app
+
+from .. import imagefiles, osinfo
+from ..extensions import db
+from ..models import Host, Image, ImageLocation, Task, Upload, User, utcnow
+from . import Conflict, FieldError, NotAllowed, NotFound, ServiceError, transaction
+from .imagecopy import copy_image, store_path
+from .images import NAME_RE, Guest, check_guest
+
+log = logging.getLogger(__name__)
+
+MAX_SIZE = 2 ** 40           # 1 TiB
+FORMAT_CHOICES = ("auto", "qcow2", "raw", "iso")
+SHA_RE = re.compile(r"^[0-9a-f]{64}$")
+PIECE = 1024 * 1024
+
+# The running SHA-256 of each upload this process receives, with the offset it covers;
+# a chunk arriving at another process (or after a restart) rebuilds it from the file.
+_hashers: dict[str, tuple[int, "hashlib._Hash"]] = {}
+_locks: dict[str, threading.Lock] = {}
+_guard = threading.Lock()
+
+
+def _lock(upload_id: str) -> threading.Lock:
+    with _guard:
+        return _locks.setdefault(upload_id, threading.Lock())
+
+
+def staging_path(upload: Upload) -> str:
+    return os.path.join(current_app.config["UPLOAD_DIR"], f"{upload.id}.part")
+
+
+def volume_for(name: str, fmt: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "image"
+    return f"image-{slug}.{ {'qcow2': 'qcow2', 'iso': 'iso'}.get(fmt, 'img') }"
+
+
+def _admin(user: User) -> None:
+    if not (user and user.is_admin):
+        raise NotAllowed("Only the administrator adds images.")
+
+
+def _host_ids(host_ids: list[int] | None) -> list[int]:
+    hosts = db.session.execute(db.select(Host.id).order_by(Host.name)).scalars().all()
+    if not hosts:
+        raise FieldError("Add a host first: images are copied to the hosts.", "hosts")
+    if not host_ids:
+        return list(hosts)
+    unknown = set(host_ids) - set(hosts)
+    if unknown:
+        raise FieldError("Choose hosts from the list.", "hosts")
+    return [h for h in hosts if h in set(host_ids)]
+
+
+@transaction
+def begin(user: User, name: str, filename: str, size: int, *, fmt: str = "auto",
+          sha256: str = "", guest: Guest | None = None, os_type: str = "auto",
+          host_ids: list[int] | None = None) -> Upload:
+    """Open an upload (or find the unfinished one of the same name, file and size, to
+    resume it). Refused when the name is taken, the size is impossible or the staging
+    folder has no room for the file."""
+    _admin(user)
+    name, filename = (name or "").strip(), os.path.basename((filename or "").strip())
+    if not NAME_RE.match(name):
+        raise FieldError("Use 1 to 64 letters, digits, spaces or . _ ( ) + -.", "name")
+    if not filename or len(filename) > 255:
+        raise FieldError("Give the file's name.", "file")
+    if not isinstance(size, int) or not 0 < size <= MAX_SIZE:
+        raise FieldError("The file must hold between 1 byte and 1 TiB.", "file")
+    if fmt not in FORMAT_CHOICES:
+        raise FieldError("Choose qcow2, raw, ISO or 'from the file'.", "format")
+    sha256 = (sha256 or "").strip().lower()
+    if sha256 and not SHA_RE.match(sha256):
+        raise FieldError("A SHA-256 is 64 hexadecimal digits.", "sha256")
+    if os_type not in ("auto", "linux", "windows"):
+        raise FieldError("Choose linux, windows or 'from the file'.", "os_type")
+    guest = check_guest(guest or Guest())
+    hosts = _host_ids(host_ids)
+    if db.session.execute(db.select(Image.id).where(Image.name == name)).first():
+        raise FieldError("An image with this name exists.", "name")
+    same = db.session.execute(db.select(Upload).where(
+        Upload.name == name, Upload.state == "receiving")).scalar()
+    if same is not None:
+        if same.filename == filename and same.size == size and same.owner_id == user.id:
+            return same  # the same file again: resume where it stopped
+        raise FieldError("An upload of this name is under way.", "name")
+    folder = current_app.config["UPLOAD_DIR"]
+    os.makedirs(folder, exist_ok=True)
+    free = shutil.disk_usage(folder).free
+    if free < size + 64 * 2 ** 20:
+        raise ServiceError(f"The staging folder ({folder}) has {free // 2**20} MiB free; "
+                           f"the file needs {size // 2**20 + 1} MiB.")
+    upload = Upload(id=secrets.token_hex(16), owner_id=user.id, name=name,
+                    filename=filename, size=size, format=fmt, sha256=sha256 or None,
+                    os_type=os_type if os_type != "auto" else "",
+                    cloud_init=guest.cloud_init, login_user=guest.login_user,
+                    firmware=guest.firmware, host_ids=",".join(map(str, hosts)))
+    open(staging_path(upload), "wb").close()
+    db.session.add(upload)
+    db.session.commit()
+    log.info("upload %s of %s (%s, %d bytes) opened", upload.id, name, filename, size)
+    return upload
+
+
+def upload_for(user: User, upload_id: str) -> Upload:
+    upload = db.session.get(Upload, upload_id) if re.fullmatch(r"[0-9a-f]{32}",
+                                                               upload_id or "") else None
+    if upload is None or not user.is_admin:
+        raise NotFound()
+    return upload
+
+
+def unfinished(user: User) -> list[Upload]:
+    """Uploads that stopped half-way (the page offers to resume them)."""
+    if not user.is_admin:
+        return []
+    return db.session.execute(db.select(Upload).where(Upload.state == "receiving")
+                              .order_by(Upload.created_at)).scalars().all()
+
+
+class OffsetMismatch(Conflict):
+    """The chunk does not start where the server is; ``offset`` says where that is."""
+
+    def __init__(self, offset: int):
+        super().__init__(f"The server has {offset} bytes of this file; send from there.")
+        self.offset = offset
+
+
+def _hasher_at(upload: Upload, offset: int):
+    held = _hashers.get(upload.id)
+    if held and held[0] == offset:
+        return held[1]
+    digest = hashlib.sha256()
+    with open(staging_path(upload), "rb") as f:  # another process took the earlier chunks
+        left = offset
+        while left:
+            block = f.read(min(PIECE, left))
+            if not block:
+                break
+            digest.update(block)
+            left -= len(block)
+    return digest
+
+
+@transaction
+def receive(user: User, upload_id: str, offset: int, read, length: int) -> int:
+    """Write ``length`` bytes read from ``read(n)`` at ``offset``. Returns the new
+    offset. A chunk that stops short (a dropped connection) keeps nothing: the client
+    sends it again from the offset the server answers."""
+    upload = upload_for(user, upload_id)
+    if upload.state != "receiving":
+        raise Conflict(f"This upload is {upload.state}.")
+    limit = current_app.config["UPLOAD_CHUNK_BYTES"]
+    if not 0 < length <= limit or offset + length > upload.size:
+        raise FieldError(f"Send chunks of 1 byte to {limit} bytes within the file.")
+    with _lock(upload.id):
+        db.session.refresh(upload)
+        if offset != upload.received:
+            raise OffsetMismatch(upload.received)
+        digest = _hasher_at(upload, offset).copy()
+        got = 0
+        with open(staging_path(upload), "r+b") as f:
+            f.truncate(offset)
+            f.seek(offset)
+            while got < length:
+                block = read(min(PIECE, length - got))
+                if not block:
+                    break
+                f.write(block)
+                digest.update(block)
+                got += len(block)
+        if got < length:
+            raise Conflict(f"The chunk stopped after {got} of {length} bytes; the server "
+                           f"has {offset} bytes. Send again from there.")
+        changed = db.session.execute(db.update(Upload).where(
+            Upload.id == upload.id, Upload.received == offset).values(
+            received=offset + got, updated_at=utcnow())).rowcount
+        db.session.commit()
+        if not changed:
+            raise OffsetMismatch(db.session.get(Upload, upload.id).received)
+        _hashers[upload.id] = (offset + got, digest)
+        return offset + got
+
+
+def _refuse(upload: Upload, message: str, field: str | None = None):
+    try:
+        os.unlink(staging_path(upload))
+    except FileNotFoundError:
+        pass
+    _hashers.pop(upload.id, None)
+    upload.state, upload.error = "refused", message[:500]
+    db.session.commit()
+    log.warning("upload %s of %s refused: %s", upload.id, upload.name, message)
+    # Committed: the refusal is kept (transaction() rolls nothing back that matters).
+    raise FieldError(message + " Nothing was kept.", field)
+
+
+@transaction
+def finish(user: User, upload_id: str) -> tuple[Image, Task]:
+    """Check the whole file, record the image and start copying it to the hosts."""
+    upload = upload_for(user, upload_id)
+    if upload.state != "receiving":
+        raise Conflict(f"This upload is {upload.state}.")
+    if upload.received != upload.size:
+        raise Conflict(f"{upload.received} of {upload.size} bytes have arrived; send the "
+                       "rest first.")
+    path = staging_path(upload)
+    if not os.path.exists(path) or os.path.getsize(path) != upload.size:
+        _refuse(upload, "The staged file is missing or has another size.")
+    sha = _hasher_at(upload, upload.size).hexdigest()
+    if upload.sha256 and sha != upload.sha256:
+        _refuse(upload, f"The file's SHA-256 is {sha}, not the {upload.sha256} you gave.",
+                "sha256")
+    try:
+        facts = imagefiles.inspect(path, upload.format, upload.filename)
+    except imagefiles.ImageFileProblem as exc:
+        _refuse(upload, str(exc), "file")
+    if db.session.execute(db.select(Image.id).where(Image.name == upload.name)).first():
+        _refuse(upload, "An image with this name was added meanwhile.", "name")
+    os_type = upload.os_type or _proposed(facts, upload.filename).os_type
+    volume = volume_for(upload.name, facts.format)
+    os.makedirs(current_app.config["IMAGE_STORE"], exist_ok=True)
+    kept = store_path(volume)
+    shutil.move(path, kept)
+    _hashers.pop(upload.id, None)
+    image = Image(name=upload.name, path=kept, os_type=os_type, format=facts.format,
+                  virtual_size=facts.virtual_size, cloud_init=upload.cloud_init,
+                  login_user=upload.login_user, firmware=upload.firmware, volume=volume,
+                  file_size=facts.file_size, sha256=sha)
+    host_ids = [int(h) for h in upload.host_ids.split(",") if h]
+    for host_id in host_ids:
+        image.locations.append(ImageLocation(host_id=host_id, present=False,
+                                             copy_state="queued"))
+    db.session.add(image)
+    upload.state, upload.image_id = "done", None
+    db.session.flush()
+    upload.image_id = image.id
+    db.session.commit()
+    log.info("image %s uploaded (%s, %d bytes, sha256 %s)", image.name, image.format,
+             facts.file_size, sha)
+    task = copy_image(user, image, host_ids)
+    return image, task
+
+
+def _proposed(facts: imagefiles.FileFacts, filename: str) -> osinfo.OsGuess:
+    guess = osinfo.guess_from_volume_id(facts.volume_id) if facts.volume_id else None
+    return guess or osinfo.guess_from_name(filename) or osinfo.OsGuess("", "linux")
+
+
+@transaction
+def abandon(user: User, upload_id: str) -> None:
+    """Stop an upload and delete what arrived."""
+    upload = upload_for(user, upload_id)
+    if upload.state != "receiving":
+        raise Conflict(f"This upload is {upload.state}.")
+    try:
+        os.unlink(staging_path(upload))
+    except FileNotFoundError:
+        pass
+    _hashers.pop(upload.id, None)
+    db.session.delete(upload)
+    db.session.commit()
+
+
+def inspect_head(head: bytes, filename: str) -> dict:
+    """What the first bytes of a file tell, before it is sent (the page fills in the
+    format and proposes the OS type)."""
+    found = imagefiles.sniff(head)
+    volume_id = imagefiles.iso_volume_id(head) if found == "iso" else ""
+    guess = (osinfo.guess_from_volume_id(volume_id) if volume_id else None) or \
+        osinfo.guess_from_name(filename)
+    named = imagefiles.expected_from_name(filename)
+    problem = ""
+    if found not in imagefiles.FORMATS:
+        problem = f"The file is {found}."
+    elif named and named != found:
+        problem = f"The file is named {os.path.splitext(filename)[1]} but is a {found} file."
+    return {"format": found if found in imagefiles.FORMATS else None,
+            "volume_id": volume_id, "os_name": guess.name if guess else "",
+            "os_type": guess.os_type if guess else "", "problem": problem}
+
+
+def as_dict(upload: Upload) -> dict:
+    return {"id": upload.id, "name": upload.name, "filename": upload.filename,
+            "size": upload.size, "offset": upload.received, "state": upload.state,
+            "error": upload.error, "image_id": upload.image_id,
+            "chunk_bytes": current_app.config["UPLOAD_CHUNK_BYTES"]}

@@ -1,0 +1,147 @@
+// Uploading an image in chunks, resumable: the server says its offset; after a dropped
+// connection the script asks it again and goes on from there.
+(function () {
+  "use strict";
+  var form = document.getElementById("upload-form");
+  if (!form) return;
+  var csrf = document.querySelector("meta[name=csrf-token]").content;
+  var fileInput = form.querySelector("input[type=file]");
+  var nameInput = form.querySelector("input[name=name]");
+  var facts = document.getElementById("file-facts");
+  var bar = document.querySelector("#upload-progress .progress-bar");
+  var status = document.getElementById("upload-status");
+  var errorBox = document.getElementById("upload-error");
+  var startBtn = document.getElementById("upload-start");
+  var cancelBtn = document.getElementById("upload-cancel");
+  var current = null, stopped = false;
+
+  function show(el, on) { el.classList.toggle("d-none", !on); }
+  function fail(text) { errorBox.textContent = text; show(errorBox, true); }
+  function human(n) {
+    var units = ["B", "KiB", "MiB", "GiB", "TiB"], i = 0;
+    while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+    return (i ? n.toFixed(1) : n) + " " + units[i];
+  }
+  function duration(s) {
+    if (!isFinite(s)) return "…";
+    s = Math.round(s);
+    if (s < 60) return s + " s";
+    if (s < 3600) return Math.floor(s / 60) + " min " + (s % 60) + " s";
+    return Math.floor(s / 3600) + " h " + Math.floor((s % 3600) / 60) + " min";
+  }
+  function setBar(pct) {
+    bar.dataset.width = pct;
+    bar.style.width = pct + "%";
+    bar.parentElement.setAttribute("aria-valuenow", String(Math.round(pct)));
+  }
+  function request(method, url, body, type) {
+    var headers = { "X-CSRFToken": csrf, "Accept": "application/json" };
+    if (type) headers["Content-Type"] = type;
+    return fetch(url, { method: method, headers: headers, body: body, credentials: "same-origin" })
+      .then(function (r) {
+        return r.json().catch(function () { return {}; }).then(function (j) {
+          j._status = r.status; return j;
+        });
+      });
+  }
+  function sleep(ms) { return new Promise(function (ok) { setTimeout(ok, ms); }); }
+
+  fileInput.addEventListener("change", function () {
+    var file = fileInput.files[0];
+    show(errorBox, false);
+    if (!file) return;
+    if (!nameInput.value) nameInput.value = file.name.replace(/\.(qcow2?|img|raw|iso)$/i, "").slice(0, 64);
+    var head = file.slice(0, 34816);
+    request("POST", form.dataset.inspect + "?filename=" + encodeURIComponent(file.name), head,
+            "application/octet-stream").then(function (j) {
+      var text = human(file.size) + (j.format ? ", " + j.format : "");
+      if (j.volume_id) text += ", volume id “" + j.volume_id + "”";
+      if (j.os_name) text += ": looks like " + j.os_name;
+      facts.textContent = text;
+      if (j.problem) fail(j.problem + " LouCloud will refuse it.");
+      var osSel = form.querySelector("select[name=os_type]");
+      if (j.os_type && osSel.value === "auto") {
+        osSel.value = j.os_type;
+        facts.textContent += " (guest OS set to " + j.os_type + "; change it if wrong)";
+      }
+    });
+  });
+
+  function sendFrom(up, file, offset) {
+    var started = Date.now(), startOffset = offset, failures = 0;
+    show(document.getElementById("upload-progress"), true);
+    function next() {
+      if (stopped) return Promise.reject(new Error("stopped"));
+      setBar(100 * offset / file.size);
+      var rate = (offset - startOffset) / Math.max((Date.now() - started) / 1000, 0.001);
+      status.textContent = human(offset) + " of " + human(file.size) + (offset > startOffset ?
+        " — " + human(rate) + "/s, about " + duration((file.size - offset) / rate) + " left" : "");
+      if (offset >= file.size) return Promise.resolve();
+      var end = Math.min(offset + up.chunk_bytes, file.size);
+      return request("PUT", form.dataset.base + "/" + up.id + "?offset=" + offset,
+                     file.slice(offset, end), "application/octet-stream").then(function (j) {
+        if (j._status === 200) { offset = j.offset; failures = 0; return next(); }
+        if (j._status === 409 && typeof j.offset === "number") { offset = j.offset; return next(); }
+        if (j._status >= 500 || j._status === 0) throw new Error(j.error || "server error");
+        throw Object.assign(new Error(j.error || "refused"), { final: true });
+      }).catch(function (err) {
+        if (err.final || stopped) throw err;
+        failures++;
+        var wait = Math.min(1000 * Math.pow(2, failures), 30000);
+        status.textContent = "The connection dropped at " + human(offset) + "; trying again in " + wait / 1000 + " s…";
+        return sleep(wait).then(function () {
+          return request("GET", form.dataset.base + "/" + up.id).then(function (j) {
+            if (typeof j.offset === "number") offset = j.offset;
+          }, function () {});
+        }).then(next);
+      });
+    }
+    return next();
+  }
+
+  form.addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    show(errorBox, false);
+    var file = fileInput.files[0];
+    if (!file) { fail("Choose a file."); return; }
+    var hosts = Array.prototype.map.call(form.querySelectorAll("input[name=hosts]:checked"),
+                                         function (c) { return parseInt(c.value, 10); });
+    var body = {
+      name: nameInput.value, filename: file.name, size: file.size,
+      format: form.querySelector("select[name=format]").value,
+      sha256: form.querySelector("input[name=sha256]").value,
+      os_type: form.querySelector("select[name=os_type]").value,
+      firmware: form.querySelector("select[name=firmware]").value,
+      cloud_init: form.querySelector("input[name=cloud_init]").checked,
+      login_user: form.querySelector("input[name=login_user]").value,
+      hosts: hosts
+    };
+    startBtn.disabled = true; stopped = false;
+    request("POST", form.dataset.begin, JSON.stringify(body), "application/json").then(function (up) {
+      if (up._status !== 201) throw Object.assign(new Error(up.error || "refused"), { final: true });
+      current = up;
+      show(cancelBtn, true);
+      return sendFrom(up, file, up.offset);
+    }).then(function () {
+      status.textContent = "Checking the file…";
+      return request("POST", form.dataset.base + "/" + current.id + "/finish");
+    }).then(function (j) {
+      if (j._status !== 200) throw Object.assign(new Error(j.error || "refused"), { final: true });
+      setBar(100);
+      status.textContent = "Uploaded and checked (" + j.format + ", SHA-256 " + j.sha256 + "). Copying to the hosts…";
+      window.location.href = j.url;
+    }).catch(function (err) {
+      startBtn.disabled = false; show(cancelBtn, false);
+      if (err.message !== "stopped") fail(err.message);
+    });
+  });
+
+  cancelBtn.addEventListener("click", function () {
+    if (!current || !window.confirm("Stop this upload and delete what has arrived?")) return;
+    stopped = true;
+    request("DELETE", form.dataset.base + "/" + current.id).then(function () {
+      status.textContent = "Upload cancelled; nothing kept.";
+      startBtn.disabled = false; show(cancelBtn, false); current = null;
+    });
+  });
+})();

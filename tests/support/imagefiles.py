@@ -1,0 +1,61 @@
+"""Real image files for the upload tests: qcow2 made by qemu-img, ISO 9660 made by
+pycdlib (the library LouCloud's seeds use), and broken ones."""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import subprocess
+from pathlib import Path
+
+
+def raw_with_data(path: Path, size: int, seed: int = 1) -> Path:
+    """A sparse raw disk with recognisable bytes in a few places."""
+    with open(path, "wb") as f:
+        f.truncate(size)
+        for i, offset in enumerate((0, size // 3, size - 70000)):
+            f.seek(max(0, offset))
+            f.write(hashlib.sha256(f"{seed}-{i}".encode()).digest() * 2000)
+    return path
+
+
+def qcow2(path: Path, size: int = 64 * 2 ** 20, seed: int = 1) -> Path:
+    """A standalone qcow2 (qemu-img convert of a raw disk with data)."""
+    raw = path.with_suffix(".src.raw")
+    raw_with_data(raw, size, seed)
+    subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(raw), str(path)],
+                   check=True)
+    raw.unlink()
+    return path
+
+
+def qcow2_with_backing(path: Path, base: Path) -> Path:
+    subprocess.run(["qemu-img", "create", "-f", "qcow2", "-F", "qcow2", "-b", str(base),
+                    str(path)], check=True, capture_output=True)
+    return path
+
+
+def truncated(src: Path, dest: Path, keep: float = 0.5) -> Path:
+    data = src.read_bytes()
+    dest.write_bytes(data[:int(len(data) * keep)])
+    return dest
+
+
+def iso(path: Path, volume_id: str = "Debian 11.6.0 amd64 n", payload: int = 200_000) -> Path:
+    import pycdlib
+
+    disc = pycdlib.PyCdlib()
+    disc.new(interchange_level=3, vol_ident=volume_id)
+    body = os.urandom(payload)
+    disc.add_fp(io.BytesIO(body), len(body), "/DATA.BIN;1")
+    disc.write(str(path))
+    disc.close()
+    return path
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
