@@ -14,8 +14,9 @@ import pytest
 from loucloud import create_app
 from loucloud.extensions import db
 from loucloud.models import VM, AuditEvent, BootJob, ConsoleToken, Host, Image, \
-    ImageLocation, SshKey, Template, User
-from loucloud.services import bootjobs, keys
+    ImageLocation, SshKey, Task, Template, Upload, User
+from loucloud.services import bootjobs, keys, uploads
+from loucloud.services import tasks as task_service
 from loucloud.services.hypervisors import pool
 from loucloud.services.passwords import verify_password
 from loucloud.services.settings import SPECS
@@ -90,6 +91,21 @@ EXPECTED = {
     "bootjobs.delete": ("POST", 302, 403, 403, 302),
     "settings.index": ("GET", 302, 403, 403, 200),
     "audit.index": ("GET", 302, 403, 403, 200),
+    "tasks.index": ("GET", 302, 200, 200, 200),   # lists only what the user may see
+    "tasks.detail": ("GET", 302, 200, 404, 200),
+    "tasks.cancel": ("POST", 302, 302, 404, 302),
+    "tasks.retry": ("POST", 302, 302, 404, 302),
+    "images.upload_page": ("GET", 302, 403, 403, 200),
+    "images.upload_begin": ("POST", 302, 403, 403, 400),   # the form is not the JSON
+    "images.upload_inspect": ("POST", 302, 403, 403, 200),
+    "images.upload_status": ("GET", 302, 403, 403, 200),
+    "images.upload_chunk": ("POST", 302, 403, 403, 400),   # no offset given
+    "images.upload_finish": ("POST", 302, 403, 403, 409),  # nothing has arrived yet
+    "images.upload_abandon": ("POST", 302, 403, 403, 302),
+    "images.copy": ("POST", 302, 403, 403, 302),
+    "hosts.copy_images": ("POST", 302, 403, 403, 302),
+    "vms.insert_media": ("POST", 302, 302, 404, 302),
+    "vms.eject_media": ("POST", 302, 302, 404, 302),
 }
 NOT_CHECKED = {"static"}
 SECURITY_HEADERS = ("Content-Security-Policy", "X-Content-Type-Options", "Referrer-Policy",
@@ -117,14 +133,18 @@ def test_every_route_has_an_entry():
 def world(app, test_host):
     """Everything in URLs belongs to "owner"; "other" owns nothing."""
     with app.app_context():
-        make_user("admin", is_admin=True)
+        admin_id = make_user("admin", is_admin=True).id
         make_user("other")
         owner = make_user("owner")
         template = make_catalog(("h1", test_host))
         vm = make_vm(owner.id, "owned-vm", template.id, start=False)
         key = keys.add_key(db.session.get(User, owner.id), "laptop", new_public_key())
         job = bootjobs.create_boot_job("motd", "runcmd: [[touch, /tmp/x]]")
-        ids = {"key_id": key.id, "job_id": job.id}
+        task = task_service.ping(db.session.get(User, owner.id))
+        upload = uploads.begin(db.session.get(User, admin_id), "coming", "coming.qcow2",
+                               1 << 20)
+        ids = {"key_id": key.id, "job_id": job.id, "task_id": task.id,
+               "upload_id": upload.id}
     return {"user_id": owner.id, "host_id": vm.host_id, "image_id": template.image_id,
             "template_id": template.id, "vm_id": vm.id, "action": "start",
             "vm_uuid": vm.uuid, "host_uri": test_host, **ids}
@@ -252,6 +272,11 @@ def _forget_presence(app, world, _role):
         db.session.commit()
 
 
+def _tasks(app, _world, _client) -> int:
+    with app.app_context():
+        return db.session.execute(db.select(db.func.count(Task.id))).scalar()
+
+
 EFFECTS = {
     "auth.logout": Effect(_profile, 302, "You are logged out."),
     "vms.act": Effect(_domain, "running", "owned-vm is starting."),
@@ -301,6 +326,25 @@ EFFECTS = {
     "networks.act": Effect(_networks, {"default": False}, "default stopped on h1",
                            form={"host_id": "1", "name": "default", "action": "stop"}),
     "bootjobs.delete": Effect(_row(BootJob, "job_id"), None, "Boot job motd deleted."),
+    "tasks.cancel": Effect(_row(Task, "task_id", lambda t: t.state), "cancelled",
+                           "cancelled."),
+    "tasks.retry": Effect(_tasks, 2, "queued (a new try of task",
+                          prepare=_change(Task, "task_id", state="failed")),
+    "images.upload_begin": Effect(_row(Upload, "upload_id", lambda u: u.state), SAME,
+                                  "Send the upload's facts as a JSON object.", "refused"),
+    "images.upload_inspect": Effect(_nothing, SAME),
+    "images.upload_chunk": Effect(_row(Upload, "upload_id", lambda u: u.received), SAME,
+                                  "Say the chunk's offset", "refused"),
+    "images.upload_finish": Effect(_row(Upload, "upload_id", lambda u: u.state), SAME,
+                                   "0 of 1048576 bytes have arrived", "refused"),
+    "images.upload_abandon": Effect(_row(Upload, "upload_id"), None, "Upload abandoned"),
+    "images.copy": Effect(_tasks, SAME, "was added by its path on the hosts", "refused"),
+    "hosts.copy_images": Effect(_tasks, SAME, "h1 has every image LouCloud uploaded",
+                                "refused"),
+    "vms.insert_media": Effect(_row(VM, "vm_id", lambda vm: vm.cdrom_image_id), SAME,
+                               "Choose an ISO that is on h1.", "refused"),
+    "vms.eject_media": Effect(_row(VM, "vm_id", lambda vm: vm.cdrom_image_id), SAME,
+                              "The CD-ROM drive of owned-vm is empty.", "refused"),
 }
 
 

@@ -43,7 +43,7 @@ def begin(client, name, path: Path, **fields):
 
 def put(client, upload_id, offset, data: bytes, *, claimed: int | None = None):
     """One chunk; ``claimed`` > len(data) is a connection that drops mid-chunk."""
-    return client.http.put(f"/images/uploads/{upload_id}?offset={offset}",
+    return client.http.post(f"/images/uploads/{upload_id}/chunk?offset={offset}",
                            input_stream=io.BytesIO(data),
                            environ_overrides={"CONTENT_LENGTH": str(claimed or len(data))},
                            headers=_headers(client, **{
@@ -171,7 +171,7 @@ def test_a_bad_file_is_refused_with_a_reason_and_nothing_is_kept(app, as_admin, 
 def test_an_iso_is_install_media_with_its_os_proposed(app, as_admin, hosts, tmp_path):
     path = files.iso(tmp_path / "debian-11.6.0-amd64-netinst.iso")
     head = path.read_bytes()[:34816]
-    told = as_admin.http.post(f"/images/uploads/inspect?filename={path.name}", data=head,
+    told = as_admin.http.post(f"/images/inspect?filename={path.name}", data=head,
                               headers=_headers(as_admin, **{
                                   "Content-Type": "application/octet-stream"})).get_json()
     assert told == {"format": "iso", "volume_id": "Debian 11.6.0 amd64 n",
@@ -208,7 +208,7 @@ def test_abandon_deletes_what_arrived(app, as_admin, hosts, tmp_path):
     up = begin(as_admin, "gone", path).get_json()
     put(as_admin, up["id"], 0, path.read_bytes()[:CHUNK])
     assert os.listdir(app.config["UPLOAD_DIR"]) == [f"{up['id']}.part"]
-    r = as_admin.http.delete(f"/images/uploads/{up['id']}", headers=_headers(as_admin))
+    r = as_admin.http.post(f"/images/uploads/{up['id']}/abandon", headers=_headers(as_admin))
     assert r.status_code == 200
     assert os.listdir(app.config["UPLOAD_DIR"]) == []
     assert as_admin.get(f"/images/uploads/{up['id']}",

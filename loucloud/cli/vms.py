@@ -6,10 +6,11 @@ from flask.cli import AppGroup
 
 from ..services import bootjobs as bootjob_service
 from ..services import hosts as host_service
+from ..services import images as image_service
 from ..services import users as user_service
 from ..services import templates as template_service
 from ..services.vms import create as vm_create
-from ..services.vms import guest, lifecycle, state
+from ..services.vms import guest, lifecycle, media, state
 from .common import audited, echo_rows, fail, service
 
 group = AppGroup("vms", help="Virtual machines.")
@@ -107,3 +108,25 @@ def reset_password(name: str, owner: str, user: str, password_env: str) -> None:
         fail(f"put the new password in {password_env}")
     vm = service(lambda: state.find_vm(owner, name))
     click.echo(service(lambda: guest.reset_password(vm, user, password)))
+
+
+@group.command("insert-iso")
+@click.argument("name")
+@click.argument("iso")
+@OWNER
+@audited("vms.insert_iso")
+def insert_iso(name: str, iso: str, owner: str) -> None:
+    """Put the ISO image ISO into the CD-ROM drive of the VM NAME of --owner."""
+    vm = service(lambda: state.find_vm(owner, name))
+    image = service(lambda: image_service.image_by_name(iso))
+    click.echo(service(lambda: media.insert_iso(vm.owner, vm, image.id)))
+
+
+@group.command("eject")
+@click.argument("name")
+@OWNER
+@audited("vms.eject")
+def eject(name: str, owner: str) -> None:
+    """Empty the CD-ROM drive of the VM NAME of --owner (it boots from its disk)."""
+    vm = service(lambda: state.find_vm(owner, name))
+    click.echo(service(lambda: media.eject_iso(vm.owner, vm)))

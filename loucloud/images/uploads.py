@@ -1,10 +1,13 @@
 """Uploading an image: the page, and the JSON doors its script (and any client) uses:
-open an upload, send chunks at an offset, ask the offset after a dropped connection,
-finish (check, record, start the copy to the hosts) or abandon."""
-from flask import jsonify, render_template, request, url_for
+open an upload (POST /images/uploads), send chunks at an offset (POST
+/images/uploads/<id>/chunk?offset=N, the bytes as the body), ask the offset after a
+dropped connection (GET /images/uploads/<id>), finish (…/finish: check, record, start
+the copy to the hosts) or abandon (…/abandon)."""
+from flask import g, jsonify, render_template, request, url_for
 from flask_login import current_user
 
 from ..errors import error_response
+from ..helpers import perform
 from ..security import admin_required
 from ..services import FieldError, ServiceError
 from ..services import hosts as host_service
@@ -30,8 +33,10 @@ def _answer(fn, status=200):
     try:
         return jsonify(fn()), status
     except upload_service.OffsetMismatch as exc:
+        g.error_message = str(exc)  # for the audit log
         return jsonify({"error": str(exc), "offset": exc.offset}), 409
     except ServiceError as exc:
+        g.error_message = str(exc)
         body = {"error": str(exc)}
         if getattr(exc, "errors", None):
             body["fields"] = exc.errors
@@ -63,7 +68,7 @@ def upload_begin():
     return _answer(begin, 201)
 
 
-@bp.route("/uploads/inspect", methods=["POST"])
+@bp.route("/inspect", methods=["POST"])
 @admin_required
 def upload_inspect():
     """What the first 40 KiB of a file tell (the page sends them before the upload)."""
@@ -78,7 +83,7 @@ def upload_status(upload_id: str):
         upload_service.upload_for(current_user, upload_id)))
 
 
-@bp.route("/uploads/<upload_id>", methods=["PUT"])
+@bp.route("/uploads/<upload_id>/chunk", methods=["POST"])
 @admin_required
 def upload_chunk(upload_id: str):
     try:
@@ -104,8 +109,9 @@ def upload_finish(upload_id: str):
     return _answer(finish)
 
 
-@bp.route("/uploads/<upload_id>", methods=["DELETE"])
+@bp.route("/uploads/<upload_id>/abandon", methods=["POST"])
 @admin_required
 def upload_abandon(upload_id: str):
-    return _answer(lambda: upload_service.abandon(current_user, upload_id) or
-                   {"message": "Upload abandoned; what had arrived is deleted."})
+    return perform(lambda: upload_service.abandon(current_user, upload_id),
+                   done="Upload abandoned; what had arrived is deleted.",
+                   back=url_for("images.upload_page"))

@@ -159,7 +159,7 @@ def _copy(ctx: tasks.TaskContext) -> str:
             wait(futures)
             raise
     db.session.commit()
-    return _outcome(image, locs)
+    return _outcome(image, locs, wanted)
 
 
 def _record(loc: ImageLocation, future, size: int) -> None:
@@ -180,8 +180,10 @@ def _record(loc: ImageLocation, future, size: int) -> None:
         loc.error = f"{loc.host.name}: {type(exc).__name__}: {exc}"[:500]
 
 
-def _outcome(image: Image, locs: list[ImageLocation]) -> str:
-    copied = [loc.host.name for loc in locs if loc.present]
+def _outcome(image: Image, locs: list[ImageLocation], wanted: set[int]) -> str:
+    # Every chosen host that has it, also those an earlier attempt copied to.
+    copied = sorted(loc.host.name for loc in image.locations
+                    if loc.host_id in wanted and loc.present)
     failed = [loc for loc in locs if not loc.present]
     if not failed:
         return f"{image.name} copied to {', '.join(copied)}."

@@ -381,7 +381,7 @@ def wait_for(task_id: int, say=lambda _t: None, poll: float = 0.5) -> Task:
         waited += poll
 
 
-@kind("ping", "Check that the worker answers", attempts=1, timeout=60)
+@kind("ping", "Check that the worker answers", attempts=1, timeout=60, admin_only=False)
 def _ping(ctx: TaskContext) -> str:
     return f"The worker {worker_name()} answered."
 

@@ -78,7 +78,7 @@
         " — " + human(rate) + "/s, about " + duration((file.size - offset) / rate) + " left" : "");
       if (offset >= file.size) return Promise.resolve();
       var end = Math.min(offset + up.chunk_bytes, file.size);
-      return request("PUT", form.dataset.base + "/" + up.id + "?offset=" + offset,
+      return request("POST", form.dataset.base + "/" + up.id + "/chunk?offset=" + offset,
                      file.slice(offset, end), "application/octet-stream").then(function (j) {
         if (j._status === 200) { offset = j.offset; failures = 0; return next(); }
         if (j._status === 409 && typeof j.offset === "number") { offset = j.offset; return next(); }
@@ -139,7 +139,7 @@
   cancelBtn.addEventListener("click", function () {
     if (!current || !window.confirm("Stop this upload and delete what has arrived?")) return;
     stopped = true;
-    request("DELETE", form.dataset.base + "/" + current.id).then(function () {
+    request("POST", form.dataset.base + "/" + current.id + "/abandon").then(function () {
       status.textContent = "Upload cancelled; nothing kept.";
       startBtn.disabled = false; show(cancelBtn, false); current = null;
     });

@@ -33,6 +33,7 @@ def detail(task_id: int):
 @bp.route("/<int:task_id>/cancel", methods=["POST"])
 @login_required
 def cancel(task_id: int):
+    task_service.task_for(current_user, task_id)  # someone else's: 404, like a VM
     return perform(lambda: task_service.cancel(current_user, task_id),
                    done=lambda t: f"Task {t.id} cancelled." if t.state == "cancelled"
                    else f"Task {t.id} stops at its next step.",
@@ -42,6 +43,7 @@ def cancel(task_id: int):
 @bp.route("/<int:task_id>/retry", methods=["POST"])
 @login_required
 def retry(task_id: int):
+    task_service.task_for(current_user, task_id)
     return perform(lambda: task_service.retry(current_user, task_id),
                    done=lambda t: f"Task {t.id} queued (a new try of task {task_id}).",
                    back=lambda t: url_for("tasks.detail", task_id=t.id) if t else

@@ -154,6 +154,29 @@ def act(conn: libvirt.virConnect, uuid: str, verb: str) -> None:
         raise translate(exc) from None
 
 
+def change_media(conn: libvirt.virConnect, uuid: str, path: str | None) -> None:
+    """Insert the ISO at ``path`` into the domain's install drive (None: eject). A
+    running domain changes at once and keeps it; a stopped one at its next start. The
+    guest may have locked the tray (an installer does): eject forces it open."""
+    dom = _lookup(conn, uuid)
+    desc = xml.parse_domain(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+    dev, bus = next(((d, b) for d, b in (xml.install_drive("x86_64"),
+                                          xml.install_drive("aarch64"))
+                     if d in desc.cdroms), (None, None))
+    if dev is None:
+        raise NotSupported("the VM has no install CD-ROM drive (it was created before "
+                           "LouCloud gave every VM one)")
+    flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG
+    if dom.isActive():
+        flags |= libvirt.VIR_DOMAIN_AFFECT_LIVE
+        if path is None:
+            flags |= libvirt.VIR_DOMAIN_DEVICE_MODIFY_FORCE
+    try:
+        dom.updateDeviceFlags(xml.build_cdrom(path, dev, bus), flags)
+    except libvirt.libvirtError as exc:
+        raise translate(exc) from None
+
+
 def remove(conn: libvirt.virConnect, uuid: str) -> bool:
     """Stop the domain if it runs and undefine it, with its managed save image and
     snapshot metadata. Returns whether there was a domain to remove."""

@@ -219,6 +219,14 @@ class Hypervisor:
         """One domain's state, CPU time, memory, VNC and NIC."""
         return self._query(domains.status, uuid)
 
+    def change_media(self, uuid: str, path: str | None) -> None:
+        """Insert an ISO into the VM's install drive (None: eject)."""
+        self._act(domains.change_media, uuid, path)
+
+    def create_blank(self, pool_name: str, name: str, capacity: int) -> Volume:
+        """A new empty qcow2 volume (a disk to install an OS on)."""
+        return self._act(storage.create_blank, pool_name, name, capacity)
+
     def vnc_address(self, uuid: str) -> tuple[str, int]:
         """Where the running domain's VNC server listens. Raises InvalidState."""
         return self._query(domains.vnc_address, uuid)

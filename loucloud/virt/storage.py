@@ -172,6 +172,17 @@ def create_overlay(conn: libvirt.virConnect, pool_name: str, name: str, capacity
     return Volume(vol.name(), vol.path())
 
 
+def create_blank(conn: libvirt.virConnect, pool_name: str, name: str,
+                 capacity: int) -> Volume:
+    """An empty qcow2 volume ``name`` of ``capacity`` bytes (nothing allocated yet)."""
+    pool = _lookup_pool(conn, pool_name)
+    try:
+        vol = pool.createXML(xml.build_blank_volume(name, capacity), 0)
+    except libvirt.libvirtError as exc:
+        raise translate(exc) from None
+    return Volume(vol.name(), vol.path())
+
+
 def delete_volume(conn: libvirt.virConnect, pool_name: str, name: str) -> bool:
     """Delete the volume if it exists (no pool: no volume). Returns whether there was
     one to delete."""
@@ -254,6 +265,10 @@ def upload_file(conn: libvirt.virConnect, pool_name: str, name: str, path: str,
         pool.refresh(0)
         vol = pool.storageVolLookupByName(name)
     except BaseException as exc:  # a libvirt or file error, or the caller's progress stops it
+        try:  # a host that went away mid-stream (libvirtd killed, link reset) is
+            alive = conn.isAlive() == 1  # unreachable, not a failed upload: retried
+        except libvirt.libvirtError:
+            alive = False
         try:
             stream.abort()
         except libvirt.libvirtError:
@@ -263,7 +278,7 @@ def upload_file(conn: libvirt.virConnect, pool_name: str, name: str, path: str,
         except libvirt.libvirtError:
             log.warning("volume %s not removed after a failed upload", name)
         if isinstance(exc, libvirt.libvirtError):
-            raise translate(exc) from None
+            raise translate(exc, alive=alive) from None
         if isinstance(exc, OSError):
             raise VirtError(str(exc)) from None
         raise

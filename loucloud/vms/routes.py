@@ -15,7 +15,8 @@ from ..services.access import vm_for
 from ..services.monitoring import metrics as metrics_service
 from ..services.settings import get_settings
 from ..services.vms import create as vm_create
-from ..services.vms import guest, lifecycle, state, stored, views
+from ..services import tasks as task_service
+from ..services.vms import guest, lifecycle, media, state, stored, views
 from . import bp
 from .forms import VMCreateForm, VMFilterForm, VMPasswordForm
 
@@ -116,7 +117,28 @@ def detail(vm_id: int):
     vm = vm_for(current_user, vm_id)
     return render_template("vms/detail.html", vm=vm, detail=state.vm_detail(vm),
                            labels=lifecycle.LABELS, password_form=_password_form(vm),
-                           refresh_seconds=get_settings().sample_interval_seconds)
+                           refresh_seconds=get_settings().sample_interval_seconds,
+                           isos=media.isos_for(vm), tasks=task_service.active_for("vm", vm.id))
+
+
+@bp.route("/vms/<int:vm_id>/media", methods=["POST"])
+@login_required
+def insert_media(vm_id: int):
+    vm = vm_for(current_user, vm_id)
+    try:
+        image_id = int(request.form.get("image_id", ""))
+    except ValueError:
+        image_id = 0
+    return perform(lambda: media.insert_iso(current_user, vm, image_id),
+                   done=lambda message: message, back=url_for("vms.detail", vm_id=vm.id))
+
+
+@bp.route("/vms/<int:vm_id>/eject", methods=["POST"])
+@login_required
+def eject_media(vm_id: int):
+    vm = vm_for(current_user, vm_id)
+    return perform(lambda: media.eject_iso(current_user, vm),
+                   done=lambda message: message, back=url_for("vms.detail", vm_id=vm.id))
 
 
 def _password_form(vm, formdata=None) -> VMPasswordForm:

@@ -59,3 +59,25 @@ def sha256(path: Path) -> str:
         while block := f.read(1 << 20):
             digest.update(block)
     return digest.hexdigest()
+
+
+def filled(path: Path, size: int, seed: int = 1) -> Path:
+    """A raw disk whose every byte is written (no holes, no all-zero block): a copy of
+    it moves ``size`` real bytes. Each MiB differs from the others."""
+    block = hashlib.sha256(f"filled-{seed}".encode()).digest() * (2 ** 20 // 32)
+    with open(path, "wb") as f:
+        for i in range(0, size, 2 ** 20):
+            piece = i.to_bytes(8, "little") + block[8:]
+            f.write(piece[:min(2 ** 20, size - i)])
+    return path
+
+
+def qcow2_filled(path: Path, size: int, seed: int = 1) -> Path:
+    """A standalone qcow2 whose every cluster holds data (qemu-img convert of a
+    ``filled`` raw disk): its file is about ``size`` bytes."""
+    raw = path.with_suffix(".src.raw")
+    filled(raw, size, seed)
+    subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(raw), str(path)],
+                   check=True)
+    raw.unlink()
+    return path

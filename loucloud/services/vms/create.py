@@ -167,8 +167,11 @@ def create_vm(owner: User, name: str, template: Template, host: Host | None = No
                             "have (install the ovmf package there)")
         undo.append((Leftover.VOLUME, pool_name, vm.volume_name,
                      lambda h, n=vm.volume_name: h.delete_volume(pool_name, n)))
-        volume = hv.create_overlay(pool_name, vm.volume_name, vm.disk_gib * GIB,
-                                   image.path, image.format)
+        if image.is_iso:  # install from the ISO: a blank disk, the ISO in the drive
+            volume = hv.create_blank(pool_name, vm.volume_name, vm.disk_gib * GIB)
+        else:
+            volume = hv.create_overlay(pool_name, vm.volume_name, vm.disk_gib * GIB,
+                                       image.path_on(host.id), image.format)
         step("volume")
         seed_volume = None
         if seed_iso is not None:
@@ -183,6 +186,7 @@ def create_vm(owner: User, name: str, template: Template, host: Host | None = No
                           os_type=image.os_type, nic=nic, vnc_listen=listen, vm_id=vm.id,
                           owner=owner.username,
                           seed_path=seed_volume.path if seed_volume else None,
+                          cdrom_path=image.path_on(host.id) if image.is_iso else None,
                           firmware=image.firmware, cpu_mode=settings.cpu_mode,
                           cpu_baseline=baseline)
         undo.append((Leftover.DOMAIN, "", vm.uuid, lambda h, u=vm.uuid: h.remove(u)))
@@ -210,6 +214,7 @@ def create_vm(owner: User, name: str, template: Template, host: Host | None = No
     vm.nic_kind, vm.network = (nic.kind, nic.source or None) if nic else (None, None)
     vm.nic_note, vm.ip_address = note, ip
     vm.seed_volume = seed_volume.name if seed_volume else None
+    vm.cdrom_image_id = image.id if image.is_iso else None
     vm.boot_job_names = "\n".join(job_names)
     vm.status, vm.status_since = VM.READY, utcnow()
     watching.note_state(vm, "running" if start else "shut off")

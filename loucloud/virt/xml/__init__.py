@@ -15,7 +15,9 @@ from .domain import (  # noqa: F401
     DomainDesc,
     DomainSpec,
     Nic,
+    build_cdrom,
     build_domain,
+    install_drive,
     parse_domain,
 )
 from .network import (  # noqa: F401
@@ -29,6 +31,7 @@ from .network import (  # noqa: F401
 from .storage import (  # noqa: F401
     PoolDesc,
     VolumeDesc,
+    build_blank_volume,
     build_dir_pool,
     build_overlay_volume,
     build_raw_volume,

@@ -69,12 +69,25 @@ def _cpu(dom: ET.Element, spec: DomainSpec) -> None:
         ET.SubElement(cpu, "feature", policy="disable", name=name)
 
 
-def _cdrom(devices: ET.Element, path: str, dev: str, bus: str) -> None:
+def _cdrom(devices: ET.Element, path: str | None, dev: str, bus: str) -> ET.Element:
     disk = ET.SubElement(devices, "disk", type="file", device="cdrom")
     ET.SubElement(disk, "driver", name="qemu", type="raw")
-    ET.SubElement(disk, "source", file=path)
+    if path:
+        ET.SubElement(disk, "source", file=path)
     ET.SubElement(disk, "target", dev=dev, bus=bus)
     ET.SubElement(disk, "readonly")
+    return disk
+
+
+def install_drive(arch: str) -> tuple[str, str]:
+    """The install media drive's target dev and bus (fixed, so media can change)."""
+    return ("hdc", "ide") if arch in ("x86_64", "i686") else ("sdc", "scsi")
+
+
+def build_cdrom(path: str | None, dev: str, bus: str) -> str:
+    """The install drive with ``path`` inserted (None: empty), for a media change."""
+    holder = ET.Element("devices")
+    return to_string(_cdrom(holder, path, dev, bus))
 
 
 def build_domain(spec: DomainSpec) -> str:
@@ -95,9 +108,9 @@ def build_domain(spec: DomainSpec) -> str:
     if spec.firmware == "uefi":
         os_el.set("firmware", "efi")
     ET.SubElement(os_el, "type", arch=spec.arch).text = "hvm"
-    ET.SubElement(os_el, "boot", dev="cdrom" if spec.cdrom_path else "hd")
-    if spec.cdrom_path:
-        ET.SubElement(os_el, "boot", dev="hd")
+    # The install drive first: a VM boots an inserted ISO, else (empty) its disk.
+    ET.SubElement(os_el, "boot", dev="cdrom")
+    ET.SubElement(os_el, "boot", dev="hd")
     features = ET.SubElement(dom, "features")
     ET.SubElement(features, "acpi")
     ET.SubElement(features, "apic")
@@ -112,11 +125,10 @@ def build_domain(spec: DomainSpec) -> str:
     ET.SubElement(disk, "driver", name="qemu", type="qcow2")
     ET.SubElement(disk, "source", file=spec.disk_path)
     ET.SubElement(disk, "target", dev="vda", bus="virtio")
-    # Two CD-ROM drives at fixed places: install media (hdc, boots first when set) and
-    # the first-boot seed (hdd), so inserting or ejecting one never moves the other.
-    bus = "ide" if spec.arch in ("x86_64", "i686") else "scsi"
-    if spec.cdrom_path:
-        _cdrom(devices, spec.cdrom_path, "hdc" if bus == "ide" else "sdc", bus)
+    # Two CD-ROM drives at fixed places: install media (hdc, always there, empty or not,
+    # so that an ISO can be inserted and ejected later) and the first-boot seed (hdd).
+    dev, bus = install_drive(spec.arch)
+    _cdrom(devices, spec.cdrom_path, dev, bus)
     if spec.seed_path:
         _cdrom(devices, spec.seed_path, "hdd" if bus == "ide" else "sdd", bus)
     if spec.nic is not None:

@@ -29,6 +29,17 @@ def parse_pool(text: str) -> PoolDesc:
                     _text(root.find("target/path")))
 
 
+def build_blank_volume(name: str, capacity_bytes: int) -> str:
+    """An empty qcow2 volume (an install target)."""
+    vol = ET.Element("volume")
+    ET.SubElement(vol, "name").text = name
+    ET.SubElement(vol, "capacity", unit="bytes").text = str(int(capacity_bytes))
+    ET.SubElement(vol, "allocation", unit="bytes").text = "0"
+    target = ET.SubElement(vol, "target")
+    ET.SubElement(target, "format", type="qcow2")
+    return to_string(vol)
+
+
 def build_overlay_volume(name: str, capacity_bytes: int, backing_path: str,
                          backing_format: str) -> str:
     """A qcow2 volume on top of a backing file. The backing format is stated, so

@@ -1,0 +1,70 @@
+"""Install media in a VM's CD-ROM drive: its owner inserts any ISO the administrator
+published (an ISO image present on the VM's host), ejects it, and the VM boots from its
+disk afterwards (the drive comes first in the boot order: an inserted ISO boots, an
+empty drive falls through to the disk)."""
+from __future__ import annotations
+
+import logging
+
+from ...extensions import db
+from ...models import VM, Image, User
+from ...virt import DomainNotFound, HostUnavailable, NotSupported, VirtError
+from .. import Conflict, FieldError, NotFound, ServiceError, Unavailable, transaction
+from ..access import may_use_vm
+from ..hypervisors import hypervisor
+
+log = logging.getLogger(__name__)
+
+
+def isos_for(vm: VM) -> list[Image]:
+    """The ISOs this VM can take: published and present on its host."""
+    isos = db.session.execute(db.select(Image).where(Image.format == "iso")
+                              .order_by(Image.name)).scalars().all()
+    return [image for image in isos if image.present_on(vm.host_id)]
+
+
+def _change(vm: VM, path: str | None, what: str) -> None:
+    if vm.status not in (VM.READY, VM.ERROR):
+        raise Conflict(f"{vm.name} is busy ({vm.status}); try again in a moment.")
+    try:
+        hypervisor(vm.host).change_media(vm.uuid, path)
+    except HostUnavailable as exc:
+        raise Unavailable(f"{vm.host.name} does not answer: {exc}. {vm.name} was not "
+                          "changed.") from None
+    except DomainNotFound:
+        raise Conflict(f"{vm.name} is missing on {vm.host.name}.") from None
+    except NotSupported as exc:
+        raise Conflict(f"Cannot {what}: {exc}.") from None
+    except VirtError as exc:
+        raise ServiceError(f"Cannot {what}: {exc}") from None
+
+
+@transaction
+def insert_iso(user: User, vm: VM, image_id: int) -> str:
+    """Put an ISO into the VM's drive (running: at once; stopped: at its next start)."""
+    if not may_use_vm(user, vm):
+        raise NotFound()
+    image = next((i for i in isos_for(vm) if i.id == image_id), None)
+    if image is None:
+        raise FieldError(f"Choose an ISO that is on {vm.host.name}.", "image_id")
+    _change(vm, image.path_on(vm.host_id), f"insert {image.name}")
+    vm.cdrom_image_id = image.id
+    db.session.commit()
+    log.info("%s inserted %s into %s", user.username, image.name, vm.name)
+    return f"{image.name} is in the CD-ROM drive of {vm.name}; the VM boots from it at " \
+           "its next start or reset."
+
+
+@transaction
+def eject_iso(user: User, vm: VM) -> str:
+    """Empty the VM's drive: it boots from its disk from then on."""
+    if not may_use_vm(user, vm):
+        raise NotFound()
+    if vm.cdrom_image_id is None:
+        raise Conflict(f"The CD-ROM drive of {vm.name} is empty.")
+    name = vm.cdrom_image.name if vm.cdrom_image else "the ISO"
+    _change(vm, None, f"eject {name}")
+    vm.cdrom_image_id = None
+    db.session.commit()
+    log.info("%s ejected %s from %s", user.username, name, vm.name)
+    return f"{name} ejected: {vm.name} boots from its disk."
