@@ -230,3 +230,20 @@ def test_an_image_being_copied_cannot_be_deleted(app, world):
     with pytest.raises(NotFound):
         with app.app_context():
                 task_service.task_for(db.session.get(User, world["alice"]), task_id)
+
+
+def test_a_task_whose_worker_process_is_gone_from_this_machine_is_taken_over_at_once(
+        app, world):
+    import socket
+    import subprocess
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    task_id = _start_copy(app, world)
+    with app.app_context():
+        task = db.session.get(Task, task_id)
+        task.state, task.attempts, task.heartbeat_at = "running", 1, utcnow()  # fresh
+        task.worker = f"{socket.gethostname()}:{gone.pid}"
+        db.session.commit()
+        assert task_service.recover() == 1
+        assert db.session.get(Task, task_id).state == "queued"

@@ -14,10 +14,10 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from flask import current_app
 
 from ..extensions import db
-from ..models import Host, Image, ImageLocation, Task, User, utcnow
+from ..models import Host, Image, ImageLocation, Leftover, Task, User, utcnow
 from ..virt import HostUnavailable, VirtError
 from . import Conflict, NotAllowed, ServiceError, transaction
-from . import tasks
+from . import leftovers, tasks
 from .hypervisors import hypervisor
 from .settings import get_settings
 
@@ -136,6 +136,9 @@ def _copy(ctx: tasks.TaskContext) -> str:
     stop = threading.Event()
     for loc in locs:
         loc.copy_state, loc.copied, loc.error = "copying", 0, ""
+        # A partial copy an unreachable host kept is replaced by this one (the copy
+        # deletes it first): it is no leftover any more.
+        leftovers.forget(loc.host_id, Leftover.VOLUME, image.volume)
     ctx.report(0.0, f"Copying to {len(locs)} host(s).", force=True)
     with ThreadPoolExecutor(max_workers=len(locs), thread_name_prefix="copy") as workers:
         futures = {workers.submit(_one_copy, hypervisor(loc.host), pool_name, facts, source,
@@ -146,7 +149,7 @@ def _copy(ctx: tasks.TaskContext) -> str:
             while pending:
                 finished, pending = wait(pending, timeout=0.5)
                 for future in finished:
-                    _record(futures[future], future, size)
+                    _record(futures[future], future, size, pool_name)
                 for loc in locs:
                     if loc.copy_state == "copying":
                         loc.copied = done[loc.host_id]
@@ -162,7 +165,7 @@ def _copy(ctx: tasks.TaskContext) -> str:
     return _outcome(image, locs, wanted)
 
 
-def _record(loc: ImageLocation, future, size: int) -> None:
+def _record(loc: ImageLocation, future, size: int, pool_name: str) -> None:
     exc = future.exception()
     loc.checked_at = utcnow()
     if exc is None:
@@ -173,6 +176,10 @@ def _record(loc: ImageLocation, future, size: int) -> None:
     loc.present, loc.copy_state = False, "failed"
     if isinstance(exc, HostUnavailable):
         loc.error = f"{loc.host.name} could not be reached: {exc}"[:500]
+        # What it received of the copy is deleted as soon as it answers again (unless
+        # the next attempt, which replaces it, comes first).
+        leftovers.remember(loc.host, Leftover.VOLUME, loc.image.volume, pool_name,
+                           loc.error)
     elif isinstance(exc, VirtError):
         loc.error = f"{loc.host.name}: {exc}"[:500]
     else:

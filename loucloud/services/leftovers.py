@@ -21,6 +21,12 @@ def remember(host: Host, kind: str, name: str, pool_name: str = "",
     log.warning("%s %s left on %s: will be removed when it answers", kind, name, host.name)
 
 
+def forget(host_id: int, kind: str, name: str) -> None:
+    """Drop a note: what it named is being replaced (and removed) by other work."""
+    db.session.execute(db.delete(Leftover).where(
+        Leftover.host_id == host_id, Leftover.kind == kind, Leftover.name == name))
+
+
 def pending(host_ids: set[int] | None = None) -> list[Leftover]:
     stmt = db.select(Leftover).order_by(Leftover.id)
     if host_ids is not None:

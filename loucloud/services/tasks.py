@@ -232,14 +232,30 @@ def beat(name: str) -> None:
     db.session.commit()
 
 
+def _dead_here(worker: str) -> bool:
+    """A worker of this machine whose process is gone (no need to wait for its
+    heartbeat to go stale)."""
+    host, _, pid = worker.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def recover(except_worker: str | None = None) -> int:
-    """Tasks left "running" by a worker that stopped (no heartbeat for STALE_SECONDS):
+    """Tasks left "running" by a worker that stopped (its process gone from this
+    machine, or no heartbeat for STALE_SECONDS):
     queued again while attempts remain, else failed (the page offers "Try again").
     Returns how many were found."""
     limit = utcnow() - timedelta(seconds=STALE_SECONDS)
-    stale = db.session.execute(db.select(Task).where(
-        Task.state == "running", db.or_(Task.heartbeat_at < limit,
-                                        Task.heartbeat_at.is_(None)))).scalars().all()
+    running = db.session.execute(db.select(Task).where(Task.state == "running")).scalars()
+    stale = [t for t in running if t.heartbeat_at is None or t.heartbeat_at < limit
+             or _dead_here(t.worker)]
     for task in stale:
         if except_worker and task.worker == except_worker:
             continue
