@@ -16,7 +16,7 @@ from loucloud.extensions import db
 from loucloud.models import VM, AuditEvent, BootJob, ConsoleToken, Host, Image, \
     ImageLocation, SshKey, Task, Template, Upload, User
 from loucloud.services import bootjobs, keys, uploads
-from loucloud.services import tasks as task_service
+from loucloud.services import tasklist
 from loucloud.services.hypervisors import pool
 from loucloud.services.passwords import verify_password
 from loucloud.services.settings import SPECS
@@ -140,7 +140,7 @@ def world(app, test_host):
         vm = make_vm(owner.id, "owned-vm", template.id, start=False)
         key = keys.add_key(db.session.get(User, owner.id), "laptop", new_public_key())
         job = bootjobs.create_boot_job("motd", "runcmd: [[touch, /tmp/x]]")
-        task = task_service.ping(db.session.get(User, owner.id))
+        task = tasklist.ping(db.session.get(User, owner.id))
         upload = uploads.begin(db.session.get(User, admin_id), "coming", "coming.qcow2",
                                1 << 20)
         ids = {"key_id": key.id, "job_id": job.id, "task_id": task.id,

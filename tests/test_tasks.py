@@ -13,6 +13,7 @@ from loucloud.extensions import db
 from loucloud.models import Image, Task, User, utcnow
 from loucloud.services import Conflict, NotFound
 from loucloud.services import imagecopy
+from loucloud.services import tasklist
 from loucloud.services import tasks as task_service
 from loucloud.taskqueue import Retry
 from tests.factories import make_server, make_user, write_test_node
@@ -28,7 +29,7 @@ def _task(app, task_id) -> Task:
 
 def test_ping_runs_and_says_which_worker_answered(app, admin):
     with app.app_context():
-        task = task_service.ping(admin)
+        task = tasklist.ping(admin)
         assert (task.state, task.message) == ("queued", "Waiting for the worker.")
         task_service.execute(task.id)
     done = _task(app, task.id)
@@ -76,7 +77,7 @@ def test_a_copy_that_libvirt_refuses_fails_with_each_hosts_reason(app, world):
     assert task.state == "failed" and "Copied to no host; failed: h1" in task.error
     with app.app_context():
         admin = db.session.get(User, world["admin"])
-        again = task_service.retry(admin, task_id)
+        again = tasklist.retry(admin, task_id)
         assert (again.state, json.loads(again.args)["host_ids"]) == ("queued", world["hosts"])
         assert again.id != task_id
 
@@ -84,13 +85,13 @@ def test_a_copy_that_libvirt_refuses_fails_with_each_hosts_reason(app, world):
 def test_cancel_a_queued_task_and_it_never_runs(app, world):
     task_id = _start_copy(app, world)
     with app.app_context():
-        task_service.cancel(db.session.get(User, world["admin"]), task_id)
+        tasklist.cancel(db.session.get(User, world["admin"]), task_id)
         task_service.execute(task_id)  # the queue still delivers it: nothing happens
         locs = db.session.get(Image, world["image"]).locations
         assert {(loc.copy_state, loc.error) for loc in locs} == \
             {("failed", "The copy was cancelled.")}
         with pytest.raises(Conflict):
-            task_service.cancel(db.session.get(User, world["admin"]), task_id)
+            tasklist.cancel(db.session.get(User, world["admin"]), task_id)
     task = _task(app, task_id)
     assert (task.state, task.attempts) == ("cancelled", 0)
 
@@ -143,7 +144,7 @@ def test_a_running_task_cancelled_stops_at_its_next_report(app, admin):
     @task_service.kind("test.loop", "Loop")
     def loop(ctx):
         with app.app_context():  # another request cancels it meanwhile
-            task_service.cancel(admin_again(), ctx.task.id)
+            tasklist.cancel(admin_again(), ctx.task.id)
         ctx.report(0.3, force=True)
         return "finished anyway"
 
@@ -192,8 +193,8 @@ def test_a_live_workers_task_is_left_alone(app, world):
 def test_the_tasks_page_shows_everybodys_to_the_admin_and_his_own_to_a_user(
         app, as_admin, as_user, admin, user):
     with app.app_context():
-        mine = task_service.ping(db.session.merge(user)).id
-        theirs = task_service.ping(db.session.merge(admin)).id
+        mine = tasklist.ping(db.session.merge(user)).id
+        theirs = tasklist.ping(db.session.merge(admin)).id
     listed = as_user.get("/tasks/?format=json").get_json()["tasks"]
     assert [t["id"] for t in listed] == [mine]
     assert {t["id"] for t in as_admin.get("/tasks/?format=json").get_json()["tasks"]} == \
@@ -209,7 +210,7 @@ def test_the_tasks_page_shows_everybodys_to_the_admin_and_his_own_to_a_user(
 
 def test_cli_lists_tasks_as_json(app, admin):
     with app.app_context():
-        task = task_service.ping(db.session.merge(admin))
+        task = tasklist.ping(db.session.merge(admin))
         task_service.execute(task.id)
         out = CliRunner().invoke(app.cli, ["tasks", "list", "--json"]).output
     rows = json.loads(out)
@@ -229,7 +230,7 @@ def test_an_image_being_copied_cannot_be_deleted(app, world):
         assert db.session.get(Image, world["image"]) is None
     with pytest.raises(NotFound):
         with app.app_context():
-                task_service.task_for(db.session.get(User, world["alice"]), task_id)
+                tasklist.task_for(db.session.get(User, world["alice"]), task_id)
 
 
 def test_a_task_whose_worker_process_is_gone_from_this_machine_is_taken_over_at_once(

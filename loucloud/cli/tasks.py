@@ -7,6 +7,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
+from ..services import tasklist
 from ..services import tasks as task_service
 from ..services import users as user_service
 from .common import audited, echo_rows, fail, service
@@ -23,7 +24,7 @@ def acting_admin():
 
 def follow(task_id: int) -> None:
     """Print a task's progress until it ends; exit 1 when it did not succeed."""
-    task = task_service.wait_for(task_id, say=click.echo)
+    task = tasklist.wait_for(task_id, say=click.echo)
     if task.state != "succeeded":
         fail(f"task {task.id} {task.state}: {task.error or task.message}")
     click.echo(task.result or "done")
@@ -35,7 +36,7 @@ def follow(task_id: int) -> None:
     ["", "active", "queued", "running", "succeeded", "failed", "cancelled"]))
 def list_(as_json: bool, state: str) -> None:
     """The latest tasks, newest first (everybody's)."""
-    rows = [task_service.as_dict(t) for t in task_service.all_tasks(state=state)]
+    rows = [tasklist.as_dict(t) for t in tasklist.tasks_for(None, state=state)]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -50,15 +51,15 @@ def list_(as_json: bool, state: str) -> None:
 @click.argument("task_id", type=int)
 def show(task_id: int) -> None:
     """One task, as JSON."""
-    task = service(lambda: task_service.task_for(acting_admin(), task_id))
-    click.echo(json.dumps(task_service.as_dict(task), indent=2))
+    task = service(lambda: tasklist.task_for(acting_admin(), task_id))
+    click.echo(json.dumps(tasklist.as_dict(task), indent=2))
 
 
 @group.command("ping")
 @click.option("--no-wait", is_flag=True, help="Queue it and return.")
 def ping(no_wait: bool) -> None:
     """Queue a no-op task and wait for the worker to run it (is the worker alive?)."""
-    task = task_service.ping(acting_admin())
+    task = tasklist.ping(acting_admin())
     click.echo(f"task {task.id} queued")
     if not no_wait:
         follow(task.id)
@@ -69,7 +70,7 @@ def ping(no_wait: bool) -> None:
 @audited("tasks.cancel", "task_id")
 def cancel(task_id: int) -> None:
     """Cancel a queued or running task."""
-    task = service(lambda: task_service.cancel(acting_admin(), task_id))
+    task = service(lambda: tasklist.cancel(acting_admin(), task_id))
     click.echo(f"task {task.id}: {task.message}")
 
 
@@ -78,7 +79,7 @@ def cancel(task_id: int) -> None:
 @audited("tasks.retry", "task_id")
 def retry(task_id: int) -> None:
     """Run a failed or cancelled task again (a new task)."""
-    task = service(lambda: task_service.retry(acting_admin(), task_id))
+    task = service(lambda: tasklist.retry(acting_admin(), task_id))
     click.echo(f"task {task.id} queued")
 
 

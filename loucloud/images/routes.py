@@ -8,7 +8,7 @@ from ..services import images as image_service
 from ..errors import wants_json
 from ..services import hosts as host_service
 from ..services import imagecopy
-from ..services import tasks as task_service
+from ..services import tasklist as task_service
 from . import bp
 from .forms import ImageEditForm, ImageForm
 

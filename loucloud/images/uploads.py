@@ -11,7 +11,7 @@ from ..helpers import perform
 from ..security import admin_required
 from ..services import FieldError, ServiceError
 from ..services import hosts as host_service
-from ..services import tasks as task_service
+from ..services import tasklist as task_service
 from ..services import uploads as upload_service
 from ..services.images import Guest
 from . import bp

@@ -17,7 +17,7 @@ from ..extensions import db
 from ..models import Host, Image, ImageLocation, Leftover, Task, User, utcnow
 from ..virt import HostUnavailable, VirtError
 from . import Conflict, NotAllowed, ServiceError, transaction
-from . import leftovers, tasks
+from . import leftovers, tasklist, tasks
 from .hypervisors import hypervisor
 from .settings import get_settings
 
@@ -55,7 +55,7 @@ def _check_copyable(image: Image) -> None:
     if not image.uploaded:
         raise Conflict(f"{image.name} was added by its path on the hosts; copy the file "
                        "there and check the image again.")
-    if tasks.active_for("image", image.id):
+    if tasklist.active_for("image", image.id):
         raise Conflict(f"{image.name} is being copied already; see its task.")
     if not os.path.exists(store_path(image.volume)):
         raise ServiceError(f"LouCloud's own copy of {image.name} "
@@ -84,7 +84,7 @@ def copy_images_to_host(user: User, host: Host) -> list[Task]:
                                 .order_by(Image.name)).scalars().all()
     started = []
     for image in images:
-        if image.present_on(host.id) or tasks.active_for("image", image.id):
+        if image.present_on(host.id) or tasklist.active_for("image", image.id):
             continue
         if not os.path.exists(store_path(image.volume)):
             continue

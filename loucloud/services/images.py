@@ -15,7 +15,7 @@ from . import Conflict, FieldError, NotFound, ServiceError, transaction
 from .hypervisors import hypervisor
 from .imagecopy import delete_copies as delete_volumes
 from .settings import get_settings
-from .tasks import active_for
+from .tasklist import active_for
 
 log = logging.getLogger(__name__)
 

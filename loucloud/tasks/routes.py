@@ -3,7 +3,7 @@ from flask_login import current_user, login_required
 
 from ..errors import wants_json
 from ..helpers import perform
-from ..services import tasks as task_service
+from ..services import tasklist as task_service
 from . import bp
 
 STATES = ("", "active", "queued", "running", "succeeded", "failed", "cancelled")

@@ -15,7 +15,7 @@ from ..services.access import vm_for
 from ..services.monitoring import metrics as metrics_service
 from ..services.settings import get_settings
 from ..services.vms import create as vm_create
-from ..services import tasks as task_service
+from ..services import tasklist as task_service
 from ..services.vms import guest, lifecycle, media, state, stored, views
 from . import bp
 from .forms import VMCreateForm, VMFilterForm, VMPasswordForm

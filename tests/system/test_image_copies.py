@@ -32,6 +32,7 @@ from loucloud.models import Host, Image, Task
 from loucloud.services import hosts as host_service
 from loucloud.services import imagecopy
 from loucloud.services import settings as settings_service
+from loucloud.services import tasklist
 from loucloud.services import tasks as task_service
 from loucloud.services import uploads as upload_service
 from loucloud.services.hypervisors import close_pool
@@ -212,7 +213,7 @@ def wait_until(world: World, check, seconds: float, what: str, every: float = 0.
 def task_row(world: World, task_id: int, app=None) -> dict:
     with (app or world.app).app_context():
         task = db.session.get(Task, task_id)
-        row = task_service.as_dict(task)
+        row = tasklist.as_dict(task)
         row["heartbeat_at"], row["worker"] = task.heartbeat_at, task.worker
         return row
 

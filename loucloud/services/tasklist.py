@@ -1,0 +1,130 @@
+"""Tasks as people see them: theirs (the administrator: everybody's), one task, the
+running tasks of an image or a VM, cancel, try again, the JSON shape, and following a
+task from the command line. Running them is services/tasks.py."""
+from __future__ import annotations
+
+import json
+import time
+
+from ..extensions import db
+from ..models import INT64_MAX, Task, User
+from . import Conflict, NotFound, ServiceError, transaction
+from .access import may_see_task
+from .tasks import KINDS, TaskContext, finish, kind, start, worker_name
+
+
+def task_for(user: User, task_id: int) -> Task:
+    task = db.session.get(Task, task_id) if 0 < task_id <= INT64_MAX else None
+    if not may_see_task(user, task):
+        raise NotFound()
+    return task
+
+
+def tasks_for(user: User | None, *, state: str = "", limit: int = 200) -> list[Task]:
+    """The latest tasks ``user`` may see (the administrator, or None for the command
+    line: everybody's); ``state`` "active" is queued and running."""
+    stmt = db.select(Task).order_by(Task.id.desc()).limit(limit)
+    if user is not None and not user.is_admin:
+        stmt = stmt.where(Task.owner_id == user.id)
+    if state == "active":
+        stmt = stmt.where(Task.state.in_(("queued", "running")))
+    elif state:
+        stmt = stmt.where(Task.state == state)
+    return db.session.execute(stmt).scalars().all()
+
+
+def active_for(target_type: str, target_id: int) -> list[Task]:
+    """Queued and running tasks of one image, VM or host (for its page)."""
+    return db.session.execute(db.select(Task).where(
+        Task.target_type == target_type, Task.target_id == target_id,
+        Task.state.in_(("queued", "running"))).order_by(Task.id)).scalars().all()
+
+
+@transaction
+def cancel(user: User, task_id: int) -> Task:
+    """Stop a task: a queued one at once, a running one at its next progress report
+    (it tidies up what it had done)."""
+    task = task_for(user, task_id)
+    if task.finished:
+        raise Conflict(f"Task {task.id} has already {task.state}.")
+    task.cancel_requested = True
+    if task.state == "queued":
+        finish(task, "cancelled")
+        k = KINDS.get(task.kind)
+        if k and k.on_stop:
+            k.on_stop(TaskContext(task, k), "cancelled")
+            db.session.commit()
+    else:
+        task.message = "Cancelling..."
+        db.session.commit()
+    return task
+
+
+@transaction
+def retry(user: User, task_id: int) -> Task:
+    """Run a failed or cancelled task again, as a new task with the same arguments."""
+    task = task_for(user, task_id)
+    if task.state not in ("failed", "cancelled"):
+        raise Conflict(f"Task {task.id} is {task.state}; only a failed or cancelled task "
+                       "can be tried again.")
+    k = KINDS.get(task.kind)
+    if k is None:
+        raise ServiceError(f"No worker knows the task kind {task.kind}.")
+    if k.admin_only and not user.is_admin:
+        raise NotFound()
+    return start(task.kind, task.owner or user, target_type=task.target_type,
+                 target_id=task.target_id, target_name=task.target_name,
+                 args=json.loads(task.args or "{}"))
+
+
+def title(task: Task) -> str:
+    k = KINDS.get(task.kind)
+    return k.title if k else task.kind
+
+
+def as_dict(task: Task) -> dict:
+    return {"id": task.id, "kind": task.kind, "title": title(task),
+            "owner": task.owner.username if task.owner else None,
+            "target": {"type": task.target_type, "id": task.target_id,
+                       "name": task.target_name},
+            "state": task.state, "progress": round(task.progress, 4),
+            "remaining_seconds": task.remaining_seconds, "message": task.message,
+            "result": task.result, "error": task.error, "attempts": task.attempts,
+            "max_attempts": task.max_attempts,
+            "created_at": _iso(task.created_at), "started_at": _iso(task.started_at),
+            "finished_at": _iso(task.finished_at), "retry_at": _iso(task.retry_at)}
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() + "Z" if value else None
+
+
+def wait_for(task_id: int, say=lambda _t: None, poll: float = 0.5) -> Task:
+    """Follow a task until it ends (the CLI), saying its progress as it changes."""
+    last = None
+    waited = 0.0
+    while True:
+        db.session.expire_all()
+        task = db.session.get(Task, task_id)
+        line = (task.state, round(task.progress * 100), task.message)
+        if line != last:
+            left = f", about {task.remaining_seconds} s left" if task.remaining_seconds \
+                and task.state == "running" else ""
+            say(f"  {task.state}: {line[1]} %{left}. {task.message}")
+            last = line
+        if task.finished:
+            return task
+        if task.state == "queued" and task.attempts == 0 and waited > 10:
+            say("  (still queued: is the worker running? manage.py worker)")
+            waited = -600
+        time.sleep(poll)
+        waited += poll
+
+
+@kind("ping", "Check that the worker answers", attempts=1, timeout=60, admin_only=False)
+def _ping(ctx: TaskContext) -> str:
+    return f"The worker {worker_name()} answered."
+
+
+def ping(owner: User | None) -> Task:
+    return start("ping", owner, target_name="worker")
