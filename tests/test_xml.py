@@ -68,7 +68,7 @@ def test_without_vm_id_there_is_no_loucloud_vm():
 def test_hostile_title_stays_text():
     text = xml.build_domain(spec(title=HOSTILE))
     root = ET.fromstring(text)
-    assert len(root.findall(".//disk")) == 1
+    assert len(root.findall(".//disk[@device='disk']")) == 1
     assert [el.text for el in root.iter("title")] == [HOSTILE]
     assert xml.parse_domain(text).title == HOSTILE
     assert xml.parse_domain(text).disk_paths == ("/var/lib/libvirt/loucloud/lc-0042.qcow2",)
@@ -114,7 +114,7 @@ def test_libvirt_accepts_the_domain_and_keeps_what_we_said(conn):
     dom, desc = _define(conn, spec(domain_type="test", arch=host_arch(conn), title=HOSTILE))
     assert dom.name() == "lc-0042" and dom.UUIDString() == UUID
     assert desc.title == HOSTILE
-    assert len(ET.fromstring(dom.XMLDesc(0)).findall(".//disk")) == 1
+    assert len(ET.fromstring(dom.XMLDesc(0)).findall(".//disk[@device='disk']")) == 1
     assert desc.disk_paths == ("/var/lib/libvirt/loucloud/lc-0042.qcow2",)
     assert (desc.vcpus, desc.memory_mib) == (2, 1536)
     assert desc.macs == (MAC,) and desc.networks == ("default",)
@@ -148,11 +148,14 @@ def test_libvirt_accepts_every_device_we_add(conn):
 def test_devices_round_trip():
     desc = xml.parse_domain(xml.build_domain(spec(seed_path="/p/seed.iso",
                                                   nic=Nic("user"), firmware="uefi")))
-    assert desc.cdroms == {"hdd": "/p/seed.iso"} and desc.nics == (Nic("user", "", None),)
+    assert desc.cdroms == {"hdc": "", "hdd": "/p/seed.iso"}  # the install drive, empty
+    assert desc.nics == (Nic("user", "", None),)
     assert desc.firmware == "uefi" and desc.has_agent_channel and desc.has_serial
     root = ET.fromstring(xml.build_domain(spec()))
-    assert [b.get("dev") for b in root.findall("os/boot")] == ["hd"]  # no CD-ROM: the disk
-    assert root.find("devices/disk[@device='cdrom']") is None
+    # An empty install drive first: an ISO inserted later boots, else the disk does.
+    assert [b.get("dev") for b in root.findall("os/boot")] == ["cdrom", "hd"]
+    drive = root.find("devices/disk[@device='cdrom']")
+    assert drive.find("source") is None and drive.find("target").get("dev") == "hdc"
     assert root.find("os").get("firmware") is None
 
 

@@ -13,7 +13,7 @@ from flask import request_started
 from hypothesis import strategies as st
 
 from loucloud.extensions import db
-from loucloud.models import VM, Host
+from loucloud.models import VM, Host, Task
 from tests.conftest import BASE_IMAGE, PASSWORD, Client
 from tests.factories import make_catalog, make_user, make_vm, write_test_node
 from tests.support.fuzz import (
@@ -100,7 +100,9 @@ def world(app, test_host, tmp_path) -> World:
 # with a forged, empty or missing CSRF token, fails the example.
 ANYBODY = {"auth.login"}
 ANY_USER = {"auth.logout", "users.profile", "vms.create"}
-OWNER_OR_ADMIN = {"vms.act", "vms.delete", "vms.console"}
+OWNER_OR_ADMIN = {"vms.act", "vms.delete", "vms.console", "vms.serial", "vms.reset_password",
+                  "vms.insert_media", "vms.eject_media"}
+TASK_OWNER_OR_ADMIN = {"tasks.cancel", "tasks.retry"}
 
 
 @dataclass(frozen=True)
@@ -122,9 +124,12 @@ def _watch(seen: list[Seen]):
     return receiver
 
 
-def vm_owners(app) -> dict[int, int]:
+def vm_owners(app) -> dict:
+    """VM id -> its owner's id, and ("task", id) -> the task owner's id."""
     with app.app_context():
         owners = dict(db.session.execute(db.select(VM.id, VM.owner_id)).all())
+        owners.update({("task", task_id): owner for task_id, owner in db.session.execute(
+            db.select(Task.id, Task.owner_id)).all()})
         db.session.remove()
     return owners
 
@@ -141,6 +146,8 @@ def may_post(seen: Seen, owners: dict[int, int]) -> bool:
         return True
     if seen.endpoint in OWNER_OR_ADMIN:
         return owners.get(seen.args.get("vm_id")) == seen.user_id
+    if seen.endpoint in TASK_OWNER_OR_ADMIN:
+        return owners.get(("task", seen.args.get("task_id"))) == seen.user_id
     return False
 
 
