@@ -19,10 +19,11 @@ def raw_with_data(path: Path, size: int, seed: int = 1) -> Path:
     return path
 
 
-def qcow2(path: Path, size: int = 64 * 2 ** 20, seed: int = 1) -> Path:
-    """A standalone qcow2 (qemu-img convert of a raw disk with data)."""
+def qcow2(path: Path, size: int = 64 * 2 ** 20, seed: int = 1, *, full: bool = False) -> Path:
+    """A standalone qcow2 (qemu-img convert of a raw disk with data in a few places, or
+    with ``full`` in every cluster: then its file is about ``size`` bytes)."""
     raw = path.with_suffix(".src.raw")
-    raw_with_data(raw, size, seed)
+    (filled if full else raw_with_data)(raw, size, seed)
     subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(raw), str(path)],
                    check=True)
     raw.unlink()
@@ -73,11 +74,4 @@ def filled(path: Path, size: int, seed: int = 1) -> Path:
 
 
 def qcow2_filled(path: Path, size: int, seed: int = 1) -> Path:
-    """A standalone qcow2 whose every cluster holds data (qemu-img convert of a
-    ``filled`` raw disk): its file is about ``size`` bytes."""
-    raw = path.with_suffix(".src.raw")
-    filled(raw, size, seed)
-    subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(raw), str(path)],
-                   check=True)
-    raw.unlink()
-    return path
+    return qcow2(path, size, seed, full=True)

@@ -43,14 +43,21 @@ def reset_password(vm: VM, user: str, password: str) -> str:
                        "or has no qemu-guest-agent running. Nothing was changed.") from None
     except InvalidState as exc:
         raise Conflict(f"{vm.name}: {exc}. Start it first.") from None
-    except DomainNotFound:
-        raise Conflict(f"{vm.name} is missing on {vm.host.name}.") from None
-    except HostUnavailable as exc:
-        raise Unavailable(f"{vm.host.name} does not answer: {exc}") from None
     except VirtError as exc:
-        raise ServiceError(f"The guest refused: {exc}") from None
+        raise refusal(vm, exc, f"The guest refused: {exc}") from None
     log.info("password of %s reset in VM %s", user, vm.name)
     return f"The password of {user} in {vm.name} was changed."
+
+
+def refusal(vm: VM, exc: VirtError, otherwise: str) -> ServiceError:
+    """What a person is told when a host's answer stops a verb on ``vm``: its host
+    does not answer (503), the VM is gone from it (409), else ``otherwise``."""
+    if isinstance(exc, HostUnavailable):
+        return Unavailable(f"{vm.host.name} does not answer: {exc}. {vm.name} was not "
+                           "changed.")
+    if isinstance(exc, DomainNotFound):
+        return Conflict(f"{vm.name} is missing on {vm.host.name}.")
+    return ServiceError(otherwise)
 
 
 def collect_agent_addresses(vms: list[VM]) -> int:

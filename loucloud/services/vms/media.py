@@ -8,10 +8,11 @@ import logging
 
 from ...extensions import db
 from ...models import VM, Image, User
-from ...virt import DomainNotFound, HostUnavailable, NotSupported, VirtError
-from .. import Conflict, FieldError, NotFound, ServiceError, Unavailable, transaction
+from ...virt import NotSupported, VirtError
+from .. import Conflict, FieldError, NotFound, transaction
 from ..access import may_use_vm
 from ..hypervisors import hypervisor
+from .guest import refusal
 
 log = logging.getLogger(__name__)
 
@@ -28,15 +29,10 @@ def _change(vm: VM, path: str | None, what: str) -> None:
         raise Conflict(f"{vm.name} is busy ({vm.status}); try again in a moment.")
     try:
         hypervisor(vm.host).change_media(vm.uuid, path)
-    except HostUnavailable as exc:
-        raise Unavailable(f"{vm.host.name} does not answer: {exc}. {vm.name} was not "
-                          "changed.") from None
-    except DomainNotFound:
-        raise Conflict(f"{vm.name} is missing on {vm.host.name}.") from None
     except NotSupported as exc:
         raise Conflict(f"Cannot {what}: {exc}.") from None
     except VirtError as exc:
-        raise ServiceError(f"Cannot {what}: {exc}") from None
+        raise refusal(vm, exc, f"Cannot {what}: {exc}") from None
 
 
 @transaction

@@ -29,27 +29,26 @@ def parse_pool(text: str) -> PoolDesc:
                     _text(root.find("target/path")))
 
 
-def build_blank_volume(name: str, capacity_bytes: int) -> str:
-    """An empty qcow2 volume (an install target)."""
+def _qcow2_volume(name: str, capacity_bytes: int) -> ET.Element:
     vol = ET.Element("volume")
     ET.SubElement(vol, "name").text = name
     ET.SubElement(vol, "capacity", unit="bytes").text = str(int(capacity_bytes))
     ET.SubElement(vol, "allocation", unit="bytes").text = "0"
     target = ET.SubElement(vol, "target")
     ET.SubElement(target, "format", type="qcow2")
-    return to_string(vol)
+    return vol
+
+
+def build_blank_volume(name: str, capacity_bytes: int) -> str:
+    """An empty qcow2 volume (an install target)."""
+    return to_string(_qcow2_volume(name, capacity_bytes))
 
 
 def build_overlay_volume(name: str, capacity_bytes: int, backing_path: str,
                          backing_format: str) -> str:
     """A qcow2 volume on top of a backing file. The backing format is stated, so
     nothing is ever probed from a guest-writable file."""
-    vol = ET.Element("volume")
-    ET.SubElement(vol, "name").text = name
-    ET.SubElement(vol, "capacity", unit="bytes").text = str(int(capacity_bytes))
-    ET.SubElement(vol, "allocation", unit="bytes").text = "0"
-    target = ET.SubElement(vol, "target")
-    ET.SubElement(target, "format", type="qcow2")
+    vol = _qcow2_volume(name, capacity_bytes)
     backing = ET.SubElement(vol, "backingStore")
     ET.SubElement(backing, "path").text = backing_path
     ET.SubElement(backing, "format", type=backing_format)
