@@ -63,6 +63,8 @@ def serve_command(info: ScriptInfo, host: str, port: int, console: bool) -> None
         helpers.append(subprocess.Popen([sys.executable, os.path.abspath(sys.argv[0]),
                                          "console-proxy"]))
     click.echo(f"LouCloud is on http://{host}:{port}/  (Ctrl-C stops it)")
+    # A SIGTERM (kill, systemd) ends the server like Ctrl-C: its helpers stop with it.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
     finally:

@@ -16,9 +16,11 @@ def _form(template=None) -> TemplateForm:
     form = TemplateForm(obj=template)
     if template is not None and not form.is_submitted():
         form.boot_jobs.data = [j.id for j in template.boot_jobs]
-    form.image_id.choices = [SelectChoice(i.id, f"{i.name} ({i.format}, min "
-                                                f"{template_service.min_disk_gib(i)} GiB)")
-                             for i in image_service.all_images()]
+    form.image_id.choices = [
+        SelectChoice(i.id, f"{i.name} (install from ISO: a blank disk, the ISO inserted)"
+                     if i.is_iso else
+                     f"{i.name} ({i.format}, min {template_service.min_disk_gib(i)} GiB)")
+        for i in image_service.all_images()]
     form.boot_jobs.choices = [SelectChoice(j.id, j.name + (" (default for all)"
                                                            if j.is_default else ""))
                               for j in bootjob_service.all_boot_jobs()]

@@ -156,8 +156,7 @@ def act(conn: libvirt.virConnect, uuid: str, verb: str) -> None:
 
 def change_media(conn: libvirt.virConnect, uuid: str, path: str | None) -> None:
     """Insert the ISO at ``path`` into the domain's install drive (None: eject). A
-    running domain changes at once and keeps it; a stopped one at its next start. The
-    guest may have locked the tray (an installer does): eject forces it open."""
+    running domain changes at once and keeps it; a stopped one at its next start."""
     dom = _lookup(conn, uuid)
     desc = xml.parse_domain(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
     dev, bus = next(((d, b) for d, b in (xml.install_drive("x86_64"),
@@ -168,9 +167,9 @@ def change_media(conn: libvirt.virConnect, uuid: str, path: str | None) -> None:
                            "LouCloud gave every VM one)")
     flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG
     if dom.isActive():
-        flags |= libvirt.VIR_DOMAIN_AFFECT_LIVE
-        if path is None:
-            flags |= libvirt.VIR_DOMAIN_DEVICE_MODIFY_FORCE
+        # FORCE opens a tray the guest locked (an installer or a mounted disc does) for
+        # an eject and for an insert alike; without it QEMU only asks the guest.
+        flags |= libvirt.VIR_DOMAIN_AFFECT_LIVE | libvirt.VIR_DOMAIN_DEVICE_MODIFY_FORCE
     try:
         dom.updateDeviceFlags(xml.build_cdrom(path, dev, bus), flags)
     except libvirt.libvirtError as exc:

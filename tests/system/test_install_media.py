@@ -132,6 +132,15 @@ def test_an_iso_inserted_boots_and_after_eject_the_disk_boots(world, lab, ssh_ke
     wait_for(lambda: guest.answers() and guest.boot_id() != first_boot, boot_bound(),
              "the VM to boot again")
     assert bootiso.MARKER not in _cmdline(guest)  # from its disk's own boot loader
+    # Into the running VM's drive again (the guest's tray may be locked: forced open).
+    r = alice.post(f"/vms/{vm_id}/media", {"image_id": str(world["iso"])},
+                   follow_redirects=True)
+    assert f"{ISO_NAME} is in the CD-ROM drive" in r.get_data(as_text=True)
+    with app.app_context():
+        vm = db.session.get(VM, vm_id)
+        live = dict(hypervisor(vm.host).status(vm.uuid).cdroms)
+    assert live["hdc"].endswith(".iso")
+    assert guest.ssh("lsblk -no SIZE /dev/sr0").strip() != ""  # the guest sees a disc
 
 
 def test_a_template_on_an_iso_gives_a_blank_disk_that_boots_the_iso(world, lab):
