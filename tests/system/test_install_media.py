@@ -140,7 +140,8 @@ def test_an_iso_inserted_boots_and_after_eject_the_disk_boots(world, lab, ssh_ke
         vm = db.session.get(VM, vm_id)
         live = dict(hypervisor(vm.host).status(vm.uuid).cdroms)
     assert live["hdc"].endswith(".iso")
-    assert guest.ssh("lsblk -no SIZE /dev/sr0").strip() != ""  # the guest sees a disc
+    wait_for(lambda: bootiso.VOLUME_ID in guest.ssh("lsblk -rno LABEL"), 30,
+             "the guest to see the disc")
 
 
 def test_a_template_on_an_iso_gives_a_blank_disk_that_boots_the_iso(world, lab):
