@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 # In this order: creates on hosts still empty, the thousands of domains of the list
 # benchmark last, the dead host on them.
-BENCHMARKS = ("create", "console", "concurrency", "guest", "list", "deadhost", "watch")
+BENCHMARKS = ("create", "console", "concurrency", "guest", "images", "list", "deadhost",
+              "watch")
 
 
 class Context:
@@ -202,7 +203,7 @@ def _modules():
 
     names = {"list": "vmlist", "create": "create", "console": "console",
              "concurrency": "concurrency", "guest": "guest", "deadhost": "deadhost",
-             "watch": "watch"}
+             "watch": "watch", "images": "images"}
     return {k: importlib.import_module(f"bench.{v}") for k, v in names.items()
             if importlib.util.find_spec(f"bench.{v}")}
 

@@ -1,11 +1,13 @@
 """A production-like LouCloud for tests: real Apache + mod_wsgi using deploy/*.conf (paths
-substituted), real MariaDB, the console proxy as the service runs it, over HTTPS with a
-certificate made for the test. Laid out as deploy/README.md says, in a temporary
+substituted), real MariaDB, the console proxy and the task worker as their services run
+them, over HTTPS with a certificate made for the test. Laid out as deploy/README.md says, in a temporary
 directory of links to this checkout with its own instance folder."""
 from __future__ import annotations
 
 import datetime
+import hashlib
 import ipaddress
+import json
 import os
 import pwd
 import secrets
@@ -24,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[2]
 APACHE = "/usr/sbin/apache2"
 MODULES = "/usr/lib/apache2/modules"
 NEEDED_MODULES = ["mpm_event", "authz_core", "mime", "alias", "setenvif",
-                  "headers", "proxy", "proxy_http", "ssl", "socache_shmcb"]  # + built-ins
+                  "headers", "proxy", "proxy_http", "ssl", "socache_shmcb",
+                  "reqtimeout"]  # + built-ins; reqtimeout is on in Debian's Apache
 # Directories are linked to this checkout; the top-level scripts are copied, because
 # Python resolves a linked script to its real directory (and would find that instance).
 LINKED = ["loucloud", "migrations", ".venv"]
@@ -108,6 +111,7 @@ class Deployment:
         self.admin_password = "deployment admin password"
         self.apache: subprocess.Popen | None = None
         self.proxy: subprocess.Popen | None = None
+        self.worker: subprocess.Popen | None = None
         self.logs = self.dir / "logs"
 
     # -- the layout deploy/README.md describes -------------------------------------
@@ -218,6 +222,30 @@ Include {self.dir}/vhost.conf
         self._wait_http()
         return self
 
+    def start_worker(self, extra_env: dict | None = None, workers: int = 2) -> subprocess.Popen:
+        """`manage.py worker` as loucloud-worker.service runs it: the service user, the
+        deployment's directory, instance folder and environment (``extra_env``: say
+        LOUCLOUD_TASK_BROKER), its output in logs/worker.log."""
+        self.stop_worker()
+        with open(self.logs / "worker.log", "ab") as out:
+            self.worker = subprocess.Popen(
+                [str(self.dir / ".venv/bin/python"), "manage.py", "worker",
+                 "--workers", str(workers)],
+                cwd=self.dir, env=self._env(extra_env), user=USER, group=USER,
+                extra_groups=[], stdout=out, stderr=subprocess.STDOUT)
+        return self.worker
+
+    def stop_worker(self) -> None:
+        """SIGTERM, as systemctl stop sends it."""
+        proc, self.worker = self.worker, None
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
     def _wait_http(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -234,22 +262,25 @@ Include {self.dir}/vhost.conf
 
     def tail(self) -> str:
         out = []
-        for name in ("apache.out", "error.log", "loucloud-error.log", "console.log"):
+        for name in ("apache.out", "error.log", "loucloud-error.log", "console.log",
+                     "worker.log"):
             path = self.logs / name
             if path.exists():
                 out.append(f"--- {name}\n{path.read_text(errors='replace')[-2500:]}")
         return "\n".join(out)
 
-    def wsgi_processes(self) -> list[int]:
-        """PIDs of this deployment's mod_wsgi daemon processes: named after their group,
-        and children of this Apache (another test run may have a deployment too)."""
+    def wsgi_processes(self, group: str = "loucloud") -> list[int]:
+        """PIDs of this deployment's mod_wsgi daemon processes of one process group
+        (loucloud: the pages; lc-uploads: the upload doors): named after their
+        group, and children of this Apache (another test run may have a deployment too)."""
         if self.apache is None:
             return []
         pids = []
+        name = f"(wsgi:{group})".encode()
         for entry in Path("/proc").iterdir():
             if entry.name.isdigit():
                 try:
-                    if (entry / "cmdline").read_bytes().startswith(b"(wsgi:loucloud)") and \
+                    if (entry / "cmdline").read_bytes().startswith(name) and \
                             _parent_pid(entry) == self.apache.pid:
                         pids.append(int(entry.name))
                 except OSError:
@@ -257,6 +288,7 @@ Include {self.dir}/vhost.conf
         return pids
 
     def stop(self) -> None:
+        self.stop_worker()
         for proc in (self.apache, self.proxy):
             if proc is not None and proc.poll() is None:
                 proc.terminate()
@@ -306,3 +338,116 @@ class WebClient:
     def cookie_header(self) -> str:
         return "; ".join(f"{c.name}={c.value}" for c in self.http.cookies)
 
+
+class Uploader:
+    """An image upload as static/upload.js sends it, over HTTP(S) through Apache: the
+    CSRF token from the upload page's <meta name="csrf-token">, sent as X-CSRFToken
+    (with the same-origin Referer a browser's fetch() sends); the facts as JSON; the
+    file in chunks of the size the server states, each at the offset the server says;
+    then finish; then the image page's JSON until the worker has copied it."""
+
+    def __init__(self, client: WebClient):
+        self.client = client
+        page = client.get("/images/upload")
+        if page.status_code != 200:
+            raise RuntimeError(f"GET /images/upload: HTTP {page.status_code}")
+        self.csrf = CSRF_RE.search(page.text).group(1)
+        self.base = client.base + "/images/uploads"
+
+    def headers(self, content_type: str | None = None) -> dict:
+        headers = {"X-CSRFToken": self.csrf, "Accept": "application/json",
+                   "Referer": self.client.base + "/images/upload"}
+        if content_type:
+            headers["Content-Type"] = content_type
+        return headers
+
+    def begin(self, name: str, path: Path, **fields) -> requests.Response:
+        body = {"name": name, "filename": path.name, "size": path.stat().st_size,
+                "format": "auto", "sha256": "", "os_type": "auto", "firmware": "bios",
+                "cloud_init": False, "login_user": "", **fields}
+        return self.client.http.post(self.base, data=json.dumps(body), timeout=60,
+                                     headers=self.headers("application/json"))
+
+    def chunk(self, upload_id: str, offset: int, data: bytes) -> requests.Response:
+        return self.client.http.post(f"{self.base}/{upload_id}/chunk?offset={offset}",
+                                     data=data, timeout=300,
+                                     headers=self.headers("application/octet-stream"))
+
+    def status(self, upload_id: str) -> requests.Response:
+        return self.client.http.get(f"{self.base}/{upload_id}", timeout=60,
+                                    headers=self.headers())
+
+    def finish(self, upload_id: str) -> requests.Response:
+        return self.client.http.post(f"{self.base}/{upload_id}/finish", timeout=600,
+                                     headers=self.headers())
+
+    def send(self, upload: dict, path: Path, on_chunk=None) -> int:
+        """Every chunk from the server's offset to the end, as upload.js does (a 409
+        names the offset to go on from). Returns the chunks sent."""
+        offset, size, step, sent = upload["offset"], path.stat().st_size, \
+            upload["chunk_bytes"], 0
+        with open(path, "rb") as f:
+            while offset < size:
+                f.seek(offset)
+                response = self.chunk(upload["id"], offset, f.read(min(step, size - offset)))
+                body = response.json()
+                if response.status_code == 409 and isinstance(body.get("offset"), int):
+                    offset = body["offset"]
+                    continue
+                if response.status_code != 200:
+                    raise RuntimeError(f"chunk at {offset}: HTTP {response.status_code} "
+                                       f"{body}")
+                offset, sent = body["offset"], sent + 1
+                if on_chunk:
+                    on_chunk(offset)
+        return sent
+
+    def image(self, image_id: int) -> dict:
+        """The image page's JSON: its copies on the hosts and their progress."""
+        response = self.client.http.get(f"{self.client.base}/images/{image_id}",
+                                        headers={"Accept": "application/json"}, timeout=60)
+        response.raise_for_status()
+        return response.json()
+
+    def wait_copied(self, image_id: int, hosts: int, timeout: float = 600,
+                    poll: float = 0.25) -> dict:
+        """Until the image is present on ``hosts`` hosts (the worker copied it); raises
+        when a copy failed or the time is up."""
+        deadline = time.monotonic() + timeout
+        while True:
+            seen = self.image(image_id)
+            copies = seen["copies"]
+            failed = [c for c in copies if c["state"] == "failed"]
+            if failed:
+                raise RuntimeError(f"copies failed: {failed}")
+            if sum(1 for c in copies if c["present"]) >= hosts:
+                return seen
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"not copied to {hosts} hosts in {timeout} s: {seen}")
+            time.sleep(poll)
+
+
+def sparse_raw_disk(path: Path, size: int, data_every: int = 32 << 20,
+                    data_bytes: int = 4 << 20) -> Path:
+    """A raw disk of ``size`` bytes, sparse, with real (random) data: ``data_bytes``
+    every ``data_every`` bytes from the start (the first block holds a boot sector's
+    signature), and a last block at the very end; holes between."""
+    with open(path, "wb") as f:
+        f.truncate(size)
+        for offset in range(0, size, data_every):
+            f.seek(offset)
+            f.write(os.urandom(min(data_bytes, size - offset)))
+        tail = min(65536, size)
+        f.seek(size - tail)
+        f.write(os.urandom(tail))
+        f.seek(510)
+        f.write(b"\x55\xaa")
+    return path
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,18 +1,23 @@
 """Production set-up, for real: Apache + mod_wsgi with deploy/apache-wsgi.conf (HTTPS),
-MariaDB, the console proxy behind Apache on the same origin, two real libvirtd hosts."""
+MariaDB, the console proxy behind Apache on the same origin, the task worker as
+loucloud-worker.service runs it, two real libvirtd hosts."""
 from __future__ import annotations
 
+import concurrent.futures
+import hashlib
 import re
 import ssl
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import requests
 from websockets.sync.client import connect
 
 from tests.support import rfb
-from tests.support.deployment import Deployment, WebClient, unavailable_reason
+from tests.support.deployment import (Deployment, Uploader, WebClient, file_sha256,
+                                      sparse_raw_disk, unavailable_reason)
 from tests.support.figures import figure
 
 
@@ -95,6 +100,134 @@ def test_everything_through_apache(deployment, admin, catalog):
     log = (deployment.logs / "loucloud-access.log").read_text()
     assert "GET /websockify HTTP/1.1\" 101" in log
     assert token not in log and token not in (deployment.logs / "console.log").read_text()
+
+
+UPLOAD_SIZE = 1 << 30
+CHUNK_LIMIT = 16 * 2 ** 20 + 64 * 1024   # deploy/apache-wsgi.conf's LimitRequestBody
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+def _read_back(uri: str, pool: str, volume: str) -> tuple[int, int, str]:
+    """A host's copy as libvirt hands it out (its download stream, on a connection of
+    our own): capacity, bytes read, SHA-256."""
+    import libvirt
+
+    conn = libvirt.open(uri)
+    try:
+        vol = conn.storagePoolLookupByName(pool).storageVolLookupByName(volume)
+        capacity = vol.info()[1]
+        stream = conn.newStream(0)
+        vol.download(stream, 0, 0, 0)
+        digest, total = hashlib.sha256(), 0
+        while data := stream.recv(1 << 20):
+            digest.update(data)
+            total += len(data)
+        stream.finish()
+        return capacity, total, digest.hexdigest()
+    finally:
+        conn.close()
+
+
+def _volumes(uri: str, pool: str) -> list[str]:
+    import libvirt
+
+    conn = libvirt.open(uri)
+    try:
+        pool_ = conn.storagePoolLookupByName(pool)
+        pool_.refresh(0)
+        return pool_.listVolumes()
+    finally:
+        conn.close()
+
+
+def test_a_large_image_uploaded_through_apache_is_copied_to_both_hosts(
+        deployment, admin, catalog, lab, tmp_path, capsys):
+    """A 1 GiB raw disk (sparse, with real data) sent as upload.js sends it: HTTPS,
+    Apache, mod_wsgi's upload process group, 16 MiB chunks with the page's CSRF token;
+    then the real worker copies it to h1 and h2 through libvirt's upload stream. Each
+    host's copy, read back through libvirt, is the file, byte for byte."""
+    from loucloud.services.uploads import volume_for
+
+    source = sparse_raw_disk(tmp_path / "deploy-upload.img", UPLOAD_SIZE)
+    want = file_sha256(source)
+    uploads = Uploader(admin)
+    [uploader_pid] = deployment.wsgi_processes("lc-uploads")
+
+    # A body larger than one chunk: Apache answers 413, LouCloud keeps none of it.
+    opened = uploads.begin("uploaded disk", source)
+    assert opened.status_code == 201, opened.text
+    upload = opened.json()
+    assert upload["chunk_bytes"] == 16 * 2 ** 20 and upload["offset"] == 0
+    assert uploads.chunk(upload["id"], 0, bytes(CHUNK_LIMIT + 1)).status_code == 413
+    assert uploads.status(upload["id"]).json()["offset"] == 0
+
+    worker = deployment.start_worker()
+    try:
+        rss_before = _rss_mib(uploader_pid)
+        rss_peak = rss_before
+
+        def sampled(_offset):
+            nonlocal rss_peak
+            rss_peak = max(rss_peak, _rss_mib(uploader_pid))
+
+        started = time.monotonic()
+        chunks = uploads.send(upload, source, sampled)
+        sent = time.monotonic()
+        finished = uploads.finish(upload["id"])
+        assert finished.status_code == 200, finished.text
+        body = finished.json()
+        assert (body["format"], body["sha256"]) == ("raw", want)
+        assert body["task"]["kind"] == "image.copy"
+        image = uploads.wait_copied(body["image_id"], hosts=2, timeout=900)
+        copied = time.monotonic()
+        assert worker.poll() is None, deployment.tail()
+    finally:
+        deployment.stop_worker()
+
+    assert chunks == UPLOAD_SIZE // (16 * 2 ** 20)
+    # The upload doors ran in their own process group (deploy/apache-wsgi.conf).
+    log = (deployment.logs / "loucloud-error.log").read_text()
+    for said in (f"upload {upload['id']} of uploaded disk", "image uploaded disk uploaded"):
+        assert re.search(rf"\[pid {uploader_pid}:tid \d+\].*{said}", log), said
+    assert [(c["host"], c["present"], c["state"], c["copied"]) for c in image["copies"]] == \
+        [("h1", True, "done", UPLOAD_SIZE), ("h2", True, "done", UPLOAD_SIZE)]
+    task = admin.get(f"/tasks/{body['task']['id']}", headers={"Accept": "application/json"})
+    assert task.json()["state"] == "succeeded", task.json()
+    # The staging file was moved into LouCloud's image store, whole.
+    instance = deployment.dir / "instance"
+    volume = volume_for("uploaded disk", "raw")
+    assert list((instance / "uploads").iterdir()) == []
+    assert (instance / "images" / volume).stat().st_size == UPLOAD_SIZE
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        seen = list(pool.map(lambda h: _read_back(h.uri, "loucloud", volume),
+                             (lab.host(1), lab.host(2))))
+    assert seen == [(UPLOAD_SIZE, UPLOAD_SIZE, want)] * 2
+
+    upload_s, copy_s = sent - started, copied - sent
+    growth = rss_peak - rss_before
+    with capsys.disabled():
+        print(f"\n  1 GiB upload through Apache: {chunks} chunks in {upload_s:.1f} s "
+              f"({UPLOAD_SIZE / 2 ** 20 / upload_s:.0f} MiB/s); finish + copies to 2 hosts "
+              f"{copy_s:.1f} s; upload process RSS +{growth:.1f} MiB")
+    figure("upload_through_apache", {"bytes": UPLOAD_SIZE, "chunks": chunks,
+                                     "upload_s": round(upload_s, 2),
+                                     "finish_and_copies_s": round(copy_s, 2),
+                                     "rss_growth_mib": round(growth, 1)})
+    assert growth < 64, f"the upload process grew by {growth:.0f} MiB"
+
+    # Deleting the image with its copies leaves nothing on the hosts, nor here.
+    assert admin.post(f"/images/{body['image_id']}/delete",
+                      {"delete_copies": "1"}).status_code == 302
+    assert not (instance / "images" / volume).exists()
+    for h in (lab.host(1), lab.host(2)):
+        assert volume not in _volumes(h.uri, "loucloud")
 
 
 def test_https_headers_and_cookies(deployment):
