@@ -330,7 +330,10 @@ def throughput(ctx, site: ImageSite, uploads, source: Path) -> Section:
         + "; copy code alone: this process " + cpu_pair(cpu["code"])
         + "; LouCloud's copies: the worker "
         + cpu_pair([(run["worker_cpu"], run["libvirtd_cpu"]) for run in louclouds])
-        + f"; the upload: the upload process {median([run['upload_cpu'] for run in louclouds]):.1f} s.")
+        + f"; the upload: the upload process {median([run['upload_cpu'] for run in louclouds]):.1f} s. "
+        f"The worker's VmRSS after the runs: {_rss_mib(site.deployment.worker.pid):.0f} MiB "
+        "(it runs as deploy/loucloud-worker.service does, with its glibc allocator "
+        "settings).")
     table.notes.append(
         "The copies start only once the whole file is in and checked (finish), so the "
         "end to end time is the upload's plus the copies': LouCloud can reach the floor "

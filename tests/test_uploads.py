@@ -232,3 +232,36 @@ def test_cli_upload_checks_keeps_and_queues(app, admin, hosts, tmp_path):
                                          "--sha256", "00" * 32, "--no-wait"])
     assert result.exit_code == 1 and "SHA-256 is" in result.output
     assert _images(app) == ["from-cli"]
+
+
+def test_chunks_spread_over_processes_keep_the_checksum_right(app, as_admin, hosts, tmp_path):
+    """A process that took chunk 1 only, then chunk 4: it reads chunks 2 and 3 from the
+    file (not the whole file again) and the SHA-256 still matches."""
+    path = files.raw_with_data(tmp_path / "disk.img", 4 * CHUNK)
+    data = path.read_bytes()
+    up = begin(as_admin, "spread", path, sha256=files.sha256(path)).get_json()
+    put(as_admin, up["id"], 0, data[:CHUNK])
+    this_process = (upload_service._hashers[up["id"]][0],
+                    upload_service._hashers[up["id"]][1].copy())
+    for offset in (CHUNK, 2 * CHUNK):  # taken by "another process"
+        put(as_admin, up["id"], offset, data[offset:offset + CHUNK])
+    upload_service._hashers[up["id"]] = this_process
+    put(as_admin, up["id"], 3 * CHUNK, data[3 * CHUNK:])
+    r = finish(as_admin, up["id"])
+    assert r.status_code == 200 and r.get_json()["sha256"] == files.sha256(path)
+
+
+def test_a_read_error_mid_chunk_keeps_nothing_of_it(app, admin, hosts, tmp_path):
+    path = files.raw_with_data(tmp_path / "disk.img", 2 * CHUNK)
+    data = path.read_bytes()
+    with app.app_context():
+        up = upload_service.begin(admin, "broken", path.name, len(data))
+        stream = io.BytesIO(data[:1000])
+
+        def read(n):  # what mod_wsgi does when the client's link times out
+            if stream.tell() >= 1000:
+                raise OSError("request data read error: timeout")
+            return stream.read(n)
+        with pytest.raises(upload_service.Conflict, match="has 0 bytes"):
+            upload_service.receive(admin, up.id, 0, read, CHUNK)
+        assert upload_service.receive(admin, up.id, 0, io.BytesIO(data).read, CHUNK) == CHUNK

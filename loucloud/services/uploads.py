@@ -142,12 +142,16 @@ class OffsetMismatch(Conflict):
 
 
 def _hasher_at(upload: Upload, offset: int):
+    """The SHA-256 of the upload's first ``offset`` bytes: this process's running sum,
+    brought forward over the chunks other processes took (only those are read)."""
     held = _hashers.get(upload.id)
     if held and held[0] == offset:
         return held[1]
-    digest = hashlib.sha256()
-    with open(staging_path(upload), "rb") as f:  # another process took the earlier chunks
-        left = offset
+    start, digest = (held[0], held[1].copy()) if held and held[0] < offset else \
+        (0, hashlib.sha256())
+    with open(staging_path(upload), "rb") as f:
+        f.seek(start)
+        left = offset - start
         while left:
             block = f.read(min(PIECE, left))
             if not block:
@@ -178,7 +182,10 @@ def receive(user: User, upload_id: str, offset: int, read, length: int) -> int:
             f.truncate(offset)
             f.seek(offset)
             while got < length:
-                block = read(min(PIECE, length - got))
+                try:
+                    block = read(min(PIECE, length - got))
+                except OSError:  # the connection broke under the read (mod_wsgi's error)
+                    break
                 if not block:
                     break
                 f.write(block)
@@ -197,12 +204,18 @@ def receive(user: User, upload_id: str, offset: int, read, length: int) -> int:
         return offset + got
 
 
+def _forget(upload_id: str) -> None:
+    _hashers.pop(upload_id, None)
+    with _guard:
+        _locks.pop(upload_id, None)
+
+
 def _refuse(upload: Upload, message: str, field: str | None = None):
     try:
         os.unlink(staging_path(upload))
     except FileNotFoundError:
         pass
-    _hashers.pop(upload.id, None)
+    _forget(upload.id)
     upload.state, upload.error = "refused", message[:500]
     db.session.commit()
     log.warning("upload %s of %s refused: %s", upload.id, upload.name, message)
@@ -237,7 +250,7 @@ def finish(user: User, upload_id: str) -> tuple[Image, Task]:
     os.makedirs(current_app.config["IMAGE_STORE"], exist_ok=True)
     kept = store_path(volume)
     shutil.move(path, kept)
-    _hashers.pop(upload.id, None)
+    _forget(upload.id)
     image = Image(name=upload.name, path=kept, os_type=os_type, format=facts.format,
                   virtual_size=facts.virtual_size, cloud_init=upload.cloud_init,
                   login_user=upload.login_user, firmware=upload.firmware, volume=volume,
@@ -272,7 +285,7 @@ def abandon(user: User, upload_id: str) -> None:
         os.unlink(staging_path(upload))
     except FileNotFoundError:
         pass
-    _hashers.pop(upload.id, None)
+    _forget(upload.id)
     db.session.delete(upload)
     db.session.commit()
 

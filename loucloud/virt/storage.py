@@ -254,10 +254,10 @@ def upload_file(conn: libvirt.virConnect, pool_name: str, name: str, path: str,
         with open(path, "rb") as f:
             done = 0
             while chunk := f.read(1024 * 1024):
-                view = memoryview(chunk)
-                while view:
-                    sent = stream.send(view.tobytes())
-                    view = view[sent:]
+                sent = stream.send(chunk)  # whole, as a rule: no copy of the MiB
+                while sent < len(chunk):
+                    chunk = chunk[sent:]
+                    sent = stream.send(chunk)
                 done += len(chunk)
                 if progress:
                     progress(done, size)

@@ -33,6 +33,8 @@ NEEDED_MODULES = ["mpm_event", "authz_core", "mime", "alias", "setenvif",
 LINKED = ["loucloud", "migrations", ".venv"]
 COPIED = ["config.py", "wsgi.py", "manage.py"]
 USER = "loucloud"
+# deploy/loucloud-worker.service's Environment= (glibc's allocator keeps its memory).
+WORKER_ENV = {"MALLOC_MMAP_THRESHOLD_": "4194304", "MALLOC_TRIM_THRESHOLD_": "67108864"}
 
 
 def unavailable_reason() -> str | None:
@@ -224,14 +226,15 @@ Include {self.dir}/vhost.conf
 
     def start_worker(self, extra_env: dict | None = None, workers: int = 2) -> subprocess.Popen:
         """`manage.py worker` as loucloud-worker.service runs it: the service user, the
-        deployment's directory, instance folder and environment (``extra_env``: say
-        LOUCLOUD_TASK_BROKER), its output in logs/worker.log."""
+        deployment's directory, instance folder and environment (the unit's, and
+        ``extra_env``: say LOUCLOUD_TASK_BROKER), its output in logs/worker.log."""
         self.stop_worker()
         with open(self.logs / "worker.log", "ab") as out:
             self.worker = subprocess.Popen(
                 [str(self.dir / ".venv/bin/python"), "manage.py", "worker",
                  "--workers", str(workers)],
-                cwd=self.dir, env=self._env(extra_env), user=USER, group=USER,
+                cwd=self.dir, env=self._env({**WORKER_ENV, **(extra_env or {})}),
+                user=USER, group=USER,
                 extra_groups=[], stdout=out, stderr=subprocess.STDOUT)
         return self.worker
 
