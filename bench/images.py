@@ -140,29 +140,34 @@ def _floor_delete(conn: libvirt.virConnect, name: str) -> None:
         _floor_pool(conn).storageVolLookupByName(name).delete(0)
 
 
+def _at_once(upload, targets) -> float:
+    """Run ``upload(target)`` for every target at once, a thread each; the seconds until
+    the last one ended (the first error is raised)."""
+    errors: list[BaseException] = []
+
+    def one(target) -> None:
+        try:
+            upload(target)
+        except BaseException as exc:  # noqa: BLE001 - re-raised below
+            errors.append(exc)
+    threads = [threading.Thread(target=one, args=(t,)) for t in targets]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return time.perf_counter() - start
+
+
 def floor(hosts, path: Path, name: str) -> float:
     """Seconds to write ``path`` to every host at once (connections opened before)."""
     conns = [libvirt.open(h.uri) for h in hosts]
     try:
         for conn in conns:
             _floor_delete(conn, name)
-        errors: list[BaseException] = []
-
-        def one(conn):
-            try:
-                _floor_upload(conn, path, name)
-            except BaseException as exc:  # noqa: BLE001 - re-raised below
-                errors.append(exc)
-        threads = [threading.Thread(target=one, args=(c,)) for c in conns]
-        start = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        seconds = time.perf_counter() - start
-        if errors:
-            raise errors[0]
-        return seconds
+        return _at_once(lambda conn: _floor_upload(conn, path, name), conns)
     finally:
         for conn in conns:
             _floor_delete(conn, name)
@@ -183,27 +188,9 @@ def copy_code(hosts, path: Path, name: str) -> float:
         for h in hosts:
             pool.call(h.uri, storage.ensure_pool, FLOOR_POOL, target, timeout=60)
             pool.call(h.uri, storage.delete_volume, FLOOR_POOL, name, timeout=60)
-        done: dict[str, int] = {}
-        errors: list[BaseException] = []
-
-        def one(uri: str) -> None:
-            def progress(sent: int, _total: int) -> None:
-                done[uri] = sent
-            try:
-                pool.call(uri, storage.upload_file, FLOOR_POOL, name, str(path), progress,
-                          timeout=3600)
-            except BaseException as exc:  # noqa: BLE001 - re-raised below
-                errors.append(exc)
-        threads = [threading.Thread(target=one, args=(h.uri,)) for h in hosts]
-        start = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        seconds = time.perf_counter() - start
-        if errors:
-            raise errors[0]
-        return seconds
+        return _at_once(lambda uri: pool.call(uri, storage.upload_file, FLOOR_POOL, name,
+                                              str(path), lambda *_: None, timeout=3600),
+                        [h.uri for h in hosts])
     finally:
         for h in hosts:
             with contextlib.suppress(Exception):

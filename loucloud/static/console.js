@@ -1,6 +1,7 @@
 // The VM's screen: noVNC over the console proxy, with the one-time token from the URL
 // fragment (which is removed from the address bar at once).
 import RFB from "./vendor/novnc/core/rfb.js";
+import { explain as explainEnd, takeToken, wsUrl as linkUrl } from "./consolelink.js";
 
 const root = document.getElementById("console");
 const screen = document.getElementById("console-screen");
@@ -8,8 +9,7 @@ const statusEl = document.getElementById("console-status");
 const messageEl = document.getElementById("console-message");
 const cad = document.getElementById("console-cad");
 const retry = document.getElementById("console-retry");
-const token = window.location.hash.slice(1);
-history.replaceState(null, "", window.location.pathname + window.location.search);
+const token = takeToken();
 
 function status(text, color) {
   statusEl.textContent = text;
@@ -24,25 +24,11 @@ function offerRetry(message) {
 }
 
 function wsUrl() {
-  let base = root.dataset.ws;
-  if (base.startsWith("/")) {
-    base = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + base;
-  }
-  return base + "?token=" + encodeURIComponent(token);
+  return linkUrl(root.dataset.ws, token);
 }
 
-// Why did it end? Ask LouCloud about the VM rather than guess.
-async function explain() {
-  try {
-    const r = await fetch(root.dataset.stateUrl, {headers: {Accept: "application/json"},
-                                                   credentials: "same-origin"});
-    if (r.ok) {
-      const vm = await r.json();
-      if (vm.state === "host offline") return "The VM's host is unreachable.";
-      if (vm.state !== "running" && vm.state !== "paused") return "The VM is not running (" + vm.state + ").";
-    }
-  } catch (e) { /* fall through */ }
-  return "The console link expired or was already used.";
+function explain() {
+  return explainEnd(root.dataset.stateUrl);
 }
 
 if (!/^[A-Za-z0-9_-]{43}$/.test(token)) {
@@ -66,8 +52,9 @@ if (!/^[A-Za-z0-9_-]{43}$/.test(token)) {
     if (connected && ev.detail.clean) {
       offerRetry("The console was closed.");
     } else if (connected) {
-      offerRetry(await explain() === "The console link expired or was already used."
-        ? "The connection to the VM was lost." : await explain());
+      const why = await explain();
+      offerRetry(why === "The console link expired or was already used."
+        ? "The connection to the VM was lost." : why);
     } else {
       offerRetry(await explain());
     }

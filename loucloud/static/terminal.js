@@ -1,14 +1,14 @@
 // The VM's serial line in xterm.js, over the console proxy's /serial path, with the
 // one-time token from the URL fragment (removed from the address bar at once).
 import { Terminal } from "./vendor/xterm/xterm.mjs";
+import { explain as explainEnd, takeToken, wsUrl as linkUrl } from "./consolelink.js";
 import { FitAddon } from "./vendor/xterm/addon-fit.mjs";
 
 const root = document.getElementById("terminal");
 const statusEl = document.getElementById("terminal-status");
 const messageEl = document.getElementById("terminal-message");
 const retry = document.getElementById("terminal-retry");
-const token = window.location.hash.slice(1);
-history.replaceState(null, "", window.location.pathname + window.location.search);
+const token = takeToken();
 
 function status(text, color) {
   statusEl.textContent = text;
@@ -22,24 +22,11 @@ function offerRetry(message) {
 }
 
 function wsUrl() {
-  let base = root.dataset.ws;
-  if (base.startsWith("/")) {
-    base = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + base;
-  }
-  return base + "?token=" + encodeURIComponent(token);
+  return linkUrl(root.dataset.ws, token);
 }
 
-async function explain() {
-  try {
-    const r = await fetch(root.dataset.stateUrl, {headers: {Accept: "application/json"},
-                                                   credentials: "same-origin"});
-    if (r.ok) {
-      const vm = await r.json();
-      if (vm.state === "host offline") return "The VM's host is unreachable.";
-      if (vm.state !== "running" && vm.state !== "paused") return "The VM is not running (" + vm.state + ").";
-    }
-  } catch (e) { /* fall through */ }
-  return "The console link expired or was already used.";
+function explain() {
+  return explainEnd(root.dataset.stateUrl);
 }
 
 const term = new Terminal({cursorBlink: true, convertEol: false, scrollback: 5000,

@@ -3,6 +3,7 @@ goes through libvirt's storage API, so it works the same on remote hosts."""
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import logging
 import posixpath
@@ -210,30 +211,7 @@ def upload_volume(conn: libvirt.virConnect, pool_name: str, name: str, data: byt
     """A new raw volume ``name`` holding ``data``, written through libvirt's volume
     upload stream (the same for a remote host: no file copy outside libvirt). Nothing is
     left when it fails half-way."""
-    pool = _lookup_pool(conn, pool_name)
-    try:
-        vol = pool.createXML(xml.build_raw_volume(name, len(data)), 0)
-    except libvirt.libvirtError as exc:
-        raise translate(exc) from None
-    stream = conn.newStream(0)
-    try:
-        vol.upload(stream, 0, len(data), 0)
-        view, sent = memoryview(data), 0
-        while sent < len(data):
-            sent += stream.send(view[sent:sent + 262144].tobytes())
-        stream.finish()
-    except libvirt.libvirtError as exc:
-        err = translate(exc)
-        try:
-            stream.abort()
-        except libvirt.libvirtError:
-            pass
-        try:
-            vol.delete(0)
-        except libvirt.libvirtError:
-            log.warning("volume %s not removed after a failed upload", name)
-        raise err from None
-    return Volume(vol.name(), vol.path())
+    return _upload(conn, pool_name, name, len(data), io.BytesIO(data).read, refresh=False)
 
 
 def upload_file(conn: libvirt.virConnect, pool_name: str, name: str, path: str,
@@ -242,7 +220,22 @@ def upload_file(conn: libvirt.virConnect, pool_name: str, name: str, path: str,
     format: the pool is refreshed afterwards, so libvirt reads its format from its
     header), streamed without holding it in memory. ``progress(done, total)`` is
     called as it goes. Nothing is left when it fails half-way."""
-    size = os.path.getsize(path)
+    try:
+        f = open(path, "rb")
+    except OSError as exc:
+        raise VirtError(str(exc)) from None
+    with f:
+        return _upload(conn, pool_name, name, os.fstat(f.fileno()).st_size, f.read,
+                       progress)
+
+
+def _upload(conn: libvirt.virConnect, pool_name: str, name: str, size: int, read,
+            progress=None, *, refresh: bool = True) -> Volume:
+    """A new volume of ``size`` bytes from ``read(n)`` through the upload stream, 1 MiB
+    at a time; with ``refresh`` the pool is refreshed after, so that libvirt reads the
+    volume's format from its header (a raw seed needs no such round trips).
+    Deleted again when anything fails: a libvirt or file error, or the caller's
+    ``progress`` raising to stop it."""
     pool = _lookup_pool(conn, pool_name)
     try:
         vol = pool.createXML(xml.build_raw_volume(name, size), 0)
@@ -251,19 +244,19 @@ def upload_file(conn: libvirt.virConnect, pool_name: str, name: str, path: str,
     stream = conn.newStream(0)
     try:
         vol.upload(stream, 0, size, 0)
-        with open(path, "rb") as f:
-            done = 0
-            while chunk := f.read(1024 * 1024):
-                sent = stream.send(chunk)  # whole, as a rule: no copy of the MiB
-                while sent < len(chunk):
-                    chunk = chunk[sent:]
-                    sent = stream.send(chunk)
-                done += len(chunk)
-                if progress:
-                    progress(done, size)
+        done = 0
+        while chunk := read(1024 * 1024):
+            done += len(chunk)
+            sent = stream.send(chunk)  # whole, as a rule: no copy of the MiB
+            while sent < len(chunk):
+                chunk = chunk[sent:]
+                sent = stream.send(chunk)
+            if progress:
+                progress(done, size)
         stream.finish()
-        pool.refresh(0)
-        vol = pool.storageVolLookupByName(name)
+        if refresh:
+            pool.refresh(0)
+            vol = pool.storageVolLookupByName(name)
     except BaseException as exc:  # a libvirt or file error, or the caller's progress stops it
         try:  # a host that went away mid-stream (libvirtd killed, link reset) is
             alive = conn.isAlive() == 1  # unreachable, not a failed upload: retried
