@@ -105,6 +105,7 @@ def _cmdline(guest: Guest) -> str:
     return guest.ssh("cat /proc/cmdline")
 
 
+@pytest.mark.timeout(900)  # two boots of the real guest, each up to boot_bound() under TCG
 def test_an_iso_inserted_boots_and_after_eject_the_disk_boots(world, lab, ssh_key):
     app = world["app"]
     with app.app_context():
