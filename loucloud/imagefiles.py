@@ -68,6 +68,25 @@ def iso_volume_id(head: bytes) -> str:
     return desc[40:72].decode("ascii", "replace").strip()
 
 
+def accepted_format(head: bytes, chosen: str = "auto", filename: str = "") -> str:
+    """The format a file starting with ``head`` is taken as (the first HEAD_BYTES, or
+    all of a shorter file); raises ImageFileProblem when LouCloud does not take it or it
+    is not what was chosen (or what its name promises)."""
+    found = sniff(head)
+    if found not in FORMATS:
+        raise ImageFileProblem(f"The file is {found}.")
+    want = chosen if chosen in FORMATS else expected_from_name(filename)
+    if want and want != found:
+        what = {"qcow2": "a qcow2 image (it has no QFI header)",
+                "iso": "an ISO 9660 image (no CD001 descriptor at 32 KiB)",
+                "raw": "a raw disk"}[want]
+        reason = f"it is {'a ' if found != 'iso' else 'an '}{found} file"
+        named = f" is named {os.path.splitext(filename)[1]} but" if chosen not in \
+            FORMATS else ""
+        raise ImageFileProblem(f"The file{named} is not {what}: {reason}.")
+    return found
+
+
 def inspect(path: str, chosen: str = "auto", filename: str = "") -> FileFacts:
     """The facts of the file at ``path``. ``chosen`` is the format the administrator
     picked (auto: the one the file name promises, if any). Raises ImageFileProblem."""
@@ -76,18 +95,7 @@ def inspect(path: str, chosen: str = "auto", filename: str = "") -> FileFacts:
         raise ImageFileProblem("The file is empty.")
     with open(path, "rb") as f:
         head = f.read(HEAD_BYTES)
-        found = sniff(head)
-        if found not in FORMATS:
-            raise ImageFileProblem(f"The file is {found}.")
-        want = chosen if chosen in FORMATS else expected_from_name(filename)
-        if want and want != found:
-            what = {"qcow2": "a qcow2 image (it has no QFI header)",
-                    "iso": "an ISO 9660 image (no CD001 descriptor at 32 KiB)",
-                    "raw": "a raw disk"}[want]
-            reason = f"it is {'a ' if found != 'iso' else 'an '}{found} file"
-            named = f" is named {os.path.splitext(filename)[1]} but" if chosen not in \
-                FORMATS else ""
-            raise ImageFileProblem(f"The file{named} is not {what}: {reason}.")
+        found = accepted_format(head, chosen, filename)
         if found == "qcow2":
             return FileFacts("qcow2", _check_qcow2(f, head, size), size)
         if found == "iso":

@@ -45,7 +45,7 @@ def init_app(app: Flask) -> None:
 
     @huey.task(name="loucloud.run")
     def run(task_id: int) -> None:
-        from .services import imagecopy, tasklist, tasks  # noqa: F401 (their kinds)
+        from .services import copytasks, tasklist, tasks  # noqa: F401 (their kinds)
 
         with app.app_context():
             try:

@@ -328,7 +328,8 @@ EFFECTS = {
     "bootjobs.delete": Effect(_row(BootJob, "job_id"), None, "Boot job motd deleted."),
     "tasks.cancel": Effect(_row(Task, "task_id", lambda t: t.state), "cancelled",
                            "cancelled."),
-    "tasks.retry": Effect(_tasks, 2, "queued (a new try of task",
+    # the ping task and the upload's copy task, then the new try
+    "tasks.retry": Effect(_tasks, 3, "queued (a new try of task",
                           prepare=_change(Task, "task_id", state="failed")),
     "images.upload_begin": Effect(_row(Upload, "upload_id", lambda u: u.state), SAME,
                                   "Send the upload's facts as a JSON object.", "refused"),

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from loucloud.extensions import db
 from loucloud.models import Image, Task, User, utcnow
 from loucloud.services import Conflict, NotFound
-from loucloud.services import imagecopy
+from loucloud.services import copytasks
 from loucloud.services import tasklist
 from loucloud.services import tasks as task_service
 from loucloud.taskqueue import Retry
@@ -60,7 +60,7 @@ def world(app, tmp_path):
 def _start_copy(app, world) -> int:
     with app.app_context():
         image = db.session.get(Image, world["image"])
-        return imagecopy.copy_image(db.session.get(User, world["admin"]), image,
+        return copytasks.copy_image(db.session.get(User, world["admin"]), image,
                                     world["hosts"]).id
 
 

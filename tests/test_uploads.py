@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from loucloud.extensions import db
 from loucloud.models import Image, Task, Upload
+from loucloud.services import tasks as task_service
 from loucloud.services import uploads as upload_service
 from tests.factories import make_server, write_test_node
 from tests.support import imagefiles as files
@@ -164,8 +165,14 @@ def test_a_bad_file_is_refused_with_a_reason_and_nothing_is_kept(app, as_admin, 
     assert said in r.get_json()["error"] and "Nothing was kept" in r.get_json()["error"]
     assert _leftovers(app) == ([], [], [])
     with app.app_context():
-        assert db.session.execute(db.select(Task)).first() is None
         assert db.session.execute(db.select(Upload.state)).scalar() == "refused"
+        # The copy task that followed the upload ends with the refusal, having made
+        # no image and left nothing.
+        (task,) = db.session.execute(db.select(Task)).scalars().all()
+        task_service.execute(task.id)
+        assert (task.state, task.target_id) == ("cancelled", None)
+        assert "refused" in task.error and said in task.error
+    assert _leftovers(app) == ([], [], [])
 
 
 def test_an_iso_is_install_media_with_its_os_proposed(app, as_admin, hosts, tmp_path):

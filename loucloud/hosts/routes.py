@@ -5,7 +5,7 @@ from flask_login import current_user
 from ..helpers import perform, show_error
 from ..security import admin_required
 from ..services import FieldError
-from ..services import imagecopy
+from ..services import copytasks
 from ..services import leftovers as leftover_service
 from ..services import hosts as host_service
 from ..services.monitoring import metrics as metrics_service
@@ -81,7 +81,7 @@ def refresh(host_id: int):
 @admin_required
 def copy_images(host_id: int):
     host = host_service.get_host(host_id)
-    return perform(lambda: imagecopy.copy_images_to_host(current_user, host),
+    return perform(lambda: copytasks.copy_images_to_host(current_user, host),
                    done=lambda started: f"Copying {len(started)} image"
                                         f"{'s' if len(started) != 1 else ''} to {host.name}; "
                                         "see Tasks.",

@@ -7,7 +7,7 @@ from ..services import FieldError
 from ..services import images as image_service
 from ..errors import wants_json
 from ..services import hosts as host_service
-from ..services import imagecopy
+from ..services import copytasks, imagecopy
 from ..services import tasklist as task_service
 from . import bp
 from .forms import ImageEditForm, ImageForm
@@ -62,7 +62,7 @@ def detail(image_id: int):
 @admin_required
 def copy(image_id: int):
     image = image_service.get_image(image_id)
-    return perform(lambda: imagecopy.copy_where_missing(current_user, image),
+    return perform(lambda: copytasks.copy_where_missing(current_user, image),
                    done=lambda t: f"Copying {image.name} to the hosts that lack it "
                                   f"(task {t.id}).",
                    back=url_for("images.detail", image_id=image.id))

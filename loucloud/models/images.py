@@ -98,5 +98,6 @@ class Upload(db.Model):
     state = db.Column(db.String(16), nullable=False, default="receiving")
     error = db.Column(db.String(500), nullable=False, default="")
     image_id = db.Column(db.Integer, db.ForeignKey("images.id", ondelete="SET NULL"))
+    task_id = db.Column(db.Integer)  # the copy task that follows it as it arrives
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
     updated_at = db.Column(db.DateTime, nullable=False, default=utcnow)

@@ -1,5 +1,5 @@
-"""Copying an uploaded image to the hosts, as a task: LouCloud's own copy of the file
-(the image store) is written to each host's storage pool through libvirt's volume upload
+"""Copying an uploaded image to the hosts (the task itself is services/copytasks.py):
+LouCloud's own copy of the file (the image store), or the upload as it arrives, is written to each host's storage pool through libvirt's volume upload
 stream (no SSH, no shared file system; the same for remote hosts), to every chosen host
 at once, with progress per host. A host's copy counts only once libvirt has all of it
 and reads back the same format and size; until then it is not offered for VMs. A host
@@ -8,23 +8,23 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 
 from flask import current_app
 
 from ..extensions import db
-from ..models import Host, Image, ImageLocation, Leftover, Task, User, utcnow
+from ..models import Host, Image, ImageLocation, Leftover, Upload, utcnow
 from ..virt import HostUnavailable, VirtError
-from . import Conflict, NotAllowed, ServiceError, transaction
-from . import leftovers, tasklist, tasks
+from . import ServiceError, leftovers, tasks
 from .hypervisors import hypervisor
 from .settings import get_settings
 
 log = logging.getLogger(__name__)
 
 
-class _Stop(Exception):
+class Stop(Exception):
     """Raised in an upload's progress callback: abandon the copy (it is deleted)."""
 
 
@@ -33,72 +33,23 @@ def store_path(volume: str) -> str:
     return os.path.join(current_app.config["IMAGE_STORE"], volume)
 
 
-def copy_image(user: User, image: Image, host_ids: list[int]) -> Task:
-    """Start the task that copies ``image`` to these hosts."""
-    hosts = db.session.execute(db.select(Host).where(Host.id.in_(host_ids))
-                               .order_by(Host.name)).scalars().all()
-    by_host = {loc.host_id: loc for loc in image.locations}
-    for host in hosts:
-        loc = by_host.get(host.id)
-        if loc is None:
-            image.locations.append(ImageLocation(host_id=host.id, present=False,
-                                                 copy_state="queued"))
-        elif not loc.present:
-            loc.copy_state, loc.copied, loc.error = "queued", 0, ""
-    db.session.commit()
-    return tasks.start("image.copy", user, target_type="image", target_id=image.id,
-                       target_name=image.name,
-                       args={"image_id": image.id, "host_ids": [h.id for h in hosts]})
+def staging_path(upload: Upload) -> str:
+    """Where an upload's bytes arrive."""
+    return os.path.join(current_app.config["UPLOAD_DIR"], f"{upload.id}.part")
 
 
-def _check_copyable(image: Image) -> None:
-    if not image.uploaded:
-        raise Conflict(f"{image.name} was added by its path on the hosts; copy the file "
-                       "there and check the image again.")
-    if tasklist.active_for("image", image.id):
-        raise Conflict(f"{image.name} is being copied already; see its task.")
-    if not os.path.exists(store_path(image.volume)):
-        raise ServiceError(f"LouCloud's own copy of {image.name} "
-                           f"({store_path(image.volume)}) is missing; upload it again.")
+def volume_for(name: str, fmt: str) -> str:
+    """The volume (and image store file) name of an uploaded image."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "image"
+    return f"image-{slug}.{ {'qcow2': 'qcow2', 'iso': 'iso'}.get(fmt, 'img') }"
 
 
-@transaction
-def copy_where_missing(user: User, image: Image) -> Task:
-    """Copy an uploaded image to every host that lacks it."""
-    if not user.is_admin:
-        raise NotAllowed("Only the administrator copies images.")
-    _check_copyable(image)
-    hosts = db.session.execute(db.select(Host.id)).scalars().all()
-    missing = [h for h in hosts if not image.present_on(h)]
-    if not missing:
-        raise Conflict(f"Every host has {image.name} already.")
-    return copy_image(user, image, missing)
-
-
-@transaction
-def copy_images_to_host(user: User, host: Host) -> list[Task]:
-    """"Copy images to this host": every uploaded image it lacks, one task each."""
-    if not user.is_admin:
-        raise NotAllowed("Only the administrator copies images.")
-    images = db.session.execute(db.select(Image).where(Image.volume.is_not(None))
-                                .order_by(Image.name)).scalars().all()
-    started = []
-    for image in images:
-        if image.present_on(host.id) or tasklist.active_for("image", image.id):
-            continue
-        if not os.path.exists(store_path(image.volume)):
-            continue
-        started.append(copy_image(user, image, [host.id]))
-    if not started:
-        raise Conflict(f"{host.name} has every image LouCloud uploaded (or they are being "
-                       "copied).")
-    return started
-
-
-def _one_copy(hv, pool_name: str, image_facts: tuple, source: str, done: dict,
+def copy_one(hv, pool_name: str, volume: str, size: int, read, facts, done: dict,
               host_id: int, stop: threading.Event, timeout: float) -> str:
-    """Copy to one host (a thread of its own; no database here). Returns the path."""
-    volume, fmt, virtual_size = image_facts
+    """Copy to one host (a thread of its own; no database here): ``size`` bytes from
+    ``read(n)``, which may wait for them (a file still arriving). ``facts()`` gives the
+    format and virtual size the copy must read back as (it waits for the upload's check
+    when the file was still arriving). Returns the path."""
     hv.ensure_pool(pool_name)
     if hv.volume_info(pool_name, volume) is not None:
         hv.delete_volume(pool_name, volume)  # an earlier copy that did not finish
@@ -106,9 +57,14 @@ def _one_copy(hv, pool_name: str, image_facts: tuple, source: str, done: dict,
     def progress(sent: int, _total: int) -> None:
         done[host_id] = sent
         if stop.is_set():
-            raise _Stop()
-    vol = hv.upload_file(pool_name, volume, source, progress, timeout=timeout)
-    info = hv.volume_info(pool_name, volume)
+            raise Stop()
+    vol = hv.upload_stream(pool_name, volume, size, read, progress, timeout=timeout)
+    try:
+        fmt, virtual_size = facts()
+        info = hv.volume_info(pool_name, volume)
+    except BaseException:
+        hv.delete_volume(pool_name, volume)
+        raise
     if info is None or info.format != fmt or info.virtual_size != virtual_size:
         hv.delete_volume(pool_name, volume)
         seen = f"{info.format}, {info.virtual_size} bytes" if info else "nothing"
@@ -116,56 +72,61 @@ def _one_copy(hv, pool_name: str, image_facts: tuple, source: str, done: dict,
     return vol.path
 
 
-@tasks.kind("image.copy", "Copy an image to hosts", attempts=4, timeout=6 * 3600,
-            on_stop=lambda ctx, why: _stopped(ctx, why))
-def _copy(ctx: tasks.TaskContext) -> str:
-    image = db.session.get(Image, ctx.args["image_id"])
-    if image is None:
-        raise ServiceError("The image was deleted.")
+def copy_stored(ctx: tasks.TaskContext, image: Image, wanted: set[int]) -> str:
     source = store_path(image.volume)
     if not os.path.exists(source):
         raise ServiceError(f"LouCloud's own copy of {image.name} ({source}) is missing.")
     size = os.path.getsize(source)
-    wanted = set(ctx.args["host_ids"])
     locs = [loc for loc in image.locations if loc.host_id in wanted and not loc.present]
     if not locs:
         return f"Every chosen host has {image.name}."
-    pool_name = get_settings().storage_pool
-    facts = (image.volume, image.format, image.virtual_size)
+    facts = (image.format, image.virtual_size)
     done: dict[int, int] = {loc.host_id: 0 for loc in locs}
     stop = threading.Event()
-    for loc in locs:
-        loc.copy_state, loc.copied, loc.error = "copying", 0, ""
-        # A partial copy an unreachable host kept is replaced by this one (the copy
-        # deletes it first): it is no leftover any more.
-        leftovers.forget(loc.host_id, Leftover.VOLUME, image.volume)
+    start_copies(locs)
     ctx.report(0.0, f"Copying to {len(locs)} host(s).", force=True)
+    files = [open(source, "rb") for _ in locs]
     with ThreadPoolExecutor(max_workers=len(locs), thread_name_prefix="copy") as workers:
-        futures = {workers.submit(_one_copy, hypervisor(loc.host), pool_name, facts, source,
-                                  done, loc.host_id, stop, ctx.task.timeout_seconds): loc
-                   for loc in locs}
+        futures = {workers.submit(copy_one, hypervisor(loc.host), get_settings().storage_pool,
+                                  image.volume, size, f.read, lambda: facts, done,
+                                  loc.host_id, stop, ctx.task.timeout_seconds): loc
+                   for loc, f in zip(locs, files)}
         try:
             pending = set(futures)
             while pending:
                 finished, pending = wait(pending, timeout=0.5)
                 for future in finished:
-                    _record(futures[future], future, size, pool_name)
-                for loc in locs:
-                    if loc.copy_state == "copying":
-                        loc.copied = done[loc.host_id]
-                left = sum(1 for loc in locs if loc.copy_state == "copying")
-                ctx.report(sum(done.values()) / (size * len(locs)),
-                           f"Copying to {left} of {len(locs)} host(s)." if left else
-                           "Copies written.")
+                    record(futures[future], future, size)
+                ctx.report(*progress_of(locs, done, size))
         except BaseException:
             stop.set()  # each copy under way stops at its next chunk and is deleted
             wait(futures)
             raise
+        finally:
+            for f in files:
+                f.close()
     db.session.commit()
-    return _outcome(image, locs, wanted)
+    return outcome(image, locs, wanted)
 
 
-def _record(loc: ImageLocation, future, size: int, pool_name: str) -> None:
+def start_copies(locs: list[ImageLocation]) -> None:
+    for loc in locs:
+        loc.copy_state, loc.copied, loc.error = "copying", 0, ""
+        # A partial copy an unreachable host kept is replaced by this one (the copy
+        # deletes it first): it is no leftover any more.
+        leftovers.forget(loc.host_id, Leftover.VOLUME, loc.image.volume)
+
+
+def progress_of(locs: list[ImageLocation], done: dict, size: int) -> tuple[float, str]:
+    for loc in locs:
+        if loc.copy_state == "copying":
+            loc.copied = done[loc.host_id]
+    left = sum(1 for loc in locs if loc.copy_state == "copying")
+    return (sum(done.values()) / (size * len(locs)),
+            f"Copying to {left} of {len(locs)} host(s)." if left else "Copies written.")
+
+
+def record(loc: ImageLocation, future, size: int) -> None:
     exc = future.exception()
     loc.checked_at = utcnow()
     if exc is None:
@@ -178,8 +139,8 @@ def _record(loc: ImageLocation, future, size: int, pool_name: str) -> None:
         loc.error = f"{loc.host.name} could not be reached: {exc}"[:500]
         # What it received of the copy is deleted as soon as it answers again (unless
         # the next attempt, which replaces it, comes first).
-        leftovers.remember(loc.host, Leftover.VOLUME, loc.image.volume, pool_name,
-                           loc.error)
+        leftovers.remember(loc.host, Leftover.VOLUME, loc.image.volume,
+                           get_settings().storage_pool, loc.error)
     elif isinstance(exc, VirtError):
         loc.error = f"{loc.host.name}: {exc}"[:500]
     else:
@@ -187,7 +148,7 @@ def _record(loc: ImageLocation, future, size: int, pool_name: str) -> None:
         loc.error = f"{loc.host.name}: {type(exc).__name__}: {exc}"[:500]
 
 
-def _outcome(image: Image, locs: list[ImageLocation], wanted: set[int]) -> str:
+def outcome(image: Image, locs: list[ImageLocation], wanted: set[int]) -> str:
     # Every chosen host that has it, also those an earlier attempt copied to.
     copied = sorted(loc.host.name for loc in image.locations
                     if loc.host_id in wanted and loc.present)
@@ -200,13 +161,21 @@ def _outcome(image: Image, locs: list[ImageLocation], wanted: set[int]) -> str:
     raise ServiceError(f"Copied to {', '.join(copied) or 'no host'}; failed: {said}.")
 
 
-def _stopped(ctx: tasks.TaskContext, why: str) -> None:
+def stopped(ctx: tasks.TaskContext, why: str) -> None:
     """After a cancel, a time-out, a failure or a worker that died: copies that had not
     finished are marked, and what a dead worker left on a host is deleted."""
-    image = db.session.get(Image, ctx.args.get("image_id"))
-    if image is None:
-        return
     pool_name = get_settings().storage_pool
+    image = _image_of(ctx.args)
+    if image is None:  # an upload followed as it arrived: its volume on each host
+        if why == "interrupted" and ctx.args.get("volume"):
+            for host in db.session.execute(db.select(Host).where(
+                    Host.id.in_(ctx.args.get("host_ids", [])))).scalars():
+                try:
+                    hypervisor(host).delete_volume(pool_name, ctx.args["volume"])
+                except VirtError as exc:
+                    log.warning("partial copy %s on %s not deleted yet: %s",
+                                ctx.args["volume"], host.name, exc)
+        return
     for loc in image.locations:
         if loc.host_id not in ctx.args.get("host_ids", []) or loc.present:
             continue
@@ -222,6 +191,13 @@ def _stopped(ctx: tasks.TaskContext, why: str) -> None:
                 log.warning("partial copy of %s on %s not deleted yet: %s", image.name,
                             loc.host.name, exc)
     db.session.commit()
+
+
+def _image_of(args: dict) -> Image | None:
+    if args.get("image_id"):
+        return db.session.get(Image, args["image_id"])
+    upload = db.session.get(Upload, args["upload_id"]) if args.get("upload_id") else None
+    return db.session.get(Image, upload.image_id) if upload and upload.image_id else None
 
 
 def copies_progress(image: Image) -> list[dict]:

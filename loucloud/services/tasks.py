@@ -36,7 +36,8 @@ REPORT_EVERY = 0.5        # progress written at most this often
 
 
 class Cancelled(Exception):
-    pass
+    """The task stops without failing: cancelled by a user, or (with a text saying why)
+    by the task itself when its work went away."""
 
 
 class TimedOut(Exception):
@@ -180,9 +181,9 @@ def execute(task_id: int) -> None:
             db.session.commit()
             raise taskqueue.Retry(delay) from None
         _stopped(ctx, "failed", str(exc))
-    except Cancelled:
+    except Cancelled as exc:
         db.session.rollback()
-        _stopped(ctx, "cancelled", "")
+        _stopped(ctx, "cancelled", str(exc))
     except TimedOut:
         db.session.rollback()
         _stopped(ctx, "failed", f"Stopped after {task.timeout_seconds} s, the time "

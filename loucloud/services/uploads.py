@@ -19,7 +19,9 @@ from .. import imagefiles, osinfo
 from ..extensions import db
 from ..models import Host, Image, ImageLocation, Task, Upload, User, utcnow
 from . import Conflict, FieldError, NotAllowed, NotFound, ServiceError, transaction
-from .imagecopy import copy_image, store_path
+from . import tasks
+from .copytasks import copy_image
+from .imagecopy import staging_path, store_path, volume_for
 from .images import NAME_RE, Guest, check_guest
 
 log = logging.getLogger(__name__)
@@ -39,15 +41,6 @@ _guard = threading.Lock()
 def _lock(upload_id: str) -> threading.Lock:
     with _guard:
         return _locks.setdefault(upload_id, threading.Lock())
-
-
-def staging_path(upload: Upload) -> str:
-    return os.path.join(current_app.config["UPLOAD_DIR"], f"{upload.id}.part")
-
-
-def volume_for(name: str, fmt: str) -> str:
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "image"
-    return f"image-{slug}.{ {'qcow2': 'qcow2', 'iso': 'iso'}.get(fmt, 'img') }"
 
 
 def _admin(user: User) -> None:
@@ -97,7 +90,8 @@ def begin(user: User, name: str, filename: str, size: int, *, fmt: str = "auto",
         Upload.name == name, Upload.state == "receiving")).scalar()
     if same is not None:
         if same.filename == filename and same.size == size and same.owner_id == user.id:
-            return same  # the same file again: resume where it stopped
+            _follow(user, same)  # the same file again: resume where it stopped
+            return same
         raise FieldError("An upload of this name is under way.", "name")
     folder = current_app.config["UPLOAD_DIR"]
     os.makedirs(folder, exist_ok=True)
@@ -114,7 +108,21 @@ def begin(user: User, name: str, filename: str, size: int, *, fmt: str = "auto",
     db.session.add(upload)
     db.session.commit()
     log.info("upload %s of %s (%s, %d bytes) opened", upload.id, name, filename, size)
+    _follow(user, upload)
     return upload
+
+
+def _follow(user: User, upload: Upload) -> None:
+    """The copy task of an upload, which follows the file as it arrives (started
+    again when an upload resumes after its task stopped)."""
+    task = db.session.get(Task, upload.task_id) if upload.task_id else None
+    if task is not None and not task.finished:
+        return
+    task = tasks.start("image.copy", user, target_type="image", target_name=upload.name,
+                       args={"upload_id": upload.id,
+                             "host_ids": [int(h) for h in upload.host_ids.split(",") if h]})
+    upload.task_id = task.id
+    db.session.commit()
 
 
 def upload_for(user: User, upload_id: str) -> Upload:
@@ -266,8 +274,12 @@ def finish(user: User, upload_id: str) -> tuple[Image, Task]:
     db.session.commit()
     log.info("image %s uploaded (%s, %d bytes, sha256 %s)", image.name, image.format,
              facts.file_size, sha)
-    task = copy_image(user, image, host_ids)
-    return image, task
+    task = db.session.get(Task, upload.task_id) if upload.task_id else None
+    if task is not None and not task.finished:  # it follows the file: hand it the image
+        task.target_id = image.id
+        db.session.commit()
+        return image, task
+    return image, copy_image(user, image, host_ids)
 
 
 def _proposed(facts: imagefiles.FileFacts, filename: str) -> osinfo.OsGuess:

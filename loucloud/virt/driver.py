@@ -137,6 +137,12 @@ class Hypervisor:
         return self.pool.call(self.uri, storage.upload_file, pool_name, name, path,
                               progress, timeout=timeout)
 
+    def upload_stream(self, pool_name: str, name: str, size: int, read, progress=None, *,
+                      timeout: float = 3600) -> Volume:
+        """A new volume of ``size`` bytes from ``read(n)``, streamed as it gives them."""
+        return self.pool.call(self.uri, storage.upload_stream, pool_name, name, size, read,
+                              progress, timeout=timeout)
+
     def volume_info(self, pool_name: str, name: str) -> ImageInfo | None:
         """Format and virtual size of a volume of the pool (None: there is none)."""
         return self._query(storage.volume_info, pool_name, name)

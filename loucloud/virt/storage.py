@@ -225,8 +225,15 @@ def upload_file(conn: libvirt.virConnect, pool_name: str, name: str, path: str,
     except OSError as exc:
         raise VirtError(str(exc)) from None
     with f:
-        return _upload(conn, pool_name, name, os.fstat(f.fileno()).st_size, f.read,
-                       progress)
+        return upload_stream(conn, pool_name, name, os.fstat(f.fileno()).st_size, f.read,
+                             progress)
+
+
+def upload_stream(conn: libvirt.virConnect, pool_name: str, name: str, size: int, read,
+                  progress=None) -> Volume:
+    """Like upload_file, from ``read(n)`` (which may wait for its bytes: a file that is
+    still arriving) instead of a file's path."""
+    return _upload(conn, pool_name, name, size, read, progress)
 
 
 def _upload(conn: libvirt.virConnect, pool_name: str, name: str, size: int, read,

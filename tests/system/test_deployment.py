@@ -152,7 +152,7 @@ def test_a_large_image_uploaded_through_apache_is_copied_to_both_hosts(
     Apache, mod_wsgi's upload process group, 16 MiB chunks with the page's CSRF token;
     then the real worker copies it to h1 and h2 through libvirt's upload stream. Each
     host's copy, read back through libvirt, is the file, byte for byte."""
-    from loucloud.services.uploads import volume_for
+    from loucloud.services.imagecopy import volume_for
 
     source = sparse_raw_disk(tmp_path / "deploy-upload.img", UPLOAD_SIZE)
     want = file_sha256(source)

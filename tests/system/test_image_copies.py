@@ -30,7 +30,7 @@ from loucloud import create_app
 from loucloud.extensions import db
 from loucloud.models import Host, Image, Task
 from loucloud.services import hosts as host_service
-from loucloud.services import imagecopy
+from loucloud.services import copytasks, imagecopy
 from loucloud.services import settings as settings_service
 from loucloud.services import tasklist
 from loucloud.services import tasks as task_service
@@ -411,7 +411,7 @@ def test_a_host_killed_mid_copy_fails_after_its_retries_then_gets_it(world, lab)
     print(f"  on h2 after its restart, not (yet) counted as copies: {sorted(left)}")
     with world.app.app_context():
         admin = the_admin()
-        started_tasks = [t.id for t in imagecopy.copy_images_to_host(
+        started_tasks = [t.id for t in copytasks.copy_images_to_host(
             admin, db.session.get(Host, world.hosts["h2"]))]
     for tid in started_tasks:
         row = finished(world, tid, 180)
@@ -475,6 +475,64 @@ def test_a_worker_killed_mid_copy_is_recovered_by_the_next_one(world, lab):
         assert_identical(world, image_id, host, big)
         assert image_volumes(world.uris[host]) == present_volumes(world, host), \
             f"a partial or extra volume is left in {host}'s pool"
+
+
+def _send(app, upload_id: str, path: Path, start: int, end: int) -> None:
+    """Chunks of ``path`` from ``start`` to ``end`` through the upload service."""
+    with app.app_context():
+        admin, chunk = the_admin(), app.config["UPLOAD_CHUNK_BYTES"]
+        with open(path, "rb") as f:
+            offset = start
+            while offset < end:
+                f.seek(offset)
+                offset = upload_service.receive(admin, upload_id, offset, f.read,
+                                                min(chunk, end - offset))
+
+
+def test_the_copies_follow_an_upload_as_it_arrives(world, lab):
+    """The copy task starts with the upload: with half of the file in, both hosts hold
+    that half already (and not more); the rest follows the last chunk. A refused upload
+    (the checksum given differs) deletes what the hosts had received."""
+    data = files.filled(world.base / "half-6.img", 256 * MiB, seed=6)
+    size = data.stat().st_size
+    with world.app.app_context():
+        up = upload_service.begin(the_admin(), "Half 6", data.name, size)
+        up_id, task_id = up.id, up.task_id
+    volume = imagecopy.volume_for("Half 6", "raw")
+    _send(world.app, up_id, data, 0, size // 2)
+    half = wait_until(world, lambda: (r := task_row(world, task_id))["progress"] >= 0.45
+                      and r, 120, "the copies to follow the first half", every=0.1)
+    assert half["state"] == "running" and "as the file arrives" in half["message"], half
+    assert all(volume in image_volumes(world.uris[h]) for h in ("h1", "h2"))
+    time.sleep(1)  # and they wait there: no copy runs ahead of what arrived
+    assert task_row(world, task_id)["progress"] <= 0.5
+    _send(world.app, up_id, data, size // 2, size)
+    with world.app.app_context():
+        image, task = upload_service.finish(the_admin(), up_id)
+        assert task.id == task_id and image.volume == volume  # the same task goes on
+        image_id = image.id
+    task = finished(world, task_id, 180)
+    assert task["state"] == "succeeded" and task["attempts"] == 1, task
+    assert task["target"] == {"type": "image", "id": image_id, "name": "Half 6"}
+    for host in ("h1", "h2"):
+        assert_identical(world, image_id, host, data)
+
+    wrong = files.filled(world.base / "wrong-6.img", 64 * MiB, seed=7)
+    with world.app.app_context():
+        up = upload_service.begin(the_admin(), "Wrong 6", wrong.name, wrong.stat().st_size,
+                                  sha256="ab" * 32)
+        up_id, task_id = up.id, up.task_id
+    _send(world.app, up_id, wrong, 0, wrong.stat().st_size)
+    # All of it has reached the hosts (the copies wait for the check) before it is refused.
+    wait_until(world, lambda: task_row(world, task_id)["progress"] >= 0.99, 120,
+               "the copies to hold the whole file", every=0.1)
+    with world.app.app_context(), pytest.raises(upload_service.FieldError) as refused:
+        upload_service.finish(the_admin(), up_id)
+    assert "SHA-256" in str(refused.value)
+    task = finished(world, task_id, 60)
+    assert task["state"] == "cancelled" and "refused" in task["error"], task
+    for host in ("h1", "h2"):
+        assert imagecopy.volume_for("Wrong 6", "raw") not in image_volumes(world.uris[host])
 
 
 @pytest.fixture
