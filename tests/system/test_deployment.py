@@ -325,7 +325,8 @@ def test_a_database_restart_is_survived(deployment, admin, mariadb, capsys):
     assert before.status_code == 200
     assert outage_pages and outage_pages[0].status_code == 503
     assert "database" in outage_pages[0].text
-    assert 500 not in statuses and all(isinstance(s, int) for s in statuses)
+    assert 500 not in statuses and all(isinstance(s, int) for s in statuses), \
+        f"{statuses}\n{deployment.tail()}"
     assert after == [200] * 5 and response.status_code == 302
 
 
