@@ -57,6 +57,8 @@ def register(app) -> None:
             response.headers["Allow"] = ", ".join(exc.valid_methods)
         return response
 
+    app.teardown_appcontext(_end_session)
+
     @app.errorhandler(ServiceError)
     def service_error(exc: ServiceError):
         return error_response(exc.status, str(exc))
@@ -78,6 +80,25 @@ def register(app) -> None:
         _rollback()
         return error_response(500, "The error has been logged. Try again, or tell the "
                                    "administrator what you were doing.")
+
+
+def _end_session(_exc) -> None:
+    """The request's database session closed when its app context ends (registered
+    after Flask-SQLAlchemy's own teardown, so it runs first). Closing rolls back; when
+    the database went away during the request, that rollback fails after the answer was
+    made, and the failure would turn it into a 500: the session is thrown away
+    instead (its connection invalidated, never returned to the pool)."""
+    try:
+        db.session.remove()
+    except SQLAlchemyError as exc:
+        log.warning("database session dropped at the end of a request: %s",
+                    exc.orig if hasattr(exc, "orig") else exc)
+        session = db.session.registry()
+        try:
+            session.invalidate()
+        except SQLAlchemyError:
+            log.debug("invalidating the dropped session failed", exc_info=True)
+        db.session.registry.clear()
 
 
 def _forget_user() -> None:
