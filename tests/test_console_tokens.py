@@ -23,7 +23,7 @@ from loucloud.services.console import ConsoleRefused
 from loucloud.services.vms import lifecycle
 from tests.factories import give_screen, make_catalog, make_user, make_vm
 
-SCREEN = ("127.0.0.1", 5907)
+SCREEN = console_service.Screen("127.0.0.1", 5907, None)  # the test driver: no password
 
 
 def make_world(app, uri: str, *, screen: bool = True) -> dict[str, int]:

@@ -63,7 +63,8 @@ def open_screen(app, client, token):
     """What the console proxy does with a websocket handshake from this browser: the
     VNC address, or ConsoleRefused (a 403 before any byte of the screen)."""
     cookie = client.cookie() if client is not None else None
-    return Gate(app).target(app.config["SITE_URL"], cookie, token)
+    screen = Gate(app).target(app.config["SITE_URL"], cookie, token)
+    return screen.host, screen.port
 
 
 def refusal(app, client, token) -> str:

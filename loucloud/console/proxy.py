@@ -5,15 +5,20 @@ connections and their threads do not survive a fork well) and it checks the Orig
 after the token plugin has used the token up. Here every connection is a thread, and the
 order is: the handshake is a websocket one, the Origin is our site's, the session cookie
 belongs to a logged-in user, and only then the token is consumed and the VM's VNC
-address read from libvirt. Any refusal is a plain HTTP 403 before the 101, so not one
+address read from libvirt, with a fresh password for its VNC server that the proxy
+answers the server's challenge with (console/rfb.py): the browser is offered no
+authentication and never sees a password, and nobody reaches the screen around LouCloud. Any refusal is a plain HTTP 403 before the 101, so not one
 RFB byte reaches the browser. The query string (the token) is never logged."""
 from __future__ import annotations
 
 import copy
 import logging
 import re
+import select
+import socket
 import socketserver
 import sys
+import time
 from http.cookies import CookieError, SimpleCookie
 from urllib.parse import parse_qs, urlsplit
 
@@ -24,10 +29,12 @@ from websockify.websocketproxy import ProxyRequestHandler, WebSocketProxy
 from ..extensions import db
 from ..services import auth as auth_service
 from ..services.console import ConsoleRefused, consume, consume_serial
+from . import rfb
 
 log = logging.getLogger("loucloud.console")
 PATH = "/websockify"
 SERIAL_PATH = "/websockify/serial"   # the text console: the VM's serial line
+HANDSHAKE_SECONDS = 10
 _TOKEN_IN_TEXT = re.compile(r"(token=)[^&\s'\"]+")
 
 
@@ -96,8 +103,8 @@ class Gate:
 
     def target(self, origin: str | None, cookie_header: str | None,
                token: str, serial: bool = False):
-        """(host, port) of the VM's VNC server, or its serial line (a SerialBridge) for
-        the text console. Raises ConsoleRefused."""
+        """The VM's screen (services.console.Screen: VNC address and password), or its
+        serial line (a SerialBridge) for the text console. Raises ConsoleRefused."""
         if normalise_origin(origin or "") not in self.origins:
             raise ConsoleRefused(f"origin {origin!r} is not this site")
         with self.app.app_context():
@@ -133,20 +140,67 @@ class ConsoleRequestHandler(ProxyRequestHandler):
             self.server.serial = target
             log.info("text console opened from %s", self.client_address[0])
             return
-        host, port = target
-        self.server.target_host, self.server.target_port = host, port
-        log.info("console of %s:%s opened from %s", host, port, self.client_address[0])
+        self.server.target_host, self.server.target_port = target.host, target.port
+        self.server.vnc_password = target.password
+        log.info("console of %s:%s opened from %s", target.host, target.port,
+                 self.client_address[0])
 
     def new_websocket_client(self) -> None:
         bridge = getattr(self.server, "serial", None)
-        if bridge is None:
+        if bridge is not None:
+            try:
+                self.do_proxy(bridge.socket)
+            finally:
+                bridge.close()
+                bridge.socket.close()
+            return
+        if self.server.vnc_password is None:  # a simulated host: nothing to answer
             super().new_websocket_client()
             return
         try:
-            self.do_proxy(bridge.socket)
+            target = socket.create_connection(
+                (self.server.target_host, self.server.target_port), timeout=HANDSHAKE_SECONDS)
+        except OSError as exc:
+            log.warning("VNC server %s:%s unreachable: %s", self.server.target_host,
+                        self.server.target_port, exc)
+            raise self.CClose(1011, "The VM's screen could not be reached.") from None
+        try:
+            try:
+                rfb.authenticate(target, self.server.vnc_password)
+                self._inbox = b""
+                rfb.greet(self._read_browser, lambda data: self._send_browser(data))
+            except (rfb.HandshakeFailed, OSError) as exc:
+                log.warning("console of %s:%s: %s", self.server.target_host,
+                            self.server.target_port, exc)
+                raise self.CClose(1011, "The VM's screen did not open.") from None
+            target.settimeout(None)
+            target.setsockopt(socket.SOL_TCP, socket.TCP_NODELAY, 1)
+            self.request.setsockopt(socket.SOL_TCP, socket.TCP_NODELAY, 1)
+            if self._inbox:
+                target.sendall(self._inbox)
+            self.do_proxy(target)
         finally:
-            bridge.close()
-            bridge.socket.close()
+            target.close()
+
+    def _read_browser(self, n: int) -> bytes:
+        """``n`` bytes of the browser's websocket messages (the handshake's)."""
+        deadline = time.monotonic() + HANDSHAKE_SECONDS
+        while len(self._inbox) < n:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.request], [], [], left)[0]:
+                raise rfb.HandshakeFailed("the browser did not answer the handshake")
+            bufs, closed = self.recv_frames()
+            self._inbox += b"".join(bufs)
+            if closed:
+                raise rfb.HandshakeFailed("the browser closed during the handshake")
+        data, self._inbox = self._inbox[:n], self._inbox[n:]
+        return data
+
+    def _send_browser(self, data: bytes) -> None:
+        pending = self.send_frames([data])
+        while pending:
+            select.select([], [self.request], [], HANDSHAKE_SECONDS)
+            pending = self.send_frames()
 
     def _refuse(self, code: int, why: str) -> None:
         self.send_response(code)
@@ -185,6 +239,7 @@ class ConsoleProxyServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
         self.heartbeat = heartbeat
         self.target_host = self.target_port = None
         self.serial = None
+        self.vnc_password = None
         self.unix_target = self.unix_listen = None
         self.ssl_target = False
         self.wrap_cmd = None

@@ -3,13 +3,16 @@
 The browser gets the token once (in the URL fragment, which no host logs); the
 database keeps its SHA-256 only. The console proxy consumes it: after checking the
 browser's Origin and that the request comes from the same user's session, an atomic
-UPDATE marks it used, and the VM's VNC address is read from libvirt at that moment."""
+UPDATE marks it used, and the VM's VNC address is read from libvirt at that moment,
+with a new VNC password that only the proxy learns (console/rfb.py)."""
 from __future__ import annotations
 
 import hashlib
 import logging
 import re
 import secrets
+import string
+from dataclasses import dataclass
 from datetime import timedelta
 
 from ..extensions import db
@@ -24,6 +27,10 @@ from .settings import get_settings
 log = logging.getLogger(__name__)
 
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")  # secrets.token_urlsafe(32): 256 bits
+# The VNC password the proxy answers with works this long after the console opened: the
+# proxy connects at once; it is replaced at the next opening anyway.
+SCREEN_PASSWORD_SECONDS = 30
+PASSWORD_CHARS = string.ascii_letters + string.digits
 
 
 class ConsoleRefused(ServiceError):
@@ -106,18 +113,35 @@ def _take(token: str, session_user_id: int | None, kind: str) -> VM:
     return vm
 
 
-def consume(token: str, session_user_id: int | None) -> tuple[str, int]:
-    """Use up a screen ``token`` and return the VM's VNC (host, port) as libvirt
-    reports it now.
+@dataclass(frozen=True)
+class Screen:
+    """Where the proxy connects for a screen, and the password it answers the VNC
+    server's challenge with (None: a simulated host, which has no VNC server)."""
+    host: str
+    port: int
+    password: str | None
+
+
+def _screen_password() -> str:
+    return "".join(secrets.choice(PASSWORD_CHARS) for _ in range(8))  # VNC reads 8
+
+
+def consume(token: str, session_user_id: int | None) -> Screen:
+    """Use up a screen ``token``: the VM's VNC server gets a new random password, valid
+    for SCREEN_PASSWORD_SECONDS (the one before stops working), and the proxy gets it
+    with the VNC address libvirt reports now.
 
     ``session_user_id`` is the user of the browser session that presents the token: it
     must be the user the token was issued to. Raises ConsoleRefused; a token presented
     by the wrong session is not used up."""
     vm = _take(token, session_user_id, "vnc")
+    password = _screen_password()
     try:
-        return hypervisor(vm.host).vnc_address(vm.uuid)
+        host, port, protected = hypervisor(vm.host).open_screen(
+            vm.uuid, password, SCREEN_PASSWORD_SECONDS)
     except VirtError as exc:
         raise ConsoleRefused(f"VM {vm.id}: {exc}") from None
+    return Screen(host, port, password if protected else None)
 
 
 def consume_serial(token: str, session_user_id: int | None) -> SerialBridge:

@@ -3,6 +3,7 @@ bulk state map is keyed by name, the one thing libvirt lists cheaply for stopped
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 
 import libvirt
 
@@ -117,6 +118,30 @@ def vnc_address(conn: libvirt.virConnect, uuid: str) -> tuple[str, int]:
     if desc.vnc_port is None or not desc.vnc_listen:
         raise InvalidState("The VM has no VNC screen.")
     return desc.vnc_listen, desc.vnc_port
+
+
+def open_screen(conn: libvirt.virConnect, uuid: str, password: str,
+                valid_seconds: int) -> tuple[str, int, bool]:
+    """Give the running domain's VNC server a new password, valid for ``valid_seconds``
+    (the old one stops working), and say where it listens: (address, port, protected).
+    ``protected`` is False only on libvirt's test driver, which has no VNC server and
+    cannot set passwords; anywhere else a password that cannot be set raises."""
+    address, port = vnc_address(conn, uuid)
+    dom = _lookup(conn, uuid)
+    valid_to = (datetime.now(timezone.utc) + timedelta(seconds=valid_seconds)) \
+        .strftime("%Y-%m-%dT%H:%M:%S")
+    device = xml.screen_password(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE), password,
+                                 valid_to)
+    if device is None:
+        raise InvalidState("The VM has no VNC screen.")
+    try:
+        dom.updateDeviceFlags(device, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+    except libvirt.libvirtError as exc:
+        err = translate(exc)
+        if isinstance(err, NotSupported) and conn.getType().lower() == "test":
+            return address, port, False
+        raise err from None
+    return address, port, True
 
 
 # Which states each action fits (checked before acting, so a refusal says why).

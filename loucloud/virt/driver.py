@@ -237,6 +237,11 @@ class Hypervisor:
         """Where the running domain's VNC server listens. Raises InvalidState."""
         return self._query(domains.vnc_address, uuid)
 
+    def open_screen(self, uuid: str, password: str, valid_seconds: int) -> tuple[str, int, bool]:
+        """A new VNC password for the running domain, valid for a few seconds; where its
+        screen listens and whether it is protected (see domains.open_screen)."""
+        return self._act(domains.open_screen, uuid, password, valid_seconds)
+
     def open_serial(self, uuid: str) -> SerialBridge:
         """The running domain's serial line as a local socket (see virt/serial.py)."""
         return self._query(serial.open_serial, uuid)

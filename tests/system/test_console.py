@@ -3,17 +3,22 @@ a real libvirtd host: who gets the screen, and who gets not one RFB byte."""
 from __future__ import annotations
 
 import logging
+import socket
 import threading
+import time
 from datetime import timedelta
 
 import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
+from loucloud.console import rfb as vnc
 from loucloud.console.proxy import make_server
 from loucloud.extensions import db
 from loucloud.models import VM, ConsoleToken, Host, Template, User, utcnow
+from loucloud.services import console as console_service
 from loucloud.services import images, templates as template_service
+from loucloud.services.hypervisors import hypervisor
 from loucloud.services.vms import create as vm_create
 from loucloud.services.vms import lifecycle as vm_service
 from tests.conftest import Client
@@ -193,3 +198,61 @@ def test_a_vm_that_is_not_running_gets_no_token(app, world):
     assert "has no screen to show: The VM is not running" in response.get_data(as_text=True)
     with app.app_context():
         assert db.session.execute(db.select(db.func.count(ConsoleToken.id))).scalar() == 0
+
+
+# -- around LouCloud: straight to the host's VNC port -----------------------------------
+def _vnc_address(app, vm_id) -> tuple[str, int]:
+    with app.app_context():
+        vm = db.session.get(VM, vm_id)
+        return hypervisor(vm.host).vnc_address(vm.uuid)
+
+
+def _security_types(address) -> bytes:
+    """What the VM's VNC server offers a client that comes straight to it."""
+    with socket.create_connection(address, timeout=10) as sock:
+        assert sock.recv(12).startswith(b"RFB 003.")
+        sock.sendall(b"RFB 003.008\n")
+        count = sock.recv(1)[0]
+        return sock.recv(count)
+
+
+def _gets_in(address, password: str) -> bool:
+    """Whether the VM's VNC server lets a client in with ``password`` (VNC auth)."""
+    with socket.create_connection(address, timeout=10) as sock:
+        try:
+            vnc.authenticate(sock, password)
+            return True
+        except vnc.HandshakeFailed as exc:
+            assert "refused the password" in str(exc), exc
+            return False
+
+
+def _opening(app, world) -> console_service.Screen:
+    """What the proxy gets when it takes a token: the address and a fresh password."""
+    token = issue(world["alice"], world["vm_id"])
+    with app.app_context():
+        alice = db.session.execute(db.select(User).where(User.username == "alice")).scalar()
+        return console_service.consume(token, alice.id)
+
+
+def test_nobody_reaches_the_screen_around_loucloud(app, world, monkeypatch):
+    """Straight to the host's VNC port, without LouCloud: the server asks for a
+    password (it offers no 'None'), a guess is refused, the password of an earlier
+    opening is refused, and the latest one works only for a few seconds."""
+    address = _vnc_address(app, world["vm_id"])
+    offered = _security_types(address)
+    assert 1 not in offered and 2 in offered, list(offered)
+    assert not _gets_in(address, "guess123")
+    first, second = _opening(app, world), _opening(app, world)
+    assert (first.host, first.port) == (second.host, second.port) == address
+    assert first.password and second.password and first.password != second.password
+    assert not _gets_in(address, first.password)  # replaced by the second opening
+    assert _gets_in(address, second.password)
+    monkeypatch.setattr(console_service, "SCREEN_PASSWORD_SECONDS", 2)
+    third = _opening(app, world)
+    time.sleep(3)
+    assert not _gets_in(address, third.password)  # expired: the proxy had its moment
+    # Through LouCloud the screen still opens, and the browser is asked for nothing.
+    token = issue(world["alice"], world["vm_id"])
+    with open_ws(world, token, as_client=world["alice"]) as ws:
+        assert rfb.handshake(ws)["rectangles"] >= 1

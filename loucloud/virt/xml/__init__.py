@@ -19,6 +19,7 @@ from .domain import (  # noqa: F401
     build_domain,
     install_drive,
     parse_domain,
+    screen_password,
 )
 from .network import (  # noqa: F401
     DhcpHost,

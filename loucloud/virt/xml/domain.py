@@ -1,6 +1,7 @@
 """Domain XML: what LouCloud decides about a VM, and what it reads back."""
 from __future__ import annotations
 
+import secrets
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
@@ -140,7 +141,10 @@ def build_domain(spec: DomainSpec) -> str:
         if spec.nic.mac:
             ET.SubElement(nic, "mac", address=spec.nic.mac)
         ET.SubElement(nic, "model", type="virtio")
-    graphics = ET.SubElement(devices, "graphics", type="vnc", port="-1", autoport="yes")
+    # A password nobody knows: the screen opens only when LouCloud sets a fresh one
+    # (screen_password) for its console proxy.
+    graphics = ET.SubElement(devices, "graphics", type="vnc", port="-1", autoport="yes",
+                             passwd=secrets.token_hex(4))
     ET.SubElement(graphics, "listen", type="address", address=spec.vnc_listen)
     video = ET.SubElement(devices, "video")
     ET.SubElement(video, "model", type="vga")
@@ -234,3 +238,15 @@ def parse_domain(text: str) -> DomainDesc:
             f"devices/channel/target[@name='{AGENT_CHANNEL}']") is not None,
         has_serial=root.find("devices/serial") is not None,
     )
+
+
+def screen_password(domain_xml: str, password: str, valid_to: str) -> str | None:
+    """The domain's VNC <graphics> element (from its live XML, read with the secure
+    flag) with a new password valid until ``valid_to`` (UTC, YYYY-MM-DDTHH:MM:SS), for
+    updateDeviceFlags; None when the domain has no VNC screen."""
+    graphics = ET.fromstring(domain_xml).find("devices/graphics[@type='vnc']")
+    if graphics is None:
+        return None
+    graphics.set("passwd", password)
+    graphics.set("passwdValidTo", valid_to)
+    return to_string(graphics)
