@@ -6,6 +6,8 @@ import socket
 import struct
 import time
 
+from loucloud.console.rfb import vnc_response
+
 
 class TCPStream:
     def __init__(self, sock: socket.socket):
@@ -68,7 +70,9 @@ class RFB:
         self.s = stream
         self.width = self.height = self.bpp = 0
 
-    def handshake(self) -> None:
+    def handshake(self, password: str | None = None) -> None:
+        """Security None (through LouCloud's proxy), or VNC authentication with
+        ``password`` (straight to the VM's VNC server, which asks for one)."""
         s = self.s
         if not s.read(12).startswith(b"RFB 003."):
             raise ConnectionError("not an RFB server")
@@ -77,9 +81,14 @@ class RFB:
         if not count:
             reason = s.read(struct.unpack(">I", s.read(4))[0])
             raise ConnectionError(f"refused: {reason!r}")
-        if 1 not in s.read(count):
-            raise ConnectionError("no 'None' security type")
-        s.send(b"\x01")
+        types = s.read(count)
+        if password is not None and 2 in types:
+            s.send(b"\x02")
+            s.send(vnc_response(password, s.read(16)))
+        elif 1 in types:
+            s.send(b"\x01")
+        else:
+            raise ConnectionError(f"no usable security type in {list(types)}")
         if struct.unpack(">I", s.read(4))[0] != 0:
             raise ConnectionError("security handshake failed")
         s.send(b"\x01")  # ClientInit: shared
