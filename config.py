@@ -67,10 +67,18 @@ class Config:
     PASSWORD_MEMORY_KIB = 65536
     PASSWORD_PARALLELISM = 4
 
-    # Login throttling: failures within the window, per account and per client address.
+    # Login throttling (services/auth.py): failures within the window for one account
+    # from one address, from one address for any account, and for one account from
+    # many addresses; past each limit a delay of LOGIN_FIRST_DELAY_SECONDS that doubles
+    # with each further failure, at most the window. Nobody locks a user out: the
+    # user's own address counts alone, and addresses the user logged in from lately
+    # are not slowed by guesses from elsewhere.
     LOGIN_WINDOW_SECONDS = 15 * 60
-    LOGIN_MAX_FAILURES_PER_USER = 5
-    LOGIN_MAX_FAILURES_PER_ADDRESS = 20
+    LOGIN_MAX_FAILURES_PER_USER = 5         # one account from one address
+    LOGIN_MAX_FAILURES_PER_ADDRESS = 20     # one address, any account
+    LOGIN_MAX_ADDRESSES_PER_USER = 10       # addresses failing for one account
+    LOGIN_FIRST_DELAY_SECONDS = 30
+    LOGIN_KNOWN_ADDRESS_DAYS = 30           # a success from an address: known this long
 
     # The address users open LouCloud at. The console proxy accepts websockets only from
     # pages of this origin (and of CONSOLE_ALLOWED_ORIGINS).

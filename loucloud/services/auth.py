@@ -3,7 +3,8 @@
 A login creates a row in ``user_sessions``; the cookie holds only a random key whose
 SHA-256 is that row's key. Ending a session deletes the row, so a copied or replayed
 cookie is worthless afterwards. Idle sessions end after the time set in Settings.
-The throttle counts failures in the database, so every web process sees the same count.
+The throttle counts failures in the database, so every web process sees the same count;
+it slows guessing with growing delays and never lets anyone lock a user out.
 """
 from __future__ import annotations
 
@@ -46,43 +47,79 @@ def _hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def _retry_after(column, value: str, limit: int) -> int:
-    """Seconds until fewer than ``limit`` failures remain in the window, or 0."""
+def _delay(failures: int, limit: int) -> timedelta | None:
+    """How long after the last failure the next attempt waits: none below ``limit``,
+    then the first delay, doubled for each failure beyond it, at most the window."""
+    if failures < limit:
+        return None
     cfg = current_app.config
-    window = timedelta(seconds=cfg["LOGIN_WINDOW_SECONDS"])
-    since = utcnow() - window
-    if column is LoginAttempt.username:
-        last_ok = db.session.execute(
-            db.select(db.func.max(LoginAttempt.at)).where(
-                LoginAttempt.username == value, LoginAttempt.success.is_(True))).scalar()
-        if last_ok is not None and last_ok > since:
-            since = last_ok
-    failures = db.session.execute(
-        db.select(LoginAttempt.at).where(column == value, LoginAttempt.success.is_(False),
-                                         LoginAttempt.at > since)
-        .order_by(LoginAttempt.at.desc()).limit(limit)).scalars().all()
-    if len(failures) < limit:
+    seconds = cfg["LOGIN_FIRST_DELAY_SECONDS"] * 2 ** min(failures - limit, 20)
+    return timedelta(seconds=min(seconds, cfg["LOGIN_WINDOW_SECONDS"]))
+
+
+def _wait(last_failure, delay: timedelta | None) -> int:
+    if delay is None or last_failure is None:
         return 0
-    oldest_counted = failures[-1]
-    return max(1, int((oldest_counted + window - utcnow()).total_seconds()))
+    return max(0, int((last_failure + delay - utcnow()).total_seconds() + 0.999))
+
+
+def _failures(*where):
+    """(count, newest time) of the failures matching ``where`` in the window."""
+    window = timedelta(seconds=current_app.config["LOGIN_WINDOW_SECONDS"])
+    return db.session.execute(
+        db.select(db.func.count(LoginAttempt.id), db.func.max(LoginAttempt.at)).where(
+            LoginAttempt.success.is_(False), LoginAttempt.at > utcnow() - window, *where)
+    ).one()
+
+
+def _retry_after(name: str, address: str) -> int:
+    """Seconds this attempt must wait, or 0. Three counts, each with its own limit:
+    this account from this address (a success of the account starts it again), this
+    address for any account, and the addresses that failed for this account (guessing
+    from many places), which does not slow an address the account logged in from
+    lately. None of them lets someone elsewhere lock the user out."""
+    cfg = current_app.config
+    last_ok = db.session.execute(db.select(db.func.max(LoginAttempt.at)).where(
+        LoginAttempt.username == name, LoginAttempt.success.is_(True))).scalar()
+    since = [LoginAttempt.at > last_ok] if last_ok is not None else []
+    count, newest = _failures(LoginAttempt.username == name,
+                              LoginAttempt.address == address, *since)
+    wait = _wait(newest, _delay(count, cfg["LOGIN_MAX_FAILURES_PER_USER"]))
+    count, newest = _failures(LoginAttempt.address == address)
+    wait = max(wait, _wait(newest, _delay(count, cfg["LOGIN_MAX_FAILURES_PER_ADDRESS"])))
+    known_since = utcnow() - timedelta(days=cfg["LOGIN_KNOWN_ADDRESS_DAYS"])
+    known = db.session.execute(db.select(LoginAttempt.id).where(
+        LoginAttempt.username == name, LoginAttempt.address == address,
+        LoginAttempt.success.is_(True), LoginAttempt.at > known_since).limit(1)).first()
+    if known is None:
+        window = timedelta(seconds=cfg["LOGIN_WINDOW_SECONDS"])
+        addresses, newest = db.session.execute(
+            db.select(db.func.count(db.distinct(LoginAttempt.address)),
+                      db.func.max(LoginAttempt.at)).where(
+                LoginAttempt.username == name, LoginAttempt.success.is_(False),
+                LoginAttempt.at > utcnow() - window, *since)).one()
+        wait = max(wait, _wait(newest, _delay(addresses,
+                                              cfg["LOGIN_MAX_ADDRESSES_PER_USER"])))
+    return wait
 
 
 def _record_attempt(username: str, address: str, success: bool) -> None:
     db.session.add(LoginAttempt(username=username, address=address, success=success))
-    # Keep the table small: attempts older than a day no longer count for anything.
-    db.session.execute(db.delete(LoginAttempt).where(
-        LoginAttempt.at < utcnow() - timedelta(days=1)))
+    # Keep the table small: failures older than a day no longer count for anything,
+    # successes only say which addresses an account is known from.
+    now = utcnow()
+    days = current_app.config["LOGIN_KNOWN_ADDRESS_DAYS"]
+    db.session.execute(db.delete(LoginAttempt).where(db.or_(
+        db.and_(LoginAttempt.success.is_(False), LoginAttempt.at < now - timedelta(days=1)),
+        LoginAttempt.at < now - timedelta(days=days))))
 
 
 def authenticate(username: str, password: str, address: str) -> User:
-    """Check a user name and password. Raises LoginThrottled when this account or this
-    address failed too often lately, LoginRefused (one generic message) otherwise."""
-    cfg = current_app.config
+    """Check a user name and password. Raises LoginThrottled when this attempt must
+    wait (see _retry_after), LoginRefused (one generic message) otherwise."""
     name = (username or "").strip().lower()[:64]
     address = (address or "?")[:45]
-    wait = max(_retry_after(LoginAttempt.username, name, cfg["LOGIN_MAX_FAILURES_PER_USER"]),
-               _retry_after(LoginAttempt.address, address,
-                            cfg["LOGIN_MAX_FAILURES_PER_ADDRESS"]))
+    wait = _retry_after(name, address)
     if wait:
         log.warning("login throttled for user %r from %s", name, address)
         raise LoginThrottled(wait)
