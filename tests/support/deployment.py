@@ -25,9 +25,10 @@ from tests.support.webclient import CSRF_RE
 ROOT = Path(__file__).resolve().parents[2]
 APACHE = "/usr/sbin/apache2"
 MODULES = "/usr/lib/apache2/modules"
-NEEDED_MODULES = ["mpm_event", "authz_core", "mime", "alias", "setenvif",
+DEBIAN_STATUS_CONF = "/etc/apache2/mods-available/status.conf"  # as Debian enables it
+NEEDED_MODULES = ["mpm_event", "authz_core", "authz_host", "mime", "alias", "setenvif",
                   "headers", "proxy", "proxy_http", "ssl", "socache_shmcb",
-                  "reqtimeout"]  # + built-ins; reqtimeout is on in Debian's Apache
+                  "reqtimeout", "status"]  # + built-ins; Debian's Apache has these on
 # Directories are linked to this checkout; the top-level scripts are copied, because
 # Python resolves a linked script to its real directory (and would find that instance).
 LINKED = ["loucloud", "migrations", ".venv"]
@@ -183,6 +184,7 @@ ErrorLog {self.logs}/error.log
 LogLevel warn
 LogFormat "%h %l %u %t \\"%r\\" %>s %b \\"%{{Referer}}i\\" \\"%{{User-Agent}}i\\"" combined
 SSLSessionCache shmcb:{self.dir}/run/ssl_scache(512000)
+Include {DEBIAN_STATUS_CONF}
 Include {self.dir}/vhost.conf
 """)
 

@@ -7,6 +7,7 @@ import concurrent.futures
 import hashlib
 import re
 import ssl
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -248,6 +249,36 @@ def test_https_headers_and_cookies(deployment):
                          allow_redirects=False, timeout=10)
     assert plain.status_code == 301
     assert plain.headers["Location"] == f"https://localhost:{deployment.https_port}/login"
+
+
+def _tls_handshake(deployment, *options: str) -> bool:
+    """Whether ``openssl s_client`` with ``options`` completes a handshake with the
+    test Apache (the client allows old protocols and suites: the server must refuse)."""
+    done = subprocess.run(["openssl", "s_client", "-connect",
+                           f"127.0.0.1:{deployment.https_port}", "-servername", "localhost",
+                           *options], input="", capture_output=True, text=True, timeout=30)
+    return done.returncode == 0 and "Cipher is (NONE)" not in done.stdout
+
+
+def test_tls_is_modern_and_apache_says_no_version(deployment):
+    assert _tls_handshake(deployment, "-tls1_3")
+    assert _tls_handshake(deployment, "-tls1_2")
+    assert _tls_handshake(deployment, "-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256")
+    old = "DEFAULT:@SECLEVEL=0"
+    for protocol in ("-tls1", "-tls1_1"):
+        assert not _tls_handshake(deployment, protocol, "-cipher", old), protocol
+    # The test certificate is ECDSA: the suites it could serve if Apache allowed them.
+    for suite in ("ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA",  # CBC with SHA-1
+                  "ECDHE-ECDSA-AES128-SHA256", "ECDHE-ECDSA-AES256-SHA384"):  # CBC
+        assert not _tls_handshake(deployment, "-tls1_2", "-cipher", f"{suite}:@SECLEVEL=0"), \
+            suite
+    client = WebClient(deployment)
+    assert client.get("/login").headers["Server"] == "Apache"
+    missing = client.get("/no-such-page-here")
+    assert missing.headers["Server"] == "Apache" and "Apache/" not in missing.text
+    # Debian's status page (on for local clients, as this one is) is closed on the site.
+    status = client.get("/server-status")
+    assert status.status_code == 403 and "Server Version" not in status.text
 
 
 def test_two_processes_share_throttle_and_settings(deployment, admin):
