@@ -19,6 +19,8 @@ def create_app(config_name: str | None = None, **overrides) -> Flask:
                 template_folder="pages")
     app.config.from_object(config)
     app.config.from_pyfile("loucloud.cfg", silent=True)
+    if app.config.get("DATABASE_NAME"):
+        app.config["SQLALCHEMY_DATABASE_URI"] = database_url(app.config)
     app.config.update(overrides)
     if "SQLALCHEMY_ENGINE_OPTIONS" not in app.config:
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(
@@ -34,6 +36,20 @@ def create_app(config_name: str | None = None, **overrides) -> Flask:
     register_template_helpers(app)
     register_cli(app)
     return app
+
+
+def database_url(cfg) -> str:
+    """The MariaDB URL from separate settings (DATABASE_USER, _PASSWORD, _HOST, _PORT,
+    _NAME in instance/loucloud.cfg), quoted by SQLAlchemy: a password may hold any
+    ASCII character, '@', '%', '/' and ':' included (PyMySQL sends it as Latin-1)."""
+    from sqlalchemy.engine import URL
+
+    return URL.create("mysql+pymysql", username=cfg.get("DATABASE_USER") or "loucloud",
+                      password=cfg.get("DATABASE_PASSWORD"),
+                      host=cfg.get("DATABASE_HOST") or "127.0.0.1",
+                      port=int(cfg["DATABASE_PORT"]) if cfg.get("DATABASE_PORT") else None,
+                      database=cfg["DATABASE_NAME"], query={"charset": "utf8mb4"}
+                      ).render_as_string(hide_password=False)
 
 
 def _init_secret_key(app: Flask, config) -> None:

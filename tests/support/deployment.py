@@ -105,8 +105,9 @@ def make_certificate(directory: Path) -> tuple[Path, Path]:
 
 
 class Deployment:
-    def __init__(self, database_url: str):
-        self.database_url = database_url
+    def __init__(self, database_url: str, database: dict | None = None):
+        """``database``: the separate DATABASE_* settings instead of one URL."""
+        self.database_url, self.database = database_url, database
         self.dir = Path(tempfile.mkdtemp(prefix="loucloud-deploy-"))
         self.dir.chmod(0o755)
         self.https_port, self.http_port, self.console_port = free_port(), free_port(), free_port()
@@ -126,14 +127,18 @@ class Deployment:
             shutil.copy(ROOT / name, self.dir / name)
         instance = self.dir / "instance"
         instance.mkdir()
-        (instance / "loucloud.cfg").write_text(
+        # Created with its final owner and mode before a secret is written into it.
+        config = instance / "loucloud.cfg"
+        os.close(os.open(config, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o640))
+        shutil.chown(config, "root", USER)
+        config.write_text(
             f"SECRET_KEY = {secrets.token_hex(32)!r}\n"
-            f"SQLALCHEMY_DATABASE_URI = {self.database_url!r}\n"
+            + (f"SQLALCHEMY_DATABASE_URI = {self.database_url!r}\n" if not self.database
+               else "".join(f"{k} = {v!r}\n" for k, v in self.database.items())) +
             f"SITE_URL = {self.site!r}\n"
             'CONSOLE_URL = "/websockify"\n')
         shutil.chown(instance, USER, USER)
-        shutil.chown(instance / "loucloud.cfg", "root", USER)
-        (instance / "loucloud.cfg").chmod(0o640)
+        assert config.stat().st_mode & 0o777 == 0o640
         self.logs.mkdir()
         (self.dir / "run").mkdir()
         shutil.chown(self.dir / "run", "www-data", "www-data")

@@ -103,6 +103,13 @@ class MariaDB:
                         "COLLATE utf8mb4_unicode_ci")
         return f"mysql+pymysql://loucloud:loucloud-test@127.0.0.1:{self.port}/{name}?charset=utf8mb4"
 
+    def create_user(self, name: str, password: str, database: str) -> None:
+        """A user of ``database`` only, reached over TCP, with ``password`` (any text)."""
+        with self.connect() as conn, conn.cursor() as cur:
+            cur.execute("DROP USER IF EXISTS %s@'127.0.0.1'", (name,))
+            cur.execute("CREATE USER %s@'127.0.0.1' IDENTIFIED BY %s", (name, password))
+            cur.execute(f"GRANT ALL ON `{database}`.* TO %s@'127.0.0.1'", (name,))
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()

@@ -22,12 +22,22 @@ from tests.support.deployment import (Deployment, Uploader, WebClient, file_sha2
 from tests.support.figures import figure
 
 
+DATABASE_PASSWORD = "p@ss%40w/rd:?#&= 'quoted' \"!\\"
+
+
 @pytest.fixture(scope="module")
 def deployment(mariadb):
     reason = unavailable_reason()
     if reason:
         pytest.skip(reason)
-    site = Deployment(mariadb.create_database("loucloud_deploy")).prepare()
+    url = mariadb.create_database("loucloud_deploy")
+    # deploy/loucloud.cfg.example's separate settings, with a password no URL could hold
+    # unquoted.
+    mariadb.create_user("lc_deploy", DATABASE_PASSWORD, "loucloud_deploy")
+    site = Deployment(url, database={
+        "DATABASE_USER": "lc_deploy", "DATABASE_PASSWORD": DATABASE_PASSWORD,
+        "DATABASE_HOST": "127.0.0.1", "DATABASE_PORT": mariadb.port,
+        "DATABASE_NAME": "loucloud_deploy"}).prepare()
     try:
         site.install()
         site.start()
