@@ -17,7 +17,9 @@
       if (bar) { bar.style.width = pct + "%"; bar.textContent = pct + " %";
                  bar.parentElement.setAttribute("aria-valuenow", String(pct)); }
       var msg = row.querySelector('[data-field="message"]');
-      if (msg) msg.textContent = t.error || t.message;
+      // A page with a field of its own for the error (the task's page) keeps them apart.
+      var own = row.querySelector('[data-field="error"]');
+      if (msg) msg.textContent = own ? t.message : (t.error || t.message);
       var rem = row.querySelector('[data-field="remaining"]');
       if (rem) rem.textContent = t.remaining_seconds ? "about " + t.remaining_seconds + " s" : "—";
     });
