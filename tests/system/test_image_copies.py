@@ -233,22 +233,35 @@ def finished(world: World, task_id: int, seconds: float, app=None) -> dict:
                       in FINISHED and row, seconds, f"task {task_id} to end")
 
 
-def upload(app, name: str, path: Path, hosts: list[int] | None = None) -> tuple[int, int]:
+def upload(app, name: str, path: Path, hosts: list[int] | None = None,
+           midway=None) -> tuple[int, int]:
     """Upload ``path`` in chunks through the upload service, as the page and the CLI do:
-    begin, each chunk at its offset, finish. Returns (image id, copy task id)."""
+    begin, each chunk at its offset, finish. ``midway(task id)`` is called with half of
+    the file in (the copies follow the upload: a fault "in the middle of a copy" happens
+    while the file is still arriving). Returns (image id, copy task id)."""
     size = path.stat().st_size
     with app.app_context():
         admin = the_admin()
         up = upload_service.begin(admin, name, path.name, size, host_ids=hosts)
         chunk = app.config["UPLOAD_CHUNK_BYTES"]
-        offset = 0
+        offset, held = 0, midway is None
         with open(path, "rb") as f:
             while offset < size:
+                if not held and offset >= size // 2:
+                    midway(up.task_id)
+                    held = True
                 f.seek(offset)
                 offset = upload_service.receive(admin, up.id, offset, f.read,
                                                 min(chunk, size - offset))
         image, task = upload_service.finish(admin, up.id)
         return image.id, task.id
+
+
+def under_way(world: World, task_id: int) -> dict:
+    """The copy task once every host's copy has some of the file (and not all of it)."""
+    return wait_until(world, lambda: (r := task_row(world, task_id))["state"] == "running"
+                      and 0.05 < r["progress"] <= 0.5 and r, 120,
+                      "the copies to be under way", every=0.05)
 
 
 def volume_of(world: World, image_id: int) -> str:
@@ -374,16 +387,15 @@ def test_a_qcow2_and_an_iso_reach_both_hosts_byte_identical(world, lab):
 
 def test_a_host_killed_mid_copy_fails_after_its_retries_then_gets_it(world, lab):
     big = files.filled(world.base / "big-2.img", BIG, seed=2)
-    image_id, task_id = upload(world.app, "Big 2", big)
-    volume = volume_of(world, image_id)
+    seen: dict = {}
 
-    def h2_under_way():
-        row = copies(world, image_id)["h2"]
-        return row["state"] == "copying" and 0 < row["copied"] < big.stat().st_size and row
-    under_way = wait_until(world, h2_under_way, 120, "h2's copy to be under way", every=0.05)
-    lab.kill_libvirtd(lab.host(2))
-    print(f"\n  h2's libvirtd SIGKILLed at {under_way['copied'] // MiB} of "
-          f"{big.stat().st_size // MiB} MiB")
+    def kill_h2(task_id: int) -> None:
+        seen.update(under_way(world, task_id))
+        lab.kill_libvirtd(lab.host(2))
+    image_id, task_id = upload(world.app, "Big 2", big, midway=kill_h2)
+    volume = volume_of(world, image_id)
+    print(f"\n  h2's libvirtd SIGKILLed with the copies {seen['progress']:.0%} done, "
+          "the upload half-way")
 
     seen_h2, messages = [], set()
 
@@ -446,16 +458,13 @@ def test_a_full_pool_fails_that_copy_clearly_and_leaves_nothing_there(world, lab
 
 def test_a_worker_killed_mid_copy_is_recovered_by_the_next_one(world, lab):
     big = files.filled(world.base / "big-4.img", BIG, seed=4)
-    image_id, task_id = upload(world.app, "Big 4", big)
-    volume = volume_of(world, image_id)
-    size = big.stat().st_size
-
-    def both_under_way():
-        rows = copies(world, image_id)
-        return all(r["state"] == "copying" and 0 < r["copied"] < size for r in rows.values())
-    wait_until(world, both_under_way, 120, "both copies to be under way", every=0.05)
     killed = world.worker.pid
-    world.worker.kill()
+
+    def kill_worker(task_id: int) -> None:
+        under_way(world, task_id)
+        world.worker.kill()
+    image_id, task_id = upload(world.app, "Big 4", big, midway=kill_worker)
+    volume = volume_of(world, image_id)
 
     row = task_row(world, task_id)
     assert row["state"] == "running" and row["worker"].endswith(f":{killed}"), row
