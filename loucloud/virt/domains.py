@@ -107,17 +107,24 @@ def status(conn: libvirt.virConnect, uuid: str) -> DomainStatus:
     )
 
 
-def vnc_address(conn: libvirt.virConnect, uuid: str) -> tuple[str, int]:
-    """Where the running domain's VNC server listens now. Raises InvalidState when the
-    domain is not running (no port)."""
-    dom = _lookup(conn, uuid)
+def _screen(dom: libvirt.virDomain, flags: int = 0) -> tuple[str, int, str]:
+    """(address, port, domain XML) of a running domain's VNC server. Raises
+    InvalidState when the domain is not running (no port) or has no screen."""
     if dom.state()[0] not in (libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_PAUSED,
                               libvirt.VIR_DOMAIN_BLOCKED):
         raise InvalidState("The VM is not running.")
-    desc = xml.parse_domain(dom.XMLDesc(0))
+    text = dom.XMLDesc(flags)
+    desc = xml.parse_domain(text)
     if desc.vnc_port is None or not desc.vnc_listen:
         raise InvalidState("The VM has no VNC screen.")
-    return desc.vnc_listen, desc.vnc_port
+    return desc.vnc_listen, desc.vnc_port, text
+
+
+def vnc_address(conn: libvirt.virConnect, uuid: str) -> tuple[str, int]:
+    """Where the running domain's VNC server listens now. Raises InvalidState when the
+    domain is not running (no port)."""
+    address, port, _xml = _screen(_lookup(conn, uuid))
+    return address, port
 
 
 def open_screen(conn: libvirt.virConnect, uuid: str, password: str,
@@ -126,16 +133,13 @@ def open_screen(conn: libvirt.virConnect, uuid: str, password: str,
     (the old one stops working), and say where it listens: (address, port, protected).
     ``protected`` is False only on libvirt's test driver, which has no VNC server and
     cannot set passwords; anywhere else a password that cannot be set raises."""
-    address, port = vnc_address(conn, uuid)
     dom = _lookup(conn, uuid)
+    address, port, text = _screen(dom, libvirt.VIR_DOMAIN_XML_SECURE)
     valid_to = (datetime.now(timezone.utc) + timedelta(seconds=valid_seconds)) \
         .strftime("%Y-%m-%dT%H:%M:%S")
-    device = xml.screen_password(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE), password,
-                                 valid_to)
-    if device is None:
-        raise InvalidState("The VM has no VNC screen.")
     try:
-        dom.updateDeviceFlags(device, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+        dom.updateDeviceFlags(xml.screen_password(text, password, valid_to),
+                              libvirt.VIR_DOMAIN_AFFECT_LIVE)
     except libvirt.libvirtError as exc:
         err = translate(exc)
         if isinstance(err, NotSupported) and conn.getType().lower() == "test":

@@ -240,13 +240,11 @@ def parse_domain(text: str) -> DomainDesc:
     )
 
 
-def screen_password(domain_xml: str, password: str, valid_to: str) -> str | None:
+def screen_password(domain_xml: str, password: str, valid_to: str) -> str:
     """The domain's VNC <graphics> element (from its live XML, read with the secure
-    flag) with a new password valid until ``valid_to`` (UTC, YYYY-MM-DDTHH:MM:SS), for
-    updateDeviceFlags; None when the domain has no VNC screen."""
+    flag; it has one) with a new password valid until ``valid_to`` (UTC,
+    YYYY-MM-DDTHH:MM:SS), for updateDeviceFlags."""
     graphics = ET.fromstring(domain_xml).find("devices/graphics[@type='vnc']")
-    if graphics is None:
-        return None
     graphics.set("passwd", password)
     graphics.set("passwdValidTo", valid_to)
     return to_string(graphics)
