@@ -1,6 +1,6 @@
 """A file that is still arriving, read by several threads at once: each host's copy of an
 upload reads the staging file up to the bytes the upload has received so far and waits
-for more. The task's loop (the only one that reads the database) moves ``Arrival``
+for more (a stored image is read the same way, all of it arrived). The task's loop (the only one that reads the database) moves ``Arrival``
 forward; the readers never read past it, so they never see a chunk that might still be
 cut short and written again."""
 from __future__ import annotations

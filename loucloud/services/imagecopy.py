@@ -18,6 +18,7 @@ from ..extensions import db
 from ..models import Host, Image, ImageLocation, Leftover, Upload, utcnow
 from ..virt import HostUnavailable, VirtError
 from . import ServiceError, leftovers, tasks
+from .growingfile import Arrival, GrowingFile
 from .hypervisors import hypervisor
 from .settings import get_settings
 
@@ -85,12 +86,15 @@ def copy_stored(ctx: tasks.TaskContext, image: Image, wanted: set[int]) -> str:
     stop = threading.Event()
     start_copies(locs)
     ctx.report(0.0, f"Copying to {len(locs)} host(s).", force=True)
-    files = [open(source, "rb") for _ in locs]
+    whole = Arrival(size)  # the same readers as for a file still arriving, all of it in
+    whole.advance(size)
+    fd = os.open(source, os.O_RDONLY)
     with ThreadPoolExecutor(max_workers=len(locs), thread_name_prefix="copy") as workers:
         futures = {workers.submit(copy_one, hypervisor(loc.host), get_settings().storage_pool,
-                                  image.volume, size, f.read, lambda: facts, done,
-                                  loc.host_id, stop, ctx.task.timeout_seconds): loc
-                   for loc, f in zip(locs, files)}
+                                  image.volume, size, GrowingFile(fd, whole).read,
+                                  lambda: facts, done, loc.host_id, stop,
+                                  ctx.task.timeout_seconds): loc
+                   for loc in locs}
         try:
             pending = set(futures)
             while pending:
@@ -103,8 +107,7 @@ def copy_stored(ctx: tasks.TaskContext, image: Image, wanted: set[int]) -> str:
             wait(futures)
             raise
         finally:
-            for f in files:
-                f.close()
+            os.close(fd)
     db.session.commit()
     return outcome(image, locs, wanted)
 
