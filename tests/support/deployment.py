@@ -5,7 +5,6 @@ directory of links to this checkout with its own instance folder."""
 from __future__ import annotations
 
 import datetime
-import hashlib
 import ipaddress
 import json
 import os
@@ -248,13 +247,7 @@ Include {self.dir}/vhost.conf
     def stop_worker(self) -> None:
         """SIGTERM, as systemctl stop sends it."""
         proc, self.worker = self.worker, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        _terminate(proc)
 
     def _wait_http(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
@@ -300,14 +293,19 @@ Include {self.dir}/vhost.conf
     def stop(self) -> None:
         self.stop_worker()
         for proc in (self.apache, self.proxy):
-            if proc is not None and proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            _terminate(proc)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _terminate(proc: subprocess.Popen | None) -> None:
+    """SIGTERM, and SIGKILL if it is still there 30 s later."""
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def _parent_pid(proc_entry: Path) -> int:
@@ -455,9 +453,3 @@ def sparse_raw_disk(path: Path, size: int, data_every: int = 32 << 20,
     return path
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()

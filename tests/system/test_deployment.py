@@ -16,8 +16,8 @@ import pytest
 import requests
 from websockets.sync.client import connect
 
-from tests.support import rfb
-from tests.support.deployment import (Deployment, Uploader, WebClient, file_sha256,
+from tests.support import imagefiles, rfb
+from tests.support.deployment import (Deployment, Uploader, WebClient,
                                       sparse_raw_disk, unavailable_reason)
 from tests.support.figures import figure
 
@@ -166,7 +166,7 @@ def test_a_large_image_uploaded_through_apache_is_copied_to_both_hosts(
     from loucloud.services.imagecopy import volume_for
 
     source = sparse_raw_disk(tmp_path / "deploy-upload.img", UPLOAD_SIZE)
-    want = file_sha256(source)
+    want = imagefiles.sha256(source)
     uploads = Uploader(admin)
     [uploader_pid] = deployment.wsgi_processes("lc-uploads")
 
