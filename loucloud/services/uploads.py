@@ -90,7 +90,7 @@ def begin(user: User, name: str, filename: str, size: int, *, fmt: str = "auto",
         Upload.name == name, Upload.state == "receiving")).scalar()
     if same is not None:
         if same.filename == filename and same.size == size and same.owner_id == user.id:
-            _follow(user, same)  # the same file again: resume where it stopped
+            _start_copy_task(user, same)  # the same file again: resume where it stopped
             return same
         raise FieldError("An upload of this name is under way.", "name")
     folder = current_app.config["UPLOAD_DIR"]
@@ -108,19 +108,27 @@ def begin(user: User, name: str, filename: str, size: int, *, fmt: str = "auto",
     db.session.add(upload)
     db.session.commit()
     log.info("upload %s of %s (%s, %d bytes) opened", upload.id, name, filename, size)
-    _follow(user, upload)
+    _start_copy_task(user, upload)
     return upload
 
 
-def _follow(user: User, upload: Upload) -> None:
+def _follower(upload: Upload) -> Task | None:
+    """The upload's copy task while it is queued or running (it follows the file)."""
+    task = db.session.get(Task, upload.task_id) if upload.task_id else None
+    return task if task is not None and not task.finished else None
+
+
+def _chosen_hosts(upload: Upload) -> list[int]:
+    return [int(h) for h in upload.host_ids.split(",") if h]
+
+
+def _start_copy_task(user: User, upload: Upload) -> None:
     """The copy task of an upload, which follows the file as it arrives (started
     again when an upload resumes after its task stopped)."""
-    task = db.session.get(Task, upload.task_id) if upload.task_id else None
-    if task is not None and not task.finished:
+    if _follower(upload) is not None:
         return
     task = tasks.start("image.copy", user, target_type="image", target_name=upload.name,
-                       args={"upload_id": upload.id,
-                             "host_ids": [int(h) for h in upload.host_ids.split(",") if h]})
+                       args={"upload_id": upload.id, "host_ids": _chosen_hosts(upload)})
     upload.task_id = task.id
     db.session.commit()
 
@@ -263,7 +271,7 @@ def finish(user: User, upload_id: str) -> tuple[Image, Task]:
                   virtual_size=facts.virtual_size, cloud_init=upload.cloud_init,
                   login_user=upload.login_user, firmware=upload.firmware, volume=volume,
                   file_size=facts.file_size, sha256=sha)
-    host_ids = [int(h) for h in upload.host_ids.split(",") if h]
+    host_ids = _chosen_hosts(upload)
     for host_id in host_ids:
         image.locations.append(ImageLocation(host_id=host_id, present=False,
                                              copy_state="queued"))
@@ -274,8 +282,8 @@ def finish(user: User, upload_id: str) -> tuple[Image, Task]:
     db.session.commit()
     log.info("image %s uploaded (%s, %d bytes, sha256 %s)", image.name, image.format,
              facts.file_size, sha)
-    task = db.session.get(Task, upload.task_id) if upload.task_id else None
-    if task is not None and not task.finished:  # it follows the file: hand it the image
+    task = _follower(upload)
+    if task is not None:  # it follows the file: hand it the image
         task.target_id = image.id
         db.session.commit()
         return image, task
