@@ -148,3 +148,31 @@ class SerialLine:
         self.send(f"{command}; echo __$((40+2))__\r")
         self.expect("__42__", seconds=seconds)
         return self.before
+
+
+def publish_guest(lab, guest_image, ssh_key, network: str, subnet: str,
+                  template: str) -> dict[str, int]:
+    """Inside an app context: the admin; alice with her SSH key; the lab's h1 with a
+    LouCloud NAT network ``network`` on ``subnet``; the real guest published on h1 as
+    the image "debian" (cloud-init, login user debian); and a template ``template`` on
+    it (1 vCPU, 512 MiB, 3 GiB) joining that network. Returns their ids."""
+    from loucloud.extensions import db
+    from loucloud.models import User
+    from loucloud.services import hosts as host_service
+    from loucloud.services import images as image_service
+    from loucloud.services import keys as key_service
+    from loucloud.services import networks as network_service
+    from loucloud.services import templates as template_service
+    from tests.factories import make_user
+
+    admin = make_user("admin", is_admin=True)
+    alice = make_user("alice", max_vms=10, max_memory_mib=8192, max_disk_gib=100)
+    h1 = host_service.add_host("h1", lab.host(1).uri)
+    assert network_service.create_network(network, subnet, [h1]) == [(h1, None)]
+    image = image_service.publish_file("debian", str(guest_image), [h1],
+                                       image_service.Guest("linux", True, "debian", "bios"))
+    made = template_service.create_template(
+        template, template_service.Sizes(1, 512, 3), image,
+        network=template_service.Network("network", network))
+    key_service.add_key(db.session.get(User, alice.id), "tests", ssh_key.public)
+    return {"admin": admin.id, "alice": alice.id, "host": h1.id, "template": made.id}

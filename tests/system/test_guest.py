@@ -17,18 +17,13 @@ from websockets.sync.client import connect
 from loucloud.console.proxy import make_server
 from loucloud.extensions import db
 from loucloud.models import VM, Host, Template, User
-from loucloud.services import hosts as host_service
 from loucloud.services import images as image_service
-from loucloud.services import keys as key_service
-from loucloud.services import networks as network_service
-from loucloud.services import templates as template_service
 from loucloud.services.vms import create as vm_create
 from loucloud.services.vms import guest as guest_service
 from loucloud.services.hypervisors import pool
 from loucloud.services.vms import lifecycle, state
 from tests.conftest import Client
-from tests.factories import make_user
-from tests.support.guest import SITE, Guest, boot_bound, wait_for
+from tests.support.guest import SITE, Guest, boot_bound, publish_guest, wait_for
 
 PASSWORD = "first login 4711"
 NEW_PASSWORD = "second login 4712"
@@ -41,22 +36,12 @@ def world(lab, guest_image, module_app, ssh_key):
     h1, alice with her SSH key, and her VM "web-1" booting."""
     app = module_app
     with app.app_context():
-        make_user("admin", is_admin=True)
-        alice = make_user("alice", max_vms=10, max_memory_mib=8192)
-        h1 = host_service.add_host("h1", lab.host(1).uri)
-        assert network_service.create_network("lab", SUBNET, [h1]) == [(h1, None)]
-        image = image_service.publish_file(
-            "debian", str(guest_image), [h1],
-            image_service.Guest("linux", True, "debian", "bios"))
-        template = template_service.create_template(
-            "small", template_service.Sizes(1, 512, 3), image,
-            network=template_service.Network("network", "lab"))
-        key_service.add_key(db.session.get(User, alice.id), "tests", ssh_key.public)
-        vm = vm_create.create_vm(db.session.get(User, alice.id), "web-1",
-                                 db.session.get(Template, template.id),
-                                 db.session.get(Host, h1.id), password=PASSWORD)
-        ids = {"vm": vm.id, "template": template.id, "host": h1.id, "alice": alice.id,
-               "ip": vm.ip_address}
+        made = publish_guest(lab, guest_image, ssh_key, "lab", SUBNET, "small")
+        vm = vm_create.create_vm(db.session.get(User, made["alice"]), "web-1",
+                                 db.session.get(Template, made["template"]),
+                                 db.session.get(Host, made["host"]), password=PASSWORD)
+        ids = {"vm": vm.id, "template": made["template"], "host": made["host"],
+               "alice": made["alice"], "ip": vm.ip_address}
     created = time.monotonic()
     guest = Guest(lab.host(1), ids["ip"], ssh_key)
     guest.wait_for_ssh(boot_bound())

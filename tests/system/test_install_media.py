@@ -17,10 +17,7 @@ import pytest
 from loucloud.extensions import db
 from loucloud.imagebuild import KERNEL_ARGS
 from loucloud.models import VM, Host, Image, Template, User
-from loucloud.services import hosts as host_service
 from loucloud.services import images as image_service
-from loucloud.services import keys as key_service
-from loucloud.services import networks as network_service
 from loucloud.services import tasks as task_service
 from loucloud.services import templates as template_service
 from loucloud.services import uploads
@@ -28,9 +25,8 @@ from loucloud.services.hypervisors import hypervisor, pool
 from loucloud.services.vms import create as vm_create
 from loucloud.services.vms import lifecycle
 from tests.conftest import Client
-from tests.factories import make_user
 from tests.support import bootiso
-from tests.support.guest import Guest, boot_bound, wait_for
+from tests.support.guest import Guest, boot_bound, publish_guest, wait_for
 
 SUBNET = "10.78.0.0/24"
 ISO_NAME = "Test installer"
@@ -64,19 +60,9 @@ def world(lab, guest_image, module_app, ssh_key, tmp_path_factory):
     iso = bootiso.build(guest_image, tmp_path_factory.mktemp("iso") / "installer.iso",
                         KERNEL_ARGS)
     with app.app_context():
-        admin = make_user("admin", is_admin=True)
-        alice = make_user("alice", max_vms=10, max_memory_mib=8192, max_disk_gib=100)
-        h1 = host_service.add_host("h1", lab.host(1).uri)
-        assert network_service.create_network("media", SUBNET, [h1]) == [(h1, None)]
-        debian = image_service.publish_file(
-            "debian", str(guest_image), [h1],
-            image_service.Guest("linux", True, "debian", "bios"))
-        disk_template = template_service.create_template(
-            "from-disk", template_service.Sizes(1, 512, 3), debian,
-            network=template_service.Network("network", "media"))
-        key_service.add_key(db.session.get(User, alice.id), "tests", ssh_key.public)
-        ids = {"admin": admin.id, "alice": alice.id, "host": h1.id,
-               "disk_template": disk_template.id}
+        made = publish_guest(lab, guest_image, ssh_key, "media", SUBNET, "from-disk")
+        ids = {"admin": made["admin"], "alice": made["alice"], "host": made["host"],
+               "disk_template": made["template"]}
     ids["iso"] = _upload_and_copy(app, ids["admin"], iso, ids["host"])
     with app.app_context():
         iso_template = template_service.create_template(
