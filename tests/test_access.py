@@ -280,7 +280,7 @@ def _tasks(app, _world, _client) -> int:
 EFFECTS = {
     "auth.logout": Effect(_profile, 302, "You are logged out."),
     "vms.act": Effect(_domain, "running", "owned-vm is starting."),
-    "vms.delete": Effect(_vm, (None, "gone"), "owned-vm was deleted with its disk."),
+    "vms.delete": Effect(_vm, (None, "gone"), "owned-vm was deleted with its disks."),
     "vms.console": Effect(_token_holders, lambda role: [LOGINS[role]],
                           prepare=lambda app, world, _role: give_screen(
                               app, world["host_uri"], world["vm_uuid"])),

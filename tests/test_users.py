@@ -6,7 +6,7 @@ import re
 import pytest
 
 from loucloud.extensions import db
-from loucloud.models import VM, Image, Template, User
+from loucloud.models import VM, Disk, Image, Template, User
 from loucloud.services import settings as settings_service
 from tests.conftest import PASSWORD, Client
 from tests.factories import make_server, make_user
@@ -128,6 +128,8 @@ def _give_vm(app, user):
         vm = VM(name="vm1", owner_id=user.id, host_id=host.id, template=template,
                 image=image, domain_name="lc-test", uuid="00000000-0000-0000-0000-000000000001",
                 vcpus=1, memory_mib=512, disk_gib=2, status=VM.READY)
+        vm.disks.append(Disk(target="vda", volume_name="lc-test.qcow2", size_gib=2,
+                             system=True))
         db.session.add_all([image, template, vm])
         db.session.commit()
 

@@ -113,7 +113,7 @@ def test_delete_removes_domain_and_overlay_but_never_the_image(app, as_user, cat
     create(as_user, "doomed", catalog.id)
     [vm] = vms(app)
     response = as_user.post(f"/vms/{vm.id}/delete", follow_redirects=True)
-    assert "doomed was deleted with its disk" in response.get_data(as_text=True), \
+    assert "doomed was deleted with its disks" in response.get_data(as_text=True), \
         re.findall(r'alert-\w+[^>]*>\s*([^<]+)', response.get_data(as_text=True))
     assert vms(app) == []
     assert domains_on(app, test_host) == {}

@@ -90,7 +90,7 @@ for _name in lifecycle.ACTIONS:
 @OWNER
 @audited("vms.delete")
 def delete(name: str, owner: str) -> None:
-    """Delete the VM NAME of --owner with its disk."""
+    """Delete the VM NAME of --owner with its disks."""
     click.echo(service(lambda: lifecycle.delete_vm(state.find_vm(owner, name))))
 
 

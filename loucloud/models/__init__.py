@@ -173,7 +173,10 @@ class VM(db.Model):
     uuid = db.Column(db.String(36), unique=True, nullable=False)
     vcpus = db.Column(db.Integer, nullable=False)
     memory_mib = db.Column(db.Integer, nullable=False)
-    disk_gib = db.Column(db.Integer, nullable=False)
+    # How far a running VM can grow without a restart (fixed at create; None: not at all).
+    max_vcpus = db.Column(db.Integer)
+    max_memory_mib = db.Column(db.Integer)
+    disk_gib = db.Column(db.Integer, nullable=False)   # its system disk's size
     volume_name = db.Column(db.String(255), nullable=False, default="")
     volume_path = db.Column(db.String(1024), nullable=False, default="")
     mac = db.Column(db.String(17))
@@ -213,6 +216,9 @@ class VM(db.Model):
 
     image = db.relationship("Image", foreign_keys=[image_id])
     cdrom_image = db.relationship("Image", foreign_keys=[cdrom_image_id])
+    # Every disk, the system disk first (models/disks.py).
+    disks = db.relationship("Disk", back_populates="vm", cascade="all, delete-orphan",
+                            passive_deletes=True, order_by="(Disk.system.desc(), Disk.target)")
 
     def __repr__(self) -> str:
         return f"<VM {self.name} ({self.domain_name})>"
@@ -364,3 +370,4 @@ class WorkerLease(db.Model):
 # Split by concern; imported here so that `from loucloud.models import X` keeps working.
 from .images import Image, ImageLocation, Upload  # noqa: E402,F401
 from .tasks import Task  # noqa: E402,F401
+from .disks import Disk  # noqa: E402,F401

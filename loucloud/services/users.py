@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from email_validator import EmailNotValidError, validate_email
 
 from ..extensions import db
-from ..models import INT64_MAX, VM, User
+from ..models import INT64_MAX, VM, Disk, User
 from . import Conflict, FieldError, NotAllowed, NotFound, paginate, transaction
 from .auth import end_sessions_of
 from .console import revoke_for_user
@@ -96,10 +96,13 @@ def quota_usage(user: User) -> QuotaUsage:
     """What the user's VMs (every record, whatever its state) hold of the quota."""
     row = db.session.execute(
         db.select(db.func.count(VM.id), db.func.coalesce(db.func.sum(VM.vcpus), 0),
-                  db.func.coalesce(db.func.sum(VM.memory_mib), 0),
-                  db.func.coalesce(db.func.sum(VM.disk_gib), 0))
+                  db.func.coalesce(db.func.sum(VM.memory_mib), 0))
         .where(VM.owner_id == user.id)).one()
-    return QuotaUsage(Quota(*(int(v) for v in row)),
+    # Every disk of every VM counts, attached or not (the system disks included).
+    disk_gib = db.session.execute(
+        db.select(db.func.coalesce(db.func.sum(Disk.size_gib), 0))
+        .join(VM, VM.id == Disk.vm_id).where(VM.owner_id == user.id)).scalar_one()
+    return QuotaUsage(Quota(*(int(v) for v in row), int(disk_gib)),
                       Quota(user.max_vms, user.max_vcpus, user.max_memory_mib,
                             user.max_disk_gib))
 

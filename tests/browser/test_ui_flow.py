@@ -48,7 +48,7 @@ def test_user_creates_resets_and_deletes_a_vm(app, live_server, page, test_host)
         page.click("#confirm-ok")
     page.wait_for_timeout(2500)  # longer than the state poll: no reload into a 404
     assert page.url == f"{base}/"
-    assert "browser-vm was deleted with its disk." in page.inner_text("main")
+    assert "browser-vm was deleted with its disks." in page.inner_text("main")
     assert "No VM yet" in page.inner_text("main")
     assert page.js_errors == []
 

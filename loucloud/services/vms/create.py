@@ -15,7 +15,7 @@ from typing import Callable
 from sqlalchemy.exc import IntegrityError
 
 from ...extensions import db
-from ...models import VM, Host, Leftover, Template, User, utcnow
+from ...models import VM, Disk, Host, Leftover, Template, User, utcnow
 from ...virt import HostUnavailable, VirtError
 from ...virt.driver import DomainSpec, Hypervisor, Nic, Preparation
 from .. import Conflict, FieldError, ServiceError, Unavailable, cloudinit, leftovers, transaction
@@ -82,7 +82,10 @@ def _reserve(owner: User, name: str, template: Template, host: Host, uuid: str) 
     vm = VM(name=name, owner_id=owner_id, host_id=host.id, template_id=template_id,
             image_id=template.image_id, domain_name=f"lc-{uuid}", uuid=uuid,
             vcpus=template.vcpus, memory_mib=template.memory_mib, disk_gib=template.disk_gib,
+            max_vcpus=template.vcpus, max_memory_mib=template.memory_mib,
             volume_name=f"lc-{uuid}.qcow2", status=VM.CREATING, status_since=utcnow())
+    vm.disks.append(Disk(target="vda", volume_name=vm.volume_name, size_gib=vm.disk_gib,
+                         system=True))
     db.session.add(vm)
     try:
         db.session.commit()
@@ -211,6 +214,7 @@ def create_vm(owner: User, name: str, template: Template, host: Host | None = No
     forget_states(host)
     vm = db.session.get(VM, vm.id)
     vm.volume_path, vm.mac = volume.path, nic.mac if nic else None
+    vm.disks[0].volume_path = volume.path
     vm.nic_kind, vm.network = (nic.kind, nic.source or None) if nic else (None, None)
     vm.nic_note, vm.ip_address = note, ip
     vm.seed_volume = seed_volume.name if seed_volume else None

@@ -127,7 +127,8 @@ def delete_vm(vm: VM) -> str:
     hv = hypervisor(host)
     try:
         hv.remove(vm.uuid)
-        for volume in (vm.volume_name, vm.seed_volume):
+        for volume in dict.fromkeys([d.volume_name for d in vm.disks]
+                                    + [vm.volume_name, vm.seed_volume]):
             if volume:
                 hv.delete_volume(pool_name, volume)
         network_service.release_address(host, vm)
@@ -143,4 +144,4 @@ def delete_vm(vm: VM) -> str:
     db.session.delete(vm)
     db.session.commit()
     log.info("VM %s deleted from %s", name, host.name)
-    return f"{name} was deleted with its disk."
+    return f"{name} was deleted with its disks."
