@@ -1,7 +1,9 @@
-"""A production-like LouCloud for tests: real Apache + mod_wsgi using deploy/*.conf (paths
-substituted), real MariaDB, the console proxy and the task worker as their services run
-them, over HTTPS with a certificate made for the test. Laid out as deploy/README.md says, in a temporary
-directory of links to this checkout with its own instance folder."""
+"""A production-like LouCloud for tests: real Apache + mod_wsgi with deploy/'s
+configuration, real MariaDB, the console proxy and the task worker as their systemd units
+run them, over HTTPS with a certificate made for the test. Set up by running deploy/README.md's
+marked blocks as they are written (README_BLOCKS), with a site.conf of the test's own:
+its directory (links to this checkout, an instance folder of its own), its service user
+(loucloud-test, never the production one), its ports and certificate."""
 from __future__ import annotations
 
 import datetime
@@ -9,7 +11,9 @@ import ipaddress
 import json
 import os
 import pwd
+import re
 import secrets
+import shlex
 import shutil
 import socket
 import subprocess
@@ -30,11 +34,33 @@ NEEDED_MODULES = ["mpm_event", "authz_core", "authz_host", "mime", "alias", "set
                   "reqtimeout", "status"]  # + built-ins; Debian's Apache has these on
 # Directories are linked to this checkout; the top-level scripts are copied, because
 # Python resolves a linked script to its real directory (and would find that instance).
-LINKED = ["loucloud", "migrations", ".venv"]
+LINKED = ["loucloud", "migrations", ".venv", "deploy", "scripts", "node_modules",
+          "Makefile", "requirements.txt", "requirements-deploy.txt", "requirements-test.txt",
+          "package.json", "package-lock.json"]
 COPIED = ["config.py", "wsgi.py", "manage.py"]
-USER = "loucloud"
-# deploy/loucloud-worker.service's Environment= (glibc's allocator keeps its memory).
-WORKER_ENV = {"MALLOC_MMAP_THRESHOLD_": "4194304", "MALLOC_TRIM_THRESHOLD_": "67108864"}
+USER = "loucloud-test"          # the tests' own service user, never "loucloud"
+README = ROOT / "deploy/README.md"
+SITE_CONF = "/etc/loucloud/site.conf"   # where README's commands read the site's values
+BLOCK_RE = re.compile(r"<!-- deployment test: ([a-z-]+) -->\n```sh\n(.*?)```", re.S)
+
+
+def readme_blocks() -> dict[str, str]:
+    """deploy/README.md's blocks marked ``<!-- deployment test: NAME -->``, by name."""
+    return {name: text for name, text in BLOCK_RE.findall(README.read_text())}
+
+
+def parse_unit(text: str) -> dict:
+    """What systemd takes from a unit to start it: user, directory, environment, command."""
+    out: dict = {"env": {}}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if not sep or line.startswith("#"):
+            continue
+        if key == "Environment":
+            out["env"].update(item.split("=", 1) for item in shlex.split(value))
+        elif key in ("User", "WorkingDirectory", "ExecStart"):
+            out[key] = value
+    return out
 
 
 def unavailable_reason() -> str | None:
@@ -51,20 +77,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def ensure_service_user() -> None:
-    """The user the application runs as (deploy/README.md creates it the same way)."""
-    if _user_exists(USER):
-        return
-    try:
-        subprocess.run(["useradd", "--system", "--user-group", "--home-dir",
-                        "/nonexistent", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                        USER], check=True)
-    except subprocess.CalledProcessError:
-        # another test run on this machine may have created it a moment ago
-        if not _user_exists(USER):
-            raise
 
 
 def _user_exists(name: str) -> bool:
@@ -119,49 +131,76 @@ class Deployment:
 
     # -- the layout deploy/README.md describes -------------------------------------
     def prepare(self) -> "Deployment":
-        ensure_service_user()
         for name in LINKED:
             (self.dir / name).symlink_to(ROOT / name)
         for name in COPIED:
             shutil.copy(ROOT / name, self.dir / name)
-        instance = self.dir / "instance"
-        instance.mkdir()
-        # Created with its final owner and mode before a secret is written into it.
-        config = instance / "loucloud.cfg"
-        os.close(os.open(config, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o640))
-        shutil.chown(config, "root", USER)
-        config.write_text(
-            f"SECRET_KEY = {secrets.token_hex(32)!r}\n"
-            + (f"SQLALCHEMY_DATABASE_URI = {self.database_url!r}\n" if not self.database
-               else "".join(f"{k} = {v!r}\n" for k, v in self.database.items())) +
-            f"SITE_URL = {self.site!r}\n"
-            'CONSOLE_URL = "/websockify"\n')
-        shutil.chown(instance, USER, USER)
-        assert config.stat().st_mode & 0o777 == 0o640
         self.logs.mkdir()
         (self.dir / "run").mkdir()
         shutil.chown(self.dir / "run", "www-data", "www-data")
         self.cert, self.key = make_certificate(self.dir)
+        self.site_conf.write_text(
+            f"LOUCLOUD_HOME={self.dir}\nLOUCLOUD_USER={USER}\n"
+            f"LOUCLOUD_SERVER_NAME=localhost:{self.https_port}\nLOUCLOUD_TLS=yes\n"
+            f"LOUCLOUD_CERTIFICATE={self.cert}\nLOUCLOUD_CERTIFICATE_KEY={self.key}\n"
+            f"LOUCLOUD_HTTP_ADDRESS=127.0.0.1:{self.http_port}\n"
+            f"LOUCLOUD_HTTPS_ADDRESS=127.0.0.1:{self.https_port}\n"
+            f"LOUCLOUD_CONSOLE_PORT={self.console_port}\n")
+        try:
+            self.run_block("user")
+        except RuntimeError:
+            if not _user_exists(USER):  # else another test run made it a moment ago
+                raise
+        self.run_block("instance")
+        config = self.dir / "instance/loucloud.cfg"
+        # The block made it with its final owner and mode; then the editor's part.
+        assert config.stat().st_mode & 0o777 == 0o640
+        assert (config.stat().st_uid, config.stat().st_gid) == (0, pwd.getpwnam(USER).pw_gid)
+        with open(config, "a") as f:   # appended: the example's own lines come first
+            f.write(f"SECRET_KEY = {secrets.token_hex(32)!r}\n"
+                    + (f"SQLALCHEMY_DATABASE_URI = {self.database_url!r}\n"
+                       if not self.database else
+                       "".join(f"{k} = {v!r}\n" for k, v in self.database.items())) +
+                    f"SITE_URL = {self.site!r}\n"
+                    'CONSOLE_URL = "/websockify"\n')
+        assert config.stat().st_mode & 0o777 == 0o640
+        self.run_block("install")
         self._write_apache_config()
         return self
 
-    def _substitute(self, text: str) -> str:
-        return (text.replace("/srv/loucloud/deploy/loucloud-site.conf",
-                             str(self.dir / "site.conf"))
-                .replace("/srv/loucloud", str(self.dir))
-                .replace("loucloud.example.org", "localhost")
-                .replace("https://localhost/", f"https://localhost:{self.https_port}/")
-                .replace("*:443", f"127.0.0.1:{self.https_port}")
-                .replace("*:80", f"127.0.0.1:{self.http_port}")
-                .replace("/etc/ssl/certs/localhost.pem", str(self.cert))
-                .replace("/etc/ssl/private/localhost.key", str(self.key))
-                .replace("127.0.0.1:6080", f"127.0.0.1:{self.console_port}"))
+    @property
+    def site_conf(self) -> Path:
+        return self.dir / "site.conf"
+
+    def run_block(self, name: str, env: dict | None = None) -> str:
+        """Run deploy/README.md's block ``name`` as root, as written, with this
+        deployment's site.conf in place of /etc/loucloud/site.conf (in the block, and
+        for deploy/install.py and deploy/upgrade through LOUCLOUD_SITE) and its Apache
+        site file and units written here (install.py's environment). Returns its output."""
+        script = readme_blocks()[name].replace(SITE_CONF, str(self.site_conf))
+        if name == "upgrade":  # this directory is not a clone: nothing to pull
+            script = "\n".join(line for line in script.splitlines() if line != "git pull")
+        result = subprocess.run(["sh", "-eu", "-c", script], cwd=self.dir,
+                                env={**self._env(), "HOME": "/root",
+                                     "LOUCLOUD_SITE": str(self.site_conf),
+                                     "LOUCLOUD_APACHE_SITE": str(self.apache_site),
+                                     "LOUCLOUD_SYSTEMD_DIR": str(self.dir / "systemd"),
+                                     **(env or {})},
+                                capture_output=True, text=True, timeout=900)
+        if result.returncode != 0:
+            raise RuntimeError(f"deploy/README.md's {name!r} block failed:\n{script}\n"
+                               f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        return result.stdout + result.stderr
+
+    @property
+    def apache_site(self) -> Path:
+        return self.dir / "apache-site.conf"
+
+    def unit(self, name: str) -> dict:
+        """A systemd unit deploy/install.py wrote for this site, parsed."""
+        return parse_unit((self.dir / "systemd" / f"loucloud-{name}.service").read_text())
 
     def _write_apache_config(self) -> None:
-        (self.dir / "site.conf").write_text(
-            self._substitute((ROOT / "deploy/loucloud-site.conf").read_text()))
-        (self.dir / "vhost.conf").write_text(
-            self._substitute((ROOT / "deploy/apache-wsgi.conf").read_text()))
         # Only the LoadModule line: the daemon's python-home (loucloud-site.conf) says
         # which Python environment the application runs in.
         wsgi = subprocess.run([str(ROOT / ".venv/bin/mod_wsgi-express"), "module-config"],
@@ -189,11 +228,12 @@ LogLevel warn
 LogFormat "%h %l %u %t \\"%r\\" %>s %b \\"%{{Referer}}i\\" \\"%{{User-Agent}}i\\"" combined
 SSLSessionCache shmcb:{self.dir}/run/ssl_scache(512000)
 Include {DEBIAN_STATUS_CONF}
-Include {self.dir}/vhost.conf
+Include {self.apache_site}
 """)
 
     # -- processes -------------------------------------------------------------------
     def manage(self, *args: str, input_env: dict | None = None) -> subprocess.CompletedProcess:
+        """manage.py as the service user (what `runuser -u loucloud -- ...` runs)."""
         env = self._env(input_env)
         return subprocess.run([str(self.dir / ".venv/bin/python"), "manage.py", *args],
                               cwd=self.dir, env=env, user=USER, group=USER, extra_groups=[],
@@ -209,20 +249,21 @@ Include {self.dir}/vhost.conf
 
     def install(self) -> None:
         """What deploy/README.md does once: the schema, then the administrator."""
-        for args, extra in ((("db", "upgrade"), None),
-                            (("init", "--no-local-host"),
-                             {"LOUCLOUD_ADMIN_PASSWORD": self.admin_password})):
-            result = self.manage(*args, input_env=extra)
-            if result.returncode != 0:
-                raise RuntimeError(f"manage.py {' '.join(args)}: {result.stderr[-3000:]}")
+        self.run_block("schema", {"LOUCLOUD_ADMIN_PASSWORD": self.admin_password})
+
+    def _service(self, name: str, log: str, extra_env: dict | None = None) -> subprocess.Popen:
+        """A LouCloud service as systemd starts it from the unit install.py wrote: its
+        user, directory, environment and command line."""
+        unit = self.unit(name)
+        command = shlex.split(unit["ExecStart"])
+        with open(self.logs / log, "ab") as out:
+            return subprocess.Popen(
+                command, cwd=unit["WorkingDirectory"],
+                env=self._env({**unit["env"], **(extra_env or {})}), user=unit["User"],
+                group=unit["User"], extra_groups=[], stdout=out, stderr=subprocess.STDOUT)
 
     def start(self) -> "Deployment":
-        with open(self.logs / "console.log", "wb") as out:
-            self.proxy = subprocess.Popen(
-                [str(self.dir / ".venv/bin/python"), "manage.py", "console-proxy",
-                 "--host", "127.0.0.1", "--port", str(self.console_port)],
-                cwd=self.dir, env=self._env(), user=USER, group=USER, extra_groups=[],
-                stdout=out, stderr=subprocess.STDOUT)
+        self.proxy = self._service("console", "console.log")
         with open(self.logs / "apache.out", "wb") as out:
             self.apache = subprocess.Popen([APACHE, "-f", str(self.dir / "httpd.conf"),
                                             "-DFOREGROUND"], cwd=self.dir,
@@ -230,18 +271,19 @@ Include {self.dir}/vhost.conf
         self._wait_http()
         return self
 
-    def start_worker(self, extra_env: dict | None = None, workers: int = 2) -> subprocess.Popen:
-        """`manage.py worker` as loucloud-worker.service runs it: the service user, the
-        deployment's directory, instance folder and environment (the unit's, and
-        ``extra_env``: say LOUCLOUD_TASK_BROKER), its output in logs/worker.log."""
+    def reload_apache(self) -> None:
+        """A graceful restart, as systemctl reload apache2 does: new configuration and
+        new daemon processes, the listening sockets kept."""
+        subprocess.run([APACHE, "-f", str(self.dir / "httpd.conf"), "-k", "graceful"],
+                       check=True, timeout=60)
+        time.sleep(1)
+        self._wait_http()
+
+    def start_worker(self, extra_env: dict | None = None) -> subprocess.Popen:
+        """The worker as loucloud-worker.service runs it (``extra_env``: say
+        LOUCLOUD_TASK_BROKER), its output in logs/worker.log."""
         self.stop_worker()
-        with open(self.logs / "worker.log", "ab") as out:
-            self.worker = subprocess.Popen(
-                [str(self.dir / ".venv/bin/python"), "manage.py", "worker",
-                 "--workers", str(workers)],
-                cwd=self.dir, env=self._env({**WORKER_ENV, **(extra_env or {})}),
-                user=USER, group=USER,
-                extra_groups=[], stdout=out, stderr=subprocess.STDOUT)
+        self.worker = self._service("worker", "worker.log", extra_env)
         return self.worker
 
     def stop_worker(self) -> None:

@@ -411,3 +411,20 @@ def test_console_in_a_browser_through_apache(deployment, admin, catalog, browser
     finally:
         context.close()
         assert viewer.post(f"/vms/{vm_id}/delete").status_code == 302
+
+
+def test_the_documented_upgrade_keeps_the_site_working(deployment, admin):
+    """deploy/README.md's upgrade block, as written (but `git pull`): packages, schema,
+    Apache's site file and the units from site.conf; then Apache reloaded as systemctl
+    would. Nothing changed since the install, so every file stays as it was, and the
+    site and its sessions go on."""
+    units = sorted((deployment.dir / "systemd").glob("loucloud-*.service"))
+    before = {path: path.read_text() for path in [deployment.apache_site, *units]}
+    assert len(units) == 4
+    output = deployment.run_block("upgrade")
+    assert "upgrade: done" in output, output
+    assert f"unchanged {deployment.apache_site}" in output, output
+    assert {path: path.read_text() for path in before} == before
+    deployment.reload_apache()
+    assert admin.get("/").status_code == 200      # the session survived the upgrade
+    assert "Hosts" in admin.get("/hosts/").text
