@@ -276,9 +276,9 @@ class Hypervisor:
         """Delete the snapshot (and its data in the disk); whether there was one."""
         return self._act(snapshots.delete_snapshot, uuid, name)
 
-    def forget_snapshots(self, uuid: str) -> int:
-        """Drop libvirt's record of every snapshot (the disk is being replaced)."""
-        return self._act(snapshots.forget_snapshots, uuid)
+    def drop_snapshots(self, uuid: str) -> int:
+        """Delete every snapshot of the shut-off domain (its disk is being replaced)."""
+        return self._act(snapshots.drop_snapshots, uuid)
 
     def has_saved_state(self, uuid: str) -> bool:
         """Whether the domain holds a saved memory state (managed save)."""
