@@ -106,6 +106,13 @@ EXPECTED = {
     "hosts.copy_images": ("POST", 302, 403, 403, 302),
     "vms.insert_media": ("POST", 302, 302, 404, 302),
     "vms.eject_media": ("POST", 302, 302, 404, 302),
+    # issue 14: snapshots, saved state, rebuild, clone
+    "vms.snapshot_create": ("POST", 302, 302, 404, 302),
+    "vms.snapshot_revert": ("POST", 302, 302, 404, 302),
+    "vms.snapshot_delete": ("POST", 302, 302, 404, 302),
+    "vms.discard_saved": ("POST", 302, 302, 404, 302),
+    "vms.rebuild_vm": ("POST", 302, 302, 404, 302),
+    "vms.clone_vm": ("POST", 302, 302, 404, 302),
 }
 NOT_CHECKED = {"static"}
 SECURITY_HEADERS = ("Content-Security-Policy", "X-Content-Type-Options", "Referrer-Policy",
@@ -347,6 +354,59 @@ EFFECTS = {
     "vms.eject_media": Effect(_row(VM, "vm_id", lambda vm: vm.cdrom_image_id), SAME,
                               "The CD-ROM drive of owned-vm is empty.", "refused"),
 }
+
+
+# issue 14: snapshots, saved state, rebuild, clone
+def _on_owned_vm(*steps):
+    """A preparation: run service steps on the world's VM (start, snapshot, save...)."""
+    def prepare(app, world, _role):
+        from loucloud.services.vms import lifecycle, snapshots
+        with app.app_context():
+            for step, *args in steps:
+                vm = db.session.get(VM, world["vm_id"])
+                if step == "snapshot":
+                    snapshots.create_snapshot(vm, *args)
+                else:
+                    lifecycle.act_on_vm(vm, step)
+    return prepare
+
+
+def _snapshot_names(app, world, _client) -> list[str]:
+    def read(conn):
+        dom = conn.lookupByUUIDString(world["vm_uuid"])
+        return sorted(s.getName() for s in dom.listAllSnapshots(0))
+    with app.app_context():
+        return pool().call(world["host_uri"], read, timeout=10)
+
+
+def _saved_state(app, world, _client) -> bool:
+    def read(conn):
+        return conn.lookupByUUIDString(world["vm_uuid"]).hasManagedSaveImage(0) == 1
+    with app.app_context():
+        return pool().call(world["host_uri"], read, timeout=10)
+
+
+def _owner_vms(app, world, _client) -> list[str]:
+    with app.app_context():
+        return sorted(db.session.execute(db.select(VM.name).where(
+            VM.owner_id == world["user_id"])).scalars())
+
+
+EFFECTS.update({
+    "vms.snapshot_create": Effect(_snapshot_names, ["s1"], "Snapshot s1 of owned-vm's disks "
+                                  "taken.", form={"name": "s1"}),
+    "vms.snapshot_revert": Effect(_domain, "running", "owned-vm is back at snapshot s1: "
+                                  "running", form={"name": "s1"}, prepare=_on_owned_vm(
+                                      ("start",), ("snapshot", "s1"), ("poweroff",))),
+    "vms.snapshot_delete": Effect(_snapshot_names, [], "Snapshot s1 of owned-vm deleted.",
+                                  form={"name": "s1"}, prepare=_on_owned_vm(("snapshot", "s1"))),
+    "vms.discard_saved": Effect(_saved_state, False, "The saved state of owned-vm was "
+                                "discarded", prepare=_on_owned_vm(("start",), ("save",))),
+    "vms.rebuild_vm": Effect(_snapshot_names, [], "owned-vm was rebuilt from base: its disk "
+                             "is new.", prepare=_on_owned_vm(("snapshot", "s1"))),
+    "vms.clone_vm": Effect(_owner_vms, ["owned-copy", "owned-vm"], "owned-vm was cloned as "
+                           "owned-copy on h1", form={"name": "owned-copy"}),
+})
 
 
 def test_every_post_has_an_effect():

@@ -3,6 +3,7 @@ module per command group; ``manage.py`` is the entry point."""
 from __future__ import annotations
 
 from . import bootjobs, hosts, images, keys, networks, tasks, templates, users, vms
+from . import vm_snapshots  # noqa: F401 (adds its commands to the vms group)
 from .init import init_command
 from .processes import console_proxy_command, sampler_command, serve_command, watch_command
 

@@ -371,3 +371,4 @@ class WorkerLease(db.Model):
 from .images import Image, ImageLocation, Upload  # noqa: E402,F401
 from .tasks import Task  # noqa: E402,F401
 from .disks import Disk  # noqa: E402,F401
+from .snapshots import Snapshot  # noqa: E402,F401

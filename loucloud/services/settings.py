@@ -111,6 +111,10 @@ SPECS: tuple[Spec, ...] = (
     Spec("console_token_seconds", "Console link lifetime (seconds)", int, 60,
          "How long an issued console link may be used to connect (once).", 10, 3600,
          group="Console"),
+    Spec("snapshots_per_vm", "Snapshots per VM", int, 5,
+         "The most snapshots one VM may keep (each holds what changed since, and a "
+         "running VM's memory, in its disk file on the host). 0: no snapshots.", 0, 100,
+         group="VMs"),
 )
 SPEC_BY_KEY = {spec.key: spec for spec in SPECS}
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Callable, Iterable, TypeVar
 from urllib.parse import urlsplit
 
-from . import domains, hosts, networks, serial, stats, storage
+from . import domains, hosts, networks, serial, snapshots, stats, storage
 from .connections import HostPool, HostState
 from .domains import ALLOWED as ACTIONS_BY_STATE  # noqa: F401 (re-exported)
 from .domains import DomainStatus  # noqa: F401 (re-exported)
@@ -28,6 +28,7 @@ from .errors import VirtError
 from .hosts import CpuSample, HostInfo, HostLoad, Preparation  # noqa: F401 (re-exported)
 from .networks import Lease, NetworkInfo  # noqa: F401 (re-exported)
 from .serial import SerialBridge  # noqa: F401 (re-exported)
+from .snapshots import SnapshotInfo, SnapshotNotFound  # noqa: F401 (re-exported)
 from .stats import HostCounters  # noqa: F401 (re-exported)
 from .storage import ImageInfo, ImageProblem, Volume  # noqa: F401 (re-exported)
 from .xml import CPU_MODES, DomainSpec, NetworkDesc, Nic  # noqa: F401 (re-exported)
@@ -254,6 +255,46 @@ class Hypervisor:
     def agent_addresses(self, uuid: str) -> dict[str, list[str]]:
         """The guest's addresses by MAC as its agent reports them."""
         return self._query(domains.agent_addresses, uuid)
+
+
+    # -- snapshots, saved states, clones (issue 14) ------------------------------------
+    def snapshots(self, uuid: str) -> list[SnapshotInfo]:
+        """Every snapshot libvirt keeps of the domain, oldest first."""
+        return self._query(snapshots.list_snapshots, uuid)
+
+    def create_snapshot(self, uuid: str, name: str, memory: bool) -> SnapshotInfo:
+        """An internal snapshot: with ``memory`` of a running or paused domain, else of
+        a shut-off one's disks. Raises AlreadyExists, InvalidState."""
+        return self._act(snapshots.create_snapshot, uuid, name, memory)
+
+    def revert_snapshot(self, uuid: str, name: str, start_after: bool) -> str:
+        """Back to the snapshot; the domain's state after. Raises SnapshotNotFound,
+        InvalidState, NotSupported (an external snapshot)."""
+        return self._act(snapshots.revert_snapshot, uuid, name, start_after)
+
+    def delete_snapshot(self, uuid: str, name: str) -> bool:
+        """Delete the snapshot (and its data in the disk); whether there was one."""
+        return self._act(snapshots.delete_snapshot, uuid, name)
+
+    def drop_snapshots(self, uuid: str) -> int:
+        """Delete every snapshot of the shut-off domain (its disk is being replaced)."""
+        return self._act(snapshots.drop_snapshots, uuid)
+
+    def has_saved_state(self, uuid: str) -> bool:
+        """Whether the domain holds a saved memory state (managed save)."""
+        return self._query(snapshots.has_saved_state, uuid)
+
+    def discard_saved_state(self, uuid: str) -> bool:
+        """Delete the saved memory state (the next start boots); whether there was one."""
+        return self._act(snapshots.discard_saved_state, uuid)
+
+    def clone_volume(self, pool_name: str, source: str, name: str, capacity: int,
+                     backing_path: str | None, backing_format: str | None, *,
+                     timeout: float = 3600) -> tuple[Volume, bool]:
+        """A copy of a volume of the pool (an overlay on the same image when it has
+        one); whether the backing image was kept. Its own, longer bound."""
+        return self.pool.call(self.uri, snapshots.clone_volume, pool_name, source, name,
+                              capacity, backing_path, backing_format, timeout=timeout)
 
 
 def _host_load(conn, previous: CpuSample | None, cpu: bool) -> HostLoad:

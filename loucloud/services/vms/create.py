@@ -10,14 +10,14 @@ import logging
 import re
 import secrets
 import uuid as uuidlib
-from typing import Callable
+from typing import Callable, NoReturn
 
 from sqlalchemy.exc import IntegrityError
 
 from ...extensions import db
 from ...models import VM, Disk, Host, Leftover, Template, User, utcnow
 from ...virt import HostUnavailable, VirtError
-from ...virt.driver import DomainSpec, Hypervisor, Nic, Preparation
+from ...virt.driver import DomainSpec, Hypervisor, Nic, Preparation, Volume
 from .. import Conflict, FieldError, ServiceError, Unavailable, cloudinit, leftovers, transaction
 from .. import networks as network_service
 from .. import watching
@@ -52,24 +52,28 @@ def generate_password() -> str:
     return secrets.token_urlsafe(12)
 
 
-def _reserve(owner: User, name: str, template: Template, host: Host, uuid: str) -> VM:
+def _reserve(owner: User, name: str, template: Template, host: Host, uuid: str,
+             sizes: tuple[int, int, int] | None = None, image_id: int | None = None) -> VM:
     """Insert the VM's row if the owner's quota allows it, atomically: the UPDATE on the
     owner's row comes first in a fresh transaction and locks that row (InnoDB) or the
-    database (SQLite) until the commit, so concurrent creates queue here."""
+    database (SQLite) until the commit, so concurrent creates queue here. ``sizes``
+    (vCPUs, MiB, GiB) and ``image_id`` are the template's unless given (a clone's are
+    its source's)."""
     owner_id, template_id = owner.id, template.id
     db.session.commit()  # start a fresh transaction: no read may come before the lock
     db.session.execute(db.update(User).where(User.id == owner_id)
                        .values(quota_lock=User.quota_lock + 1))
     owner = db.session.get(User, owner_id)
     template = db.session.get(Template, template_id)
+    vcpus, memory_mib, disk_gib = sizes or (template.vcpus, template.memory_mib,
+                                            template.disk_gib)
     usage = quota_usage(owner)
     over = []
     for label, used, total, add in (
             ("VMs", usage.used.vms, usage.total.vms, 1),
-            ("vCPUs", usage.used.vcpus, usage.total.vcpus, template.vcpus),
-            ("memory (MiB)", usage.used.memory_mib, usage.total.memory_mib,
-             template.memory_mib),
-            ("disk (GiB)", usage.used.disk_gib, usage.total.disk_gib, template.disk_gib)):
+            ("vCPUs", usage.used.vcpus, usage.total.vcpus, vcpus),
+            ("memory (MiB)", usage.used.memory_mib, usage.total.memory_mib, memory_mib),
+            ("disk (GiB)", usage.used.disk_gib, usage.total.disk_gib, disk_gib)):
         if used + add > total:
             over.append(f"{label} {used} in use + {add} would exceed {total}")
     if over:
@@ -80,9 +84,9 @@ def _reserve(owner: User, name: str, template: Template, host: Host, uuid: str) 
         db.session.rollback()
         raise FieldError(f"You already have a VM named {name}.", "name")
     vm = VM(name=name, owner_id=owner_id, host_id=host.id, template_id=template_id,
-            image_id=template.image_id, domain_name=f"lc-{uuid}", uuid=uuid,
-            vcpus=template.vcpus, memory_mib=template.memory_mib, disk_gib=template.disk_gib,
-            max_vcpus=template.vcpus, max_memory_mib=template.memory_mib,
+            image_id=image_id or template.image_id, domain_name=f"lc-{uuid}", uuid=uuid,
+            vcpus=vcpus, memory_mib=memory_mib, disk_gib=disk_gib,
+            max_vcpus=vcpus, max_memory_mib=memory_mib,
             volume_name=f"lc-{uuid}.qcow2", status=VM.CREATING, status_since=utcnow())
     vm.disks.append(Disk(target="vda", volume_name=vm.volume_name, size_gib=vm.disk_gib,
                          system=True))
@@ -183,50 +187,76 @@ def create_vm(owner: User, name: str, template: Template, host: Host | None = No
                          lambda h, n=seed_name: h.delete_volume(pool_name, n)))
             seed_volume = hv.upload_volume(pool_name, seed_name, seed_iso)
         nic, note, ip = _nic(host, hv, prep, kind, ip_address, undo)
-        spec = DomainSpec(name=vm.domain_name, uuid=vm.uuid, title=vm.name, vcpus=vm.vcpus,
-                          memory_mib=vm.memory_mib, disk_path=volume.path,
-                          domain_type=prep.domain_type, arch=prep.arch,
-                          os_type=image.os_type, nic=nic, vnc_listen=listen, vm_id=vm.id,
-                          owner=owner.username,
-                          seed_path=seed_volume.path if seed_volume else None,
-                          cdrom_path=image.path_on(host.id) if image.is_iso else None,
-                          firmware=image.firmware, cpu_mode=settings.cpu_mode,
-                          cpu_baseline=baseline)
-        undo.append((Leftover.DOMAIN, "", vm.uuid, lambda h, u=vm.uuid: h.remove(u)))
-        hv.define(spec)
-        step("defined")
-        if start:
-            step("starting")
-            hv.start_new(spec)
+        spec = _spec(vm, owner, prep, image, volume.path, nic, listen,
+                     seed_volume.path if seed_volume else None,
+                     image.path_on(host.id) if image.is_iso else None, baseline)
+        _define(hv, spec, undo, start, step)
     except (VirtError, ServiceError) as exc:
-        _undo(host, hv, undo)
-        db.session.rollback()
-        db.session.delete(db.session.get(VM, vm.id))
-        db.session.commit()
-        log.warning("create of %s for %s on %s failed: %s", name, owner.username,
-                    host.name, exc)
-        if isinstance(exc, ServiceError):
-            raise
-        if isinstance(exc, HostUnavailable):
-            raise Unavailable(f"{host.name} stopped answering while {name} was being "
-                              f"created: {exc}. Nothing was kept.") from None
-        raise ServiceError(f"{host.name} could not create {name}: {exc}") from None
-    forget_states(host)
-    vm = db.session.get(VM, vm.id)
+        _abandon(host, hv, undo, vm.id, exc, f"create {name}", f"{name} was being created")
+    vm = _finish(vm.id, volume, nic, note, ip, seed_volume, job_names, start,
+                 image.id if image.is_iso else None)
+    log.info("VM %s (%s) created for %s on %s", vm.name, vm.domain_name, owner.username,
+             host.name)
+    return vm
+
+
+def _spec(vm: VM, owner: User, prep: Preparation, image, disk_path: str, nic: Nic | None,
+          listen: str, seed_path: str | None, cdrom_path: str | None,
+          baseline: str | None) -> DomainSpec:
+    """The new VM's domain (create and clone)."""
+    return DomainSpec(name=vm.domain_name, uuid=vm.uuid, title=vm.name, vcpus=vm.vcpus,
+                      memory_mib=vm.memory_mib, disk_path=disk_path,
+                      domain_type=prep.domain_type, arch=prep.arch, os_type=image.os_type,
+                      nic=nic, vnc_listen=listen, vm_id=vm.id, owner=owner.username,
+                      seed_path=seed_path, cdrom_path=cdrom_path, firmware=image.firmware,
+                      cpu_mode=get_settings().cpu_mode, cpu_baseline=baseline)
+
+
+def _define(hv: Hypervisor, spec: DomainSpec, undo: list[Undo], start: bool,
+            step: Callable[[str], None]) -> None:
+    undo.append((Leftover.DOMAIN, "", spec.uuid, lambda h, u=spec.uuid: h.remove(u)))
+    hv.define(spec)
+    step("defined")
+    if start:
+        step("starting")
+        hv.start_new(spec)
+
+
+def _abandon(host: Host, hv: Hypervisor, undo: list[Undo], vm_id: int, exc: Exception,
+             what: str, while_: str) -> NoReturn:
+    """A create (or clone) failed at ``exc``: remove what it made on the host and the
+    new VM's row (its quota is free again), and raise the refusal."""
+    _undo(host, hv, undo)
+    db.session.rollback()
+    db.session.delete(db.session.get(VM, vm_id))
+    db.session.commit()
+    log.warning("%s on %s failed: %s", what, host.name, exc)
+    if isinstance(exc, ServiceError):
+        raise exc
+    if isinstance(exc, HostUnavailable):
+        raise Unavailable(f"{host.name} stopped answering while {while_}: {exc}. Nothing "
+                          "was kept.") from None
+    raise ServiceError(f"{host.name} could not {what}: {exc}") from None
+
+
+def _finish(vm_id: int, volume: Volume, nic: Nic | None, note: str | None, ip: str | None,
+            seed_volume: Volume | None, job_names: list[str], start: bool,
+            cdrom_image_id: int | None) -> VM:
+    """The new VM's row once its domain is defined (and started): ready."""
+    vm = db.session.get(VM, vm_id)
+    forget_states(vm.host)
     vm.volume_path, vm.mac = volume.path, nic.mac if nic else None
     vm.disks[0].volume_path = volume.path
     vm.nic_kind, vm.network = (nic.kind, nic.source or None) if nic else (None, None)
     vm.nic_note, vm.ip_address = note, ip
     vm.seed_volume = seed_volume.name if seed_volume else None
-    vm.cdrom_image_id = image.id if image.is_iso else None
+    vm.cdrom_image_id = cdrom_image_id
     vm.boot_job_names = "\n".join(job_names)
     vm.status, vm.status_since = VM.READY, utcnow()
     watching.note_state(vm, "running" if start else "shut off")
     if start:
         vm.started_at = utcnow()
     db.session.commit()
-    log.info("VM %s (%s) created for %s on %s", vm.name, vm.domain_name, owner.username,
-             host.name)
     return vm
 
 

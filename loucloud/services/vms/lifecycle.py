@@ -31,9 +31,12 @@ ACTIONS = {
     "reset": ("rebooting", "{name} was reset."),
     "pause": ("pausing", "{name} is paused."),
     "resume": ("resuming", "{name} is running again."),
+    "save": ("saving", "{name}'s memory was saved to disk and it is shut off: Start "
+                       "resumes it where it was."),
 }
 LABELS = {"start": "Start", "shutdown": "Shut down", "poweroff": "Force off",
-          "reboot": "Reboot", "reset": "Reset", "pause": "Pause", "resume": "Resume"}
+          "reboot": "Reboot", "reset": "Reset", "pause": "Pause", "resume": "Resume",
+          "save": "Suspend to disk"}
 
 
 # -- actions ---------------------------------------------------------------------------
@@ -106,11 +109,14 @@ def act_on_vm(vm: VM, action: str) -> str:
             raise Conflict(f"{vm.name} is missing on {vm.host.name}.") from None
         raise ServiceError(f"{LABELS[action]} failed: {exc}") from None
     forget_states(vm.host)
-    _note_state(vm)
+    if action == "save":  # a managed-save shutoff, as the watcher records it
+        watching.note_state(vm, "shut off", "saved")
+    else:
+        _note_state(vm)
     if action == "start":
         vm.started_at = utcnow()
-    elif action in ("poweroff", "shutdown"):
-        if action == "poweroff":
+    elif action in ("poweroff", "shutdown", "save"):
+        if action in ("poweroff", "save"):
             vm.started_at = None
         revoke_for_vm(vm.id)  # a stopped VM's console links end with it
     _end(vm)

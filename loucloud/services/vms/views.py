@@ -10,7 +10,9 @@ from ...models import VM
 from ...virt.driver import ACTIONS_BY_STATE, DomainStatus
 
 TRANSITIONAL = {"creating", "starting", "stopping", "rebooting", "pausing", "resuming",
-                "deleting"}
+                "deleting",
+                # issue 14: snapshots, suspend to disk, rebuild, clone
+                "snapshotting", "reverting", "saving", "discarding", "rebuilding", "cloning"}
 # The states the list can be filtered by.
 FILTER_STATES = ["running", "paused", "shut off", "crashed", "missing", "host offline"]
 

@@ -1,0 +1,206 @@
+"""Snapshots of a VM (internal qcow2 snapshots: see virt/snapshots.py for why), and its
+saved memory state (suspend to disk: libvirt's managed save, the "save" action of
+lifecycle.py; discarded here).
+
+A snapshot is taken with the running machine (memory and devices) of a running or
+paused VM, of its disks only of a shut-off one. Reverting to a memory snapshot leaves
+the VM running in the snapshot's state (its guest goes on from that moment); to a
+disk-only one, a running VM is forced off, its disks go back, and it boots from them
+again; a shut-off VM stays shut off. libvirt's list on the host is the truth: the rows
+follow it at every snapshot action and at ``list_snapshots``."""
+from __future__ import annotations
+
+import logging
+import re
+from datetime import datetime, timezone
+
+from ...extensions import db
+from ...models import VM, Snapshot, utcnow
+from ...virt import AlreadyExists, DomainNotFound, HostUnavailable, InvalidState, \
+    NotSupported, VirtError
+from ...virt.driver import SnapshotInfo, SnapshotNotFound
+from .. import Conflict, FieldError, NotFound, ServiceError, Unavailable, transaction
+from .. import watching
+from ..hypervisors import hypervisor
+from ..settings import get_settings
+from .lifecycle import _begin, _end, _put_back
+from .state import forget_states
+
+log = logging.getLogger(__name__)
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def check_snapshot_name(name: str) -> str:
+    name = (name or "").strip()
+    if not NAME_RE.match(name):
+        raise FieldError("Name the snapshot with 1 to 64 letters, digits, '-', '_' or '.', "
+                         "starting with a letter or digit.", "name")
+    return name
+
+
+def host_refusal(vm: VM, exc: VirtError, doing: str) -> ServiceError:
+    """The service error for what the host said while ``doing`` something to ``vm``."""
+    if isinstance(exc, HostUnavailable):
+        return Unavailable(f"{vm.host.name} does not answer: {exc}. {vm.name} was not "
+                           "changed.")
+    if isinstance(exc, DomainNotFound):
+        return Conflict(f"{vm.name} is missing on {vm.host.name}.")
+    if isinstance(exc, (InvalidState, AlreadyExists, NotSupported)):
+        return Conflict(f"Cannot {doing} {vm.name}: {exc}.")
+    return ServiceError(f"Could not {doing} {vm.name}: {exc}")
+
+
+def _when(epoch: int) -> datetime:
+    return datetime.fromtimestamp(epoch, timezone.utc).replace(tzinfo=None) if epoch \
+        else utcnow()
+
+
+def _follow(vm: VM, found: list[SnapshotInfo]) -> None:
+    """The VM's rows as libvirt lists them: rows of snapshots gone from the host are
+    dropped, snapshots made outside LouCloud are listed. Does not commit."""
+    on_host = {s.name: s for s in found}
+    for row in list(vm.snapshots):
+        if row.name not in on_host:
+            vm.snapshots.remove(row)
+    listed = {row.name for row in vm.snapshots}
+    for info in found:
+        if info.name not in listed:
+            vm.snapshots.append(Snapshot(name=info.name, memory=info.memory,
+                                         size_bytes=info.size, created_at=_when(info.created)))
+
+
+def snapshots_of(vm: VM) -> list[Snapshot]:
+    """The VM's snapshots as LouCloud last saw them (no host asked: the VM page)."""
+    return list(vm.snapshots)
+
+
+@transaction
+def list_snapshots(vm: VM) -> list[Snapshot]:
+    """The VM's snapshots, read from its host (the rows follow it). A host that does not
+    answer: Unavailable."""
+    try:
+        found = hypervisor(vm.host).snapshots(vm.uuid)
+    except VirtError as exc:
+        raise host_refusal(vm, exc, "list the snapshots of") from None
+    _follow(vm, found)
+    db.session.commit()
+    return list(vm.snapshots)
+
+
+@transaction
+def create_snapshot(vm: VM, name: str, memory: bool | None = None) -> str:
+    """Take the snapshot ``name`` of the VM: ``memory`` True (a running or paused VM,
+    with its running machine), False (a shut-off VM, its disks), None (what fits its
+    state). Raises FieldError (the name), Conflict (the name is taken, the limit is
+    reached, the state does not fit, busy), Unavailable."""
+    name = check_snapshot_name(name)
+    limit = get_settings().snapshots_per_vm
+    if limit == 0:
+        raise Conflict("Snapshots are turned off (Settings: snapshots per VM is 0).")
+    if any(row.name == name for row in vm.snapshots):
+        raise Conflict(f"{vm.name} already has a snapshot named {name}.")
+    if len(vm.snapshots) >= limit:
+        raise Conflict(f"{vm.name} has {len(vm.snapshots)} snapshots, the most a VM may "
+                       f"keep ({limit}): delete one first.")
+    previous = _begin(vm, "snapshotting")
+    hv = hypervisor(vm.host)
+    try:
+        if memory is None:
+            memory = hv.domain_state(vm.uuid) in ("running", "paused")
+        info = hv.create_snapshot(vm.uuid, name, memory)
+    except VirtError as exc:
+        _put_back(vm, previous)
+        raise host_refusal(vm, exc, "snapshot") from None
+    vm.snapshots.append(Snapshot(name=info.name, memory=info.memory, size_bytes=info.size,
+                                 created_at=_when(info.created)))
+    _end(vm)
+    log.info("snapshot %s of %s taken (memory: %s)", name, vm.name, info.memory)
+    return (f"Snapshot {name} of {vm.name} taken, with its running machine." if info.memory
+            else f"Snapshot {name} of {vm.name}'s disks taken.")
+
+
+def _row(vm: VM, name: str) -> Snapshot | None:
+    return next((row for row in vm.snapshots if row.name == name), None)
+
+
+@transaction
+def revert_snapshot(vm: VM, name: str) -> str:
+    """Put the VM back to its snapshot ``name`` (see the module's text for what runs
+    after). Raises NotFound (no such snapshot), Conflict, Unavailable."""
+    name = (name or "").strip()
+    row = _row(vm, name)
+    previous = _begin(vm, "reverting")
+    hv = hypervisor(vm.host)
+    try:
+        before = hv.domain_state(vm.uuid)
+        after = hv.revert_snapshot(vm.uuid, name, start_after=before == "running")
+    except SnapshotNotFound:
+        _put_back(vm, previous)
+        if row is not None:  # gone from the host: the list follows it
+            vm.snapshots.remove(row)
+            db.session.commit()
+        raise NotFound(f"{vm.name} has no snapshot named {name}.") from None
+    except VirtError as exc:
+        _put_back(vm, previous)
+        raise host_refusal(vm, exc, "revert") from None
+    forget_states(vm.host)
+    watching.note_state(vm, after)
+    if after == "running" and before != "running":
+        vm.started_at = utcnow()
+    elif after == "shut off":
+        vm.started_at = None
+    _end(vm)
+    memory = row.memory if row is not None else after in ("running", "paused")
+    log.info("%s reverted to snapshot %s (%s -> %s)", vm.name, name, before, after)
+    if memory:
+        return f"{vm.name} is back at snapshot {name}: {after}, as it was then."
+    if after == "running":
+        return (f"{vm.name}'s disks are back at snapshot {name}; it was forced off and "
+                "boots from them.")
+    return f"{vm.name}'s disks are back at snapshot {name}; it is {after}."
+
+
+@transaction
+def delete_snapshot(vm: VM, name: str) -> str:
+    """Delete the snapshot ``name`` (what it holds in the disk goes with it). Raises
+    NotFound, Conflict, Unavailable."""
+    name = (name or "").strip()
+    row = _row(vm, name)
+    previous = _begin(vm, "snapshotting")
+    try:
+        existed = hypervisor(vm.host).delete_snapshot(vm.uuid, name)
+    except VirtError as exc:
+        _put_back(vm, previous)
+        raise host_refusal(vm, exc, "delete a snapshot of") from None
+    if row is not None:
+        vm.snapshots.remove(row)
+    _end(vm)
+    if not existed and row is None:
+        raise NotFound(f"{vm.name} has no snapshot named {name}.")
+    return f"Snapshot {name} of {vm.name} deleted."
+
+
+# -- the saved memory state --------------------------------------------------------------
+def has_saved_state(vm: VM) -> bool:
+    """Whether the VM is shut off holding a saved memory state, as the store has it
+    (the watcher's reason "saved"; the save action and the discard note it at once)."""
+    return vm.live_state == "shut off" and vm.live_reason == "saved"
+
+
+@transaction
+def discard_saved_state(vm: VM) -> str:
+    """Delete the VM's saved memory state: its next start boots afresh (what ran in it
+    is lost). Raises Conflict (none, busy), Unavailable."""
+    previous = _begin(vm, "discarding")
+    try:
+        existed = hypervisor(vm.host).discard_saved_state(vm.uuid)
+    except VirtError as exc:
+        _put_back(vm, previous)
+        raise host_refusal(vm, exc, "discard the saved state of") from None
+    if vm.live_reason == "saved":
+        vm.live_reason, vm.live_changed_at = "", utcnow()
+    _end(vm)
+    if not existed:
+        raise Conflict(f"{vm.name} holds no saved state.")
+    return f"The saved state of {vm.name} was discarded: its next start boots afresh."

@@ -1,0 +1,97 @@
+"""A VM's snapshots, rebuild, clone and saved memory state (issue 14): the page doors,
+each one service call through perform(). Suspend to disk itself is a lifecycle action
+(routes.act: POST /vms/<id>/save)."""
+from flask import flash, request, url_for
+from flask_login import current_user, login_required
+
+from ..helpers import perform
+from ..services.access import vm_for
+from ..services.vms import clone, rebuild, snapshots
+from ..services.vms.create import generate_password
+from . import bp
+
+MODES = {"auto": None, "memory": True, "disk": False}
+
+
+def _back(vm) -> str:
+    return url_for("vms.detail", vm_id=vm.id)
+
+
+@bp.route("/vms/<int:vm_id>/snapshots", methods=["POST"])
+@login_required
+def snapshot_create(vm_id: int):
+    vm = vm_for(current_user, vm_id)
+    memory = MODES.get(request.form.get("mode", "auto"))
+    return perform(lambda: snapshots.create_snapshot(vm, request.form.get("name", ""),
+                                                     memory),
+                   done=lambda message: message, back=_back(vm))
+
+
+@bp.route("/vms/<int:vm_id>/snapshots/revert", methods=["POST"])
+@login_required
+def snapshot_revert(vm_id: int):
+    vm = vm_for(current_user, vm_id)
+    return perform(lambda: snapshots.revert_snapshot(vm, request.form.get("name", "")),
+                   done=lambda message: message, back=_back(vm))
+
+
+@bp.route("/vms/<int:vm_id>/snapshots/delete", methods=["POST"])
+@login_required
+def snapshot_delete(vm_id: int):
+    vm = vm_for(current_user, vm_id)
+    return perform(lambda: snapshots.delete_snapshot(vm, request.form.get("name", "")),
+                   done=lambda message: message, back=_back(vm))
+
+
+@bp.route("/vms/<int:vm_id>/discard-saved", methods=["POST"])
+@login_required
+def discard_saved(vm_id: int):
+    vm = vm_for(current_user, vm_id)
+    return perform(lambda: snapshots.discard_saved_state(vm), done=lambda message: message,
+                   back=_back(vm))
+
+
+def _password(vm, seeded: bool) -> tuple[str | None, str | None]:
+    """(the password a new seed sets, the one made here to show once)."""
+    chosen = request.form.get("password", "") or None
+    if chosen is None and seeded and not vm.host.is_demo:
+        made = generate_password()
+        return made, made
+    return chosen, None
+
+
+def _show_password(vm, password: str | None) -> None:
+    if password:
+        flash(f"Log in to {vm.name} as {vm.image.login_user} with the password "
+              f"{password} — shown only now: write it down.", "password")
+
+
+@bp.route("/vms/<int:vm_id>/rebuild", methods=["POST"])
+@login_required
+def rebuild_vm(vm_id: int):
+    vm = vm_for(current_user, vm_id)
+    password, made = _password(vm, vm.template.image.cloud_init and bool(vm.seed_volume))
+
+    def done(message: str) -> str:
+        _show_password(vm, made)
+        return message
+
+    return perform(lambda: rebuild.rebuild_vm(vm, password), done=done, back=_back(vm))
+
+
+@bp.route("/vms/<int:vm_id>/clone", methods=["POST"])
+@login_required
+def clone_vm(vm_id: int):
+    vm = vm_for(current_user, vm_id)
+    password, made = _password(vm, vm.image.cloud_init)
+    source_name = vm.name
+
+    def done(result) -> str:
+        _show_password(result.vm, made)
+        return result.message(source_name)
+
+    return perform(lambda: clone.clone_vm(vm, request.form.get("name", ""),
+                                          start=bool(request.form.get("start")),
+                                          password=password),
+                   done=done, back=lambda result: url_for("vms.detail", vm_id=result.vm.id),
+                   refused_back=_back(vm))

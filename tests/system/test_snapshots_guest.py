@@ -1,0 +1,124 @@
+"""Snapshots, suspend to disk, clone and rebuild of the real guest (issue 14) on the
+lab's real libvirtd and QEMU: a memory snapshot brings back the running machine (the
+file as it was, the same boot, its uptime going on from the snapshot); suspend to disk
+resumes the same boot; a clone of the shut-off VM boots with the source's file under
+its own name and address; a rebuild gives a fresh disk (the file gone) with the same
+address, and SSH lets the owner in.
+
+One VM boots for the module, then its clone and its rebuild boot together (each boot
+costs about a minute under TCG); the tests run in order."""
+from __future__ import annotations
+
+import pytest
+
+from loucloud.extensions import db
+from loucloud.models import VM, Host, Template, User
+from loucloud.services import images as image_service
+from loucloud.services.hypervisors import pool
+from loucloud.services.vms import clone, lifecycle, rebuild, snapshots
+from loucloud.services.vms import create as vm_create
+from tests.support.guest import Guest, boot_bound, publish_guest, wait_for
+
+PASSWORD = "first login 4711"
+SUBNET = "10.78.0.0/24"
+MARKER = "/home/debian/marker"
+
+
+@pytest.fixture(scope="module")
+def world(lab, guest_image, module_app, ssh_key):
+    app = module_app
+    with app.app_context():
+        made = publish_guest(lab, guest_image, ssh_key, "snaps", SUBNET, "small")
+        vm = vm_create.create_vm(db.session.get(User, made["alice"]), "snap-1",
+                                 db.session.get(Template, made["template"]),
+                                 db.session.get(Host, made["host"]), password=PASSWORD)
+        ids = {"vm": vm.id, "ip": vm.ip_address}
+    guest = Guest(lab.host(1), ids["ip"], ssh_key)
+    guest.wait_for_ssh(boot_bound())
+    yield {"app": app, "guest": guest, "lab": lab, "key": ssh_key, **ids}
+    with app.app_context():
+        for row in db.session.execute(db.select(VM)).scalars().all():
+            lifecycle.delete_vm(row)
+        pool().call(lab.host(1).uri, _forget_network_and_image, timeout=30)
+
+
+def _forget_network_and_image(conn) -> None:
+    net = conn.networkLookupByName("snaps")
+    net.destroy()
+    net.undefine()
+    conn.storagePoolLookupByName("loucloud").storageVolLookupByName(
+        image_service.volume_name_for("debian")).delete(0)
+
+
+def _vm(world) -> VM:
+    return db.session.get(VM, world["vm"])
+
+
+def _uptime(guest: Guest) -> float:
+    return float(guest.ssh("cut -d' ' -f1 /proc/uptime"))
+
+
+@pytest.mark.timeout(600)
+def test_revert_to_a_memory_snapshot_brings_back_the_running_machine(world):
+    guest, app = world["guest"], world["app"]
+    guest.ssh(f"echo before > {MARKER}; sync")
+    boot = guest.boot_id()
+    with app.app_context():
+        message = snapshots.create_snapshot(_vm(world), "running-before")
+        assert message == "Snapshot running-before of snap-1 taken, with its running machine."
+        taken_at_uptime = _uptime(guest)
+        [row] = _vm(world).snapshots
+        assert row.memory and row.size_bytes and row.size_bytes > 1 << 20  # its memory
+    guest.ssh(f"echo after > {MARKER}; sync")
+    with app.app_context():
+        message = snapshots.revert_snapshot(_vm(world), "running-before")
+    assert message == "snap-1 is back at snapshot running-before: running, as it was then."
+    wait_for(guest.answers, 120, "SSH after the revert")
+    assert guest.ssh(f"cat {MARKER}").strip() == "before"
+    assert guest.boot_id() == boot                   # the same boot, not a restart
+    assert _uptime(guest) >= taken_at_uptime - 1     # its uptime went on from the snapshot
+
+
+@pytest.mark.timeout(600)
+def test_suspend_to_disk_and_resume_the_same_boot(world):
+    guest, app = world["guest"], world["app"]
+    boot = guest.boot_id()
+    with app.app_context():
+        assert "saved to disk" in lifecycle.act_on_vm(_vm(world), "save")
+        assert snapshots.has_saved_state(_vm(world))
+        lifecycle.act_on_vm(_vm(world), "start")
+        assert not snapshots.has_saved_state(_vm(world))
+    wait_for(guest.answers, 120, "SSH after the resume")
+    assert guest.boot_id() == boot
+    assert guest.ssh(f"cat {MARKER}").strip() == "before"
+
+
+@pytest.mark.timeout(1200)
+def test_clone_boots_the_sources_file_and_rebuild_gives_a_fresh_disk(world):
+    guest, app = world["guest"], world["app"]
+    guest.ssh("sudo poweroff || true", timeout=30)
+    with app.app_context():
+        vm = _vm(world)
+        wait_for(lambda: _state(vm) == "shut off", 120, "snap-1 to power off")
+        snapshots.create_snapshot(vm, "off", memory=False)
+        cloned = clone.clone_vm(vm, "snap-2", password=PASSWORD)
+        copy_ip = cloned.vm.ip_address
+        assert cloned.overlay   # an overlay on the image again, not a full copy
+        assert copy_ip and copy_ip != world["ip"] and copy_ip.startswith("10.78.0.")
+        message = rebuild.rebuild_vm(_vm(world), "third login 4713")
+        assert message == "snap-1 was rebuilt from debian: its disk is new, its first " \
+                          "boot runs again."
+        assert _vm(world).snapshots == [] and _vm(world).ip_address == world["ip"]
+        lifecycle.act_on_vm(_vm(world), "start")
+    copy = Guest(world["lab"].host(1), copy_ip, world["key"])
+    copy.wait_for_ssh(boot_bound())
+    assert copy.ssh("hostname").strip() == "snap-2"
+    assert copy.ssh(f"cat {MARKER}").strip() == "before"
+    guest.wait_for_ssh(boot_bound())
+    assert guest.ssh("hostname").strip() == "snap-1"
+    assert guest.ssh(f"test -e {MARKER} && echo kept || echo gone").strip() == "gone"
+
+
+def _state(vm: VM) -> str:
+    from loucloud.services.hypervisors import hypervisor
+    return hypervisor(vm.host).domain_state(vm.uuid)
