@@ -10,7 +10,7 @@ from ...models import VM
 from ...virt.driver import ACTIONS_BY_STATE, DomainStatus
 
 TRANSITIONAL = {"creating", "starting", "stopping", "rebooting", "pausing", "resuming",
-                "deleting"}
+                "deleting", "migrating"}
 # The states the list can be filtered by.
 FILTER_STATES = ["running", "paused", "shut off", "crashed", "missing", "host offline"]
 

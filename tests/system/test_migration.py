@@ -1,0 +1,135 @@
+"""Migration between two real libvirtd + QEMU hosts of the lab (issue 14): live with
+the overlay copied, offline through volume streams; the record follows only what
+libvirt says; the hosts reach each other on their migration addresses (the lab's own
+link between their namespaces)."""
+from __future__ import annotations
+
+import libvirt
+import pytest
+
+from loucloud.extensions import db
+from loucloud.models import VM, Host, Task, Template, User
+from loucloud.services import hosts as host_service
+from loucloud.services import images, maintenance, tasks as task_service
+from loucloud.services import templates as template_service
+from loucloud.services.vms import migration as migration_service
+from loucloud.services.vms.create import create_vm
+from tests.factories import make_user
+
+libvirt.registerErrorHandler(lambda *a: None, None)
+IMAGE = "lc-mig-base.qcow2"
+
+
+@pytest.fixture(scope="module")
+def base_image(lab):
+    paths = {lab.host(i).name: lab.make_image(lab.host(i), IMAGE, 64 * 1024 * 1024)
+             for i in (1, 2)}
+    assert len(set(paths.values())) == 1
+    return paths["h1"]
+
+
+@pytest.fixture
+def world(app, lab, base_image):
+    """admin + alice, both lab hosts with their migration addresses, a template."""
+    with app.app_context():
+        admin = make_user("admin", is_admin=True)
+        make_user("alice", max_vms=50, max_vcpus=100, max_memory_mib=64 * 1024,
+                  max_disk_gib=1000)
+        for h in (lab.host(1), lab.host(2)):
+            host = host_service.add_host(h.name, h.uri)
+            maintenance.set_migration_address(admin, host, h.migration_address)
+        image = images.add_image("base", base_image, "linux")
+        template_service.create_template("tiny", template_service.Sizes(1, 128, 1), image)
+    yield app
+    with app.app_context():
+        for vm in db.session.execute(db.select(VM)).scalars().all():
+            from loucloud.services.vms.lifecycle import delete_vm
+            try:
+                delete_vm(vm)
+            except Exception:  # noqa: BLE001 - best effort: the next test needs clean hosts
+                pass
+
+
+def _get(app, model, **by):
+    return db.session.execute(db.select(model).filter_by(**by)).scalar_one()
+
+
+def domains_on(lab_host) -> dict[str, int]:
+    """UUID -> libvirt state of every domain defined on the lab host."""
+    conn = libvirt.open(lab_host.uri)
+    try:
+        return {d.UUIDString(): d.state()[0] for d in conn.listAllDomains(0)}
+    finally:
+        conn.close()
+
+
+def volumes_on(lab_host, pool="loucloud") -> set[str]:
+    conn = libvirt.open(lab_host.uri)
+    try:
+        try:
+            p = conn.storagePoolLookupByName(pool)
+        except libvirt.libvirtError:
+            return set()
+        p.refresh(0)
+        return set(p.listVolumes())
+    finally:
+        conn.close()
+
+
+def _create(app, name: str, host: str, start: bool = True) -> int:
+    with app.app_context():
+        vm = create_vm(_get(app, User, username="alice"), name,
+                       _get(app, Template, name="tiny"), _get(app, Host, name=host),
+                       start=start)
+        return vm.id
+
+
+def _migrate(app, vm_id: int, to: str | None, **kw) -> Task:
+    with app.app_context():
+        admin = _get(app, User, username="admin")
+        vm = db.session.get(VM, vm_id)
+        target = _get(app, Host, name=to) if to else None
+        task = migration_service.migrate_vm(admin, vm, target, **kw)
+        task_service.execute(task.id)
+        task = db.session.get(Task, task.id)
+        db.session.expunge(task)
+        return task
+
+
+def test_the_lab_hosts_reach_each_other_only_on_their_migration_link(lab):
+    h1, h2 = lab.host(1), lab.host(2)
+    assert lab.migration_reachable(h1, h2) and lab.migration_reachable(h2, h1)
+    lab.migration_link_down(h1, h2)
+    try:
+        assert not lab.migration_reachable(h1, h2)
+    finally:
+        lab.migration_link_up(h1, h2)
+    assert lab.migration_reachable(h1, h2)
+
+
+def test_live_migration_of_a_running_blank_vm(world, lab):
+    app = world
+    vm_id = _create(app, "mover", "h1")
+    with app.app_context():
+        vm = db.session.get(VM, vm_id)
+        uuid, volume = vm.uuid, vm.volume_name
+    assert domains_on(lab.host(1))[uuid] == libvirt.VIR_DOMAIN_RUNNING
+    task = _migrate(app, vm_id, "h2")
+    assert task.state == "succeeded", (task.error, task.message)
+    assert "runs on h2" in task.result
+    on_h2 = domains_on(lab.host(2))
+    assert on_h2.get(uuid) == libvirt.VIR_DOMAIN_RUNNING
+    assert uuid not in domains_on(lab.host(1))           # undefined on the source
+    assert volume in volumes_on(lab.host(2)) and volume not in volumes_on(lab.host(1))
+    with app.app_context():
+        vm = db.session.get(VM, vm_id)
+        assert vm.host.name == "h2" and vm.status == VM.READY
+        assert vm.live_state == "running"
+    # persistent on the target, with the target's VNC address
+    conn = libvirt.open(lab.host(2).uri)
+    try:
+        dom = conn.lookupByUUIDString(uuid)
+        assert dom.isPersistent()
+        assert lab.host(2).address in dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+    finally:
+        conn.close()
