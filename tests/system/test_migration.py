@@ -28,8 +28,29 @@ def base_image(lab):
     return paths["h1"]
 
 
+NETWORK_XML = "<network><name>default</name><bridge name='virbr0' stp='off'/></network>"
+
+
+@pytest.fixture(scope="module")
+def h2_network(lab):
+    """h2 gets the isolated network "default" h1 has (the VMs' cards are on it)."""
+    conn = libvirt.open(lab.host(2).uri)
+    try:
+        net = conn.networkLookupByName("default")
+        made = False
+    except libvirt.libvirtError:
+        net = conn.networkDefineXML(NETWORK_XML)
+        net.create()
+        made = True
+    yield
+    if made:
+        net.destroy()
+        net.undefine()
+    conn.close()
+
+
 @pytest.fixture
-def world(app, lab, base_image):
+def world(app, lab, base_image, h2_network):
     """admin + alice, both lab hosts with their migration addresses, a template."""
     with app.app_context():
         admin = make_user("admin", is_admin=True)

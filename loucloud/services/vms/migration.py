@@ -141,6 +141,10 @@ def migrate_vm(user: User, vm: VM, target: Host | None = None, *,
                        "can be moved.")
     if target is None:
         target = choose_target(vm)
+    try:
+        moving.check_network(vm, target)
+    except VirtError as exc:
+        raise Unavailable(f"{target.name} does not answer: {exc}") from None
     previous = _begin(vm, MIGRATING)
     task = tasks.start("vm.migrate", user, target_type="vm", target_id=vm.id,
                        target_name=vm.name,
@@ -162,4 +166,4 @@ def target_by_name(name: str | None) -> Host | None:
     return host
 
 
-from . import moving  # noqa: E402,F401 (registers the task kind)
+from . import moving  # noqa: E402 (and registers the task kind)

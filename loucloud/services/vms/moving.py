@@ -86,15 +86,24 @@ def _clear_target(vm: VM, target: Host, names: list[str]) -> None:
     leftovers.forget(target.id, Leftover.DOMAIN, vm.uuid)
 
 
-def _reserve_on(vm: VM, target: Host) -> bool:
-    """The VM's fixed address reserved on the target's network of the same name (the
-    same address). Whether one was reserved."""
-    if not (vm.ip_address and vm.network and vm.mac and vm.nic_kind == "network"):
-        return False
+def check_network(vm: VM, target: Host):
+    """The target's network of the VM's card (None: the card is not on a network).
+    Raises Conflict when the target has no such network active."""
+    if vm.nic_kind != "network" or not vm.network:
+        return None
     net = next((n for n in hypervisor(target).networks() if n.name == vm.network), None)
     if net is None or not net.active:
         raise Conflict(f"{target.name} has no active network {vm.network} for "
                        f"{vm.name}'s card.")
+    return net
+
+
+def _reserve_on(vm: VM, target: Host) -> bool:
+    """The VM's fixed address reserved on the target's network of the same name (the
+    same address). Whether one was reserved."""
+    net = check_network(vm, target)
+    if net is None or not (vm.ip_address and vm.mac):
+        return False
     if not net.managed:
         return False
     try:
@@ -183,6 +192,7 @@ def _live(ctx, vm: VM, source: Host, target: Host) -> str:
     plan = src.migration_plan(vm.uuid)
     if plan.state not in LIVE:
         raise Conflict(f"{vm.name} is {plan.state} now; nothing to move live.")
+    check_network(vm, target)
     created, reserved = [], False
     try:
         created, devices = _prepare_live(ctx, vm, source, target, plan)

@@ -23,13 +23,14 @@ class _Stop(Exception):
 
 
 def _offline(ctx, vm: VM, source: Host, target: Host) -> str:
-    from .moving import (_base_image, _clear_target, _cdrom_paths, _move_record,
-                         _reserve_on, _undo_target, _volumes)
+    from .moving import (_base_image, _cdrom_paths, _clear_target, _move_record,
+                         _reserve_on, _undo_target, _volumes, check_network)
     src, dst = hypervisor(source), hypervisor(target)
     pool = get_settings().storage_pool
     plan = src.migration_plan(vm.uuid)
     if plan.state != "shut off":
         raise Conflict(f"{vm.name} is {plan.state} now; an offline move needs it shut off.")
+    check_network(vm, target)
     names = [n for n, _s, _sys in _volumes(vm)] + ([vm.seed_volume] if vm.seed_volume else [])
     created, reserved = [], False
     try:
