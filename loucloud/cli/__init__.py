@@ -5,6 +5,7 @@ from __future__ import annotations
 from . import bootjobs, hosts, images, keys, networks, tasks, templates, users, vms
 from .init import init_command
 from .processes import console_proxy_command, sampler_command, serve_command, watch_command
+from . import host_maintenance, vm_migration  # noqa: E402,F401 (their commands: issue 14)
 
 
 def register(app) -> None:

@@ -62,7 +62,7 @@ def target_reason(vm: VM, target: Host) -> tuple[str | None, str]:
     host is asked), and a note on what the migration does first."""
     source = vm.host
     if target.id == source.id:
-        return f"{vm.name} is already on {target.name}", ""
+        return f"it is already on {target.name}", ""
     if target.offline_since is not None:
         return f"{target.name} is offline ({target.last_error or 'not answering'})", ""
     if target.draining:
@@ -119,11 +119,13 @@ def migrate_vm(user: User, vm: VM, target: Host | None = None, *,
     Returns the task. Raises NotAllowed (not the administrator), Conflict (same,
     offline, draining or unfit host; busy VM; wrong state), Unavailable."""
     if not user.is_admin:
-        raise NotAllowed("Only the administrator moves VMs between hosts.")
+        raise NotAllowed(f"Cannot move {vm.name}: only the administrator moves VMs "
+                         "between hosts.")
     if vm.status != VM.READY and vm.status != VM.ERROR:
-        raise Conflict(f"{vm.name} is busy ({vm.status}); try again when it is done.")
+        raise Conflict(f"Cannot move {vm.name}: it is busy ({vm.status}); try again when "
+                       "it is done.")
     if tasklist.active_for("vm", vm.id):
-        raise Conflict(f"{vm.name} has a task under way; see Tasks.")
+        raise Conflict(f"Cannot move {vm.name}: it has a task under way; see Tasks.")
     if target is not None:
         reason, _note = target_reason(vm, target)
         if reason:
