@@ -4,6 +4,8 @@ libvirt says; the hosts reach each other on their migration addresses (the lab's
 link between their namespaces)."""
 from __future__ import annotations
 
+import time
+
 import libvirt
 import pytest
 
@@ -154,3 +156,84 @@ def test_live_migration_of_a_running_blank_vm(world, lab):
         assert lab.host(2).address in dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
     finally:
         conn.close()
+
+
+def test_offline_migration_of_a_shut_off_vm_streams_its_volumes(world, lab):
+    app = world
+    vm_id = _create(app, "sleeper", "h1", start=False)
+    with app.app_context():
+        vm = db.session.get(VM, vm_id)
+        uuid, volume = vm.uuid, vm.volume_name
+    # some bytes of its own in the overlay, to find again on the target
+    path = lab.host(1).host_path(f"/var/lib/libvirt/loucloud/{volume}")
+    before = path.read_bytes()
+    task = _migrate(app, vm_id, "h2", offline=True)
+    assert task.state == "succeeded", (task.error, task.message)
+    assert uuid not in domains_on(lab.host(1))
+    assert domains_on(lab.host(2)).get(uuid) == libvirt.VIR_DOMAIN_SHUTOFF
+    assert volume in volumes_on(lab.host(2)) and volume not in volumes_on(lab.host(1))
+    assert lab.host(2).host_path(f"/var/lib/libvirt/loucloud/{volume}").read_bytes() == before
+    with app.app_context():
+        vm = db.session.get(VM, vm_id)
+        assert vm.host.name == "h2" and vm.live_state == "shut off"
+        # it starts on its new host, its screen on that host's address
+        from loucloud.services.vms.lifecycle import act_on_vm
+        act_on_vm(vm, "start")
+    assert domains_on(lab.host(2))[uuid] == libvirt.VIR_DOMAIN_RUNNING
+
+
+def test_a_running_vm_is_refused_an_offline_move_and_an_offline_target_409(world, lab):
+    app = world
+    vm_id = _create(app, "busy-one", "h1")
+    with app.app_context():
+        admin = _get(app, User, username="admin")
+        vm = db.session.get(VM, vm_id)
+        with pytest.raises(Exception, match="shut it off for an offline move"):
+            migration_service.migrate_vm(admin, vm, _get(app, Host, name="h2"), offline=True)
+        with pytest.raises(Exception, match="already on h1"):
+            migration_service.migrate_vm(admin, vm, _get(app, Host, name="h1"))
+        assert db.session.get(VM, vm_id).status == VM.READY
+
+
+def test_the_link_cut_mid_migration_leaves_the_vm_on_the_source_only(world, lab,
+                                                                     monkeypatch):
+    """Fault: the link between the hosts is cut while the overlay is being copied. The
+    task gives up (no progress), the VM keeps running on h1 and nowhere else, the
+    record says h1, the target keeps nothing, and the task says what happened."""
+    from loucloud.services.vms import moving
+    monkeypatch.setattr(moving, "STALL_SECONDS", 8)
+    app = world
+    vm_id = _create(app, "cut-off", "h1")
+    with app.app_context():
+        vm = db.session.get(VM, vm_id)
+        uuid, volume = vm.uuid, vm.volume_name
+    original, cuts = moving._follow, []
+
+    def follow_and_cut(ctx, vm, src, thread):
+        """Cut the link once libvirt reports the migration job under way."""
+        if not cuts:
+            for _ in range(200):
+                if src.migration_job(vm.uuid) is not None or not thread.is_alive():
+                    break
+                time.sleep(0.05)
+            lab.migration_link_down(lab.host(1), lab.host(2))
+            cuts.append(thread.is_alive())
+        return original(ctx, vm, src, thread)
+    monkeypatch.setattr(moving, "_follow", follow_and_cut)
+    try:
+        task = _migrate(app, vm_id, "h2")
+    finally:
+        lab.migration_link_up(lab.host(1), lab.host(2))
+    assert task.state == "failed", task.result
+    assert cuts == [True], "the link was cut after the migration had ended"
+    assert "cut-off stays on h1" in task.error, task.error
+    assert domains_on(lab.host(1)).get(uuid) == libvirt.VIR_DOMAIN_RUNNING
+    assert uuid not in domains_on(lab.host(2))
+    assert volume not in volumes_on(lab.host(2))
+    with app.app_context():
+        vm = db.session.get(VM, vm_id)
+        assert vm.host.name == "h1" and vm.status == VM.READY
+    # and once the link is back it moves
+    task = _migrate(app, vm_id, "h2")
+    assert task.state == "succeeded", task.error
+    assert domains_on(lab.host(2)).get(uuid) == libvirt.VIR_DOMAIN_RUNNING
