@@ -38,17 +38,19 @@ def h2_network(lab):
     """h2 gets the isolated network "default" h1 has (the VMs' cards are on it)."""
     conn = libvirt.open(lab.host(2).uri)
     try:
-        net = conn.networkLookupByName("default")
+        conn.networkLookupByName("default")
         made = False
     except libvirt.libvirtError:
-        net = conn.networkDefineXML(NETWORK_XML)
-        net.create()
+        conn.networkDefineXML(NETWORK_XML).create()
         made = True
+    conn.close()
     yield
-    if made:
+    if made:   # a new connection: h2's libvirtd may have been killed meanwhile
+        conn = libvirt.open(lab.host(2).uri)
+        net = conn.networkLookupByName("default")
         net.destroy()
         net.undefine()
-    conn.close()
+        conn.close()
 
 
 @pytest.fixture
@@ -237,3 +239,54 @@ def test_the_link_cut_mid_migration_leaves_the_vm_on_the_source_only(world, lab,
     task = _migrate(app, vm_id, "h2")
     assert task.state == "succeeded", task.error
     assert domains_on(lab.host(2)).get(uuid) == libvirt.VIR_DOMAIN_RUNNING
+
+
+@pytest.mark.parametrize("victim", [1, 2], ids=["source-killed", "target-killed"])
+def test_libvirtd_killed_mid_migration_leaves_one_running_copy_that_the_record_names(
+        world, lab, monkeypatch, victim):
+    """Fault: the source's (or the target's) libvirtd is SIGKILLed while the migration
+    runs, and started again a few seconds later (QEMU processes live on, as on a real
+    host). Afterwards the VM runs on exactly one host, LouCloud's record names it, the
+    other keeps nothing running, and the task says what happened."""
+    import threading
+
+    from loucloud.services.vms import moving
+    app = world
+    vm_id = _create(app, f"victim-{victim}", "h1")
+    with app.app_context():
+        uuid = db.session.get(VM, vm_id).uuid
+    original, killed = moving._follow, []
+
+    def follow_and_kill(ctx, vm, src, thread):
+        if not killed:
+            for _ in range(200):
+                if src.migration_job(vm.uuid) is not None or not thread.is_alive():
+                    break
+                time.sleep(0.05)
+            lab.kill_libvirtd(lab.host(victim))
+            killed.append(thread.is_alive())
+            threading.Timer(4.0, lambda: lab.start_libvirtd(lab.host(victim))).start()
+        return original(ctx, vm, src, thread)
+    monkeypatch.setattr(moving, "_follow", follow_and_kill)
+    try:
+        task = _migrate(app, vm_id, "h2")
+    finally:
+        for _ in range(300):   # the restart may still be under way
+            try:
+                lab.libvirtd_pid(lab.host(victim))
+                break
+            except Exception:  # noqa: BLE001
+                time.sleep(0.1)
+        lab.wait_answering(lab.host(victim))
+    assert killed, "libvirtd was never killed"
+    states = {i: domains_on(lab.host(i)).get(uuid) for i in (1, 2)}
+    running = [i for i, s in states.items() if s == libvirt.VIR_DOMAIN_RUNNING]
+    assert len(running) == 1, (states, task.state, task.error, task.result)
+    with app.app_context():
+        vm = db.session.get(VM, vm_id)
+        assert vm.host.name == f"h{running[0]}", (states, task.error, task.result)
+        assert vm.status == VM.READY
+    if running[0] == 2:
+        assert task.state == "succeeded" and "runs on h2" in task.result
+    else:
+        assert task.state == "failed" and "stays on h1" in task.error

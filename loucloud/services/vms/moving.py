@@ -228,7 +228,12 @@ def _live(ctx, vm: VM, source: Host, target: Host) -> str:
         except VirtError as err:
             log.warning("abort of %s's migration: %s", vm.name, err)
         thread.join(120)
-    where, state = settle(vm, source, target, was=plan.state)
+    try:
+        where, state = settle(vm, source, target, was=plan.state)
+    except Exception:
+        _end(vm, VM.ERROR, f"Migration to {target.name}: where {vm.name} runs could not "
+                           "be confirmed.")
+        raise
     if where == "target":
         _move_record(vm, source, target, state)
         return f"{vm.name} runs on {target.name} now (moved live from {source.name})."
@@ -300,39 +305,64 @@ def _look(hv, uuid: str):
 def settle(vm: VM, source: Host, target: Host, *, was: str = "running",
            wait: float = SETTLE_SECONDS) -> tuple[str, str]:
     """Where the VM is after a migration ended however it ended: ("target", state),
-    ("source", state) or ("unknown", ""). Never two copies: when both hosts run it, the
-    target's (unconfirmed) is removed; a source left paused by a failed migration is
-    resumed. Waits up to ``wait`` s for a host that does not answer."""
+    ("source", state) or ("unknown", ""). Never two copies: while both hosts hold a live
+    copy (a restarted libvirtd still recovering its migration job), the paused one is
+    the unfinished one and is waited for to go, and removed when it does not; a source
+    left paused by a failed migration is resumed. Waits up to ``wait`` s for a host that
+    does not answer."""
     src, dst = hypervisor(source), hypervisor(target)
     deadline = time.monotonic() + wait
     while True:
         s, t = _look(src, vm.uuid), _look(dst, vm.uuid)
-        if t in LIVE and s not in LIVE and s is not HostUnavailable:
-            if t == "paused" and was == "running":
-                dst.act(vm.uuid, "resume")
-                t = "running"
-            return "target", t
-        if t == "shut off" and was == "shut off" and s is None:
-            return "target", t
-        if s in LIVE and t is not HostUnavailable:
-            if t in LIVE:
-                log.error("%s ran on both %s and %s: the target's copy is removed",
-                          vm.name, source.name, target.name)
-                dst.remove(vm.uuid)
-            if s == "paused" and was == "running":
-                src.act(vm.uuid, "resume")
-                s = "running"
-            return "source", s
-        if s == "shut off" and was == "shut off":
-            return "source", s
-        if time.monotonic() > deadline:
-            if t in LIVE and s is HostUnavailable:
-                # the source is gone and the target runs it: the target's is the one
-                return "target", t
-            if s in LIVE or s == "shut off":
-                return "source", s
+        late = time.monotonic() > deadline
+        try:
+            found = _decide(vm, src, dst, s, t, was, late)
+        except VirtError as exc:   # a libvirtd still busy recovering: look again
+            log.info("settling %s: %s", vm.name, exc)
+            found = None
+        if found is not None:
+            return found
+        if late:
             return "unknown", ""
         time.sleep(2)
+
+
+def _decide(vm: VM, src, dst, s, t, was: str, late: bool):
+    """One look at both hosts: the outcome, or None to look again."""
+    if s in LIVE and t in LIVE:
+        if not late and (s == "paused") != (t == "paused"):
+            return None   # the paused copy is the unfinished one: its libvirtd ends it
+        if s == "paused" and t == "running":
+            log.error("%s ran on both hosts: the source's paused copy is removed", vm.name)
+            src.remove(vm.uuid)
+            return "target", t
+        if not late:
+            return None
+        log.error("%s ran on both hosts: the target's copy is removed", vm.name)
+        dst.remove(vm.uuid)
+        t = None
+    if t in LIVE and s not in LIVE and s is not HostUnavailable:
+        if t == "paused" and was == "running":
+            if not late:
+                return None   # still finishing (or being ended) on the target
+            dst.act(vm.uuid, "resume")
+            t = "running"
+        return "target", t
+    if t == "shut off" and was == "shut off" and s is None:
+        return "target", t
+    if s in LIVE and t is not HostUnavailable:
+        if s == "paused" and was == "running":
+            src.act(vm.uuid, "resume")
+            s = "running"
+        return "source", s
+    if s == "shut off" and was == "shut off":
+        return "source", s
+    if late:
+        if t in LIVE and s is HostUnavailable:
+            return "target", t   # the source is gone and the target runs it
+        if s in LIVE or s == "shut off":
+            return "source", s
+    return None
 
 
 def _stopped(ctx, why: str) -> None:
@@ -342,8 +372,12 @@ def _stopped(ctx, why: str) -> None:
         return
     if vm.host_id != source.id:
         return
-    where, state = settle(vm, source, target, was="running" if ctx.args["mode"] == "live"
-                          else "shut off", wait=30)
+    try:
+        where, state = settle(vm, source, target, was="running"
+                              if ctx.args["mode"] == "live" else "shut off", wait=30)
+    except Exception:
+        _end(vm, VM.ERROR, "Migration interrupted; where it runs could not be confirmed.")
+        raise
     if where == "target":
         _move_record(vm, source, target, state)
         return
