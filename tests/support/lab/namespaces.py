@@ -11,7 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from .base import FALLBACK_ROUTE_METRIC, LIBVIRT_TCP_PORT, MIGRATION_NET, HostLabError, LabHost, run
+from .base import FALLBACK_ROUTE_METRIC, LIBVIRT_TCP_PORT, HostLabError, LabHost, run
 
 
 def ns_id(path: str) -> tuple[int, int] | None:
