@@ -46,6 +46,7 @@ def init_app(app: Flask) -> None:
     @huey.task(name="loucloud.run")
     def run(task_id: int) -> None:
         from .services import copytasks, tasklist, tasks  # noqa: F401 (their kinds)
+        from .services import maintenance  # noqa: F401 (migrations, drains: issue 14)
 
         with app.app_context():
             try:

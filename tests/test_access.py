@@ -113,6 +113,13 @@ EXPECTED = {
     "vms.discard_saved": ("POST", 302, 302, 404, 302),
     "vms.rebuild_vm": ("POST", 302, 302, 404, 302),
     "vms.clone_vm": ("POST", 302, 302, 404, 302),
+    # migration and host maintenance (issue 14): the administrator's; the owner is
+    # refused by the service (flashed), someone else's VM is 404
+    "vms.migrate": ("POST", 302, 302, 404, 302),
+    "hosts.migration_address": ("POST", 302, 403, 403, 302),
+    "hosts.drain": ("POST", 302, 403, 403, 302),
+    "hosts.undrain": ("POST", 302, 403, 403, 302),
+    "hosts.forget": ("POST", 302, 403, 403, 302),
 }
 NOT_CHECKED = {"static"}
 SECURITY_HEADERS = ("Content-Security-Policy", "X-Content-Type-Options", "Referrer-Policy",
@@ -353,6 +360,18 @@ EFFECTS = {
                                "Choose an ISO that is on h1.", "refused"),
     "vms.eject_media": Effect(_row(VM, "vm_id", lambda vm: vm.cdrom_image_id), SAME,
                               "The CD-ROM drive of owned-vm is empty.", "refused"),
+    # migration and host maintenance (issue 14)
+    "vms.migrate": Effect(_vm, SAME, "Cannot move owned-vm", "refused",
+                          form={"target_id": "1"}),
+    "hosts.migration_address": Effect(_row(Host, "host_id", lambda h: h.migration_address),
+                                      "10.9.9.9", "h1's migration address: 10.9.9.9.",
+                                      form={"migration_address": "10.9.9.9"}),
+    "hosts.drain": Effect(_row(Host, "host_id", lambda h: h.draining), True,
+                          "Draining h1: its VMs are moved away"),
+    "hosts.undrain": Effect(_row(Host, "host_id", lambda h: h.draining), False,
+                            "h1 accepts VMs again.",
+                            prepare=_change(Host, "host_id", draining=True)),
+    "hosts.forget": Effect(_row(Host, "host_id"), SAME, "h1 answers: drain it", "refused"),
 }
 
 

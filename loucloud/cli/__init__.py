@@ -6,6 +6,7 @@ from . import bootjobs, hosts, images, keys, networks, tasks, templates, users, 
 from . import vm_snapshots  # noqa: F401 (adds its commands to the vms group)
 from .init import init_command
 from .processes import console_proxy_command, sampler_command, serve_command, watch_command
+from . import host_maintenance, vm_migration  # noqa: E402,F401 (their commands: issue 14)
 
 
 def register(app) -> None:

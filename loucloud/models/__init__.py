@@ -112,6 +112,10 @@ class Host(db.Model):
     hypervisor_version = db.Column(db.String(32), nullable=False, default="")
     libvirt_version = db.Column(db.String(32), nullable=False, default="")
     accepts_vms = db.Column(db.Boolean, nullable=False, default=True)
+    # Where the other hosts reach it for migrations (QEMU's migration and NBD streams;
+    # None: the host part of its URI), and whether it is being emptied (issue 14).
+    migration_address = db.Column(db.String(255))
+    draining = db.Column(db.Boolean, nullable=False, default=False)
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
     offline_since = db.Column(db.DateTime)
     last_error = db.Column(db.String(500))
@@ -372,3 +376,4 @@ from .images import Image, ImageLocation, Upload  # noqa: E402,F401
 from .tasks import Task  # noqa: E402,F401
 from .disks import Disk  # noqa: E402,F401
 from .snapshots import Snapshot  # noqa: E402,F401
+from .maintenance import Remnant  # noqa: E402,F401

@@ -89,6 +89,9 @@ def add_host(name: str, uri: str) -> Host:
     host = Host(name=name, uri=uri)
     _apply_info(host, info)
     db.session.add(host)
+    db.session.flush()
+    from .maintenance import adopt_remnants  # a forgotten host's, back (issue 14)
+    adopt_remnants(host)
     db.session.commit()
     log.info("host %s added (%s)", name, uri)
     return host

@@ -20,11 +20,12 @@ from dataclasses import dataclass, replace
 from typing import Callable, Iterable, TypeVar
 from urllib.parse import urlsplit
 
-from . import domains, hosts, networks, serial, snapshots, stats, storage
+from . import domains, hosts, migration, networks, serial, snapshots, stats, storage
 from .connections import HostPool, HostState
 from .domains import ALLOWED as ACTIONS_BY_STATE  # noqa: F401 (re-exported)
 from .domains import DomainStatus  # noqa: F401 (re-exported)
 from .errors import VirtError
+from .migration import MigrationJob, MigrationPlan  # noqa: F401 (re-exported)
 from .hosts import CpuSample, HostInfo, HostLoad, Preparation  # noqa: F401 (re-exported)
 from .networks import Lease, NetworkInfo  # noqa: F401 (re-exported)
 from .serial import SerialBridge  # noqa: F401 (re-exported)
@@ -295,6 +296,53 @@ class Hypervisor:
         one); whether the backing image was kept. Its own, longer bound."""
         return self.pool.call(self.uri, snapshots.clone_volume, pool_name, source, name,
                               capacity, backing_path, backing_format, timeout=timeout)
+    # -- migration (issue 14) ---------------------------------------------------------
+    def migration_plan(self, uuid: str) -> MigrationPlan:
+        """The domain's state, definitions (for another host) and drives."""
+        return self._query(migration.plan, uuid)
+
+    def retarget_xml(self, text: str, vnc_listen: str | None,
+                     paths: dict[str, str]) -> str:
+        """A domain's XML with another host's VNC address and file paths (no call)."""
+        return migration.for_target(text, vnc_listen, paths)
+
+    def migrate_live(self, uuid: str, target: "Hypervisor", *, uri: str, listen: str,
+                     disks: list[str], dest_xml: str, persist_xml: str,
+                     timeout: float, bandwidth_mib: int = 0) -> None:
+        """Live-migrate the running domain to ``target`` (client-managed: this process
+        holds both connections; see virt/migration.py). Blocks until it runs there or
+        failed; waits at most ``timeout``. Raises VirtError (HostUnavailable when this
+        host's connection broke)."""
+        dconn = target._act(migration.connection)
+        self.pool.call(self.uri, migration.migrate_live, dconn, uuid, uri, listen, disks,
+                       dest_xml, persist_xml, bandwidth_mib, timeout=timeout)
+
+    def migration_job(self, uuid: str) -> MigrationJob | None:
+        """The domain's job statistics (None: no job)."""
+        return self._query(migration.job, uuid)
+
+    def abort_migration(self, uuid: str) -> bool:
+        """Cancel the domain's migration; whether one was under way."""
+        return self._act(migration.abort, uuid)
+
+    def locate(self, uuid: str) -> str | None:
+        """The domain's state here, None when it is not defined on this host."""
+        return self._query(migration.locate, uuid)
+
+    def define_xml(self, text: str) -> None:
+        """Define a domain from the XML another host gave (offline migration)."""
+        self._act(migration.define_xml, text)
+
+    def volume_size(self, pool_name: str, name: str) -> int:
+        """A volume's file size in bytes (what a copy streams)."""
+        return self._query(migration.volume_size, pool_name, name)
+
+    def copy_volume_to(self, target: "Hypervisor", pool_name: str, name: str,
+                       progress=None, *, timeout: float = 3600) -> Volume:
+        """Stream a volume of this host's pool into ``target``'s pool (same name)."""
+        dconn = target._act(migration.connection)
+        return self.pool.call(self.uri, migration.copy_volume, dconn, pool_name, name,
+                              progress, timeout=timeout)
 
 
 def _host_load(conn, previous: CpuSample | None, cpu: bool) -> HostLoad:

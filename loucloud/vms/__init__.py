@@ -4,3 +4,4 @@ bp = Blueprint("vms", __name__)
 
 from . import routes  # noqa: E402,F401
 from . import snapshot_routes  # noqa: E402,F401
+from . import migration_routes  # noqa: E402,F401 (issue 14)

@@ -32,11 +32,13 @@ def nic_of(template: Template) -> tuple[str, str]:
 
 
 def candidate_hosts(template: Template) -> list[Host]:
-    """Hosts that accept new VMs and hold the template's image."""
+    """Hosts that accept new VMs (not excluded, not being drained) and hold the
+    template's image."""
     return db.session.execute(
         db.select(Host).join(ImageLocation, ImageLocation.host_id == Host.id)
         .where(ImageLocation.image_id == template.image_id, ImageLocation.present.is_(True),
-               Host.accepts_vms.is_(True)).order_by(Host.name)).scalars().all()
+               Host.accepts_vms.is_(True), Host.draining.is_(False))
+        .order_by(Host.name)).scalars().all()
 
 
 def _fit(hv, kind: str, source: str):

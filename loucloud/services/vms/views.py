@@ -12,7 +12,9 @@ from ...virt.driver import ACTIONS_BY_STATE, DomainStatus
 TRANSITIONAL = {"creating", "starting", "stopping", "rebooting", "pausing", "resuming",
                 "deleting",
                 # issue 14: snapshots, suspend to disk, rebuild, clone
-                "snapshotting", "reverting", "saving", "discarding", "rebuilding", "cloning"}
+                "snapshotting", "reverting", "saving", "discarding", "rebuilding", "cloning",
+                # issue 14: migration
+                "migrating"}
 # The states the list can be filtered by.
 FILTER_STATES = ["running", "paused", "shut off", "crashed", "missing", "host offline"]
 

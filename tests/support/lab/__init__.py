@@ -15,6 +15,14 @@ reaches it as ``qemu+tcp://10.231.<i>.2/system``.  Nothing else on the machine i
 touched, except for one ``unreachable 10.231.<i>.0/24`` fallback route per host (high
 metric) that keeps packets for a downed lab link from leaking out via the default route.
 
+Between hosts: host i's *migration address* ``10.231.250.<i>`` is on the loopback of its
+namespace, and every pair of hosts has a veth pair of its own straight between their
+namespaces (``<prefix>m<i>-<j>`` in host i's) with a /32 route to the other's address;
+the root namespace has no interface, address or route of these. QEMU's migration and
+NBD streams go there (LouCloud's Host.migration_address); libvirtd itself stays on its
+root-namespace link (LouCloud drives migrations with a connection to both hosts).
+``lab.migration_link_down(h1, h2)`` cuts that link, ``migration_link_up`` restores it.
+
 A small "holder" process per host (holder.py run as a script) keeps the namespaces
 alive, starts libvirtd/virtlogd on request and reaps them and the QEMU processes as a
 child subreaper; so libvirtd can be stopped, killed, frozen and started again in the
@@ -28,8 +36,7 @@ with the same prefix.
 Labs with different prefixes and subnets (``HostLab(workdir, prefix, subnet)``) can
 run side by side; starting a lab kills a running one with the same prefix.  The test
 suite takes its prefix, subnet and workdir from a per-run slot (slots.py).  The hosts
-cannot reach each other (each netns only has its link to the root namespace), so no
-migrations between them.
+reach each other only on their migration addresses (above), within one lab.
 
 Python::
 

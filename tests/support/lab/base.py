@@ -14,6 +14,9 @@ DEFAULT_WORKDIR = Path("/tmp/loucloud-hostlab")
 SUBNET = "10.231"
 LIBVIRT_TCP_PORT = 16509
 MAX_HOSTS = 32
+# Host i's migration address is <subnet>.MIGRATION_NET.<i>: on the host's loopback,
+# reached from each other host over a veth pair of their own (namespaces.py).
+MIGRATION_NET = 250
 # Metric of the per-host "unreachable" fallback route (see link_down()).
 FALLBACK_ROUTE_METRIC = 4231
 STATE_FILE = "lab.json"
@@ -58,6 +61,7 @@ class LabHost:
     veth_root: str = ""  # "lch1r"
     veth_ns: str = ""  # "lch1n"
     hostname: str = ""  # "lc-h1", hostname inside the host's UTS namespace
+    migration_address: str = ""  # "10.231.250.1": where the other hosts reach it
     has_default_network: bool = False
 
     def host_path(self, path_on_host: str) -> Path:
@@ -91,6 +95,7 @@ class LabHost:
             "veth_root": self.veth_root,
             "veth_ns": self.veth_ns,
             "hostname": self.hostname,
+            "migration_address": self.migration_address,
             "has_default_network": self.has_default_network,
         }
 

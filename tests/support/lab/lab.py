@@ -22,6 +22,7 @@ from .base import (
     DEFAULT_WORKDIR,
     IMAGES_DIR_ON_HOST,
     MAX_HOSTS,
+    MIGRATION_NET,
     REAL_ETC_LIBVIRT,
     REQUIRED_DAEMONS,
     REQUIRED_TOOLS,
@@ -110,6 +111,7 @@ class HostLab(NamespacesMixin, ProcessesMixin, LibvirtdMixin):
             veth_root=self._veth_root(i),
             veth_ns=self._veth_ns(i),
             hostname=f"{self.prefix}-h{i}",
+            migration_address=f"{self.subnet}.{MIGRATION_NET}.{i}",
         )
 
     def host(self, which: int | str | LabHost) -> LabHost:
@@ -144,6 +146,7 @@ class HostLab(NamespacesMixin, ProcessesMixin, LibvirtdMixin):
                 self._prepare_files(h)
             for h in hosts:
                 self._create_network(h)
+            self._create_migration_links(hosts)
             self._write_state()
             errors: list[BaseException] = []
             with concurrent.futures.ThreadPoolExecutor(max_workers=count, thread_name_prefix="hostlab") as ex:

@@ -161,3 +161,58 @@ class NamespacesMixin:
             if time.monotonic() > deadline:
                 raise HostLabError(f"{h.name} still unreachable after link_up")
             time.sleep(0.02)
+
+    # -- the links between hosts (migrations) -------------------------------------------
+    # Each host's migration address (<subnet>.250.<i>/32) sits on its loopback; every
+    # pair of hosts has a veth pair of its own, directly between their two namespaces
+    # (``<prefix>m<i>-<j>`` in host i's), with a /32 route to the other's address. No
+    # address, route or interface of the root namespace is involved: nothing else on the
+    # machine can reach these addresses, and two labs (other subnets) never meet.
+
+    def _migration_veth(self, i: int, j: int) -> str:
+        return f"{self.prefix}m{i}-{j}"
+
+    def _in_ns(self, h: LabHost, script: str) -> None:
+        run(["nsenter", f"--net=/run/netns/{h.netns}", "--", "sh", "-c", script])
+
+    def _create_migration_links(self, hosts: list[LabHost]) -> None:
+        for h in hosts:
+            self._in_ns(h, f"ip addr add {h.migration_address}/32 dev lo")
+        for a in hosts:
+            for b in hosts:
+                if a.index < b.index:
+                    run(["ip", "link", "add", self._migration_veth(a.index, b.index), "netns", a.netns,
+                         "type", "veth", "peer", "name", self._migration_veth(b.index, a.index),
+                         "netns", b.netns])
+                    self._migration_link_up(a, b)
+
+    def _migration_link_up(self, a: LabHost, b: LabHost) -> None:
+        for near, far in ((a, b), (b, a)):
+            veth = self._migration_veth(near.index, far.index)
+            self._in_ns(near, f"ip link set {veth} up && ip route replace {far.migration_address}/32 "
+                              f"dev {veth} src {near.migration_address}")
+
+    def migration_link_down(self, a: LabHost | int | str, b: LabHost | int | str) -> None:
+        """Cut the link between two hosts (both ends down): their migration addresses no
+        longer reach each other and established connections hang; their links to the
+        root namespace (libvirt, VNC) are untouched."""
+        a, b = self.host(a), self.host(b)
+        self._in_ns(a, f"ip link set {self._migration_veth(a.index, b.index)} down")
+        self._in_ns(b, f"ip link set {self._migration_veth(b.index, a.index)} down")
+
+    def migration_link_up(self, a: LabHost | int | str, b: LabHost | int | str) -> None:
+        self._migration_link_up(self.host(a), self.host(b))
+
+    def migration_reachable(self, a: LabHost | int | str, b: LabHost | int | str) -> bool:
+        """Whether host ``a`` reaches host ``b``'s migration address: a TCP connect from
+        a's namespace is answered (refused counts: nothing need listen there)."""
+        import sys
+
+        a, b = self.host(a), self.host(b)
+        probe = ("import socket,sys\ns=socket.socket(); s.settimeout(1)\n"
+                 f"try: s.connect(('{b.migration_address}', 9))\n"
+                 "except ConnectionRefusedError: sys.exit(0)\n"
+                 "except OSError: sys.exit(1)\n")
+        res = run(["nsenter", f"--net=/run/netns/{a.netns}", "--", sys.executable, "-c", probe],
+                  check=False)
+        return res.returncode == 0

@@ -1,0 +1,61 @@
+"""manage.py hosts drain|undrain|forget|migration-address (issue 14)."""
+import click
+
+from ..services import hosts as host_service
+from ..services import maintenance
+from .common import audited, fail, service
+from .hosts import group
+from .tasks import acting_admin
+from .vm_migration import follow
+
+
+@group.command("migration-address")
+@click.argument("name")
+@click.argument("address", required=False, default="")
+@audited("hosts.migration_address")
+def migration_address(name: str, address: str) -> None:
+    """Set where the other hosts reach the host NAME for migrations (nothing: the host
+    part of its URI)."""
+    host = service(lambda: host_service.host_by_name(name))
+    host = service(lambda: maintenance.set_migration_address(acting_admin(), host, address))
+    click.echo(f"{host.name}: migration address "
+               f"{host.migration_address or '(the host part of its URI)'}")
+
+
+@group.command("drain")
+@click.argument("name")
+@click.option("--wait", is_flag=True, help="Follow the task until it ends.")
+@audited("hosts.drain")
+def drain(name: str, wait: bool) -> None:
+    """Stop the host NAME accepting VMs and move each of its VMs to other hosts."""
+    host = service(lambda: host_service.host_by_name(name))
+    task = service(lambda: maintenance.drain(acting_admin(), host))
+    click.echo(f"task {task.id}: draining {name}")
+    if wait:
+        follow(task.id)
+
+
+@group.command("undrain")
+@click.argument("name")
+@audited("hosts.undrain")
+def undrain(name: str) -> None:
+    """The host NAME accepts VMs again."""
+    host = service(lambda: host_service.host_by_name(name))
+    service(lambda: maintenance.undrain(acting_admin(), host))
+    click.echo(f"{name} accepts VMs again")
+
+
+@group.command("forget")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@audited("hosts.forget")
+def forget(name: str, yes: bool) -> None:
+    """Remove the offline host NAME with its VMs' records (their owners' quota is
+    freed); what it holds is removed if it is ever added back."""
+    host = service(lambda: host_service.host_by_name(name))
+    lost = [f"{vm.name} ({vm.owner.username})" for vm in maintenance.lost_with(host)]
+    if not yes and not click.confirm(
+            f"Forget {name}" + (f" and lose the records of {len(lost)} VM(s): "
+                                f"{', '.join(lost)}" if lost else "") + "?"):
+        fail("nothing was changed")
+    click.echo(service(lambda: maintenance.forget_host(acting_admin(), host)))

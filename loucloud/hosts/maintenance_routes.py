@@ -1,0 +1,58 @@
+"""Host maintenance doors (issue 14): migration address, Drain, Undrain, Forget —
+each one POST over services/maintenance.py."""
+from flask import request, url_for
+from flask_login import current_user
+
+from ..helpers import perform
+from ..security import admin_required
+from ..services import hosts as host_service
+from ..services import maintenance
+from ..services import tasklist
+from . import bp
+
+
+@bp.app_template_global()
+def host_maintenance(host):
+    """What the host page's maintenance card shows: the VMs a Forget loses, and the
+    drain under way."""
+    return {"lost": maintenance.lost_with(host),
+            "tasks": tasklist.active_for("host", host.id)}
+
+
+@bp.route("/<int:host_id>/migration-address", methods=["POST"])
+@admin_required
+def migration_address(host_id: int):
+    host = host_service.get_host(host_id)
+    return perform(lambda: maintenance.set_migration_address(
+        current_user, host, request.form.get("migration_address", "")),
+        done=lambda h: f"{h.name}'s migration address: "
+                       f"{h.migration_address or 'the host part of its URI'}.",
+        back=url_for("hosts.detail", host_id=host.id))
+
+
+@bp.route("/<int:host_id>/drain", methods=["POST"])
+@admin_required
+def drain(host_id: int):
+    host = host_service.get_host(host_id)
+    return perform(lambda: maintenance.drain(current_user, host),
+                   done=lambda task: f"Draining {host.name}: its VMs are moved away (task "
+                                     f"{task.id}).",
+                   back=url_for("hosts.detail", host_id=host.id))
+
+
+@bp.route("/<int:host_id>/undrain", methods=["POST"])
+@admin_required
+def undrain(host_id: int):
+    host = host_service.get_host(host_id)
+    return perform(lambda: maintenance.undrain(current_user, host),
+                   done=f"{host.name} accepts VMs again.",
+                   back=url_for("hosts.detail", host_id=host.id))
+
+
+@bp.route("/<int:host_id>/forget", methods=["POST"])
+@admin_required
+def forget(host_id: int):
+    host = host_service.get_host(host_id)
+    return perform(lambda: maintenance.forget_host(current_user, host),
+                   done=lambda message: message, back=url_for("hosts.index"),
+                   refused_back=url_for("hosts.detail", host_id=host.id))

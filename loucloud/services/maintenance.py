@@ -1,0 +1,243 @@
+"""Host maintenance (issue 14): a host's migration address; "Drain" (no new VMs, every
+VM moved away by the "host.drain" task, with a summary of what could not move and why)
+and "Undrain"; "Forget" an offline host with its VMs' records, remembering what it
+still holds (models/maintenance.py: Remnant) to remove if it is ever added back."""
+from __future__ import annotations
+
+import ipaddress
+import logging
+import re
+
+from ..extensions import db
+from ..models import VM, Host, ImageLocation, Leftover, Remnant, Task, User
+from ..virt import VirtError
+from . import Conflict, FieldError, NotAllowed, tasklist, tasks, transaction
+from .hypervisors import hypervisor
+from .settings import get_settings
+from .vms import migration as vm_migration
+from .vms import moving
+from .vms.lifecycle import _begin
+
+log = logging.getLogger(__name__)
+
+HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]"
+                         r"([A-Za-z0-9-]{0,62}))*$")
+
+
+def _admin(user: User, what: str) -> None:
+    if not user.is_admin:
+        raise NotAllowed(f"Only the administrator {what}.")
+
+
+@transaction
+def set_migration_address(user: User, host: Host, address: str | None) -> Host:
+    """Where the other hosts reach ``host`` for migrations (an IP address or a host
+    name); empty: the host part of its URI."""
+    _admin(user, "sets migration addresses")
+    address = (address or "").strip()
+    if address:
+        try:
+            address = str(ipaddress.ip_address(address))
+        except ValueError:
+            if not HOSTNAME_RE.match(address):
+                raise FieldError("Enter an IP address or a host name (or nothing for the "
+                                 "host part of its URI).", "migration_address") from None
+    host.migration_address = address or None
+    db.session.commit()
+    return host
+
+
+def _vms_of(host: Host) -> list[VM]:
+    return db.session.execute(db.select(VM).where(VM.host_id == host.id)
+                              .order_by(VM.name, VM.id)).scalars().all()
+
+
+# -- drain --------------------------------------------------------------------------
+@transaction
+def drain(user: User, host: Host) -> Task:
+    """Stop ``host`` accepting VMs and move each of its VMs away (the "host.drain"
+    task): running and paused ones live, shut-off ones offline, each to the host
+    placement chooses. Raises Conflict when a drain is under way already."""
+    _admin(user, "drains hosts")
+    if tasklist.active_for("host", host.id):
+        raise Conflict(f"{host.name} is being drained already; see its task.")
+    if host.offline_since is not None:
+        raise Conflict(f"{host.name} is offline: its VMs cannot be moved. Forget it, or "
+                       "drain it when it is back.")
+    host.draining = True
+    db.session.commit()
+    return tasks.start("host.drain", user, target_type="host", target_id=host.id,
+                       target_name=host.name, args={"host_id": host.id})
+
+
+@transaction
+def undrain(user: User, host: Host) -> Host:
+    """The host accepts VMs again (a drain under way is cancelled)."""
+    _admin(user, "drains hosts")
+    for task in tasklist.active_for("host", host.id):
+        task.cancel_requested = True
+    host.draining = False
+    db.session.commit()
+    return host
+
+
+class _Part:
+    """A task context for one VM's move inside a drain: its progress scaled into the
+    drain's, its messages prefixed with the VM's name."""
+
+    def __init__(self, ctx, args: dict, index: int, count: int, name: str):
+        self.ctx, self.args, self.task = ctx, args, ctx.task
+        self.base, self.span, self.name = index / count, 1 / count, name
+        self.prefix = f"{index + 1} of {count}, {name}: "
+
+    def report(self, progress=None, message=None, *, remaining=None, force=False):
+        self.ctx.report(None if progress is None else self.base + progress * self.span,
+                        None if message is None else self.prefix + message,
+                        remaining=None, force=force)
+
+    def check(self):
+        self.ctx.check()
+
+
+@tasks.kind("host.drain", "Drain a host", attempts=1, timeout=24 * 3600)
+def _drain(ctx: tasks.TaskContext) -> str:
+    host = db.session.get(Host, ctx.args["host_id"])
+    if host is None:
+        raise tasks.Cancelled("The host was removed.")
+    vm_ids = [vm.id for vm in _vms_of(host)]
+    moved, failed = [], []
+    for index, vm_id in enumerate(vm_ids):
+        vm = db.session.get(VM, vm_id)
+        if vm is None or vm.host_id != host.id:
+            continue
+        ctx.report(index / max(len(vm_ids), 1), f"Moving {vm.name} "
+                   f"({index + 1} of {len(vm_ids)}).", force=True)
+        try:
+            moved.append(_move_one(ctx, vm, index, len(vm_ids)))
+        except tasks.Cancelled:
+            raise tasks.Cancelled(_summary(host, moved, failed + [
+                (vm.name, "the drain was cancelled while it moved")]))
+        except Exception as exc:  # noqa: BLE001 - each VM's reason goes in the summary
+            db.session.rollback()
+            failed.append((vm.name, str(exc) or type(exc).__name__))
+            log.warning("drain of %s: %s not moved: %s", host.name, vm.name, exc)
+    summary = _summary(host, moved, failed)
+    if failed:
+        ctx.task.result = summary
+        raise Conflict(summary)
+    return summary
+
+
+def _summary(host: Host, moved: list[str], failed: list[tuple[str, str]]) -> str:
+    lines = [f"{len(moved)} VM(s) moved off {host.name}" + (": " + ", ".join(moved)
+                                                            if moved else "") + "."]
+    if failed:
+        lines.append(f"{len(failed)} could not move:")
+        lines += [f"- {name}: {why}" for name, why in failed]
+    return "\n".join(lines)
+
+
+def _move_one(ctx, vm: VM, index: int, count: int) -> str:
+    """Move one VM of a drained host, as the "vm.migrate" task would (same functions)."""
+    if vm.status not in (VM.READY, VM.ERROR):
+        raise Conflict(f"busy ({vm.status})")
+    state = vm_migration._source_state(vm)
+    if state in vm_migration.LIVE_STATES:
+        mode = "live"
+    elif state == "shut off":
+        mode = "offline"
+    else:
+        raise Conflict(f"it is {state}")
+    target = vm_migration.choose_target(vm)
+    source = vm.host
+    _begin(vm, vm_migration.MIGRATING)
+    part = _Part(ctx, {"vm_id": vm.id, "source_id": source.id, "target_id": target.id,
+                       "mode": mode}, index, count, vm.name)
+    try:
+        if mode == "live":
+            moving._live(part, vm, source, target)
+        else:
+            moving._offline(part, vm, source, target)
+    except BaseException:
+        db.session.rollback()
+        vm = db.session.get(VM, vm.id)
+        if vm is not None and vm.status == vm_migration.MIGRATING:
+            moving._stopped(part, "failed")
+        raise
+    return f"{vm.name} → {target.name}"
+
+
+# -- forget -------------------------------------------------------------------------
+def lost_with(host: Host) -> list[VM]:
+    """The VMs whose records go when ``host`` is forgotten (for the confirmation)."""
+    return _vms_of(host)
+
+
+@transaction
+def forget_host(user: User, host: Host) -> str:
+    """Remove an offline host with its VMs' records (their owners' quota is freed).
+    What it still holds (domains, volumes, fixed addresses, earlier leftovers) is
+    remembered by its URI and removed if it is ever added back. Refused while the host
+    answers: drain it, or delete its VMs, and remove it."""
+    _admin(user, "forgets hosts")
+    if tasklist.active_for("host", host.id):
+        raise Conflict(f"{host.name} has a task under way; cancel it first.")
+    hv = hypervisor(host)
+    try:
+        hv.info()
+    except VirtError:
+        pass
+    else:
+        raise Conflict(f"{host.name} answers: drain it, or delete its VMs and remove it. "
+                       "Only a host that is gone can be forgotten.")
+    pool = get_settings().storage_pool
+    vms = _vms_of(host)
+    for vm in vms:
+        if tasklist.active_for("vm", vm.id):
+            raise Conflict(f"{vm.name} on {host.name} has a task under way; cancel it first.")
+    for vm in vms:
+        _remember(host, Leftover.DOMAIN, "", vm.uuid, vm.name)
+        for volume in dict.fromkeys([d.volume_name for d in vm.disks]
+                                    + [vm.volume_name, vm.seed_volume]):
+            if volume:
+                _remember(host, Leftover.VOLUME, pool, volume, vm.name)
+        if vm.ip_address and vm.network and vm.mac:
+            _remember(host, Leftover.ADDRESS, vm.network, f"{vm.mac} {vm.ip_address}",
+                      vm.name)
+        db.session.delete(vm)
+    for row in db.session.execute(db.select(Leftover).where(
+            Leftover.host_id == host.id)).scalars().all():
+        _remember(host, row.kind, row.pool, row.name, "")
+        db.session.delete(row)
+    db.session.execute(db.delete(ImageLocation).where(ImageLocation.host_id == host.id))
+    name, names = host.name, [vm.name for vm in vms]
+    db.session.delete(host)
+    db.session.commit()
+    hv.forget()
+    log.warning("host %s forgotten with %d VM record(s): %s", name, len(names),
+                ", ".join(names))
+    lost = f" The records of {len(names)} VM(s) were removed: {', '.join(names)}." \
+        if names else ""
+    return (f"{name} was forgotten.{lost} What it still holds is removed if it is ever "
+            "added back.")
+
+
+def _remember(host: Host, kind: str, pool: str, name: str, vm_name: str) -> None:
+    db.session.add(Remnant(uri=host.uri, host_name=host.name, kind=kind, pool=pool,
+                           name=name, vm_name=vm_name))
+
+
+def adopt_remnants(host: Host) -> int:
+    """A host added again with a forgotten host's URI: what that one kept becomes its
+    leftovers (removed as soon as it answers). Does not commit."""
+    rows = db.session.execute(db.select(Remnant).where(Remnant.uri == host.uri)).scalars().all()
+    for row in rows:
+        db.session.add(Leftover(host_id=host.id, kind=row.kind, pool=row.pool, name=row.name,
+                                last_error=f"kept by the forgotten host {row.host_name}"))
+        db.session.delete(row)
+    return len(rows)
+
+
+def remnants_of(uri: str) -> list[Remnant]:
+    return db.session.execute(db.select(Remnant).where(Remnant.uri == uri)
+                              .order_by(Remnant.id)).scalars().all()

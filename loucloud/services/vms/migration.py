@@ -1,0 +1,171 @@
+"""Migration of a VM to another host (issue 14), the administrator's: which hosts can
+take it (and why the others can't), and the service that starts the "vm.migrate" task.
+The work itself (live with its overlays copied, offline through volume streams, and
+where the VM ended up after a failure) is vms/moving.py.
+
+The VM is held "migrating" (one action at a time, lifecycle._begin) from the request to
+the end of the task; LouCloud's record (VM.host_id, its disks' paths) moves only once
+libvirt says the domain runs (or, offline, is defined) on the target, and the watcher
+leaves a migrating VM's live state alone meanwhile."""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from ...extensions import db
+from ...models import VM, Host, Task, User
+from ...virt import DomainNotFound, HostUnavailable, VirtError
+from ...virt.driver import on_each
+from .. import Conflict, NotAllowed, NotFound, Unavailable, tasklist, tasks, transaction
+from ..hypervisors import hypervisor
+from .lifecycle import _begin, _put_back
+
+log = logging.getLogger(__name__)
+
+MIGRATING = "migrating"
+LIVE_STATES = ("running", "paused")
+
+
+def migration_address(host: Host) -> str:
+    """Where the other hosts reach ``host`` for a migration: its migration address, else
+    the host part of its URI."""
+    return host.migration_address or urlsplit(host.uri).hostname or ""
+
+
+@dataclass
+class TargetChoice:
+    host: Host
+    reason: str | None       # None: it can take the VM
+    note: str = ""           # e.g. "the image is copied there first"
+
+
+def _image_reason(vm: VM, source: Host, target: Host) -> tuple[str | None, str]:
+    image = vm.image
+    if image.is_iso and vm.cdrom_image_id is None:
+        return None, ""   # installed from an ISO since ejected: no base image
+    if image.present_on(target.id):
+        if image.path_on(target.id) != image.path_on(source.id):
+            return (f"its copy of the image {image.name} is at another path "
+                    f"({image.path_on(target.id)})"), ""
+        return None, ""
+    from ..imagecopy import store_path
+    if image.uploaded and os.path.exists(store_path(image.volume)):
+        return None, f"the image {image.name} is copied there first"
+    return (f"it lacks the image {image.name}" + (" (added by path: copy the file there)"
+                                                   if not image.uploaded else "")), ""
+
+
+def target_reason(vm: VM, target: Host) -> tuple[str | None, str]:
+    """Why ``target`` cannot take ``vm`` (None: it can), from what LouCloud knows (no
+    host is asked), and a note on what the migration does first."""
+    source = vm.host
+    if target.id == source.id:
+        return f"it is already on {target.name}", ""
+    if target.offline_since is not None:
+        return f"{target.name} is offline ({target.last_error or 'not answering'})", ""
+    if target.draining:
+        return f"{target.name} is being drained", ""
+    if not target.accepts_vms:
+        return f"{target.name} is excluded from new VMs", ""
+    if target.is_demo or source.is_demo:
+        return "a simulated host (libvirt's test driver) takes no migrations", ""
+    if vm.nic_kind == "bridge":
+        pass  # the same bridge name is expected on every host; QEMU fails otherwise
+    return _image_reason(vm, source, target)
+
+
+def targets_for(vm: VM) -> list[TargetChoice]:
+    """Every other host, with why it cannot take the VM (for the page's form)."""
+    hosts = db.session.execute(db.select(Host).where(Host.id != vm.host_id)
+                               .order_by(Host.name)).scalars().all()
+    return [TargetChoice(h, *target_reason(vm, h)) for h in hosts]
+
+
+def choose_target(vm: VM) -> Host:
+    """Placement's choice: of the hosts that can take the VM, the one with the most free
+    memory (asked in parallel). Raises Conflict with every host's reason."""
+    choices = targets_for(vm)
+    able = [c.host for c in choices if c.reason is None]
+    if not able:
+        raise Conflict(f"No host can take {vm.name}: " + "; ".join(
+            c.reason for c in choices) + "." if choices else
+            f"No other host to move {vm.name} to.")
+    loads = on_each([hypervisor(h) for h in able], lambda hv: hv.load(cpu=False))
+    ranked = sorted(((load.memory_free_mib, -i, h) for i, h in enumerate(able)
+                     if not isinstance(load := loads[h.uri], VirtError)),
+                    key=lambda t: t[:2], reverse=True)
+    if not ranked:
+        raise Unavailable(f"No host that could take {vm.name} answers now.")
+    return ranked[0][2]
+
+
+def _source_state(vm: VM) -> str:
+    try:
+        return hypervisor(vm.host).domain_state(vm.uuid)
+    except DomainNotFound:
+        raise Conflict(f"{vm.name} is missing on {vm.host.name}; nothing to move.") from None
+    except HostUnavailable as exc:
+        raise Unavailable(f"{vm.host.name} does not answer: {exc}. {vm.name} can be "
+                          "moved when it is back (or the host forgotten).") from None
+
+
+@transaction
+def migrate_vm(user: User, vm: VM, target: Host | None = None, *,
+               offline: bool = False) -> Task:
+    """Start moving ``vm`` to ``target`` (None: placement's choice): live when it runs,
+    offline when it is shut off (``offline`` asks for that and refuses a running VM).
+    Returns the task. Raises NotAllowed (not the administrator), Conflict (same,
+    offline, draining or unfit host; busy VM; wrong state), Unavailable."""
+    if not user.is_admin:
+        raise NotAllowed(f"Cannot move {vm.name}: only the administrator moves VMs "
+                         "between hosts.")
+    if vm.status != VM.READY and vm.status != VM.ERROR:
+        raise Conflict(f"Cannot move {vm.name}: it is busy ({vm.status}); try again when "
+                       "it is done.")
+    if tasklist.active_for("vm", vm.id):
+        raise Conflict(f"Cannot move {vm.name}: it has a task under way; see Tasks.")
+    if target is not None:
+        reason, _note = target_reason(vm, target)
+        if reason:
+            raise Conflict(f"Cannot move {vm.name} to {target.name}: {reason}.")
+    state = _source_state(vm)
+    if state in LIVE_STATES:
+        if offline:
+            raise Conflict(f"{vm.name} is {state}; shut it off for an offline move, or "
+                           "move it live.")
+        mode = "live"
+    elif state == "shut off":
+        mode = "offline"
+    else:
+        raise Conflict(f"{vm.name} is {state}; only a running, paused or shut-off VM "
+                       "can be moved.")
+    if target is None:
+        target = choose_target(vm)
+    try:
+        moving.check_network(vm, target)
+    except VirtError as exc:
+        raise Unavailable(f"{target.name} does not answer: {exc}") from None
+    previous = _begin(vm, MIGRATING)
+    task = tasks.start("vm.migrate", user, target_type="vm", target_id=vm.id,
+                       target_name=vm.name,
+                       args={"vm_id": vm.id, "source_id": vm.host_id,
+                             "target_id": target.id, "mode": mode})
+    if task.finished:  # the queue could not be reached
+        _put_back(vm, previous)
+    log.info("migration of %s from %s to %s (%s) started: task %s", vm.name,
+             vm.host.name, target.name, mode, task.id)
+    return task
+
+
+def target_by_name(name: str | None) -> Host | None:
+    if not name:
+        return None
+    host = db.session.execute(db.select(Host).where(Host.name == name)).scalar()
+    if host is None:
+        raise NotFound(f"There is no host named {name}.")
+    return host
+
+
+from . import moving  # noqa: E402 (and registers the task kind)

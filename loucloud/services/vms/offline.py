@@ -1,0 +1,98 @@
+"""The offline move of a shut-off VM (part of the "vm.migrate" task, vms/moving.py):
+each volume streamed from the source's pool into the target's (libvirt's download and
+upload streams: no shared storage, no SSH), the domain defined on the target from its
+persistent XML (the target's VNC address), then undefined on the source."""
+from __future__ import annotations
+
+import logging
+import threading
+
+from ...models import VM, Host
+from ...virt import VirtError
+from .. import Conflict, ServiceError
+from ..hypervisors import hypervisor
+from ..settings import get_settings
+from . import placement
+from .lifecycle import _end
+
+log = logging.getLogger(__name__)
+
+
+class _Stop(Exception):
+    pass
+
+
+def _offline(ctx, vm: VM, source: Host, target: Host) -> str:
+    from .moving import (_base_image, _cdrom_paths, _clear_target, _move_record,
+                         _reserve_on, _undo_target, _volumes, check_network)
+    src, dst = hypervisor(source), hypervisor(target)
+    pool = get_settings().storage_pool
+    plan = src.migration_plan(vm.uuid)
+    if plan.state != "shut off":
+        raise Conflict(f"{vm.name} is {plan.state} now; an offline move needs it shut off.")
+    check_network(vm, target)
+    names = [n for n, _s, _sys in _volumes(vm)] + ([vm.seed_volume] if vm.seed_volume else [])
+    created, reserved = [], False
+    try:
+        _base_image(ctx, vm, target)
+        _clear_target(vm, target, names)
+        dst.ensure_pool(pool)
+        sizes = {n: src.volume_size(pool, n) for n in names}
+        total, before = max(sum(sizes.values()), 1), 0
+        for name in names:
+            created.append(name)
+            _copy_one(ctx, src, dst, pool, name, before, total)
+            before += sizes[name]
+        reserved = _reserve_on(vm, target)
+        xml = dst.retarget_xml(plan.persistent_xml, placement.vnc_listen_for(target),
+                               _cdrom_paths(vm, source, target))
+        ctx.report(0.99, f"Defining {vm.name} on {target.name}.", force=True)
+        dst.define_xml(xml)
+        if dst.locate(vm.uuid) != "shut off":
+            raise ServiceError(f"{target.name} did not keep {vm.name}'s definition.")
+    except BaseException as exc:
+        _undo_target(vm, target, created, reserved)
+        _end(vm)
+        if isinstance(exc, VirtError):
+            raise ServiceError(f"{vm.name} stays on {source.name}: {exc}") from None
+        raise
+    try:
+        src.remove(vm.uuid)
+    except VirtError as exc:
+        # Defined on both: the target's is the one now; the source's is a leftover.
+        from .. import leftovers
+        from ...models import Leftover
+        leftovers.remember(source, Leftover.DOMAIN, vm.uuid, "", str(exc))
+    _move_record(vm, source, target, "shut off")
+    return f"{vm.name} was moved (shut off) from {source.name} to {target.name}."
+
+
+def _copy_one(ctx, src, dst, pool: str, name: str, before: int, total: int) -> None:
+    """One volume's stream (a thread), its progress reported from the task's thread; a
+    cancel stops the stream at its next chunk (the partial copy is deleted)."""
+    done, stop, outcome = [0], threading.Event(), {}
+
+    def progress(sent: int, _size: int) -> None:
+        done[0] = sent
+        if stop.is_set():
+            raise _Stop()
+
+    def run() -> None:
+        try:
+            src.copy_volume_to(dst, pool, name, progress, timeout=ctx.task.timeout_seconds)
+        except BaseException as exc:  # noqa: BLE001 - raised below
+            outcome["error"] = exc
+    thread = threading.Thread(target=run, name=f"copy-{name}", daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(0.5)
+            ctx.report(min((before + done[0]) / total, 0.98),
+                       f"Copying {name} to {dst.name} ({(before + done[0]) // 2**20} of "
+                       f"{total // 2**20} MiB).")
+    except BaseException:
+        stop.set()
+        thread.join()
+        raise
+    if "error" in outcome:
+        raise outcome["error"]

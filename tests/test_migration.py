@@ -1,0 +1,237 @@
+"""Migration between hosts and host maintenance (issue 14) on libvirt's test driver:
+what it can show — every refusal (same host, offline or draining host, a simulated
+host, a busy VM, not the administrator), the page's choices, the CLI, drain and forget.
+The moves themselves run on the real lab hosts: tests/system/test_migration.py."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from loucloud.extensions import db
+from loucloud.models import VM, AuditEvent, Host, Leftover, Remnant, Task, User, utcnow
+from loucloud.services import Conflict, NotAllowed, maintenance
+from loucloud.services import tasks as task_service
+from loucloud.services.users import quota_usage
+from loucloud.services.vms import migration
+from loucloud.services.vms.create import create_vm
+from tests.conftest import IMAGE_FILES, IMAGES, Client
+from tests.factories import make_catalog, make_vm, write_test_node
+
+JSON = {"Accept": "application/json"}
+
+
+@pytest.fixture
+def two(app, admin, user, test_host, test_host2):
+    """h1 and h2 (test driver), the image on both, alice's running VM "web" on h1."""
+    with app.app_context():
+        template = make_catalog(("h1", test_host), ("h2", test_host2))
+        alice = db.session.execute(db.select(User).filter_by(username="alice")).scalar_one()
+        h1 = db.session.execute(db.select(Host).filter_by(name="h1")).scalar_one()
+        vm = make_vm(alice.id, "web", template.id, host_id=h1.id)
+        return {"vm_id": vm.id, "template_id": template.id}
+
+
+def _host(name: str) -> Host:
+    return db.session.execute(db.select(Host).filter_by(name=name)).scalar_one()
+
+
+def _post_migrate(client, vm_id, target: str | None):
+    """POST the Migrate form (outside any app context: each request has its own)."""
+    form = {}
+    if target:
+        with client.app.app_context():
+            form = {"target_id": str(_host(target).id)}
+    return client.post(f"/vms/{vm_id}/migrate", form, headers=JSON)
+
+
+def _message(response) -> str:
+    return json.loads(response.get_data(as_text=True))["error"]
+
+
+def test_migrating_to_the_same_host_is_a_409_that_says_so(app, two, as_admin):
+    response = _post_migrate(as_admin, two["vm_id"], "h1")
+    assert response.status_code == 409
+    assert "already on h1" in _message(response)
+    with app.app_context():
+        assert db.session.get(VM, two["vm_id"]).status == VM.READY
+        assert db.session.execute(db.select(db.func.count(Task.id))).scalar() == 0
+
+
+def test_an_offline_or_draining_target_is_refused_with_the_reason(app, two, as_admin):
+    with app.app_context():
+        h2 = _host("h2")
+        h2.offline_since, h2.last_error = utcnow(), "connection refused"
+        db.session.commit()
+    response = _post_migrate(as_admin, two["vm_id"], "h2")
+    assert response.status_code == 409
+    assert "h2 is offline (connection refused)" in _message(response)
+    with app.app_context():
+        h2 = _host("h2")
+        h2.offline_since, h2.draining = None, True
+        db.session.commit()
+    response = _post_migrate(as_admin, two["vm_id"], "h2")
+    assert response.status_code == 409
+    assert "h2 is being drained" in _message(response)
+    with app.app_context():
+        assert db.session.execute(db.select(db.func.count(Task.id))).scalar() == 0
+
+
+def test_a_simulated_host_takes_no_migration(app, two, as_admin):
+    response = _post_migrate(as_admin, two["vm_id"], "h2")
+    assert response.status_code == 409
+    assert "simulated host" in _message(response)
+    # placement's choice: no host can take it, each one's reason said
+    response = _post_migrate(as_admin, two["vm_id"], None)
+    assert response.status_code == 409
+    assert "No host can take web: a simulated host" in _message(response)
+
+
+def test_only_the_administrator_migrates(app, two, as_user, other_user):
+    response = _post_migrate(as_user, two["vm_id"], "h2")
+    assert response.status_code == 403
+    assert "only the administrator" in _message(response)
+    bob = Client(app)
+    bob.login("bob")
+    assert _post_migrate(bob, two["vm_id"], "h2").status_code == 404
+
+
+def test_a_busy_vm_is_not_moved(app, two, admin):
+    with app.app_context():
+        vm = db.session.get(VM, two["vm_id"])
+        vm.status, vm.status_since = "starting", utcnow()
+        db.session.commit()
+        with pytest.raises(Conflict, match="busy \\(starting\\)"):
+            migration.migrate_vm(db.session.get(User, admin.id), vm, _host("h2"))
+        with pytest.raises(NotAllowed):
+            alice = db.session.execute(db.select(User).filter_by(username="alice")).scalar_one()
+            migration.migrate_vm(alice, vm, _host("h2"))
+
+
+def test_the_page_offers_the_hosts_with_why_not_to_the_admin_only(app, two, as_admin,
+                                                                  as_user):
+    page = as_admin.get(f"/vms/{two['vm_id']}").get_data(as_text=True)
+    assert 'id="migration"' in page
+    assert "h2 — a simulated host (libvirt&#39;s test driver) takes no migrations" in page
+    assert 'id="migration"' not in as_user.get(f"/vms/{two['vm_id']}").get_data(as_text=True)
+
+
+def test_the_cli_refuses_with_the_reason(app, two):
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["vms", "migrate", "web", "--owner", "alice", "--to", "h1"])
+    assert result.exit_code == 1
+    assert "already on h1" in result.output
+    result = runner.invoke(args=["vms", "migrate", "web", "--owner", "alice", "--to", "nope"])
+    assert result.exit_code == 1 and "no host named nope" in result.output
+
+
+def test_the_migration_address_is_set_checked_and_defaults_to_the_uri(app, two, admin):
+    with app.app_context():
+        h1 = _host("h1")
+        assert migration.migration_address(h1) == ""   # test:/// has no host part
+        h1.uri = "qemu+tcp://10.0.0.5/system"
+        assert migration.migration_address(h1) == "10.0.0.5"
+        maintenance.set_migration_address(db.session.get(User, admin.id), h1, " 10.9.0.5 ")
+        assert migration.migration_address(_host("h1")) == "10.9.0.5"
+        with pytest.raises(Exception, match="IP address or a host name"):
+            maintenance.set_migration_address(db.session.get(User, admin.id), _host("h1"),
+                                              "bad address!")
+        assert _host("h1").migration_address == "10.9.0.5"
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["hosts", "migration-address", "h2", "mig.example.org"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        assert _host("h2").migration_address == "mig.example.org"
+
+
+# -- drain ------------------------------------------------------------------------------
+def test_drain_stops_placement_and_summarises_what_could_not_move(app, two, admin):
+    with app.app_context():
+        task = maintenance.drain(db.session.get(User, admin.id), _host("h1"))
+        assert _host("h1").draining
+        alice = db.session.execute(db.select(User).filter_by(username="alice")).scalar_one()
+        from loucloud.models import Template
+        vm = create_vm(alice, "new", db.session.get(Template, two["template_id"]))
+        assert vm.host.name == "h2"     # placement skips the draining host
+        with pytest.raises(Conflict, match="being drained already"):
+            maintenance.drain(db.session.get(User, admin.id), _host("h1"))
+        task_service.execute(task.id)
+        task = db.session.get(Task, task.id)
+        assert task.state == "failed"
+        assert "0 VM(s) moved off h1" in task.error
+        assert "- web: No host can take web: a simulated host" in task.error
+        assert db.session.get(VM, two["vm_id"]).status == VM.READY   # left as it was
+        maintenance.undrain(db.session.get(User, admin.id), _host("h1"))
+        assert not _host("h1").draining
+
+
+def test_drain_and_undrain_through_the_cli(app, two):
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["hosts", "drain", "h1"])
+    assert result.exit_code == 0 and "draining h1" in result.output
+    result = runner.invoke(args=["hosts", "undrain", "h1"])
+    assert result.exit_code == 0 and "accepts VMs again" in result.output
+    with app.app_context():
+        assert not _host("h1").draining
+        actions = db.session.execute(db.select(AuditEvent.action)).scalars().all()
+        assert {"hosts.drain", "hosts.undrain"} <= set(actions)
+
+
+# -- forget -------------------------------------------------------------------------------
+def test_forget_refuses_a_host_that_answers(app, two, as_admin):
+    with app.app_context():
+        h1_id = _host("h1").id
+    response = as_admin.post(f"/hosts/{h1_id}/forget", headers=JSON)
+    assert response.status_code == 409
+    assert "h1 answers" in _message(response)
+    with app.app_context():
+        assert db.session.get(VM, two["vm_id"]) is not None
+
+
+def test_forget_an_offline_host_frees_quota_and_remembers_its_leftovers(
+        app, two, as_admin, tmp_path):
+    gone = Path(tmp_path) / "gone.xml"
+    uri = f"test://{gone}"
+    with app.app_context():
+        # a host whose node file is gone: it does not answer; alice's VM "web" is on it
+        dead = Host(name="dead", uri=uri, hostname="dead", cpus=4, memory_mib=8192,
+                    offline_since=utcnow())
+        db.session.add(dead)
+        db.session.flush()
+        vm = db.session.get(VM, two["vm_id"])
+        uuid, volume = vm.uuid, vm.volume_name
+        vm.host_id = dead.id
+        db.session.add(Leftover(host_id=dead.id, kind="volume", pool="loucloud",
+                                name="half-made.qcow2"))
+        db.session.commit()
+        dead_id = dead.id
+        alice = db.session.execute(db.select(User).filter_by(username="alice")).scalar_one()
+        assert quota_usage(alice).used.vms == 1
+    page = as_admin.get(f"/hosts/{dead_id}").get_data(as_text=True)
+    assert "The records of these VMs are lost: web." in page   # the confirmation
+    response = as_admin.post(f"/hosts/{dead_id}/forget")
+    assert response.status_code == 302
+    with app.app_context():
+        alice = db.session.execute(db.select(User).filter_by(username="alice")).scalar_one()
+        assert db.session.execute(db.select(Host).filter_by(name="dead")).scalar() is None
+        assert db.session.get(VM, two["vm_id"]) is None
+        assert quota_usage(alice).used.vms == 0
+        kept = {(r.kind, r.name) for r in db.session.execute(db.select(Remnant)).scalars()}
+        assert {("domain", uuid), ("volume", volume),
+                ("volume", "half-made.qcow2")} <= kept
+        event = db.session.execute(db.select(AuditEvent).order_by(AuditEvent.id.desc())
+                                   ).scalars().first()
+        assert event.action == "hosts.forget" and event.result == "ok"
+        assert "web" in event.message
+    # the host comes back and is added again: what it kept is its leftovers, removed
+    write_test_node(gone, pools=IMAGES, volumes=IMAGE_FILES)
+    response = as_admin.post("/hosts/new", {"name": "back", "uri": uri})
+    assert response.status_code == 302
+    with app.app_context():
+        back = _host("back")
+        assert db.session.execute(db.select(Remnant)).first() is None
+        from loucloud.services import leftovers
+        assert {r.name for r in leftovers.pending({back.id})} >= {uuid, volume}
+        leftovers.clean({back.id})
+        assert leftovers.pending({back.id}) == []
