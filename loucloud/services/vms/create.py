@@ -28,6 +28,7 @@ from ..passwords import password_problem
 from ..settings import get_settings
 from ..users import quota_usage
 from . import placement
+from .room import room_for
 from .state import forget_states
 
 log = logging.getLogger(__name__)
@@ -79,10 +80,11 @@ def _reserve(owner: User, name: str, template: Template, host: Host, uuid: str) 
                                                  VM.name == name)).first():
         db.session.rollback()
         raise FieldError(f"You already have a VM named {name}.", "name")
+    max_vcpus, max_memory_mib = room_for(template.vcpus, template.memory_mib)
     vm = VM(name=name, owner_id=owner_id, host_id=host.id, template_id=template_id,
             image_id=template.image_id, domain_name=f"lc-{uuid}", uuid=uuid,
             vcpus=template.vcpus, memory_mib=template.memory_mib, disk_gib=template.disk_gib,
-            max_vcpus=template.vcpus, max_memory_mib=template.memory_mib,
+            max_vcpus=max_vcpus, max_memory_mib=max_memory_mib,
             volume_name=f"lc-{uuid}.qcow2", status=VM.CREATING, status_since=utcnow())
     vm.disks.append(Disk(target="vda", volume_name=vm.volume_name, size_gib=vm.disk_gib,
                          system=True))
@@ -185,6 +187,7 @@ def create_vm(owner: User, name: str, template: Template, host: Host | None = No
         nic, note, ip = _nic(host, hv, prep, kind, ip_address, undo)
         spec = DomainSpec(name=vm.domain_name, uuid=vm.uuid, title=vm.name, vcpus=vm.vcpus,
                           memory_mib=vm.memory_mib, disk_path=volume.path,
+                          max_vcpus=vm.max_vcpus, max_memory_mib=vm.max_memory_mib,
                           domain_type=prep.domain_type, arch=prep.arch,
                           os_type=image.os_type, nic=nic, vnc_listen=listen, vm_id=vm.id,
                           owner=owner.username,

@@ -11,6 +11,7 @@ from ...virt.driver import ACTIONS_BY_STATE, DomainStatus
 
 TRANSITIONAL = {"creating", "starting", "stopping", "rebooting", "pausing", "resuming",
                 "deleting"}
+TRANSITIONAL |= {"resizing", "attaching", "detaching"}  # issue 14: resize and disks
 # The states the list can be filtered by.
 FILTER_STATES = ["running", "paused", "shut off", "crashed", "missing", "host offline"]
 
