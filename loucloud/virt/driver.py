@@ -33,6 +33,7 @@ from .storage import ImageInfo, ImageProblem, Volume  # noqa: F401 (re-exported)
 from .xml import CPU_MODES, DomainSpec, NetworkDesc, Nic  # noqa: F401 (re-exported)
 from .blockdevs import DiskPlaces, PoolVolume  # noqa: F401 (re-exported)
 from .sizing import Resized, Sizes  # noqa: F401 (re-exported)
+from .xml.disks import next_target  # noqa: F401 (re-exported: the next free disk target)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -16,8 +16,7 @@ import secrets
 from ...extensions import db
 from ...models import VM, Disk, Leftover
 from ...virt import AlreadyExists, DomainNotFound, HostUnavailable, InvalidState, VirtError
-from ...virt.driver import Hypervisor
-from ...virt.xml import next_target
+from ...virt.driver import Hypervisor, next_target
 from .. import Conflict, FieldError, NotFound, ServiceError, Unavailable, leftovers, transaction
 from ..hypervisors import hypervisor
 from ..settings import get_settings
