@@ -257,3 +257,18 @@ def test_disks_through_the_command_line(app, box, test_host):
     assert run("disk-delete", "box", "vdb", "--owner", "alice", "--yes").exit_code == 0
     assert disk_rows(app) == [("vda", 2, True, True)]
     assert run("disk-delete", "box", "vdb", "--owner", "alice", "--yes").exit_code == 1
+
+
+def test_a_target_taken_behind_loucloud_s_back_is_refused_and_leaves_nothing(
+        app, as_user, box, test_host):
+    def add_foreign(conn):
+        dom = conn.lookupByUUIDString(box.uuid)
+        conn.defineXML(xml.with_disk(dom.XMLDesc(CONFIG | libvirt.VIR_DOMAIN_XML_SECURE),
+                                     "/srv/foreign.qcow2", "vdb"))
+    host_call(app, test_host, add_foreign)
+    before = volumes_in(app, test_host)
+    response = post(as_user, box.id, "add", size_gib="1")
+    assert response.status_code == 409
+    assert "the VM already has a disk vdb" in response.get_json()["error"]
+    assert volumes_in(app, test_host) == before
+    assert disk_rows(app) == [("vda", 2, True, True)] and disk_gib(app) == 2

@@ -62,13 +62,13 @@ def attach_disk(conn: libvirt.virConnect, uuid: str, path: str, target: str) -> 
     target is taken, VirtError when the hypervisor (or the guest) refuses."""
     dom = _lookup(conn, uuid)
     try:
-        places = _places(dom)
-        if target in places.config or (places.live and target in places.live):
-            raise AlreadyExists(f"the VM already has a disk {target}")
-        if places.live is not None:
+        if dom.isActive():  # libvirt refuses a target the domain has (live or defined)
             dom.attachDeviceFlags(xml.build_disk(path, target), LIVE | CONFIG)
             return True
-        conn.defineXML(xml.with_disk(dom.XMLDesc(INACTIVE_SECURE), path, target))
+        text = dom.XMLDesc(INACTIVE_SECURE)
+        if target in {d.target for d in xml.parse_disks(text)}:
+            raise AlreadyExists(f"the VM already has a disk {target}")
+        conn.defineXML(xml.with_disk(text, path, target))
         return False
     except libvirt.libvirtError as exc:
         raise translate(exc) from None

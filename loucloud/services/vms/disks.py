@@ -86,15 +86,15 @@ def add_disk(vm: VM, size_gib) -> str:
     hv = hypervisor(vm.host)
     try:
         _check_room(vm, hv, pool_name, size, f"A {size} GiB disk for {vm.name}")
-        places = hv.disk_places(vm.uuid)
     except VirtError as exc:
         _put_back(vm, previous)
         raise _refusal(vm, exc, "Adding a disk") from None
     except Conflict:
         _put_back(vm, previous)
         raise
-    used = {d.target for d in vm.disks} | set(places.config) | set(places.live or {})
-    target = next_target(used)
+    # The rows name every disk LouCloud gave the VM; a target taken on the host behind
+    # LouCloud's back makes the attach refuse (AlreadyExists), and nothing is kept.
+    target = next_target({d.target for d in vm.disks})
     if target is None:
         _put_back(vm, previous)
         raise Conflict(f"{vm.name} has every disk target up to vdz in use.")
