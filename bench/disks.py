@@ -168,10 +168,10 @@ def run(ctx) -> list[Section]:
         "that halts. Between runs (outside the time) each VM is powered off, its disk "
         "deleted, and started again.")
     table.notes.append(
-        "LouCloud's extra libvirt calls: the pool's free room (pool info), the VM's disks "
-        "read before choosing the target and again before the attach (XML, inactive and "
-        "live), and the state; outside libvirt: the busy mark, the quota reservation, the "
-        "row, the status (SQLite).")
+        "LouCloud's extra libvirt calls: the pool's free room (pool lookup, info) and the "
+        "domain's state before the attach; outside libvirt: the busy mark, the quota "
+        "reservation with the new row, the status at the end (three committed writes, "
+        "SQLite here).")
     r = med("app", total) / med("floor", total)
     table.target("disk add: LouCloud / bare libvirt ≤ 1.2", f"{r:.2f}", r <= 1.2)
     return [table]
