@@ -48,13 +48,6 @@ def _places(dom: libvirt.virDomain) -> DiskPlaces:
     return DiskPlaces(config, live)
 
 
-def disk_places(conn: libvirt.virConnect, uuid: str) -> DiskPlaces:
-    try:
-        return _places(_lookup(conn, uuid))
-    except libvirt.libvirtError as exc:
-        raise translate(exc) from None
-
-
 def attach_disk(conn: libvirt.virConnect, uuid: str, path: str, target: str) -> bool:
     """Attach the qcow2 volume at ``path`` as virtio disk ``target``: hot-plugged into a
     running domain and kept in its definition, or added to a stopped domain's

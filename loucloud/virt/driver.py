@@ -31,7 +31,7 @@ from .serial import SerialBridge  # noqa: F401 (re-exported)
 from .stats import HostCounters  # noqa: F401 (re-exported)
 from .storage import ImageInfo, ImageProblem, Volume  # noqa: F401 (re-exported)
 from .xml import CPU_MODES, DomainSpec, NetworkDesc, Nic  # noqa: F401 (re-exported)
-from .blockdevs import DiskPlaces, PoolVolume  # noqa: F401 (re-exported)
+from .blockdevs import PoolVolume  # noqa: F401 (re-exported)
 from .sizing import Resized, Sizes  # noqa: F401 (re-exported)
 from .xml.disks import next_target  # noqa: F401 (re-exported: the next free disk target)
 
@@ -272,10 +272,6 @@ class Hypervisor:
         VirtError (nothing changed), DomainNotFound."""
         return self._act(sizing.resize, uuid, vcpus, memory_mib, vcpu_room,
                          memory_room_mib, min(20.0, self.bounds.action / 3))
-
-    def disk_places(self, uuid: str) -> DiskPlaces:
-        """The domain's disks (target -> file), defined and live."""
-        return self._query(blockdevs.disk_places, uuid)
 
     def attach_disk(self, uuid: str, path: str, target: str) -> bool:
         """Attach a qcow2 volume as virtio disk ``target`` (live when the domain runs:
