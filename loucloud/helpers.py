@@ -142,6 +142,7 @@ def register(app) -> None:
            ("templates.index", "Templates", "boxes", True),
            ("hosts.index", "Hosts", "hdd-rack", True),
            ("networks.index", "Networks", "diagram-3", True),
+           ("volumes.index", "Volumes", "device-hdd", True),  # issue 14
            ("bootjobs.index", "Boot jobs", "rocket-takeoff", True),
            ("users.index", "Users", "people", True),
            ("settings.index", "Settings", "gear", True),

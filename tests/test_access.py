@@ -120,6 +120,15 @@ EXPECTED = {
     "hosts.drain": ("POST", 302, 403, 403, 302),
     "hosts.undrain": ("POST", 302, 403, 403, 302),
     "hosts.forget": ("POST", 302, 403, 403, 302),
+    # issue 14: resize and disks (the VM page), volumes (admin)
+    "vms.resize_vm": ("POST", 302, 302, 404, 302),
+    "vms.disk_add": ("POST", 302, 302, 404, 302),
+    "vms.disk_detach": ("POST", 302, 302, 404, 302),
+    "vms.disk_delete": ("POST", 302, 302, 404, 302),
+    "vms.disk_grow": ("POST", 302, 302, 404, 302),   # refused: the test driver can't grow
+    "vms.hardware": ("GET", 401, 200, 404, 200),
+    "volumes.index": ("GET", 302, 403, 403, 200),
+    "volumes.delete_orphan": ("POST", 302, 403, 403, 302),
 }
 NOT_CHECKED = {"static"}
 SECURITY_HEADERS = ("Content-Security-Policy", "X-Content-Type-Options", "Referrer-Policy",
@@ -425,6 +434,56 @@ EFFECTS.update({
                              "is new.", prepare=_on_owned_vm(("snapshot", "s1"))),
     "vms.clone_vm": Effect(_owner_vms, ["owned-copy", "owned-vm"], "owned-vm was cloned as "
                            "owned-copy on h1", form={"name": "owned-copy"}),
+})
+
+
+# issue 14: resize and disks, volumes
+def _disks(app, world, _client) -> list[tuple[str, bool]]:
+    with app.app_context():
+        return [(d.target, d.attached) for d in db.session.get(VM, world["vm_id"]).disks]
+
+
+def _add_disk(app, world, _role):
+    from loucloud.services.vms import disks
+    with app.app_context():
+        disks.add_disk(db.session.get(VM, world["vm_id"]), 1)
+
+
+STRAY = "stray.qcow2"
+
+
+def _stray(app, world, _client) -> bool:
+    def read(conn):
+        return STRAY in conn.storagePoolLookupByName("loucloud").listVolumes()
+    with app.app_context():
+        return pool().call(world["host_uri"], read, timeout=10)
+
+
+def _make_stray(app, world, _role):
+    def make(conn):
+        conn.storagePoolLookupByName("loucloud").createXML(
+            f"<volume><name>{STRAY}</name><capacity>1048576</capacity></volume>", 0)
+    with app.app_context():
+        pool().call(world["host_uri"], make, timeout=10)
+
+
+EFFECTS.update({
+    "vms.resize_vm": Effect(_row(VM, "vm_id", lambda vm: (vm.vcpus, vm.memory_mib)),
+                            (2, 1024), "owned-vm now has 2 vCPUs and 1024 MiB of memory",
+                            form={"vcpus": "2", "memory_mib": "1024"}),
+    "vms.disk_add": Effect(_disks, [("vda", True), ("vdb", True)],
+                           "A 1 GiB disk vdb was added to owned-vm", form={"size_gib": "1"}),
+    "vms.disk_detach": Effect(_disks, [("vda", True), ("vdb", False)],
+                              "vdb was detached from owned-vm", form={"disk": "vdb"},
+                              prepare=_add_disk),
+    "vms.disk_delete": Effect(_disks, [("vda", True)], "Disk vdb of owned-vm was deleted",
+                              form={"disk": "vdb"}, prepare=_add_disk),
+    "vms.disk_grow": Effect(_row(VM, "vm_id", lambda vm: vm.disk_gib), SAME,
+                            "Growing vda of owned-vm failed on h1", "refused",
+                            form={"disk": "vda", "size_gib": "3"}),
+    "volumes.delete_orphan": Effect(_stray, False, "Orphan volume stray.qcow2 deleted",
+                                    form={"host_id": "1", "name": STRAY},
+                                    prepare=_make_stray),
 })
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from . import bootjobs, hosts, images, keys, networks, tasks, templates, users, vms
 from . import vm_snapshots  # noqa: F401 (adds its commands to the vms group)
+from . import vm_disks, volumes  # noqa: F401  (issue 14: resize, disks, volumes)
 from .init import init_command
 from .processes import console_proxy_command, sampler_command, serve_command, watch_command
 from . import host_maintenance, vm_migration  # noqa: E402,F401 (their commands: issue 14)
@@ -15,6 +16,7 @@ def register(app) -> None:
         app.cli.add_command(command)
     for module in (hosts, networks, users, keys, images, templates, bootjobs, vms, tasks):
         app.cli.add_command(module.group)
+    app.cli.add_command(volumes.group)  # issue 14
 
 
 def main() -> None:

@@ -20,7 +20,8 @@ from dataclasses import dataclass, replace
 from typing import Callable, Iterable, TypeVar
 from urllib.parse import urlsplit
 
-from . import domains, hosts, migration, networks, serial, snapshots, stats, storage
+from . import (blockdevs, domains, hosts, migration, networks, serial, sizing, snapshots,
+               stats, storage)
 from .connections import HostPool, HostState
 from .domains import ALLOWED as ACTIONS_BY_STATE  # noqa: F401 (re-exported)
 from .domains import DomainStatus  # noqa: F401 (re-exported)
@@ -33,6 +34,9 @@ from .snapshots import SnapshotInfo, SnapshotNotFound  # noqa: F401 (re-exported
 from .stats import HostCounters  # noqa: F401 (re-exported)
 from .storage import ImageInfo, ImageProblem, Volume  # noqa: F401 (re-exported)
 from .xml import CPU_MODES, DomainSpec, NetworkDesc, Nic  # noqa: F401 (re-exported)
+from .blockdevs import PoolVolume  # noqa: F401 (re-exported)
+from .sizing import Resized, Sizes  # noqa: F401 (re-exported)
+from .xml.disks import next_target  # noqa: F401 (re-exported: the next free disk target)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -344,6 +348,54 @@ class Hypervisor:
         return self.pool.call(self.uri, migration.copy_volume, dconn, pool_name, name,
                               progress, timeout=timeout)
 
+    # -- resize and disks (issue 14) -------------------------------------------------
+    def sizes(self, uuid: str) -> Sizes:
+        """The domain's vCPUs and memory: defined (the next boot's) and live."""
+        return self._query(sizing.sizes, uuid)
+
+    def resize(self, uuid: str, vcpus: int | None, memory_mib: int | None,
+               vcpu_room: int, memory_room_mib: int) -> Resized:
+        """New vCPUs and memory (None: unchanged) in the definition, and in the running
+        domain where it can take them (the result says what waits for the next boot).
+        The definition's maximum rises to the rooms when the size passes it. Raises
+        VirtError (nothing changed), DomainNotFound."""
+        return self._act(sizing.resize, uuid, vcpus, memory_mib, vcpu_room,
+                         memory_room_mib, min(20.0, self.bounds.action / 3))
+
+    def attach_disk(self, uuid: str, path: str, target: str) -> bool:
+        """Attach a qcow2 volume as virtio disk ``target`` (live when the domain runs:
+        returns True). Raises AlreadyExists, VirtError when the hypervisor or the guest
+        refuses."""
+        return self._act(blockdevs.attach_disk, uuid, path, target)
+
+    def detach_disk(self, uuid: str, target: str) -> bool:
+        """Take disk ``target`` out of the domain (definition and live). False: the
+        running guest has not let go of it yet."""
+        return self._act(blockdevs.detach_disk, uuid, target,
+                         min(10.0, self.bounds.action / 3))
+
+    def grow_disk(self, uuid: str, target: str, pool_name: str, volume_name: str,
+                  capacity: int) -> bool:
+        """Grow a disk to ``capacity`` bytes (live through QEMU when the domain runs:
+        returns True). Raises InvalidState for a smaller size."""
+        return self._act(blockdevs.grow_disk, uuid, target, pool_name, volume_name, capacity)
+
+    def pool_room(self, pool_name: str) -> int:
+        """Bytes free in LouCloud's pool."""
+        return self._query(blockdevs.pool_room, pool_name)
+
+    def volume_sizes(self, pool_name: str, names: list[str]) -> dict[str, tuple[int, int]]:
+        """(capacity, allocation) of these volumes of the pool."""
+        return self._query(blockdevs.volume_sizes, pool_name, names)
+
+    def pool_volumes(self, pool_name: str) -> list[PoolVolume]:
+        """Every volume of the pool, after a refresh (a longer bound: a full pool)."""
+        return self._query(blockdevs.pool_volumes, pool_name, factor=3.0)
+
+    def delete_unused_volume(self, pool_name: str, name: str) -> None:
+        """Delete a volume no domain and no other volume uses. Raises InvalidState
+        naming its users, VolumeNotFound."""
+        self._act(blockdevs.delete_unused, pool_name, name)
 
 def _host_load(conn, previous: CpuSample | None, cpu: bool) -> HostLoad:
     return hosts.host_load(conn, previous, cpu=cpu)

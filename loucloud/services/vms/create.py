@@ -28,6 +28,7 @@ from ..passwords import password_problem
 from ..settings import get_settings
 from ..users import quota_usage
 from . import placement
+from .room import room_for
 from .state import forget_states
 
 log = logging.getLogger(__name__)
@@ -83,10 +84,11 @@ def _reserve(owner: User, name: str, template: Template, host: Host, uuid: str,
                                                  VM.name == name)).first():
         db.session.rollback()
         raise FieldError(f"You already have a VM named {name}.", "name")
+    max_vcpus, max_memory_mib = room_for(vcpus, memory_mib)
     vm = VM(name=name, owner_id=owner_id, host_id=host.id, template_id=template_id,
             image_id=image_id or template.image_id, domain_name=f"lc-{uuid}", uuid=uuid,
             vcpus=vcpus, memory_mib=memory_mib, disk_gib=disk_gib,
-            max_vcpus=vcpus, max_memory_mib=memory_mib,
+            max_vcpus=max_vcpus, max_memory_mib=max_memory_mib,
             volume_name=f"lc-{uuid}.qcow2", status=VM.CREATING, status_since=utcnow())
     vm.disks.append(Disk(target="vda", volume_name=vm.volume_name, size_gib=vm.disk_gib,
                          system=True))
@@ -206,6 +208,7 @@ def _spec(vm: VM, owner: User, prep: Preparation, image, disk_path: str, nic: Ni
     """The new VM's domain (create and clone)."""
     return DomainSpec(name=vm.domain_name, uuid=vm.uuid, title=vm.name, vcpus=vm.vcpus,
                       memory_mib=vm.memory_mib, disk_path=disk_path,
+                      max_vcpus=vm.max_vcpus, max_memory_mib=vm.max_memory_mib,
                       domain_type=prep.domain_type, arch=prep.arch, os_type=image.os_type,
                       nic=nic, vnc_listen=listen, vm_id=vm.id, owner=owner.username,
                       seed_path=seed_path, cdrom_path=cdrom_path, firmware=image.firmware,

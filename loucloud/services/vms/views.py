@@ -15,6 +15,7 @@ TRANSITIONAL = {"creating", "starting", "stopping", "rebooting", "pausing", "res
                 "snapshotting", "reverting", "saving", "discarding", "rebuilding", "cloning",
                 # issue 14: migration
                 "migrating"}
+TRANSITIONAL |= {"resizing", "attaching", "detaching"}  # issue 14: resize and disks
 # The states the list can be filtered by.
 FILTER_STATES = ["running", "paused", "shut off", "crashed", "missing", "host offline"]
 

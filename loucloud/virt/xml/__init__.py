@@ -39,3 +39,11 @@ from .storage import (  # noqa: F401
     parse_pool,
     parse_volume,
 )
+from .disks import (  # noqa: F401,E402  (issue 14: a domain's disks)
+    DiskDesc,
+    build_disk,
+    next_target,
+    parse_disks,
+    with_disk,
+    without_disk,
+)

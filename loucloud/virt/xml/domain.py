@@ -45,6 +45,10 @@ class DomainSpec:
     cpu_mode: str = "host-model"        # for KVM: CPU_MODES; TCG gets QEMU's "max"
     cpu_baseline: str | None = None     # the <cpu> element libvirt computed (baseline)
     cpu_disabled: tuple[str, ...] = ()  # features the host's KVM cannot give (nested)
+    # How far the running domain can grow without a restart (issue 14, resize): the
+    # <vcpu> maximum (hot-plug) and <memory> (the balloon); None: its size.
+    max_vcpus: int | None = None
+    max_memory_mib: int | None = None
 
 
 def _cpu(dom: ET.Element, spec: DomainSpec) -> None:
@@ -102,9 +106,14 @@ def build_domain(spec: DomainSpec) -> str:
     if spec.vm_id is not None:
         inst.set("vm", str(spec.vm_id))
     inst.set("owner", spec.owner)
-    ET.SubElement(dom, "memory", unit="MiB").text = str(spec.memory_mib)
+    max_memory = max(spec.memory_mib, spec.max_memory_mib or 0)
+    max_vcpus = max(spec.vcpus, spec.max_vcpus or 0)
+    ET.SubElement(dom, "memory", unit="MiB").text = str(max_memory)
     ET.SubElement(dom, "currentMemory", unit="MiB").text = str(spec.memory_mib)
-    ET.SubElement(dom, "vcpu", placement="static").text = str(spec.vcpus)
+    vcpu = ET.SubElement(dom, "vcpu", placement="static")
+    vcpu.text = str(max_vcpus)
+    if max_vcpus > spec.vcpus:
+        vcpu.set("current", str(spec.vcpus))
     os_el = ET.SubElement(dom, "os")
     if spec.firmware == "uefi":
         os_el.set("firmware", "efi")
@@ -182,13 +191,23 @@ class DomainDesc:
     firmware: str = "bios"
     has_agent_channel: bool = False
     has_serial: bool = False
+    max_vcpus: int = 0        # <vcpu>'s maximum (vcpus: its current count)
+    max_memory_mib: int = 0   # <memory> (memory_mib: <currentMemory>)
+
+
+def _mib(el: ET.Element | None) -> int:
+    if el is None:
+        return 0
+    return _bytes(el) // (1024 ** 2) if el.get("unit") else int(_text(el, "0")) // 1024
 
 
 def parse_domain(text: str) -> DomainDesc:
     root = ET.fromstring(text)
-    memory = root.find("memory")
-    mem_mib = _bytes(memory) // (1024 ** 2) if memory is not None and memory.get("unit") \
-        else int(_text(memory, "0")) // 1024
+    max_mib = _mib(root.find("memory"))
+    mem_mib = _mib(root.find("currentMemory")) or max_mib
+    vcpu = root.find("vcpu")
+    max_vcpus = int(_text(vcpu, "0"))
+    vcpus = int(vcpu.get("current", max_vcpus)) if vcpu is not None else 0
     graphics = root.find("devices/graphics[@type='vnc']")
     port = listen = None
     if graphics is not None:
@@ -220,7 +239,7 @@ def parse_domain(text: str) -> DomainDesc:
         uuid=_text(root.find("uuid")),
         title=_text(root.find("title")),
         domain_type=root.get("type", ""),
-        vcpus=int(_text(root.find("vcpu"), "0")),
+        vcpus=vcpus,
         memory_mib=mem_mib,
         disk_paths=tuple(d.get("file", "") for d in
                          root.findall("devices/disk[@device='disk']/source") if d.get("file")),
@@ -237,6 +256,8 @@ def parse_domain(text: str) -> DomainDesc:
         has_agent_channel=root.find(
             f"devices/channel/target[@name='{AGENT_CHANNEL}']") is not None,
         has_serial=root.find("devices/serial") is not None,
+        max_vcpus=max_vcpus,
+        max_memory_mib=max_mib,
     )
 
 

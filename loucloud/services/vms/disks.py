@@ -1,0 +1,278 @@
+"""A VM's disks (issue 14): add a blank data disk (a qcow2 volume in LouCloud's pool on
+the VM's host, hot-plugged into a running VM as the next free virtio target, or put
+into a stopped VM's definition), detach one, delete one, grow one; and what the VM
+page shows of them (sizes and allocations, asked from the host after the page is
+shown).
+
+Every disk counts in its owner's quota, attached or not (models/disks.py); an added
+or grown disk is reserved atomically as at create (resize.reserve). The system disk
+(vda) can grow but goes only with its VM. A step the host refuses leaves nothing: the
+new volume is deleted again, the row and the quota as before."""
+from __future__ import annotations
+
+import logging
+import secrets
+
+from ...extensions import db
+from ...models import VM, Disk, Leftover
+from ...virt import AlreadyExists, DomainNotFound, HostUnavailable, InvalidState, VirtError
+from ...virt.driver import Hypervisor, next_target
+from .. import Conflict, FieldError, NotFound, ServiceError, Unavailable, leftovers, transaction
+from ..hypervisors import hypervisor
+from ..settings import get_settings
+from .create import GIB, QuotaExceeded
+from .lifecycle import _begin, _end, _put_back
+from .resize import reserve
+
+log = logging.getLogger(__name__)
+
+MAX_DISK_GIB = 64 * 1024
+
+
+def check_size(value, field: str = "size_gib") -> int:
+    """A disk size in GiB, a whole number from 1 to 65536. Raises FieldError."""
+    try:
+        size = int(value)
+    except (TypeError, ValueError):
+        raise FieldError("Give the size in GiB as a whole number.", field) from None
+    if not 1 <= size <= MAX_DISK_GIB:
+        raise FieldError(f"Give a size from 1 to {MAX_DISK_GIB} GiB.", field)
+    return size
+
+
+def disk_of(vm: VM, target: str) -> Disk:
+    """The VM's disk at ``target`` (vda, vdb...). Raises NotFound."""
+    for disk in vm.disks:
+        if disk.target == (target or "").strip():
+            return disk
+    raise NotFound(f"{vm.name} has no disk {str(target)[:16]!r}.")
+
+
+def _refusal(vm: VM, exc: VirtError, doing: str) -> ServiceError:
+    if isinstance(exc, HostUnavailable):
+        return Unavailable(f"{vm.host.name} does not answer: {exc}. {doing} did not happen.")
+    if isinstance(exc, DomainNotFound):
+        return Conflict(f"{vm.name} is missing on {vm.host.name}.")
+    if isinstance(exc, (InvalidState, AlreadyExists)):
+        return Conflict(f"{doing} refused: {exc}.")
+    return ServiceError(f"{doing} failed on {vm.host.name}: {exc}")
+
+
+def _check_room(vm: VM, hv: Hypervisor, pool_name: str, add_gib: int, doing: str) -> None:
+    """Refuse (Conflict) a disk that would not fit in what is free in the pool: data
+    disks are not overcommitted."""
+    free = hv.pool_room(pool_name)
+    if add_gib * GIB > free:
+        raise Conflict(f"{doing} refused: LouCloud's storage pool on {vm.host.name} has "
+                       f"{free / GIB:.1f} GiB free, not enough for {add_gib} GiB more.")
+
+
+def _undo_volume(vm: VM, hv: Hypervisor, pool_name: str, name: str) -> None:
+    try:
+        hv.delete_volume(pool_name, name)
+    except VirtError as exc:  # the host went away: removed when it answers again
+        leftovers.remember(vm.host, Leftover.VOLUME, name, pool_name, str(exc))
+
+
+@transaction
+def add_disk(vm: VM, size_gib) -> str:
+    """A new blank data disk of ``size_gib`` for the VM, attached as its next free
+    target: live into a running VM, into a stopped VM's definition. Returns the message.
+    Raises FieldError, QuotaExceeded, Conflict (busy, pool full, no free target, the
+    guest refused), Unavailable, ServiceError; every failure leaves nothing."""
+    size = check_size(size_gib)
+    previous = _begin(vm, "attaching")
+    pool_name = get_settings().storage_pool
+    hv = hypervisor(vm.host)
+    try:
+        _check_room(vm, hv, pool_name, size, f"A {size} GiB disk for {vm.name}")
+    except VirtError as exc:
+        _put_back(vm, previous)
+        raise _refusal(vm, exc, "Adding a disk") from None
+    except Conflict:
+        _put_back(vm, previous)
+        raise
+    # The rows name every disk LouCloud gave the VM; a target taken on the host behind
+    # LouCloud's back makes the attach refuse (AlreadyExists), and nothing is kept.
+    target = next_target({d.target for d in vm.disks})
+    if target is None:
+        _put_back(vm, previous)
+        raise Conflict(f"{vm.name} has every disk target up to vdz in use.")
+    volume_name = f"lc-{vm.uuid}-{target}-{secrets.token_hex(3)}.qcow2"
+    try:
+        vm = reserve(vm, lambda row: row.disks.append(Disk(
+            target=target, volume_name=volume_name, size_gib=size, system=False,
+            attached=False)), disk_gib=size)
+    except QuotaExceeded:
+        _put_back(vm, previous)
+        raise
+    disk = disk_of(vm, target)
+    try:
+        volume = hv.create_blank(pool_name, volume_name, size * GIB)
+        live = hv.attach_disk(vm.uuid, volume.path, target)
+    except VirtError as exc:
+        _undo_volume(vm, hv, pool_name, volume_name)
+        db.session.delete(disk)
+        db.session.commit()
+        _put_back(vm, previous)
+        log.warning("disk %s for %s not added: %s", target, vm.name, exc)
+        raise _refusal(vm, exc, f"Adding a {size} GiB disk to {vm.name}") from None
+    disk.volume_path, disk.attached = volume.path, True
+    _end(vm)
+    log.info("disk %s (%d GiB) added to %s (live: %s)", target, size, vm.name, live)
+    if live:
+        return f"A {size} GiB disk {target} was added to {vm.name} and plugged in: the " \
+               f"guest sees it now as /dev/{target}."
+    return f"A {size} GiB disk {target} was added to {vm.name}; the VM sees it as " \
+           f"/dev/{target} at its next start."
+
+
+def _detach(vm: VM, hv: Hypervisor, disk: Disk, doing: str) -> None:
+    try:
+        released = hv.detach_disk(vm.uuid, disk.target)
+    except VirtError as exc:
+        _end(vm)
+        raise _refusal(vm, exc, doing) from None
+    if not released:
+        _end(vm)
+        raise Conflict(f"The guest of {vm.name} has not let go of {disk.target} yet (is it "
+                       "mounted or in use?). It is out of the VM's definition, so it goes "
+                       "at its next boot at the latest; unmount it, then try again.")
+    disk.attached = False
+    db.session.commit()
+
+
+@transaction
+def detach_disk(vm: VM, target: str) -> str:
+    """Take a data disk out of the VM (live and definition); its volume is kept and
+    still counts in the quota. Raises NotFound (no such disk), Conflict (the system
+    disk, detached already, busy, the guest holds it), Unavailable, ServiceError."""
+    disk = disk_of(vm, target)
+    if disk.system:
+        raise Conflict(f"{disk.target} is the system disk of {vm.name}: it cannot be "
+                       "detached (it goes with the VM).")
+    if not disk.attached:
+        raise Conflict(f"{disk.target} of {vm.name} is detached already.")
+    _begin(vm, "detaching")
+    _detach(vm, hypervisor(vm.host), disk, f"Detaching {disk.target} from {vm.name}")
+    _end(vm)
+    return f"{disk.target} was detached from {vm.name}. Its volume is kept, and counts in " \
+           "the quota, until you delete it."
+
+
+@transaction
+def delete_disk(vm: VM, target: str) -> str:
+    """Delete a data disk: detached first when it is attached, then its volume and row
+    (its quota freed). Raises NotFound, Conflict (the system disk, busy, the guest holds
+    it), Unavailable, ServiceError."""
+    disk = disk_of(vm, target)
+    if disk.system:
+        raise Conflict(f"{disk.target} is the system disk of {vm.name}: it goes only with "
+                       "the VM (delete the VM).")
+    _begin(vm, "detaching")
+    hv = hypervisor(vm.host)
+    doing = f"Deleting {disk.target} of {vm.name}"
+    if disk.attached:
+        _detach(vm, hv, disk, doing)
+    try:
+        hv.delete_volume(get_settings().storage_pool, disk.volume_name)
+    except VirtError as exc:
+        _end(vm)
+        raise _refusal(vm, exc, doing + " (it is detached; its volume is kept)") from None
+    name, size = disk.target, disk.size_gib
+    db.session.delete(disk)
+    _end(vm)
+    log.info("disk %s of %s deleted", name, vm.name)
+    return f"Disk {name} of {vm.name} was deleted; its {size} GiB are free in the quota."
+
+
+@transaction
+def grow_disk(vm: VM, target: str, size_gib) -> str:
+    """Grow a disk (the system disk too) to ``size_gib``: the volume, and for a running
+    VM the block device the guest sees, at once. Never smaller. Raises FieldError
+    (bad size, shrinking), NotFound, QuotaExceeded, Conflict, Unavailable, ServiceError."""
+    size = check_size(size_gib)
+    disk = disk_of(vm, target)
+    if size < disk.size_gib:
+        raise FieldError(f"{disk.target} has {disk.size_gib} GiB and a disk cannot shrink: "
+                         "give a larger size.", "size_gib")
+    if size == disk.size_gib:
+        raise FieldError(f"{disk.target} has {size} GiB already.", "size_gib")
+    previous = _begin(vm, "resizing")
+    pool_name = get_settings().storage_pool
+    hv = hypervisor(vm.host)
+    old, add = disk.size_gib, size - disk.size_gib
+    doing = f"Growing {disk.target} of {vm.name}"
+    try:
+        _check_room(vm, hv, pool_name, add, doing)
+    except VirtError as exc:
+        _put_back(vm, previous)
+        raise _refusal(vm, exc, doing) from None
+    except Conflict:
+        _put_back(vm, previous)
+        raise
+    disk_id = disk.id
+
+    def apply(row: VM) -> None:
+        grown = db.session.get(Disk, disk_id)
+        grown.size_gib = size
+        if grown.system:
+            row.disk_gib = size
+
+    try:
+        vm = reserve(vm, apply, disk_gib=add)
+    except QuotaExceeded:
+        _put_back(vm, previous)
+        raise
+    disk = db.session.get(Disk, disk_id)
+    try:
+        live = hv.grow_disk(vm.uuid, disk.target, pool_name, disk.volume_name, size * GIB)
+    except VirtError as exc:
+        disk.size_gib = old
+        if disk.system:
+            vm.disk_gib = old
+        _put_back(vm, previous)
+        raise _refusal(vm, exc, doing) from None
+    _end(vm)
+    log.info("disk %s of %s grown to %d GiB (live: %s)", disk.target, vm.name, size, live)
+    if live:
+        return f"{disk.target} of {vm.name} now has {size} GiB; the guest sees the larger " \
+               "disk now (grow its partition and file system to use it)."
+    return f"{disk.target} of {vm.name} now has {size} GiB; the VM sees it at its next start."
+
+
+def hardware(vm: VM) -> dict:
+    """What only the host can tell of the VM's disks and sizes (the page asks after it
+    is shown): each disk's size and allocation, and a resize waiting for the next boot.
+    One call for the sizes and one per disk for the volumes; {"error": ...} when the
+    host cannot tell now."""
+    hv = hypervisor(vm.host)
+    try:
+        sizes = hv.volume_sizes(get_settings().storage_pool, [d.volume_name for d in vm.disks])
+        now = hv.sizes(vm.uuid)
+    except DomainNotFound:
+        return {"error": f"The domain is missing on {vm.host.name}."}
+    except VirtError as exc:
+        return {"error": f"{vm.host.name} cannot tell now: {exc}"}
+    disks = {}
+    for d in vm.disks:
+        capacity, allocation = sizes.get(d.volume_name, (None, None))
+        disks[d.target] = {"capacity_gib": _gib(capacity), "allocation_gib": _gib(allocation),
+                           "found": capacity is not None}
+    pending = []
+    if now.live_vcpus is not None and now.live_vcpus != now.vcpus:
+        pending.append(f"{now.vcpus} vCPUs (now {now.live_vcpus})")
+    if now.live_memory_mib is not None and now.live_memory_mib != now.memory_mib:
+        pending.append(f"{now.memory_mib} MiB of memory (now {now.live_memory_mib} MiB)")
+    return {"disks": disks,
+            "pending": ("At its next boot: " + ", ".join(pending) + ".") if pending else "",
+            "vcpus": now.live_vcpus if now.live_vcpus is not None else now.vcpus,
+            "memory_mib": now.live_memory_mib if now.live_memory_mib is not None
+            else now.memory_mib}
+
+
+def _gib(value: int | None) -> str | None:
+    if value is None:
+        return None
+    return f"{value / GIB:.2f} GiB" if value >= GIB / 100 or value == 0 else \
+        f"{value / 1024 ** 2:.1f} MiB"

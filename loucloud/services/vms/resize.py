@@ -1,0 +1,152 @@
+"""Resizing a VM (issue 14): new vCPUs and memory, within its owner's quota.
+
+A VM is created with room to grow while it runs (vms/room.py). A running VM takes a
+resize at once up to that room: vCPUs hot-plugged (and brought
+online in the guest through its agent), memory through the balloon. Fewer vCPUs, or
+more vCPUs or memory than the room it was started with, go into its definition only
+and apply at its next boot (said plainly; the VM page shows the change as pending
+until then). A resize past the room raises the definition's room to ``room_for`` the
+new size, for the boots after. A stopped VM simply takes the new size.
+
+Quota counts the defined sizes (``VM.vcpus`` / ``VM.memory_mib``), reserved
+atomically as at create: the UPDATE on the owner's row first (``reserve``)."""
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+from ...extensions import db
+from ...models import VM, User
+from ...virt import DomainNotFound, HostUnavailable, VirtError
+from .. import Conflict, FieldError, ServiceError, Unavailable, transaction
+from ..hypervisors import hypervisor
+from ..users import quota_usage
+from .create import QuotaExceeded
+from .lifecycle import _begin, _end, _put_back
+from .room import room_for
+
+log = logging.getLogger(__name__)
+
+MAX_VCPUS = 240            # QEMU's x86 machines stop near 255
+MIN_MEMORY_MIB, MAX_MEMORY_MIB = 64, 4 * 1024 * 1024
+
+
+def reserve(vm: VM, apply: Callable[[VM], None], *, vcpus: int = 0, memory_mib: int = 0,
+            disk_gib: int = 0) -> VM:
+    """Apply a change that adds ``vcpus``, ``memory_mib``, ``disk_gib`` to what the VM's
+    owner holds, if the quota allows it, atomically (as create's _reserve): a fresh
+    transaction, the UPDATE on the owner's row first (it locks the row, InnoDB, or the
+    database, SQLite, until the commit), the usage read, ``apply(vm)``, the commit.
+    Raises QuotaExceeded (nothing changed). Returns the VM as reloaded."""
+    vm_id, owner_id = vm.id, vm.owner_id
+    db.session.commit()  # a fresh transaction: no read may come before the lock
+    db.session.execute(db.update(User).where(User.id == owner_id)
+                       .values(quota_lock=User.quota_lock + 1))
+    owner = db.session.get(User, owner_id)
+    usage = quota_usage(owner)
+    over = [f"{label} {used} in use + {add} would exceed {total}"
+            for label, used, total, add in (
+                ("vCPUs", usage.used.vcpus, usage.total.vcpus, vcpus),
+                ("memory (MiB)", usage.used.memory_mib, usage.total.memory_mib, memory_mib),
+                ("disk (GiB)", usage.used.disk_gib, usage.total.disk_gib, disk_gib))
+            if add > 0 and used + add > total]
+    if over:
+        db.session.rollback()
+        raise QuotaExceeded("Over quota: " + "; ".join(over) + ".")
+    vm = db.session.get(VM, vm_id)
+    apply(vm)
+    db.session.commit()
+    return vm
+
+
+def _whole(value, field: str, low: int, high: int, what: str) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise FieldError(f"Give {what} as a whole number.", field) from None
+    if not low <= number <= high:
+        raise FieldError(f"Give {what} from {low} to {high}.", field)
+    return number
+
+
+def check_sizes(vcpus, memory_mib) -> tuple[int | None, int | None]:
+    """The asked sizes as numbers (None: not asked). Raises FieldError."""
+    vcpus = _whole(vcpus, "vcpus", 1, MAX_VCPUS, "the vCPUs")
+    memory_mib = _whole(memory_mib, "memory_mib", MIN_MEMORY_MIB, MAX_MEMORY_MIB,
+                        "the memory in MiB")
+    if vcpus is None and memory_mib is None:
+        raise FieldError("Say the new vCPUs, the new memory, or both.", "vcpus")
+    return vcpus, memory_mib
+
+
+@transaction
+def resize_vm(vm: VM, vcpus=None, memory_mib=None) -> str:
+    """Give the VM ``vcpus`` and/or ``memory_mib`` (None: unchanged). Returns what the
+    person is told: what the VM has now, and what applies at its next boot. Raises
+    FieldError (bad sizes, nothing to change), QuotaExceeded, Conflict (busy, missing
+    domain), Unavailable (host not answering), ServiceError (the host refused)."""
+    vcpus, memory_mib = check_sizes(vcpus, memory_mib)
+    if vcpus == vm.vcpus:
+        vcpus = None
+    if memory_mib == vm.memory_mib:
+        memory_mib = None
+    if vcpus is None and memory_mib is None:
+        raise FieldError(f"{vm.name} has these sizes already.", "vcpus")
+    previous = _begin(vm, "resizing")
+    old = (vm.vcpus, vm.memory_mib, vm.max_vcpus, vm.max_memory_mib)
+    new_vcpus = vcpus if vcpus is not None else vm.vcpus
+    new_memory = memory_mib if memory_mib is not None else vm.memory_mib
+    vcpu_room, memory_room = room_for(new_vcpus, new_memory)
+
+    def apply(row: VM) -> None:
+        row.vcpus, row.memory_mib = new_vcpus, new_memory
+        if new_vcpus > (row.max_vcpus or old[0]):
+            row.max_vcpus = vcpu_room
+        if new_memory > (row.max_memory_mib or old[1]):
+            row.max_memory_mib = memory_room
+
+    try:
+        vm = reserve(vm, apply, vcpus=new_vcpus - old[0], memory_mib=new_memory - old[1])
+    except QuotaExceeded:
+        _put_back(vm, previous)
+        raise
+    try:
+        done = hypervisor(vm.host).resize(vm.uuid, vcpus, memory_mib, vcpu_room, memory_room)
+    except VirtError as exc:
+        vm.vcpus, vm.memory_mib, vm.max_vcpus, vm.max_memory_mib = old
+        _put_back(vm, previous)
+        if isinstance(exc, HostUnavailable):
+            raise Unavailable(f"{vm.host.name} does not answer: {exc}. {vm.name} was not "
+                              "resized.") from None
+        if isinstance(exc, DomainNotFound):
+            raise Conflict(f"{vm.name} is missing on {vm.host.name}.") from None
+        raise ServiceError(f"{vm.host.name} could not resize {vm.name}: {exc}") from None
+    _end(vm)
+    log.info("%s resized to %d vCPUs, %d MiB (deferred: %s)", vm.name, vm.vcpus,
+             vm.memory_mib, done.deferred)
+    return _message(vm, vcpus, memory_mib, done)
+
+
+def _message(vm: VM, vcpus, memory_mib, done) -> str:
+    asked = []
+    if vcpus is not None:
+        asked.append(("vCPUs", f"{vcpus} vCPU{'s' if vcpus > 1 else ''}"))
+    if memory_mib is not None:
+        asked.append(("memory", f"{memory_mib} MiB of memory"))
+    if not done.running:
+        return f"{vm.name} now has " + " and ".join(a for _w, a in asked) + \
+            "; it gets them at its next start."
+    later = dict(done.deferred)
+    now = [a for what, a in asked if what not in later]
+    parts = []
+    if now:
+        parts.append(f"{vm.name} now has " + " and ".join(now) + ", running.")
+    for what, text in asked:
+        if what in later:
+            parts.append(f"{text[0].upper() + text[1:]}: applies at next boot ({later[what]}).")
+    if done.guest_online is False:
+        parts.append("The guest did not confirm it brought the new vCPUs online (no guest "
+                     "agent answering): inside it, bring them online (chcpu -e).")
+    return " ".join(parts)

@@ -1,0 +1,136 @@
+"""Resize and disks (issue 14) seen by the real guest on the lab's real libvirtd and
+QEMU: a data disk hot-plugged is in the guest's lsblk, grown live it shows its new
+size, detached it is gone; vCPUs and memory resized live are what nproc and
+/proc/meminfo say; a stopped VM's new sizes and a disk added while it was off are
+there after its start.
+
+One guest is booted for the module (about a minute under TCG) and the checks run in
+order on it; the last one stops and starts it once."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from loucloud.extensions import db
+from loucloud.models import VM, Host, Template, User
+from loucloud.services import images as image_service
+from loucloud.services.hypervisors import pool
+from loucloud.services.vms import create as vm_create
+from loucloud.services.vms import disks, lifecycle, resize
+from tests.support.guest import Guest, boot_bound, publish_guest, wait_for
+
+SUBNET = "10.78.0.0/24"
+GIB = 1024 ** 3
+
+
+@pytest.fixture(scope="module")
+def world(lab, guest_image, module_app, ssh_key):
+    """The real guest published on h1 with a NAT network "grow", and alice's VM
+    "grower" (1 vCPU, 512 MiB: room for 4 vCPUs and 2 GiB) booted to SSH."""
+    app = module_app
+    with app.app_context():
+        made = publish_guest(lab, guest_image, ssh_key, "grow", SUBNET, "small")
+        vm = vm_create.create_vm(db.session.get(User, made["alice"]), "grower",
+                                 db.session.get(Template, made["template"]),
+                                 db.session.get(Host, made["host"]))
+        ids = {"vm": vm.id, "ip": vm.ip_address}
+    guest = Guest(lab.host(1), ids["ip"], ssh_key)
+    guest.wait_for_ssh(boot_bound())
+    yield {"app": app, "guest": guest, **ids}
+    with app.app_context():
+        for row in db.session.execute(db.select(VM)).scalars().all():
+            lifecycle.delete_vm(row)
+        pool().call(lab.host(1).uri, _forget_network_and_image, timeout=30)
+
+
+def _forget_network_and_image(conn) -> None:
+    net = conn.networkLookupByName("grow")
+    net.destroy()
+    net.undefine()
+    conn.storagePoolLookupByName("loucloud").storageVolLookupByName(
+        image_service.volume_name_for("debian")).delete(0)
+
+
+def _vm(world) -> VM:
+    return db.session.get(VM, world["vm"])
+
+
+def _disk_bytes(guest: Guest) -> dict[str, int]:
+    """{device: size in bytes} of the guest's whole disks (lsblk)."""
+    out = guest.ssh("lsblk -b -d -n -o NAME,SIZE,TYPE")
+    return {name: int(size) for name, size, kind in
+            (line.split() for line in out.splitlines()) if kind == "disk"}
+
+
+def _mem_total_mib(guest: Guest) -> int:
+    line = guest.ssh("grep MemTotal /proc/meminfo")
+    return int(line.split()[1]) // 1024
+
+
+def test_a_disk_added_live_is_seen_grown_and_detached(world):
+    guest = world["guest"]
+    assert "vdb" not in _disk_bytes(guest)
+    with world["app"].app_context():
+        message = disks.add_disk(_vm(world), 1)
+    assert "plugged in: the guest sees it now as /dev/vdb" in message
+    wait_for(lambda: _disk_bytes(guest).get("vdb") == GIB, 60, "vdb (1 GiB) in lsblk")
+    guest.ssh("sudo mkfs.ext4 -q /dev/vdb && sudo mount /dev/vdb /mnt && "
+              "echo kept | sudo tee /mnt/note >/dev/null && sudo umount /mnt")
+    with world["app"].app_context():
+        message = disks.grow_disk(_vm(world), "vdb", 3)
+    assert "the guest sees the larger disk now" in message
+    wait_for(lambda: _disk_bytes(guest).get("vdb") == 3 * GIB, 60, "vdb grown to 3 GiB")
+    assert guest.ssh("sudo mount /dev/vdb /mnt && cat /mnt/note && sudo umount /mnt"
+                     ).strip() == "kept"
+    with world["app"].app_context():
+        assert "was detached" in disks.detach_disk(_vm(world), "vdb")
+        hardware = disks.hardware(_vm(world))
+    wait_for(lambda: "vdb" not in _disk_bytes(guest), 60, "vdb gone from lsblk")
+    assert hardware["disks"]["vdb"]["capacity_gib"] == "3.00 GiB"
+    with world["app"].app_context():
+        assert "was deleted" in disks.delete_disk(_vm(world), "vdb")
+
+
+def test_the_system_disk_grows_live(world):
+    guest = world["guest"]
+    before = _disk_bytes(guest)["vda"]
+    with world["app"].app_context():
+        disks.grow_disk(_vm(world), "vda", 4)
+    wait_for(lambda: _disk_bytes(guest)["vda"] == 4 * GIB, 60, "vda grown to 4 GiB")
+    assert before == 3 * GIB
+
+
+def test_vcpus_and_memory_resized_live_are_seen_by_the_guest(world):
+    guest = world["guest"]
+    assert guest.ssh("nproc").strip() == "1"
+    before = _mem_total_mib(guest)
+    assert 300 < before <= 512
+    with world["app"].app_context():
+        message = resize.resize_vm(_vm(world), 2, 1024)
+    assert message.startswith("grower now has 2 vCPUs and 1024 MiB of memory, running."), \
+        message
+    wait_for(lambda: guest.ssh("nproc").strip() == "2", 60, "nproc to say 2")
+    wait_for(lambda: _mem_total_mib(guest) > before + 400, 60, "MemTotal to grow by 512 MiB")
+
+
+def test_past_its_room_it_waits_then_a_stopped_vm_starts_with_its_new_sizes(world):
+    guest = world["guest"]
+    with world["app"].app_context():
+        message = resize.resize_vm(_vm(world), 6, None)
+        assert "6 vCPUs: applies at next boot (it runs with room for 4)" in message
+        assert disks.hardware(_vm(world))["pending"] == \
+            "At its next boot: 6 vCPUs (now 2)."
+        lifecycle.act_on_vm(_vm(world), "poweroff")
+        message = resize.resize_vm(_vm(world), 3, 768)
+        assert message.endswith("it gets them at its next start."), message
+        assert "at its next start" in disks.add_disk(_vm(world), 2)
+        lifecycle.act_on_vm(_vm(world), "start")
+    started = time.monotonic()
+    wait_for(guest.answers, boot_bound(), "the guest to boot again")
+    print(f"\n  boot after resize: {time.monotonic() - started:.0f} s")
+    assert guest.ssh("nproc").strip() == "3"
+    assert 600 < _mem_total_mib(guest) <= 768
+    assert _disk_bytes(guest).get("vdb") == 2 * GIB
+    with world["app"].app_context():
+        assert disks.hardware(_vm(world))["pending"] == ""
