@@ -167,6 +167,13 @@ def delete_snapshot(vm: VM, name: str) -> str:
     NotFound, Conflict, Unavailable."""
     name = (name or "").strip()
     row = _row(vm, name)
+    if row is None:  # not LouCloud's: refused before the VM is marked busy, unless the
+        try:         # host has it (taken outside LouCloud)
+            known = [s.name for s in hypervisor(vm.host).snapshots(vm.uuid)]
+        except VirtError as exc:
+            raise host_refusal(vm, exc, "delete a snapshot of") from None
+        if not name or name not in known:
+            raise NotFound(f"{vm.name} has no snapshot named {name}.")
     previous = _begin(vm, "snapshotting")
     try:
         existed = hypervisor(vm.host).delete_snapshot(vm.uuid, name)
@@ -192,6 +199,12 @@ def has_saved_state(vm: VM) -> bool:
 def discard_saved_state(vm: VM) -> str:
     """Delete the VM's saved memory state: its next start boots afresh (what ran in it
     is lost). Raises Conflict (none, busy), Unavailable."""
+    try:
+        held = has_saved_state(vm) or hypervisor(vm.host).has_saved_state(vm.uuid)
+    except VirtError as exc:
+        raise host_refusal(vm, exc, "discard the saved state of") from None
+    if not held:
+        raise Conflict(f"{vm.name} holds no saved state.")
     previous = _begin(vm, "discarding")
     try:
         existed = hypervisor(vm.host).discard_saved_state(vm.uuid)
