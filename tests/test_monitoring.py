@@ -112,7 +112,7 @@ def test_chart_json_and_ownership(app, as_user, running, other_user):
 def test_states_json_lists_only_what_the_user_may_see(app, as_user, running, other_user):
     mine = as_user.get(f"/vms/states.json?ids={running.id},999,x").get_json()
     assert mine == {str(running.id): {"state": "running", "actions": [
-        "shutdown", "poweroff", "reboot", "reset", "pause"], "addresses": []}}
+        "shutdown", "poweroff", "reboot", "reset", "pause", "save"], "addresses": []}}
     bob = Client(app)
     bob.login("bob")
     assert bob.get(f"/vms/states.json?ids={running.id}").get_json() == {}
