@@ -108,6 +108,10 @@ class Config:
     # through huey: "" keeps the queue in an SQLite file of the instance folder (no
     # server needed); redis://host:port/db uses that Redis server.
     TASK_BROKER = os.environ.get("LOUCLOUD_TASK_BROKER", "")
+    # Logging of every LouCloud process (loucloud/logs.py): LouCloud's messages from this
+    # level; standard error (the journal, Apache's error log) or this file.
+    LOG_LEVEL = os.environ.get("LOUCLOUD_LOG_LEVEL", "INFO")
+    LOG_FILE = os.environ.get("LOUCLOUD_LOG_FILE", "")
     # Uploads arrive in this staging folder; an uploaded image's own copy is kept in the
     # image store (hosts added later get it from there).
     UPLOAD_DIR = os.environ.get("LOUCLOUD_UPLOAD_DIR", str(INSTANCE_DIR / "uploads"))

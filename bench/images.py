@@ -388,46 +388,6 @@ def memory(ctx, site: ImageSite, uploads, source: Path) -> Section:
 
 
 # -- the task queue -----------------------------------------------------------------------
-class Redis:
-    """A real redis-server on a unix socket in the work directory, no persistence."""
-
-    def __init__(self, workdir: Path):
-        self.dir = workdir
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.socket = self.dir / "redis.sock"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> "Redis":
-        binary = shutil.which("redis-server")
-        if not binary:
-            raise RuntimeError("no redis-server (apt-get install redis-server)")
-        self.proc = subprocess.Popen(
-            [binary, "--port", "0", "--unixsocket", str(self.socket), "--unixsocketperm",
-             "700", "--save", "", "--appendonly", "no", "--dir", str(self.dir),
-             "--logfile", str(self.dir / "redis.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 20
-        while not self.socket.exists():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("redis-server did not start: "
-                                   + (self.dir / "redis.log").read_text()[-1000:])
-            time.sleep(0.05)
-        return self
-
-    @property
-    def url(self) -> str:
-        return f"unix://{self.socket}"
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
 def _stop(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -493,7 +453,9 @@ def ping_latencies(ctx, broker: str, label: str, count: int, gap: float) -> dict
 def task_overhead(ctx) -> Section:
     count = 5 if ctx.quick else 20
     gap = 2.0
-    redis = Redis(ctx.workdir / "redis")
+    from tests.support.redis import RedisServer
+
+    redis = RedisServer(ctx.workdir / "redis")
     ctx.cleanup(redis.stop)
     ctx.progress("images: task overhead, SQLite broker")
     sqlite = ping_latencies(ctx, "", "sqlite", count, gap)

@@ -64,10 +64,12 @@ def _init_secret_key(app: Flask, config) -> None:
 
 
 def register_logging(app: Flask) -> None:
+    """The web application logs as loucloud/logs.py says (the command line sets its own
+    commands' logging before it makes the app: that is left alone)."""
+    from . import logs
+
     if not app.debug and not app.testing and not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.WARNING,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        logging.getLogger("loucloud").setLevel(logging.INFO)
+        logs.configure(app.config)
 
 
 def register_extensions(app: Flask) -> None:

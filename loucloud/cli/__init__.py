@@ -20,13 +20,13 @@ def register(app) -> None:
 
 
 def main() -> None:
-    import logging
-
     from flask.cli import FlaskGroup
 
     from .. import create_app
+    from ..logs import configure
 
-    # The commands print what matters; the log shows only problems.
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # The commands print what matters; the log shows only problems. The long-running
+    # ones (serve, watch, sampler, worker, console-proxy) set the configured logging.
+    configure({}, service=False)
     FlaskGroup(create_app=lambda: create_app(), help="LouCloud command line.")(
         prog_name="manage.py")

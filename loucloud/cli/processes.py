@@ -1,6 +1,5 @@
 """LouCloud's own processes: manage.py serve (the web server, which starts the others),
 watch, sampler and console-proxy. The only module that starts programs: LouCloud's own."""
-import logging
 import os
 import signal
 import subprocess
@@ -8,7 +7,10 @@ import sys
 import threading
 
 import click
+from flask import current_app
 from flask.cli import ScriptInfo, pass_script_info, with_appcontext
+
+from ..logs import configure as configure_logging
 
 
 @click.command("sampler")
@@ -18,7 +20,7 @@ def sampler_command(once: bool) -> None:
     """Sample every host and VM for the charts, every sample_interval_seconds."""
     from ..services.monitoring import sampler
 
-    logging.getLogger(sampler.__name__).setLevel(logging.INFO)
+    configure_logging(current_app.config)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
@@ -34,8 +36,8 @@ def watch_command(info: ScriptInfo) -> None:
     libvirt's events (one process across all LouCloud servers: a lease elects it)."""
     from ..services import watching
 
-    logging.getLogger(watching.__name__).setLevel(logging.INFO)
     app = info.load_app()
+    configure_logging(app.config)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
@@ -57,6 +59,7 @@ def serve_command(info: ScriptInfo, host: str, port: int, console: bool) -> None
     from werkzeug.serving import run_simple
 
     app = info.load_app()
+    configure_logging(app.config)
     helpers = [subprocess.Popen([sys.executable, os.path.abspath(sys.argv[0]), name])
                for name in ("watch", "sampler", "worker")]
     if console:
@@ -82,8 +85,8 @@ def console_proxy_command(info: ScriptInfo, host: str | None, port: int | None) 
     """Run the console proxy (websockify with LouCloud's one-time tokens)."""
     from ..console.proxy import make_server
 
-    logging.getLogger("loucloud.console").setLevel(logging.INFO)
     app = info.load_app()
+    configure_logging(app.config)
     host = host or app.config["CONSOLE_PROXY_HOST"]
     port = port or app.config["CONSOLE_PROXY_PORT"]
     server = make_server(app, host, port)

@@ -7,6 +7,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
+from ..logs import configure as configure_logging
 from ..services import tasklist
 from ..services import tasks as task_service
 from ..services import users as user_service
@@ -92,8 +93,7 @@ def worker_command(workers: int) -> None:
     file of the instance folder. Tasks a stopped worker left are queued again."""
     from .. import taskqueue
 
-    logging.getLogger("loucloud").setLevel(logging.INFO)
-    logging.getLogger("huey").setLevel(logging.WARNING)
+    configure_logging(current_app.config)
     app = current_app._get_current_object()
     name = task_service.worker_name()
     found = task_service.recover()

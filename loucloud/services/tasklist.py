@@ -104,7 +104,9 @@ def wait_for(task_id: int, say=lambda _t: None, poll: float = 0.5) -> Task:
     last = None
     waited = 0.0
     while True:
-        db.session.expire_all()
+        # A new transaction each time: MariaDB's REPEATABLE READ would otherwise show this
+        # loop the task as its first read saw it, for ever (found with two servers).
+        db.session.rollback()
         task = db.session.get(Task, task_id)
         line = (task.state, round(task.progress * 100), task.message)
         if line != last:

@@ -116,9 +116,12 @@ def make_certificate(directory: Path) -> tuple[Path, Path]:
 
 
 class Deployment:
-    def __init__(self, database_url: str, database: dict | None = None):
-        """``database``: the separate DATABASE_* settings instead of one URL."""
+    def __init__(self, database_url: str, database: dict | None = None,
+                 config: dict | None = None):
+        """``database``: the separate DATABASE_* settings instead of one URL; ``config``:
+        more settings for loucloud.cfg (they override the ones made here)."""
         self.database_url, self.database = database_url, database
+        self.config = config or {}
         self.dir = Path(tempfile.mkdtemp(prefix="loucloud-deploy-"))
         self.dir.chmod(0o755)
         self.https_port, self.http_port, self.console_port = free_port(), free_port(), free_port()
@@ -158,15 +161,26 @@ class Deployment:
         assert (config.stat().st_uid, config.stat().st_gid) == (0, pwd.getpwnam(USER).pw_gid)
         with open(config, "a") as f:   # appended: the example's own lines come first
             f.write(f"SECRET_KEY = {secrets.token_hex(32)!r}\n"
-                    + (f"SQLALCHEMY_DATABASE_URI = {self.database_url!r}\n"
-                       if not self.database else
-                       "".join(f"{k} = {v!r}\n" for k, v in self.database.items())) +
+                    + "".join(f"{k} = {v!r}\n" for k, v in self._database().items()) +
                     f"SITE_URL = {self.site!r}\n"
-                    'CONSOLE_URL = "/websockify"\n')
+                    'CONSOLE_URL = "/websockify"\n'
+                    + "".join(f"{k} = {v!r}\n" for k, v in self.config.items()))
         assert config.stat().st_mode & 0o777 == 0o640
         self.run_block("install")
         self._write_apache_config()
         return self
+
+    def _database(self) -> dict:
+        """The DATABASE_* settings, as deploy/loucloud.cfg.example has them (they
+        replace the example's): given, or taken from the database URL."""
+        if self.database:
+            return self.database
+        from sqlalchemy.engine import make_url
+
+        url = make_url(self.database_url)
+        return {"DATABASE_USER": url.username, "DATABASE_PASSWORD": url.password,
+                "DATABASE_HOST": url.host, "DATABASE_PORT": url.port,
+                "DATABASE_NAME": url.database}
 
     @property
     def site_conf(self) -> Path:

@@ -14,11 +14,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,12 +31,12 @@ from loucloud.services import hosts as host_service
 from loucloud.services import copytasks, imagecopy
 from loucloud.services import settings as settings_service
 from loucloud.services import tasklist
-from loucloud.services import tasks as task_service
 from loucloud.services import uploads as upload_service
 from loucloud.services.hypervisors import close_pool
 from loucloud.services.users import the_admin
 from tests.factories import make_user
 from tests.support import imagefiles as files
+from tests.support.redis import RedisServer
 
 libvirt.registerErrorHandler(lambda *a: None, None)
 
@@ -546,38 +544,13 @@ def test_the_copies_follow_an_upload_as_it_arrives(world, lab):
 
 @pytest.fixture
 def redis_server():
-    folder = Path(tempfile.mkdtemp(prefix="lc-redis-"))  # short: a socket path <= 107
-    sock = folder / "redis.sock"
-    log = open(folder / "redis.log", "wb")
-    proc = subprocess.Popen(["/usr/bin/redis-server", "--port", "0", "--unixsocket",
-                             str(sock), "--unixsocketperm", "700", "--save", "",
-                             "--appendonly", "no", "--dir", str(folder)],
-                            stdout=log, stderr=subprocess.STDOUT)
+    server = RedisServer().start()
+    client = server.client()
     try:
-        import redis
-
-        client = redis.Redis(unix_socket_path=str(sock))
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if sock.exists() and client.ping():
-                    break
-            except redis.ConnectionError:
-                pass
-            assert proc.poll() is None, (folder / "redis.log").read_text()
-            assert time.monotonic() < deadline, "redis-server did not answer"
-            time.sleep(0.05)
-        yield sock, client
-        client.close()
+        yield server.socket, client
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-        log.close()
-        shutil.rmtree(folder, ignore_errors=True)
+        client.close()
+        server.stop()
 
 
 def test_the_same_pipeline_with_redis_as_the_queue(world, lab, redis_server):
