@@ -21,8 +21,9 @@ from .. import Conflict, FieldError, NotFound, ServiceError, Unavailable, leftov
 from ..hypervisors import hypervisor
 from ..settings import get_settings
 from .create import GIB, QuotaExceeded
-from .lifecycle import _begin, _end, _put_back
+from .lifecycle import _end, _put_back
 from .resize import reserve
+from .snapshots import begin_unsaved
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ def add_disk(vm: VM, size_gib) -> str:
     Raises FieldError, QuotaExceeded, Conflict (busy, pool full, no free target, the
     guest refused), Unavailable, ServiceError; every failure leaves nothing."""
     size = check_size(size_gib)
-    previous = _begin(vm, "attaching")
+    previous = begin_unsaved(vm, "attaching", "add a disk to")
     pool_name = get_settings().storage_pool
     hv = hypervisor(vm.host)
     try:
@@ -153,7 +154,7 @@ def detach_disk(vm: VM, target: str) -> str:
                        "detached (it goes with the VM).")
     if not disk.attached:
         raise Conflict(f"{disk.target} of {vm.name} is detached already.")
-    _begin(vm, "detaching")
+    begin_unsaved(vm, "detaching", "detach a disk of")
     _detach(vm, hypervisor(vm.host), disk, f"Detaching {disk.target} from {vm.name}")
     _end(vm)
     return f"{disk.target} was detached from {vm.name}. Its volume is kept, and counts in " \
@@ -169,7 +170,7 @@ def delete_disk(vm: VM, target: str) -> str:
     if disk.system:
         raise Conflict(f"{disk.target} is the system disk of {vm.name}: it goes only with "
                        "the VM (delete the VM).")
-    _begin(vm, "detaching")
+    begin_unsaved(vm, "detaching", "delete a disk of")
     hv = hypervisor(vm.host)
     doing = f"Deleting {disk.target} of {vm.name}"
     if disk.attached:
@@ -198,7 +199,7 @@ def grow_disk(vm: VM, target: str, size_gib) -> str:
                          "give a larger size.", "size_gib")
     if size == disk.size_gib:
         raise FieldError(f"{disk.target} has {size} GiB already.", "size_gib")
-    previous = _begin(vm, "resizing")
+    previous = begin_unsaved(vm, "resizing", "grow a disk of")
     pool_name = get_settings().storage_pool
     hv = hypervisor(vm.host)
     old, add = disk.size_gib, size - disk.size_gib

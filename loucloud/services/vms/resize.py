@@ -22,8 +22,9 @@ from .. import Conflict, FieldError, ServiceError, Unavailable, transaction
 from ..hypervisors import hypervisor
 from ..users import quota_usage
 from .create import QuotaExceeded
-from .lifecycle import _begin, _end, _put_back
+from .lifecycle import _end, _put_back
 from .room import room_for
+from .snapshots import begin_unsaved
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ def resize_vm(vm: VM, vcpus=None, memory_mib=None) -> str:
         memory_mib = None
     if vcpus is None and memory_mib is None:
         raise FieldError(f"{vm.name} has these sizes already.", "vcpus")
-    previous = _begin(vm, "resizing")
+    previous = begin_unsaved(vm, "resizing", "resize")
     old = (vm.vcpus, vm.memory_mib, vm.max_vcpus, vm.max_memory_mib)
     new_vcpus = vcpus if vcpus is not None else vm.vcpus
     new_memory = memory_mib if memory_mib is not None else vm.memory_mib

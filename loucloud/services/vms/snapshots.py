@@ -195,6 +195,23 @@ def has_saved_state(vm: VM) -> bool:
     return vm.live_state == "shut off" and vm.live_reason == "saved"
 
 
+def begin_unsaved(vm: VM, status: str, doing: str):
+    """lifecycle._begin, then refuse (Conflict, the VM put back) when its host says it
+    holds a saved memory state: its start restores the definition saved with it, so a
+    change of its sizes or disks made now would not apply (a disk gone: no start)."""
+    previous = _begin(vm, status)
+    try:
+        saved = hypervisor(vm.host).has_saved_state(vm.uuid)
+    except VirtError as exc:
+        _put_back(vm, previous)
+        raise host_refusal(vm, exc, doing) from None
+    if saved:
+        _put_back(vm, previous)
+        raise Conflict(f"Cannot {doing} {vm.name}: it holds a saved memory state "
+                       "(suspended to disk): start it, or discard the state, first.")
+    return previous
+
+
 @transaction
 def discard_saved_state(vm: VM) -> str:
     """Delete the VM's saved memory state: its next start boots afresh (what ran in it
