@@ -88,3 +88,19 @@ def test_after_the_discard_the_resize_goes_through(app, as_user, suspended, test
     response = as_user.post(f"/vms/{suspended.id}/resize", {"vcpus": "2"}, headers=JSON)
     assert response.status_code == 200, response.get_data(as_text=True)
     assert _definition(app, test_host, suspended.uuid).vcpus == 2
+
+
+def test_a_rebuilt_suspended_vm_shows_no_saved_state(app, as_user, suspended, test_host):
+    """Shut off before and after, the rebuild discards the saved state: the store, the
+    list's badge and the page's discard button must say so too."""
+    assert "saved state</span>" in as_user.get("/").get_data(as_text=True)
+    response = as_user.post(f"/vms/{suspended.id}/rebuild", headers=JSON)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert host_call(app, test_host, lambda c: c.lookupByUUIDString(suspended.uuid)
+                     .hasManagedSaveImage(0)) == 0
+    with app.app_context():
+        row = db.session.get(VM, suspended.id)
+        assert (row.live_state, row.live_reason) == ("shut off", "")
+    assert "saved state</span>" not in as_user.get("/").get_data(as_text=True)
+    assert 'id="vm-saved-state"' not in \
+        as_user.get(f"/vms/{suspended.id}").get_data(as_text=True)

@@ -112,10 +112,14 @@ def apply_health(uri: str, online: bool, error: str | None) -> None:
 
 def note_state(vm: VM, state: str, reason: str = "") -> None:
     """What an action just did to a VM (its host said so), in the store at once: the
-    page after the click shows it without waiting for the event. Does not commit."""
+    page after the click shows it without waiting for the event. The reason is set even
+    when the state stays (a rebuilt VM shut off before and after holds no saved state
+    any more). Does not commit."""
     now = utcnow()
-    if vm.live_state != state:
-        vm.live_state, vm.live_reason, vm.live_since = state, reason, now
+    if vm.live_state != state or vm.live_reason != reason:
+        if vm.live_state != state:
+            vm.live_since = now
+        vm.live_state, vm.live_reason = state, reason
         vm.live_changed_at, vm.live_event = now, "action"
     vm.live_at = now
 
