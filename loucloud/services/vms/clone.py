@@ -46,10 +46,15 @@ def clone_vm(source: VM, name: str, *, start: bool = True,
              password: str | None = None) -> Cloned:
     """Clone the shut-off VM ``source`` as ``name`` (see the module's text), started
     unless ``start`` is False. Raises FieldError (the name is bad or taken, the
-    password), QuotaExceeded, Conflict (the source runs, holds a saved state, is busy),
-    Unavailable, ServiceError; a failure leaves nothing (and the source as it was)."""
+    password), QuotaExceeded, Conflict (the source runs, holds a saved state, is busy,
+    its host is being drained or excluded from new VMs), Unavailable, ServiceError; a failure leaves nothing (and the source as it was)."""
     name = check_name(name)
     owner, template, host, image = source.owner, source.template, source.host, source.image
+    if host.draining or not host.accepts_vms:
+        raise Conflict(f"{host.name} is " + ("being drained (emptied for maintenance)"
+                                             if host.draining else "excluded from new VMs")
+                       + f": {source.name} cannot be cloned there now (a clone is made on "
+                       "its source's host).")
     settings = get_settings()
     listen = placement.vnc_listen_for(host)
     kind, nic_source = placement.nic_of(template)
