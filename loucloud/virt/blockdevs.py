@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import libvirt
 
 from . import xml
+from .domains import _lookup
 from .errors import AlreadyExists, InvalidState, PoolNotFound, VolumeNotFound, translate
 
 LIVE, CONFIG = libvirt.VIR_DOMAIN_AFFECT_LIVE, libvirt.VIR_DOMAIN_AFFECT_CONFIG
@@ -32,13 +33,6 @@ class DiskPlaces:
     in the live domain (None when it does not run)."""
     config: dict[str, str]
     live: dict[str, str] | None
-
-
-def _lookup(conn: libvirt.virConnect, uuid: str) -> libvirt.virDomain:
-    try:
-        return conn.lookupByUUIDString(uuid)
-    except libvirt.libvirtError as exc:
-        raise translate(exc) from None
 
 
 def _places(dom: libvirt.virDomain) -> DiskPlaces:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import libvirt
 
 from . import xml
+from .domains import _lookup
 from .errors import HostUnavailable, translate
 
 LIVE, CONFIG = libvirt.VIR_DOMAIN_AFFECT_LIVE, libvirt.VIR_DOMAIN_AFFECT_CONFIG
@@ -37,13 +38,6 @@ class Sizes:
     live_max_vcpus: int | None = None
     live_memory_mib: int | None = None
     live_max_memory_mib: int | None = None
-
-
-def _lookup(conn: libvirt.virConnect, uuid: str) -> libvirt.virDomain:
-    try:
-        return conn.lookupByUUIDString(uuid)
-    except libvirt.libvirtError as exc:
-        raise translate(exc) from None
 
 
 def sizes_of(dom: libvirt.virDomain) -> Sizes:
