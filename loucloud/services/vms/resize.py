@@ -13,7 +13,7 @@ atomically as at create: the UPDATE on the owner's row first (``reserve``)."""
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from typing import Callable, NoReturn
 
 from ...extensions import db
 from ...models import VM, User
@@ -116,18 +116,46 @@ def resize_vm(vm: VM, vcpus=None, memory_mib=None) -> str:
     try:
         done = hypervisor(vm.host).resize(vm.uuid, vcpus, memory_mib, vcpu_room, memory_room)
     except VirtError as exc:
-        vm.vcpus, vm.memory_mib, vm.max_vcpus, vm.max_memory_mib = old
-        _put_back(vm, previous)
-        if isinstance(exc, HostUnavailable):
-            raise Unavailable(f"{vm.host.name} does not answer: {exc}. {vm.name} was not "
-                              "resized.") from None
-        if isinstance(exc, DomainNotFound):
-            raise Conflict(f"{vm.name} is missing on {vm.host.name}.") from None
-        raise ServiceError(f"{vm.host.name} could not resize {vm.name}: {exc}") from None
+        _failed(vm, previous, old, exc)
     _end(vm)
     log.info("%s resized to %d vCPUs, %d MiB (deferred: %s)", vm.name, vm.vcpus,
              vm.memory_mib, done.deferred)
     return _message(vm, vcpus, memory_mib, done)
+
+
+def _failed(vm: VM, previous, old: tuple, exc: VirtError) -> NoReturn:
+    """The host refused or stopped answering part-way (the definition takes vCPUs, then
+    memory, one change at a time): the row takes what the definition says now, so the
+    quota counts what the VM boots with, and the refusal says what applied. When the
+    host cannot tell, the larger of the old and the asked sizes stay counted and the VM
+    is left in error: the outcome is unknown."""
+    if isinstance(exc, DomainNotFound):
+        vm.vcpus, vm.memory_mib, vm.max_vcpus, vm.max_memory_mib = old
+        _put_back(vm, previous)
+        raise Conflict(f"{vm.name} is missing on {vm.host.name}.") from None
+    asked = (vm.vcpus, vm.memory_mib, vm.max_vcpus, vm.max_memory_mib)
+    try:
+        now = hypervisor(vm.host).sizes(vm.uuid)
+        found = (now.vcpus, now.memory_mib, now.max_vcpus, now.max_memory_mib)
+    except VirtError:
+        found = None
+    if found is None:
+        vm.vcpus, vm.memory_mib, vm.max_vcpus, vm.max_memory_mib = (
+            max(a, b or 0) for a, b in zip(asked, old))
+        applied = (f" The outcome is unknown: check {vm.name} on {vm.host.name} when it "
+                   "answers (the larger sizes are counted meanwhile).")
+        _end(vm, VM.ERROR, f"Resize outcome unknown: {exc}"[:500])
+    else:
+        vm.vcpus, vm.memory_mib, vm.max_vcpus, vm.max_memory_mib = found
+        applied = f" {vm.name} was not resized." if found[:2] == old[:2] else (
+            f" {vm.name}'s definition (what it boots with) has {found[0]} vCPU"
+            f"{'s' if found[0] > 1 else ''} and {found[1]} MiB of memory now.")
+        _put_back(vm, previous)
+    log.warning("resize of %s failed: %s (definition: %s)", vm.name, exc, found)
+    if isinstance(exc, HostUnavailable):
+        raise Unavailable(f"{vm.host.name} does not answer: {exc}.{applied}") from None
+    raise ServiceError(f"{vm.host.name} could not resize {vm.name}: {exc}.{applied}") \
+        from None
 
 
 def _message(vm: VM, vcpus, memory_mib, done) -> str:
