@@ -98,12 +98,13 @@ def create_snapshot(vm: VM, name: str, memory: bool | None = None) -> str:
     limit = get_settings().snapshots_per_vm
     if limit == 0:
         raise Conflict("Snapshots are turned off (Settings: snapshots per VM is 0).")
-    if any(row.name == name for row in vm.snapshots):
-        raise Conflict(f"{vm.name} already has a snapshot named {name}.")
-    if len(vm.snapshots) >= limit:
-        raise Conflict(f"{vm.name} has {len(vm.snapshots)} snapshots, the most a VM may "
-                       f"keep ({limit}): delete one first.")
+    _check_room(vm, name, limit)
     previous = _begin(vm, "snapshotting")
+    try:  # again, as the busy mark left it: another create may have ended meanwhile
+        _check_room(vm, name, limit)
+    except Conflict:
+        _put_back(vm, previous)
+        raise
     hv = hypervisor(vm.host)
     try:
         if memory is None:
@@ -118,6 +119,14 @@ def create_snapshot(vm: VM, name: str, memory: bool | None = None) -> str:
     log.info("snapshot %s of %s taken (memory: %s)", name, vm.name, info.memory)
     return (f"Snapshot {name} of {vm.name} taken, with its running machine." if info.memory
             else f"Snapshot {name} of {vm.name}'s disks taken.")
+
+
+def _check_room(vm: VM, name: str, limit: int) -> None:
+    if any(row.name == name for row in vm.snapshots):
+        raise Conflict(f"{vm.name} already has a snapshot named {name}.")
+    if len(vm.snapshots) >= limit:
+        raise Conflict(f"{vm.name} has {len(vm.snapshots)} snapshots, the most a VM may "
+                       f"keep ({limit}): delete one first.")
 
 
 def _row(vm: VM, name: str) -> Snapshot | None:
