@@ -53,33 +53,42 @@ def generate_password() -> str:
     return secrets.token_urlsafe(12)
 
 
-def _reserve(owner: User, name: str, template: Template, host: Host, uuid: str,
-             sizes: tuple[int, int, int] | None = None, image_id: int | None = None) -> VM:
-    """Insert the VM's row if the owner's quota allows it, atomically: the UPDATE on the
-    owner's row comes first in a fresh transaction and locks that row (InnoDB) or the
-    database (SQLite) until the commit, so concurrent creates queue here. ``sizes``
-    (vCPUs, MiB, GiB) and ``image_id`` are the template's unless given (a clone's are
-    its source's)."""
-    owner_id, template_id = owner.id, template.id
-    db.session.commit()  # start a fresh transaction: no read may come before the lock
+def lock_quota(owner_id: int, *, vms: int = 0, vcpus: int = 0, memory_mib: int = 0,
+               disk_gib: int = 0) -> User:
+    """The one quota check of a create, a clone, a resize, a disk: a fresh transaction
+    whose first statement is the UPDATE on the owner's row, which locks that row
+    (InnoDB) or the database (SQLite) until the caller's commit, so concurrent requests
+    queue here; then the usage read. Raises QuotaExceeded (rolled back) when adding these
+    passes the quota; else returns the owner, locked: the caller makes its change and
+    commits."""
+    db.session.commit()  # a fresh transaction: no read may come before the lock
     db.session.execute(db.update(User).where(User.id == owner_id)
                        .values(quota_lock=User.quota_lock + 1))
     owner = db.session.get(User, owner_id)
-    template = db.session.get(Template, template_id)
-    vcpus, memory_mib, disk_gib = sizes or (template.vcpus, template.memory_mib,
-                                            template.disk_gib)
     usage = quota_usage(owner)
-    over = []
-    for label, used, total, add in (
-            ("VMs", usage.used.vms, usage.total.vms, 1),
-            ("vCPUs", usage.used.vcpus, usage.total.vcpus, vcpus),
-            ("memory (MiB)", usage.used.memory_mib, usage.total.memory_mib, memory_mib),
-            ("disk (GiB)", usage.used.disk_gib, usage.total.disk_gib, disk_gib)):
-        if used + add > total:
-            over.append(f"{label} {used} in use + {add} would exceed {total}")
+    over = [f"{label} {used} in use + {add} would exceed {total}"
+            for label, used, total, add in (
+                ("VMs", usage.used.vms, usage.total.vms, vms),
+                ("vCPUs", usage.used.vcpus, usage.total.vcpus, vcpus),
+                ("memory (MiB)", usage.used.memory_mib, usage.total.memory_mib, memory_mib),
+                ("disk (GiB)", usage.used.disk_gib, usage.total.disk_gib, disk_gib))
+            if add > 0 and used + add > total]
     if over:
         db.session.rollback()
         raise QuotaExceeded("Over quota: " + "; ".join(over) + ".")
+    return owner
+
+
+def _reserve(owner: User, name: str, template: Template, host: Host, uuid: str,
+             sizes: tuple[int, int, int] | None = None, image_id: int | None = None) -> VM:
+    """Insert the VM's row if the owner's quota allows it, atomically (``lock_quota``).
+    ``sizes`` (vCPUs, MiB, GiB) and ``image_id`` are the template's unless given (a
+    clone's are its source's)."""
+    owner_id, template_id = owner.id, template.id
+    vcpus, memory_mib, disk_gib = sizes or (template.vcpus, template.memory_mib,
+                                            template.disk_gib)
+    lock_quota(owner_id, vms=1, vcpus=vcpus, memory_mib=memory_mib, disk_gib=disk_gib)
+    template = db.session.get(Template, template_id)
     if db.session.execute(db.select(VM.id).where(VM.owner_id == owner_id,
                                                  VM.name == name)).first():
         db.session.rollback()

@@ -16,12 +16,11 @@ import logging
 from typing import Callable, NoReturn
 
 from ...extensions import db
-from ...models import VM, User
+from ...models import VM
 from ...virt import DomainNotFound, HostUnavailable, VirtError
 from .. import Conflict, FieldError, ServiceError, Unavailable, transaction
 from ..hypervisors import hypervisor
-from ..users import quota_usage
-from .create import QuotaExceeded
+from .create import QuotaExceeded, lock_quota
 from .lifecycle import _end, _put_back
 from .room import room_for
 from .snapshots import begin_unsaved
@@ -35,25 +34,11 @@ MIN_MEMORY_MIB, MAX_MEMORY_MIB = 64, 4 * 1024 * 1024
 def reserve(vm: VM, apply: Callable[[VM], None], *, vcpus: int = 0, memory_mib: int = 0,
             disk_gib: int = 0) -> VM:
     """Apply a change that adds ``vcpus``, ``memory_mib``, ``disk_gib`` to what the VM's
-    owner holds, if the quota allows it, atomically (as create's _reserve): a fresh
-    transaction, the UPDATE on the owner's row first (it locks the row, InnoDB, or the
-    database, SQLite, until the commit), the usage read, ``apply(vm)``, the commit.
-    Raises QuotaExceeded (nothing changed). Returns the VM as reloaded."""
-    vm_id, owner_id = vm.id, vm.owner_id
-    db.session.commit()  # a fresh transaction: no read may come before the lock
-    db.session.execute(db.update(User).where(User.id == owner_id)
-                       .values(quota_lock=User.quota_lock + 1))
-    owner = db.session.get(User, owner_id)
-    usage = quota_usage(owner)
-    over = [f"{label} {used} in use + {add} would exceed {total}"
-            for label, used, total, add in (
-                ("vCPUs", usage.used.vcpus, usage.total.vcpus, vcpus),
-                ("memory (MiB)", usage.used.memory_mib, usage.total.memory_mib, memory_mib),
-                ("disk (GiB)", usage.used.disk_gib, usage.total.disk_gib, disk_gib))
-            if add > 0 and used + add > total]
-    if over:
-        db.session.rollback()
-        raise QuotaExceeded("Over quota: " + "; ".join(over) + ".")
+    owner holds, if the quota allows it, atomically (create.lock_quota: the UPDATE on the
+    owner's row first), then ``apply(vm)`` and the commit. Raises QuotaExceeded (nothing
+    changed). Returns the VM as reloaded."""
+    vm_id = vm.id
+    lock_quota(vm.owner_id, vcpus=vcpus, memory_mib=memory_mib, disk_gib=disk_gib)
     vm = db.session.get(VM, vm_id)
     apply(vm)
     db.session.commit()
