@@ -123,6 +123,17 @@ class TaskContext:
             raise Cancelled()
 
 
+def holding(target_type: str, target_id):
+    """SQL: the target (``target_id`` a value or a column, e.g. ``VM.id``) has a task
+    that holds it: queued, or running with a live heartbeat. A status such a task set
+    is never "stuck": the task ends it, or its on_stop when its worker dies."""
+    alive = utcnow() - timedelta(seconds=STALE_SECONDS)
+    return db.exists().where(
+        Task.target_type == target_type, Task.target_id == target_id,
+        db.or_(Task.state == "queued",
+               db.and_(Task.state == "running", Task.heartbeat_at >= alive)))
+
+
 # -- queueing ---------------------------------------------------------------------------
 def start(kind_name: str, owner: User | None, *, target_type: str = "",
           target_id: int | None = None, target_name: str = "", args: dict | None = None,

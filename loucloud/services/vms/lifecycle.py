@@ -11,7 +11,7 @@ from ...models import VM, utcnow
 from ...virt import DomainNotFound, HostUnavailable, InvalidState, VirtError
 from .. import Conflict, FieldError, ServiceError, Unavailable, transaction
 from .. import networks as network_service
-from .. import watching
+from .. import tasks, watching
 from ..console import revoke_for_vm
 from ..hypervisors import hypervisor
 from ..settings import get_settings
@@ -42,7 +42,9 @@ LABELS = {"start": "Start", "shutdown": "Shut down", "poweroff": "Force off",
 # -- actions ---------------------------------------------------------------------------
 def _begin(vm: VM, status: str) -> tuple[str, datetime, datetime | None]:
     """Mark the VM busy with ``status``, unless another action holds it. A compare-and-
-    set UPDATE, so two concurrent actions (any processes) get one success. Returns the
+    set UPDATE, so two concurrent actions (any processes) get one success; a status
+    left longer than Settings' stuck bound is taken over, unless a task holds the VM
+    (tasks.holding: its heartbeat is alive). Returns the
     (status, status_since, live_changed_at) it replaced, for _put_back."""
     vm_id = vm.id
     now = utcnow()
@@ -52,7 +54,8 @@ def _begin(vm: VM, status: str) -> tuple[str, datetime, datetime | None]:
     result = db.session.execute(
         db.update(VM).where(VM.id == vm_id, VM.status == previous.status, db.or_(
             VM.status.in_([VM.READY, VM.ERROR]),
-            db.and_(VM.status.in_(TRANSITIONAL), VM.status_since < stale)))
+            db.and_(VM.status.in_(TRANSITIONAL), VM.status_since < stale,
+                    ~tasks.holding("vm", VM.id))))
         .values(status=status, status_since=now, live_changed_at=now)
         .execution_options(synchronize_session=False))
     db.session.commit()

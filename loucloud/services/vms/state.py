@@ -13,7 +13,7 @@ from ...extensions import cache, db
 from ...models import INT64_MAX, VM, Host, User, utcnow
 from ...virt import DomainNotFound, HostUnavailable, VirtError
 from ...virt.driver import on_each
-from .. import NotFound, leftovers
+from .. import NotFound, leftovers, tasks
 from .. import networks as network_service
 from ..access import vms_visible_to
 from ..hypervisors import hypervisor, hypervisor_at
@@ -104,13 +104,18 @@ def views_of_ids(viewer: User, ids: list[int]) -> list[VMView]:
 
 def _reconcile_stuck(vms: list[VM], live: dict) -> None:
     """A VM left in a transitional status longer than the bound (its web process died
-    mid-action) goes back to what its host says: ready when its domain exists, error
-    when a create was interrupted before the domain was made."""
+    mid-action), and held by no task (tasks.holding), goes back to what its host says:
+    ready when its domain exists, error when a create was interrupted before the domain
+    was made."""
     bound = utcnow() - timedelta(seconds=get_settings().stuck_after_seconds)
+    late = [vm for vm in vms if vm.status in TRANSITIONAL and vm.status_since < bound]
+    held = set(db.session.execute(db.select(VM.id).where(
+        VM.id.in_([vm.id for vm in late]), tasks.holding("vm", VM.id))).scalars()) \
+        if late else set()
     changed = False
-    for vm in vms:
-        if vm.status not in TRANSITIONAL or vm.status_since >= bound:
-            continue
+    for vm in late:
+        if vm.id in held:
+            continue  # its task ends it (or its on_stop, when the worker dies)
         states = live.get(vm.host.uri)
         if states is None or isinstance(states, VirtError):
             continue  # the host can't tell now; a later page will
