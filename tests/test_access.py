@@ -432,8 +432,8 @@ EFFECTS.update({
                                 "discarded", prepare=_on_owned_vm(("start",), ("save",))),
     "vms.rebuild_vm": Effect(_snapshot_names, [], "owned-vm was rebuilt from base: its disk "
                              "is new.", prepare=_on_owned_vm(("snapshot", "s1"))),
-    "vms.clone_vm": Effect(_owner_vms, ["owned-copy", "owned-vm"], "owned-vm was cloned as "
-                           "owned-copy on h1", form={"name": "owned-copy"}),
+    "vms.clone_vm": Effect(_owner_vms, ["owned-copy", "owned-vm"], "Cloning owned-vm as "
+                           "owned-copy: task", form={"name": "owned-copy"}),
 })
 
 

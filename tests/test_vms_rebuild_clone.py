@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from loucloud.extensions import db
-from loucloud.models import VM, Disk, Snapshot, User
+from loucloud.models import VM, Disk, Snapshot, Task, User
+from loucloud.services import tasks as task_service
 from loucloud.services.users import quota_usage
 from tests.support.vms import (  # noqa: F401 (catalog: a fixture)
     act,
@@ -29,6 +30,17 @@ def source(app, as_user, catalog, test_host):
     assert create(as_user, "orig", catalog.id).status_code == 302
     [vm] = vms(app)
     return vm
+
+
+def run_clone_task(app) -> Task:
+    """Run the clone's task as the worker would (the tests' queue runs nothing itself)."""
+    with app.app_context():
+        task = db.session.execute(db.select(Task).where(Task.kind == "vm.clone")
+                                  .order_by(Task.id.desc())).scalars().first()
+        task_service.execute(task.id)
+        db.session.refresh(task)
+        db.session.expunge(task)
+        return task
 
 
 def _snapshot_count(app) -> int:
@@ -77,8 +89,14 @@ def test_clone_of_a_shut_off_vm(app, as_user, source, test_host):
     act(as_user, source.id, "poweroff")
     response = _post(as_user, source.id, "clone", name="copy", start="y")
     assert response.status_code == 200, response.get_data(as_text=True)
-    message = response.get_json()["message"]
-    assert message.startswith("orig was cloned as copy on h1 (")
+    assert response.get_json()["message"].startswith("Cloning orig as copy: task ")
+    assert [(v.name, v.status) for v in vms(app)] == [("orig", "cloning"),
+                                                      ("copy", "creating")]
+    page = as_user.get(f"/vms/{source.id}").get_data(as_text=True)
+    assert "data-task=" in page and "Waiting for the worker." in page
+    task = run_clone_task(app)
+    assert task.state == "succeeded", task.error
+    assert task.result.startswith("orig was cloned as copy on h1 (")
     orig, copy = vms(app)
     assert (copy.owner_id, copy.host_id, copy.template_id, copy.image_id) == \
         (orig.owner_id, orig.host_id, orig.template_id, orig.image_id)
@@ -158,9 +176,10 @@ def test_rebuild_and_clone_commands(app, user, catalog, test_host):
     refused = run("clone", "cli-vm", "cli-copy")
     assert refused.exit_code == 1 and "Shut cli-vm down first" in refused.output
     assert run("poweroff", "cli-vm").exit_code == 0
-    cloned = run("clone", "cli-vm", "cli-copy", "--no-start")
+    cloned = run("clone", "cli-vm", "cli-copy", "--no-start", "--no-wait")
     assert cloned.exit_code == 0, cloned.output
-    assert "cli-vm was cloned as cli-copy on h1" in cloned.output
+    assert "cloning cli-vm as cli-copy" in cloned.output
+    assert "cli-vm was cloned as cli-copy on h1" in run_clone_task(app).result
     assert sorted(v.name for v in vms(app)) == ["cli-copy", "cli-vm"]
     assert domains_on(app, test_host)[vms(app)[1].domain_name] == "shut off"
     rebuilt = run("rebuild", "cli-copy")

@@ -9,6 +9,7 @@ from ..services.vms import rebuild as rebuild_service
 from ..services.vms import snapshots, state
 from ..services.vms.create import generate_password
 from .common import audited, echo_rows, fail, service
+from .tasks import follow
 from .vms import OWNER, group
 
 
@@ -112,17 +113,20 @@ def rebuild(name: str, owner: str, password_env: str | None) -> None:
 @click.argument("new_name")
 @OWNER
 @click.option("--no-start", is_flag=True, help="Leave the clone shut off.")
+@click.option("--no-wait", is_flag=True, help="Return once its task is queued.")
 @PASSWORD_ENV
 @audited("vms.clone")
-def clone(name: str, new_name: str, owner: str, no_start: bool,
+def clone(name: str, new_name: str, owner: str, no_start: bool, no_wait: bool,
           password_env: str | None) -> None:
     """Clone the shut-off VM NAME of --owner as NEW_NAME (same owner and host, its own
-    address; its system disk as it is now)."""
+    address; its system disk as it is now), as a task followed until it ends."""
     vm = service(lambda: state.find_vm(owner, name))
     password, made = _password(password_env, vm.image.cloud_init and not vm.host.is_demo)
-    source_name = vm.name
-    result = service(lambda: clone_service.clone_vm(vm, new_name, start=not no_start,
-                                                    password=password))
-    click.echo(result.message(source_name))
+    login_user = vm.image.login_user
+    task = service(lambda: clone_service.clone_vm(vm, new_name, start=not no_start,
+                                                  password=password))
+    click.echo(f"task {task.id}: cloning {name} as {new_name}")
     if made:
-        click.echo(f"login: {result.vm.image.login_user} / {made}  (shown only now)")
+        click.echo(f"login: {login_user} / {made}  (shown only now)")
+    if not no_wait:
+        follow(task.id)

@@ -60,10 +60,10 @@ def _password(vm, seeded: bool) -> tuple[str | None, str | None]:
     return chosen, None
 
 
-def _show_password(vm, password: str | None) -> None:
+def _show_password(name: str, login_user: str, password: str | None) -> None:
     if password:
-        flash(f"Log in to {vm.name} as {vm.image.login_user} with the password "
-              f"{password} — shown only now: write it down.", "password")
+        flash(f"Log in to {name} as {login_user} with the password {password} — shown "
+              "only now: write it down.", "password")
 
 
 @bp.route("/vms/<int:vm_id>/rebuild", methods=["POST"])
@@ -73,7 +73,7 @@ def rebuild_vm(vm_id: int):
     password, made = _password(vm, vm.template.image.cloud_init and bool(vm.seed_volume))
 
     def done(message: str) -> str:
-        _show_password(vm, made)
+        _show_password(vm.name, vm.image.login_user, made)
         return message
 
     return perform(lambda: rebuild.rebuild_vm(vm, password), done=done, back=_back(vm))
@@ -82,16 +82,16 @@ def rebuild_vm(vm_id: int):
 @bp.route("/vms/<int:vm_id>/clone", methods=["POST"])
 @login_required
 def clone_vm(vm_id: int):
+    """Starts the clone's task; the source's page shows its progress."""
     vm = vm_for(current_user, vm_id)
     password, made = _password(vm, vm.image.cloud_init)
-    source_name = vm.name
+    name = request.form.get("name", "").strip()
 
-    def done(result) -> str:
-        _show_password(result.vm, made)
-        return result.message(source_name)
+    def done(task) -> str:
+        _show_password(name, vm.image.login_user, made)
+        return (f"Cloning {vm.name} as {name}: task {task.id}, its progress is shown here; "
+                f"{name} is ready once its disk is copied.")
 
-    return perform(lambda: clone.clone_vm(vm, request.form.get("name", ""),
-                                          start=bool(request.form.get("start")),
+    return perform(lambda: clone.clone_vm(vm, name, start=bool(request.form.get("start")),
                                           password=password),
-                   done=done, back=lambda result: url_for("vms.detail", vm_id=result.vm.id),
-                   refused_back=_back(vm))
+                   done=done, back=_back(vm))

@@ -14,8 +14,9 @@ import pytest
 from loucloud.extensions import db
 from loucloud.models import VM, Host, Template, User
 from loucloud.services import images as image_service
+from loucloud.services import tasks as task_service
 from loucloud.services.hypervisors import pool
-from loucloud.services.vms import clone, lifecycle, rebuild, snapshots
+from loucloud.services.vms import clone, lifecycle, rebuild, snapshots, state
 from loucloud.services.vms import create as vm_create
 from tests.support.guest import Guest, boot_bound, publish_guest, wait_for
 
@@ -101,9 +102,13 @@ def test_clone_boots_the_sources_file_and_rebuild_gives_a_fresh_disk(world):
         vm = _vm(world)
         wait_for(lambda: _state(vm) == "shut off", 120, "snap-1 to power off")
         snapshots.create_snapshot(vm, "off", memory=False)
-        cloned = clone.clone_vm(vm, "snap-2", password=PASSWORD)
-        copy_ip = cloned.vm.ip_address
-        assert cloned.overlay   # an overlay on the image again, not a full copy
+        task = clone.clone_vm(vm, "snap-2", password=PASSWORD)
+        task_service.execute(task.id)   # the worker's part: the copy
+        db.session.refresh(task)
+        assert task.state == "succeeded", task.error
+        # an overlay on the image again, not a full copy
+        assert "(an overlay on debian holding what snap-1 changed)" in task.result
+        copy_ip = state.find_vm(vm.owner.username, "snap-2").ip_address
         assert copy_ip and copy_ip != world["ip"] and copy_ip.startswith("10.78.0.")
         message = rebuild.rebuild_vm(_vm(world), "third login 4713")
         assert message == "snap-1 was rebuilt from debian: its disk is new, its first " \

@@ -115,8 +115,10 @@ def _random_mac() -> str:
 
 
 def _seed(vm_name: str, uuid: str, template: Template, owner: User, password: str | None,
-          boot_job_ids: list[int] | None) -> tuple[bytes | None, list[str]]:
-    """The seed ISO for a cloud image (None for others), and the boot jobs in it."""
+          boot_job_ids: list[int] | None, *,
+          password_hash: str | None = None) -> tuple[bytes | None, list[str]]:
+    """The seed ISO for a cloud image (None for others), and the boot jobs in it (a
+    ``password_hash`` made earlier stands for a password checked then: a clone's task)."""
     image = template.image
     if not image.cloud_init:
         if password:
@@ -129,7 +131,7 @@ def _seed(vm_name: str, uuid: str, template: Template, owner: User, password: st
     seed = cloudinit.Seed(
         instance_id=uuid, hostname=cloudinit.hostname_for(vm_name),
         login_user=image.login_user,
-        password_hash=cloudinit.hash_password(password) if password else None,
+        password_hash=cloudinit.hash_password(password) if password else password_hash,
         ssh_keys=tuple(k.key for k in keys_of(owner)),
         jobs=tuple((j.name, cloudinit.parse_boot_job(j.script)) for j in jobs))
     return cloudinit.build_iso(seed), [j.name for j in jobs]
