@@ -13,7 +13,6 @@ from loucloud.extensions import db
 from loucloud.models import Host, Task
 from loucloud.services import tasks as task_service
 from tests.support.vms import (  # noqa: F401 (catalog: a fixture)
-    act,
     catalog,
     create,
     domains_on,
