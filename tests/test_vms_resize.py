@@ -185,3 +185,16 @@ def test_resize_through_the_command_line(app, stopped, test_host):
     assert refused.exit_code == 1 and "from 1 to 240" in refused.output
     missing = runner.invoke(args=["vms", "resize", "nope", "--owner", "alice", "--vcpus", "2"])
     assert missing.exit_code == 1
+
+
+def test_memory_past_the_running_room_waits_for_the_next_boot(app, as_user, running,
+                                                               test_host):
+    """Below the room the balloon takes a new size live, and nothing is pending (what the
+    balloon has given back so far lags behind); past it, the page says what waits."""
+    room = domain(app, test_host, running.uuid).max_memory_mib
+    assert resize(as_user, running.id, memory_mib=str(room - 128)).status_code == 200
+    assert as_user.get(f"/vms/{running.id}/hardware.json").get_json()["pending"] == ""
+    response = resize(as_user, running.id, memory_mib=str(room + 256))
+    assert "applies at next boot" in response.get_json()["message"]
+    assert as_user.get(f"/vms/{running.id}/hardware.json").get_json()["pending"] == \
+        f"At its next boot: {room + 256} MiB of memory (now at most {room} MiB)."

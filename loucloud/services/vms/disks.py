@@ -263,8 +263,12 @@ def hardware(vm: VM) -> dict:
     pending = []
     if now.live_vcpus is not None and now.live_vcpus != now.vcpus:
         pending.append(f"{now.vcpus} vCPUs (now {now.live_vcpus})")
-    if now.live_memory_mib is not None and now.live_memory_mib != now.memory_mib:
-        pending.append(f"{now.memory_mib} MiB of memory (now {now.live_memory_mib} MiB)")
+    # Memory waits for the next boot only past the running maximum: below it the balloon
+    # takes the new size live (the live figure is what the guest's balloon gave back so
+    # far, which lags, and is the maximum while the guest boots).
+    if now.live_max_memory_mib is not None and now.memory_mib > now.live_max_memory_mib:
+        pending.append(f"{now.memory_mib} MiB of memory (now at most "
+                       f"{now.live_max_memory_mib} MiB)")
     return {"disks": disks,
             "pending": ("At its next boot: " + ", ".join(pending) + ".") if pending else "",
             "vcpus": now.live_vcpus if now.live_vcpus is not None else now.vcpus,
