@@ -89,3 +89,22 @@ def test_the_command_line_lists_and_deletes_orphans(app, world, test_host):
 
 def test_users_do_not_see_the_page(app, as_user, world):
     assert as_user.get("/volumes/").status_code == 403
+
+
+def test_an_image_added_by_path_in_the_pool_is_no_orphan(app, as_admin, world, test_host):
+    """`manage.py images build` leaves its image in LouCloud's pool and adds it by path
+    (its copy on the host has no path of its own): the page says whose it is."""
+    from loucloud.extensions import db
+    from loucloud.models import Host, Image, ImageLocation
+    make_volume(app, test_host, "image-built.qcow2")
+    with app.app_context():
+        path = host_call(app, test_host, lambda c: c.storagePoolLookupByName("loucloud")
+                         .storageVolLookupByName("image-built.qcow2").path())
+        image = Image(name="built", path=path, format="qcow2", virtual_size=1 << 20)
+        image.locations.append(ImageLocation(present=True, host_id=db.session.execute(
+            db.select(Host.id)).scalar()))
+        db.session.add(image)
+        db.session.commit()
+    page = as_admin.get("/volumes/").get_data(as_text=True)
+    assert 'data-volume="image-built.qcow2" data-orphan="no"' in page
+    assert "image built" in page

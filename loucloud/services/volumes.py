@@ -68,11 +68,11 @@ def _owners() -> dict[tuple[int | None, str], tuple[str, int | None]]:
     for name, volume in db.session.execute(db.select(Image.name, Image.volume)).all():
         if volume:
             owners[(None, volume)] = (f"image {name}", None)
-    for host_id, path, name in db.session.execute(
-            db.select(ImageLocation.host_id, ImageLocation.path, Image.name)
+    for host_id, path, image_path, name in db.session.execute(
+            db.select(ImageLocation.host_id, ImageLocation.path, Image.path, Image.name)
             .join(Image, Image.id == ImageLocation.image_id)).all():
-        if path:
-            owners[(host_id, posixpath.basename(path))] = (f"image {name}", None)
+        if path or image_path:  # a copy's own path, else the image's (Image.path_on)
+            owners[(host_id, posixpath.basename(path or image_path))] = (f"image {name}", None)
     for (name,) in db.session.execute(db.select(Upload.name)
                                       .where(Upload.state == "receiving")).all():
         for fmt in ("qcow2", "iso", "raw"):
