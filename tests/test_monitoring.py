@@ -152,3 +152,17 @@ def test_sampler_command_runs_once(app, running):
     assert count(app, VMSample) == 1 and count(app, HostSample) == 1
     with app.app_context():
         assert db.session.get(VM, running.id) is not None
+
+
+def test_the_dashboards_disk_figure_counts_data_disks(app, as_admin, running):
+    """The capacity given to VMs counts every disk of them, as the quota does."""
+    from loucloud.models import Disk
+
+    with app.app_context():   # a detached data disk: counted all the same
+        vm = db.session.get(VM, running.id)
+        vm.disks.append(Disk(target="vdb", volume_name="data.qcow2", size_gib=3,
+                             attached=False))
+        system = vm.disk_gib
+        db.session.commit()
+    page = as_admin.get("/dashboard").get_data(as_text=True)
+    assert f"{system + 3} / " in page

@@ -6,7 +6,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from ...extensions import db
-from ...models import VM, AuditEvent, HostSample, User, VMSample
+from ...models import VM, AuditEvent, Disk, HostSample, User, VMSample
 from .. import hosts as host_service
 from .. import watching
 from ..vms import state as vm_state
@@ -43,9 +43,13 @@ class UserDashboard:
 def _allocated() -> dict[int, tuple[int, int, int]]:
     """(vCPUs, memory MiB, disk GiB) given to LouCloud VMs, per host."""
     rows = db.session.execute(db.select(
-        VM.host_id, db.func.sum(VM.vcpus), db.func.sum(VM.memory_mib),
-        db.func.sum(VM.disk_gib)).group_by(VM.host_id)).all()
-    return {sid: (int(c or 0), int(m or 0), int(d or 0)) for sid, c, m, d in rows}
+        VM.host_id, db.func.sum(VM.vcpus), db.func.sum(VM.memory_mib))
+        .group_by(VM.host_id)).all()
+    # Every disk of the host's VMs, data disks included (as the quota counts them).
+    disks = dict(db.session.execute(db.select(VM.host_id, db.func.sum(Disk.size_gib))
+                                    .join(Disk, Disk.vm_id == VM.id)
+                                    .group_by(VM.host_id)).all())
+    return {sid: (int(c or 0), int(m or 0), int(disks.get(sid) or 0)) for sid, c, m in rows}
 
 
 def _latest_pool_sizes() -> dict[int, float]:
