@@ -167,9 +167,10 @@ def revert_snapshot(vm: VM, name: str) -> str:
 
 
 def _data_disks(vm: VM) -> DataDisks:
-    """The data disks the VM's records say it has (kept through a revert)."""
+    """The disks the VM's records say it has (kept through a revert): the system disk
+    and the attached data disks."""
     return DataDisks({d.target: d.volume_path for d in vm.disks
-                      if d.attached and not d.system and d.volume_path},
+                      if d.attached and d.volume_path},
                      frozenset(d.volume_path for d in vm.disks if d.volume_path))
 
 
