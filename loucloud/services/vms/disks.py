@@ -1,6 +1,7 @@
 """A VM's disks (issue 14): add a blank data disk (a qcow2 volume in LouCloud's pool on
 the VM's host, hot-plugged into a running VM as the next free virtio target, or put
-into a stopped VM's definition), detach one, delete one, grow one; and what the VM
+into a stopped VM's definition), detach one, attach a detached one again, delete one,
+grow one; and what the VM
 page shows of them (sizes and allocations, asked from the host after the page is
 shown).
 

@@ -6,7 +6,9 @@ A snapshot is taken with the running machine (memory and devices) of a running o
 paused VM, of its disks only of a shut-off one. Reverting to a memory snapshot leaves
 the VM running in the snapshot's state (its guest goes on from that moment); to a
 disk-only one, a running VM is forced off, its disks go back, and it boots from them
-again; a shut-off VM stays shut off. libvirt's list on the host is the truth: the rows
+again; a shut-off VM stays shut off. Its data disks stay as the records say now (attached
+since: attached again; detached since: detached again); a snapshot holding a disk
+deleted since cannot be reverted. libvirt's list on the host is the truth: the rows
 follow it at every snapshot action and at ``list_snapshots``."""
 from __future__ import annotations
 
