@@ -56,13 +56,15 @@ def attach_disk(conn: libvirt.virConnect, uuid: str, path: str, target: str) -> 
     dom = _lookup(conn, uuid)
     try:
         if dom.isActive():  # libvirt refuses a target the domain has (live or defined)
-            places = _places(dom)
-            if places.live.get(target) == path and target not in places.config:
+            try:
+                dom.attachDeviceFlags(xml.build_disk(path, target), LIVE | CONFIG)
+            except libvirt.libvirtError:
+                places = _places(dom)
+                if places.live.get(target) != path or target in places.config:
+                    raise
                 # still in the running guest (a detach it never let go of): back into
                 # the definition only
                 conn.defineXML(xml.with_disk(dom.XMLDesc(INACTIVE_SECURE), path, target))
-                return True
-            dom.attachDeviceFlags(xml.build_disk(path, target), LIVE | CONFIG)
             return True
         text = dom.XMLDesc(INACTIVE_SECURE)
         if target in {d.target for d in xml.parse_disks(text)}:
