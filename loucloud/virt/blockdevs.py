@@ -164,12 +164,12 @@ def keep_disks(conn: libvirt.virConnect, dom: libvirt.virDomain, disks: DataDisk
                 except libvirt.libvirtError:
                     pass
                 asked.append(target)
-        still = _wait_gone(dom, {t: live[t] for t in asked}, wait)
+        still = _wait_gone(dom, {t: live[t] for t in asked}, wait) if asked else set()
         for target in asked:
             if target in detached:
                 detached.remove(target)
             (held if target in still else detached).append(target)
-        now = _places(dom).live or {}
+        now = (_places(dom).live or {}) if asked else live
         for target, path in sorted(disks.wanted.items()):
             if target in refused or now.get(target) == path:
                 continue
