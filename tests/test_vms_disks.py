@@ -74,7 +74,8 @@ def test_add_a_disk_to_a_stopped_vm(app, as_user, box, test_host):
     assert 'data-disk="vdb"' in page and "5 GiB" in page
     hardware = as_user.get(f"/vms/{box.id}/hardware.json").get_json()
     assert hardware["disks"]["vdb"] == {"capacity_gib": "5.00 GiB",
-                                        "allocation_gib": "0.00 GiB", "found": True}
+                                        "allocation_gib": "0.00 GiB", "found": True,
+                                        "held": False}
     assert hardware["disks"]["vda"]["capacity_gib"] == "2.00 GiB"
     # the next one takes the next target
     assert post(as_user, box.id, "add", size_gib="1").status_code == 200
@@ -374,6 +375,9 @@ def _held_disk(app, as_user, catalog, test_host):
 
 def test_a_disk_the_guest_still_holds_is_not_deleted(app, as_user, catalog, test_host):
     vm = _held_disk(app, as_user, catalog, test_host)
+    hardware = as_user.get(f"/vms/{vm.id}/hardware.json").get_json()
+    assert hardware["disks"]["vdb"]["held"] is True
+    assert hardware["disks"]["vda"]["held"] is False
     response = post(as_user, vm.id, "delete", disk="vdb")
     assert response.status_code == 409
     assert "The guest of held has not let go of vdb yet" in response.get_json()["error"]

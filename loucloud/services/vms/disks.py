@@ -323,13 +323,17 @@ def grow_disk(vm: VM, target: str, size_gib) -> str:
 
 def hardware(vm: VM) -> dict:
     """What only the host can tell of the VM's disks and sizes (the page asks after it
-    is shown): each disk's size and allocation, and a resize waiting for the next boot.
-    One call for the sizes and one per disk for the volumes; {"error": ...} when the
+    is shown): each disk's size and allocation, whether a detached disk is still held
+    by the running guest, and a resize waiting for the next boot. One call for the
+    sizes and one per disk for the volumes (one more for a VM with a detached disk); {"error": ...} when the
     host cannot tell now."""
     hv = hypervisor(vm.host)
     try:
         sizes = hv.volume_sizes(get_settings().storage_pool, [d.volume_name for d in vm.disks])
         now = hv.sizes(vm.uuid)
+        # a detached disk the running guest has not let go of yet
+        live = set((hv.disk_places(vm.uuid).live or {}).values()) \
+            if any(not d.attached for d in vm.disks) else set()
     except DomainNotFound:
         return {"error": f"The domain is missing on {vm.host.name}."}
     except VirtError as exc:
@@ -338,7 +342,9 @@ def hardware(vm: VM) -> dict:
     for d in vm.disks:
         capacity, allocation = sizes.get(d.volume_name, (None, None))
         disks[d.target] = {"capacity_gib": _gib(capacity), "allocation_gib": _gib(allocation),
-                           "found": capacity is not None}
+                           "found": capacity is not None,
+                           "held": not d.attached and bool(d.volume_path) and
+                           d.volume_path in live}
     pending = []
     if now.live_vcpus is not None and now.live_vcpus != now.vcpus:
         pending.append(f"{now.vcpus} vCPUs (now {now.live_vcpus})")
