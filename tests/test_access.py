@@ -124,6 +124,7 @@ EXPECTED = {
     "vms.resize_vm": ("POST", 302, 302, 404, 302),
     "vms.disk_add": ("POST", 302, 302, 404, 302),
     "vms.disk_detach": ("POST", 302, 302, 404, 302),
+    "vms.disk_attach": ("POST", 302, 302, 404, 302),
     "vms.disk_delete": ("POST", 302, 302, 404, 302),
     "vms.disk_grow": ("POST", 302, 302, 404, 302),   # refused: the test driver can't grow
     "vms.hardware": ("GET", 401, 200, 404, 200),
@@ -449,6 +450,13 @@ def _add_disk(app, world, _role):
         disks.add_disk(db.session.get(VM, world["vm_id"]), 1)
 
 
+def _add_detached_disk(app, world, role):
+    from loucloud.services.vms import disks
+    _add_disk(app, world, role)
+    with app.app_context():
+        disks.detach_disk(db.session.get(VM, world["vm_id"]), "vdb")
+
+
 STRAY = "stray.qcow2"
 
 
@@ -476,6 +484,9 @@ EFFECTS.update({
     "vms.disk_detach": Effect(_disks, [("vda", True), ("vdb", False)],
                               "vdb was detached from owned-vm", form={"disk": "vdb"},
                               prepare=_add_disk),
+    "vms.disk_attach": Effect(_disks, [("vda", True), ("vdb", True)],
+                              "vdb was attached to owned-vm again", form={"disk": "vdb"},
+                              prepare=_add_detached_disk),
     "vms.disk_delete": Effect(_disks, [("vda", True)], "Disk vdb of owned-vm was deleted",
                               form={"disk": "vdb"}, prepare=_add_disk),
     "vms.disk_grow": Effect(_row(VM, "vm_id", lambda vm: vm.disk_gib), SAME,

@@ -74,7 +74,8 @@ def test_add_a_disk_to_a_stopped_vm(app, as_user, box, test_host):
     assert 'data-disk="vdb"' in page and "5 GiB" in page
     hardware = as_user.get(f"/vms/{box.id}/hardware.json").get_json()
     assert hardware["disks"]["vdb"] == {"capacity_gib": "5.00 GiB",
-                                        "allocation_gib": "0.00 GiB", "found": True}
+                                        "allocation_gib": "0.00 GiB", "found": True,
+                                        "held": False}
     assert hardware["disks"]["vda"]["capacity_gib"] == "2.00 GiB"
     # the next one takes the next target
     assert post(as_user, box.id, "add", size_gib="1").status_code == 200
@@ -272,3 +273,126 @@ def test_a_target_taken_behind_loucloud_s_back_is_refused_and_leaves_nothing(
     assert "the VM already has a disk vdb" in response.get_json()["error"]
     assert volumes_in(app, test_host) == before
     assert disk_rows(app) == [("vda", 2, True, True)] and disk_gib(app) == 2
+
+
+# -- attach again (a detached data disk) ---------------------------------------------
+def test_a_detached_disk_is_attached_again(app, as_user, box, test_host):
+    post(as_user, box.id, "add", size_gib="2")
+    post(as_user, box.id, "detach", disk="vdb")
+    page = as_user.get(f"/vms/{box.id}").get_data(as_text=True)
+    assert page.count(f'action="/vms/{box.id}/disks/attach"') == 1    # vdb, detached
+    response = post(as_user, box.id, "attach", disk="vdb")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json()["message"] == \
+        "vdb was attached to box again; the VM sees it as /dev/vdb at its next start."
+    places = targets(app, test_host, box.uuid)
+    assert list(places) == ["vda", "vdb"] and "-vdb-" in places["vdb"]
+    assert disk_rows(app)[1] == ("vdb", 2, False, True)
+    assert disk_gib(app) == 4 and vms(app)[0].status == "ready"
+    page = as_user.get(f"/vms/{box.id}").get_data(as_text=True)
+    assert f'action="/vms/{box.id}/disks/attach"' not in page
+    again = post(as_user, box.id, "attach", disk="vdb")
+    assert again.status_code == 409 and "attached already" in again.get_json()["error"]
+    system = post(as_user, box.id, "attach", disk="vda")
+    assert system.status_code == 409 and "always attached" in system.get_json()["error"]
+    assert post(as_user, box.id, "attach", disk="vdq").status_code == 404
+
+
+def test_a_disk_whose_target_was_taken_meanwhile_gets_the_next_free_one(
+        app, as_user, box, test_host):
+    """vdb was detached; a disk outside LouCloud took vdb in the definition; LouCloud's
+    own vdc holds the next one: attached again, it becomes vdd."""
+    post(as_user, box.id, "add", size_gib="1")
+    post(as_user, box.id, "add", size_gib="1")
+    post(as_user, box.id, "detach", disk="vdb")
+
+    def add_foreign(conn):
+        dom = conn.lookupByUUIDString(box.uuid)
+        conn.defineXML(xml.with_disk(dom.XMLDesc(CONFIG | libvirt.VIR_DOMAIN_XML_SECURE),
+                                     "/srv/foreign.qcow2", "vdb"))
+    host_call(app, test_host, add_foreign)
+    response = post(as_user, box.id, "attach", disk="vdb")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json()["message"] == "vdb was attached to box again as vdd (vdb " \
+        "is taken); the VM sees it as /dev/vdd at its next start."
+    places = targets(app, test_host, box.uuid)
+    assert places["vdb"] == "/srv/foreign.qcow2" and "-vdb-" in places["vdd"]
+    assert [(t, a) for t, _s, _sys, a in disk_rows(app)] == \
+        [("vda", True), ("vdc", True), ("vdd", True)]
+
+
+def test_a_disk_whose_volume_is_gone_is_not_attached(app, as_user, box, test_host):
+    post(as_user, box.id, "add", size_gib="1")
+    post(as_user, box.id, "detach", disk="vdb")
+    [name] = [v for v in volumes_in(app, test_host) if "-vdb-" in v]
+    host_call(app, test_host, lambda c: c.storagePoolLookupByName("loucloud")
+              .storageVolLookupByName(name).delete(0))
+    response = post(as_user, box.id, "attach", disk="vdb")
+    assert response.status_code == 409
+    assert f"The volume of vdb ({name}) is missing on h1" in response.get_json()["error"]
+    assert list(targets(app, test_host, box.uuid)) == ["vda"]
+    assert disk_rows(app)[1][3] is False and vms(app)[0].status == "ready"
+
+
+def test_attach_through_the_command_line(app, box, test_host):
+    runner = app.test_cli_runner()
+
+    def run(*args):
+        return runner.invoke(args=["vms", *args])
+
+    run("disk-add", "box", "--owner", "alice", "--size", "1")
+    run("disk-detach", "box", "vdb", "--owner", "alice")
+    result = run("disk-attach", "box", "vdb", "--owner", "alice")
+    assert result.exit_code == 0 and "vdb was attached to box again" in result.output
+    refused = run("disk-attach", "box", "vdb", "--owner", "alice")
+    assert refused.exit_code == 1 and "attached already" in refused.output
+    assert list(targets(app, test_host, box.uuid)) == ["vda", "vdb"]
+
+
+# -- a detached disk the running guest has not let go of ------------------------------
+def _held_disk(app, as_user, catalog, test_host):
+    """alice's running VM "held" whose vdb is marked detached and out of its definition
+    but still in the running domain: what a live detach leaves when the guest does not
+    let go (the test driver cannot detach live, so the host's side is made by hand)."""
+    create(as_user, "held", catalog.id, start=False)
+    [vm] = vms(app)
+    post(as_user, vm.id, "add", size_gib="1")
+    host_call(app, test_host, lambda c: c.lookupByUUIDString(vm.uuid).create())
+
+    def drop_from_definition(conn):
+        dom = conn.lookupByUUIDString(vm.uuid)
+        text, _found = xml.without_disk(dom.XMLDesc(CONFIG | libvirt.VIR_DOMAIN_XML_SECURE),
+                                        "vdb")
+        conn.defineXML(text)
+    host_call(app, test_host, drop_from_definition)
+    with app.app_context():
+        db.session.execute(db.update(Disk).where(Disk.target == "vdb").values(attached=False))
+        db.session.commit()
+    assert "vdb" in targets(app, test_host, vm.uuid, 0)
+    assert "vdb" not in targets(app, test_host, vm.uuid)
+    return vm
+
+
+def test_a_disk_the_guest_still_holds_is_not_deleted(app, as_user, catalog, test_host):
+    vm = _held_disk(app, as_user, catalog, test_host)
+    hardware = as_user.get(f"/vms/{vm.id}/hardware.json").get_json()
+    assert hardware["disks"]["vdb"]["held"] is True
+    assert hardware["disks"]["vda"]["held"] is False
+    response = post(as_user, vm.id, "delete", disk="vdb")
+    assert response.status_code == 409
+    assert "The guest of held has not let go of vdb yet" in response.get_json()["error"]
+    assert "delete it once the guest has let go of it" in response.get_json()["error"]
+    assert [v for v in volumes_in(app, test_host) if "-vdb-" in v] != []
+    assert disk_rows(app)[1] == ("vdb", 1, False, False) and disk_gib(app) == 3
+
+
+def test_a_disk_the_guest_still_holds_is_attached_again_into_the_definition(
+        app, as_user, catalog, test_host):
+    vm = _held_disk(app, as_user, catalog, test_host)
+    response = post(as_user, vm.id, "attach", disk="vdb")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json()["message"] == "vdb was still plugged into the running " \
+        "guest of held; it is attached again (back in its definition)."
+    assert "vdb" in targets(app, test_host, vm.uuid)
+    assert "vdb" in targets(app, test_host, vm.uuid, 0)
+    assert disk_rows(app)[1] == ("vdb", 1, False, True)

@@ -235,3 +235,97 @@ def test_deleting_a_vm_deletes_its_snapshots(app, as_user, running):
     def domains(conn):
         return [d.UUIDString() for d in conn.listAllDomains(0)]
     assert running.uuid not in host_call(app, uri, domains)
+
+
+# -- a revert keeps the data disks as they are now -----------------------------------
+def _disks_defined(app, vm, flags=1) -> list[str]:   # 1: VIR_DOMAIN_XML_INACTIVE
+    from loucloud.virt import xml
+    return [d.target for d in xml.parse_disks(host_call(
+        app, _uri(app, vm), lambda c: c.lookupByUUIDString(vm.uuid).XMLDesc(flags)))]
+
+
+def _disk_rows(app, vm) -> list[tuple[str, bool]]:
+    with app.app_context():
+        return [(d.target, d.attached) for d in db.session.get(VM, vm.id).disks]
+
+
+def test_a_disk_attached_after_the_snapshot_stays_attached(app, as_user, running):
+    vm = running
+    act(as_user, vm.id, "poweroff")
+    _post(as_user, vm, "snapshots", name="bare", mode="auto")
+    assert _post(as_user, vm, "disks", size_gib="1").status_code == 200
+    assert _disks_defined(app, vm) == ["vda", "vdb"]
+    response = _post(as_user, vm, "snapshots/revert", name="bare")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json()["message"] == "snappy's disks are back at snapshot bare; " \
+        "it is shut off. Its data disk vdb (attached after the snapshot) stays attached, " \
+        "as it is now."
+    assert _disks_defined(app, vm) == ["vda", "vdb"]
+    assert _disk_rows(app, vm) == [("vda", True), ("vdb", True)]
+
+
+def test_a_disk_detached_after_the_snapshot_stays_detached(app, as_user, running):
+    vm = running
+    act(as_user, vm.id, "poweroff")
+    _post(as_user, vm, "disks", size_gib="1")
+    _post(as_user, vm, "snapshots", name="with-vdb", mode="auto")
+    _post(as_user, vm, "disks/detach", disk="vdb")
+    response = _post(as_user, vm, "snapshots/revert", name="with-vdb")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert "Its data disk vdb (detached after the snapshot) stays detached; what it holds " \
+        "went back to the snapshot too." in response.get_json()["message"]
+    assert _disks_defined(app, vm) == ["vda"]
+    assert _disk_rows(app, vm) == [("vda", True), ("vdb", False)]
+
+
+def test_a_running_vm_reverted_to_a_disk_only_snapshot_boots_with_its_disks_of_now(
+        app, as_user, running):
+    vm = running
+    act(as_user, vm.id, "poweroff")
+    _post(as_user, vm, "snapshots", name="bare", mode="auto")
+    _post(as_user, vm, "disks", size_gib="1")
+    act(as_user, vm.id, "start")
+    response = _post(as_user, vm, "snapshots/revert", name="bare")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert "forced off and boots from them. Its data disk vdb (attached after the " \
+        "snapshot) stays attached" in response.get_json()["message"]
+    assert state_of(as_user, vm.id) == "running"
+    assert _disks_defined(app, vm, 0) == ["vda", "vdb"]   # the running domain has it
+    assert _disks_defined(app, vm) == ["vda", "vdb"]
+
+
+def test_a_memory_revert_puts_a_disk_the_vm_cannot_plug_in_now_into_its_definition(
+        app, as_user, running):
+    """A memory snapshot of the running VM, then a disk added while it was off and the
+    VM started again: the revert restores the running machine of the snapshot (without
+    vdb: a new QEMU process, REVERT_FORCE), and vdb is plugged in again; the test
+    driver cannot hot-plug, so it goes into the definition and the answer says so."""
+    vm = running
+    _post(as_user, vm, "snapshots", name="live", mode="auto")
+    act(as_user, vm.id, "poweroff")
+    _post(as_user, vm, "disks", size_gib="1")
+    act(as_user, vm.id, "start")
+    response = _post(as_user, vm, "snapshots/revert", name="live")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json()["message"] == "snappy is back at snapshot live: running, as " \
+        "it was then. Its data disk vdb is back in its definition but the running VM " \
+        "refused the hot-plug: the VM sees it at its next start."
+    assert _disks_defined(app, vm, 0) == ["vda"]
+    assert _disk_rows(app, vm) == [("vda", True), ("vdb", True)]
+    act(as_user, vm.id, "poweroff")     # its next start has vdb
+    assert _disks_defined(app, vm) == ["vda", "vdb"]
+
+
+def test_a_snapshot_holding_a_disk_deleted_since_is_not_reverted(app, as_user, running):
+    vm = running
+    act(as_user, vm.id, "poweroff")
+    _post(as_user, vm, "disks", size_gib="1")
+    _post(as_user, vm, "snapshots", name="with-vdb", mode="auto")
+    assert _post(as_user, vm, "disks/delete", disk="vdb").status_code == 200
+    response = _post(as_user, vm, "snapshots/revert", name="with-vdb")
+    assert response.status_code == 409
+    assert response.get_json()["error"] == "Cannot revert snappy: snapshot with-vdb holds " \
+        "the disk vdb, deleted since: it cannot come back (delete the snapshot)."
+    assert _disks_defined(app, vm) == ["vda"] and _disk_rows(app, vm) == [("vda", True)]
+    with app.app_context():
+        assert db.session.get(VM, vm.id).status == "ready"

@@ -1,4 +1,4 @@
-"""manage.py vms resize|disks|disk-add|disk-detach|disk-delete|disk-grow (issue 14),
+"""manage.py vms resize|disks|disk-add|disk-attach|disk-detach|disk-delete|disk-grow (issue 14),
 over the same services as the VM page."""
 import click
 
@@ -66,6 +66,18 @@ def disk_detach(name: str, disk: str, owner: str) -> None:
     """Detach the data disk DISK (vdb...) from the VM NAME; its volume is kept."""
     vm = _vm(owner, name)
     click.echo(service(lambda: disks.detach_disk(vm, disk)))
+
+
+@group.command("disk-attach")
+@click.argument("name")
+@click.argument("disk")
+@OWNER
+@audited("vms.disk_attach")
+def disk_attach(name: str, disk: str, owner: str) -> None:
+    """Attach the detached data disk DISK (vdb...) to the VM NAME again (hot-plugged
+    when it runs; at the next free target when its own is taken)."""
+    vm = _vm(owner, name)
+    click.echo(service(lambda: disks.attach_disk(vm, disk)))
 
 
 @group.command("disk-delete")

@@ -21,6 +21,9 @@
         var d = disks[el.dataset.allocation];
         if (!d) { el.textContent = "—"; return; }
         el.textContent = d.found ? d.allocation_gib + " of " + d.capacity_gib : "volume missing";
+        if (d.held) {
+          el.textContent += " · still held by the running guest (it has not let go)";
+        }
       });
     })
     .catch(function () { /* the figures stay as they are */ });

@@ -50,7 +50,15 @@ def attach_disk(conn: libvirt.virConnect, uuid: str, path: str, target: str) -> 
     dom = _lookup(conn, uuid)
     try:
         if dom.isActive():  # libvirt refuses a target the domain has (live or defined)
-            dom.attachDeviceFlags(xml.build_disk(path, target), LIVE | CONFIG)
+            try:
+                dom.attachDeviceFlags(xml.build_disk(path, target), LIVE | CONFIG)
+            except libvirt.libvirtError:
+                places = _places(dom)
+                if places.live.get(target) != path or target in places.config:
+                    raise
+                # still in the running guest (a detach it never let go of): back into
+                # the definition only
+                conn.defineXML(xml.with_disk(dom.XMLDesc(INACTIVE_SECURE), path, target))
             return True
         text = dom.XMLDesc(INACTIVE_SECURE)
         if target in {d.target for d in xml.parse_disks(text)}:
@@ -79,14 +87,114 @@ def detach_disk(conn: libvirt.virConnect, uuid: str, target: str, wait: float = 
             conn.defineXML(text)
         if not in_live:
             return True
-        deadline = time.monotonic() + wait
-        while True:  # a live detach asks the guest; it lets go a moment later
-            live = _places(dom).live
-            if live is None or target not in live:
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.25)
+        return not _wait_gone(dom, {target: places.live[target]}, wait)
+    except libvirt.libvirtError as exc:
+        raise translate(exc) from None
+
+
+def disk_places(conn: libvirt.virConnect, uuid: str) -> DiskPlaces:
+    """Where the domain has its disks (definition, and live when it runs)."""
+    dom = _lookup(conn, uuid)
+    try:
+        return _places(dom)
+    except libvirt.libvirtError as exc:
+        raise translate(exc) from None
+
+
+@dataclass(frozen=True)
+class DataDisks:
+    """The data disks LouCloud's records give a domain: ``wanted`` {target: path} (the
+    attached ones), and ``known``, the path of every disk of its records (the system
+    disk and the detached ones too): a disk at a path LouCloud does not know is left
+    alone."""
+    wanted: dict[str, str]
+    known: frozenset[str]
+
+
+@dataclass(frozen=True)
+class DiskChanges:
+    """What ``keep_disks`` changed, by target."""
+    attached: tuple[str, ...] = ()       # back in the definition (and live when it runs)
+    at_next_start: tuple[str, ...] = ()  # in the definition; the running domain refused it
+    detached: tuple[str, ...] = ()       # out of the definition (and of the running guest)
+    held: tuple[str, ...] = ()           # out of the definition; the guest has not let go
+    refused: tuple[str, ...] = ()        # its target is taken by a disk LouCloud does not know
+
+    def __bool__(self) -> bool:
+        return any((self.attached, self.at_next_start, self.detached, self.held,
+                    self.refused))
+
+
+def keep_disks(conn: libvirt.virConnect, dom: libvirt.virDomain, disks: DataDisks,
+               wait: float = 5.0) -> DiskChanges:
+    """Give the domain the data disks of ``disks`` (after a snapshot's revert put back
+    the definition of its moment): each wanted disk in the definition, and plugged into
+    the running domain; each known disk not wanted (at that target) out of them. The
+    running guest is asked to let go of a disk and waited for at most ``wait`` seconds."""
+    text = dom.XMLDesc(INACTIVE_SECURE)
+    config = {d.target: d.path for d in xml.parse_disks(text)}
+    attached, later, detached, held, refused = [], [], [], [], []
+    for target, path in config.items():
+        if path in disks.known and disks.wanted.get(target) != path:
+            text, _found = xml.without_disk(text, target)
+            detached.append(target)
+    for target, path in sorted(disks.wanted.items()):
+        if config.get(target) == path:
+            continue
+        if target in config and config[target] not in disks.known:
+            refused.append(target)
+            continue
+        text = xml.with_disk(text, path, target)
+        attached.append(target)
+    if attached or detached:
+        conn.defineXML(text)
+    if dom.isActive():
+        live = {d.target: d.path for d in xml.parse_disks(dom.XMLDesc(0))}
+        asked = []
+        for target, path in live.items():
+            if path in disks.known and disks.wanted.get(target) != path:
+                try:
+                    dom.detachDeviceFlags(xml.build_disk(path, target), LIVE)
+                except libvirt.libvirtError:
+                    pass
+                asked.append(target)
+        still = _wait_gone(dom, {t: live[t] for t in asked}, wait) if asked else set()
+        for target in asked:
+            if target in detached:
+                detached.remove(target)
+            (held if target in still else detached).append(target)
+        now = (_places(dom).live or {}) if asked else live
+        for target, path in sorted(disks.wanted.items()):
+            if target in refused or now.get(target) == path:
+                continue
+            try:
+                dom.attachDeviceFlags(xml.build_disk(path, target), LIVE)
+                if target not in attached:
+                    attached.append(target)
+            except libvirt.libvirtError:
+                if target in attached:
+                    attached.remove(target)
+                later.append(target)
+    return DiskChanges(tuple(attached), tuple(later), tuple(detached), tuple(held),
+                       tuple(refused))
+
+
+def _wait_gone(dom: libvirt.virDomain, disks: dict[str, str], wait: float) -> set[str]:
+    """The targets of ``disks`` still in the running domain after at most ``wait``
+    seconds (a live detach asks the guest; it lets go a moment later)."""
+    deadline = time.monotonic() + wait
+    while True:
+        live = _places(dom).live or {}
+        still = {t for t, path in disks.items() if live.get(t) == path}
+        if not still or time.monotonic() >= deadline:
+            return still
+        time.sleep(0.25)
+
+
+def volume_path(conn: libvirt.virConnect, pool_name: str, name: str) -> str:
+    """The file of the pool's volume ``name``. Raises VolumeNotFound, PoolNotFound."""
+    try:
+        return _volume(conn, pool_name, name).path()
     except libvirt.libvirtError as exc:
         raise translate(exc) from None
 

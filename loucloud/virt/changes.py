@@ -7,10 +7,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable, TypeVar
 
 from . import blockdevs, migration, sizing, snapshots
-from .blockdevs import PoolVolume
+from .blockdevs import DataDisks, DiskPlaces, PoolVolume
 from .migration import MigrationJob, MigrationPlan
 from .sizing import Resized, Sizes
-from .snapshots import SnapshotInfo
+from .snapshots import Reverted, SnapshotInfo
 from .storage import Volume
 
 if TYPE_CHECKING:
@@ -38,10 +38,13 @@ class ChangeVerbs:
         a shut-off one's disks. Raises AlreadyExists, InvalidState."""
         return self._act(snapshots.create_snapshot, uuid, name, memory)
 
-    def revert_snapshot(self, uuid: str, name: str, start_after: bool) -> str:
-        """Back to the snapshot; the domain's state after. Raises SnapshotNotFound,
-        InvalidState, NotSupported (an external snapshot)."""
-        return self._act(snapshots.revert_snapshot, uuid, name, start_after)
+    def revert_snapshot(self, uuid: str, name: str, start_after: bool,
+                        disks: DataDisks | None = None) -> Reverted:
+        """Back to the snapshot; the domain's state after, and (with ``disks``: the data
+        disks LouCloud's records give it) what was done so that it keeps them. Raises
+        SnapshotNotFound, InvalidState (a disk of the snapshot deleted since),
+        NotSupported (an external snapshot)."""
+        return self._act(snapshots.revert_snapshot, uuid, name, start_after, disks)
 
     def delete_snapshot(self, uuid: str, name: str) -> bool:
         """Delete the snapshot (and its data in the disk); whether there was one."""
@@ -130,9 +133,18 @@ class ChangeVerbs:
 
     def attach_disk(self, uuid: str, path: str, target: str) -> bool:
         """Attach a qcow2 volume as virtio disk ``target`` (live when the domain runs:
-        returns True). Raises AlreadyExists, VirtError when the hypervisor or the guest
+        returns True; one the running guest still holds goes back into the definition).
+        Raises AlreadyExists, VirtError when the hypervisor or the guest
         refuses."""
         return self._act(blockdevs.attach_disk, uuid, path, target)
+
+    def disk_places(self, uuid: str) -> DiskPlaces:
+        """Where the domain has its disks: target -> file, defined and live."""
+        return self._query(blockdevs.disk_places, uuid)
+
+    def volume_path(self, pool_name: str, name: str) -> str:
+        """The file of a volume of the pool. Raises VolumeNotFound."""
+        return self._query(blockdevs.volume_path, pool_name, name)
 
     def detach_disk(self, uuid: str, target: str) -> bool:
         """Take disk ``target`` out of the domain (definition and live). False: the

@@ -34,7 +34,7 @@ from .snapshots import SnapshotInfo, SnapshotNotFound  # noqa: F401 (re-exported
 from .stats import HostCounters  # noqa: F401 (re-exported)
 from .storage import ImageInfo, ImageProblem, Volume  # noqa: F401 (re-exported)
 from .xml import CPU_MODES, DomainSpec, NetworkDesc, Nic  # noqa: F401 (re-exported)
-from .blockdevs import PoolVolume  # noqa: F401 (re-exported)
+from .blockdevs import DataDisks, DiskChanges, PoolVolume  # noqa: F401 (re-exported)
 from .sizing import Resized, Sizes  # noqa: F401 (re-exported)
 from .xml.disks import next_target  # noqa: F401 (re-exported: the next free disk target)
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import libvirt
 
 from . import xml
+from .blockdevs import DataDisks, DiskChanges, keep_disks
 from .domains import PAUSED, RUNNING, SHUTOFF, _lookup, state_name
 from .errors import AlreadyExists, InvalidState, NotSupported, VirtError, translate
 from .storage import Volume, _lookup_pool
@@ -106,27 +107,60 @@ def create_snapshot(conn: libvirt.virConnect, uuid: str, name: str,
     return _info(snap, grown if grown > 0 else None)
 
 
-def revert_snapshot(conn: libvirt.virConnect, uuid: str, name: str,
-                    start_after: bool) -> str:
+@dataclass(frozen=True)
+class Reverted:
+    state: str                  # the domain's state after
+    disks: DiskChanges          # what was done so that it keeps LouCloud's data disks
+
+
+def _gone(conn: libvirt.virConnect, desc, disks: DataDisks) -> list[str]:
+    """The snapshot's disks whose volume is gone since (deleted): in the directory of
+    the domain's disks, unknown to LouCloud's records, and no volume there now."""
+    dirs = {path.rsplit("/", 1)[0] for path in disks.known}
+    gone = []
+    for target, path in desc.disks:
+        if path in disks.known or path.rsplit("/", 1)[0] not in dirs:
+            continue
+        try:
+            conn.storageVolLookupByPath(path)
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_VOL:
+                gone.append(target)
+    return gone
+
+
+def revert_snapshot(conn: libvirt.virConnect, uuid: str, name: str, start_after: bool,
+                    disks: DataDisks | None = None) -> Reverted:
     """Put the domain back to the snapshot: to a memory snapshot, running (or paused)
     in its state; to a disk-only one, its disks as they were, the domain shut off, or
-    booted from them with ``start_after``. Returns the domain's state after. Raises
-    SnapshotNotFound, InvalidState (a saved memory state, or an external snapshot)."""
+    booted from them with ``start_after``. libvirt puts back the definition of the
+    snapshot's moment; with ``disks`` the domain then keeps the data disks LouCloud
+    says it has now (blockdevs.keep_disks: attached since, attached again; detached
+    since, detached again). Raises SnapshotNotFound, InvalidState (a saved memory
+    state, or a disk of the snapshot deleted since), NotSupported (external)."""
     dom = _lookup(conn, uuid)
     snap = _snapshot(dom, name)
-    info = _info(snap)
-    if info.location != "internal":
+    desc = parse_snapshot(snap.getXMLDesc(0))
+    if desc.location != "internal":
         raise NotSupported(f"{name} is an external snapshot, which libvirt cannot revert "
                            "here")
     if not dom.isActive() and _has_saved(dom):
         raise InvalidState("it holds a saved memory state: start it (or discard the state) "
                            "first")
+    gone = _gone(conn, desc, disks) if disks is not None else []
+    if gone:
+        raise InvalidState(f"snapshot {name} holds the disk {', '.join(gone)}, deleted "
+                           "since: it cannot come back (delete the snapshot)")
+    # A memory snapshot of a running domain whose devices changed since (a disk
+    # attached or detached) is restored in a new QEMU process: FORCE says so.
+    flags = libvirt.VIR_DOMAIN_SNAPSHOT_REVERT_FORCE if desc.memory and dom.isActive() else 0
     try:
-        dom.revertToSnapshot(snap, 0)
+        dom.revertToSnapshot(snap, flags)
+        changes = keep_disks(conn, dom, disks) if disks is not None else DiskChanges()
         # Booted here rather than with REVERT_RUNNING, which the test driver ignores.
-        if start_after and not info.memory and not dom.isActive():
+        if start_after and not desc.memory and not dom.isActive():
             dom.create()
-        return state_name(dom.state()[0])
+        return Reverted(state_name(dom.state()[0]), changes)
     except libvirt.libvirtError as exc:
         raise translate(exc) from None
 

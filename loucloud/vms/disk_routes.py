@@ -38,6 +38,14 @@ def disk_detach(vm_id: int):
                    done=lambda message: message, back=_back(vm.id))
 
 
+@bp.route("/vms/<int:vm_id>/disks/attach", methods=["POST"])
+@login_required
+def disk_attach(vm_id: int):
+    vm = vm_for(current_user, vm_id)
+    return perform(lambda: disks.attach_disk(vm, request.form.get("disk", "")),
+                   done=lambda message: message, back=_back(vm.id))
+
+
 @bp.route("/vms/<int:vm_id>/disks/delete", methods=["POST"])
 @login_required
 def disk_delete(vm_id: int):

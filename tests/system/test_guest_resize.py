@@ -1,6 +1,7 @@
 """Resize and disks (issue 14) seen by the real guest on the lab's real libvirtd and
 QEMU: a data disk hot-plugged is in the guest's lsblk, grown live it shows its new
-size, detached it is gone; vCPUs and memory resized live are what nproc and
+size, detached it is gone, attached again it is back with its data, detached from a
+paused guest it stays until the guest runs again (held, not deleted); vCPUs and memory resized live are what nproc and
 /proc/meminfo say; a stopped VM's new sizes and a disk added while it was off are
 there after its start.
 
@@ -15,6 +16,7 @@ import pytest
 from loucloud.extensions import db
 from loucloud.models import VM, Host, Template, User
 from loucloud.services import images as image_service
+from loucloud.services import Conflict
 from loucloud.services.hypervisors import pool
 from loucloud.services.vms import create as vm_create
 from loucloud.services.vms import disks, lifecycle, resize
@@ -88,6 +90,26 @@ def test_a_disk_added_live_is_seen_grown_and_detached(world):
         hardware = disks.hardware(_vm(world))
     wait_for(lambda: "vdb" not in _disk_bytes(guest), 60, "vdb gone from lsblk")
     assert hardware["disks"]["vdb"]["capacity_gib"] == "3.00 GiB"
+    # attached again: plugged in, with what it held
+    with world["app"].app_context():
+        message = disks.attach_disk(_vm(world), "vdb")
+    assert message == "vdb was attached to grower again and plugged in: the guest sees it " \
+                      "now as /dev/vdb.", message
+    wait_for(lambda: _disk_bytes(guest).get("vdb") == 3 * GIB, 60, "vdb back in lsblk")
+    assert guest.ssh("sudo mount /dev/vdb /mnt && cat /mnt/note && sudo umount /mnt"
+                     ).strip() == "kept"
+    # a paused guest cannot let go of it: detached from the definition, held until
+    # it runs again; it is not deleted meanwhile
+    with world["app"].app_context():
+        lifecycle.act_on_vm(_vm(world), "pause")
+        message = disks.detach_disk(_vm(world), "vdb")
+        assert message.startswith("The guest of grower has not let go of vdb yet"), message
+        assert [(d.target, d.attached) for d in _vm(world).disks] == \
+            [("vda", True), ("vdb", False)]
+        with pytest.raises(Conflict, match="has not let go of vdb yet"):
+            disks.delete_disk(_vm(world), "vdb")
+        lifecycle.act_on_vm(_vm(world), "resume")
+    wait_for(lambda: "vdb" not in _disk_bytes(guest), 60, "vdb let go after the resume")
     with world["app"].app_context():
         assert "was deleted" in disks.delete_disk(_vm(world), "vdb")
 

@@ -1,6 +1,7 @@
 """Snapshots, suspend to disk, clone and rebuild of the real guest (issue 14) on the
 lab's real libvirtd and QEMU: a memory snapshot brings back the running machine (the
-file as it was, the same boot, its uptime going on from the snapshot); suspend to disk
+file as it was, the same boot, its uptime going on from the snapshot), a data disk
+hot-plugged after it staying plugged in; suspend to disk
 resumes the same boot; a clone of the shut-off VM boots with the source's file under
 its own name and address; a rebuild gives a fresh disk (the file gone) with the same
 address, and SSH lets the owner in.
@@ -16,7 +17,7 @@ from loucloud.models import VM, Host, Template, User
 from loucloud.services import images as image_service
 from loucloud.services import tasks as task_service
 from loucloud.services.hypervisors import pool
-from loucloud.services.vms import clone, lifecycle, rebuild, snapshots, state
+from loucloud.services.vms import clone, disks, lifecycle, rebuild, snapshots, state
 from loucloud.services.vms import create as vm_create
 from tests.support.guest import Guest, boot_bound, publish_guest, wait_for
 
@@ -71,10 +72,16 @@ def test_revert_to_a_memory_snapshot_brings_back_the_running_machine(world):
         [row] = _vm(world).snapshots
         assert row.memory and row.size_bytes and row.size_bytes > 1 << 20  # its memory
     guest.ssh(f"echo after > {MARKER}; sync")
+    with app.app_context():   # a disk hot-plugged after the snapshot stays attached
+        assert "plugged in" in disks.add_disk(_vm(world), 1)
+    wait_for(lambda: "vdb" in guest.ssh("lsblk -d -n -o NAME"), 60, "vdb in lsblk")
     with app.app_context():
         message = snapshots.revert_snapshot(_vm(world), "running-before")
-    assert message == "snap-1 is back at snapshot running-before: running, as it was then."
+    assert message == "snap-1 is back at snapshot running-before: running, as it was " \
+                      "then. Its data disk vdb (attached after the snapshot) stays " \
+                      "attached, as it is now.", message
     wait_for(guest.answers, 120, "SSH after the revert")
+    wait_for(lambda: "vdb" in guest.ssh("lsblk -d -n -o NAME"), 60, "vdb plugged in again")
     assert guest.ssh(f"cat {MARKER}").strip() == "before"
     assert guest.boot_id() == boot                   # the same boot, not a restart
     assert _uptime(guest) >= taken_at_uptime - 1     # its uptime went on from the snapshot

@@ -1,6 +1,7 @@
 """A VM's disks (issue 14): add a blank data disk (a qcow2 volume in LouCloud's pool on
 the VM's host, hot-plugged into a running VM as the next free virtio target, or put
-into a stopped VM's definition), detach one, delete one, grow one; and what the VM
+into a stopped VM's definition), detach one, attach a detached one again, delete one,
+grow one; and what the VM
 page shows of them (sizes and allocations, asked from the host after the page is
 shown).
 
@@ -15,7 +16,8 @@ import secrets
 
 from ...extensions import db
 from ...models import VM, Disk, Leftover
-from ...virt import AlreadyExists, DomainNotFound, HostUnavailable, InvalidState, VirtError
+from ...virt import AlreadyExists, DomainNotFound, HostUnavailable, InvalidState, \
+    VirtError, VolumeNotFound
 from ...virt.driver import Hypervisor, next_target
 from .. import Conflict, FieldError, NotFound, ServiceError, Unavailable, leftovers, transaction
 from ..hypervisors import hypervisor
@@ -128,26 +130,35 @@ def add_disk(vm: VM, size_gib) -> str:
            f"/dev/{target} at its next start."
 
 
-def _detach(vm: VM, hv: Hypervisor, disk: Disk, doing: str) -> None:
+def _detach(vm: VM, hv: Hypervisor, disk: Disk, doing: str) -> bool:
+    """Take the disk out of the domain and mark it detached. Returns False when the
+    running guest has not let go of it: it is out of the definition (the record says
+    detached, as the host's definition does), still plugged into the running guest
+    until the guest lets go, at the latest until the VM stops."""
     try:
         released = hv.detach_disk(vm.uuid, disk.target)
     except VirtError as exc:
         _end(vm)
         raise _refusal(vm, exc, doing) from None
-    if not released:
-        _end(vm)
-        raise Conflict(f"The guest of {vm.name} has not let go of {disk.target} yet (is it "
-                       "mounted or in use?). It is out of the VM's definition, so it goes "
-                       "at its next boot at the latest; unmount it, then try again.")
     disk.attached = False
     db.session.commit()
+    return released
+
+
+def _held(vm: VM, disk: Disk) -> str:
+    return (f"The guest of {vm.name} has not let go of {disk.target} yet (is it mounted "
+            "or in use?). It is out of the VM's definition and marked detached; it leaves "
+            "the running guest when the guest lets go of it, at the latest when the VM "
+            "stops.")
 
 
 @transaction
 def detach_disk(vm: VM, target: str) -> str:
     """Take a data disk out of the VM (live and definition); its volume is kept and
-    still counts in the quota. Raises NotFound (no such disk), Conflict (the system
-    disk, detached already, busy, the guest holds it), Unavailable, ServiceError."""
+    still counts in the quota. A running guest that does not let go keeps it plugged in
+    until it does (the answer says so; the disk is detached from the definition).
+    Raises NotFound (no such disk), Conflict (the system disk, detached already, busy),
+    Unavailable, ServiceError."""
     disk = disk_of(vm, target)
     if disk.system:
         raise Conflict(f"{disk.target} is the system disk of {vm.name}: it cannot be "
@@ -155,10 +166,71 @@ def detach_disk(vm: VM, target: str) -> str:
     if not disk.attached:
         raise Conflict(f"{disk.target} of {vm.name} is detached already.")
     begin_unsaved(vm, "detaching", "detach a disk of")
-    _detach(vm, hypervisor(vm.host), disk, f"Detaching {disk.target} from {vm.name}")
+    released = _detach(vm, hypervisor(vm.host), disk, f"Detaching {disk.target} from "
+                       f"{vm.name}")
     _end(vm)
+    if not released:
+        return _held(vm, disk) + " Its volume is kept."
     return f"{disk.target} was detached from {vm.name}. Its volume is kept, and counts in " \
            "the quota, until you delete it."
+
+
+@transaction
+def attach_disk(vm: VM, target: str) -> str:
+    """Attach a detached data disk again: live into a running VM (hot-plug), into a
+    stopped VM's definition; at its own target, or the next free one when that is
+    taken. Raises NotFound (no such disk), Conflict (the system disk, attached already,
+    busy, its volume gone, no free target, the guest refused), Unavailable,
+    ServiceError."""
+    disk = disk_of(vm, target)
+    if disk.system:
+        raise Conflict(f"{disk.target} is the system disk of {vm.name}: it is always "
+                       "attached.")
+    if disk.attached:
+        raise Conflict(f"{disk.target} of {vm.name} is attached already.")
+    previous = begin_unsaved(vm, "attaching", "attach a disk to")
+    hv = hypervisor(vm.host)
+    doing = f"Attaching {disk.target} to {vm.name}"
+    try:
+        path = hv.volume_path(get_settings().storage_pool, disk.volume_name)
+        places = hv.disk_places(vm.uuid)
+    except VolumeNotFound:
+        _put_back(vm, previous)
+        raise Conflict(f"The volume of {disk.target} ({disk.volume_name}) is missing on "
+                       f"{vm.host.name}: it cannot be attached; delete the disk.") from None
+    except VirtError as exc:
+        _put_back(vm, previous)
+        raise _refusal(vm, exc, doing) from None
+    live = places.live or {}
+    held = next((t for t, p in live.items() if p == path and t not in places.config), None)
+    taken = set(places.config) | set(live)
+    if held is not None:
+        new = held
+    elif disk.target not in taken:
+        new = disk.target
+    else:
+        new = next_target(taken | {d.target for d in vm.disks})
+    if new is None:
+        _put_back(vm, previous)
+        raise Conflict(f"{vm.name} has every disk target up to vdz in use.")
+    try:
+        plugged = hv.attach_disk(vm.uuid, path, new)
+    except VirtError as exc:
+        _put_back(vm, previous)
+        raise _refusal(vm, exc, doing) from None
+    old = disk.target
+    disk.target, disk.volume_path, disk.attached = new, path, True
+    _end(vm)
+    log.info("disk %s of %s attached again as %s (live: %s)", old, vm.name, new, plugged)
+    moved = f" as {new} ({old} is taken)" if new != old else ""
+    if held is not None:
+        return f"{new} was still plugged into the running guest of {vm.name}; it is " \
+               "attached again (back in its definition)."
+    if plugged:
+        return f"{old} was attached to {vm.name} again{moved} and plugged in: the guest " \
+               f"sees it now as /dev/{new}."
+    return f"{old} was attached to {vm.name} again{moved}; the VM sees it as /dev/{new} " \
+           "at its next start."
 
 
 @transaction
@@ -173,13 +245,21 @@ def delete_disk(vm: VM, target: str) -> str:
     begin_unsaved(vm, "detaching", "delete a disk of")
     hv = hypervisor(vm.host)
     doing = f"Deleting {disk.target} of {vm.name}"
-    if disk.attached:
-        _detach(vm, hv, disk, doing)
+    # detached earlier, a running guest may still hold it (it had not let go)
+    released = _detach(vm, hv, disk, doing) if disk.attached else None
     try:
-        hv.delete_volume(get_settings().storage_pool, disk.volume_name)
+        if released is None:
+            released = not disk.volume_path or disk.volume_path not in \
+                (hv.disk_places(vm.uuid).live or {}).values()
+        if released:
+            hv.delete_volume(get_settings().storage_pool, disk.volume_name)
     except VirtError as exc:
         _end(vm)
         raise _refusal(vm, exc, doing + " (it is detached; its volume is kept)") from None
+    if not released:
+        _end(vm)
+        raise Conflict(_held(vm, disk) + " Its volume is kept: delete it once the guest "
+                       "has let go of it.")
     name, size = disk.target, disk.size_gib
     db.session.delete(disk)
     _end(vm)
@@ -244,13 +324,17 @@ def grow_disk(vm: VM, target: str, size_gib) -> str:
 
 def hardware(vm: VM) -> dict:
     """What only the host can tell of the VM's disks and sizes (the page asks after it
-    is shown): each disk's size and allocation, and a resize waiting for the next boot.
-    One call for the sizes and one per disk for the volumes; {"error": ...} when the
+    is shown): each disk's size and allocation, whether a detached disk is still held
+    by the running guest, and a resize waiting for the next boot. One call for the
+    sizes and one per disk for the volumes (one more for a VM with a detached disk); {"error": ...} when the
     host cannot tell now."""
     hv = hypervisor(vm.host)
     try:
         sizes = hv.volume_sizes(get_settings().storage_pool, [d.volume_name for d in vm.disks])
         now = hv.sizes(vm.uuid)
+        # a detached disk the running guest has not let go of yet
+        live = set((hv.disk_places(vm.uuid).live or {}).values()) \
+            if any(not d.attached for d in vm.disks) else set()
     except DomainNotFound:
         return {"error": f"The domain is missing on {vm.host.name}."}
     except VirtError as exc:
@@ -259,7 +343,9 @@ def hardware(vm: VM) -> dict:
     for d in vm.disks:
         capacity, allocation = sizes.get(d.volume_name, (None, None))
         disks[d.target] = {"capacity_gib": _gib(capacity), "allocation_gib": _gib(allocation),
-                           "found": capacity is not None}
+                           "found": capacity is not None,
+                           "held": not d.attached and bool(d.volume_path) and
+                           d.volume_path in live}
     pending = []
     if now.live_vcpus is not None and now.live_vcpus != now.vcpus:
         pending.append(f"{now.vcpus} vCPUs (now {now.live_vcpus})")

@@ -6,7 +6,9 @@ A snapshot is taken with the running machine (memory and devices) of a running o
 paused VM, of its disks only of a shut-off one. Reverting to a memory snapshot leaves
 the VM running in the snapshot's state (its guest goes on from that moment); to a
 disk-only one, a running VM is forced off, its disks go back, and it boots from them
-again; a shut-off VM stays shut off. libvirt's list on the host is the truth: the rows
+again; a shut-off VM stays shut off. Its data disks stay as the records say now (attached
+since: attached again; detached since: detached again); a snapshot holding a disk
+deleted since cannot be reverted. libvirt's list on the host is the truth: the rows
 follow it at every snapshot action and at ``list_snapshots``."""
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from ...extensions import db
 from ...models import VM, Snapshot, utcnow
 from ...virt import AlreadyExists, DomainNotFound, HostUnavailable, InvalidState, \
     NotSupported, VirtError
-from ...virt.driver import SnapshotInfo, SnapshotNotFound
+from ...virt.driver import DataDisks, DiskChanges, SnapshotInfo, SnapshotNotFound
 from .. import Conflict, FieldError, NotFound, ServiceError, Unavailable, transaction
 from .. import watching
 from ..hypervisors import hypervisor
@@ -143,7 +145,8 @@ def revert_snapshot(vm: VM, name: str) -> str:
     hv = hypervisor(vm.host)
     try:
         before = hv.domain_state(vm.uuid)
-        after = hv.revert_snapshot(vm.uuid, name, start_after=before == "running")
+        reverted = hv.revert_snapshot(vm.uuid, name, start_after=before == "running",
+                                      disks=_data_disks(vm))
     except SnapshotNotFound:
         _put_back(vm, previous)
         if row is not None:  # gone from the host: the list follows it
@@ -153,6 +156,7 @@ def revert_snapshot(vm: VM, name: str) -> str:
     except VirtError as exc:
         _put_back(vm, previous)
         raise host_refusal(vm, exc, "revert") from None
+    after = reverted.state
     forget_states(vm.host)
     watching.note_state(vm, after)
     if after == "running" and before != "running":
@@ -161,13 +165,56 @@ def revert_snapshot(vm: VM, name: str) -> str:
         vm.started_at = None
     _end(vm)
     memory = row.memory if row is not None else after in ("running", "paused")
-    log.info("%s reverted to snapshot %s (%s -> %s)", vm.name, name, before, after)
+    log.info("%s reverted to snapshot %s (%s -> %s; disks %s)", vm.name, name, before,
+             after, reverted.disks)
     if memory:
-        return f"{vm.name} is back at snapshot {name}: {after}, as it was then."
-    if after == "running":
-        return (f"{vm.name}'s disks are back at snapshot {name}; it was forced off and "
+        said = f"{vm.name} is back at snapshot {name}: {after}, as it was then."
+    elif after == "running":
+        said = (f"{vm.name}'s disks are back at snapshot {name}; it was forced off and "
                 "boots from them.")
-    return f"{vm.name}'s disks are back at snapshot {name}; it is {after}."
+    else:
+        said = f"{vm.name}'s disks are back at snapshot {name}; it is {after}."
+    return said + _disks_said(vm, reverted.disks)
+
+
+def _data_disks(vm: VM) -> DataDisks:
+    """The disks the VM's records say it has (kept through a revert): the system disk
+    and the attached data disks."""
+    return DataDisks({d.target: d.volume_path for d in vm.disks
+                      if d.attached and d.volume_path},
+                     frozenset(d.volume_path for d in vm.disks if d.volume_path))
+
+
+def _disks_said(vm: VM, changes: DiskChanges) -> str:
+    """What a revert did to keep the VM's data disks as they are now; a disk whose
+    target a disk outside LouCloud took in the snapshot's definition is marked
+    detached (the record follows the host)."""
+    def names(targets) -> str:
+        return ", ".join(targets)
+    said = []
+    if changes.attached:
+        said.append(f"Its data disk {names(changes.attached)} (attached after the "
+                    "snapshot) stays attached, as it is now.")
+    if changes.at_next_start:
+        said.append(f"Its data disk {names(changes.at_next_start)} is back in its "
+                    "definition but the running VM refused the hot-plug: the VM sees it at "
+                    "its next start.")
+    if changes.detached:
+        said.append(f"Its data disk {names(changes.detached)} (detached after the "
+                    "snapshot) stays detached; what it holds went back to the snapshot too.")
+    if changes.held:
+        said.append(f"The guest has not let go of {names(changes.held)} yet (detached "
+                    "after the snapshot): it stays detached and leaves the running guest when "
+                    "the guest lets go of it, at the latest when the VM stops.")
+    if changes.refused:
+        for disk in vm.disks:
+            if disk.target in changes.refused:
+                disk.attached = False
+        db.session.commit()
+        said.append(f"Its data disk {names(changes.refused)} could not be attached again "
+                    "(a disk LouCloud does not know holds its place in the snapshot's "
+                    "definition): it is marked detached.")
+    return (" " + " ".join(said)) if said else ""
 
 
 @transaction

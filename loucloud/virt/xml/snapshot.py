@@ -32,6 +32,7 @@ class SnapshotDesc:
     location: str          # "internal" or "external" (of its disks)
     description: str = ""
     parent: str | None = None
+    disks: tuple[tuple[str, str], ...] = ()   # (target, file) of its domain's disks
 
 
 def parse_snapshot(text: str) -> SnapshotDesc:
@@ -52,4 +53,15 @@ def parse_snapshot(text: str) -> SnapshotDesc:
         location=location,
         description=_text(root.find("description")),
         parent=_text(parent) if parent is not None else None,
+        disks=_domain_disks(root.find("domain")),
     )
+
+
+def _domain_disks(domain) -> tuple[tuple[str, str], ...]:
+    """(target, file) of the disks (not CD-ROMs) of the snapshot's domain definition."""
+    out = []
+    for disk in domain.findall("devices/disk[@device='disk']") if domain is not None else []:
+        target, source = disk.find("target"), disk.find("source")
+        if target is not None and source is not None and source.get("file"):
+            out.append((target.get("dev", ""), source.get("file")))
+    return tuple(out)
