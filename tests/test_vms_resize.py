@@ -198,3 +198,21 @@ def test_memory_past_the_running_room_waits_for_the_next_boot(app, as_user, runn
     assert "applies at next boot" in response.get_json()["message"]
     assert as_user.get(f"/vms/{running.id}/hardware.json").get_json()["pending"] == \
         f"At its next boot: {room + 256} MiB of memory (now at most {room} MiB)."
+
+
+def test_a_windows_vm_gets_no_memory_room(app, as_user, catalog, test_host):
+    """Windows has no balloon driver of its own (and zeroes its memory at boot): room
+    above its memory would be memory it keeps. Its vCPUs still have room."""
+    from loucloud.extensions import db
+    from loucloud.models import Image
+
+    with app.app_context():
+        db.session.get(Image, catalog.image_id).os_type = "windows"
+        db.session.commit()
+    create(as_user, "win", catalog.id, start=False)
+    [vm] = vms(app)
+    assert (vm.vcpus, vm.max_vcpus, vm.memory_mib, vm.max_memory_mib) == (1, 4, 512, 512)
+    desc = domain(app, test_host, vm.uuid)
+    assert (desc.memory_mib, desc.max_memory_mib) == (512, 512)
+    message = resize(as_user, vm.id, memory_mib="768").get_json()["message"]
+    assert "768 MiB of memory; it gets them at its next start" in message

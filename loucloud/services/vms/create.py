@@ -15,7 +15,7 @@ from typing import Callable, NoReturn
 from sqlalchemy.exc import IntegrityError
 
 from ...extensions import db
-from ...models import VM, Disk, Host, Leftover, Template, User, utcnow
+from ...models import VM, Disk, Host, Image, Leftover, Template, User, utcnow
 from ...virt import HostUnavailable, VirtError
 from ...virt.driver import DomainSpec, Hypervisor, Nic, Preparation, Volume
 from .. import Conflict, FieldError, ServiceError, Unavailable, cloudinit, leftovers, transaction
@@ -28,7 +28,7 @@ from ..passwords import password_problem
 from ..settings import get_settings
 from ..users import quota_usage
 from . import placement
-from .room import room_for
+from .room import balloons, room_for
 from .state import forget_states
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,8 @@ def _reserve(owner: User, name: str, template: Template, host: Host, uuid: str,
                                                  VM.name == name)).first():
         db.session.rollback()
         raise FieldError(f"You already have a VM named {name}.", "name")
-    max_vcpus, max_memory_mib = room_for(vcpus, memory_mib)
+    image = db.session.get(Image, image_id or template.image_id)
+    max_vcpus, max_memory_mib = room_for(vcpus, memory_mib, balloons(image))
     vm = VM(name=name, owner_id=owner_id, host_id=host.id, template_id=template_id,
             image_id=image_id or template.image_id, domain_name=f"lc-{uuid}", uuid=uuid,
             vcpus=vcpus, memory_mib=memory_mib, disk_gib=disk_gib,

@@ -22,7 +22,7 @@ from .. import Conflict, FieldError, ServiceError, Unavailable, transaction
 from ..hypervisors import hypervisor
 from .create import QuotaExceeded, lock_quota
 from .lifecycle import _end, _put_back
-from .room import room_for
+from .room import balloons, room_for
 from .snapshots import begin_unsaved
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ def resize_vm(vm: VM, vcpus=None, memory_mib=None) -> str:
     old = (vm.vcpus, vm.memory_mib, vm.max_vcpus, vm.max_memory_mib)
     new_vcpus = vcpus if vcpus is not None else vm.vcpus
     new_memory = memory_mib if memory_mib is not None else vm.memory_mib
-    vcpu_room, memory_room = room_for(new_vcpus, new_memory)
+    vcpu_room, memory_room = room_for(new_vcpus, new_memory, balloons(vm.image))
 
     def apply(row: VM) -> None:
         row.vcpus, row.memory_mib = new_vcpus, new_memory
