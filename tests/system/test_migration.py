@@ -109,6 +109,35 @@ def _create(app, name: str, host: str, start: bool = True) -> int:
         return vm.id
 
 
+def _create_with_data(app, lab, name: str, mib: int) -> int:
+    """A running VM on h1 whose overlay holds ``mib`` MiB written before it starts (what
+    a live migration copies: its disk job lasts long enough to be cut in the middle)."""
+    import subprocess
+
+    from loucloud.services.vms.lifecycle import act_on_vm
+    vm_id = _create(app, name, "h1", start=False)
+    with app.app_context():
+        volume = db.session.get(VM, vm_id).volume_name
+    path = lab.host(1).host_path(f"/var/lib/libvirt/loucloud/{volume}")
+    subprocess.run(["qemu-io", "-f", "qcow2", "-c", f"write -P 0x5a 0 {mib}M", str(path)],
+                   check=True, capture_output=True, timeout=300)
+    with app.app_context():
+        act_on_vm(db.session.get(VM, vm_id), "start")
+    return vm_id
+
+
+def _wait_for_copying(src, uuid: str, thread, seconds: float = 60):
+    """Until libvirt's job says the disks are being copied; the job then (None: the
+    migration ended first)."""
+    deadline = time.monotonic() + seconds
+    while thread.is_alive() and time.monotonic() < deadline:
+        job = src.migration_job(uuid)
+        if job is not None and job.disk_processed > 0:
+            return job
+        time.sleep(0.05)
+    return None
+
+
 def _migrate(app, vm_id: int, to: str | None, **kw) -> Task:
     with app.app_context():
         admin = _get(app, User, username="admin")
@@ -199,27 +228,26 @@ def test_a_running_vm_is_refused_an_offline_move_and_an_offline_target_409(world
 
 def test_the_link_cut_mid_migration_leaves_the_vm_on_the_source_only(world, lab,
                                                                      monkeypatch):
-    """Fault: the link between the hosts is cut while the overlay is being copied. The
-    task gives up (no progress), the VM keeps running on h1 and nowhere else, the
-    record says h1, the target keeps nothing, and the task says what happened."""
+    """Fault: the link between the hosts is cut while the overlay's 384 MiB are being
+    copied. The task gives up (no progress), the VM keeps running on h1 and nowhere
+    else, the record says h1, the target keeps nothing, and the task says what
+    happened; once the link is back it moves."""
     from loucloud.services.vms import moving
     monkeypatch.setattr(moving, "STALL_SECONDS", 8)
     app = world
-    vm_id = _create(app, "cut-off", "h1")
+    vm_id = _create_with_data(app, lab, "cut-off", 384)
     with app.app_context():
         vm = db.session.get(VM, vm_id)
         uuid, volume = vm.uuid, vm.volume_name
     original, cuts = moving._follow, []
 
     def follow_and_cut(ctx, vm, src, thread):
-        """Cut the link once libvirt reports the migration job under way."""
+        """Cut the link while libvirt reports the disks' copy under way."""
         if not cuts:
-            for _ in range(200):
-                if src.migration_job(vm.uuid) is not None or not thread.is_alive():
-                    break
-                time.sleep(0.05)
+            job = _wait_for_copying(src, vm.uuid, thread)
             lab.migration_link_down(lab.host(1), lab.host(2))
-            cuts.append(thread.is_alive())
+            after = src.migration_job(vm.uuid) if thread.is_alive() else None
+            cuts.append((job, after))
         return original(ctx, vm, src, thread)
     monkeypatch.setattr(moving, "_follow", follow_and_cut)
     try:
@@ -227,8 +255,10 @@ def test_the_link_cut_mid_migration_leaves_the_vm_on_the_source_only(world, lab,
     finally:
         lab.migration_link_up(lab.host(1), lab.host(2))
     assert task.state == "failed", task.result
-    assert cuts == [True], "the link was cut after the migration had ended"
-    assert "cut-off stays on h1" in task.error, task.error
+    [(job, after)] = cuts
+    assert job is not None and after is not None, "the copy had ended before the cut"
+    assert after.disk_processed < after.disk_total, after   # cut in the middle of it
+    assert "cut-off stays on h1" in task.error and "nothing moved" in task.error, task.error
     assert domains_on(lab.host(1)).get(uuid) == libvirt.VIR_DOMAIN_RUNNING
     assert uuid not in domains_on(lab.host(2))
     assert volume not in volumes_on(lab.host(2))
@@ -239,6 +269,8 @@ def test_the_link_cut_mid_migration_leaves_the_vm_on_the_source_only(world, lab,
     task = _migrate(app, vm_id, "h2")
     assert task.state == "succeeded", task.error
     assert domains_on(lab.host(2)).get(uuid) == libvirt.VIR_DOMAIN_RUNNING
+    with app.app_context():
+        assert db.session.get(VM, vm_id).host.name == "h2"
 
 
 @pytest.mark.parametrize("victim", [1, 2], ids=["source-killed", "target-killed"])

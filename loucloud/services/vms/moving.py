@@ -315,6 +315,8 @@ def settle(vm: VM, source: Host, target: Host, *, was: str = "running",
     while True:
         s, t = _look(src, vm.uuid), _look(dst, vm.uuid)
         late = time.monotonic() > deadline
+        log.info("settling %s: %s on %s, %s on %s%s", vm.name, _said(s), source.name,
+                 _said(t), target.name, " (late)" if late else "")
         try:
             found = _decide(vm, src, dst, s, t, was, late)
         except VirtError as exc:   # a libvirtd still busy recovering: look again
@@ -325,6 +327,10 @@ def settle(vm: VM, source: Host, target: Host, *, was: str = "running",
         if late:
             return "unknown", ""
         time.sleep(2)
+
+
+def _said(state) -> str:
+    return "no answer" if state is HostUnavailable else state or "nothing"
 
 
 def _decide(vm: VM, src, dst, s, t, was: str, late: bool):
