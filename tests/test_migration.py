@@ -264,3 +264,17 @@ def test_forget_an_offline_host_frees_quota_and_remembers_its_leftovers(
         assert {r.name for r in leftovers.pending({back.id})} >= {uuid, volume}
         leftovers.clean({back.id})
         assert leftovers.pending({back.id}) == []
+
+
+def test_when_both_hosts_hold_a_live_copy_the_running_one_or_the_calls_outcome_wins():
+    """settle()'s rule for two live copies (a libvirtd killed mid-migration and
+    restarted): the running copy beside a paused one, else how the migrate call ended,
+    else (after the wait) the source; None: look again."""
+    from loucloud.services.vms.settling import _keep
+    assert _keep("running", "paused", None, False) == "source"
+    assert _keep("paused", "running", None, False) == "target"
+    assert _keep("running", "running", "succeeded", False) == "target"
+    assert _keep("running", "running", "failed", False) == "source"
+    assert _keep("paused", "paused", "failed", False) == "source"
+    assert _keep("running", "running", None, False) is None
+    assert _keep("running", "running", None, True) == "source"
