@@ -322,3 +322,6 @@ def test_libvirtd_killed_mid_migration_leaves_one_running_copy_that_the_record_n
         assert task.state == "succeeded" and "runs on h2" in task.result
     else:
         assert task.state == "failed" and "stays on h1" in task.error
+        side = "source" if victim == 1 else "target"
+        assert f"the connection to the {side} host's libvirtd was lost" in task.error, \
+            task.error
