@@ -6,8 +6,9 @@ from __future__ import annotations
 import logging
 import time
 
-from ...models import VM, Host
-from ...virt import HostUnavailable, VirtError
+from ...models import VM, Host, Leftover
+from ...virt import DomainNotFound, HostUnavailable, VirtError
+from .. import leftovers
 from ..hypervisors import hypervisor
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ def settle(vm: VM, source: Host, target: Host, *, was: str = "running",
         log.info("settling %s: %s on %s, %s on %s%s", vm.name, _said(s), source.name,
                  _said(t), target.name, " (late)" if late else "")
         try:
-            found = _decide(vm, src, dst, s, t, was, late, call)
+            found = _decide(vm, src, dst, s, t, was, late, call, (source, target))
         except VirtError as exc:   # a libvirtd still busy recovering: look again
             log.info("settling %s: %s", vm.name, exc)
             found = None
@@ -73,9 +74,22 @@ def _keep(s: str, t: str, call: str | None, late: bool) -> str | None:
     return None
 
 
-def _decide(vm: VM, src, dst, s, t, was: str, late: bool, call: str | None = None):
-    """One look at both hosts: the outcome, or None to look again. ``call``: how the
-    migrate call ended ("succeeded", "failed"; None: not known)."""
+def _drop(hv, host: Host, vm: VM) -> None:
+    """Remove the copy that is not the VM; one its libvirtd cannot remove now (a job of
+    the killed libvirtd still holding it) is paused, and remembered to remove later."""
+    try:
+        hv.remove(vm.uuid)
+    except DomainNotFound:
+        pass   # its libvirtd ended it meanwhile
+    except VirtError as exc:
+        leftovers.remember(host, Leftover.DOMAIN, vm.uuid, "", str(exc))
+
+
+def _decide(vm: VM, src, dst, s, t, was: str, late: bool, call: str | None = None,
+            hosts: tuple[Host, Host] = (None, None)):
+    """One look at both hosts (``hosts``: source, target): the outcome, or None to look
+    again. ``call``: how the migrate call ended ("succeeded", "failed"; None: not
+    known)."""
     if s in LIVE and t in LIVE:
         keep = _keep(s, t, call, late)
         if keep is None:
@@ -84,10 +98,10 @@ def _decide(vm: VM, src, dst, s, t, was: str, late: bool, call: str | None = Non
                   "%s's copy is removed", vm.name, s, t,
                   "source" if keep == "target" else "target")
         if keep == "target":
-            src.remove(vm.uuid)
+            _drop(src, hosts[0], vm)
             s = None
         else:
-            dst.remove(vm.uuid)
+            _drop(dst, hosts[1], vm)
             t = None
     if t in LIVE and s not in LIVE and s is not HostUnavailable:
         if t == "paused" and was == "running":
