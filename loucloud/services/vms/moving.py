@@ -118,7 +118,9 @@ def _undo_target(vm: VM, target: Host, created: list[str], reserved: bool) -> No
     """Remove what the migration made on the target (it did not move); what a host out
     of reach keeps is remembered and removed when it answers."""
     hv, pool = hypervisor(target), get_settings().storage_pool
-    steps = [(Leftover.DOMAIN, "", vm.uuid, lambda: hv.remove(vm.uuid))]
+    held = any(row.kind == Leftover.DOMAIN and row.name == vm.uuid
+               for row in leftovers.pending({target.id}))   # settle() could not remove it
+    steps = [] if held else [(Leftover.DOMAIN, "", vm.uuid, lambda: hv.remove(vm.uuid))]
     steps += [(Leftover.VOLUME, pool, n, lambda n=n: hv.delete_volume(pool, n))
               for n in created]
     if reserved:

@@ -82,6 +82,7 @@ def _drop(hv, host: Host, vm: VM) -> None:
     except DomainNotFound:
         pass   # its libvirtd ended it meanwhile
     except VirtError as exc:
+        log.warning("%s's copy on %s not removed now: %s", vm.name, host.name, exc)
         leftovers.remember(host, Leftover.DOMAIN, vm.uuid, "", str(exc))
 
 
