@@ -15,6 +15,7 @@
     shut-off VM)."""
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 import uuid as uuidlib
@@ -33,9 +34,11 @@ XML_FLAGS = libvirt.VIR_DOMAIN_XML_SECURE | libvirt.VIR_DOMAIN_XML_MIGRATABLE
 
 def _fill(lab_host, path: str, mib: int) -> None:
     """``mib`` MiB written into the qcow2 overlay at ``path`` (a shut-off VM's)."""
-    subprocess.run(["qemu-io", "-f", "qcow2", "-c", f"write -P 0x5a 0 {mib}M",
-                    str(lab_host.host_path(path))], check=True, capture_output=True,
-                   timeout=600)
+    # its backing file is where the host sees it: not opened (whole clusters written)
+    opened = json.dumps({"driver": "qcow2", "backing": None,
+                         "file": {"driver": "file", "filename": str(lab_host.host_path(path))}})
+    subprocess.run(["qemu-io", "-c", f"write -P 0x5a 0 {mib}M", f"json:{opened}"],
+                   check=True, capture_output=True, timeout=600)
 
 
 class MigrationWorld:
