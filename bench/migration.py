@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 import uuid as uuidlib
@@ -39,6 +40,7 @@ def _fill(lab_host, path: str, mib: int) -> None:
                          "file": {"driver": "file", "filename": str(lab_host.host_path(path))}})
     subprocess.run(["qemu-io", "-c", f"write -P 0x5a 0 {mib}M", f"json:{opened}"],
                    check=True, capture_output=True, timeout=600)
+    os.sync()   # written back before anything is timed
 
 
 class MigrationWorld:

@@ -113,6 +113,7 @@ def _create_with_data(app, lab, name: str, mib: int) -> int:
     """A running VM on h1 whose overlay holds ``mib`` MiB written before it starts (what
     a live migration copies: its disk job lasts long enough to be cut in the middle)."""
     import json
+    import os
     import subprocess
 
     from loucloud.services.vms.lifecycle import act_on_vm
@@ -125,6 +126,7 @@ def _create_with_data(app, lab, name: str, mib: int) -> int:
                          "file": {"driver": "file", "filename": str(path)}})
     subprocess.run(["qemu-io", "-c", f"write -P 0x5a 0 {mib}M", f"json:{opened}"],
                    check=True, capture_output=True, timeout=300)
+    os.sync()   # written back now, not while the host is asked things
     with app.app_context():
         act_on_vm(db.session.get(VM, vm_id), "start")
     return vm_id
@@ -232,14 +234,16 @@ def test_a_running_vm_is_refused_an_offline_move_and_an_offline_target_409(world
 
 def test_the_link_cut_mid_migration_leaves_the_vm_on_the_source_only(world, lab,
                                                                      monkeypatch):
-    """Fault: the link between the hosts is cut while the overlay's 384 MiB are being
-    copied. The task gives up (no progress), the VM keeps running on h1 and nowhere
-    else, the record says h1, the target keeps nothing, and the task says what
-    happened; once the link is back it moves."""
+    """Fault: the link between the hosts is cut while the overlay's 256 MiB are being
+    copied (the link held to 400 Mbit/s: the copy lasts seconds). The task gives up (no
+    progress), the VM keeps running on h1 and nowhere else, the record says h1, the
+    target keeps nothing, and the task says what happened; once the link is back it
+    moves."""
     from loucloud.services.vms import moving
     monkeypatch.setattr(moving, "STALL_SECONDS", 8)
     app = world
-    vm_id = _create_with_data(app, lab, "cut-off", 384)
+    vm_id = _create_with_data(app, lab, "cut-off", 256)
+    lab.migration_link_rate(lab.host(1), lab.host(2), 400)
     with app.app_context():
         vm = db.session.get(VM, vm_id)
         uuid, volume = vm.uuid, vm.volume_name
@@ -258,6 +262,7 @@ def test_the_link_cut_mid_migration_leaves_the_vm_on_the_source_only(world, lab,
         task = _migrate(app, vm_id, "h2")
     finally:
         lab.migration_link_up(lab.host(1), lab.host(2))
+        lab.migration_link_rate(lab.host(1), lab.host(2), None)
     [(job, after)] = cuts
     assert job is not None and after is not None, ("the copy had ended before the cut",
                                                    job, after, task.result)
