@@ -103,7 +103,7 @@ def _reserve_on(vm: VM, target: Host) -> bool:
     net = check_network(vm, target)
     if net is None or not (vm.ip_address and vm.mac):
         return False
-    if not net.managed:
+    if not net.desc.managed:
         return False
     try:
         network_service.reserve_address(target, net.desc, vm.mac, vm.ip_address)
