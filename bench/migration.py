@@ -223,7 +223,7 @@ class MigrationWorld:
             elapsed = time.perf_counter() - start
             task = db.session.get(Task, task.id)
             if task.state != "succeeded":
-                raise RuntimeError(f"drain {task.state}: {task.error}")
+                raise RuntimeError(f"drain {task.state}: {task.error}\n{task.result}")
             maintenance.undrain(admin, db.session.get(Host, self.host_ids[which]))
             result = task.result
             db.session.remove()
