@@ -35,6 +35,26 @@ def drain(name: str, wait: bool) -> None:
         follow(task.id)
 
 
+@group.command("drain-status")
+@click.argument("name")
+def drain_status(name: str) -> None:
+    """The latest drain of the host NAME: its state, and each VM's line (moved where,
+    moving, waiting, or why it could not move)."""
+    host = service(lambda: host_service.host_by_name(name))
+    task = maintenance.last_drain(host)
+    if task is None:
+        fail(f"{name} was never drained")
+    click.echo(f"task {task.id} {task.state}" + (
+        "" if task.finished else f" {int(task.progress * 100)}% {task.message}"))
+    head, rows = maintenance.drain_lines(task)
+    if head:
+        click.echo(head)
+    for vm_name, what in rows:
+        click.echo(f"  {vm_name}: {what}")
+    if task.finished and task.error and not rows:
+        click.echo(task.error)
+
+
 @group.command("undrain")
 @click.argument("name")
 @audited("hosts.undrain")

@@ -25,6 +25,8 @@ def follow(task_id: int) -> Task:
             break
         time.sleep(1)
     if task.state != "succeeded":
+        if task.result:   # what it did before it stopped (a drain: each VM's line)
+            click.echo(task.result)
         fail(f"task {task.id} {task.state}: {task.error}")
     click.echo(task.result)
     return task

@@ -13,10 +13,13 @@ from . import bp
 
 @bp.app_template_global()
 def host_maintenance(host):
-    """What the host page's maintenance card shows: the VMs a Forget loses, and the
-    drain under way."""
+    """What the host page's maintenance card shows: the VMs a Forget loses, the tasks
+    under way, and the latest drain with each VM's line."""
+    last = maintenance.last_drain(host)
+    head, rows = maintenance.drain_lines(last)
     return {"lost": maintenance.lost_with(host),
-            "tasks": tasklist.active_for("host", host.id)}
+            "tasks": tasklist.active_for("host", host.id),
+            "drain": last, "drain_head": head, "drain_rows": rows}
 
 
 @bp.route("/<int:host_id>/migration-address", methods=["POST"])

@@ -99,45 +99,96 @@ class _Part:
         self.ctx.check()
 
 
+class _Ledger:
+    """Each VM's line in a drain, kept in the task's result while it runs (the host
+    page and ``manage.py tasks show`` list them) and left there as its summary:
+    "web-1: moved to h2 (live)", "web-2: moving to h3", "db-1: not moved: why",
+    "web-3: waiting"."""
+
+    def __init__(self, ctx, host: Host, names: list[str]):
+        self.ctx, self.host = ctx, host
+        self.lines = {name: "waiting" for name in names}
+        self.moved: list[str] = []
+        self.failed: list[tuple[str, str]] = []
+
+    def note(self, name: str, text: str, *, moved: bool = False,
+             failed: str | None = None) -> None:
+        self.lines[name] = text
+        if moved:
+            self.moved.append(name)
+        if failed is not None:
+            self.failed.append((name, failed))
+        self.write()
+
+    def write(self) -> None:
+        self.ctx.task.result = self.text()
+        db.session.commit()
+
+    def head(self) -> str:
+        count = len(self.lines)
+        head = f"{len(self.moved)} of {count} VM(s) moved off {self.host.name}"
+        if self.failed:
+            head += f", {len(self.failed)} could not move"
+        waiting = sum(1 for t in self.lines.values() if t == "waiting")
+        return head + (f", {waiting} waiting" if waiting else "") + "."
+
+    def text(self) -> str:
+        return "\n".join([self.head()] + [f"{name}: {text}"
+                                          for name, text in self.lines.items()])
+
+
 @tasks.kind("host.drain", "Drain a host", attempts=1, timeout=24 * 3600)
 def _drain(ctx: tasks.TaskContext) -> str:
     host = db.session.get(Host, ctx.args["host_id"])
     if host is None:
         raise tasks.Cancelled("The host was removed.")
-    vm_ids = [vm.id for vm in _vms_of(host)]
-    moved, failed = [], []
+    vms = _vms_of(host)
+    names = {vm.id: vm.name for vm in vms}
+    vm_ids = list(names)
+    ledger = _Ledger(ctx, host, list(names.values()))
+    ledger.write()
     for index, vm_id in enumerate(vm_ids):
-        vm = db.session.get(VM, vm_id)
+        vm, name = db.session.get(VM, vm_id), names[vm_id]
         if vm is None or vm.host_id != host.id:
+            ledger.note(name, "deleted meanwhile" if vm is None else
+                        f"on {vm.host.name} now (moved meanwhile)")
             continue
-        ctx.report(index / max(len(vm_ids), 1), f"Moving {vm.name} "
+        ctx.report(index / max(len(vm_ids), 1), f"Moving {name} "
                    f"({index + 1} of {len(vm_ids)}).", force=True)
         try:
-            moved.append(_move_one(ctx, vm, index, len(vm_ids)))
+            target, mode = _move_one(ctx, vm, index, len(vm_ids), ledger)
+            ledger.note(name, f"moved to {target} ({mode})", moved=True)
         except tasks.Cancelled:
-            raise tasks.Cancelled(_summary(host, moved, failed + [
-                (vm.name, "the drain was cancelled while it moved")]))
+            db.session.rollback()
+            ledger.note(name, "not moved: the drain was cancelled while it moved",
+                        failed="cancelled")
+            raise tasks.Cancelled(ledger.head() + " The drain was cancelled.")
         except Exception as exc:  # noqa: BLE001 - each VM's reason goes in the summary
             db.session.rollback()
-            failed.append((vm.name, str(exc) or type(exc).__name__))
-            log.warning("drain of %s: %s not moved: %s", host.name, vm.name, exc)
-    summary = _summary(host, moved, failed)
-    if failed:
-        ctx.task.result = summary
-        raise Conflict(summary)
-    return summary
+            why = str(exc) or type(exc).__name__
+            ledger.note(name, f"not moved: {why}", failed=why)
+            log.warning("drain of %s: %s not moved: %s", host.name, name, exc)
+    if ledger.failed:
+        raise Conflict(ledger.head() + " See each VM's reason in the result.")
+    return ledger.text()
 
 
-def _summary(host: Host, moved: list[str], failed: list[tuple[str, str]]) -> str:
-    lines = [f"{len(moved)} VM(s) moved off {host.name}" + (": " + ", ".join(moved)
-                                                            if moved else "") + "."]
-    if failed:
-        lines.append(f"{len(failed)} could not move:")
-        lines += [f"- {name}: {why}" for name, why in failed]
-    return "\n".join(lines)
+def last_drain(host: Host) -> Task | None:
+    """The host's latest drain task (under way or ended), for its page."""
+    return db.session.execute(db.select(Task).where(
+        Task.kind == "host.drain", Task.target_type == "host", Task.target_id == host.id)
+        .order_by(Task.id.desc()).limit(1)).scalar()
 
 
-def _move_one(ctx, vm: VM, index: int, count: int) -> str:
+def drain_lines(task: Task | None) -> tuple[str, list[tuple[str, str]]]:
+    """A drain's summary line and its (VM, what happened to it) rows."""
+    if task is None or not task.result:
+        return "", []
+    head, *rows = task.result.splitlines()
+    return head, [tuple(row.split(": ", 1)) if ": " in row else (row, "") for row in rows]
+
+
+def _move_one(ctx, vm: VM, index: int, count: int, ledger: _Ledger) -> tuple[str, str]:
     """Move one VM of a drained host, as the "vm.migrate" task would (same functions)."""
     if vm.status not in (VM.READY, VM.ERROR):
         raise Conflict(f"busy ({vm.status})")
@@ -150,6 +201,7 @@ def _move_one(ctx, vm: VM, index: int, count: int) -> str:
         raise Conflict(f"it is {state}")
     target = vm_migration.choose_target(vm)
     source = vm.host
+    ledger.note(vm.name, f"moving to {target.name} ({mode})")
     _begin(vm, vm_migration.MIGRATING)
     part = _Part(ctx, {"vm_id": vm.id, "source_id": source.id, "target_id": target.id,
                        "mode": mode}, index, count, vm.name)
@@ -164,7 +216,7 @@ def _move_one(ctx, vm: VM, index: int, count: int) -> str:
         if vm is not None and vm.status == vm_migration.MIGRATING:
             moving._stopped(part, "failed")
         raise
-    return f"{vm.name} → {target.name}"
+    return target.name, mode
 
 
 # -- forget -------------------------------------------------------------------------

@@ -224,7 +224,9 @@ def _stopped(ctx: TaskContext, state: str, error: str) -> None:
 
 def finish(task: Task, state: str, *, result: str = "", error: str = "") -> None:
     task.state, task.finished_at = state, utcnow()
-    task.result, task.error = result[:10000], error[:1000]
+    if result or state == "succeeded":   # else what the task wrote as it went stays
+        task.result = result[:10000]
+    task.error = error[:1000]
     task.remaining_seconds = 0 if state == "succeeded" else None
     if state == "cancelled":
         task.message = "Cancelled."

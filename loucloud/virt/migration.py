@@ -22,7 +22,8 @@ import libvirt
 
 from . import xml
 from .domains import _lookup, state_name
-from .errors import DomainNotFound, InvalidState, VirtError, translate
+from .errors import (DomainNotFound, HostUnavailable, InvalidState, VirtError, reason,
+                     translate)
 from .storage import Volume, _lookup_pool
 from .xml.migration import DiskDesc, disks_of, retarget
 
@@ -97,6 +98,11 @@ def migrate_live(conn: libvirt.virConnect, dconn: libvirt.virConnect, uuid: str,
     try:
         dom.migrate3(dconn, params, LIVE_FLAGS)
     except libvirt.libvirtError as exc:
+        lost = [side for side, c in (("source", conn), ("target", dconn)) if not _alive(c)]
+        if lost:   # a libvirtd killed or cut off in the middle: say which
+            raise HostUnavailable(f"the connection to the {' and the '.join(lost)} host's "
+                                  f"libvirtd was lost during the migration ({reason(exc)})",
+                                  exc.get_error_code()) from None
         raise translate(exc) from None
 
 

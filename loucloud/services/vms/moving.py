@@ -10,13 +10,14 @@ import time
 
 from ...extensions import db
 from ...models import VM, Host, ImageLocation, Leftover, utcnow
-from ...virt import AlreadyExists, HostUnavailable, VirtError
+from ...virt import AlreadyExists, VirtError
 from .. import Conflict, ServiceError, leftovers, tasks, watching
 from .. import networks as network_service
 from ..hypervisors import hypervisor
 from ..settings import get_settings
 from . import placement
 from .lifecycle import _end
+from .settling import LIVE, settle
 from .state import forget_states
 
 log = logging.getLogger(__name__)
@@ -24,9 +25,7 @@ log = logging.getLogger(__name__)
 GIB = 1024 ** 3
 POLL = 0.5
 STALL_SECONDS = 60       # no byte moved for this long: the migration is abandoned
-SETTLE_SECONDS = 180     # how long to wait for a host to answer before deciding
 MIGRATE_BOUND = 6 * 3600
-LIVE = ("running", "paused")
 
 
 def _hosts(ctx):
@@ -104,7 +103,7 @@ def _reserve_on(vm: VM, target: Host) -> bool:
     net = check_network(vm, target)
     if net is None or not (vm.ip_address and vm.mac):
         return False
-    if not net.managed:
+    if not net.desc.managed:
         return False
     try:
         network_service.reserve_address(target, net.desc, vm.mac, vm.ip_address)
@@ -119,7 +118,9 @@ def _undo_target(vm: VM, target: Host, created: list[str], reserved: bool) -> No
     """Remove what the migration made on the target (it did not move); what a host out
     of reach keeps is remembered and removed when it answers."""
     hv, pool = hypervisor(target), get_settings().storage_pool
-    steps = [(Leftover.DOMAIN, "", vm.uuid, lambda: hv.remove(vm.uuid))]
+    held = any(row.kind == Leftover.DOMAIN and row.name == vm.uuid
+               for row in leftovers.pending({target.id}))   # settle() could not remove it
+    steps = [] if held else [(Leftover.DOMAIN, "", vm.uuid, lambda: hv.remove(vm.uuid))]
     steps += [(Leftover.VOLUME, pool, n, lambda n=n: hv.delete_volume(pool, n))
               for n in created]
     if reserved:
@@ -228,8 +229,9 @@ def _live(ctx, vm: VM, source: Host, target: Host) -> str:
         except VirtError as err:
             log.warning("abort of %s's migration: %s", vm.name, err)
         thread.join(120)
+    call = None if thread.is_alive() else ("failed" if "error" in outcome else "succeeded")
     try:
-        where, state = settle(vm, source, target, was=plan.state)
+        where, state = settle(vm, source, target, was=plan.state, call=call)
     except Exception:
         _end(vm, VM.ERROR, f"Migration to {target.name}: where {vm.name} runs could not "
                            "be confirmed.")
@@ -290,79 +292,6 @@ def _cdrom_paths(vm: VM, source: Host, target: Host) -> dict[str, str]:
         raise Conflict(f"{target.name} lacks the install medium {image.name} in "
                        f"{vm.name}'s drive; eject it first.")
     return {image.path_on(source.id): image.path_on(target.id)}
-
-
-# -- where it runs ------------------------------------------------------------------
-def _look(hv, uuid: str):
-    try:
-        return hv.locate(uuid)
-    except HostUnavailable:
-        return HostUnavailable
-    except VirtError:
-        return HostUnavailable
-
-
-def settle(vm: VM, source: Host, target: Host, *, was: str = "running",
-           wait: float = SETTLE_SECONDS) -> tuple[str, str]:
-    """Where the VM is after a migration ended however it ended: ("target", state),
-    ("source", state) or ("unknown", ""). Never two copies: while both hosts hold a live
-    copy (a restarted libvirtd still recovering its migration job), the paused one is
-    the unfinished one and is waited for to go, and removed when it does not; a source
-    left paused by a failed migration is resumed. Waits up to ``wait`` s for a host that
-    does not answer."""
-    src, dst = hypervisor(source), hypervisor(target)
-    deadline = time.monotonic() + wait
-    while True:
-        s, t = _look(src, vm.uuid), _look(dst, vm.uuid)
-        late = time.monotonic() > deadline
-        try:
-            found = _decide(vm, src, dst, s, t, was, late)
-        except VirtError as exc:   # a libvirtd still busy recovering: look again
-            log.info("settling %s: %s", vm.name, exc)
-            found = None
-        if found is not None:
-            return found
-        if late:
-            return "unknown", ""
-        time.sleep(2)
-
-
-def _decide(vm: VM, src, dst, s, t, was: str, late: bool):
-    """One look at both hosts: the outcome, or None to look again."""
-    if s in LIVE and t in LIVE:
-        if not late and (s == "paused") != (t == "paused"):
-            return None   # the paused copy is the unfinished one: its libvirtd ends it
-        if s == "paused" and t == "running":
-            log.error("%s ran on both hosts: the source's paused copy is removed", vm.name)
-            src.remove(vm.uuid)
-            return "target", t
-        if not late:
-            return None
-        log.error("%s ran on both hosts: the target's copy is removed", vm.name)
-        dst.remove(vm.uuid)
-        t = None
-    if t in LIVE and s not in LIVE and s is not HostUnavailable:
-        if t == "paused" and was == "running":
-            if not late:
-                return None   # still finishing (or being ended) on the target
-            dst.act(vm.uuid, "resume")
-            t = "running"
-        return "target", t
-    if t == "shut off" and was == "shut off" and s is None:
-        return "target", t
-    if s in LIVE and t is not HostUnavailable:
-        if s == "paused" and was == "running":
-            src.act(vm.uuid, "resume")
-            s = "running"
-        return "source", s
-    if s == "shut off" and was == "shut off":
-        return "source", s
-    if late:
-        if t in LIVE and s is HostUnavailable:
-            return "target", t   # the source is gone and the target runs it
-        if s in LIVE or s == "shut off":
-            return "source", s
-    return None
 
 
 def _stopped(ctx, why: str) -> None:

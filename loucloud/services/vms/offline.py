@@ -77,9 +77,11 @@ def _copy_one(ctx, src, dst, pool: str, name: str, before: int, total: int) -> N
         if stop.is_set():
             raise _Stop()
 
+    bound = ctx.task.timeout_seconds   # read here: the row is not the thread's to load
+
     def run() -> None:
         try:
-            src.copy_volume_to(dst, pool, name, progress, timeout=ctx.task.timeout_seconds)
+            src.copy_volume_to(dst, pool, name, progress, timeout=bound)
         except BaseException as exc:  # noqa: BLE001 - raised below
             outcome["error"] = exc
     thread = threading.Thread(target=run, name=f"copy-{name}", daemon=True)

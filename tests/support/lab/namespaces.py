@@ -203,6 +203,17 @@ class NamespacesMixin:
     def migration_link_up(self, a: LabHost | int | str, b: LabHost | int | str) -> None:
         self._migration_link_up(self.host(a), self.host(b))
 
+    def migration_link_rate(self, a: LabHost | int | str, b: LabHost | int | str,
+                            mbit: int | None) -> None:
+        """Limit what host ``a`` sends to host ``b`` on their link to ``mbit`` Mbit/s
+        (a token bucket on a's end), or lift the limit (None): a copy between them
+        then lasts long enough to be cut in the middle."""
+        a, b = self.host(a), self.host(b)
+        veth = self._migration_veth(a.index, b.index)
+        self._in_ns(a, f"tc qdisc del dev {veth} root 2>/dev/null; " + (
+            f"tc qdisc add dev {veth} root tbf rate {mbit}mbit burst 256kb latency 400ms"
+            if mbit else "true"))
+
     def migration_reachable(self, a: LabHost | int | str, b: LabHost | int | str) -> bool:
         """Whether host ``a`` reaches host ``b``'s migration address: a TCP connect from
         a's namespace is answered (refused counts: nothing need listen there)."""
