@@ -278,3 +278,23 @@ def test_when_both_hosts_hold_a_live_copy_the_running_one_or_the_calls_outcome_w
     assert _keep("paused", "paused", "failed", False) == "source"
     assert _keep("running", "running", None, False) is None
     assert _keep("running", "running", None, True) == "source"
+
+
+def test_a_vm_with_snapshots_or_a_saved_state_is_refused_before_anything_moves(app, two,
+                                                                                admin):
+    """libvirt moves no snapshot (live it refuses, late; offline they would be lost), and
+    an offline move would drop a saved memory state: both refused up front, saying why."""
+    from loucloud.services.vms import lifecycle, snapshots
+
+    with app.app_context():
+        vm = db.session.get(VM, two["vm_id"])
+        snapshots.create_snapshot(vm, "s1")
+        with pytest.raises(Conflict, match="has 1 snapshot\\(s\\), which a move would lose"):
+            migration.migrate_vm(db.session.get(User, admin.id), vm)
+        snapshots.delete_snapshot(db.session.get(VM, two["vm_id"]), "s1")
+        lifecycle.act_on_vm(db.session.get(VM, two["vm_id"]), "save")
+        with pytest.raises(Conflict, match="holds a saved memory state"):
+            migration.migrate_vm(db.session.get(User, admin.id),
+                                 db.session.get(VM, two["vm_id"]))
+        assert db.session.get(VM, two["vm_id"]).status == VM.READY
+        assert db.session.execute(db.select(db.func.count(Task.id))).scalar() == 0

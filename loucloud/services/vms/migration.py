@@ -18,7 +18,8 @@ from ...extensions import db
 from ...models import VM, Host, Task, User
 from ...virt import DomainNotFound, HostUnavailable, VirtError
 from ...virt.driver import on_each
-from .. import Conflict, NotAllowed, NotFound, Unavailable, tasklist, tasks, transaction
+from .. import (Conflict, NotAllowed, NotFound, ServiceError, Unavailable, tasklist, tasks,
+               transaction)
 from ..hypervisors import hypervisor
 from .lifecycle import _begin, _put_back
 
@@ -102,13 +103,28 @@ def choose_target(vm: VM) -> Host:
 
 
 def _source_state(vm: VM) -> str:
+    """The VM's state on its host, refused when it cannot be moved as it is: snapshots
+    (libvirt moves none: live it refuses, offline they would be lost) or a saved memory
+    state (an offline move would drop it)."""
+    if vm.snapshots:
+        raise Conflict(f"{vm.name} has {len(vm.snapshots)} snapshot(s), which a move would "
+                       "lose: delete them first.")
+    hv = hypervisor(vm.host)
     try:
-        return hypervisor(vm.host).domain_state(vm.uuid)
+        state = hv.domain_state(vm.uuid)
+        if state == "shut off" and (vm.live_reason == "saved" or hv.has_saved_state(vm.uuid)):
+            raise Conflict(f"{vm.name} holds a saved memory state (suspended to disk), "
+                           "which a move would lose: start it (then move it live) or "
+                           "discard the state first.")
+        return state
     except DomainNotFound:
         raise Conflict(f"{vm.name} is missing on {vm.host.name}; nothing to move.") from None
     except HostUnavailable as exc:
         raise Unavailable(f"{vm.host.name} does not answer: {exc}. {vm.name} can be "
                           "moved when it is back (or the host forgotten).") from None
+    except VirtError as exc:
+        raise ServiceError(f"{vm.host.name} cannot tell the state of {vm.name}: {exc}") \
+            from None
 
 
 @transaction

@@ -239,10 +239,14 @@ def _live(ctx, vm: VM, source: Host, target: Host) -> str:
     if where == "target":
         _move_record(vm, source, target, state)
         return f"{vm.name} runs on {target.name} now (moved live from {source.name})."
-    _undo_target(vm, target, created, reserved)
+    if where == "source":
+        _undo_target(vm, target, created, reserved)
+    # "unknown": the target may hold the only copy (the source undefined it, the target
+    # did not answer): nothing is removed on either host; the VM waits in error.
     _end(vm, VM.READY if where == "source" else VM.ERROR,
          None if where == "source" else f"Migration to {target.name}: where {vm.name} "
-                                        "runs could not be confirmed.")
+                                        "runs could not be confirmed; nothing was removed "
+                                        f"from {source.name} or {target.name}.")
     why = stopped or outcome.get("error")
     text = (f"{vm.name} stays on {source.name}: " + (
         "cancelled." if isinstance(why, tasks.Cancelled) else str(why) or type(why).__name__))
