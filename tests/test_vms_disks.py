@@ -16,6 +16,7 @@ from loucloud.services import users as user_service
 from loucloud.virt import xml
 from tests.conftest import Client
 from tests.support.vms import (  # noqa: F401 (catalog: a fixture)
+    act,
     catalog,
     create,
     host_call,
@@ -396,3 +397,21 @@ def test_a_disk_the_guest_still_holds_is_attached_again_into_the_definition(
     assert "vdb" in targets(app, test_host, vm.uuid)
     assert "vdb" in targets(app, test_host, vm.uuid, 0)
     assert disk_rows(app)[1] == ("vdb", 1, False, True)
+
+
+def test_a_refused_detach_leaves_a_vm_in_error_with_its_error(app, as_user, box, test_host):
+    """The host refuses (the test driver cannot unplug from a running domain): the VM is
+    put back as it was, its earlier error kept (review finding 13)."""
+    assert post(as_user, box.id, "add", size_gib="1").status_code == 200
+    act(as_user, box.id, "start")
+    with app.app_context():
+        vm = db.session.get(VM, box.id)
+        vm.status, vm.last_error = VM.ERROR, "Rebuild did not finish: h1 went away"
+        db.session.commit()
+    for verb in ("disks/detach", "disks/delete"):
+        response = post(as_user, box.id, verb.split("/")[1], disk="vdb")
+        assert 400 <= response.status_code < 500, response.get_data(as_text=True)
+        with app.app_context():
+            vm = db.session.get(VM, box.id)
+            assert (vm.status, vm.last_error) == \
+                (VM.ERROR, "Rebuild did not finish: h1 went away"), verb

@@ -130,7 +130,7 @@ def add_disk(vm: VM, size_gib) -> str:
            f"/dev/{target} at its next start."
 
 
-def _detach(vm: VM, hv: Hypervisor, disk: Disk, doing: str) -> bool:
+def _detach(vm: VM, hv: Hypervisor, disk: Disk, doing: str, previous) -> bool:
     """Take the disk out of the domain and mark it detached. Returns False when the
     running guest has not let go of it: it is out of the definition (the record says
     detached, as the host's definition does), still plugged into the running guest
@@ -138,7 +138,7 @@ def _detach(vm: VM, hv: Hypervisor, disk: Disk, doing: str) -> bool:
     try:
         released = hv.detach_disk(vm.uuid, disk.target)
     except VirtError as exc:
-        _end(vm)
+        _put_back(vm, previous)   # as it was: a VM in error keeps its error
         raise _refusal(vm, exc, doing) from None
     disk.attached = False
     db.session.commit()
@@ -165,9 +165,9 @@ def detach_disk(vm: VM, target: str) -> str:
                        "detached (it goes with the VM).")
     if not disk.attached:
         raise Conflict(f"{disk.target} of {vm.name} is detached already.")
-    begin_unsaved(vm, "detaching", "detach a disk of")
+    previous = begin_unsaved(vm, "detaching", "detach a disk of")
     released = _detach(vm, hypervisor(vm.host), disk, f"Detaching {disk.target} from "
-                       f"{vm.name}")
+                       f"{vm.name}", previous)
     _end(vm)
     if not released:
         return _held(vm, disk) + " Its volume is kept."
@@ -242,11 +242,11 @@ def delete_disk(vm: VM, target: str) -> str:
     if disk.system:
         raise Conflict(f"{disk.target} is the system disk of {vm.name}: it goes only with "
                        "the VM (delete the VM).")
-    begin_unsaved(vm, "detaching", "delete a disk of")
+    previous = begin_unsaved(vm, "detaching", "delete a disk of")
     hv = hypervisor(vm.host)
     doing = f"Deleting {disk.target} of {vm.name}"
     # detached earlier, a running guest may still hold it (it had not let go)
-    released = _detach(vm, hv, disk, doing) if disk.attached else None
+    released = _detach(vm, hv, disk, doing, previous) if disk.attached else None
     try:
         if released is None:
             released = not disk.volume_path or disk.volume_path not in \
@@ -254,10 +254,10 @@ def delete_disk(vm: VM, target: str) -> str:
         if released:
             hv.delete_volume(get_settings().storage_pool, disk.volume_name)
     except VirtError as exc:
-        _end(vm)
+        _put_back(vm, previous)
         raise _refusal(vm, exc, doing + " (it is detached; its volume is kept)") from None
     if not released:
-        _end(vm)
+        _put_back(vm, previous)
         raise Conflict(_held(vm, disk) + " Its volume is kept: delete it once the guest "
                        "has let go of it.")
     name, size = disk.target, disk.size_gib
