@@ -298,3 +298,19 @@ def test_a_vm_with_snapshots_or_a_saved_state_is_refused_before_anything_moves(a
                                  db.session.get(VM, two["vm_id"]))
         assert db.session.get(VM, two["vm_id"]).status == VM.READY
         assert db.session.execute(db.select(db.func.count(Task.id))).scalar() == 0
+
+
+def test_a_running_vm_with_a_detached_data_disk_is_not_moved_live(app, two, admin):
+    """Review finding 2: the live move copies the domain's devices only; a detached
+    disk's volume would arrive empty and the source's be deleted."""
+    from loucloud.models import Disk
+
+    with app.app_context():
+        vm = db.session.get(VM, two["vm_id"])
+        vm.disks.append(Disk(target="vdb", volume_name="web-data.qcow2", size_gib=1,
+                             attached=False))
+        db.session.commit()
+        with pytest.raises(Conflict, match="detached data disks \\(vdb\\)"):
+            migration.migrate_vm(db.session.get(User, admin.id), vm)
+        assert db.session.get(VM, two["vm_id"]).status == VM.READY
+        assert db.session.execute(db.select(db.func.count(Task.id))).scalar() == 0

@@ -199,6 +199,7 @@ def _move_one(ctx, vm: VM, index: int, count: int, ledger: _Ledger) -> tuple[str
         mode = "offline"
     else:
         raise Conflict(f"it is {state}")
+    vm_migration.check_disks(vm, mode)
     target = vm_migration.choose_target(vm)
     source = vm.host
     ledger.note(vm.name, f"moving to {target.name} ({mode})")

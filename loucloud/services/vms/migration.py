@@ -102,6 +102,16 @@ def choose_target(vm: VM) -> Host:
     return ranked[0][2]
 
 
+def check_disks(vm: VM, mode: str) -> None:
+    """A live move copies the disks the running domain has: a detached data disk would
+    arrive empty (its volume is no device of the domain). Refused, saying which."""
+    detached = [d.target for d in vm.disks if not d.attached]
+    if mode == "live" and detached:
+        raise Conflict(f"{vm.name} has detached data disks ({', '.join(detached)}), which a "
+                       "live move would not copy: attach or delete them, or shut it off "
+                       "for an offline move.")
+
+
 def _source_state(vm: VM) -> str:
     """The VM's state on its host, refused when it cannot be moved as it is: snapshots
     (libvirt moves none: live it refuses, offline they would be lost) or a saved memory
@@ -157,6 +167,7 @@ def migrate_vm(user: User, vm: VM, target: Host | None = None, *,
     else:
         raise Conflict(f"{vm.name} is {state}; only a running, paused or shut-off VM "
                        "can be moved.")
+    check_disks(vm, mode)
     if target is None:
         target = choose_target(vm)
     try:
