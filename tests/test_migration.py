@@ -314,3 +314,25 @@ def test_a_running_vm_with_a_detached_data_disk_is_not_moved_live(app, two, admi
             migration.migrate_vm(db.session.get(User, admin.id), vm)
         assert db.session.get(VM, two["vm_id"]).status == VM.READY
         assert db.session.execute(db.select(db.func.count(Task.id))).scalar() == 0
+
+
+def test_trying_a_failed_move_again_checks_the_target_and_holds_the_vm(app, two, admin):
+    """Review finding 4: "Try again" starts the same task anew; it must not move a VM it
+    does not hold, nor to a host drained since."""
+    from loucloud.services import tasklist
+
+    with app.app_context():
+        vm, h1, h2 = db.session.get(VM, two["vm_id"]), _host("h1"), _host("h2")
+        failed = task_service.start("vm.migrate", db.session.get(User, admin.id),
+                                    target_type="vm", target_id=vm.id, target_name=vm.name,
+                                    args={"vm_id": vm.id, "source_id": h1.id,
+                                          "target_id": h2.id, "mode": "live"})
+        failed.state = "failed"
+        h2.draining = True
+        db.session.commit()
+        again = tasklist.retry(db.session.get(User, admin.id), failed.id)
+        task_service.execute(again.id)
+        again = db.session.get(Task, again.id)
+        assert again.state == "failed" and "h2 is being drained" in again.error
+        vm = db.session.get(VM, two["vm_id"])
+        assert (vm.status, vm.host_id) == (VM.READY, h1.id)

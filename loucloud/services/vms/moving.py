@@ -16,7 +16,7 @@ from .. import networks as network_service
 from ..hypervisors import hypervisor
 from ..settings import get_settings
 from . import placement
-from .lifecycle import _end
+from .lifecycle import _begin, _end
 from .settling import LIVE, settle
 from .state import forget_states
 
@@ -44,6 +44,13 @@ def _migrate(ctx: tasks.TaskContext) -> str:
         raise ServiceError("The source or the target host was removed.")
     if vm.host_id != source.id:
         raise ServiceError(f"{vm.name} is on {vm.host.name} now, not {source.name}.")
+    if vm.status != "migrating":
+        # "Try again" on an ended move: the target checked again, the VM held again
+        # (compare-and-set, as the first start did), or the task refuses.
+        if target.draining or target.offline_since is not None:
+            raise ServiceError(f"{target.name} is "
+                               f"{'being drained' if target.draining else 'offline'}.")
+        _begin(vm, "migrating")
     ctx.report(0.0, f"Preparing {target.name}.", force=True)
     if ctx.args["mode"] == "live":
         return _live(ctx, vm, source, target)
