@@ -108,3 +108,29 @@ def test_an_image_added_by_path_in_the_pool_is_no_orphan(app, as_admin, world, t
     page = as_admin.get("/volumes/").get_data(as_text=True)
     assert 'data-volume="image-built.qcow2" data-orphan="no"' in page
     assert "image built" in page
+
+
+def test_a_moving_vms_volumes_on_its_target_are_no_orphans(app, as_admin, world, test_host,
+                                                           test_host2, admin):
+    """Review finding 19: mid-move, the target already holds the VM's volumes; the page
+    must not offer them for deletion while a migration or drain runs."""
+    from loucloud.extensions import db
+    from loucloud.models import Task, User
+    from loucloud.services import hosts as host_service
+    from loucloud.services import tasks as task_service
+    from loucloud.services.hypervisors import hypervisor
+
+    with app.app_context():
+        h2 = host_service.add_host("h2", test_host2)
+        hypervisor(h2).ensure_pool("loucloud")
+    make_volume(app, test_host2, world.volume_name)
+    page = as_admin.get("/volumes/").get_data(as_text=True)
+    assert page.count(f'data-volume="{world.volume_name}" data-orphan="yes"') == 1
+    with app.app_context():
+        task_service.start("vm.migrate", db.session.get(User, admin.id), target_type="vm",
+                           target_id=world.id, target_name=world.name,
+                           args={"vm_id": world.id})
+        assert db.session.execute(db.select(Task.state)).scalar() == "queued"
+    page = as_admin.get("/volumes/").get_data(as_text=True)
+    assert f'data-volume="{world.volume_name}" data-orphan="yes"' not in page
+    assert "VM box of alice, disk vda (being moved)" in page

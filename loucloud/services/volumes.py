@@ -10,7 +10,7 @@ import posixpath
 from dataclasses import dataclass, field
 
 from ..extensions import db
-from ..models import VM, Disk, Host, Image, ImageLocation, Leftover, Upload, User
+from ..models import VM, Disk, Host, Image, ImageLocation, Leftover, Task, Upload, User
 from ..virt import HostUnavailable, InvalidState, VirtError, VolumeNotFound
 from ..virt.driver import PoolVolume, on_each
 from . import Conflict, NotFound, ServiceError, Unavailable, transaction
@@ -77,6 +77,15 @@ def _owners() -> dict[tuple[int | None, str], tuple[str, int | None]]:
                                       .where(Upload.state == "receiving")).all():
         for fmt in ("qcow2", "iso", "raw"):
             owners.setdefault((None, volume_for(name, fmt)), (f"upload {name}, arriving", None))
+    # While a migration or a drain runs, a moving VM already has volumes on its target
+    # (chosen per VM by a drain): a VM's volume names are its own (its UUID), so they
+    # are its on every host then, never orphans to delete mid-copy.
+    if db.session.execute(db.select(Task.id).where(
+            Task.kind.in_(("vm.migrate", "host.drain")),
+            Task.state.in_(("queued", "running"))).limit(1)).first():
+        for (_host, volume), (owner, vm_id) in list(owners.items()):
+            if vm_id is not None:
+                owners.setdefault((None, volume), (owner + " (being moved)", vm_id))
     for host_id, name in db.session.execute(
             db.select(Leftover.host_id, Leftover.name)
             .where(Leftover.kind == Leftover.VOLUME)).all():
