@@ -336,3 +336,17 @@ def test_trying_a_failed_move_again_checks_the_target_and_holds_the_vm(app, two,
         assert again.state == "failed" and "h2 is being drained" in again.error
         vm = db.session.get(VM, two["vm_id"])
         assert (vm.status, vm.host_id) == (VM.READY, h1.id)
+
+
+def test_forget_refuses_a_host_a_vm_is_moving_to(app, two, admin):
+    """Review finding 18: that move would end writing leftovers for a host that is gone,
+    and its VM would stay "migrating"."""
+    with app.app_context():
+        vm, h1, h2 = db.session.get(VM, two["vm_id"]), _host("h1"), _host("h2")
+        task_service.start("vm.migrate", db.session.get(User, admin.id), target_type="vm",
+                           target_id=vm.id, target_name=vm.name,
+                           args={"vm_id": vm.id, "source_id": h1.id, "target_id": h2.id,
+                                 "mode": "live"})
+        with pytest.raises(Conflict, match="web is moving to h2; cancel the move first"):
+            maintenance.forget_host(db.session.get(User, admin.id), h2)
+        assert _host("h2") is not None

@@ -5,6 +5,7 @@ still holds (models/maintenance.py: Remnant) to remove if it is ever added back.
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import re
 
@@ -235,6 +236,12 @@ def forget_host(user: User, host: Host) -> str:
     _admin(user, "forgets hosts")
     if tasklist.active_for("host", host.id):
         raise Conflict(f"{host.name} has a task under way; cancel it first.")
+    incoming = [t.target_name for t in db.session.execute(db.select(Task).where(
+        Task.kind == "vm.migrate", Task.state.in_(("queued", "running")))).scalars()
+        if json.loads(t.args or "{}").get("target_id") == host.id]
+    if incoming:
+        raise Conflict(f"{', '.join(incoming)} {'is' if len(incoming) == 1 else 'are'} "
+                       f"moving to {host.name}; cancel the move first.")
     hv = hypervisor(host)
     try:
         hv.info()
