@@ -93,3 +93,17 @@ def test_libvirt_takes_the_definition_with_the_disk(conn):
     (tuple(xml.disks.TARGETS), None)])
 def test_next_target(used, expected):
     assert xml.next_target(used) == expected
+
+
+def test_cdrom_drives_only_when_asked():
+    """A migration copies the writable disks only: it reads the drives' kinds from the
+    same parser (the install drive and the seed are CD-ROMs, read-only)."""
+    text = ("<domain><devices>" + xml.build_disk(PATH, "vdb") +
+            "<disk type='file' device='cdrom'><driver name='qemu' type='raw'/>"
+            "<source file='/pool/seed.iso'/><target dev='hdd' bus='ide'/><readonly/></disk>"
+            "</devices></domain>")
+    assert [d.target for d in xml.parse_disks(text)] == ["vdb"]
+    disk, cdrom = xml.parse_disks(text, cdroms=True)
+    assert (disk.device, disk.readonly) == ("disk", False)
+    assert (cdrom.target, cdrom.device, cdrom.readonly, cdrom.path) == \
+        ("hdd", "cdrom", True, "/pool/seed.iso")

@@ -2,12 +2,12 @@
 module per command group; ``manage.py`` is the entry point."""
 from __future__ import annotations
 
-from . import bootjobs, hosts, images, keys, networks, tasks, templates, users, vms
-from . import vm_snapshots  # noqa: F401 (adds its commands to the vms group)
-from . import vm_disks, volumes  # noqa: F401  (issue 14: resize, disks, volumes)
+from . import (bootjobs, hosts, images, keys, networks, tasks, templates, users, vms,
+               volumes)
+# Modules that add their commands to the vms and hosts groups (issue 14).
+from . import host_maintenance, vm_disks, vm_migration, vm_snapshots  # noqa: F401
 from .init import init_command
 from .processes import console_proxy_command, sampler_command, serve_command, watch_command
-from . import host_maintenance, vm_migration  # noqa: E402,F401 (their commands: issue 14)
 
 
 def register(app) -> None:

@@ -5,8 +5,7 @@ from ..services import hosts as host_service
 from ..services import maintenance
 from .common import audited, fail, service
 from .hosts import group
-from .tasks import acting_admin
-from .vm_migration import follow
+from .tasks import acting_admin, follow
 
 
 @group.command("migration-address")

@@ -24,9 +24,12 @@ def acting_admin():
 
 
 def follow(task_id: int) -> None:
-    """Print a task's progress until it ends; exit 1 when it did not succeed."""
+    """Print a task's progress until it ends; exit 1 when it did not succeed (after
+    what it did before it stopped: a drain's line per VM)."""
     task = tasklist.wait_for(task_id, say=click.echo)
     if task.state != "succeeded":
+        if task.result:
+            click.echo(task.result)
         fail(f"task {task.id} {task.state}: {task.error or task.message}")
     click.echo(task.result or "done")
 

@@ -1,35 +1,10 @@
 """manage.py vms migrate (issue 14): move a VM to another host, as a task."""
-import time
-
 import click
 
-from ..extensions import db
-from ..models import Task
 from ..services.vms import migration, state
-from .common import audited, fail, service
-from .tasks import acting_admin
+from .common import audited, service
+from .tasks import acting_admin, follow
 from .vms import OWNER, group
-
-
-def follow(task_id: int) -> Task:
-    """Print a task's progress until it ends; exit 1 unless it succeeded."""
-    last = None
-    while True:
-        db.session.commit()   # a new snapshot: the worker writes the row
-        task = db.session.get(Task, task_id)
-        line = f"{int(task.progress * 100)}% {task.message}"
-        if line != last:
-            click.echo(line)
-            last = line
-        if task.finished:
-            break
-        time.sleep(1)
-    if task.state != "succeeded":
-        if task.result:   # what it did before it stopped (a drain: each VM's line)
-            click.echo(task.result)
-        fail(f"task {task.id} {task.state}: {task.error}")
-    click.echo(task.result)
-    return task
 
 
 @group.command("migrate")

@@ -11,6 +11,7 @@ import libvirt
 
 from . import xml
 from .domains import _lookup
+from .storage import _lookup_pool, lookup_volume
 from .errors import AlreadyExists, InvalidState, PoolNotFound, VolumeNotFound, translate
 
 LIVE, CONFIG = libvirt.VIR_DOMAIN_AFFECT_LIVE, libvirt.VIR_DOMAIN_AFFECT_CONFIG
@@ -194,7 +195,7 @@ def _wait_gone(dom: libvirt.virDomain, disks: dict[str, str], wait: float) -> se
 def volume_path(conn: libvirt.virConnect, pool_name: str, name: str) -> str:
     """The file of the pool's volume ``name``. Raises VolumeNotFound, PoolNotFound."""
     try:
-        return _volume(conn, pool_name, name).path()
+        return lookup_volume(conn, pool_name, name).path()
     except libvirt.libvirtError as exc:
         raise translate(exc) from None
 
@@ -206,7 +207,7 @@ def grow_disk(conn: libvirt.virConnect, uuid: str, target: str, pool_name: str,
     whether it grew live. Raises InvalidState for a smaller size."""
     try:
         dom = _lookup(conn, uuid)
-        vol = _volume(conn, pool_name, volume_name)
+        vol = lookup_volume(conn, pool_name, volume_name)
         _kind, current, _alloc = vol.info()
         if capacity < current:
             raise InvalidState(f"the disk has {current} bytes; it cannot shrink")
@@ -221,24 +222,10 @@ def grow_disk(conn: libvirt.virConnect, uuid: str, target: str, pool_name: str,
         raise translate(exc) from None
 
 
-def _pool(conn: libvirt.virConnect, pool_name: str) -> libvirt.virStoragePool:
-    try:
-        return conn.storagePoolLookupByName(pool_name)
-    except libvirt.libvirtError as exc:
-        raise translate(exc) from None
-
-
-def _volume(conn, pool_name: str, name: str) -> libvirt.virStorageVol:
-    try:
-        return _pool(conn, pool_name).storageVolLookupByName(name)
-    except libvirt.libvirtError as exc:
-        raise translate(exc) from None
-
-
 def pool_room(conn: libvirt.virConnect, pool_name: str) -> int:
     """Bytes still free in the pool (as of libvirt's last look at it)."""
     try:
-        return int(_pool(conn, pool_name).info()[3])
+        return int(_lookup_pool(conn, pool_name).info()[3])
     except libvirt.libvirtError as exc:
         raise translate(exc) from None
 
@@ -247,7 +234,7 @@ def volume_sizes(conn: libvirt.virConnect, pool_name: str,
                  names: list[str]) -> dict[str, tuple[int, int]]:
     """(capacity, allocation) in bytes of these volumes of the pool (those it has)."""
     try:
-        pool = _pool(conn, pool_name)
+        pool = _lookup_pool(conn, pool_name)
     except PoolNotFound:
         return {}
     out = {}
@@ -266,7 +253,7 @@ def pool_volumes(conn: libvirt.virConnect, pool_name: str) -> list[PoolVolume]:
     """Every volume of the pool, looked at afresh (the pool is refreshed first, so that
     files left outside libvirt are listed too). No pool: none."""
     try:
-        pool = _pool(conn, pool_name)
+        pool = _lookup_pool(conn, pool_name)
     except PoolNotFound:
         return []
     try:
@@ -306,7 +293,7 @@ def delete_unused(conn: libvirt.virConnect, pool_name: str, name: str) -> None:
     """Delete the volume unless a domain of the host or another volume uses it.
     Raises InvalidState naming them, VolumeNotFound."""
     try:
-        vol = _volume(conn, pool_name, name)
+        vol = lookup_volume(conn, pool_name, name)
         users = _users_of(conn, pool_name, vol.path())
         if users:
             raise InvalidState(f"{name} is in use by " + ", ".join(users))

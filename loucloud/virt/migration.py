@@ -25,7 +25,8 @@ from .domains import _lookup, state_name
 from .errors import (DomainNotFound, HostUnavailable, InvalidState, VirtError, reason,
                      translate)
 from .storage import Volume, _lookup_pool
-from .xml.migration import DiskDesc, disks_of, retarget
+from .xml.disks import DiskDesc, parse_disks
+from .xml.migration import retarget
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ def plan(conn: libvirt.virConnect, uuid: str) -> MigrationPlan:
     state = state_name(dom.state()[0])
     live = dom.XMLDesc(flags) if dom.isActive() else ""
     persistent = dom.XMLDesc(flags | libvirt.VIR_DOMAIN_XML_INACTIVE)
-    return MigrationPlan(state, live, persistent, tuple(disks_of(live or persistent)))
+    return MigrationPlan(state, live, persistent, parse_disks(live or persistent, cdroms=True))
 
 
 def for_target(text: str, vnc_listen: str | None, paths: dict[str, str]) -> str:

@@ -43,6 +43,15 @@ def _lookup_pool(conn: libvirt.virConnect, name: str) -> libvirt.virStoragePool:
         raise translate(exc) from None
 
 
+def lookup_volume(conn: libvirt.virConnect, pool_name: str,
+                  name: str) -> libvirt.virStorageVol:
+    """A volume of a pool by name (VolumeNotFound, PoolNotFound... translated)."""
+    try:
+        return _lookup_pool(conn, pool_name).storageVolLookupByName(name)
+    except libvirt.libvirtError as exc:
+        raise translate(exc) from None
+
+
 def ensure_pool(conn: libvirt.virConnect, name: str, path: str) -> str:
     """Make sure the directory pool ``name`` exists, is built, running and autostarts;
     define it at ``path`` when it is missing. Returns the pool's target path. Safe when

@@ -14,10 +14,12 @@ TARGETS = tuple(f"vd{letter}" for letter in "abcdefghijklmnopqrstuvwxyz")
 
 @dataclass(frozen=True)
 class DiskDesc:
-    target: str      # vda, vdb ...
-    path: str        # the file ("" when none)
+    target: str      # vda, vdb ... (hdc, sdc for CD-ROMs)
+    path: str        # the file ("" when none: an empty drive)
     bus: str
     format: str
+    device: str = "disk"     # or "cdrom"
+    readonly: bool = False
 
 
 def _disk(path: str, target: str, fmt: str) -> ET.Element:
@@ -33,17 +35,20 @@ def build_disk(path: str, target: str, fmt: str = "qcow2") -> str:
     return to_string(_disk(path, target, fmt))
 
 
-def parse_disks(domain_xml: str) -> tuple[DiskDesc, ...]:
-    """The domain's disks (CD-ROMs left out), in the document's order."""
+def parse_disks(domain_xml: str, cdroms: bool = False) -> tuple[DiskDesc, ...]:
+    """The domain's disks (with ``cdroms``, its CD-ROM drives too), in the document's
+    order."""
     out = []
-    for disk in ET.fromstring(domain_xml).findall("devices/disk[@device='disk']"):
+    for disk in ET.fromstring(domain_xml).findall("devices/disk"):
         target, source, driver = disk.find("target"), disk.find("source"), disk.find("driver")
-        if target is None:
+        device = disk.get("device", "disk")
+        if target is None or device not in (("disk", "cdrom") if cdroms else ("disk",)):
             continue
         out.append(DiskDesc(target.get("dev", ""),
                             source.get("file", "") if source is not None else "",
                             target.get("bus", ""),
-                            driver.get("type", "") if driver is not None else ""))
+                            driver.get("type", "") if driver is not None else "",
+                            device, disk.find("readonly") is not None))
     return tuple(out)
 
 

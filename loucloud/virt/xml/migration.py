@@ -1,33 +1,12 @@
 """A domain's XML for another host (migration): the same devices (the guest's ABI does
 not change), with the host-side details of the target: where the VNC server listens and
-where files are. And the disks of a domain, to know which ones a migration copies."""
+where files are (its disks: disks.parse_disks)."""
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
 
 from . import domain  # noqa: F401 (registers the loucloud metadata namespace prefix)
 from .common import to_string
-
-
-@dataclass(frozen=True)
-class DiskDesc:
-    target: str          # vda, sdc ...
-    device: str          # disk or cdrom
-    path: str            # "" for an empty drive
-    readonly: bool
-
-
-def disks_of(domain_xml: str) -> list[DiskDesc]:
-    """Every file-backed drive of the domain, in the XML's order."""
-    out = []
-    for disk in ET.fromstring(domain_xml).findall("devices/disk"):
-        target, source = disk.find("target"), disk.find("source")
-        out.append(DiskDesc(target.get("dev", "") if target is not None else "",
-                            disk.get("device", "disk"),
-                            source.get("file", "") if source is not None else "",
-                            disk.find("readonly") is not None))
-    return out
 
 
 def retarget(domain_xml: str, *, vnc_listen: str | None = None,
