@@ -16,14 +16,13 @@ import secrets
 
 from ...extensions import db
 from ...models import VM, Disk, Leftover
-from ...virt import AlreadyExists, DomainNotFound, HostUnavailable, InvalidState, \
-    VirtError, VolumeNotFound
+from ...virt import AlreadyExists, DomainNotFound, InvalidState, VirtError, VolumeNotFound
 from ...virt.driver import Hypervisor, next_target
-from .. import Conflict, FieldError, NotFound, ServiceError, Unavailable, leftovers, transaction
+from .. import Conflict, FieldError, NotFound, ServiceError, leftovers, transaction
 from ..hypervisors import hypervisor
 from ..settings import get_settings
 from .create import GIB, QuotaExceeded
-from .lifecycle import _end, _put_back
+from .lifecycle import _end, _put_back, refusal
 from .resize import reserve
 from .snapshots import begin_unsaved
 
@@ -52,13 +51,10 @@ def disk_of(vm: VM, target: str) -> Disk:
 
 
 def _refusal(vm: VM, exc: VirtError, doing: str) -> ServiceError:
-    if isinstance(exc, HostUnavailable):
-        return Unavailable(f"{vm.host.name} does not answer: {exc}. {doing} did not happen.")
-    if isinstance(exc, DomainNotFound):
-        return Conflict(f"{vm.name} is missing on {vm.host.name}.")
-    if isinstance(exc, (InvalidState, AlreadyExists)):
-        return Conflict(f"{doing} refused: {exc}.")
-    return ServiceError(f"{doing} failed on {vm.host.name}: {exc}")
+    return refusal(vm, exc, f"{doing} failed on {vm.host.name}: {exc}",
+                   conflict=f"{doing} refused: {exc}.", kinds=(InvalidState, AlreadyExists),
+                   unavailable=f"{vm.host.name} does not answer: {exc}. {doing} did not "
+                               "happen.")
 
 
 def _check_room(vm: VM, hv: Hypervisor, pool_name: str, add_gib: int, doing: str) -> None:

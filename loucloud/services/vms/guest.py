@@ -7,12 +7,13 @@ import logging
 import re
 
 from ...models import VM, utcnow
-from ...virt import AgentUnavailable, DomainNotFound, HostUnavailable, InvalidState, VirtError
+from ...virt import AgentUnavailable, InvalidState, VirtError
 from ...virt.driver import on_each
-from .. import Conflict, FieldError, ServiceError, Unavailable, transaction
+from .. import Conflict, FieldError, transaction
 from .. import networks as network_service
 from ..hypervisors import hypervisor
 from ..passwords import password_problem
+from .lifecycle import refusal
 
 log = logging.getLogger(__name__)
 
@@ -47,17 +48,6 @@ def reset_password(vm: VM, user: str, password: str) -> str:
         raise refusal(vm, exc, f"The guest refused: {exc}") from None
     log.info("password of %s reset in VM %s", user, vm.name)
     return f"The password of {user} in {vm.name} was changed."
-
-
-def refusal(vm: VM, exc: VirtError, otherwise: str) -> ServiceError:
-    """What a person is told when a host's answer stops a verb on ``vm``: its host
-    does not answer (503), the VM is gone from it (409), else ``otherwise``."""
-    if isinstance(exc, HostUnavailable):
-        return Unavailable(f"{vm.host.name} does not answer: {exc}. {vm.name} was not "
-                           "changed.")
-    if isinstance(exc, DomainNotFound):
-        return Conflict(f"{vm.name} is missing on {vm.host.name}.")
-    return ServiceError(otherwise)
 
 
 def collect_agent_addresses(vms: list[VM]) -> int:

@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 
 from ...extensions import db
 from ...models import VM, utcnow
-from ...virt import DomainNotFound, HostUnavailable, InvalidState, VirtError
+from ...virt import (AlreadyExists, DomainNotFound, HostUnavailable, InvalidState,
+                     NotSupported, VirtError)
 from .. import Conflict, FieldError, ServiceError, Unavailable, transaction
 from .. import networks as network_service
 from .. import tasks, watching
@@ -37,6 +38,23 @@ ACTIONS = {
 LABELS = {"start": "Start", "shutdown": "Shut down", "poweroff": "Force off",
           "reboot": "Reboot", "reset": "Reset", "pause": "Pause", "resume": "Resume",
           "save": "Suspend to disk"}
+
+
+def refusal(vm: VM, exc: VirtError, otherwise: str, *, conflict: str | None = None,
+            kinds: tuple[type, ...] = (InvalidState, AlreadyExists, NotSupported),
+            unavailable: str | None = None) -> ServiceError:
+    """What a person is told when a host's answer stops a verb on ``vm``: its host
+    does not answer (503: ``unavailable``, or "was not changed"), the VM is gone from it
+    (409), a refusal of one of ``kinds`` that fits the VM's state (409: ``conflict``,
+    when given), else ``otherwise``."""
+    if isinstance(exc, HostUnavailable):
+        return Unavailable(unavailable or f"{vm.host.name} does not answer: {exc}. "
+                                          f"{vm.name} was not changed.")
+    if isinstance(exc, DomainNotFound):
+        return Conflict(f"{vm.name} is missing on {vm.host.name}.")
+    if conflict is not None and isinstance(exc, kinds):
+        return Conflict(conflict)
+    return ServiceError(otherwise)
 
 
 # -- actions ---------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from ...virt import NotSupported, VirtError
 from .. import Conflict, FieldError, NotFound, transaction
 from ..access import may_use_vm
 from ..hypervisors import hypervisor
-from .guest import refusal
+from .lifecycle import refusal
 
 log = logging.getLogger(__name__)
 

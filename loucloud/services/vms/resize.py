@@ -17,11 +17,11 @@ from typing import Callable, NoReturn
 
 from ...extensions import db
 from ...models import VM
-from ...virt import DomainNotFound, HostUnavailable, VirtError
-from .. import Conflict, FieldError, ServiceError, Unavailable, transaction
+from ...virt import DomainNotFound, VirtError
+from .. import Conflict, FieldError, transaction
 from ..hypervisors import hypervisor
 from .create import QuotaExceeded, lock_quota
-from .lifecycle import _end, _put_back
+from .lifecycle import _end, _put_back, refusal
 from .room import balloons, room_for
 from .snapshots import begin_unsaved
 
@@ -137,10 +137,8 @@ def _failed(vm: VM, previous, old: tuple, exc: VirtError) -> NoReturn:
             f"{'s' if found[0] > 1 else ''} and {found[1]} MiB of memory now.")
         _put_back(vm, previous)
     log.warning("resize of %s failed: %s (definition: %s)", vm.name, exc, found)
-    if isinstance(exc, HostUnavailable):
-        raise Unavailable(f"{vm.host.name} does not answer: {exc}.{applied}") from None
-    raise ServiceError(f"{vm.host.name} could not resize {vm.name}: {exc}.{applied}") \
-        from None
+    raise refusal(vm, exc, f"{vm.host.name} could not resize {vm.name}: {exc}.{applied}",
+                  unavailable=f"{vm.host.name} does not answer: {exc}.{applied}") from None
 
 
 def _message(vm: VM, vcpus, memory_mib, done) -> str:

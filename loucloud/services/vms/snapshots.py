@@ -18,14 +18,13 @@ from datetime import datetime, timezone
 
 from ...extensions import db
 from ...models import VM, Snapshot, utcnow
-from ...virt import AlreadyExists, DomainNotFound, HostUnavailable, InvalidState, \
-    NotSupported, VirtError
+from ...virt import VirtError
 from ...virt.driver import DataDisks, DiskChanges, SnapshotInfo, SnapshotNotFound
-from .. import Conflict, FieldError, NotFound, ServiceError, Unavailable, transaction
+from .. import Conflict, FieldError, NotFound, ServiceError, transaction
 from .. import watching
 from ..hypervisors import hypervisor
 from ..settings import get_settings
-from .lifecycle import _begin, _end, _put_back
+from .lifecycle import _begin, _end, _put_back, refusal
 from .state import forget_states
 
 log = logging.getLogger(__name__)
@@ -43,14 +42,8 @@ def check_snapshot_name(name: str) -> str:
 
 def host_refusal(vm: VM, exc: VirtError, doing: str) -> ServiceError:
     """The service error for what the host said while ``doing`` something to ``vm``."""
-    if isinstance(exc, HostUnavailable):
-        return Unavailable(f"{vm.host.name} does not answer: {exc}. {vm.name} was not "
-                           "changed.")
-    if isinstance(exc, DomainNotFound):
-        return Conflict(f"{vm.name} is missing on {vm.host.name}.")
-    if isinstance(exc, (InvalidState, AlreadyExists, NotSupported)):
-        return Conflict(f"Cannot {doing} {vm.name}: {exc}.")
-    return ServiceError(f"Could not {doing} {vm.name}: {exc}")
+    return refusal(vm, exc, f"Could not {doing} {vm.name}: {exc}",
+                   conflict=f"Cannot {doing} {vm.name}: {exc}.")
 
 
 def _when(epoch: int) -> datetime:
