@@ -224,6 +224,13 @@ class VM(db.Model):
     disks = db.relationship("Disk", back_populates="vm", cascade="all, delete-orphan",
                             passive_deletes=True, order_by="(Disk.system.desc(), Disk.target)")
 
+    @property
+    def volume_names(self) -> list[str]:
+        """Every volume the VM has in LouCloud's pool on its host: its disks' (the
+        system disk first) and its first-boot seed's."""
+        return list(dict.fromkeys([d.volume_name for d in self.disks]
+                                  + [n for n in (self.volume_name, self.seed_volume) if n]))
+
     def __repr__(self) -> str:
         return f"<VM {self.name} ({self.domain_name})>"
 

@@ -208,15 +208,12 @@ def _move_one(ctx, vm: VM, index: int, count: int, ledger: _Ledger) -> tuple[str
     part = _Part(ctx, {"vm_id": vm.id, "source_id": source.id, "target_id": target.id,
                        "mode": mode}, index, count, vm.name)
     try:
-        if mode == "live":
-            moving._live(part, vm, source, target)
-        else:
-            moving._offline(part, vm, source, target)
+        moving.move(part, vm, source, target, mode)
     except BaseException:
         db.session.rollback()
         vm = db.session.get(VM, vm.id)
         if vm is not None and vm.status == vm_migration.MIGRATING:
-            moving._stopped(part, "failed")
+            moving.stopped(part, "failed")
         raise
     return target.name, mode
 
@@ -257,10 +254,8 @@ def forget_host(user: User, host: Host) -> str:
             raise Conflict(f"{vm.name} on {host.name} has a task under way; cancel it first.")
     for vm in vms:
         _remember(host, Leftover.DOMAIN, "", vm.uuid, vm.name)
-        for volume in dict.fromkeys([d.volume_name for d in vm.disks]
-                                    + [vm.volume_name, vm.seed_volume]):
-            if volume:
-                _remember(host, Leftover.VOLUME, pool, volume, vm.name)
+        for volume in vm.volume_names:
+            _remember(host, Leftover.VOLUME, pool, volume, vm.name)
         if vm.ip_address and vm.network and vm.mac:
             _remember(host, Leftover.ADDRESS, vm.network, f"{vm.mac} {vm.ip_address}",
                       vm.name)

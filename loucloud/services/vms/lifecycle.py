@@ -154,10 +154,8 @@ def delete_vm(vm: VM) -> str:
     hv = hypervisor(host)
     try:
         hv.remove(vm.uuid)
-        for volume in dict.fromkeys([d.volume_name for d in vm.disks]
-                                    + [vm.volume_name, vm.seed_volume]):
-            if volume:
-                hv.delete_volume(pool_name, volume)
+        for volume in vm.volume_names:
+            hv.delete_volume(pool_name, volume)
         network_service.release_address(host, vm)
     except VirtError as exc:
         _end(vm, VM.ERROR, f"Delete did not finish: {exc}"[:500])

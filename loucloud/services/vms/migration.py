@@ -21,7 +21,9 @@ from ...virt.driver import on_each
 from .. import (Conflict, NotAllowed, NotFound, ServiceError, Unavailable, tasklist, tasks,
                transaction)
 from ..hypervisors import hypervisor
+from . import moving  # noqa: F401 (registers the "vm.migrate" task kind)
 from .lifecycle import _begin, _put_back
+from .targets import check_network
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +173,7 @@ def migrate_vm(user: User, vm: VM, target: Host | None = None, *,
     if target is None:
         target = choose_target(vm)
     try:
-        moving.check_network(vm, target)
+        check_network(vm, target)
     except VirtError as exc:
         raise Unavailable(f"{target.name} does not answer: {exc}") from None
     previous = _begin(vm, MIGRATING)
@@ -195,4 +197,3 @@ def target_by_name(name: str | None) -> Host | None:
     return host
 
 
-from . import moving  # noqa: E402 (and registers the task kind)

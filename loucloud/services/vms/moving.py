@@ -9,20 +9,21 @@ import threading
 import time
 
 from ...extensions import db
-from ...models import VM, Host, ImageLocation, Leftover, utcnow
-from ...virt import AlreadyExists, VirtError
-from .. import Conflict, ServiceError, leftovers, tasks, watching
-from .. import networks as network_service
+from ...models import VM, Host, utcnow
+from ...virt import VirtError
+from .. import Conflict, ServiceError, tasks
 from ..hypervisors import hypervisor
 from ..settings import get_settings
 from . import placement
+from .create import GIB
 from .lifecycle import _begin, _end
+from .offline import move_offline
 from .settling import LIVE, settle
-from .state import forget_states
+from .targets import (base_image_on, cdrom_paths, check_network, clear_target, move_record,
+                      reserve_on, undo_target)
 
 log = logging.getLogger(__name__)
 
-GIB = 1024 ** 3
 POLL = 0.5
 STALL_SECONDS = 60       # no byte moved for this long: the migration is abandoned
 MIGRATE_BOUND = 6 * 3600
@@ -35,7 +36,7 @@ def _hosts(ctx):
 
 
 @tasks.kind("vm.migrate", "Move a VM to another host", attempts=1, timeout=MIGRATE_BOUND,
-            on_stop=lambda ctx, why: _stopped(ctx, why))
+            on_stop=lambda ctx, why: stopped(ctx, why))
 def _migrate(ctx: tasks.TaskContext) -> str:
     vm, source, target = _hosts(ctx)
     if vm is None:
@@ -51,123 +52,16 @@ def _migrate(ctx: tasks.TaskContext) -> str:
             raise ServiceError(f"{target.name} is "
                                f"{'being drained' if target.draining else 'offline'}.")
         _begin(vm, "migrating")
+    return move(ctx, vm, source, target, ctx.args["mode"])
+
+
+def move(ctx, vm: VM, source: Host, target: Host, mode: str) -> str:
+    """Move the VM (held "migrating"), live or offline: the "vm.migrate" task's work,
+    and a drain's for each of its VMs. Returns what happened, for the task's result."""
     ctx.report(0.0, f"Preparing {target.name}.", force=True)
-    if ctx.args["mode"] == "live":
+    if mode == "live":
         return _live(ctx, vm, source, target)
-    return _offline(ctx, vm, source, target)
-
-
-# -- preparing the target ------------------------------------------------------------
-def _volumes(vm: VM) -> list[tuple[str, int, bool]]:
-    """(volume, size GiB, is the system disk) of every disk of the VM."""
-    return [(d.volume_name, d.size_gib, d.system) for d in vm.disks]
-
-
-def _base_image(ctx, vm: VM, target: Host) -> None:
-    """The base image onto the target when it lacks it (the image distribution's copy)."""
-    image = vm.image
-    if image.is_iso or image.present_on(target.id):
-        return
-    from ..imagecopy import copy_stored
-    loc = next((loc for loc in image.locations if loc.host_id == target.id), None)
-    if loc is None:
-        image.locations.append(ImageLocation(host_id=target.id, present=False,
-                                             copy_state="queued"))
-    db.session.commit()
-    ctx.report(0.0, f"Copying the image {image.name} to {target.name} first.", force=True)
-    copy_stored(ctx, image, {target.id})
-    db.session.refresh(image)
-    if not image.present_on(target.id):
-        loc = next(loc for loc in image.locations if loc.host_id == target.id)
-        raise ServiceError(f"The image {image.name} could not be copied to {target.name}: "
-                           f"{loc.error}")
-
-
-def _clear_target(vm: VM, target: Host, names: list[str]) -> None:
-    """What an earlier attempt left on the target is replaced now."""
-    hv, pool = hypervisor(target), get_settings().storage_pool
-    for name in names:
-        leftovers.forget(target.id, Leftover.VOLUME, name)
-        hv.delete_volume(pool, name)
-    leftovers.forget(target.id, Leftover.DOMAIN, vm.uuid)
-
-
-def check_network(vm: VM, target: Host):
-    """The target's network of the VM's card (None: the card is not on a network).
-    Raises Conflict when the target has no such network active."""
-    if vm.nic_kind != "network" or not vm.network:
-        return None
-    net = next((n for n in hypervisor(target).networks() if n.name == vm.network), None)
-    if net is None or not net.active:
-        raise Conflict(f"{target.name} has no active network {vm.network} for "
-                       f"{vm.name}'s card.")
-    return net
-
-
-def _reserve_on(vm: VM, target: Host) -> bool:
-    """The VM's fixed address reserved on the target's network of the same name (the
-    same address). Whether one was reserved."""
-    net = check_network(vm, target)
-    if net is None or not (vm.ip_address and vm.mac):
-        return False
-    if not net.desc.managed:
-        return False
-    try:
-        network_service.reserve_address(target, net.desc, vm.mac, vm.ip_address)
-    except (ServiceError, AlreadyExists):
-        # this MAC's entry from an earlier attempt: replaced
-        hypervisor(target).release_address(vm.network, vm.mac, vm.ip_address)
-        network_service.reserve_address(target, net.desc, vm.mac, vm.ip_address)
-    return True
-
-
-def _undo_target(vm: VM, target: Host, created: list[str], reserved: bool) -> None:
-    """Remove what the migration made on the target (it did not move); what a host out
-    of reach keeps is remembered and removed when it answers."""
-    hv, pool = hypervisor(target), get_settings().storage_pool
-    held = any(row.kind == Leftover.DOMAIN and row.name == vm.uuid
-               for row in leftovers.pending({target.id}))   # settle() could not remove it
-    steps = [] if held else [(Leftover.DOMAIN, "", vm.uuid, lambda: hv.remove(vm.uuid))]
-    steps += [(Leftover.VOLUME, pool, n, lambda n=n: hv.delete_volume(pool, n))
-              for n in created]
-    if reserved:
-        steps.append((Leftover.ADDRESS, vm.network, f"{vm.mac} {vm.ip_address}",
-                      lambda: hv.release_address(vm.network, vm.mac, vm.ip_address)))
-    for kind, pool_name, name, remove in steps:
-        try:
-            remove()
-        except VirtError as exc:
-            leftovers.remember(target, kind, name, pool_name, str(exc))
-
-
-def _tidy_source(vm: VM, source: Host, names: list[str], ip: tuple | None) -> None:
-    """After the move: the source's volumes and fixed address go (or are remembered)."""
-    hv, pool = hypervisor(source), get_settings().storage_pool
-    steps = [(Leftover.VOLUME, pool, n, lambda n=n: hv.delete_volume(pool, n))
-             for n in names]
-    if ip:
-        network, mac, addr = ip
-        steps.append((Leftover.ADDRESS, network, f"{mac} {addr}",
-                      lambda: hv.release_address(network, mac, addr)))
-    for kind, pool_name, name, remove in steps:
-        try:
-            remove()
-        except VirtError as exc:
-            leftovers.remember(source, kind, name, pool_name, str(exc))
-
-
-def _move_record(vm: VM, source: Host, target: Host, state: str) -> None:
-    ip = (vm.network, vm.mac, vm.ip_address) if vm.ip_address and vm.network else None
-    vm.host_id = target.id
-    db.session.flush()
-    db.session.refresh(vm)
-    watching.note_state(vm, state)
-    _end(vm)
-    forget_states(source)
-    forget_states(target)
-    names = [n for n, _s, _sys in _volumes(vm)] + ([vm.seed_volume] if vm.seed_volume else [])
-    _tidy_source(vm, source, names, ip)
-    log.info("VM %s moved from %s to %s", vm.name, source.name, target.name)
+    return move_offline(ctx, vm, source, target)
 
 
 # -- live ---------------------------------------------------------------------------
@@ -175,17 +69,17 @@ def _prepare_live(ctx, vm: VM, source: Host, target: Host, plan) -> tuple[list, 
     """Overlays (and the seed) on the target; returns (created volumes, devices to copy)."""
     image, pool = vm.image, get_settings().storage_pool
     src, dst = hypervisor(source), hypervisor(target)
-    _base_image(ctx, vm, target)
-    names = [n for n, _s, _sys in _volumes(vm)]
-    _clear_target(vm, target, names + ([vm.seed_volume] if vm.seed_volume else []))
+    base_image_on(ctx, vm, target)
+    clear_target(vm, target, vm.volume_names)
     created: list[str] = []
     dst.ensure_pool(pool)
-    for name, size, system in _volumes(vm):
-        created.append(name)
-        if system and not image.is_iso:
-            dst.create_overlay(pool, name, size * GIB, image.path_on(target.id), image.format)
+    for disk in vm.disks:
+        created.append(disk.volume_name)
+        if disk.system and not image.is_iso:
+            dst.create_overlay(pool, disk.volume_name, disk.size_gib * GIB,
+                               image.path_on(target.id), image.format)
         else:
-            dst.create_blank(pool, name, size * GIB)
+            dst.create_blank(pool, disk.volume_name, disk.size_gib * GIB)
     if vm.seed_volume:
         created.append(vm.seed_volume)
         src.copy_volume_to(dst, pool, vm.seed_volume)
@@ -204,13 +98,13 @@ def _live(ctx, vm: VM, source: Host, target: Host) -> str:
     created, reserved = [], False
     try:
         created, devices = _prepare_live(ctx, vm, source, target, plan)
-        reserved = _reserve_on(vm, target)
-        paths = _cdrom_paths(vm, source, target)
+        reserved = reserve_on(vm, target)
+        paths = cdrom_paths(vm, source, target)
         listen = placement.vnc_listen_for(target)
         dest_xml = dst.retarget_xml(plan.live_xml, listen, paths)
         persist_xml = dst.retarget_xml(plan.persistent_xml, listen, paths)
     except BaseException:
-        _undo_target(vm, target, created, reserved)
+        undo_target(vm, target, created, reserved)
         raise
     from .migration import migration_address
     address = migration_address(target)
@@ -244,10 +138,10 @@ def _live(ctx, vm: VM, source: Host, target: Host) -> str:
                            "be confirmed.")
         raise
     if where == "target":
-        _move_record(vm, source, target, state)
+        move_record(vm, source, target, state)
         return f"{vm.name} runs on {target.name} now (moved live from {source.name})."
     if where == "source":
-        _undo_target(vm, target, created, reserved)
+        undo_target(vm, target, created, reserved)
     # "unknown": the target may hold the only copy (the source undefined it, the target
     # did not answer): nothing is removed on either host; the VM waits in error.
     _end(vm, VM.READY if where == "source" else VM.ERROR,
@@ -295,17 +189,7 @@ def _follow(ctx, vm: VM, src, thread: threading.Thread) -> None:
                            "hosts?); the migration was cancelled")
 
 
-def _cdrom_paths(vm: VM, source: Host, target: Host) -> dict[str, str]:
-    image = vm.cdrom_image
-    if image is None:
-        return {}
-    if not image.present_on(target.id):
-        raise Conflict(f"{target.name} lacks the install medium {image.name} in "
-                       f"{vm.name}'s drive; eject it first.")
-    return {image.path_on(source.id): image.path_on(target.id)}
-
-
-def _stopped(ctx, why: str) -> None:
+def stopped(ctx, why: str) -> None:
     """After a failure, a cancel or a dead worker: the record matches where it runs."""
     vm, source, target = _hosts(ctx)
     if vm is None or vm.status != "migrating" or source is None or target is None:
@@ -319,11 +203,9 @@ def _stopped(ctx, why: str) -> None:
         _end(vm, VM.ERROR, "Migration interrupted; where it runs could not be confirmed.")
         raise
     if where == "target":
-        _move_record(vm, source, target, state)
+        move_record(vm, source, target, state)
         return
     _end(vm, VM.READY if where == "source" else VM.ERROR,
          None if where == "source" else "Migration interrupted; where it runs could not "
                                         "be confirmed.")
 
-
-from .offline import _offline  # noqa: E402 (the offline move, in its own module)

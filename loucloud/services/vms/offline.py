@@ -14,6 +14,8 @@ from ..hypervisors import hypervisor
 from ..settings import get_settings
 from . import placement
 from .lifecycle import _end
+from .targets import (base_image_on, cdrom_paths, check_network, clear_target, move_record,
+                      reserve_on, undo_target)
 
 log = logging.getLogger(__name__)
 
@@ -22,20 +24,18 @@ class _Stop(Exception):
     pass
 
 
-def _offline(ctx, vm: VM, source: Host, target: Host) -> str:
-    from .moving import (_base_image, _cdrom_paths, _clear_target, _move_record,
-                         _reserve_on, _undo_target, _volumes, check_network)
+def move_offline(ctx, vm: VM, source: Host, target: Host) -> str:
     src, dst = hypervisor(source), hypervisor(target)
     pool = get_settings().storage_pool
     plan = src.migration_plan(vm.uuid)
     if plan.state != "shut off":
         raise Conflict(f"{vm.name} is {plan.state} now; an offline move needs it shut off.")
     check_network(vm, target)
-    names = [n for n, _s, _sys in _volumes(vm)] + ([vm.seed_volume] if vm.seed_volume else [])
+    names = vm.volume_names
     created, reserved = [], False
     try:
-        _base_image(ctx, vm, target)
-        _clear_target(vm, target, names)
+        base_image_on(ctx, vm, target)
+        clear_target(vm, target, names)
         dst.ensure_pool(pool)
         sizes = {n: src.volume_size(pool, n) for n in names}
         total, before = max(sum(sizes.values()), 1), 0
@@ -43,15 +43,15 @@ def _offline(ctx, vm: VM, source: Host, target: Host) -> str:
             created.append(name)
             _copy_one(ctx, src, dst, pool, name, before, total)
             before += sizes[name]
-        reserved = _reserve_on(vm, target)
+        reserved = reserve_on(vm, target)
         xml = dst.retarget_xml(plan.persistent_xml, placement.vnc_listen_for(target),
-                               _cdrom_paths(vm, source, target))
+                               cdrom_paths(vm, source, target))
         ctx.report(0.99, f"Defining {vm.name} on {target.name}.", force=True)
         dst.define_xml(xml)
         if dst.locate(vm.uuid) != "shut off":
             raise ServiceError(f"{target.name} did not keep {vm.name}'s definition.")
     except BaseException as exc:
-        _undo_target(vm, target, created, reserved)
+        undo_target(vm, target, created, reserved)
         _end(vm)
         if isinstance(exc, VirtError):
             raise ServiceError(f"{vm.name} stays on {source.name}: {exc}") from None
@@ -63,7 +63,7 @@ def _offline(ctx, vm: VM, source: Host, target: Host) -> str:
         from .. import leftovers
         from ...models import Leftover
         leftovers.remember(source, Leftover.DOMAIN, vm.uuid, "", str(exc))
-    _move_record(vm, source, target, "shut off")
+    move_record(vm, source, target, "shut off")
     return f"{vm.name} was moved (shut off) from {source.name} to {target.name}."
 
 

@@ -1,0 +1,136 @@
+"""A migration's two hosts (issue 14), for the live move (moving.py) and the offline
+one (offline.py) alike: the target made ready (the base image, what an earlier attempt
+left, the network and the fixed address, the install medium's path) or tidied when the
+VM did not move; the record moved and the source tidied when it did."""
+from __future__ import annotations
+
+import logging
+
+from ...extensions import db
+from ...models import VM, Host, ImageLocation, Leftover
+from ...virt import AlreadyExists, VirtError
+from .. import Conflict, ServiceError, leftovers, watching
+from .. import networks as network_service
+from ..imagecopy import copy_stored
+from ..hypervisors import hypervisor
+from ..settings import get_settings
+from .lifecycle import _end
+from .state import forget_states
+
+log = logging.getLogger(__name__)
+
+
+def base_image_on(ctx, vm: VM, target: Host) -> None:
+    """The base image onto the target when it lacks it (the image distribution's copy)."""
+    image = vm.image
+    if image.is_iso or image.present_on(target.id):
+        return
+    loc = next((loc for loc in image.locations if loc.host_id == target.id), None)
+    if loc is None:
+        image.locations.append(ImageLocation(host_id=target.id, present=False,
+                                             copy_state="queued"))
+    db.session.commit()
+    ctx.report(0.0, f"Copying the image {image.name} to {target.name} first.", force=True)
+    copy_stored(ctx, image, {target.id})
+    db.session.refresh(image)
+    if not image.present_on(target.id):
+        loc = next(loc for loc in image.locations if loc.host_id == target.id)
+        raise ServiceError(f"The image {image.name} could not be copied to {target.name}: "
+                           f"{loc.error}")
+
+
+def clear_target(vm: VM, target: Host, names: list[str]) -> None:
+    """What an earlier attempt left on the target is replaced now."""
+    hv, pool = hypervisor(target), get_settings().storage_pool
+    for name in names:
+        leftovers.forget(target.id, Leftover.VOLUME, name)
+        hv.delete_volume(pool, name)
+    leftovers.forget(target.id, Leftover.DOMAIN, vm.uuid)
+
+
+def check_network(vm: VM, target: Host):
+    """The target's network of the VM's card (None: the card is not on a network).
+    Raises Conflict when the target has no such network active."""
+    if vm.nic_kind != "network" or not vm.network:
+        return None
+    net = next((n for n in hypervisor(target).networks() if n.name == vm.network), None)
+    if net is None or not net.active:
+        raise Conflict(f"{target.name} has no active network {vm.network} for "
+                       f"{vm.name}'s card.")
+    return net
+
+
+def reserve_on(vm: VM, target: Host) -> bool:
+    """The VM's fixed address reserved on the target's network of the same name (the
+    same address). Whether one was reserved."""
+    net = check_network(vm, target)
+    if net is None or not (vm.ip_address and vm.mac):
+        return False
+    if not net.desc.managed:
+        return False
+    try:
+        network_service.reserve_address(target, net.desc, vm.mac, vm.ip_address)
+    except (ServiceError, AlreadyExists):
+        # this MAC's entry from an earlier attempt: replaced
+        hypervisor(target).release_address(vm.network, vm.mac, vm.ip_address)
+        network_service.reserve_address(target, net.desc, vm.mac, vm.ip_address)
+    return True
+
+
+def undo_target(vm: VM, target: Host, created: list[str], reserved: bool) -> None:
+    """Remove what the migration made on the target (it did not move); what a host out
+    of reach keeps is remembered and removed when it answers."""
+    hv, pool = hypervisor(target), get_settings().storage_pool
+    held = any(row.kind == Leftover.DOMAIN and row.name == vm.uuid
+               for row in leftovers.pending({target.id}))   # settle() could not remove it
+    steps = [] if held else [(Leftover.DOMAIN, "", vm.uuid, lambda: hv.remove(vm.uuid))]
+    steps += [(Leftover.VOLUME, pool, n, lambda n=n: hv.delete_volume(pool, n))
+              for n in created]
+    if reserved:
+        steps.append((Leftover.ADDRESS, vm.network, f"{vm.mac} {vm.ip_address}",
+                      lambda: hv.release_address(vm.network, vm.mac, vm.ip_address)))
+    for kind, pool_name, name, remove in steps:
+        try:
+            remove()
+        except VirtError as exc:
+            leftovers.remember(target, kind, name, pool_name, str(exc))
+
+
+def tidy_source(vm: VM, source: Host, names: list[str], ip: tuple | None) -> None:
+    """After the move: the source's volumes and fixed address go (or are remembered)."""
+    hv, pool = hypervisor(source), get_settings().storage_pool
+    steps = [(Leftover.VOLUME, pool, n, lambda n=n: hv.delete_volume(pool, n))
+             for n in names]
+    if ip:
+        network, mac, addr = ip
+        steps.append((Leftover.ADDRESS, network, f"{mac} {addr}",
+                      lambda: hv.release_address(network, mac, addr)))
+    for kind, pool_name, name, remove in steps:
+        try:
+            remove()
+        except VirtError as exc:
+            leftovers.remember(source, kind, name, pool_name, str(exc))
+
+
+def move_record(vm: VM, source: Host, target: Host, state: str) -> None:
+    ip = (vm.network, vm.mac, vm.ip_address) if vm.ip_address and vm.network else None
+    vm.host_id = target.id
+    db.session.flush()
+    db.session.refresh(vm)
+    watching.note_state(vm, state)
+    _end(vm)
+    forget_states(source)
+    forget_states(target)
+    tidy_source(vm, source, vm.volume_names, ip)
+    log.info("VM %s moved from %s to %s", vm.name, source.name, target.name)
+
+
+
+def cdrom_paths(vm: VM, source: Host, target: Host) -> dict[str, str]:
+    image = vm.cdrom_image
+    if image is None:
+        return {}
+    if not image.present_on(target.id):
+        raise Conflict(f"{target.name} lacks the install medium {image.name} in "
+                       f"{vm.name}'s drive; eject it first.")
+    return {image.path_on(source.id): image.path_on(target.id)}
