@@ -101,8 +101,7 @@ def rebuild(name: str, owner: str, password_env: str | None) -> None:
     """Put the VM NAME of --owner back on its template's image: a new system disk (what
     it held and its snapshots are lost); name, address and data disks stay."""
     vm = service(lambda: state.find_vm(owner, name))
-    seeded = vm.template.image.cloud_init and bool(vm.seed_volume) and not vm.host.is_demo
-    password, made = _password(password_env, seeded)
+    password, made = _password(password_env, rebuild_service.gets_seed(vm))
     click.echo(service(lambda: rebuild_service.rebuild_vm(vm, password)))
     if made:
         click.echo(f"login: {vm.image.login_user} / {made}  (shown only now)")
@@ -121,7 +120,7 @@ def clone(name: str, new_name: str, owner: str, no_start: bool, no_wait: bool,
     """Clone the shut-off VM NAME of --owner as NEW_NAME (same owner and host, its own
     address; its system disk as it is now), as a task followed until it ends."""
     vm = service(lambda: state.find_vm(owner, name))
-    password, made = _password(password_env, vm.image.cloud_init and not vm.host.is_demo)
+    password, made = _password(password_env, clone_service.gets_seed(vm))
     login_user = vm.image.login_user
     task = service(lambda: clone_service.clone_vm(vm, new_name, start=not no_start,
                                                   password=password))

@@ -7,19 +7,7 @@ from ..helpers import perform
 from ..security import admin_required
 from ..services import hosts as host_service
 from ..services import maintenance
-from ..services import tasklist
 from . import bp
-
-
-@bp.app_template_global()
-def host_maintenance(host):
-    """What the host page's maintenance card shows: the VMs a Forget loses, the tasks
-    under way, and the latest drain with each VM's line."""
-    last = maintenance.last_drain(host)
-    head, rows = maintenance.drain_lines(last)
-    return {"lost": maintenance.lost_with(host),
-            "tasks": tasklist.active_for("host", host.id),
-            "drain": last, "drain_head": head, "drain_rows": rows}
 
 
 @bp.route("/<int:host_id>/migration-address", methods=["POST"])

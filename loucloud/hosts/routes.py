@@ -7,6 +7,7 @@ from ..security import admin_required
 from ..services import FieldError
 from ..services import copytasks
 from ..services import leftovers as leftover_service
+from ..services import maintenance
 from ..services import hosts as host_service
 from ..services.monitoring import metrics as metrics_service
 from ..services.settings import get_settings
@@ -55,6 +56,7 @@ def detail(host_id: int):
     view = host_service.host_view(host_service.get_host(host_id))
     return render_template("hosts/detail.html", view=view, host=view.host,
                            leftovers=leftover_service.pending({host_id}),
+                           maintenance=maintenance.maintenance_view(view.host),
                            refresh_seconds=get_settings().sample_interval_seconds)
 
 

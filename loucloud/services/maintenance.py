@@ -219,6 +219,15 @@ def _move_one(ctx, vm: VM, index: int, count: int, ledger: _Ledger) -> tuple[str
 
 
 # -- forget -------------------------------------------------------------------------
+def maintenance_view(host: Host) -> dict:
+    """What the host page's maintenance card shows: the VMs a Forget loses, the tasks
+    under way, and the latest drain with each VM's line."""
+    last = last_drain(host)
+    head, rows = drain_lines(last)
+    return {"lost": lost_with(host), "tasks": tasklist.active_for("host", host.id),
+            "drain": last, "drain_head": head, "drain_rows": rows}
+
+
 def lost_with(host: Host) -> list[VM]:
     """The VMs whose records go when ``host`` is forgotten (for the confirmation)."""
     return _vms_of(host)

@@ -4,17 +4,11 @@ from flask import request, url_for
 from flask_login import current_user, login_required
 
 from ..helpers import perform
-from ..services import NotFound
+from ..services import FieldError, NotFound
 from ..services import hosts as host_service
 from ..services.access import vm_for
 from ..services.vms import migration
 from . import bp
-
-
-@bp.app_template_global()
-def migration_targets(vm):
-    """Every other host, with why it can't take ``vm`` (the partial's choices)."""
-    return migration.targets_for(vm)
 
 
 def _target():
@@ -24,7 +18,6 @@ def _target():
     try:
         return host_service.get_host(int(raw))
     except (ValueError, NotFound):
-        from ..services import FieldError
         raise FieldError("Choose a host from the list.", "target_id") from None
 
 

@@ -16,8 +16,8 @@ from ..services.monitoring import metrics as metrics_service
 from ..services.settings import get_settings
 from ..services.vms import create as vm_create
 from ..services import tasklist as task_service
-from ..services.vms import guest, lifecycle, media, state, stored, views
-from . import bp
+from ..services.vms import guest, lifecycle, media, migration, state, stored, views
+from . import bp, on_vm
 from .forms import VMCreateForm, VMFilterForm, VMPasswordForm
 
 PER_PAGE = 50
@@ -118,7 +118,9 @@ def detail(vm_id: int):
     return render_template("vms/detail.html", vm=vm, detail=state.vm_detail(vm),
                            labels=lifecycle.LABELS, password_form=_password_form(vm),
                            refresh_seconds=get_settings().sample_interval_seconds,
-                           isos=media.isos_for(vm), tasks=task_service.active_for("vm", vm.id))
+                           isos=media.isos_for(vm), tasks=task_service.active_for("vm", vm.id),
+                           migration_targets=migration.targets_for(vm)
+                           if current_user.is_admin else [])
 
 
 @bp.route("/vms/<int:vm_id>/media", methods=["POST"])
@@ -136,9 +138,7 @@ def insert_media(vm_id: int):
 @bp.route("/vms/<int:vm_id>/eject", methods=["POST"])
 @login_required
 def eject_media(vm_id: int):
-    vm = vm_for(current_user, vm_id)
-    return perform(lambda: media.eject_iso(current_user, vm),
-                   done=lambda message: message, back=url_for("vms.detail", vm_id=vm.id))
+    return on_vm(vm_id, lambda vm: media.eject_iso(current_user, vm))
 
 
 def _password_form(vm, formdata=None) -> VMPasswordForm:
@@ -215,9 +215,7 @@ ACTION_RULE = "/vms/<int:vm_id>/<any(" + ",".join(lifecycle.ACTIONS) + "):action
 @bp.route(ACTION_RULE, methods=["POST"])
 @login_required
 def act(vm_id: int, action: str):
-    vm = vm_for(current_user, vm_id)
-    return perform(lambda: lifecycle.act_on_vm(vm, action), done=lambda message: message,
-                   back=url_for("vms.detail", vm_id=vm.id))
+    return on_vm(vm_id, lambda vm: lifecycle.act_on_vm(vm, action))
 
 
 @bp.route("/vms/<int:vm_id>/console", methods=["POST"])

@@ -8,7 +8,7 @@ from ..helpers import perform
 from ..services.access import vm_for
 from ..services.vms import clone, rebuild, snapshots
 from ..services.vms.create import generate_password
-from . import bp
+from . import bp, on_vm
 
 MODES = {"auto": None, "memory": True, "disk": False}
 
@@ -20,41 +20,33 @@ def _back(vm) -> str:
 @bp.route("/vms/<int:vm_id>/snapshots", methods=["POST"])
 @login_required
 def snapshot_create(vm_id: int):
-    vm = vm_for(current_user, vm_id)
     memory = MODES.get(request.form.get("mode", "auto"))
-    return perform(lambda: snapshots.create_snapshot(vm, request.form.get("name", ""),
-                                                     memory),
-                   done=lambda message: message, back=_back(vm))
+    return on_vm(vm_id, lambda vm: snapshots.create_snapshot(vm, request.form.get("name", ""),
+                                                             memory))
 
 
 @bp.route("/vms/<int:vm_id>/snapshots/revert", methods=["POST"])
 @login_required
 def snapshot_revert(vm_id: int):
-    vm = vm_for(current_user, vm_id)
-    return perform(lambda: snapshots.revert_snapshot(vm, request.form.get("name", "")),
-                   done=lambda message: message, back=_back(vm))
+    return on_vm(vm_id, lambda vm: snapshots.revert_snapshot(vm, request.form.get("name", "")))
 
 
 @bp.route("/vms/<int:vm_id>/snapshots/delete", methods=["POST"])
 @login_required
 def snapshot_delete(vm_id: int):
-    vm = vm_for(current_user, vm_id)
-    return perform(lambda: snapshots.delete_snapshot(vm, request.form.get("name", "")),
-                   done=lambda message: message, back=_back(vm))
+    return on_vm(vm_id, lambda vm: snapshots.delete_snapshot(vm, request.form.get("name", "")))
 
 
 @bp.route("/vms/<int:vm_id>/discard-saved", methods=["POST"])
 @login_required
 def discard_saved(vm_id: int):
-    vm = vm_for(current_user, vm_id)
-    return perform(lambda: snapshots.discard_saved_state(vm), done=lambda message: message,
-                   back=_back(vm))
+    return on_vm(vm_id, snapshots.discard_saved_state)
 
 
-def _password(vm, seeded: bool) -> tuple[str | None, str | None]:
+def _password(seeded: bool) -> tuple[str | None, str | None]:
     """(the password a new seed sets, the one made here to show once)."""
     chosen = request.form.get("password", "") or None
-    if chosen is None and seeded and not vm.host.is_demo:
+    if chosen is None and seeded:
         made = generate_password()
         return made, made
     return chosen, None
@@ -70,7 +62,7 @@ def _show_password(name: str, login_user: str, password: str | None) -> None:
 @login_required
 def rebuild_vm(vm_id: int):
     vm = vm_for(current_user, vm_id)
-    password, made = _password(vm, vm.template.image.cloud_init and bool(vm.seed_volume))
+    password, made = _password(rebuild.gets_seed(vm))
 
     def done(message: str) -> str:
         _show_password(vm.name, vm.image.login_user, made)
@@ -84,7 +76,7 @@ def rebuild_vm(vm_id: int):
 def clone_vm(vm_id: int):
     """Starts the clone's task; the source's page shows its progress."""
     vm = vm_for(current_user, vm_id)
-    password, made = _password(vm, vm.image.cloud_init)
+    password, made = _password(clone.gets_seed(vm))
     name = request.form.get("name", "").strip()
 
     def done(task) -> str:

@@ -138,6 +138,12 @@ def _stopped(ctx: tasks.TaskContext, why: str) -> None:
     _release(ctx, source)
 
 
+def gets_seed(source: VM) -> bool:
+    """Whether a clone of ``source`` gets first-boot data of its own (a cloud image on a
+    real host): then a login password is set, given or made and shown."""
+    return bool(source.image.cloud_init and not source.host.is_demo)
+
+
 @tasks.kind("vm.clone", "Clone a VM", attempts=1, timeout=COPY_BOUND + 600,
             admin_only=False, on_stop=_stopped)
 def _clone(ctx: tasks.TaskContext) -> str:
@@ -149,7 +155,7 @@ def _clone(ctx: tasks.TaskContext) -> str:
     kind, nic_source = placement.nic_of(template)
     seed_iso, job_names = _seed(vm.name, vm.uuid, template, owner, None, None,
                                 password_hash=ctx.args.get("password_hash"))
-    if host.is_demo:  # a simulated host boots nothing and takes no uploads
+    if not gets_seed(source):  # a simulated host boots nothing and takes no uploads
         seed_iso, job_names = None, []
     baseline = placement.cpu_baseline(host) if settings.cpu_mode == "baseline" else None
     listen = placement.vnc_listen_for(host)

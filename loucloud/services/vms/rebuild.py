@@ -31,6 +31,12 @@ def _chosen_jobs(vm: VM) -> list[int]:
     return [j.id for j in user_choices() if j.name in names]
 
 
+def gets_seed(vm: VM) -> bool:
+    """Whether a rebuild gives the VM first-boot data again (a cloud image with its seed
+    drive, on a real host): then a login password is set, given or made and shown."""
+    return bool(vm.template.image.cloud_init and vm.seed_volume and not vm.host.is_demo)
+
+
 @transaction
 def rebuild_vm(vm: VM, password: str | None = None) -> str:
     """Put ``vm`` back on its template's image (see the module's text); a VM that ran
@@ -45,7 +51,7 @@ def rebuild_vm(vm: VM, password: str | None = None) -> str:
                        f"{vm.name} cannot be rebuilt there now.")
     seed_iso, job_names = _seed(vm.name, str(uuidlib.uuid4()), template, owner, password,
                                 _chosen_jobs(vm))
-    if host.is_demo or not vm.seed_volume:  # nowhere to put a seed: no drive for it
+    if not gets_seed(vm):  # nowhere to put a seed: no drive for it, or a simulated host
         seed_iso, job_names = None, []
     previous = _begin(vm, "rebuilding")
     hv, pool_name = hypervisor(host), get_settings().storage_pool
