@@ -166,6 +166,7 @@ class VM(db.Model):
 
     # Lifecycle of the record (libvirt's state of the domain is read live, not stored).
     CREATING, READY, DELETING, ERROR = "creating", "ready", "deleting", "error"
+    MIGRATING = "migrating"   # moved to another host by a task (vms/moving.py)
 
     id = db.Column(db.Integer, primary_key=True)
     name = db.Column(db.String(64), nullable=False)

@@ -204,7 +204,7 @@ def _move_one(ctx, vm: VM, index: int, count: int, ledger: _Ledger) -> tuple[str
     target = vm_migration.choose_target(vm)
     source = vm.host
     ledger.note(vm.name, f"moving to {target.name} ({mode})")
-    _begin(vm, vm_migration.MIGRATING)
+    _begin(vm, VM.MIGRATING)
     part = _Part(ctx, {"vm_id": vm.id, "source_id": source.id, "target_id": target.id,
                        "mode": mode}, index, count, vm.name)
     try:
@@ -212,7 +212,7 @@ def _move_one(ctx, vm: VM, index: int, count: int, ledger: _Ledger) -> tuple[str
     except BaseException:
         db.session.rollback()
         vm = db.session.get(VM, vm.id)
-        if vm is not None and vm.status == vm_migration.MIGRATING:
+        if vm is not None and vm.status == VM.MIGRATING:
             moving.stopped(part, "failed")
         raise
     return target.name, mode

@@ -29,7 +29,6 @@ LEASE = "watcher"
 BEAT_SECONDS = 2.0
 STALE_AFTER = timedelta(seconds=10)   # pages fall back to asking hosts after this
 LEASES_EVERY = 5.0                    # DHCP leases read again (addresses)
-MIGRATING = "migrating"               # VM.status while vms/moving.py moves it
 
 
 def _dt(epoch: float) -> datetime:
@@ -75,7 +74,7 @@ def apply_sync(uri: str, states: dict[str, DomainState], at: datetime) -> int:
         return 0
     # A VM being moved between hosts is its migration's to write (vms/moving.py).
     rows = db.session.execute(db.select(VM.id, VM.uuid, VM.live_state)
-                              .where(VM.host_id == host_id, VM.status != MIGRATING)).all()
+                              .where(VM.host_id == host_id, VM.status != VM.MIGRATING)).all()
     updates = _updates(rows, states, at)
     if updates:
         db.session.execute(db.update(VM), updates)
@@ -87,7 +86,7 @@ def apply_change(uri: str, state: DomainState) -> bool:
     """One VM's state from an event. Returns whether it changed."""
     row = db.session.execute(
         db.select(VM.id, VM.uuid, VM.live_state).join(Host, VM.host_id == Host.id)
-        .where(Host.uri == uri, VM.uuid == state.uuid, VM.status != MIGRATING)).first()
+        .where(Host.uri == uri, VM.uuid == state.uuid, VM.status != VM.MIGRATING)).first()
     if row is None:
         return False  # not a domain of ours
     updates = _updates([row], {state.uuid: state}, _dt(state.at))

@@ -27,7 +27,6 @@ from .targets import check_network
 
 log = logging.getLogger(__name__)
 
-MIGRATING = "migrating"
 LIVE_STATES = ("running", "paused")
 
 
@@ -176,7 +175,7 @@ def migrate_vm(user: User, vm: VM, target: Host | None = None, *,
         check_network(vm, target)
     except VirtError as exc:
         raise Unavailable(f"{target.name} does not answer: {exc}") from None
-    previous = _begin(vm, MIGRATING)
+    previous = _begin(vm, VM.MIGRATING)
     task = tasks.start("vm.migrate", user, target_type="vm", target_id=vm.id,
                        target_name=vm.name,
                        args={"vm_id": vm.id, "source_id": vm.host_id,

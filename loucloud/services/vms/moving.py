@@ -45,13 +45,13 @@ def _migrate(ctx: tasks.TaskContext) -> str:
         raise ServiceError("The source or the target host was removed.")
     if vm.host_id != source.id:
         raise ServiceError(f"{vm.name} is on {vm.host.name} now, not {source.name}.")
-    if vm.status != "migrating":
+    if vm.status != VM.MIGRATING:
         # "Try again" on an ended move: the target checked again, the VM held again
         # (compare-and-set, as the first start did), or the task refuses.
         if target.draining or target.offline_since is not None:
             raise ServiceError(f"{target.name} is "
                                f"{'being drained' if target.draining else 'offline'}.")
-        _begin(vm, "migrating")
+        _begin(vm, VM.MIGRATING)
     return move(ctx, vm, source, target, ctx.args["mode"])
 
 
@@ -192,7 +192,7 @@ def _follow(ctx, vm: VM, src, thread: threading.Thread) -> None:
 def stopped(ctx, why: str) -> None:
     """After a failure, a cancel or a dead worker: the record matches where it runs."""
     vm, source, target = _hosts(ctx)
-    if vm is None or vm.status != "migrating" or source is None or target is None:
+    if vm is None or vm.status != VM.MIGRATING or source is None or target is None:
         return
     if vm.host_id != source.id:
         return
