@@ -178,3 +178,25 @@ def test_cli_users_create_refuses_what_the_columns_cannot_hold(app, cli_world):
             _, outcome = run_cli(cli_world, ["users", "create", option, "--", f"long{i}"],
                                  count, input="a good password 1\n")
             assert outcome == "error", option
+
+
+def test_quota_counts_every_disk_of_every_vm(app, user):
+    """One question to the database, the disks of all the user's VMs summed (a
+    correlated subquery would have counted one VM's)."""
+    from loucloud.services.users import quota_usage
+
+    _give_vm(app, user)
+    with app.app_context():
+        first = db.session.execute(db.select(VM)).scalar_one()
+        second = VM(name="vm2", owner_id=user.id, host_id=first.host_id,
+                    template_id=first.template_id, image_id=first.image_id,
+                    domain_name="lc-test2", uuid="00000000-0000-0000-0000-000000000002",
+                    vcpus=1, memory_mib=512, disk_gib=2, status=VM.READY)
+        second.disks.append(Disk(target="vda", volume_name="lc-test2.qcow2", size_gib=2,
+                                 system=True))
+        second.disks.append(Disk(target="vdb", volume_name="data.qcow2", size_gib=5,
+                                 attached=False))
+        db.session.add(second)
+        db.session.commit()
+        used = quota_usage(db.session.get(User, user.id)).used
+        assert (used.vms, used.vcpus, used.memory_mib, used.disk_gib) == (2, 2, 1024, 9)

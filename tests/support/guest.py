@@ -176,3 +176,45 @@ def publish_guest(lab, guest_image, ssh_key, network: str, subnet: str,
         network=template_service.Network("network", network))
     key_service.add_key(db.session.get(User, alice.id), "tests", ssh_key.public)
     return {"admin": admin.id, "alice": alice.id, "host": h1.id, "template": made.id}
+
+
+def boot_first_vm(lab, ssh_key, made: dict[str, int], name: str,
+                  password: str | None = None) -> tuple[dict, "Guest"]:
+    """Inside an app context, after publish_guest: alice's VM ``name`` from its template
+    on h1, booted to SSH. Returns ({"vm": id, "ip": address}, the guest)."""
+    from loucloud.extensions import db
+    from loucloud.models import Host, Template, User
+    from loucloud.services.vms import create as vm_create
+
+    vm = vm_create.create_vm(db.session.get(User, made["alice"]), name,
+                             db.session.get(Template, made["template"]),
+                             db.session.get(Host, made["host"]), password=password)
+    ids = {"vm": vm.id, "ip": vm.ip_address}
+    guest = Guest(lab.host(1), ids["ip"], ssh_key)
+    guest.wait_for_ssh(boot_bound())
+    return ids, guest
+
+
+def tear_down_guest_world(app, network: str, uris: list[str]) -> None:
+    """What publish_guest (and the VMs on it) made: every VM deleted through LouCloud,
+    then the network and the published image removed from these hosts."""
+    import libvirt
+
+    from loucloud.extensions import db
+    from loucloud.models import VM
+    from loucloud.services import images as image_service
+    from loucloud.services.vms import lifecycle
+
+    with app.app_context():
+        for row in db.session.execute(db.select(VM)).scalars().all():
+            lifecycle.delete_vm(row)
+    for uri in uris:
+        conn = libvirt.open(uri)
+        try:
+            net = conn.networkLookupByName(network)
+            net.destroy()
+            net.undefine()
+            conn.storagePoolLookupByName("loucloud").storageVolLookupByName(
+                image_service.volume_name_for("debian")).delete(0)
+        finally:
+            conn.close()

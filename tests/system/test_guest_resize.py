@@ -14,13 +14,11 @@ import time
 import pytest
 
 from loucloud.extensions import db
-from loucloud.models import VM, Host, Template, User
-from loucloud.services import images as image_service
+from loucloud.models import VM
 from loucloud.services import Conflict
-from loucloud.services.hypervisors import pool
-from loucloud.services.vms import create as vm_create
 from loucloud.services.vms import disks, lifecycle, resize
-from tests.support.guest import Guest, boot_bound, publish_guest, wait_for
+from tests.support.guest import (Guest, boot_bound, boot_first_vm, publish_guest,
+                                 tear_down_guest_world, wait_for)
 
 SUBNET = "10.78.0.0/24"
 GIB = 1024 ** 3
@@ -33,25 +31,9 @@ def world(lab, guest_image, module_app, ssh_key):
     app = module_app
     with app.app_context():
         made = publish_guest(lab, guest_image, ssh_key, "grow", SUBNET, "small")
-        vm = vm_create.create_vm(db.session.get(User, made["alice"]), "grower",
-                                 db.session.get(Template, made["template"]),
-                                 db.session.get(Host, made["host"]))
-        ids = {"vm": vm.id, "ip": vm.ip_address}
-    guest = Guest(lab.host(1), ids["ip"], ssh_key)
-    guest.wait_for_ssh(boot_bound())
+        ids, guest = boot_first_vm(lab, ssh_key, made, "grower")
     yield {"app": app, "guest": guest, **ids}
-    with app.app_context():
-        for row in db.session.execute(db.select(VM)).scalars().all():
-            lifecycle.delete_vm(row)
-        pool().call(lab.host(1).uri, _forget_network_and_image, timeout=30)
-
-
-def _forget_network_and_image(conn) -> None:
-    net = conn.networkLookupByName("grow")
-    net.destroy()
-    net.undefine()
-    conn.storagePoolLookupByName("loucloud").storageVolLookupByName(
-        image_service.volume_name_for("debian")).delete(0)
+    tear_down_guest_world(app, "grow", [lab.host(1).uri])
 
 
 def _vm(world) -> VM:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from loucloud.extensions import db
-from loucloud.models import VM, Host, Image, Task, Template, User
+from loucloud.models import VM, Host, Image, Task, User
 from loucloud.services import hosts as host_service
 from loucloud.services import images as image_service
 from loucloud.services import maintenance
@@ -19,10 +19,9 @@ from loucloud.services import networks as network_service
 from loucloud.services import tasks as task_service
 from loucloud.services.hypervisors import hypervisor
 from loucloud.services.settings import get_settings
-from loucloud.services.vms import create as vm_create
-from loucloud.services.vms import lifecycle
 from loucloud.services.vms import migration as migration_service
-from tests.support.guest import Guest, boot_bound, publish_guest, wait_for
+from tests.support.guest import (Guest, boot_first_vm, publish_guest, tear_down_guest_world,
+                                 wait_for)
 
 PASSWORD = "first login 4711"
 SUBNET = "10.79.0.0/24"
@@ -58,32 +57,10 @@ def world(lab, guest_image, module_app, ssh_key):
         for host, lab_host in ((db.session.get(Host, made["host"]), lab.host(1)),
                                (h2, lab.host(2))):
             maintenance.set_migration_address(admin, host, lab_host.migration_address)
-        vm = vm_create.create_vm(db.session.get(User, made["alice"]), "mover-1",
-                                 db.session.get(Template, made["template"]),
-                                 db.session.get(Host, made["host"]), password=PASSWORD)
-        ids = {"vm": vm.id, "ip": vm.ip_address, "admin": made["admin"], "h2": h2.id}
-    guest = Guest(lab.host(1), ids["ip"], ssh_key)
-    guest.wait_for_ssh(boot_bound())
+        ids, guest = boot_first_vm(lab, ssh_key, made, "mover-1", PASSWORD)
+        ids.update(admin=made["admin"], h2=h2.id)
     yield {"app": app, "guest": guest, "lab": lab, "key": ssh_key, **ids}
-    with app.app_context():
-        for row in db.session.execute(db.select(VM)).scalars().all():
-            lifecycle.delete_vm(row)
-    for i in (1, 2):
-        _forget_network_and_image(lab.host(i).uri)
-
-
-def _forget_network_and_image(uri: str) -> None:
-    import libvirt
-
-    conn = libvirt.open(uri)
-    try:
-        net = conn.networkLookupByName(NETWORK)
-        net.destroy()
-        net.undefine()
-        conn.storagePoolLookupByName("loucloud").storageVolLookupByName(
-            image_service.volume_name_for("debian")).delete(0)
-    finally:
-        conn.close()
+    tear_down_guest_world(app, NETWORK, [lab.host(1).uri, lab.host(2).uri])
 
 
 def _uptime(guest: Guest) -> float:
