@@ -4,7 +4,7 @@ and clones, migration between hosts, resize and disks. A part of ``Hypervisor``
 like the rest of the face."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, TypeVar
+from typing import TYPE_CHECKING
 
 from . import blockdevs, migration, sizing, snapshots
 from .blockdevs import DataDisks, DiskPlaces, PoolVolume
@@ -16,17 +16,11 @@ from .storage import Volume
 if TYPE_CHECKING:
     from .driver import Hypervisor
 
-T = TypeVar("T")
 
 
 class ChangeVerbs:
-    """Mixed into Hypervisor: see there for the bounds and the pool."""
-
-    def _query(self, fn: Callable[..., T], *args, factor: float = 1.0) -> T:
-        raise NotImplementedError
-
-    def _act(self, fn: Callable[..., T], *args) -> T:
-        raise NotImplementedError
+    """Mixed into Hypervisor, whose ``_query`` and ``_act`` (bounds, the pool) these
+    verbs call."""
 
     # -- snapshots, saved states, clones (issue 14) ------------------------------------
     def snapshots(self, uuid: str) -> list[SnapshotInfo]:

@@ -245,10 +245,12 @@ def has_saved_state(vm: VM) -> bool:
 
 
 def begin_unsaved(vm: VM, status: str, doing: str):
-    """lifecycle._begin, then refuse (Conflict, the VM put back) when its host says it
-    holds a saved memory state: its start restores the definition saved with it, so a
+    """lifecycle._begin, then refuse (Conflict, the VM put back) when its host says the
+    shut-off VM holds a saved memory state (a running one asks nothing more): its start restores the definition saved with it, so a
     change of its sizes or disks made now would not apply (a disk gone: no start)."""
     previous = _begin(vm, status)
+    if vm.live_state in ("running", "paused"):   # a running domain holds none: libvirt
+        return previous                         # drops it when it starts
     try:
         saved = hypervisor(vm.host).has_saved_state(vm.uuid)
     except VirtError as exc:
