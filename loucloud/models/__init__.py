@@ -385,3 +385,4 @@ from .tasks import Task  # noqa: E402,F401
 from .disks import Disk  # noqa: E402,F401
 from .snapshots import Snapshot  # noqa: E402,F401
 from .maintenance import Remnant  # noqa: E402,F401
+from .tokens import ApiToken  # noqa: E402,F401

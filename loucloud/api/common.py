@@ -1,0 +1,77 @@
+"""What every API module shares: its blueprint (authentication on it),
+the pagination arguments and envelope, the problem schema."""
+from __future__ import annotations
+
+import marshmallow as ma
+from flask import request, url_for
+from flask_smorest import Blueprint
+
+from ..extensions import csrf
+
+MAX_LIMIT = 200
+DEFAULT_LIMIT = 50
+
+
+def blueprint(name: str, description: str, *, public: bool = False) -> Blueprint:
+    """The flask-smorest Blueprint of one API module, named api_<name>. Not public:
+    every request is authenticated first (auth.py). CSRF is checked by auth.py too:
+    only for writes sent with the session cookie, never for a bearer token."""
+    from . import auth
+
+    bp = Blueprint(f"api_{name}", __name__, description=description)
+    csrf.exempt(bp)
+    if not public:
+        bp.before_request(auth.authenticate)
+    return bp
+
+
+class ProblemSchema(ma.Schema):
+    """RFC 9457 problem details: the body of every error of the API."""
+
+    type = ma.fields.String(metadata={"description": "A URI naming the kind of problem; "
+                                                     "about:blank when the status says it"})
+    title = ma.fields.String(required=True, metadata={"description": "The status's phrase"})
+    status = ma.fields.Integer(required=True)
+    detail = ma.fields.String(metadata={"description": "What went wrong, for a person"})
+    instance = ma.fields.String(metadata={"description": "The path asked"})
+    errors = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.String(),
+                            metadata={"description": "Invalid fields and why (422)"})
+
+
+def register_problem_schema(spec) -> None:
+    if "Problem" not in spec.components.schemas:
+        spec.components.schema("Problem", schema=ProblemSchema)
+
+
+class PageArgs(ma.Schema):
+    page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(1, 10 ** 6),
+                             metadata={"description": "The page, from 1"})
+    limit = ma.fields.Integer(load_default=DEFAULT_LIMIT,
+                              validate=ma.validate.Range(1, MAX_LIMIT),
+                              metadata={"description": f"Items per page, at most {MAX_LIMIT}"})
+
+
+class PageSchema(ma.Schema):
+    """The envelope of a list: its items and where the list stands."""
+
+    page = ma.fields.Integer(required=True)
+    pages = ma.fields.Integer(required=True, metadata={"description": "How many pages"})
+    limit = ma.fields.Integer(required=True)
+    total = ma.fields.Integer(required=True, metadata={"description": "Items in all pages"})
+    next = ma.fields.String(allow_none=True, metadata={"description": "The next page's URL"})
+
+
+def page_of(items: list, *, page: int, pages: int, limit: int, total: int) -> dict:
+    """A list's answer; ``next`` keeps the request's filters."""
+    following = None
+    if page < pages:
+        args = {**request.args.to_dict(), "page": page + 1, "limit": limit}
+        following = url_for(request.endpoint, **(request.view_args or {}), **args)
+    return {"items": items, "page": page, "pages": max(pages, 1), "limit": limit,
+            "total": total, "next": following}
+
+
+def page_schema(item_schema: type[ma.Schema], name: str) -> type[ma.Schema]:
+    """The envelope schema of a list of ``item_schema``."""
+    return type(name, (PageSchema,), {"items": ma.fields.List(
+        ma.fields.Nested(item_schema), required=True)})
