@@ -33,10 +33,24 @@ VERSION = "v1"
 
 class LouCloudApi(Api):
     """flask-smorest's Api without its error handlers: loucloud/errors.py answers every
-    error of the site, and under /api/ in the one problem shape."""
+    error of the site, and under /api/ in the one problem shape, which the document
+    says (application/problem+json, the Problem schema) for every error response."""
 
     def _register_error_handlers(self):
         pass
+
+    def _register_responses(self):
+        from http import HTTPStatus
+
+        from .common import ProblemSchema
+        from .problems import MEDIA_TYPE
+
+        for status in list(HTTPStatus) + [None]:
+            name = status.name if status else "DEFAULT_ERROR"
+            response = {"description": status.phrase if status else "An error (RFC 9457)"}
+            if status is None or status >= 400:
+                response["content"] = {MEDIA_TYPE: {"schema": ProblemSchema}}
+            self.spec.components.response(name, response, lazy=True)
 
 
 def init_app(app: Flask) -> None:

@@ -2,6 +2,8 @@
 the pagination arguments and envelope, the problem schema."""
 from __future__ import annotations
 
+from datetime import timezone
+
 import marshmallow as ma
 from flask import request, url_for
 from flask_smorest import Blueprint
@@ -10,6 +12,37 @@ from ..extensions import csrf
 
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 50
+
+
+class Int(ma.fields.Integer):
+    """An integer in a JSON body: a JSON number without a fraction — never a string, a
+    float or a boolean (marshmallow's Integer takes "5", 5.0 and true)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(strict=True, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class Bool(ma.fields.Boolean):
+    """A boolean in a JSON body: true or false only (not 0, 1 or "yes")."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):     # 0 == False in Python: checked by type
+            raise self.make_error("invalid")
+        return value
+
+
+class UtcDateTime(ma.fields.DateTime):
+    """A time the database keeps as naive UTC, answered as RFC 3339 with its zone."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return super()._serialize(value, attr, obj, **kwargs)
 
 
 def blueprint(name: str, description: str, *, public: bool = False) -> Blueprint:

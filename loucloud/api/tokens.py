@@ -6,7 +6,7 @@ from flask import url_for
 from flask_login import current_user
 
 from ..services import tokens as token_service
-from .common import blueprint
+from .common import Bool, Int, UtcDateTime, blueprint
 
 blp = blueprint("tokens", "The caller's personal API tokens.")
 URL = "/tokens"
@@ -20,10 +20,10 @@ class TokenSchema(ma.Schema):
     read_only = ma.fields.Boolean(required=True)
     state = ma.fields.Method("_state", required=True, metadata={
         "description": "active, expired or revoked"})
-    created_at = ma.fields.DateTime(required=True)
-    expires_at = ma.fields.DateTime(allow_none=True)
-    revoked_at = ma.fields.DateTime(allow_none=True)
-    last_used_at = ma.fields.DateTime(allow_none=True)
+    created_at = UtcDateTime(required=True)
+    expires_at = UtcDateTime(allow_none=True)
+    revoked_at = UtcDateTime(allow_none=True)
+    last_used_at = UtcDateTime(allow_none=True)
     last_used_from = ma.fields.String(allow_none=True)
 
     def _state(self, token) -> str:
@@ -36,9 +36,9 @@ class TokenListSchema(ma.Schema):
 
 class TokenCreateSchema(ma.Schema):
     name = ma.fields.String(required=True, validate=ma.validate.Length(1, 64))
-    read_only = ma.fields.Boolean(load_default=False)
-    expires_days = ma.fields.Integer(load_default=None, allow_none=True,
-                                     validate=ma.validate.Range(1, token_service.MAX_DAYS))
+    read_only = Bool(load_default=False)
+    expires_days = Int(load_default=None, allow_none=True,
+                       validate=ma.validate.Range(1, token_service.MAX_DAYS))
 
 
 class NewTokenSchema(TokenSchema):

@@ -13,7 +13,7 @@ from ..services.access import vm_for
 from ..services.vms import create as vm_create
 from ..services.vms import lifecycle, state, views
 from ..security import console_url
-from .common import PageArgs, blueprint, page_of, page_schema
+from .common import Bool, Int, PageArgs, blueprint, page_of, page_schema
 
 blp = blueprint("vms", "Virtual machines: the user's own (every VM for the administrator).")
 URL = "/vms"
@@ -62,16 +62,16 @@ class VMListArgs(PageArgs):
 
 class VMCreateSchema(ma.Schema):
     name = ma.fields.String(required=True, validate=NAME)
-    template_id = ma.fields.Integer(required=True, validate=ma.validate.Range(1, 2 ** 63 - 1))
-    start = ma.fields.Boolean(load_default=True)
+    template_id = Int(required=True, validate=ma.validate.Range(1, 2 ** 63 - 1))
+    start = Bool(load_default=True)
     password = ma.fields.String(load_default=None, validate=ma.validate.Length(8, 128),
                                 metadata={"description": "The guest user's password "
                                           "(cloud images); one is made and answered once "
                                           "when not given"})
-    host_id = ma.fields.Integer(load_default=None, validate=ma.validate.Range(1, 2 ** 63 - 1),
-                                metadata={"description": "Administrator only"})
+    host_id = Int(load_default=None, validate=ma.validate.Range(1, 2 ** 63 - 1),
+                  metadata={"description": "Administrator only"})
     ip_address = ma.fields.IPv4(load_default=None, metadata={"description": "Administrator only"})
-    boot_job_ids = ma.fields.List(ma.fields.Integer(validate=ma.validate.Range(1, 2 ** 63 - 1)),
+    boot_job_ids = ma.fields.List(Int(validate=ma.validate.Range(1, 2 ** 63 - 1)),
                                   load_default=list, validate=ma.validate.Length(max=20))
 
 
