@@ -20,7 +20,7 @@ from flask_smorest import Api
 
 PREFIX = "/api/v1"
 # Not resources: the package's own machinery and the reference page.
-NOT_RESOURCES = {"auth", "common", "docs", "limits", "problems"}
+NOT_RESOURCES = {"auth", "common", "docs", "limits", "problems", "ratestore"}
 
 
 def resources() -> list[str]:

@@ -1,13 +1,17 @@
-"""Rate limits on the API (Flask-Limiter): per token and per address, counted in the
-storage every process shares — RATELIMIT_STORAGE_URI, the task broker's Redis in a
-deployment (mod_wsgi runs several processes), memory:// for the one process of the
-embedded default. An exceeded limit is 429 with Retry-After."""
+"""Rate limits on the API (Flask-Limiter): per token and per address, over fixed windows
+of a minute, counted on the shared cache so that several processes count together
+(mod_wsgi runs two; several servers may share one Redis): its Redis when CACHE_TYPE is
+RedisCache, else files in the cache's folder (ratestore.py); RATELIMIT_STORAGE_URI
+overrides. An exceeded limit answers 429 with Retry-After."""
 from __future__ import annotations
 
 import hashlib
+import os
 
 from flask import Flask, current_app, request
 from flask_limiter import Limiter
+
+from . import ratestore
 
 
 
@@ -25,15 +29,23 @@ def _token() -> str:
     return _address()
 
 
+def shared_storage(config) -> str:
+    """Where the counters go: the shared cache's own store."""
+    kind = str(config.get("CACHE_TYPE") or "")
+    if kind.endswith("RedisCache") and config.get("CACHE_REDIS_URL"):
+        return config["CACHE_REDIS_URL"]
+    if kind.endswith("FileSystemCache") and config.get("CACHE_DIR"):
+        return f"{ratestore.SCHEME}://{os.path.join(config['CACHE_DIR'], 'ratelimits')}"
+    return "memory://"   # SimpleCache: one process (the tests)
+
+
 def init_app(app: Flask) -> None:
     app.config.setdefault("API_RATE_LIMIT_TOKEN", "600 per minute")
     app.config.setdefault("API_RATE_LIMIT_ADDRESS", "1200 per minute")
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
     if not app.config.get("RATELIMIT_STORAGE_URI"):
-        broker = app.config.get("TASK_BROKER") or ""
-        app.config["RATELIMIT_STORAGE_URI"] = broker if broker.startswith(
-            ("redis://", "rediss://")) else "memory://"
-    limiter = Limiter(key_func=_address, app=app, strategy="moving-window")
+        app.config["RATELIMIT_STORAGE_URI"] = shared_storage(app.config)
+    limiter = Limiter(key_func=_address, app=app, strategy="fixed-window")
     for bp in (b for name, b in app.blueprints.items()
                if name.startswith("api_") and name != "api_docs"):
         # shared: one count per token (per address) over every route of the API
