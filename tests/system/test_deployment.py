@@ -37,7 +37,9 @@ def deployment(mariadb):
     site = Deployment(url, database={
         "DATABASE_USER": "lc_deploy", "DATABASE_PASSWORD": DATABASE_PASSWORD,
         "DATABASE_HOST": "127.0.0.1", "DATABASE_PORT": mariadb.port,
-        "DATABASE_NAME": "loucloud_deploy"}).prepare()
+        "DATABASE_NAME": "loucloud_deploy"},
+        # a limit the API test below reaches quickly (the default is 600 a minute)
+        config={"API_RATE_LIMIT_TOKEN": "40 per minute"}).prepare()
     try:
         site.install()
         site.start()
@@ -325,6 +327,50 @@ def test_two_processes_share_throttle_and_settings(deployment, admin):
     for t in threads:
         t.join()
     assert seen == ["17"] * 16
+
+
+def test_api_tokens_and_rate_limits_hold_across_both_processes(deployment, admin):
+    """A token made through one mod_wsgi process works in both; its rate limit is
+    counted once over both (on the shared cache: files under instance/cache here);
+    revoked, it stops everywhere at once."""
+    assert len(deployment.wsgi_processes()) == 2
+    base = deployment.site
+    made = admin.http.post(base + "/api/v1/tokens", json={"name": "deploy test"},
+                           headers={"X-CSRFToken": admin.csrf(), "Referer": base + "/"},
+                           timeout=30)
+    assert made.status_code == 201, made.text
+    api = requests.Session()
+    api.trust_env, api.verify = False, str(deployment.cert)
+    api.headers["Authorization"] = f"Bearer {made.json()['secret']}"
+    statuses, retry_after = [], []
+
+    def call():
+        r = api.get(base + "/api/v1/vms", timeout=30)
+        statuses.append(r.status_code)
+        if r.status_code == 429:
+            retry_after.append(int(r.headers["Retry-After"]))
+            assert r.headers["Content-Type"] == "application/problem+json"
+
+    threads = [threading.Thread(target=call) for _ in range(60)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # both processes served: a limit counted per process would let up to 80 through
+    assert statuses.count(200) == 40 and statuses.count(429) == 20, statuses
+    assert all(0 < s <= 60 for s in retry_after)
+    revoked = admin.http.delete(base + f"/api/v1/tokens/{made.json()['id']}",
+                                headers={"X-CSRFToken": admin.csrf(), "Referer": base + "/"},
+                                timeout=30)
+    assert revoked.status_code == 200 and revoked.json()["state"] == "revoked"
+    after = []
+    threads = [threading.Thread(target=lambda: after.append(
+        api.get(base + "/api/v1/tokens", timeout=30).status_code)) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert after == [401] * 8
 
 
 def test_a_database_restart_is_survived(deployment, admin, mariadb, capsys):
