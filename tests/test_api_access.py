@@ -43,7 +43,54 @@ EXPECTED = {
     "api_tokens.create_token": ("POST", {"name": "more"}, 201, 201, 201),
     "api_tokens.get_token": ("GET", None, 200, 404, 200),
     "api_tokens.revoke_token": ("DELETE", None, 200, 404, 200),
+    # -- tasks, images and their uploads, templates, boot jobs (helper h5) --------------
+    "api_tasks.list_tasks": ("GET", None, 200, 200, 200),
+    "api_tasks.get_task": ("GET", None, 200, 404, 200),
+    "api_tasks.cancel_task": ("POST", None, 200, 404, 200),            # queued: cancelled
+    "api_tasks.retry_task": ("POST", None, 202, 404, 202, lambda app, w: _cancel_task(app, w)),
+    "api_images.list_images": ("GET", None, 403, 403, 200),
+    "api_images.add_image": ("POST", {"name": "raw", "path": "/var/lib/images/base.raw"},
+                             403, 403, 201),
+    "api_images.get_image": ("GET", None, 403, 403, 200),
+    "api_images.update_image": ("PATCH", {"name": "renamed", "os_type": "windows"},
+                                403, 403, 200),
+    "api_images.recheck_image": ("POST", None, 403, 403, 200),
+    "api_images.delete_image": ("DELETE", None, 403, 403, 409),        # its template uses it
+    "api_images.copy_image": ("POST", None, 403, 403, 409),            # added by path: no copy
+    "api_uploads.list_uploads": ("GET", None, 403, 403, 200),
+    "api_uploads.begin_upload": ("POST", {"name": "up", "filename": "up.qcow2", "size": 4096},
+                                 403, 403, 201),
+    "api_uploads.get_upload": ("GET", None, 403, 403, 200),
+    "api_uploads.send_chunk": ("POST", None, 403, 403, 422),           # no ?offset=
+    "api_uploads.finish_upload": ("POST", None, 403, 403, 409),        # nothing arrived yet
+    "api_uploads.abandon_upload": ("POST", None, 403, 403, 200),
+    "api_uploads.inspect_file": ("POST", None, 403, 403, 200),
+    "api_templates.list_templates": ("GET", None, 200, 200, 200),
+    "api_templates.create_template": ("POST", lambda w: {
+        "name": "large", "image_id": w["image_id"], "vcpus": 2, "memory_mib": 1024,
+        "disk_gib": 4, "boot_job_ids": [w["job_id"]]}, 403, 403, 201),
+    "api_templates.get_template": ("GET", None, 200, 200, 200),        # every user's choice
+    "api_templates.update_template": ("PATCH", {"vcpus": 2}, 403, 403, 200),
+    "api_templates.delete_template": ("DELETE", None, 403, 403, 409),  # a VM was made of it
+    "api_bootjobs.list_boot_jobs": ("GET", None, 200, 200, 200),
+    "api_bootjobs.create_boot_job": ("POST", {"name": "more", "script": "runcmd: [[ls]]"},
+                                     403, 403, 201),
+    "api_bootjobs.get_boot_job": ("GET", None, 404, 404, 200),         # not offered to users
+    "api_bootjobs.update_boot_job": ("PATCH", {"user_choice": True}, 403, 403, 200),
+    "api_bootjobs.delete_boot_job": ("DELETE", None, 403, 403, 200),
 }
+
+
+def _cancel_task(app, world) -> None:
+    """The world's task cancelled (by its owner): one to try again."""
+    from loucloud.models import User
+    from loucloud.services import tasklist
+
+    with app.app_context():
+        owner = db.session.get(User, world["user_id"])
+        assert tasklist.cancel(owner, world["task_id"]).state == "cancelled"
+
+
 # URL arguments the world does not hold, by name.
 ARGUMENTS = {"action": "start"}
 

@@ -102,7 +102,8 @@ ANYBODY = {"auth.login"}
 ANY_USER = {"auth.logout", "users.profile", "vms.create"}
 OWNER_OR_ADMIN = {"vms.act", "vms.delete", "vms.console", "vms.serial", "vms.reset_password",
                   "vms.insert_media", "vms.eject_media"}
-TASK_OWNER_OR_ADMIN = {"tasks.cancel", "tasks.retry"}
+TASK_OWNER_OR_ADMIN = {"tasks.cancel", "tasks.retry", "api_tasks.cancel_task",
+                       "api_tasks.retry_task"}
 
 
 @dataclass(frozen=True)
