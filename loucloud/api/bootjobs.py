@@ -11,7 +11,7 @@ from flask_login import current_user
 from ..services import NotAllowed
 from ..services import bootjobs as bootjob_service
 from .auth import SAFE
-from .common import PageArgs, blueprint, page_of, page_schema
+from .common import Bool, PageArgs, blueprint, page_of, page_schema
 
 blp = blueprint("bootjobs", "First-boot scripts of cloud images' VMs (the administrator's; "
                             "users read those offered to them).")
@@ -46,8 +46,8 @@ class BootJobCreateSchema(ma.Schema):
     name = ma.fields.String(required=True, validate=NAME)
     script = ma.fields.String(required=True, validate=SCRIPT, metadata=SCRIPT_DOC)
     description = ma.fields.String(load_default="", validate=DESCRIPTION)
-    is_default = ma.fields.Boolean(load_default=False)
-    user_choice = ma.fields.Boolean(load_default=False)
+    is_default = Bool(load_default=False)
+    user_choice = Bool(load_default=False)
 
 
 class BootJobUpdateSchema(ma.Schema):
@@ -56,8 +56,8 @@ class BootJobUpdateSchema(ma.Schema):
     name = ma.fields.String(validate=NAME)
     script = ma.fields.String(validate=SCRIPT, metadata=SCRIPT_DOC)
     description = ma.fields.String(validate=DESCRIPTION)
-    is_default = ma.fields.Boolean()
-    user_choice = ma.fields.Boolean()
+    is_default = Bool()
+    user_choice = Bool()
 
 
 class BootJobMessageSchema(ma.Schema):

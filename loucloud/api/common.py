@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import timezone
 
 import marshmallow as ma
-from flask import request, url_for
+from flask import current_app, request, url_for
 from flask_smorest import Blueprint
 
 from ..extensions import csrf
+from ..services import FieldError
 
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 50
@@ -55,7 +56,19 @@ def blueprint(name: str, description: str, *, public: bool = False) -> Blueprint
     csrf.exempt(bp)
     if not public:
         bp.before_request(auth.authenticate)
+    bp.before_request(require_body)
     return bp
+
+
+def require_body() -> None:
+    """A route whose document says it takes a JSON body refuses a request without one
+    (webargs would read a missing body as {}: a PATCH changing nothing by accident)."""
+    view = current_app.view_functions.get(request.endpoint)
+    params = (getattr(view, "_apidoc", None) or {}).get("arguments", {}).get("parameters", [])
+    if any(p.get("in") == "json" and p.get("required") for p in params) \
+            and not request.get_data(cache=True):
+        raise FieldError("This request takes a JSON body (Content-Type: application/json).",
+                         "body")
 
 
 class ProblemSchema(ma.Schema):

@@ -12,7 +12,7 @@ from ..services import NotAllowed
 from ..services import copytasks, imagecopy
 from ..services import images as image_service
 from ..services import tasklist as task_service
-from .common import PageArgs, blueprint, page_of, page_schema
+from .common import Bool, PageArgs, blueprint, page_of, page_schema
 from .tasks import TaskSchema, task_url
 
 blp = blueprint("images", "Disk images and install media (administrator only).")
@@ -86,7 +86,7 @@ ImagePageSchema = page_schema(ImageSchema, "ImagePage")
 class GuestFields(ma.Schema):
     os_type = ma.fields.String(validate=OS_TYPE, metadata={
         "description": "windows keeps the clock in local time"})
-    cloud_init = ma.fields.Boolean(metadata={
+    cloud_init = Bool(metadata={
         "description": "It takes cloud-init first-boot data (a cloud image)"})
     login_user = ma.fields.String(validate=LOGIN, metadata={
         "description": "Its default user (debian, ubuntu...); needed with cloud_init"})

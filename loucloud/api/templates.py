@@ -11,7 +11,7 @@ from flask_login import current_user
 from ..services import NotAllowed
 from ..services import templates as template_service
 from .auth import SAFE
-from .common import PageArgs, blueprint, page_of, page_schema
+from .common import Int, PageArgs, blueprint, page_of, page_schema
 
 blp = blueprint("templates", "VM templates (sizes): every user reads them, the "
                              "administrator manages them.")
@@ -65,16 +65,16 @@ JOBS = ma.validate.Length(max=100)
 
 class TemplateCreateSchema(ma.Schema):
     name = ma.fields.String(required=True, validate=ma.validate.Length(1, 64))
-    image_id = ma.fields.Integer(required=True, validate=ID)
-    vcpus = ma.fields.Integer(required=True, validate=_size("vcpus"))
-    memory_mib = ma.fields.Integer(required=True, validate=_size("memory_mib"))
-    disk_gib = ma.fields.Integer(required=True, validate=_size("disk_gib"), metadata={
+    image_id = Int(required=True, validate=ID)
+    vcpus = Int(required=True, validate=_size("vcpus"))
+    memory_mib = Int(required=True, validate=_size("memory_mib"))
+    disk_gib = Int(required=True, validate=_size("disk_gib"), metadata={
         "description": "At least the image's virtual size"})
     notes = ma.fields.String(load_default="", validate=ma.validate.Length(
         max=template_service.NOTES_MAX))
     nic_kind = ma.fields.String(load_default="network", validate=NIC_KIND, metadata=NIC_DOC)
     network = ma.fields.String(load_default="", validate=NETWORK, metadata=NETWORK_DOC)
-    boot_job_ids = ma.fields.List(ma.fields.Integer(validate=ID), load_default=list,
+    boot_job_ids = ma.fields.List(Int(validate=ID), load_default=list,
                                   validate=JOBS)
 
 
@@ -82,14 +82,14 @@ class TemplateUpdateSchema(ma.Schema):
     """Only the fields sent change."""
 
     name = ma.fields.String(validate=ma.validate.Length(1, 64))
-    image_id = ma.fields.Integer(validate=ID)
-    vcpus = ma.fields.Integer(validate=_size("vcpus"))
-    memory_mib = ma.fields.Integer(validate=_size("memory_mib"))
-    disk_gib = ma.fields.Integer(validate=_size("disk_gib"))
+    image_id = Int(validate=ID)
+    vcpus = Int(validate=_size("vcpus"))
+    memory_mib = Int(validate=_size("memory_mib"))
+    disk_gib = Int(validate=_size("disk_gib"))
     notes = ma.fields.String(validate=ma.validate.Length(max=template_service.NOTES_MAX))
     nic_kind = ma.fields.String(validate=NIC_KIND, metadata=NIC_DOC)
     network = ma.fields.String(validate=NETWORK, metadata=NETWORK_DOC)
-    boot_job_ids = ma.fields.List(ma.fields.Integer(validate=ID), validate=JOBS)
+    boot_job_ids = ma.fields.List(Int(validate=ID), validate=JOBS)
 
 
 class TemplateMessageSchema(ma.Schema):

@@ -14,11 +14,11 @@ from flask import current_app, request, url_for
 from flask_login import current_user
 from werkzeug.exceptions import ClientDisconnected, LengthRequired
 
-from ..services import ServiceError
+from ..services import FieldError, ServiceError
 from ..services import images as image_service
 from ..services import tasklist as task_service
 from ..services import uploads as upload_service
-from .common import PageArgs, ProblemSchema, blueprint, page_of, page_schema
+from .common import Bool, Int, PageArgs, ProblemSchema, blueprint, page_of, page_schema
 from .images import FIRMWARE, LOGIN, NAME, ImageDetailSchema, admin_only, image_dict
 from .problems import MEDIA_TYPE, problem
 from .tasks import TaskSchema, task_url
@@ -60,7 +60,7 @@ class UploadBeginSchema(ma.Schema):
         "description": "The image's name"})
     filename = ma.fields.String(required=True, validate=ma.validate.Length(1, 255), metadata={
         "description": "The file's name (its extension is checked against its bytes)"})
-    size = ma.fields.Integer(required=True, validate=ma.validate.Range(
+    size = Int(required=True, validate=ma.validate.Range(
         1, upload_service.MAX_SIZE), metadata={"description": "The file's bytes"})
     format = ma.fields.String(load_default="auto", validate=ma.validate.OneOf(
         list(upload_service.FORMAT_CHOICES)), metadata={
@@ -72,10 +72,10 @@ class UploadBeginSchema(ma.Schema):
     os_type = ma.fields.String(load_default="auto", validate=ma.validate.OneOf(
         ["auto", *image_service.OS_TYPES]), metadata={
         "description": "auto: from the file (an ISO's volume id) or its name"})
-    cloud_init = ma.fields.Boolean(load_default=False)
+    cloud_init = Bool(load_default=False)
     login_user = ma.fields.String(load_default="", validate=LOGIN)
     firmware = ma.fields.String(load_default="bios", validate=FIRMWARE)
-    hosts = ma.fields.List(ma.fields.Integer(validate=ma.validate.Range(1, 2 ** 63 - 1)),
+    hosts = ma.fields.List(Int(validate=ma.validate.Range(1, 2 ** 63 - 1)),
                            load_default=list, validate=ma.validate.Length(max=1000),
                            metadata={"description": "The hosts to copy it to (ids); "
                                                     "empty: every host"})
@@ -235,4 +235,6 @@ def inspect_file(args):
 
     The upload page asks this before it sends a file."""
     head = request.stream.read(upload_service.imagefiles.HEAD_BYTES)
+    if not head:
+        raise FieldError("Send the file's first bytes (up to 40 KiB) as the body.", "body")
     return upload_service.inspect_head(head, args["filename"])
