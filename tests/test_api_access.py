@@ -14,6 +14,7 @@ from loucloud.extensions import db
 from loucloud.models import AuditEvent
 from tests.support.api import ApiClient, make_token
 from tests.support.fuzz import assert_same, snapshot
+from tests.test_access import _add_detached_disk, _add_disk, _on_owned_vm, _start_domain
 from tests.test_access import world  # noqa: F401 (fixture)
 
 NONE, OWNER, OTHER, READ_ONLY, EXPIRED, REVOKED, ADMIN = (
@@ -24,6 +25,12 @@ TOKENS = {OWNER: ("owner", {}), OTHER: ("other", {}),
           EXPIRED: ("owner", {"state": "expired"}), REVOKED: ("owner", {"state": "revoked"}),
           ADMIN: ("admin", {})}
 SAFE = {"GET", "HEAD", "OPTIONS"}
+
+
+def _ready(prepare):
+    """A preparation of tests/test_access.py (app, world, role) as this matrix calls it."""
+    return lambda app, w: prepare(app, w, None)
+
 
 # endpoint: (method, body, status for the owner, another user, the administrator[,
 # prepare]). ``body`` is the JSON sent (or a function of the world giving it);
@@ -78,6 +85,43 @@ EXPECTED = {
     "api_bootjobs.get_boot_job": ("GET", None, 404, 404, 200),         # not offered to users
     "api_bootjobs.update_boot_job": ("PATCH", {"user_choice": True}, 403, 403, 200),
     "api_bootjobs.delete_boot_job": ("DELETE", None, 403, 403, 200),
+    # issue 14's VM verbs (api/vm_disks.py, api/vm_changes.py): disk "vdb" and snapshot
+    # "s1" (ARGUMENTS) readied by the preparations of tests/test_access.py
+    "api_vm_disks.list_disks": ("GET", None, 200, 404, 200),
+    "api_vm_disks.get_disk": ("GET", None, 200, 404, 200, _ready(_add_disk)),
+    "api_vm_disks.add_disk": ("POST", {"size_gib": 1}, 201, 404, 201),
+    "api_vm_disks.detach_disk": ("POST", None, 200, 404, 200, _ready(_add_disk)),
+    "api_vm_disks.attach_disk": ("POST", None, 200, 404, 200, _ready(_add_detached_disk)),
+    # the test driver cannot grow a volume: the host's refusal, nothing changed
+    "api_vm_disks.grow_disk": ("POST", {"size_gib": 3}, 400, 404, 400, _ready(_add_disk)),
+    "api_vm_disks.delete_disk": ("DELETE", None, 200, 404, 200, _ready(_add_disk)),
+    "api_vm_disks.resize_vm": ("POST", {"vcpus": 2, "memory_mib": 1024}, 200, 404, 200),
+    "api_vm_disks.hardware": ("GET", None, 200, 404, 200),
+    "api_vm_changes.list_snapshots": ("GET", None, 200, 404, 200),
+    "api_vm_changes.get_snapshot": ("GET", None, 200, 404, 200,
+                                    _ready(_on_owned_vm(("snapshot", "s1")))),
+    "api_vm_changes.create_snapshot": ("POST", {"name": "s1"}, 201, 404, 201),
+    "api_vm_changes.revert_snapshot": ("POST", None, 200, 404, 200,
+                                       _ready(_on_owned_vm(("snapshot", "s1")))),
+    "api_vm_changes.delete_snapshot": ("DELETE", None, 200, 404, 200,
+                                       _ready(_on_owned_vm(("snapshot", "s1")))),
+    "api_vm_changes.discard_saved_state": ("POST", None, 200, 404, 200,
+                                           _ready(_on_owned_vm(("start",), ("save",)))),
+    "api_vm_changes.rebuild_vm": ("POST", None, 200, 404, 200),
+    "api_vm_changes.clone_vm": ("POST", {"name": "owned-copy"}, 202, 404, 202),
+    # the administrator's; h1 (the world's one host) is where the VM is already
+    "api_vm_changes.migrate": ("POST", lambda w: {"target_id": w["host_id"]}, 403, 403, 409),
+    "api_vm_changes.migration_targets": ("GET", None, 403, 403, 200),
+    "api_vm_changes.get_media": ("GET", None, 200, 404, 200),
+    # the world's image is no ISO (the inserted ISO: tests/test_api_vm_changes.py)
+    "api_vm_changes.insert_media": ("POST", lambda w: {"image_id": w["image_id"]},
+                                    422, 404, 422),
+    "api_vm_changes.eject_media": ("DELETE", None, 409, 404, 409),    # the drive is empty
+    "api_vm_changes.set_guest_password": ("POST", {"user": "debian",
+                                                   "password": "a brand new password 7"},
+                                          200, 404, 200, _ready(_start_domain)),
+    "api_vm_changes.live": ("GET", None, 200, 404, 200),
+    "api_vm_changes.metrics": ("GET", None, 200, 404, 200),
 }
 
 
@@ -92,7 +136,7 @@ def _cancel_task(app, world) -> None:
 
 
 # URL arguments the world does not hold, by name.
-ARGUMENTS = {"action": "start"}
+ARGUMENTS = {"action": "start", "target": "vdb", "name": "s1"}
 
 
 def _rules():
