@@ -71,7 +71,7 @@ EXPECTED = {
     "api_uploads.send_chunk": ("POST", None, 403, 403, 422),           # no ?offset=
     "api_uploads.finish_upload": ("POST", None, 403, 403, 409),        # nothing arrived yet
     "api_uploads.abandon_upload": ("POST", None, 403, 403, 200),
-    "api_uploads.inspect_file": ("POST", None, 403, 403, 200),
+    "api_uploads.inspect_file": ("POST", None, 403, 403, 422),         # no bytes sent
     "api_templates.list_templates": ("GET", None, 200, 200, 200),
     "api_templates.create_template": ("POST", lambda w: {
         "name": "large", "image_id": w["image_id"], "vcpus": 2, "memory_mib": 1024,
