@@ -12,9 +12,12 @@ import pytest
 from loucloud import create_app
 from loucloud.extensions import db
 from loucloud.models import AuditEvent
+from tests.conftest import PASSWORD
 from tests.support.api import ApiClient, make_token
+from tests.support.api_admin import stop_default_network, stray_volume
 from tests.support.fuzz import assert_same, snapshot
 from tests.test_access import _add_detached_disk, _add_disk, _on_owned_vm, _start_domain
+from tests.factories import new_public_key
 from tests.test_access import world  # noqa: F401 (fixture)
 
 NONE, OWNER, OTHER, READ_ONLY, EXPIRED, REVOKED, ADMIN = (
@@ -122,6 +125,52 @@ EXPECTED = {
                                           200, 404, 200, _ready(_start_domain)),
     "api_vm_changes.live": ("GET", None, 200, 404, 200),
     "api_vm_changes.metrics": ("GET", None, 200, 404, 200),
+    # -- the administrator's resources, users' own profile and keys, the dashboard ----
+    # (users, hosts, networks, volumes, settings, audit events, metrics)
+    "api_users.list_users": ("GET", None, 403, 403, 200),
+    "api_users.create_user": ("POST", {"username": "newbie", "password": "a new password 7",
+                                       "quota": {"vms": 2}}, 403, 403, 201),
+    "api_users.get_user": ("GET", None, 403, 403, 200),
+    "api_users.update_user": ("PATCH", {"full_name": "Renamed", "quota": {"vms": 3}},
+                              403, 403, 200),
+    "api_users.delete_user": ("DELETE", None, 403, 403, 409),     # owner still owns a VM
+    "api_users.enable_user": ("POST", None, 403, 403, 200),
+    "api_users.disable_user": ("POST", None, 403, 403, 200),
+    "api_users.reset_password": ("POST", {"password": "a new password 7"}, 403, 403, 200),
+    "api_users.quota_usage": ("GET", None, 403, 403, 200),
+    "api_users.me": ("GET", None, 200, 200, 200),
+    "api_users.change_own_password": ("POST", {"current_password": PASSWORD,
+                                               "password": "a new password 7"},
+                                      200, 200, 200),
+    "api_users.list_keys": ("GET", None, 200, 200, 200),
+    "api_users.add_key": ("POST", lambda w: {"key": new_public_key("new@laptop")},
+                          201, 201, 201),                          # each to his own keys
+    "api_users.get_key": ("GET", None, 200, 404, 404),             # only one's own keys
+    "api_users.delete_key": ("DELETE", None, 200, 404, 404),
+    "api_hosts.list_hosts": ("GET", None, 403, 403, 200),
+    "api_hosts.create_host": ("POST", {"name": "h2", "uri": "test:///default"},
+                              403, 403, 201),
+    "api_hosts.get_host": ("GET", None, 403, 403, 200),
+    "api_hosts.update_host": ("PATCH", {"accepts_vms": False,
+                                        "migration_address": "10.9.9.9"}, 403, 403, 200),
+    "api_hosts.delete_host": ("DELETE", None, 403, 403, 409),     # it holds a VM
+    "api_hosts.refresh_host": ("POST", None, 403, 403, 200),
+    "api_hosts.copy_images": ("POST", None, 403, 403, 409),       # it has every image
+    "api_hosts.drain_host": ("POST", None, 403, 403, 202),
+    "api_hosts.undrain_host": ("POST", None, 403, 403, 200),
+    "api_hosts.forget_host": ("POST", None, 403, 403, 409),       # it answers
+    "api_hosts.host_metrics": ("GET", None, 403, 403, 200),
+    "api_networks.list_networks": ("GET", None, 403, 403, 200),
+    "api_networks.create_network": ("POST", {"name": "lab", "subnet": "10.50.0.0/24"},
+                                    403, 403, 201),
+    "api_networks.act": ("POST", lambda w: {"host_id": w["host_id"], "name": "default"},
+                         403, 403, 200, stop_default_network),   # start
+    "api_volumes.list_volumes": ("GET", None, 403, 403, 200),
+    "api_volumes.delete_orphan": ("DELETE", None, 403, 403, 200, stray_volume),
+    "api_settings.get_settings": ("GET", None, 403, 403, 200),
+    "api_settings.update_settings": ("PATCH", {"console_token_seconds": 90}, 403, 403, 200),
+    "api_audit.list_events": ("GET", None, 403, 403, 200),
+    "api_dashboard.get_metrics": ("GET", None, 200, 200, 200),
 }
 
 

@@ -123,6 +123,9 @@ def network_action(host: Host, name: str, action: str) -> str:
     """Start, stop, or (un)set autostart of a network on a host. Returns the message."""
     if action not in ACTIONS:
         raise FieldError(f"Unknown action {action!r}.")
+    # No libvirt name holds a control character (a NUL would not even reach libvirt)
+    if not name or len(name) > 255 or any(ord(c) < 32 or c == "\x7f" for c in name):
+        raise FieldError("There is no network of this name.", "name")
     hv = hypervisor(host)
     try:
         if action in ("start", "stop"):
