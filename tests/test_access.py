@@ -15,7 +15,8 @@ from loucloud import create_app
 from loucloud.extensions import db
 from loucloud.models import VM, AuditEvent, BootJob, ConsoleToken, Host, Image, \
     ImageLocation, SshKey, Task, Template, Upload, User
-from loucloud.services import bootjobs, keys, uploads
+from loucloud.models.tokens import ApiToken
+from loucloud.services import bootjobs, keys, tokens, uploads
 from loucloud.services import tasklist
 from loucloud.services.hypervisors import pool
 from loucloud.services.passwords import verify_password
@@ -133,6 +134,10 @@ EXPECTED = {
     # issue 15: the API's reference page and its OpenAPI document, public
     "api_docs.reference": ("GET", 200, 200, 200, 200),
     "api-docs.openapi_json": ("GET", 200, 200, 200, 200),
+    # issue 15: personal API tokens on the Profile page; the administrator may revoke
+    # anyone's (from the user's page), as in the API
+    "users.create_token": ("POST", 302, 302, 302, 302),     # each to his own profile
+    "users.revoke_token": ("POST", 302, 302, 404, 302),
 }
 NOT_CHECKED = {"static"}
 # The REST API has its own matrix, by token (tests/test_api_access.py); its reference
@@ -175,8 +180,9 @@ def world(app, test_host):
         task = tasklist.ping(db.session.get(User, owner.id))
         upload = uploads.begin(db.session.get(User, admin_id), "coming", "coming.qcow2",
                                1 << 20)
+        token = tokens.create_token(db.session.get(User, owner.id), "laptop script").token
         ids = {"key_id": key.id, "job_id": job.id, "task_id": task.id,
-               "upload_id": upload.id}
+               "upload_id": upload.id, "token_id": token.id}
     return {"user_id": owner.id, "host_id": vm.host_id, "image_id": template.image_id,
             "template_id": template.id, "vm_id": vm.id, "action": "start",
             "vm_uuid": vm.uuid, "host_uri": test_host, **ids}
@@ -503,6 +509,22 @@ EFFECTS.update({
     "volumes.delete_orphan": Effect(_stray, False, "Orphan volume stray.qcow2 deleted",
                                     form={"host_id": "1", "name": STRAY},
                                     prepare=_make_stray),
+})
+
+
+# issue 15: personal API tokens
+def _token_owners(app, _world, _client) -> list[str]:
+    with app.app_context():
+        return sorted(db.session.execute(
+            db.select(User.username).join(ApiToken, ApiToken.user_id == User.id)).scalars())
+
+
+EFFECTS.update({
+    "users.create_token": Effect(_token_owners, lambda role: sorted(["owner", LOGINS[role]]),
+                                 "Token ci created: copy it now.",
+                                 form={"name": "ci", "expires_days": "30"}),
+    "users.revoke_token": Effect(_row(ApiToken, "token_id", lambda t: t.state()), "revoked",
+                                 "Token laptop script (lct_"),
 })
 
 
