@@ -6,8 +6,7 @@ from __future__ import annotations
 import marshmallow as ma
 
 from ..services import audit as audit_service
-from .common import PageArgs, blueprint, page_of, page_schema
-from .users import UtcDateTime, admin_only
+from .common import PageArgs, UtcDateTime, admin_only, blueprint, page_of, page_schema
 
 blp = blueprint("audit", "The audit log (the administrator's).")
 URL = "/audit-events"

@@ -5,13 +5,11 @@ to choose among them when creating a VM (boot_job_ids)."""
 from __future__ import annotations
 
 import marshmallow as ma
-from flask import request, url_for
+from flask import url_for
 from flask_login import current_user
 
-from ..services import NotAllowed
 from ..services import bootjobs as bootjob_service
-from .auth import SAFE
-from .common import Bool, PageArgs, blueprint, page_of, page_schema
+from .common import Bool, PageArgs, admin_only, blueprint, page_of, page_schema
 
 blp = blueprint("bootjobs", "First-boot scripts of cloud images' VMs (the administrator's; "
                             "users read those offered to them).")
@@ -73,14 +71,7 @@ def job_dict(job) -> dict:
     return out
 
 
-def writes_are_the_administrators() -> None:
-    """Before every request (after the authentication, before the body is read): only
-    the administrator changes boot jobs, 403 for anyone else."""
-    if request.method not in SAFE and not current_user.is_admin:
-        raise NotAllowed("Only the administrator changes boot jobs.")
-
-
-blp.before_request(writes_are_the_administrators)
+blp.before_request(admin_only("changes boot jobs", writes_only=True))
 
 
 @blp.route("")

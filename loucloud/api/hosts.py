@@ -8,28 +8,18 @@ from __future__ import annotations
 import marshmallow as ma
 from flask import url_for
 from flask_login import current_user
-from werkzeug.routing import BuildError
 
 from ..services import copytasks
 from ..services import hosts as host_service
 from ..services import leftovers as leftover_service
 from ..services import maintenance, tasklist
 from ..services.monitoring import metrics as metrics_service
-from .common import PageArgs, blueprint, page_of, page_schema
-from .users import UtcDateTime, admin_only
+from .common import PageArgs, UtcDateTime, admin_only, blueprint, page_of, page_schema
+from .tasks import task_url
 
 blp = blueprint("hosts", "The hypervisor hosts of the pool (the administrator's).")
 URL = "/hosts"
 blp.before_request(admin_only("manages hosts"))
-
-
-def task_url(task_id: int) -> str:
-    """A task's URL in the API (/api/v1/tasks/<id>, loucloud/api/tasks.py)."""
-    try:
-        return url_for("api_tasks.get_task", task_id=task_id)
-    except BuildError:   # a build of the API without its tasks module: the same URL
-        from . import PREFIX
-        return f"{PREFIX}/tasks/{task_id}"
 
 
 class HostSchema(ma.Schema):

@@ -8,11 +8,10 @@ import marshmallow as ma
 from flask import url_for
 from flask_login import current_user
 
-from ..services import NotAllowed
 from ..services import copytasks, imagecopy
 from ..services import images as image_service
 from ..services import tasklist as task_service
-from .common import Bool, PageArgs, blueprint, page_of, page_schema
+from .common import Bool, PageArgs, admin_only, blueprint, page_of, page_schema
 from .tasks import TaskSchema, task_url
 
 blp = blueprint("images", "Disk images and install media (administrator only).")
@@ -24,14 +23,7 @@ FIRMWARE = ma.validate.OneOf(list(image_service.FIRMWARES))
 LOGIN = ma.validate.Length(max=32)
 
 
-def admin_only() -> None:
-    """Before every request (after the authentication, before the arguments are read):
-    the images pages are the administrator's, 403 for anyone else."""
-    if not current_user.is_admin:
-        raise NotAllowed("Only the administrator manages images.")
-
-
-blp.before_request(admin_only)
+blp.before_request(admin_only("manages images"))
 
 
 def iso(value) -> str | None:
@@ -233,4 +225,4 @@ def copy_image(image_id: int):
 
     Answers 202 with the copy task's URL in Location."""
     task = copytasks.copy_where_missing(current_user, image_service.get_image(image_id))
-    return task_service.as_dict(task), 202, {"Location": task_url(task)}
+    return task_service.as_dict(task), 202, {"Location": task_url(task.id)}

@@ -12,8 +12,7 @@ from flask import url_for
 from ..services import FieldError, NotFound, ServiceError
 from ..services import hosts as host_service
 from ..services import networks as network_service
-from .common import PageArgs, PageSchema, blueprint, page_of
-from .users import admin_only
+from .common import PageArgs, PageSchema, admin_only, blueprint, page_of
 
 blp = blueprint("networks", "Every host's libvirt networks (the administrator's).")
 URL = "/networks"

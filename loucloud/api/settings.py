@@ -6,8 +6,7 @@ from __future__ import annotations
 import marshmallow as ma
 
 from ..services import settings as settings_service
-from .common import blueprint
-from .users import admin_only
+from .common import admin_only, blueprint
 
 blp = blueprint("settings", "System settings (the administrator's).")
 URL = "/settings"

@@ -62,8 +62,9 @@ class TaskMessageSchema(ma.Schema):
     task = ma.fields.Nested(TaskSchema, required=True)
 
 
-def task_url(task) -> str:
-    return url_for("api_tasks.get_task", task_id=task.id)
+def task_url(task_id: int) -> str:
+    """Where a task is read: the answer's Location for long work (202)."""
+    return url_for("api_tasks.get_task", task_id=task_id)
 
 
 @blp.route("")
@@ -103,4 +104,4 @@ def retry_task(task_id: int):
 
     Answers 202 with the new task's URL in Location."""
     task = task_service.retry(current_user, task_id)
-    return task_service.as_dict(task), 202, {"Location": task_url(task)}
+    return task_service.as_dict(task), 202, {"Location": task_url(task.id)}

@@ -5,13 +5,11 @@ templates pages. The same service functions as loucloud/templates/routes.py and
 from __future__ import annotations
 
 import marshmallow as ma
-from flask import request, url_for
+from flask import url_for
 from flask_login import current_user
 
-from ..services import NotAllowed
 from ..services import templates as template_service
-from .auth import SAFE
-from .common import Int, PageArgs, blueprint, page_of, page_schema
+from .common import Int, PageArgs, admin_only, blueprint, page_of, page_schema
 
 blp = blueprint("templates", "VM templates (sizes): every user reads them, the "
                              "administrator manages them.")
@@ -113,14 +111,7 @@ def template_dict(template, counts: dict[int, int] | None = None) -> dict:
     return out
 
 
-def writes_are_the_administrators() -> None:
-    """Before every request (after the authentication, before the body is read): only
-    the administrator changes templates, 403 for anyone else."""
-    if request.method not in SAFE and not current_user.is_admin:
-        raise NotAllowed("Only the administrator changes templates.")
-
-
-blp.before_request(writes_are_the_administrators)
+blp.before_request(admin_only("changes templates", writes_only=True))
 
 
 @blp.route("")

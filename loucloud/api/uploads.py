@@ -18,15 +18,16 @@ from ..services import FieldError, ServiceError
 from ..services import images as image_service
 from ..services import tasklist as task_service
 from ..services import uploads as upload_service
-from .common import Bool, Int, PageArgs, ProblemSchema, blueprint, page_of, page_schema
-from .images import FIRMWARE, LOGIN, NAME, ImageDetailSchema, admin_only, image_dict
+from .common import (Bool, Int, PageArgs, ProblemSchema, admin_only, blueprint, page_of,
+                     page_schema)
+from .images import FIRMWARE, LOGIN, NAME, ImageDetailSchema, image_dict
 from .problems import MEDIA_TYPE, problem
 from .tasks import TaskSchema, task_url
 
 blp = blueprint("uploads", "Images uploaded through LouCloud in chunks, resumable "
                            "(administrator only).")
 URL = "/images/uploads"
-blp.before_request(admin_only)
+blp.before_request(admin_only("uploads images"))
 
 ID = "A 32-digit hexadecimal id, from the upload's creation"
 BINARY = {"required": True, "content": {"application/octet-stream": {
@@ -215,7 +216,7 @@ def finish_upload(upload_id: str):
     task's URL in Location."""
     image, task = upload_service.finish(current_user, upload_id)
     return {"image": image_dict(image, detail=True), "task": task_service.as_dict(task)}, \
-        202, {"Location": task_url(task)}
+        202, {"Location": task_url(task.id)}
 
 
 @blp.route("/<upload_id>/abandon", methods=["POST"])

@@ -4,18 +4,16 @@ disable, reset a password, delete, quota usage) and everybody's own profile and 
 (loucloud/users/routes.py) and `manage.py users`."""
 from __future__ import annotations
 
-from datetime import timezone
 
 import marshmallow as ma
-from flask import request, url_for
+from flask import url_for
 from flask_login import current_user
 
-from ..services import NotAllowed
 from ..services import keys as key_service
 from ..services import users as user_service
 from ..services.passwords import MAX_LENGTH, MIN_LENGTH
 from ..services.users import Quota
-from .common import PageArgs, blueprint, page_of, page_schema
+from .common import PageArgs, UtcDateTime, admin_only, blueprint, page_of, page_schema
 
 blp = blueprint("users", "User accounts and quotas (the administrator's), and the "
                          "caller's own profile and SSH keys.")
@@ -26,29 +24,10 @@ QUOTA_RANGES = {"vms": 10_000, "vcpus": 100_000, "memory_mib": 100_000_000,
                 "disk_gib": 10_000_000}
 
 
-def admin_only(what: str, exempt: frozenset = frozenset()):
-    """A before_request hook: the blueprint's routes (but ``exempt``'s endpoints) are the
-    administrator's: 403 to anybody else, before any argument is read or id looked up."""
-    def check() -> None:
-        if request.endpoint not in exempt and not current_user.is_admin:
-            raise NotAllowed(f"Only the administrator {what}.")
-    return check
-
-
-class UtcDateTime(ma.fields.DateTime):
-    """A time as the database keeps it (naive, UTC), answered in RFC 3339 with its
-    offset, as the OpenAPI date-time format wants."""
-
-    def _serialize(self, value, attr, obj, **kwargs):
-        if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
-        return super()._serialize(value, attr, obj, **kwargs)
-
-
 # Everybody's own: the rest of /users is the administrator's.
 OWN = frozenset({"api_users.me", "api_users.change_own_password", "api_users.list_keys",
                  "api_users.add_key", "api_users.get_key", "api_users.delete_key"})
-blp.before_request(admin_only("manages users", OWN))
+blp.before_request(admin_only("manages users", exempt=OWN))
 
 
 class QuotaSchema(ma.Schema):

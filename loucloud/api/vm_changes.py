@@ -6,9 +6,8 @@ tell of it (live status, metrics). The same service functions as the VM page
 from __future__ import annotations
 
 import marshmallow as ma
-from flask import request, url_for
+from flask import url_for
 from flask_login import current_user
-from werkzeug.routing import BuildError
 
 from ..services import FieldError, NotAllowed, NotFound
 from ..services import hosts as host_service
@@ -17,6 +16,7 @@ from ..services.monitoring import metrics as metrics_service
 from ..services.vms import clone, guest, media, migration, rebuild, snapshots, state
 from ..services.vms.create import generate_password
 from .common import PageArgs, blueprint, page_schema
+from .tasks import task_url
 from .vm_disks import page_list
 from .vms import NAME, MessageSchema, VMSchema, vm_dict
 
@@ -26,14 +26,6 @@ URL = "/vms"
 
 SNAPSHOT = "<string(maxlength=64):name>"
 ID = ma.validate.Range(1, 2 ** 63 - 1)
-
-
-def task_url(task_id: int) -> str:
-    """Where a task is read: the tasks module's route (api_tasks.get_task)."""
-    try:
-        return url_for("api_tasks.get_task", task_id=task_id)
-    except BuildError:   # a build without the tasks module: its URL all the same
-        return f"{request.script_root}/api/v1/tasks/{task_id}"
 
 
 # -- schemas ------------------------------------------------------------------------------

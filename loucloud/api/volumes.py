@@ -7,9 +7,8 @@ import marshmallow as ma
 
 from ..services import hosts as host_service
 from ..services import volumes as volume_service
-from .common import PageArgs, PageSchema, blueprint
+from .common import PageArgs, PageSchema, admin_only, blueprint
 from .networks import HostUnreachableSchema, rows_page
-from .users import admin_only
 
 blp = blueprint("volumes", "Volumes of LouCloud's storage pool on the hosts (the "
                            "administrator's).")
