@@ -350,3 +350,38 @@ def test_forget_refuses_a_host_a_vm_is_moving_to(app, two, admin):
         with pytest.raises(Conflict, match="web is moving to h2; cancel the move first"):
             maintenance.forget_host(db.session.get(User, admin.id), h2)
         assert _host("h2") is not None
+
+
+def _dead_host(tmp_path, name: str = "dead") -> Host:
+    """A host whose node file is gone: it does not answer (as an offline host)."""
+    host = Host(name=name, uri=f"test://{Path(tmp_path) / (name + '-gone.xml')}",
+                hostname=name, cpus=4, memory_mib=8192, offline_since=utcnow())
+    db.session.add(host)
+    db.session.commit()
+    return host
+
+
+def test_cancelling_a_queued_move_puts_the_vm_back_at_once(app, two, admin, as_admin,
+                                                           tmp_path, caplog):
+    """Review finding 17: a move still queued ran nothing on either host, so its cancel
+    (a web request) puts the VM back as it was, without settling where it runs (which
+    waits up to 30 s for a target that does not answer, inside the request)."""
+    with app.app_context():
+        vm = db.session.get(VM, two["vm_id"])
+        vm.status, vm.last_error = VM.ERROR, "Delete did not finish: host busy"
+        db.session.commit()
+        target = _dead_host(tmp_path)
+        task = migration.start_move(db.session.get(User, admin.id), vm, target, "live")
+        assert db.session.get(VM, two["vm_id"]).status == VM.MIGRATING
+        task_id = task.id
+    caplog.set_level("INFO", logger="loucloud.services.vms.settling")
+    response = as_admin.post(f"/tasks/{task_id}/cancel", follow_redirects=True)
+    assert f"Task {task_id} cancelled." in response.get_data(as_text=True)
+    assert not [r for r in caplog.records if r.name.endswith("settling")], \
+        "a queued move's cancel asked the hosts where the VM runs"
+    with app.app_context():
+        vm = db.session.get(VM, two["vm_id"])
+        # as it was before the move: in error, with its reason
+        assert (vm.status, vm.last_error) == (VM.ERROR, "Delete did not finish: host busy")
+        assert vm.host.name == "h1"
+        assert db.session.get(Task, task_id).state == "cancelled"

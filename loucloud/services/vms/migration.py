@@ -175,11 +175,19 @@ def migrate_vm(user: User, vm: VM, target: Host | None = None, *,
         check_network(vm, target)
     except VirtError as exc:
         raise Unavailable(f"{target.name} does not answer: {exc}") from None
+    return start_move(user, vm, target, mode)
+
+
+def start_move(user: User, vm: VM, target: Host, mode: str) -> Task:
+    """The checked move started: the VM held "migrating", the task queued. The status
+    it replaced goes with the task's arguments: a cancel before the task runs puts it
+    back (moving.stopped)."""
     previous = _begin(vm, VM.MIGRATING)
     task = tasks.start("vm.migrate", user, target_type="vm", target_id=vm.id,
                        target_name=vm.name,
                        args={"vm_id": vm.id, "source_id": vm.host_id,
-                             "target_id": target.id, "mode": mode})
+                             "target_id": target.id, "mode": mode,
+                             "previous": previous[0]})
     if task.finished:  # the queue could not be reached
         _put_back(vm, previous)
     log.info("migration of %s from %s to %s (%s) started: task %s", vm.name,
