@@ -11,7 +11,7 @@ import pytest
 
 from loucloud.extensions import db
 from loucloud.models import VM, AuditEvent, Host, Leftover, Remnant, Task, User, utcnow
-from loucloud.services import Conflict, NotAllowed, maintenance
+from loucloud.services import Conflict, FieldError, NotAllowed, maintenance
 from loucloud.services import tasks as task_service
 from loucloud.services.users import quota_usage
 from loucloud.services.vms import migration
@@ -385,3 +385,96 @@ def test_cancelling_a_queued_move_puts_the_vm_back_at_once(app, two, admin, as_a
         assert (vm.status, vm.last_error) == (VM.ERROR, "Delete did not finish: host busy")
         assert vm.host.name == "h1"
         assert db.session.get(Task, task_id).state == "cancelled"
+
+
+# -- the fixed address on the target (review finding 9) -------------------------------
+@pytest.fixture
+def on_lab(app, two):
+    """A LouCloud network "lab" (10.20.0.0/29) on h1 and on h2, a template on it, and
+    alice's shut-off VM "lab-1" on h1: its fixed address is 10.20.0.2 (h1's first)."""
+    from loucloud.services import networks as network_service
+    from loucloud.services import templates as template_service
+    from loucloud.models import Template
+
+    with app.app_context():
+        hosts = [_host("h1"), _host("h2")]
+        assert [e for _, e in network_service.create_network("lab", "10.20.0.0/29",
+                                                             hosts)] == [None, None]
+        image_id = db.session.get(Template, two["template_id"]).image_id
+        template = template_service.create_template(
+            "on-lab", template_service.Sizes(1, 256, 2), image_id,
+            network=template_service.Network("network", "lab"))
+        alice = db.session.execute(db.select(User).filter_by(username="alice")).scalar_one()
+        vm = make_vm(alice.id, "lab-1", template.id, host_id=hosts[0].id, start=False)
+        assert vm.ip_address == "10.20.0.2"
+        return {"vm_id": vm.id, "template_id": template.id, "alice": alice.id}
+
+
+def _entries(host_name: str) -> set[tuple[str, str]]:
+    """(MAC, address) of every fixed address on the host's network "lab"."""
+    from loucloud.services.hypervisors import hypervisor
+    net = next(n for n in hypervisor(_host(host_name)).networks() if n.name == "lab")
+    return {(h.mac.lower(), h.ip) for h in net.desc.ipv4().hosts}
+
+
+def test_a_target_whose_network_holds_the_vms_address_is_refused_before_anything(
+        app, on_lab):
+    """Review finding 9: the VM's fixed address taken on the target (here by a VM made
+    on h2, which got h2's first address too) is the target's refusal, said plainly, at
+    the check made before the VM is held and again as the task starts."""
+    from loucloud.services.vms import targets
+
+    with app.app_context():
+        theirs = make_vm(on_lab["alice"], "lab-2", on_lab["template_id"],
+                         host_id=_host("h2").id, start=False)
+        assert theirs.ip_address == "10.20.0.2"
+        vm = db.session.get(VM, on_lab["vm_id"])
+        with pytest.raises(Conflict) as info:
+            targets.check_network(vm, _host("h2"))
+        assert str(info.value) == ("h2 cannot take lab-1 with its fixed address: "
+                                   "10.20.0.2 is in use on lab there.")
+        # the machine holding it goes: h2 can take lab-1
+        from loucloud.services.vms.lifecycle import delete_vm
+        delete_vm(db.session.get(VM, theirs.id))
+        assert targets.check_network(db.session.get(VM, on_lab["vm_id"]),
+                                     _host("h2")).name == "lab"
+
+
+def test_an_address_taken_on_the_target_meanwhile_is_a_plain_refusal(app, on_lab):
+    """Review finding 9: the late reservation (after the volumes are copied) stays as a
+    safety net: a refusal naming the target and the address, not a form field's
+    message, and nothing reserved for the VM there."""
+    from loucloud.services.hypervisors import hypervisor
+    from loucloud.services.vms import targets
+
+    with app.app_context():
+        hypervisor(_host("h2")).reserve_address("lab", "52:54:00:aa:bb:cc", "10.20.0.2")
+        vm = db.session.get(VM, on_lab["vm_id"])
+        with pytest.raises(Conflict) as info:
+            targets.reserve_on(vm, _host("h2"))
+        assert not isinstance(info.value, FieldError)
+        assert str(info.value).startswith("h2 cannot take lab-1 with its fixed address: "
+                                          "10.20.0.2 is in use on lab there.")
+        assert _entries("h2") == {("52:54:00:aa:bb:cc", "10.20.0.2")}
+
+
+def test_an_earlier_attempts_entry_on_the_target_is_replaced_not_refused(app, on_lab):
+    """Review finding 9: an earlier move's entry for this VM's card (left on h2, noted
+    as a leftover) does not refuse the target; the reservation replaces it, and the
+    note goes (else its clean-up would remove the moved VM's address later)."""
+    from loucloud.services import leftovers
+    from loucloud.services.hypervisors import hypervisor
+    from loucloud.services.vms import targets
+
+    with app.app_context():
+        vm, h2 = db.session.get(VM, on_lab["vm_id"]), _host("h2")
+        hypervisor(h2).reserve_address("lab", vm.mac, "10.20.0.5")   # an older try's
+        leftovers.remember(h2, Leftover.ADDRESS, f"{vm.mac} 10.20.0.5", "lab", "gone")
+        assert targets.check_network(vm, h2).name == "lab"
+        assert targets.reserve_on(vm, h2) is True
+        db.session.commit()
+        assert _entries("h2") == {(vm.mac.lower(), "10.20.0.2")}
+        assert leftovers.pending({h2.id}) == []
+        # the same entry again (a second try): kept, not refused
+        assert targets.reserve_on(db.session.get(VM, on_lab["vm_id"]), h2) is True
+        assert _entries("h2") == {(vm.mac.lower(), "10.20.0.2")}
