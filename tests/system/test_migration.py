@@ -451,3 +451,41 @@ def test_a_target_holding_the_vms_address_is_refused_at_once_with_the_reason(fix
     with app.app_context():
         vm = db.session.get(VM, mine.id)
         assert (vm.host.name, vm.ip_address) == ("h2", "10.78.0.2")
+
+
+def test_forget_is_refused_while_a_drain_moves_a_vm_to_that_host(world, lab, monkeypatch):
+    """Review finding 18: while the drain of h1 moves a VM to h2, the administrator's
+    Forget of h2 is refused naming that VM (the move would end writing leftovers for a
+    host that is gone, the VM left "migrating"); the drain goes on and moves it."""
+    import threading
+
+    from loucloud.services.vms import moving
+    app = world
+    vm_id = _create(app, "drained", "h1", start=False)
+    original, refusals = moving.move, []
+
+    def move_while_forgetting(ctx, vm, source, target, mode):
+        def forget():   # another request, while the drain's move is under way
+            with app.app_context():
+                try:
+                    maintenance.forget_host(_get(app, User, username="admin"),
+                                            _get(app, Host, name="h2"))
+                except Conflict as exc:
+                    refusals.append(str(exc))
+        other = threading.Thread(target=forget)
+        other.start()
+        other.join(60)
+        return original(ctx, vm, source, target, mode)
+    monkeypatch.setattr(moving, "move", move_while_forgetting)
+    with app.app_context():
+        admin = _get(app, User, username="admin")
+        task = maintenance.drain(admin, _get(app, Host, name="h1"))
+        task_service.execute(task.id)
+        task = db.session.get(Task, task.id)
+        assert task.state == "succeeded", (task.error, task.result)
+        assert refusals == ["drained is moving to h2 (the drain of h1): wait for the move, "
+                            "or cancel the drain, first."]
+        vm = db.session.get(VM, vm_id)
+        assert (vm.host.name, vm.status) == ("h2", VM.READY)
+        assert _get(app, Host, name="h2") is not None
+        maintenance.undrain(admin, _get(app, Host, name="h1"))
