@@ -14,7 +14,7 @@ import pytest
 from loucloud import create_app
 from loucloud.extensions import db
 from loucloud.models import VM, AuditEvent, BootJob, ConsoleToken, Host, Image, \
-    ImageLocation, SshKey, Task, Template, Upload, User
+    ImageLocation, LostVM, SshKey, Task, Template, Upload, User, utcnow
 from loucloud.models.tokens import ApiToken
 from loucloud.services import bootjobs, keys, tokens, uploads
 from loucloud.services import tasklist
@@ -138,6 +138,9 @@ EXPECTED = {
     # anyone's (from the user's page), as in the API
     "users.create_token": ("POST", 302, 302, 302, 302),     # each to his own profile
     "users.revoke_token": ("POST", 302, 302, 404, 302),
+    # issue 14: a VM lost with a forgotten host, its owner's (and the administrator's)
+    "vms.lost": ("GET", 302, 200, 404, 200),
+    "vms.delete_lost": ("POST", 302, 302, 404, 302),
 }
 NOT_CHECKED = {"static"}
 # The REST API has its own matrix, by token (tests/test_api_access.py); its reference
@@ -181,8 +184,13 @@ def world(app, test_host):
         upload = uploads.begin(db.session.get(User, admin_id), "coming", "coming.qcow2",
                                1 << 20)
         token = tokens.create_token(db.session.get(User, owner.id), "laptop script").token
+        # a VM of the owner's lost with a forgotten host (issue 14): only its record
+        lost = LostVM(owner_id=owner.id, vm_id=10**6, name="lost-vm", host_name="gone",
+                      created_at=utcnow())
+        db.session.add(lost)
+        db.session.commit()
         ids = {"key_id": key.id, "job_id": job.id, "task_id": task.id,
-               "upload_id": upload.id, "token_id": token.id}
+               "upload_id": upload.id, "token_id": token.id, "lost_id": lost.id}
     return {"user_id": owner.id, "host_id": vm.host_id, "image_id": template.image_id,
             "template_id": template.id, "vm_id": vm.id, "action": "start",
             "vm_uuid": vm.uuid, "host_uri": test_host, **ids}
@@ -509,6 +517,9 @@ EFFECTS.update({
     "volumes.delete_orphan": Effect(_stray, False, "Orphan volume stray.qcow2 deleted",
                                     form={"host_id": "1", "name": STRAY},
                                     prepare=_make_stray),
+    "vms.delete_lost": Effect(_row(LostVM, "lost_id", lambda lost: lost.name), None,
+                              "The record of lost-vm, lost with the host gone, was "
+                              "deleted."),
 })
 
 

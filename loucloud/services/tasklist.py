@@ -52,8 +52,9 @@ def active_for(target_type: str, target_id: int) -> list[Task]:
 
 @transaction
 def cancel(user: User, task_id: int) -> Task:
-    """Stop a task: a queued one at once, a running one at its next progress report
-    (it tidies up what it had done)."""
+    """Stop a task: a queued one at once (its kind's on_stop undoes what the request
+    that started it held; it must not wait on a host: this is a web request), a running
+    one at its next progress report (it tidies up what it had done)."""
     task = task_for(user, task_id)
     if task.finished:
         raise Conflict(f"Task {task.id} has already {task.state}.")
