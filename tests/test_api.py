@@ -181,3 +181,18 @@ def test_the_openapi_document_is_served_and_names_every_route(app):
     assert doc["components"]["securitySchemes"]["token"]["scheme"] == "bearer"
     page = app.test_client().get("/api/v1/docs")
     assert page.status_code == 200 and b"swagger-ui-bundle.js" in page.data
+
+
+def test_a_lost_vm_is_listed_to_its_owner_and_its_record_deleted(app, user, other_user):
+    from loucloud.models import LostVM, utcnow
+    with app.app_context():
+        db.session.add(LostVM(owner_id=user.id, vm_id=77, name="gone-vm", host_name="h9",
+                              created_at=utcnow()))
+        db.session.commit()
+    alice, bob = ApiClient(app, make_token(app, "alice")), ApiClient(app, make_token(app, "bob"))
+    [lost] = alice.get("/api/v1/lost-vms").json["items"]
+    assert (lost["name"], lost["host_name"], lost["owner"]) == ("gone-vm", "h9", "alice")
+    assert bob.get("/api/v1/lost-vms").json["items"] == []
+    assert bob.delete(f"/api/v1/lost-vms/{lost['id']}").status_code == 404
+    assert alice.delete(f"/api/v1/lost-vms/{lost['id']}").status_code == 200
+    assert alice.get("/api/v1/lost-vms").json["items"] == []

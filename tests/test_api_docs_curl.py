@@ -2,7 +2,7 @@
 ``<!-- api example: NAME -->`` run with bash, curl and jq against the app served on a
 real port (tests/support/browser.py's live_server), one after the other as in one shell
 session (the variables a block sets reach the next ones), with only what the reader is
-told to set: $LOUCLOUD, $TOKEN, $TEMPLATE. Each block's effect is checked as its reader
+told to set: $LOUCLOUD and $TOKEN. Each block's effect is checked as its reader
 would see it, and on the server. Its problem examples (``<!-- api problem: STATUS -->``)
 are answers the server really gives.
 
@@ -30,7 +30,7 @@ DOC = Path(__file__).resolve().parents[1] / "docs/api.md"
 BLOCK_RE = re.compile(r"<!-- api example: ([a-z-]+) -->\n```sh\n(.*?)```", re.S)
 PROBLEM_RE = re.compile(r"<!-- api problem: (\d{3}) -->\n```json\n(.*?)```", re.S)
 # The worked example's order; the pagination loop runs while web-1 exists.
-SEQUENCE = ["create", "wait", "address", "reboot", "list", "console", "delete"]
+SEQUENCE = ["template", "create", "wait", "address", "reboot", "list", "console", "delete"]
 TOOLS = ("bash", "curl", "jq")
 
 
@@ -82,19 +82,19 @@ class Shell:
 
 @pytest.fixture
 def reader(app, live_server, test_host, tmp_path, user):
-    """alice's shell with LOUCLOUD, TOKEN and TEMPLATE set (and nothing else of the
+    """alice's shell with LOUCLOUD and TOKEN set (and nothing else of the
     test's environment: no proxy)."""
     missing = [t for t in TOOLS if shutil.which(t) is None]
     if missing:
         pytest.skip(f"the docs' examples need {', '.join(missing)} "
                     "(scripts/setup-system.sh test installs them)")
     with app.app_context():
-        template_id = make_catalog(("h1", test_host)).id
+        make_catalog(("h1", test_host))   # its template is "small"
     token = make_token(app, "alice")
     folder = tmp_path / "reader"
     folder.mkdir()
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(folder), "LANG": "C.UTF-8",
-           "LOUCLOUD": live_server.url, "TOKEN": token, "TEMPLATE": str(template_id)}
+           "LOUCLOUD": live_server.url, "TOKEN": token}
     return Shell(folder, env)
 
 
@@ -117,6 +117,12 @@ def test_a_vms_life_as_docs_api_md_tells_it(app, live_server, test_host, reader)
     examples = blocks()
     api = ApiClient(app, reader.env["TOKEN"])
 
+    # The template, found by its name: its id, set in the shell for what follows.
+    template = reader.run("template", examples["template"]).strip()
+    with app.app_context():
+        from loucloud.models import Template
+        assert template == str(db.session.execute(
+            db.select(Template.id).filter_by(name="small")).scalar_one())
     # Create it: the answer's fields, and the VM is alice's, on the host.
     made = json.loads(reader.run("create", examples["create"]))
     vm = _vm(app)

@@ -113,7 +113,7 @@ class HardwareDiskSchema(ma.Schema):
 
 class HardwareSchema(ma.Schema):
     disks = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Nested(HardwareDiskSchema),
-                           metadata={"description": "By target (vda, vdb...)"})
+                           metadata={"description": "By target (vda, vdb, ...)"})
     pending = ma.fields.String(metadata={
         "description": "A resize waiting for the next boot, said (empty: none)"})
     vcpus = ma.fields.Integer(metadata={"description": "The vCPUs it runs with now"})
