@@ -33,7 +33,9 @@ def shared_storage(config) -> str:
     """Where the counters go: the shared cache's own store."""
     kind = str(config.get("CACHE_TYPE") or "")
     if kind.endswith("RedisCache") and config.get("CACHE_REDIS_URL"):
-        return config["CACHE_REDIS_URL"]
+        url = config["CACHE_REDIS_URL"]
+        # redis-py's socket URL (unix://path) is redis+unix://path to the limits library
+        return "redis+unix://" + url[len("unix://"):] if url.startswith("unix://") else url
     if kind.endswith("FileSystemCache") and config.get("CACHE_DIR"):
         return f"{ratestore.SCHEME}://{os.path.join(config['CACHE_DIR'], 'ratelimits')}"
     return "memory://"   # SimpleCache: one process (the tests)
