@@ -361,7 +361,12 @@ class Poster:
                                      headers=headers or {})
 
     def get(self, url: str, **kw):
-        return self.client.http.get(url, **kw)
+        """The whole answer, read and closed (a static file's handle is released now, not
+        whenever the collector finds it)."""
+        response = self.client.http.get(url, **kw)
+        response.get_data()
+        response.close()
+        return response
 
     def logged_out(self, response) -> bool:
         return response.status_code in (302, 401) and \
