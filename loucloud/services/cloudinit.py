@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
 import pycdlib
@@ -33,9 +34,29 @@ class Seed:
 
 
 def hostname_for(name: str) -> str:
-    """A hostname from a VM's name: letters, digits and '-' (RFC 1123), at most 63."""
-    host = re.sub(r"[^A-Za-z0-9-]+", "-", name).strip("-")[:63].strip("-")
-    return host or "vm"
+    """The guest's hostname from a VM's name: an RFC 1123 label (ASCII letters, digits
+    and '-', at most 63), what /etc/hostname, DHCP and every resolver take.
+
+    An ASCII name keeps its letters and digits ('_', '.' become '-'). A name in another
+    language becomes its IDNA form (RFC 3492 Punycode of the lower-case label behind
+    "xn--": 实验机-1 is xn---1-ne1d935b3q6d), which idna tools, browsers and resolvers
+    show back as 实验机-1. Not a transliteration: that would need a large table (Unidecode,
+    GPL) and still read Japanese kanji as Chinese pinyin; Punycode needs nothing beyond
+    Python, fits every script and keeps names apart (but for case and punctuation:
+    a_b and a.b are both a-b, as for ASCII names). A label over 63 is the IDNA form of
+    the longest start of the name that fits. The domain's <title> and LouCloud's pages
+    keep the Unicode name."""
+    if name.isascii():
+        host = re.sub(r"[^A-Za-z0-9-]+", "-", name).strip("-")[:63].strip("-")
+        return host or "vm"
+    label = re.sub("-{2,}", "-", "".join(
+        c if unicodedata.category(c)[0] in "LNM" else "-" for c in name.lower())).strip("-")
+    while not label.isascii():
+        host = "xn--" + label.encode("punycode").decode("ascii")
+        if len(host) <= 63:
+            return host
+        label = label[:-1].rstrip("-")
+    return label[:63].strip("-") or "vm"
 
 
 def hash_password(password: str) -> str:
