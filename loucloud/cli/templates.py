@@ -5,6 +5,7 @@ from flask.cli import AppGroup
 from ..services import bootjobs as bootjob_service
 from ..services import images as image_service
 from ..services import templates as template_service
+from ..services.names import normal
 from .common import audited, delete_command, list_command, service
 
 group = AppGroup("templates", help="VM templates (sizes).")
@@ -43,6 +44,7 @@ list_command(group, lambda: [
      "network": t.network, "boot_jobs": [j.name for j in t.boot_jobs]}
     for t in template_service.all_templates()],
     ["id", "name", "image", "vcpus", "memory_mib", "disk_gib"], help="List templates.")
-delete_command(group, "delete", template_service.template_by_name,
+# Looked up in the stored (normalised) form: a full-width ＶＭ１ finds VM1.
+delete_command(group, "delete", lambda name: template_service.template_by_name(normal(name)),
                template_service.delete_template, "deleted {name}",
                help="Delete the template NAME (refused while VMs use it).")

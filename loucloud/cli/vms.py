@@ -10,6 +10,7 @@ from ..services import hosts as host_service
 from ..services import images as image_service
 from ..services import users as user_service
 from ..services import templates as template_service
+from ..services.names import normal
 from ..services.vms import create as vm_create
 from ..services.vms import guest, lifecycle, media, state
 from ..services.vms import lost as lost_service
@@ -37,7 +38,7 @@ OWNER = click.option("--owner", required=True, help="User name of the owner.")
 def create(name, owner, template_name, host_name, no_start, password_env, boot_jobs,
            ip_address) -> None:
     """Create the VM NAME for --owner from --template."""
-    template = service(lambda: template_service.template_by_name(template_name))
+    template = service(lambda: template_service.template_by_name(normal(template_name)))
     password = os.environ.get(password_env, "") if password_env else ""
     if password_env and not password:
         fail(f"{password_env} is empty or not set")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -13,10 +12,10 @@ from ..virt import HostUnavailable, VirtError
 from ..virt.driver import HostInfo, HostLoad, on_each
 from . import Conflict, FieldError, NotFound, leftovers, paginate, transaction
 from .hypervisors import hypervisor, hypervisor_at
+from .names import display_name, normal
 
 log = logging.getLogger(__name__)
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 SCHEMES = {"qemu", "qemu+ssh", "qemu+tcp", "qemu+tls", "qemu+unix", "qemu+libssh2",
            "qemu+libssh", "test"}
 CPU_SAMPLE_MAX_AGE = 120  # seconds; an older sample would average over too long
@@ -72,9 +71,7 @@ def check_uri(uri: str) -> str:
 def add_host(name: str, uri: str) -> Host:
     """Connect to a new host and record what libvirt reports of it. Nothing is saved
     when the connection fails; the error carries libvirt's reason."""
-    name = (name or "").strip()
-    if not NAME_RE.match(name):
-        raise FieldError("Use 1 to 64 letters, digits, '.', '_' or '-'.", "name")
+    name = display_name(name, what="host")
     uri = check_uri(uri)
     if db.session.execute(db.select(Host.id).where(Host.name == name)).first():
         raise FieldError("A host with this name exists.", "name")
@@ -225,7 +222,7 @@ def get_host(host_id: int) -> Host:
 
 def host_by_name(name: str) -> Host:
     """The host called ``name``. Raises NotFound."""
-    host = db.session.execute(db.select(Host).where(Host.name == name)).scalar()
+    host = db.session.execute(db.select(Host).where(Host.name == normal(name))).scalar()
     if host is None:
         raise NotFound(f"There is no host named {name}.")
     return host

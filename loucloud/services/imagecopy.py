@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 
@@ -19,6 +18,7 @@ from ..models import Host, Image, ImageLocation, Leftover, Upload, utcnow
 from ..virt import HostUnavailable, VirtError
 from . import ServiceError, leftovers, tasks
 from .growingfile import Arrival, GrowingFile
+from .names import file_slug
 from .hypervisors import hypervisor
 from .settings import get_settings
 
@@ -41,8 +41,7 @@ def staging_path(upload: Upload) -> str:
 
 def volume_for(name: str, fmt: str) -> str:
     """The volume (and image store file) name of an uploaded image."""
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "image"
-    return f"image-{slug}.{ {'qcow2': 'qcow2', 'iso': 'iso'}.get(fmt, 'img') }"
+    return f"image-{file_slug(name, 'image')}.{ {'qcow2': 'qcow2', 'iso': 'iso'}.get(fmt, 'img') }"
 
 
 def copy_one(hv, pool_name: str, volume: str, size: int, read, facts, done: dict,

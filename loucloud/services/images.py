@@ -14,12 +14,12 @@ from ..virt.driver import ImageInfo, ImageProblem, on_each
 from . import Conflict, FieldError, NotFound, ServiceError, paginate, transaction
 from .hypervisors import hypervisor
 from .imagecopy import delete_copies as delete_volumes
+from .names import display_name, file_slug, normal
 from .settings import get_settings
 from .tasklist import active_for
 
 log = logging.getLogger(__name__)
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.()+-]{0,63}$")
 OS_TYPES = ("linux", "windows")
 FIRMWARES = ("bios", "uefi")
 
@@ -110,9 +110,7 @@ def add_image(name: str, path: str, os_type: str = "linux", *,
               guest: Guest | None = None) -> Image:
     """Record an image after finding it on the hosts. Refused when the file is on no
     host, is a directory, has a backing file or is neither qcow2 nor raw."""
-    name = (name or "").strip()
-    if not NAME_RE.match(name):
-        raise FieldError("Use 1 to 64 letters, digits, spaces or . _ ( ) + -.", "name")
+    name = display_name(name, what="image")
     guest = check_guest(guest or Guest(os_type))
     path = check_path(path)
     if db.session.execute(db.select(Image.id).where(Image.name == name)).first():
@@ -151,9 +149,7 @@ def recheck_image(image: Image) -> list[str]:
 def update_image(image: Image, name: str, os_type: str | None = None, *,
                  guest: Guest | None = None) -> Image:
     """Rename an image or say again what is inside (VMs made before keep theirs)."""
-    name = (name or "").strip()
-    if not NAME_RE.match(name):
-        raise FieldError("Use 1 to 64 letters, digits, spaces or . _ ( ) + -.", "name")
+    name = display_name(name, what="image")
     guest = check_guest(guest or Guest(os_type or image.os_type, image.cloud_init,
                                        image.login_user, image.firmware))
     if db.session.execute(db.select(Image.id).where(Image.name == name,
@@ -215,7 +211,7 @@ def get_image(image_id: int) -> Image:
 
 def image_by_name(name: str) -> Image:
     """The image called ``name``. Raises NotFound."""
-    image = db.session.execute(db.select(Image).where(Image.name == name)).scalar()
+    image = db.session.execute(db.select(Image).where(Image.name == normal(name))).scalar()
     if image is None:
         raise NotFound(f"There is no image named {name}.")
     return image
@@ -232,8 +228,7 @@ def images_page(page: int = 1, per_page: int = 50):
 
 def volume_name_for(name: str) -> str:
     """The volume an image published by LouCloud gets in each host's pool."""
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "image"
-    return f"image-{slug}.qcow2"
+    return f"image-{file_slug(name, 'image')}.qcow2"
 
 
 def publish_file(name: str, local_path: str, hosts: list[Host], guest: Guest,
@@ -241,6 +236,7 @@ def publish_file(name: str, local_path: str, hosts: list[Host], guest: Guest,
     """Put a local image file into LouCloud's pool on each host (through libvirt's
     volume upload: the same for remote hosts) and record it. Safe to run again: a
     volume already there is kept, an image already recorded is checked again."""
+    name = display_name(name, what="image")
     existing = db.session.execute(db.select(Image).where(Image.name == name)).scalar()
     if existing is not None:
         say(f"{name} is recorded already ({existing.path}); checking the hosts again")

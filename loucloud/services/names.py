@@ -23,6 +23,7 @@ Login names stay ASCII (users.py).
 """
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -73,7 +74,7 @@ def normal(value: str | None) -> str:
     return re.sub(" {2,}", " ", unicodedata.normalize("NFKC", value or "").strip())
 
 
-def display_name(value: str | None, field: str = "name", what: str = "vm") -> str:
+def display_name(value: str | None, field: str = "name", *, what: str) -> str:
     """The normalised display name of a ``what`` (vm, template, image, group, host), or
     FieldError on ``field`` saying what is wrong. Compare stored names with this."""
     kind = KINDS[what]
@@ -102,6 +103,17 @@ def display_name(value: str | None, field: str = "name", what: str = "vm") -> st
     if problem := confusable_mix(name):
         raise FieldError(problem, field)
     return name
+
+
+def file_slug(name: str, fallback: str) -> str:
+    """A display name's stand-in in a file or volume name: its ASCII letters, digits,
+    '.', '_' and '-' (any other run: one '-'), and for a name in another language a
+    hash of it, so that 桌面 and 服务器 never share a file (image-Debian-12-5f1c0a2e.qcow2).
+    An ASCII name's slug is as it always was (volumes already made keep their names)."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")
+    if not name.isascii():
+        slug = f"{slug}-{hashlib.sha256(name.encode()).hexdigest()[:8]}".strip("-")
+    return slug or fallback
 
 
 def scripts_of(name: str) -> set[str]:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from ..extensions import db
 from ..models import INT64_MAX, VM, BootJob, Image, Template
 from . import Conflict, FieldError, NotFound, paginate, transaction
+from .names import display_name
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +48,7 @@ def _check_notes(notes: str | None) -> str:
 
 
 def _check(name: str, sizes: Sizes, image: Image | None, exclude_id: int | None) -> str:
-    name = (name or "").strip()
-    if not NAME_RE.match(name):
-        raise FieldError("Use 1 to 64 letters, digits, spaces or . _ ( ) + -.", "name")
+    name = display_name(name, what="template")
     stmt = db.select(Template.id).where(Template.name == name)
     if exclude_id is not None:
         stmt = stmt.where(Template.id != exclude_id)

@@ -23,7 +23,8 @@ from . import (Conflict, FieldError, NotAllowed, NotFound, ServiceError, paginat
 from . import tasks
 from .copytasks import copy_image
 from .imagecopy import staging_path, store_path, volume_for
-from .images import NAME_RE, Guest, check_guest
+from .images import Guest, check_guest
+from .names import display_name
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +70,8 @@ def begin(user: User, name: str, filename: str, size: int, *, fmt: str = "auto",
     resume it). Refused when the name is taken, the size is impossible or the staging
     folder has no room for the file."""
     _admin(user)
-    name, filename = (name or "").strip(), os.path.basename((filename or "").strip())
-    if not NAME_RE.match(name):
-        raise FieldError("Use 1 to 64 letters, digits, spaces or . _ ( ) + -.", "name")
+    name = display_name(name, what="image")
+    filename = os.path.basename((filename or "").strip())
     if not filename or len(filename) > 255:
         raise FieldError("Give the file's name.", "file")
     if not isinstance(size, int) or not 0 < size <= MAX_SIZE:

@@ -7,7 +7,6 @@ quota is as before; what a dead host keeps is listed and removed when it answers
 from __future__ import annotations
 
 import logging
-import re
 import secrets
 import uuid as uuidlib
 from typing import Callable, NoReturn
@@ -24,6 +23,7 @@ from .. import watching
 from ..bootjobs import jobs_for
 from ..hypervisors import hypervisor
 from ..keys import keys_of
+from ..names import display_name
 from ..passwords import password_problem
 from ..settings import get_settings
 from ..users import quota_usage
@@ -33,7 +33,6 @@ from .state import forget_states
 
 log = logging.getLogger(__name__)
 
-NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 GIB = 1024 ** 3
 
 
@@ -42,10 +41,9 @@ class QuotaExceeded(Conflict):
 
 
 def check_name(name: str) -> str:
-    name = (name or "").strip()
-    if not NAME_RE.match(name):
-        raise FieldError("Use 1 to 64 letters, digits, '-', '_' or '.'.", "name")
-    return name
+    """A VM's display name, normalised (names.py): any language's letters and digits,
+    '-', '_' or '.'. Its domain and volumes are named lc-<uuid> whatever it is."""
+    return display_name(name, what="vm")
 
 
 def generate_password() -> str:

@@ -11,6 +11,7 @@ from ...extensions import db
 from ...models import INT64_MAX, VM, Host, LostVM, User
 from .. import NotFound, transaction
 from ..access import may_use_vm
+from ..names import normal
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,8 @@ def lost_at_old_address(user: User, vm_id: int) -> LostVM | None:
 def lost_by_name(owner: User, name: str) -> list[LostVM]:
     """The owner's lost VMs called ``name`` (the command line). Raises NotFound."""
     rows = db.session.execute(db.select(LostVM).where(
-        LostVM.owner_id == owner.id, LostVM.name == name).order_by(LostVM.id)).scalars().all()
+        LostVM.owner_id == owner.id, LostVM.name == normal(name))
+        .order_by(LostVM.id)).scalars().all()
     if not rows:
         raise NotFound(f"{owner.username} has no lost VM named {name}.")
     return rows

@@ -21,6 +21,7 @@ from ...virt.driver import on_each
 from .. import (Conflict, NotAllowed, NotFound, ServiceError, Unavailable, tasklist, tasks,
                transaction)
 from ..hypervisors import hypervisor
+from ..names import normal
 from . import moving  # noqa: F401 (registers the "vm.migrate" task kind)
 from .lifecycle import _begin, _put_back
 from .targets import check_network
@@ -214,7 +215,7 @@ def start_move(user: User, vm: VM, target: Host, mode: str) -> Task:
 def target_by_name(name: str | None) -> Host | None:
     if not name:
         return None
-    host = db.session.execute(db.select(Host).where(Host.name == name)).scalar()
+    host = db.session.execute(db.select(Host).where(Host.name == normal(name))).scalar()
     if host is None:
         raise NotFound(f"There is no host named {name}.")
     return host

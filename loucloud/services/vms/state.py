@@ -17,6 +17,7 @@ from .. import NotFound, leftovers, tasks
 from .. import networks as network_service
 from ..access import vms_visible_to
 from ..hypervisors import hypervisor, hypervisor_at
+from ..names import normal
 from .. import watching
 from ..settings import get_settings
 from . import stored
@@ -210,7 +211,7 @@ def find_vm(owner_name: str, name: str) -> VM:
     """The VM called ``name`` of the user ``owner_name`` (the command line's way to
     name a VM). Raises NotFound."""
     vm = db.session.execute(db.select(VM).join(User, VM.owner_id == User.id).where(
-        User.username == owner_name, VM.name == name)).scalar()
+        User.username == owner_name, VM.name == normal(name))).scalar()
     if vm is None:
         raise NotFound(f"{owner_name} has no VM named {name}.")
     return vm
