@@ -86,8 +86,10 @@ HostPageSchema = page_schema(HostSchema, "HostPage")
 
 
 class HostCreateSchema(ma.Schema):
-    name = ma.fields.String(required=True, validate=ma.validate.Regexp(
-        host_service.NAME_RE, error="Use 1 to 64 letters, digits, '.', '_' or '-'."))
+    name = ma.fields.String(required=True, validate=ma.validate.Length(1, 64), metadata={
+        "description": "Letters and digits of any language, '.', '_' or '-', starting with a "
+                       "letter or digit; no control, invisible or mixed-script look-alike "
+                       "characters; stored NFKC-normalised (a full-width ＶＭ１ is VM1)"})
     uri = ma.fields.String(required=True, validate=ma.validate.Length(1, 255), metadata={
         "description": "qemu:///system, qemu+ssh://root@h1/system, qemu+tcp://10.0.0.5/"
                        "system, qemu+tls://h1/system, or test:///default (a demo host)"})

@@ -18,6 +18,10 @@ blp = blueprint("images", "Disk images and install media (administrator only).")
 URL = "/images"
 
 NAME = ma.validate.Length(1, 64)
+NAME_DOC = {"description": "Letters and digits of any language (Debian 12 桌面), spaces or "
+                          ". _ ( ) + -, starting with a letter or digit; no control, "
+                          "invisible or mixed-script look-alike characters; stored "
+                          "NFKC-normalised (a full-width ＶＭ１ is VM1)"}
 OS_TYPE = ma.validate.OneOf(list(image_service.OS_TYPES))
 FIRMWARE = ma.validate.OneOf(list(image_service.FIRMWARES))
 LOGIN = ma.validate.Length(max=32)
@@ -86,13 +90,13 @@ class GuestFields(ma.Schema):
 
 
 class ImageAddSchema(GuestFields):
-    name = ma.fields.String(required=True, validate=NAME)
+    name = ma.fields.String(required=True, validate=NAME, metadata=NAME_DOC)
     path = ma.fields.String(required=True, validate=ma.validate.Length(1, 1024), metadata={
         "description": "A qcow2 or raw file already at this path on the hosts"})
 
 
 class ImageEditSchema(GuestFields):
-    name = ma.fields.String(validate=NAME)
+    name = ma.fields.String(validate=NAME, metadata=NAME_DOC)
 
 
 class ImageDeleteArgs(ma.Schema):

@@ -20,7 +20,7 @@ from ..services import tasklist as task_service
 from ..services import uploads as upload_service
 from .common import (Bool, Int, PageArgs, ProblemSchema, admin_only, blueprint, page_of,
                      page_schema)
-from .images import FIRMWARE, LOGIN, NAME, ImageDetailSchema, image_dict
+from .images import FIRMWARE, LOGIN, NAME, NAME_DOC, ImageDetailSchema, image_dict
 from .problems import MEDIA_TYPE, problem
 from .tasks import TaskSchema, task_url
 
@@ -57,8 +57,7 @@ UploadPageSchema = page_schema(UploadSchema, "UploadPage")
 
 
 class UploadBeginSchema(ma.Schema):
-    name = ma.fields.String(required=True, validate=NAME, metadata={
-        "description": "The image's name"})
+    name = ma.fields.String(required=True, validate=NAME, metadata=NAME_DOC)
     filename = ma.fields.String(required=True, validate=ma.validate.Length(1, 255), metadata={
         "description": "The file's name (its extension is checked against its bytes)"})
     size = Int(required=True, validate=ma.validate.Range(

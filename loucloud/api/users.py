@@ -83,8 +83,7 @@ class UserListArgs(PageArgs):
                               validate=ma.validate.OneOf(["", "active", "disabled"]))
 
 
-USERNAME = ma.validate.Regexp(user_service.USERNAME_RE, error=(
-    "Use 2 to 32 letters, digits, '.', '_' or '-', starting with a letter or digit."))
+USERNAME = ma.validate.Regexp(user_service.USERNAME_RE, error=user_service.USERNAME_MESSAGE)
 PASSWORD = ma.validate.Length(MIN_LENGTH, MAX_LENGTH)
 
 

@@ -18,7 +18,7 @@ from ..services.vms.create import generate_password
 from .common import PageArgs, blueprint, page_schema
 from .tasks import task_url
 from .vm_disks import page_list
-from .vms import NAME, MessageSchema, VMSchema, vm_dict
+from .vms import NAME, NAME_DOC, MessageSchema, VMSchema, vm_dict
 
 blp = blueprint("vm_changes", "A VM's snapshots, saved state, rebuild, clone, migration, "
                               "install media, guest password, live status and metrics.")
@@ -74,7 +74,7 @@ class RebuiltSchema(ActedSchema):
 
 
 class CloneSchema(PasswordArgs):
-    name = ma.fields.String(required=True, validate=NAME)
+    name = ma.fields.String(required=True, validate=NAME, metadata=NAME_DOC)
     start = ma.fields.Boolean(load_default=True, metadata={
         "description": "Start the clone once its disk is copied"})
 

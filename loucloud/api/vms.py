@@ -20,6 +20,9 @@ URL = "/vms"
 
 ACTIONS = sorted(lifecycle.ACTIONS)
 NAME = ma.validate.Length(1, 64)
+NAME_DOC = {"description": "Letters and digits of any language (实验机-1), '-', '_' or '.'; no "
+                          "control, invisible or mixed-script look-alike characters; stored "
+                          "NFKC-normalised (a full-width ＶＭ１ is VM1)"}
 
 
 class VMSchema(ma.Schema):
@@ -61,7 +64,7 @@ class VMListArgs(PageArgs):
 
 
 class VMCreateSchema(ma.Schema):
-    name = ma.fields.String(required=True, validate=NAME)
+    name = ma.fields.String(required=True, validate=NAME, metadata=NAME_DOC)
     template_id = Int(required=True, validate=ma.validate.Range(1, 2 ** 63 - 1))
     start = Bool(load_default=True)
     password = ma.fields.String(load_default=None, validate=ma.validate.Length(8, 128),

@@ -20,7 +20,8 @@ group = AppGroup("users", help="User accounts.")
                    "arguments are visible to other users of the machine).")
 @audited("users.create", "username")
 def create(username: str, full_name: str, email: str | None, password_env: str) -> None:
-    """Create an ordinary user with the default quota."""
+    """Create an ordinary user USERNAME with the default quota. Login names use ASCII
+    letters, digits, '.', '_' or '-'; the full name may use any language."""
     password = os.environ.get(password_env)
     if not password:
         if not sys.stdin.isatty():

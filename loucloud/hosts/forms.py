@@ -1,13 +1,12 @@
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, StringField, SubmitField
-from wtforms.validators import InputRequired, Length, Regexp
+from wtforms.validators import InputRequired, Length
 
 
 class HostForm(FlaskForm):
-    name = StringField("Name", validators=[
-        InputRequired(), Length(max=64),
-        Regexp(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
-               message="Use letters, digits, '.', '_' or '-'.")])
+    # The rules are the service's (services/names.py): letters of any language.
+    name = StringField("Name", validators=[InputRequired(), Length(max=64)],
+                       description="Letters and digits of any language, '.', '_' or '-'.")
     uri = StringField("libvirt URI", validators=[InputRequired(), Length(max=255)],
                       render_kw={"placeholder": "qemu+tcp://10.0.0.5/system"},
                       description="qemu:///system (this machine), qemu+ssh://root@h1/system, "

@@ -19,6 +19,11 @@ from .settings import get_settings
 log = logging.getLogger(__name__)
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{1,31}$")
+# Login names stay ASCII (typed at every login, in URLs, logs and the command line);
+# display names and full names take any language (names.py).
+USERNAME_MESSAGE = ("Login names use 2 to 32 ASCII letters (a-z, A-Z), digits, '.', '_' "
+                    "or '-', starting with a letter or digit; full names may use any "
+                    "language.")
 ADMIN_USERNAME = "admin"
 FULL_NAME_MAX = User.full_name.type.length  # 120
 EMAIL_MAX = User.email.type.length  # 254
@@ -48,8 +53,7 @@ class QuotaUsage:
 def check_username(username: str) -> str:
     username = (username or "").strip()
     if not USERNAME_RE.match(username):
-        raise FieldError("Use 2 to 32 letters, digits, '.', '_' or '-', starting with a "
-                        "letter or digit.", "username")
+        raise FieldError(USERNAME_MESSAGE, "username")
     return username
 
 

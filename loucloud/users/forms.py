@@ -6,11 +6,12 @@ from wtforms.validators import Email, EqualTo, InputRequired, Length, NumberRang
 from ..forms import IntegerField
 from ..services.passwords import MAX_LENGTH, MIN_LENGTH
 from ..services.tokens import MAX_DAYS
+from ..services.users import USERNAME_MESSAGE
 
 USERNAME = [InputRequired(), Length(min=2, max=32),
-            Regexp(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
-                   message="Use letters, digits, '.', '_' or '-', starting with a letter "
-                           "or digit.")]
+            Regexp(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", message=USERNAME_MESSAGE)]
+USERNAME_HINT = ("The login name: ASCII letters (a-z, A-Z), digits, '.', '_' or '-'. The "
+                 "full name may use any language.")
 
 
 def _password(label="Password"):
@@ -34,7 +35,7 @@ class QuotaMixin:
 
 
 class UserCreateForm(QuotaMixin, FlaskForm):
-    username = StringField("User name", validators=USERNAME)
+    username = StringField("User name", validators=USERNAME, description=USERNAME_HINT)
     full_name = StringField("Full name", validators=[Optional(), Length(max=120)])
     email = StringField("E-mail", validators=[Optional(), Length(max=254),
                                               Email(check_deliverability=False)])
@@ -44,7 +45,7 @@ class UserCreateForm(QuotaMixin, FlaskForm):
 
 
 class UserEditForm(QuotaMixin, FlaskForm):
-    username = StringField("User name", validators=USERNAME)
+    username = StringField("User name", validators=USERNAME, description=USERNAME_HINT)
     full_name = StringField("Full name", validators=[Optional(), Length(max=120)])
     email = StringField("E-mail", validators=[Optional(), Length(max=254),
                                               Email(check_deliverability=False)])

@@ -1,14 +1,13 @@
 from flask_wtf import FlaskForm
 from wtforms import (BooleanField, PasswordField, SelectField, SelectMultipleField,
                      StringField, SubmitField)
-from wtforms.validators import InputRequired, Length, Optional, Regexp
+from wtforms.validators import InputRequired, Length, Optional
 
 
 class VMCreateForm(FlaskForm):
-    name = StringField("Name", validators=[
-        InputRequired(), Length(max=64),
-        Regexp(r"^[A-Za-z0-9._-]+$", message="Use letters, digits, '-', '_' or '.'.")],
-        render_kw={"placeholder": "web-1", "autofocus": True})
+    # The rules are the service's (services/names.py): letters of any language.
+    name = StringField("Name", validators=[InputRequired(), Length(max=64)],
+                       render_kw={"placeholder": "web-1", "autofocus": True})
     template_id = SelectField("Template", coerce=int, validators=[InputRequired()])
     host_id = SelectField("Host", coerce=int, validators=[Optional()],
                             description="Automatic: the host with the image and the most "
