@@ -51,8 +51,9 @@ def test_new_user_form_is_prefilled_with_settings_defaults(app, as_admin):
 
 @pytest.mark.parametrize("field,value,message", [
     ("username", "a", "between 2 and 32"),
-    ("username", "bad name", "Use letters"),
-    ("username", "<script>", "Use letters"),
+    ("username", "bad name", "Login names use 2 to 32 ASCII letters"),
+    ("username", "<script>", "Login names use 2 to 32 ASCII letters"),
+    ("username", "张三", "full names may use any language"),
     ("username", "admin", "taken"),
     ("password", "short", "between 10 and 256"),
     ("email", "not-an-email", "email address"),
