@@ -1,11 +1,12 @@
 """Template filters and globals, and small helpers of the views."""
 from __future__ import annotations
 
+import os
 from datetime import datetime
-
 from typing import Any, Callable
+from urllib.parse import quote
 
-from flask import flash, jsonify, redirect, request
+from flask import Response, flash, jsonify, redirect, request
 from flask_wtf import FlaskForm
 from markupsafe import Markup, escape
 from werkzeug.routing import IntegerConverter
@@ -13,6 +14,7 @@ from werkzeug.routing import IntegerConverter
 from .errors import error_response, wants_json
 from .models import INT64_MAX
 from .services import ServiceError
+from .services.names import file_slug
 
 
 class Int64Converter(IntegerConverter):
@@ -72,6 +74,25 @@ def perform(call: Callable[[], Any], *, done: str | Callable[[Any], str] | None,
     if message:
         flash(message, "success")
     return redirect(back(result) if callable(back) else back)
+
+
+def download(body: bytes | str, filename: str, mimetype: str) -> Response:
+    """A file to save (a CSV of passwords, an export) named ``filename``, which may hold
+    a display name in any language. Content-Disposition says it twice (RFC 6266): an
+    ASCII ``filename=`` for clients that know no better (the name's ASCII slug, a hash
+    standing for the rest: names.file_slug) and the exact UTF-8 name in ``filename*=``
+    (RFC 5987 percent-encoding), which browsers prefer."""
+    response = Response(body, mimetype=mimetype)
+    stem, ext = os.path.splitext(filename)
+    if not ext.isascii():
+        stem, ext = filename, ""
+    plain = file_slug(stem, "download") + ext
+    if plain == filename:
+        response.headers.set("Content-Disposition", "attachment", filename=filename)
+    else:
+        response.headers.set("Content-Disposition", "attachment", filename=plain, **{
+            "filename*": "UTF-8''" + quote(filename, safe="!#$&+-.^_`|~")})
+    return response
 
 
 def ago(value: datetime | None) -> str:

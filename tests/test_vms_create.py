@@ -98,7 +98,7 @@ def test_a_host_chosen_without_the_network_gives_no_nic_and_the_page_says_why(
 
 
 @pytest.mark.parametrize("name", ["a b", "<x>", "a</name><devices>", "it's", 'q"q',
-                                  "a&b", "", "x" * 65, "é", "../etc"])
+                                  "a&b", "", "x" * 65, "../etc", "a\u202eb", "p\u0430ypal"])
 def test_bad_names_are_form_errors_and_reach_no_host(app, as_user, catalog, test_host, name):
     response = create(as_user, name, catalog.id)
     assert response.status_code == 400

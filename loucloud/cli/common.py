@@ -6,6 +6,7 @@ import functools
 import getpass
 import json
 import sys
+import unicodedata
 from typing import Any, Callable, NoReturn
 
 import click
@@ -52,10 +53,21 @@ def echo_rows(rows: list[dict], as_json: bool, columns: list[str]) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
         return
-    widths = {c: max([len(c)] + [len(str(r.get(c, ""))) for r in rows]) for c in columns}
+    widths = {c: max([len(c)] + [width(str(r.get(c, ""))) for r in rows]) for c in columns}
     click.echo("  ".join(c.upper().ljust(widths[c]) for c in columns))
     for r in rows:
-        click.echo("  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns))
+        click.echo("  ".join(pad(str(r.get(c, "")), widths[c]) for c in columns))
+
+
+def width(text: str) -> int:
+    """Columns ``text`` takes in a terminal: a Chinese, Japanese or Korean character
+    (East Asian wide or full-width) two, an accent on a letter none."""
+    return sum(0 if unicodedata.combining(c) else
+               2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def pad(text: str, columns: int) -> str:
+    return text + " " * (columns - width(text))
 
 
 def list_command(group: AppGroup, rows: Callable[[], list[dict]], columns: list[str],
