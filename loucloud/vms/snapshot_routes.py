@@ -6,6 +6,7 @@ from flask_login import current_user, login_required
 
 from ..helpers import perform
 from ..services.access import vm_for
+from ..services.names import normal
 from ..services.vms import clone, rebuild, snapshots
 from ..services.vms.create import generate_password
 from . import bp, on_vm
@@ -77,7 +78,7 @@ def clone_vm(vm_id: int):
     """Starts the clone's task; the source's page shows its progress."""
     vm = vm_for(current_user, vm_id)
     password, made = _password(clone.gets_seed(vm))
-    name = request.form.get("name", "").strip()
+    name = normal(request.form.get("name", ""))  # as the clone will be named
 
     def done(task) -> str:
         _show_password(name, vm.image.login_user, made)

@@ -144,7 +144,7 @@ def list_vms(viewer: User, *, q: str = "", owner_id: int | None = None,
     if host_id and viewer.is_admin:
         stmt = stmt.where(VM.host_id == host_id)
     if q:
-        stmt = stmt.where(VM.name.ilike(f"%{q.strip()}%"))
+        stmt = stmt.where(VM.name.ilike(f"%{normal(q)}%"))  # ＶＭ１ finds VM1
     page = max(1, min(page, INT64_MAX // per_page))  # an offset a query can bind
     if state and watching.fresh():  # the store knows every state: filter in the database
         stmt, state = stored.filter_by_state(stmt, state), ""
