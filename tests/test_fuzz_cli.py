@@ -24,7 +24,6 @@ from tests.support.fuzz import (
     NUMBER_TRICKS,
     XML_TRICKS,
     counted,
-    name_text,
     nasty_text,
     number_text,
     path_text,
@@ -32,6 +31,8 @@ from tests.support.fuzz import (
     weighted,
 )
 from tests.support.fuzz_cli import (  # noqa: F401 (cli_world: a fixture)
+    HOST_NAMES,
+    IMAGE_NAMES,
     NAMES,
     OWNER_TRICKS,
     OWNERS,
@@ -85,7 +86,7 @@ def test_fuzz_cli_hosts_add(app, cli_world):
     fix = safe_uri(w.tmp)
     with counted("cli hosts add") as count:
         @FUZZ
-        @given(items=cli_items({"NAME": NAMES, "URI": st.sampled_from(accepted)},
+        @given(items=cli_items({"NAME": HOST_NAMES, "URI": st.sampled_from(accepted)},
                                hostile={"URI": st.one_of(st.sampled_from(tricks), nasty_text())}),
                separator=SEP)
         def run(items, separator):
@@ -99,7 +100,7 @@ def test_fuzz_cli_hosts_add(app, cli_world):
 def test_fuzz_cli_images_add(app, cli_world):
     with counted("cli images add") as count:
         @FUZZ
-        @given(items=cli_items({"NAME": name_text("A-Za-z0-9 _.()+-", max_len=20),
+        @given(items=cli_items({"NAME": IMAGE_NAMES,
                                 "PATH": st.sampled_from([BASE_IMAGE, "/var/lib/images/base.raw"]),
                                 "--os": st.sampled_from(["linux", "windows"])},
                                hostile={"PATH": path_text(cli_world.symlinks)}),
@@ -116,7 +117,7 @@ def test_fuzz_cli_templates_add(app, cli_world):
              "--disk": number_text(-5, 70000)}
     with counted("cli templates add") as count:
         @FUZZ
-        @given(items=cli_items({"NAME": name_text("A-Za-z0-9 _.()+-", max_len=20),
+        @given(items=cli_items({"NAME": IMAGE_NAMES,
                                 "--image": st.just("base"),
                                 "--vcpus": st.integers(1, 16).map(str),
                                 "--memory": st.integers(64, 65536).map(str),

@@ -31,7 +31,8 @@ def test_fuzz_cli_vms_create(app, cli_world):
                                hostile={"--owner": OWNER_TRICKS,
                                         "NAME": st.one_of(st.sampled_from(
                                             ["a b", "../etc", "a</name><devices>", "x" * 65,
-                                             "é", "c1", " c1 ", "c1\n", "-x", "--help"]),
+                                             "é", "c1", " c1 ", "c1\n", "-x", "--help",
+                                             "ｃ１", "c\u202e1", "p\u0430ypal"]),
                                             nasty_text())}),
                no_start=st.booleans(), separator=SEP)
         def run(items, no_start, separator):

@@ -33,6 +33,7 @@ from tests.support.fuzz import (
     Poster,
     counted,
     csrf_text,
+    display_name_text,
     form_data,
     name_text,
     nasty_text,
@@ -209,7 +210,7 @@ def test_fuzz_host_create(app, world):
         @FUZZ
         @given(who=ADMIN_OR_OTHER,
                items=form_data(
-                   {"name": name_text(max_len=20), "uri": st.sampled_from(accepted)},
+                   {"name": display_name_text("_.-"), "uri": st.sampled_from(accepted)},
                    hostile={"uri": st.one_of(st.sampled_from(tricks), nasty_text(),
                                              st.builds(lambda a, b: a + b,
                                                        st.sampled_from(accepted + tricks),
@@ -223,7 +224,7 @@ def test_fuzz_host_create(app, world):
 
 
 # -- images ----------------------------------------------------------------------------
-IMAGE_NAME = name_text("A-Za-z0-9 _.()+-", max_len=20)
+IMAGE_NAME = display_name_text(" _.()+-")  # and templates
 OS = st.sampled_from(["linux", "windows"])
 
 

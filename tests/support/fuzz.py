@@ -119,8 +119,30 @@ def path_text(extra: list[str]) -> st.SearchStrategy[str]:
 
 def name_text(alphabet: str = "A-Za-z0-9_.-", first: str = "A-Za-z0-9",
               max_len: int = 20) -> st.SearchStrategy[str]:
-    """Names a form would accept (so that some examples get through)."""
+    """ASCII names a form would accept (so that some examples get through): login names,
+    settings; display names in any language: display_name_text."""
     return st.from_regex(rf"[{first}][{alphabet}]{{0,{max_len - 1}}}", fullmatch=True)
+
+
+# Letters of other languages that display names take (services/names.py), by script. A
+# drawn name keeps to one script, with ASCII digits and punctuation (Han, Kana and
+# accented Latin also with ASCII letters), as real names do and as the look-alike check
+# (two scripts whose letters look alike) wants.
+WORLD_LETTERS = {"han": "实验机张三小型桌面服务器中文版A-Za-z", "kana": "テスト機サーバーひらがなA-Za-z",
+                 "latin": "éüñçøåßA-Za-z", "cyrillic": "сервержизнь", "greek": "ελλάδαπσω",
+                 "hangul": "한국서버"}
+
+
+def display_name_text(punctuation: str = "_.-", first_punctuation: str = "",
+                      max_len: int = 20) -> st.SearchStrategy[str]:
+    """Display names a form would accept (VMs, templates, images, hosts): ASCII ones and
+    ones in other languages. ``punctuation``: a regex class's tail, '-' last; ``first_
+    punctuation``: what may also start a name (VMs: '._-')."""
+    return st.one_of([name_text("A-Za-z0-9" + punctuation, "A-Za-z0-9" + first_punctuation,
+                                max_len)] +
+                     [name_text(letters + "0-9" + punctuation,
+                                letters + "0-9" + first_punctuation, max_len)
+                      for letters in WORLD_LETTERS.values()])
 
 
 # The "valid value" of a field that form_data(same=...) copies from another (a password

@@ -18,6 +18,7 @@ from tests.factories import make_catalog, make_user, make_vm, write_test_node
 from tests.support.fuzz import (
     assert_fits_columns,
     assert_same,
+    display_name_text,
     form_data,
     host_uris,
     name_text,
@@ -145,7 +146,9 @@ SEP = st.sampled_from([True, True, True, False])
 OWNERS = st.sampled_from(["carol", "dave", "admin"])
 OWNER_TRICKS = st.one_of(st.sampled_from(["Carol", " carol", "carol\x00", "nobody", "%", "_",
                                           "' OR '1'='1", "a</name><devices>"]), nasty_text())
-VM_NAMES = name_text("A-Za-z0-9._-", "A-Za-z0-9._-", max_len=20)
+VM_NAMES = display_name_text("._-", "._-", max_len=20)
+HOST_NAMES = display_name_text("_.-", max_len=20)
+IMAGE_NAMES = display_name_text(" _.()+-", max_len=20)  # and templates
 
 
 BREAKS = re.compile(r"[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
