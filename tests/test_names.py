@@ -158,6 +158,11 @@ def test_a_vm_named_in_chinese_through_the_api(app, user, catalog):
     assert r.json["name"] == LAB
     assert alice.get(r.headers["Location"]).json["name"] == LAB
     assert [v["name"] for v in alice.get("/api/v1/vms").json["items"]] == [LAB]
+    assert b'"name":"\\u5b9e\\u9a8c\\u673a-1"' in r.data.replace(b" ", b"")  # as api.md says
+    bidi = alice.post("/api/v1/vms", json={"name": BIDI, "template_id": catalog.id})
+    message = INVISIBLE + "U+202E RIGHT-TO-LEFT OVERRIDE."
+    assert (bidi.status_code, bidi.json["detail"], bidi.json["errors"]) == \
+        (422, message, {"name": message})
 
 
 @pytest.mark.parametrize("name,message", [
