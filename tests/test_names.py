@@ -15,7 +15,7 @@ from confusable_homoglyphs import confusables
 
 from loucloud.extensions import db
 from loucloud.helpers import download
-from loucloud.models import AuditEvent, Host, Image, Template
+from loucloud.models import VM, AuditEvent, Host, Image, Template
 from loucloud.services import FieldError, cloudinit
 from loucloud.services import images as image_service
 from loucloud.services.imagecopy import volume_for
@@ -192,6 +192,25 @@ def test_names_equal_once_normalised_are_the_same_name(app, as_user, catalog):
     response = create(as_user, "VM1", catalog.id)
     assert response.status_code == 400
     assert "You already have a VM named VM1." in response.get_data(as_text=True)
+
+
+def test_names_keep_every_plane_and_meet_their_duplicates_on_both_databases(any_app,
+                                                                             test_host):
+    """MariaDB's utf8mb4 keeps a 4-byte character (𠮷, CJK Extension B); on both
+    databases a name equal to a stored one once normalised is the same name."""
+    from loucloud.services.vms import create as vm_create
+    from tests.factories import make_catalog, make_user
+
+    with any_app.app_context():
+        owner = make_user("carol")
+        template = db.session.merge(make_catalog(("h1", test_host)))
+        vm_create.create_vm(owner, "𠮷野家-1", template, start=False)
+        vm_create.create_vm(db.session.merge(owner), "ＶＭ１", template, start=False)
+        with pytest.raises(FieldError, match="You already have a VM named VM1."):
+            vm_create.create_vm(db.session.merge(owner), "VM1", template, start=False)
+        db.session.expire_all()
+        assert sorted(db.session.execute(db.select(VM.name)).scalars()) == \
+            ["VM1", "𠮷野家-1"]
 
 
 def test_a_clone_takes_a_chinese_name_and_not_a_duplicate_one(app, as_user, catalog):

@@ -64,7 +64,8 @@ _EAST_ASIAN = ({"HAN", "HIRAGANA", "KATAKANA"}, {"HAN", "BOPOMOFO"}, {"HAN", "HA
 
 
 def allowed_message(what: str) -> str:
-    """The sentence saying which names a kind takes (forms and the API repeat it)."""
+    """The sentence saying which names a kind takes: the refusal of a name that is empty,
+    too long or holds another character."""
     return f"Use 1 to {MAX_LENGTH} letters (of any language), digits, {KINDS[what].allowed}."
 
 

@@ -136,8 +136,8 @@ WORLD_LETTERS = {"han": "实验机张三小型桌面服务器中文版A-Za-z", "
 def display_name_text(punctuation: str = "_.-", first_punctuation: str = "",
                       max_len: int = 20) -> st.SearchStrategy[str]:
     """Display names a form would accept (VMs, templates, images, hosts): ASCII ones and
-    ones in other languages. ``punctuation``: a regex class's tail, '-' last; ``first_
-    punctuation``: what may also start a name (VMs: '._-')."""
+    ones in other languages. ``punctuation`` is the end of a regex class ('-' last);
+    ``first_punctuation`` what may start a name besides a letter or digit (VMs: '._-')."""
     return st.one_of([name_text("A-Za-z0-9" + punctuation, "A-Za-z0-9" + first_punctuation,
                                 max_len)] +
                      [name_text(letters + "0-9" + punctuation,
