@@ -18,8 +18,8 @@ import string
 from datetime import datetime
 
 from ...extensions import db
-from ...models import VM, Batch, Template, User, utcnow
-from .. import FieldError, ServiceError, Unavailable, tasks, transaction
+from ...models import INT64_MAX, VM, Batch, Template, User, utcnow
+from .. import FieldError, NotFound, ServiceError, Unavailable, tasks, transaction
 from . import placement
 from .create import check_name, create_vm
 
@@ -172,3 +172,30 @@ def _make_one(batch: Batch, template: Template, user_id: int, name: str,
 def batch_vms(batch: Batch) -> list[VM]:
     return db.session.execute(db.select(VM).where(VM.batch_id == batch.id)
                               .order_by(VM.name, VM.id)).scalars().all()
+
+
+def get_batch(batch_id: int) -> Batch:
+    batch = db.session.get(Batch, batch_id) if 0 < batch_id <= INT64_MAX else None
+    if batch is None:
+        raise NotFound(f"There is no batch {batch_id}.")
+    return batch
+
+
+def latest_batches(limit: int = 200) -> list[Batch]:
+    return db.session.execute(db.select(Batch).order_by(Batch.id.desc()).limit(limit)
+                              ).scalars().all()
+
+
+def summary(batch: Batch) -> dict:
+    """What a batch's list shows: how many VMs it asked and has, in which states, how
+    many could not be made, its task's state."""
+    states: dict[str, int] = {}
+    for vm in batch.vms:
+        label = "expired" if vm.expired_at else (vm.live_state or vm.status)
+        states[label] = states.get(label, 0) + 1
+    return {"id": batch.id, "pattern": batch.pattern, "template": batch.template_name,
+            "asked": len(batch.planned_items), "vms": sum(states.values()),
+            "failed": len(batch.failure_items), "states": states,
+            "expires_at": batch.expires_at, "created_at": batch.created_at,
+            "created_by": batch.created_by.username if batch.created_by else "",
+            "task_state": batch.task.state if batch.task else ""}
