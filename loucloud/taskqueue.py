@@ -48,6 +48,7 @@ def init_app(app: Flask) -> None:
         from .services import copytasks, tasklist, tasks  # noqa: F401 (their kinds)
         from .services import maintenance  # noqa: F401 (migrations, drains: issue 14)
         from .services.vms import clone  # noqa: F401 (clones: issue 14)
+        from .services.vms import batch, batch_actions  # noqa: F401 (batches: issue 16)
 
         with app.app_context():
             try:

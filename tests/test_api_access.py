@@ -175,7 +175,33 @@ EXPECTED = {
     "api_lost_vms.list_lost": ("GET", None, 200, 200, 200),
     "api_lost_vms.get_lost": ("GET", None, 200, 404, 200),
     "api_lost_vms.delete_lost": ("DELETE", None, 200, 404, 200),
+    # issue 16: batches (the administrator's); batch 1 made for the owner by _batch
+    "api_batches.list_batches": ("GET", None, 403, 403, 200),
+    "api_batches.create_batch": ("POST", lambda w: {"template_id": w["template_id"],
+                                                     "user_ids": [w["user_id"]],
+                                                     "pattern": "lab-{username}"},
+                                 403, 403, 202),
+    "api_batches.get_batch": ("GET", None, 403, 403, 200, lambda app, w: _batch(app, w)),
+    "api_batches.set_expiry": ("PATCH", {"expires_at": "2099-01-01T08:00:00Z"},
+                               403, 403, 200, lambda app, w: _batch(app, w)),
+    "api_batches.act_on_batch": ("POST", {"action": "poweroff"}, 403, 403, 202,
+                                 lambda app, w: _batch(app, w)),
 }
+
+
+def _batch(app, world) -> None:
+    """A batch of one VM ("lab-owner") made for the owner, its task run."""
+    from loucloud.models import Template, User
+    from loucloud.services import tasks as task_service
+    from loucloud.services.vms import batch as batch_service
+
+    with app.app_context():
+        admin = db.session.execute(db.select(User).filter_by(is_admin=True)).scalar_one()
+        batch = batch_service.start_batch_create(
+            admin, db.session.get(Template, world["template_id"]),
+            [db.session.get(User, world["user_id"])], pattern="lab-{username}")
+        task_service.execute(batch.task_id)
+        world["batch_id"] = batch.id
 
 
 def _cancel_task(app, world) -> None:

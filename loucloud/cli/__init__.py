@@ -6,6 +6,7 @@ from . import (bootjobs, hosts, images, keys, networks, tasks, templates, tokens
                vms, volumes)
 # Modules that add their commands to the vms and hosts groups (issue 14).
 from . import host_maintenance, vm_disks, vm_migration, vm_snapshots  # noqa: F401
+from . import vm_batches  # noqa: F401 (issue 16)
 from .init import init_command
 from .processes import console_proxy_command, sampler_command, serve_command, watch_command
 

@@ -212,6 +212,13 @@ class VM(db.Model):
     last_error = db.Column(db.String(500))
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
     started_at = db.Column(db.DateTime)  # when LouCloud last started it (for uptime)
+    # Made by a batch create (models/batches.py); a batch's VMs may expire: then they
+    # are shut off and marked expired (kept), and only an administrator or the group's
+    # manager may start them again (services/vms/expiry.py).
+    batch_id = db.Column(db.Integer, db.ForeignKey("batches.id", ondelete="SET NULL"),
+                         index=True)
+    expires_at = db.Column(db.DateTime)
+    expired_at = db.Column(db.DateTime)
 
     owner = db.relationship("User", back_populates="vms")
     host = db.relationship("Host", back_populates="vms")
@@ -221,6 +228,7 @@ class VM(db.Model):
 
     image = db.relationship("Image", foreign_keys=[image_id])
     cdrom_image = db.relationship("Image", foreign_keys=[cdrom_image_id])
+    batch = db.relationship("Batch", back_populates="vms")
     # Every disk, the system disk first (models/disks.py).
     disks = db.relationship("Disk", back_populates="vm", cascade="all, delete-orphan",
                             passive_deletes=True, order_by="(Disk.system.desc(), Disk.target)")
@@ -386,3 +394,4 @@ from .disks import Disk  # noqa: E402,F401
 from .snapshots import Snapshot  # noqa: E402,F401
 from .maintenance import LostVM, Remnant  # noqa: E402,F401
 from .tokens import ApiToken  # noqa: E402,F401
+from .batches import Batch  # noqa: E402,F401

@@ -23,12 +23,14 @@ from .. import hosts as host_service
 from ..hypervisors import hypervisor
 from .. import leases
 from ..settings import get_settings
+from ..vms import expiry as vm_expiry
 from ..vms.guest import collect_agent_addresses
 
 log = logging.getLogger(__name__)
 
 LEASE = "sampler"          # one sampler across every LouCloud server
 AGENT_EVERY_SECONDS = 30   # how often running guests' agents are asked their addresses
+VM_EXPIRY_EVERY_SECONDS = 60   # how often batches' VMs are checked for their expiry
 KEEP_RAW = timedelta(hours=2)
 KEEP_5MIN = timedelta(days=2)
 GIB = 1024 ** 3
@@ -156,7 +158,7 @@ def run(stop: threading.Event, *, once: bool = False) -> None:
     """The sampler's loop: a cycle every sample_interval_seconds (read anew each time),
     thinning every ten minutes; errors of one cycle are logged, the loop goes on. Only
     the holder of the sampler's lease samples (one across LouCloud servers)."""
-    sampler, last_expire, last_agents = Sampler(), 0.0, 0.0
+    sampler, last_expire, last_agents, last_vm_expiry = Sampler(), 0.0, 0.0, 0.0
     holder = leases.me()
     while not stop.is_set():
         started = time.monotonic()
@@ -176,6 +178,9 @@ def run(stop: threading.Event, *, once: bool = False) -> None:
             if started - last_expire > 600:
                 expire()
                 last_expire = started
+            if started - last_vm_expiry >= VM_EXPIRY_EVERY_SECONDS:
+                vm_expiry.expire_due()   # batches' VMs whose time has come (issue 16)
+                last_vm_expiry = started
         except Exception:  # noqa: BLE001 - a sampler that dies shows nothing any more
             db.session.rollback()
             log.exception("sampling cycle failed")

@@ -78,11 +78,13 @@ def lock_quota(owner_id: int, *, vms: int = 0, vcpus: int = 0, memory_mib: int =
 
 
 def _reserve(owner: User, name: str, template: Template, host: Host, uuid: str,
-             sizes: tuple[int, int, int] | None = None, image_id: int | None = None) -> VM:
+             sizes: tuple[int, int, int] | None = None, image_id: int | None = None,
+             batch=None) -> VM:
     """Insert the VM's row if the owner's quota allows it, atomically (``lock_quota``).
     ``sizes`` (vCPUs, MiB, GiB) and ``image_id`` are the template's unless given (a
-    clone's are its source's)."""
+    clone's are its source's); a ``batch``'s VM is its from the start (with its expiry)."""
     owner_id, template_id = owner.id, template.id
+    batch_id, expires_at = (batch.id, batch.expires_at) if batch is not None else (None, None)
     vcpus, memory_mib, disk_gib = sizes or (template.vcpus, template.memory_mib,
                                             template.disk_gib)
     lock_quota(owner_id, vms=1, vcpus=vcpus, memory_mib=memory_mib, disk_gib=disk_gib)
@@ -97,7 +99,8 @@ def _reserve(owner: User, name: str, template: Template, host: Host, uuid: str,
             image_id=image_id or template.image_id, domain_name=f"lc-{uuid}", uuid=uuid,
             vcpus=vcpus, memory_mib=memory_mib, disk_gib=disk_gib,
             max_vcpus=max_vcpus, max_memory_mib=max_memory_mib,
-            volume_name=f"lc-{uuid}.qcow2", status=VM.CREATING, status_since=utcnow())
+            volume_name=f"lc-{uuid}.qcow2", status=VM.CREATING, status_since=utcnow(),
+            batch_id=batch_id, expires_at=expires_at)
     vm.disks.append(Disk(target="vda", volume_name=vm.volume_name, size_gib=vm.disk_gib,
                          system=True))
     db.session.add(vm)
@@ -144,7 +147,8 @@ Undo = tuple[str, str, str, Callable[[Hypervisor], object]]
 @transaction
 def create_vm(owner: User, name: str, template: Template, host: Host | None = None,
               start: bool = True, progress=None, *, password: str | None = None,
-              boot_job_ids: list[int] | None = None, ip_address: str | None = None) -> VM:
+              boot_job_ids: list[int] | None = None, ip_address: str | None = None,
+              batch=None) -> VM:
     """Create a VM for ``owner`` from ``template``, on ``host`` or on the host chosen
     by placement, and start it unless ``start`` is False.
 
@@ -158,7 +162,8 @@ def create_vm(owner: User, name: str, template: Template, host: Host | None = No
     host) or ServiceError with libvirt's reason; in every failure nothing is left.
 
     ``progress(step)`` is called as each step is reached: "prepared", "volume",
-    "defined", "starting" (for progress reports, and for tests that break a step)."""
+    "defined", "starting" (for progress reports, and for tests that break a step).
+    ``batch``: the batch (vms/batch.py) it is made for."""
     step = progress or (lambda _step: None)
     name = check_name(name)
     image = template.image
@@ -174,7 +179,7 @@ def create_vm(owner: User, name: str, template: Template, host: Host | None = No
     if host.is_demo:  # a simulated host boots nothing and takes no uploads
         seed_iso, job_names = None, []
     baseline = placement.cpu_baseline(host) if settings.cpu_mode == "baseline" else None
-    vm = _reserve(owner, name, template, host, uuid)
+    vm = _reserve(owner, name, template, host, uuid, batch=batch)
     hv = hypervisor(host)
     pool_name = settings.storage_pool
     undo: list[Undo] = []

@@ -135,6 +135,10 @@ def act_on_vm(vm: VM, action: str) -> str:
     if action not in ACTIONS:
         raise FieldError(f"Unknown action {action!r}.")
     status, message = ACTIONS[action]
+    if action in ("start", "resume") and vm.expired_at is not None:  # vms/expiry.py
+        raise Conflict(f"{vm.name} expired on {vm.expired_at:%Y-%m-%d %H:%M} UTC and stays "
+                       "shut off: ask the administrator or your group's manager to extend "
+                       "it.")
     # a start that resumes a saved memory state (the store: snapshots.has_saved_state)
     resumes = action == "start" and (vm.live_state, vm.live_reason) == ("shut off", "saved")
     previous = _begin(vm, status)

@@ -57,6 +57,14 @@ def _fit(hv, kind: str, source: str):
 def choose_host(template: Template) -> Host:
     """The online candidate host with the template's network active and the most free
     memory (hosts asked in parallel)."""
+    return ranked_hosts(template)[0][0]
+
+
+def ranked_hosts(template: Template) -> list[tuple[Host, int]]:
+    """The online candidate hosts with the template's network active, each with its
+    free memory (MiB), the most free first (hosts asked in parallel; a tie goes to the
+    first by name). Raises Conflict when no host holds the image, Unavailable when none
+    can take a VM now (each host's reason)."""
     hosts = candidate_hosts(template)
     if not hosts:   # the pool as it is set up, not a passing outage: 409
         raise Conflict(f"No host accepting new VMs holds the image {template.image.name}.")
@@ -69,7 +77,7 @@ def choose_host(template: Template) -> Host:
         raise Unavailable("No host can take this VM now: " + "; ".join(
             f"{h.name}: {'offline, ' if isinstance(fits[h.uri], VirtError) else ''}"
             f"{fits[h.uri]}" for h in hosts) + ".")
-    return ranked[0][2]
+    return [(host, free) for free, _, host in ranked]
 
 
 def check_host_for(template: Template, host: Host) -> None:
