@@ -57,8 +57,11 @@ $(VENV)/.installed-test: requirements-test.txt requirements-deploy.txt $(VENV)/.
 venv: $(VENV)/.installed
 venv-test: $(VENV)/.installed-test
 
-assets:
+# Front-end files from npm into static/vendor, and the message catalogues compiled
+# (loucloud/translations/*/LC_MESSAGES/messages.po -> .mo, never committed compiled).
+assets: venv
 	@scripts/vendor-assets.sh
+	$(PY) -m babel.messages.frontend -q compile -d loucloud/translations
 
 db: venv
 	$(PY) manage.py db upgrade
