@@ -13,13 +13,16 @@ $LANG of the shell (zh_CN.UTF-8 gives Chinese).
 Times, numbers and sizes are formatted for the language (Babel's CLDR data)."""
 from __future__ import annotations
 
+import functools
 import os
 from datetime import datetime, timezone
+from pathlib import Path
 
 from babel.dates import format_datetime
+from babel.messages.extract import extract
 from babel.numbers import format_decimal
 from flask import has_request_context, request
-from flask_babel import get_locale, lazy_gettext
+from flask_babel import get_locale, gettext, lazy_gettext
 
 # Locale code -> its own name (the language menus show each in itself).
 LANGUAGES = {"en": "English", "zh_CN": "简体中文"}
@@ -126,6 +129,24 @@ def size(value: float | int | None, units=("B", "KiB", "MiB", "GiB", "TiB")) -> 
     return str(value)
 
 
+@functools.cache
+def _script_messages() -> tuple[str, ...]:
+    """The texts the pages' scripts say, each marked t("...") in loucloud/static/*.js
+    (found the way pybabel extract finds them)."""
+    found = []
+    for path in sorted((Path(__file__).parent / "static").glob("*.js")):
+        with open(path, "rb") as f:
+            found += [message for _line, message, _comments, _context in
+                      extract("javascript", f, keywords={"t": None})
+                      if isinstance(message, str)]
+    return tuple(dict.fromkeys(found))
+
+
+def script_messages() -> dict[str, str]:
+    """Those texts in the reader's language: base.html hands them to app.js's t()."""
+    return {text: gettext(text) for text in _script_messages()}
+
+
 def init_app(app) -> None:
     from .extensions import babel
 
@@ -133,3 +154,4 @@ def init_app(app) -> None:
                    default_translation_directories="translations")
     app.add_template_global(html_lang, "html_lang")
     app.add_template_global(LANGUAGES, "LANGUAGES")
+    app.add_template_global(script_messages, "script_messages")
