@@ -1,7 +1,7 @@
 """a user's language
 
 Revision ID: 0018
-Revises: 0015
+Revises: 0017
 Create Date: 2026-11-26 13:00:00
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0018'
-down_revision = '0015'
+down_revision = '0017'
 branch_labels = None
 depends_on = None
 
