@@ -12,7 +12,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 export HOST PORT
 
-.PHONY: run test system system-test venv venv-test assets db bench mutants clean
+.PHONY: run test system system-test venv venv-test assets messages db bench mutants clean
 
 run: system venv assets db
 	$(PY) manage.py serve --host $(HOST) --port $(PORT)
@@ -57,8 +57,20 @@ $(VENV)/.installed-test: requirements-test.txt requirements-deploy.txt $(VENV)/.
 venv: $(VENV)/.installed
 venv-test: $(VENV)/.installed-test
 
-assets:
+# Front-end files from npm into static/vendor, and the message catalogues compiled
+# (loucloud/translations/*/LC_MESSAGES/messages.po -> .mo, never committed compiled).
+assets: venv
 	@scripts/vendor-assets.sh
+	$(PY) -m babel.messages.frontend -q compile -d loucloud/translations
+
+# The message catalogue brought up to date with the code: new messages to translate in
+# loucloud/translations/zh_Hans_CN/LC_MESSAGES/messages.po (tests/test_i18n_catalogue.py
+# fails while one is missing).
+messages: venv
+	$(PY) -m babel.messages.frontend -q extract -F babel.cfg --no-location --omit-header \
+	  -k lazy_gettext -k _l -k LAZY -k lazy_ngettext:1,2 -k t -o /tmp/loucloud-$$$$.pot . && \
+	$(PY) -m babel.messages.frontend -q update -i /tmp/loucloud-$$$$.pot -d loucloud/translations \
+	  --no-fuzzy-matching --width 88 && rm -f /tmp/loucloud-$$$$.pot
 
 db: venv
 	$(PY) manage.py db upgrade

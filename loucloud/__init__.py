@@ -81,6 +81,9 @@ def register_extensions(app: Flask) -> None:
                                                      "migrations"))
     csrf.init_app(app)
     cache.init_app(app)
+    from . import i18n
+
+    i18n.init_app(app)
     from . import taskqueue
 
     taskqueue.init_app(app)

@@ -1,4 +1,5 @@
 """Flask extensions, created unbound; ``create_app`` binds them with ``init_app``."""
+from flask_babel import Babel
 from flask_caching import Cache
 from flask_login import LoginManager
 from flask_migrate import Migrate
@@ -20,3 +21,4 @@ migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
 cache = Cache()
+babel = Babel()

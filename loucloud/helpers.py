@@ -123,32 +123,20 @@ def vm_state_badge(state: str, vm_id: int | None = None,
 
 
 def register(app) -> None:
-    @app.template_filter("when")
-    def when(value: datetime | None) -> str:
-        return value.strftime("%Y-%m-%d %H:%M UTC") if value else "—"
+    from . import i18n
+
+    app.add_template_filter(i18n.when, "when")   # for the reader's language
 
     app.add_template_filter(ago, "ago")
     app.add_template_global(vm_state_badge, "vm_state_badge")
 
     @app.template_filter("mib")
     def mib(value: int | None) -> str:
-        if value is None:
-            return "—"
-        if value >= 1024 * 1024:
-            return f"{value / 1024 / 1024:.1f} TiB"
-        if value >= 1024:
-            return f"{value / 1024:.1f} GiB"
-        return f"{value} MiB"
+        if value is not None and value < 1024:
+            return f"{i18n.number(value, 0)} MiB"
+        return i18n.size(value, ("MiB", "GiB", "TiB"))
 
-    @app.template_filter("bytes")
-    def human_bytes(value: int | None) -> str:
-        if value is None:
-            return "—"
-        for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-            if abs(value) < 1024 or unit == "TiB":
-                return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-            value /= 1024
-        return str(value)
+    app.add_template_filter(i18n.size, "bytes")
 
     @app.template_filter("percent")
     def percent(used: int | float | None, total: int | float | None) -> int:

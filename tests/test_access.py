@@ -6,6 +6,7 @@ disabled, the flag is off...) or was refused by the service with its message; a 
 POST changed nothing."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -38,6 +39,7 @@ LOGINS = {OWNER: "owner", OTHER: "other", ADMIN: "admin"}
 EXPECTED = {
     "auth.login": ("GET", 200, 302, 302, 302),
     "auth.logout": ("POST", 302, 302, 302, 302),
+    "auth.language": ("POST", 302, 302, 302, 302),
     "vms.index": ("GET", 302, 200, 200, 200),
     "vms.create": ("GET", 302, 200, 200, 200),
     "vms.detail": ("GET", 302, 200, 404, 200),
@@ -271,6 +273,14 @@ def _profile(_app, _world, client) -> int:
     return client.get("/profile").status_code
 
 
+def _page_language(_app, _world, client) -> str | None:
+    """The language of the client's Profile page (None when it cannot see it)."""
+    response = client.get("/profile")
+    if response.status_code != 200:
+        return None
+    return re.search(r'<html lang="([^"]+)"', response.get_data(as_text=True)).group(1)
+
+
 def _change(model, key: str, **values):
     """A preparation: set columns of the world's object."""
     def prepare(app, world, _role):
@@ -325,6 +335,8 @@ def _tasks(app, _world, _client) -> int:
 
 EFFECTS = {
     "auth.logout": Effect(_profile, 302, "You are logged out."),
+    "auth.language": Effect(_page_language, "zh-CN", "您的页面现在使用简体中文。",
+                            form={"locale": "zh_CN", "next": "/profile"}),
     "vms.act": Effect(_domain, "running", "owned-vm is starting."),
     "vms.delete": Effect(_vm, (None, "gone"), "owned-vm was deleted with its disks."),
     "vms.console": Effect(_token_holders, lambda role: [LOGINS[role]],

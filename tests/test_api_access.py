@@ -142,6 +142,7 @@ EXPECTED = {
     "api_users.change_own_password": ("POST", {"current_password": PASSWORD,
                                                "password": "a new password 7"},
                                       200, 200, 200),
+    "api_users.set_language": ("POST", {"locale": "zh_CN"}, 200, 200, 200),
     "api_users.list_keys": ("GET", None, 200, 200, 200),
     "api_users.add_key": ("POST", lambda w: {"key": new_public_key("new@laptop")},
                           201, 201, 201),                          # each to his own keys

@@ -13,6 +13,7 @@ from ..services import keys as key_service
 from ..services import users as user_service
 from ..services.passwords import MAX_LENGTH, MIN_LENGTH
 from ..services.users import Quota
+from ..i18n import LANGUAGES
 from .common import PageArgs, UtcDateTime, admin_only, blueprint, page_of, page_schema
 
 blp = blueprint("users", "User accounts and quotas (the administrator's), and the "
@@ -25,7 +26,8 @@ QUOTA_RANGES = {"vms": 10_000, "vcpus": 100_000, "memory_mib": 100_000_000,
 
 
 # Everybody's own: the rest of /users is the administrator's.
-OWN = frozenset({"api_users.me", "api_users.change_own_password", "api_users.list_keys",
+OWN = frozenset({"api_users.me", "api_users.change_own_password", "api_users.set_language",
+                 "api_users.list_keys",
                  "api_users.add_key", "api_users.get_key", "api_users.delete_key"})
 blp.before_request(admin_only("manages users", exempt=OWN))
 
@@ -65,7 +67,14 @@ class UserSchema(ma.Schema):
         "description": "False: disabled (no login, no token works)"})
     created_at = UtcDateTime(required=True)
     last_login_at = UtcDateTime(required=True, allow_none=True)
+    locale = ma.fields.String(required=True, allow_none=True, metadata={
+        "description": "The language of his pages and messages (null: his browser's)"})
     quota = ma.fields.Nested(QuotaSchema, required=True)
+
+
+class LanguageSchema(ma.Schema):
+    locale = ma.fields.String(required=True, allow_none=True,
+                              validate=ma.validate.OneOf(sorted(LANGUAGES)))
 
 
 class UserDetailSchema(UserSchema):
@@ -148,6 +157,7 @@ def user_dict(user, *, usage: bool = False) -> dict:
     out = {"id": user.id, "username": user.username, "full_name": user.full_name,
            "email": user.email, "role": user.role, "active": bool(user.active),
            "created_at": user.created_at, "last_login_at": user.last_login_at,
+           "locale": user.locale,
            "quota": _quota(Quota(user.max_vms, user.max_vcpus, user.max_memory_mib,
                                  user.max_disk_gib))}
     if usage:
@@ -269,6 +279,15 @@ def change_own_password(data):
                                      data["password"],
                                      getattr(current_user, "login_session_key", None))
     return {"message": "Password changed. Your other sessions have ended."}
+
+
+@blp.route("/me/language", methods=["POST"])
+@blp.arguments(LanguageSchema)
+@blp.response(200, UserMessageSchema)
+def set_language(data):
+    """The language of the caller's pages, messages and API errors: en or zh_CN, or
+    null for his browser's (Accept-Language)."""
+    return {"message": user_service.set_language(current_user, data["locale"])}
 
 
 @blp.route("/me/keys")

@@ -1,6 +1,7 @@
-from flask import flash, redirect, render_template, request, session, url_for
+from flask import flash, make_response, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
+from ..i18n import COOKIE, normalise
 from ..security import is_safe_next
 from ..services import auth as auth_service
 from . import bp
@@ -25,7 +26,12 @@ def login():
         login_user(user)
         flash(f"Welcome, {user.display_name}.", "success")
         return redirect(next_url if is_safe_next(next_url) else url_for("vms.index"))
-    return render_template("auth/login.html", form=form)
+    response = make_response(render_template("auth/login.html", form=form))
+    chosen = normalise(request.args.get("lang"))
+    if chosen:   # the login page's language links: kept for the next visits
+        response.set_cookie(COOKIE, chosen, max_age=365 * 86400, samesite="Lax",
+                            secure=request.is_secure, httponly=True)
+    return response
 
 
 @bp.route("/logout", methods=["POST"])
@@ -37,3 +43,19 @@ def logout():
     session.clear()
     flash("You are logged out.", "info")
     return redirect(url_for("auth.login"))
+
+
+
+@bp.route("/language", methods=["POST"])
+@login_required
+def language():
+    """Choose the language of one's pages (kept in the profile; the login page has its
+    own links, ?lang=, kept in a cookie)."""
+    from ..helpers import perform
+    from ..services import users as user_service
+
+    back = request.form.get("next", "").rstrip("?")
+    return perform(lambda: user_service.set_language(current_user,
+                                                     request.form.get("locale") or None),
+                   done=lambda message: message,
+                   back=back if is_safe_next(back) else url_for("users.profile"))

@@ -1,10 +1,11 @@
-"""manage.py users create|list"""
+"""manage.py users create|list|language"""
 import os
 import sys
 
 import click
 from flask.cli import AppGroup
 
+from ..i18n import LANGUAGES
 from ..services import users as user_service
 from .common import audited, list_command, service
 
@@ -30,6 +31,18 @@ def create(username: str, full_name: str, email: str | None, password_env: str) 
             password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     user = service(lambda: user_service.create_user(username, password, full_name, email))
     click.echo(f"created {user.username}")
+
+
+@group.command("language")
+@click.argument("username")
+@click.argument("code", type=click.Choice([*LANGUAGES, "browser"]))
+@audited("users.language", "username")
+def language(username: str, code: str) -> None:
+    """The language of USERNAME's pages and messages (CODE: en, zh_CN, or browser for
+    his browser's). The command line's own language: $LOUCLOUD_LANG, else $LANG."""
+    user = service(lambda: user_service.user_by_name(username))
+    click.echo(service(lambda: user_service.set_language(
+        user, None if code == "browser" else code)))
 
 
 def _rows() -> list[dict]:

@@ -29,6 +29,8 @@ class User(UserMixin, db.Model):
     active = db.Column(db.Boolean, nullable=False, default=True)
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
     last_login_at = db.Column(db.DateTime)
+    # The language of his pages and messages (loucloud/i18n.py); None: his browser's.
+    locale = db.Column(db.String(16))
     max_vms = db.Column(db.Integer, nullable=False)
     max_vcpus = db.Column(db.Integer, nullable=False)
     max_memory_mib = db.Column(db.Integer, nullable=False)

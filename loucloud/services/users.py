@@ -7,6 +7,8 @@ import secrets
 from dataclasses import dataclass
 
 from email_validator import EmailNotValidError, validate_email
+from flask_babel import gettext as _
+from flask_babel import refresh as refresh_language
 
 from ..extensions import db
 from ..models import INT64_MAX, VM, Disk, User
@@ -204,6 +206,23 @@ def change_own_password(user: User, current: str, new: str, keep_session: str | 
     end_sessions_of(user, keep_key=keep_session)
     db.session.commit()
     log.info("user %s changed his password", user.username)
+
+
+@transaction
+def set_language(user: User, code: str | None) -> str:
+    """A user's language for pages, messages and e-mails: one of i18n.LANGUAGES, or
+    None (empty) for his browser's."""
+    from ..i18n import LANGUAGES
+
+    if code and code not in LANGUAGES:
+        raise FieldError(_("Choose one of: %(codes)s, or none for the browser's language.",
+                           codes=", ".join(LANGUAGES)), "locale")
+    user.locale = code or None
+    db.session.commit()
+    refresh_language()   # this answer already in the new language
+    if user.locale:
+        return _("Your pages are now in %(language)s.", language=LANGUAGES[user.locale])
+    return _("Your pages now follow your browser's language.")
 
 
 @transaction

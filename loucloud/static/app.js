@@ -1,4 +1,22 @@
 // LouCloud's small page helpers. No inline scripts anywhere (the CSP forbids them).
+
+// t("text", {name: value}): the text in the reader's language, from the JSON that
+// base.html writes (loucloud/i18n.py: every t("...") of these scripts, translated),
+// with its %(name)s filled in.
+window.t = (function () {
+  var messages = null;
+  return function (text, values) {
+    if (messages === null) {
+      var el = document.getElementById("lc-messages");
+      try { messages = el ? JSON.parse(el.textContent) : {}; } catch (e) { messages = {}; }
+    }
+    var said = messages[text] || text;
+    return said.replace(/%\((\w+)\)s/g, function (whole, name) {
+      return values && Object.prototype.hasOwnProperty.call(values, name) ? values[name] : whole;
+    });
+  };
+})();
+
 (function () {
   "use strict";
 
