@@ -59,7 +59,8 @@ class LinesRefused(FieldError):
                 f"Nothing was created: {count} lines are wrong.")
         detail = " ".join(f"Line {n}: {why}" for n, why in lines[:20])
         more = f" And {count - 20} more." if count > 20 else ""
-        super().__init__(f"{head} {detail}{more}", field)
+        super().__init__(f"{head} {detail}{more}", field, errors={
+            field: head, **{f"line {n}": why for n, why in lines}})
         self.head, self.lines = head, lines
 
 
@@ -125,9 +126,10 @@ def _taken(usernames: list[str]) -> set[str]:
 
 
 @transaction
-def create_members(group: Group, text: str) -> list[NewUser]:
+def create_members(group: Group, text: str, *, manager: bool = False) -> list[NewUser]:
     """Create the users ``text`` lists (a pasted list or a CSV file's content), each with
-    the default quota and a generated password, as members of ``group``: all of them
+    the default quota and a generated password, as members of ``group`` (its managers
+    with ``manager``): all of them
     or, when a line is wrong, none (LinesRefused). Returns them with their passwords,
     to be shown once."""
     lines = parse(text)
@@ -143,7 +145,7 @@ def create_members(group: Group, text: str) -> list[NewUser]:
         made.append((user, NewUser(line.username, line.full_name, line.email, password)))
     try:
         db.session.flush()
-        db.session.add_all(GroupMember(group_id=group.id, user_id=user.id)
+        db.session.add_all(GroupMember(group_id=group.id, user_id=user.id, manager=manager)
                            for user, _new in made)
         db.session.commit()
     except IntegrityError:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from ..extensions import db
 from ..models import INT64_MAX, VM, Group, GroupMember, Template, User, template_groups
-from . import Conflict, FieldError, NotAllowed, NotFound, transaction
+from . import FieldError, NotAllowed, NotFound, paginate, transaction
 from .group_quota import GroupUsage, group_usage
 from .vms.state import views
 
@@ -150,13 +150,22 @@ def group_for(user: User, group_id: int) -> Group:
     return group
 
 
-def groups_for(user: User) -> list[Group]:
-    """Every group for the administrator; the groups he manages for anybody else."""
-    stmt = db.select(Group).order_by(Group.name)
+def _groups_for(user: User):
+    stmt = db.select(Group).order_by(Group.name, Group.id)
     if not user.is_admin:
         stmt = stmt.join(GroupMember, GroupMember.group_id == Group.id).where(
             GroupMember.user_id == user.id, GroupMember.manager.is_(True))
-    return db.session.execute(stmt).scalars().all()
+    return stmt
+
+
+def groups_for(user: User) -> list[Group]:
+    """Every group for the administrator; the groups he manages for anybody else."""
+    return db.session.execute(_groups_for(user)).scalars().all()
+
+
+def groups_page(user: User, page: int = 1, per_page: int = 50):
+    """A page of groups_for(user) (the API's list)."""
+    return paginate(_groups_for(user), page, per_page)
 
 
 def all_groups() -> list[Group]:
@@ -273,8 +282,8 @@ def set_manager(group: Group, user_id: int, manager: bool) -> str:
     members' VMs ends at once, open consoles included at their next connection)."""
     row = _membership(group, user_id)
     if row.manager == manager:
-        raise Conflict(f"{row.user.username} is {'already' if manager else 'not'} a "
-                       f"manager of {group.name}.")
+        return (f"{row.user.username} is a manager of {group.name} already." if manager
+                else f"{row.user.username} is not a manager of {group.name}.")
     row.manager = manager
     db.session.commit()
     log.info("group %s: %s %s manager", group.name, row.user.username,
