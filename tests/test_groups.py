@@ -316,3 +316,22 @@ def test_a_download_with_a_wrong_key_gives_nothing(app, as_admin):
     assert wrong.status_code == 302
     assert "This download link is not valid." in as_admin.get(
         wrong.headers["Location"]).get_data(as_text=True)
+
+
+def test_a_users_page_names_his_groups_and_deleting_him_leaves_the_group(app, as_admin,
+                                                                         user):
+    group_id = make_group(app, "lab", managers=["alice"])
+    page = as_admin.get(f"/users/{user.id}").get_data(as_text=True)
+    assert f'<a href="/groups/{group_id}">lab</a> <span class="badge text-bg-primary">' \
+        'manager</span>' in page
+    assert as_admin.post(f"/users/{user.id}/delete").status_code == 302
+    with app.app_context():
+        assert db.session.execute(db.select(GroupMember)).first() is None
+        assert db.session.get(Group, group_id).name == "lab"
+
+
+def test_the_administrator_is_in_no_group(app, as_admin):
+    group_id = make_group(app, "lab")
+    response = as_admin.post(f"/groups/{group_id}/members", {"usernames": "admin"})
+    assert response.status_code == 400
+    assert "The administrator is in no group" in response.get_data(as_text=True)
