@@ -56,10 +56,12 @@ def test_fuzz_vm_create(app, world):
 
 def test_fuzz_vm_actions(app, world):
     """POST /vms/<id>/<action>, /console, /delete with any id and action, as owner,
-    other user, a manager of the owner's group and administrator, HTML and JSON. Another user's POST is 404 and changes
-    nothing, whatever the action; a forged or missing CSRF token is 400 (submit's
-    check_authority). The explicit examples come first: bob on alice's VMs, alice with
-    no or a forged token, each on an action that would succeed."""
+    other user, a manager of the owner's group (dave) and administrator, HTML and JSON.
+    Another user's POST is 404 and changes nothing, whatever the action, and so is a
+    manager's but start, shut down, force off, reboot, reset and the consoles; a forged
+    or missing CSRF token is 400 (submit's check_authority). The explicit examples come
+    first: bob and dave on alice's VMs, alice with no or a forged token, each on an
+    action that would succeed."""
     posters = {"alice": world.poster("alice"), "bob": world.poster("bob"),
                "admin": world.poster("admin"), "dave": world.poster("dave")}
     actions = list(vm_service.ACTIONS) + ["delete", "console", "screen"]

@@ -1,7 +1,7 @@
 """/api/v1/templates: the sizes VMs are made from. Every user reads those offered to him
 (the public ones and those of his groups, as on the new VM page); the administrator
-reads them all and creates, changes and deletes them, as on the templates pages. The same service functions as loucloud/templates/routes.py and
-`manage.py templates`."""
+reads them all and creates, changes and deletes them, as on the templates pages. The
+same service functions as loucloud/templates/routes.py and `manage.py templates`."""
 from __future__ import annotations
 
 import marshmallow as ma

@@ -164,7 +164,8 @@ def create_vm(owner: User, name: str, template: Template, host: Host | None = No
     administrator chose one).
 
     Raises FieldError (bad name, password, address, a template not offered to the
-    owner), QuotaExceeded (his quota or his groups'), Unavailable (no host) or ServiceError with libvirt's reason; in every failure nothing is left.
+    owner), QuotaExceeded (his quota or his groups'), Unavailable (no host) or
+    ServiceError with libvirt's reason; in every failure nothing is left.
 
     ``progress(step)`` is called as each step is reached: "prepared", "volume",
     "defined", "starting" (for progress reports, and for tests that break a step)."""
