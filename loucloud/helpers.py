@@ -154,13 +154,25 @@ def register(app) -> None:
            ("volumes.index", "Volumes", "device-hdd", True),  # issue 14
            ("bootjobs.index", "Boot jobs", "rocket-takeoff", True),
            ("users.index", "Users", "people", True),
+           # issue 16: the administrator's, and the groups' managers'
+           ("groups.index", "Groups", "diagram-2", "managers"),
            ("settings.index", "Settings", "gear", True),
            ("audit.index", "Audit", "journal-text", True)]
 
     @app.context_processor
     def globals_():
         items = [item for item in nav if item[0] in app.view_functions]
-        return {"nav_items": items, "watcher_notice": _watcher_notice}
+        return {"nav_items": items, "watcher_notice": _watcher_notice,
+                "manages_groups": _manages_groups}
+
+
+def _manages_groups() -> bool:
+    """Whether the user of the request manages a group (the menu shows Groups)."""
+    from flask_login import current_user
+
+    from .services import groups
+
+    return current_user.is_authenticated and groups.manages_any(current_user)
 
 
 def _watcher_notice() -> str | None:

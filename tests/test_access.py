@@ -14,10 +14,10 @@ import pytest
 
 from loucloud import create_app
 from loucloud.extensions import db
-from loucloud.models import VM, AuditEvent, BootJob, ConsoleToken, Host, Image, \
-    ImageLocation, LostVM, SshKey, Task, Template, Upload, User, utcnow
+from loucloud.models import VM, AuditEvent, BootJob, ConsoleToken, Group, GroupMember, \
+    Host, Image, ImageLocation, LostVM, SshKey, Task, Template, Upload, User, utcnow
 from loucloud.models.tokens import ApiToken
-from loucloud.services import bootjobs, keys, tokens, uploads
+from loucloud.services import bootjobs, groups, keys, tokens, uploads
 from loucloud.services import tasklist
 from loucloud.services.hypervisors import pool
 from loucloud.services.passwords import verify_password
@@ -28,14 +28,16 @@ from tests.support.figures import figure
 from tests.support.fuzz import assert_same, domains_and_volumes, snapshot
 
 ANON, OWNER, OTHER, ADMIN = "anonymous", "owner", "other user", "admin"
-ROLES = [ANON, OWNER, OTHER, ADMIN]
-LOGINS = {OWNER: "owner", OTHER: "other", ADMIN: "admin"}
+MANAGER = "group manager"   # issue 16: a manager of the group "class", the owner's
+ROLES = [ANON, OWNER, OTHER, ADMIN, MANAGER]
+LOGINS = {OWNER: "owner", OTHER: "other", ADMIN: "admin", MANAGER: "manager"}
 
 # endpoint: (method tried, status for anonymous, owner, other user, admin).
 # Every object in a URL belongs to "owner". Anonymous visitors of pages are sent to the
 # login page (302); JSON gets 401. POSTs carry a valid CSRF token and the form of their
 # EFFECTS entry (most are empty). Someone else's VM is 404 (nobody learns which ids
-# exist); admin pages are 403.
+# exist); admin pages are 403. A group's manager is answered as another user but where
+# MANAGER_EXPECTED says (the owner is a member of the group he manages).
 EXPECTED = {
     "auth.login": ("GET", 200, 302, 302, 302),
     "auth.logout": ("POST", 302, 302, 302, 302),
@@ -143,7 +145,35 @@ EXPECTED = {
     # issue 14: a VM lost with a forgotten host, its owner's (and the administrator's)
     "vms.lost": ("GET", 302, 200, 404, 200),
     "vms.delete_lost": ("POST", 302, 302, 404, 302),
+    # issue 16: groups, the administrator's; a group's page its managers' too (the owner
+    # is a member, not a manager: 404, as for anybody else)
+    "groups.index": ("GET", 302, 200, 200, 200),     # lists only what the user may see
+    "groups.create": ("GET", 302, 403, 403, 200),
+    "groups.detail": ("GET", 302, 404, 404, 200),
+    "groups.edit": ("GET", 302, 403, 403, 200),
+    "groups.delete": ("POST", 302, 403, 403, 302),
+    "groups.add_members": ("POST", 302, 403, 403, 302),
+    "groups.bulk": ("GET", 302, 403, 403, 200),
+    "groups.download": ("POST", 302, 403, 403, 302),  # no ticket: refused, back to the group
+    "groups.remove_member": ("POST", 302, 403, 403, 302),
+    "groups.name_manager": ("POST", 302, 403, 403, 302),
+    "groups.unname_manager": ("POST", 302, 403, 403, 302),
 }
+# What a manager of the owner's group gets where it is not what another user gets: he
+# sees the owner's VM's state, starts, stops and resets it (the world's action: start),
+# opens its consoles, and sees the group's page. Nothing else (services/access.py).
+MANAGER_EXPECTED = {
+    "vms.state": 200, "vms.act": 302, "vms.console": 302, "vms.screen": 200,
+    "vms.serial": 302, "vms.terminal": 200, "groups.detail": 200,
+}
+
+
+def status(endpoint: str, role: str) -> int:
+    """What ``role`` gets from ``endpoint`` (EXPECTED, MANAGER_EXPECTED)."""
+    _method, *statuses = EXPECTED[endpoint]
+    if role == MANAGER:
+        return MANAGER_EXPECTED.get(endpoint, dict(zip(ROLES, statuses))[OTHER])
+    return dict(zip(ROLES, statuses))[role]
 NOT_CHECKED = {"static"}
 # The REST API has its own matrix, by token (tests/test_api_access.py); its reference
 # page and document are public pages.
@@ -173,11 +203,17 @@ def test_every_route_has_an_entry():
 
 @pytest.fixture
 def world(app, test_host):
-    """Everything in URLs belongs to "owner"; "other" owns nothing."""
+    """Everything in URLs belongs to "owner"; "other" owns nothing; "manager" manages the
+    group "class", of which "owner" is a member (issue 16)."""
     with app.app_context():
         admin_id = make_user("admin", is_admin=True).id
         make_user("other")
         owner = make_user("owner")
+        manager = make_user("manager")
+        group = groups.create_group("class", "The owner's class")
+        groups.add_members(group, [db.session.get(User, owner.id)])
+        groups.add_members(group, [db.session.get(User, manager.id)], manager=True)
+        group_id = group.id
         template = make_catalog(("h1", test_host))
         vm = make_vm(owner.id, "owned-vm", template.id, start=False)
         key = keys.add_key(db.session.get(User, owner.id), "laptop", new_public_key())
@@ -192,7 +228,8 @@ def world(app, test_host):
         db.session.add(lost)
         db.session.commit()
         ids = {"key_id": key.id, "job_id": job.id, "task_id": task.id,
-               "upload_id": upload.id, "token_id": token.id, "lost_id": lost.id}
+               "upload_id": upload.id, "token_id": token.id, "lost_id": lost.id,
+               "group_id": group_id}
     return {"user_id": owner.id, "host_id": vm.host_id, "image_id": template.image_id,
             "template_id": template.id, "vm_id": vm.id, "action": "start",
             "vm_uuid": vm.uuid, "host_uri": test_host, **ids}
@@ -551,21 +588,53 @@ EFFECTS.update({
 })
 
 
+# issue 16: groups
+def _group_members(app, world, _client) -> list[tuple[str, bool]]:
+    with app.app_context():
+        return sorted(db.session.execute(
+            db.select(User.username, GroupMember.manager)
+            .join(GroupMember, GroupMember.user_id == User.id)
+            .where(GroupMember.group_id == world["group_id"])).all())
+
+
+def _owner_manages(app, world, _role):
+    with app.app_context():
+        db.session.get(GroupMember, (world["group_id"], world["user_id"])).manager = True
+        db.session.commit()
+
+
+EFFECTS.update({
+    "groups.delete": Effect(_row(Group, "group_id"), None,
+                            "Group class deleted; its users and their VMs stay."),
+    "groups.add_members": Effect(_group_members, [("manager", True), ("other", False),
+                                                  ("owner", False)],
+                                 "Added to class: other.", form={"usernames": "other"}),
+    "groups.remove_member": Effect(_group_members, [("manager", True)],
+                                   "owner is no longer a member of class"),
+    "groups.name_manager": Effect(_group_members, [("manager", True), ("owner", True)],
+                                  "owner is now a manager of class."),
+    "groups.unname_manager": Effect(_group_members, [("manager", True), ("owner", False)],
+                                    "owner is no longer a manager of class.",
+                                    prepare=_owner_manages),
+    "groups.download": Effect(_nothing, SAME, "This download link is not valid.",
+                              "refused"),
+})
+
+
 def test_every_post_has_an_effect():
     posts = {endpoint for endpoint, (method, *_) in EXPECTED.items() if method == "POST"}
     assert posts == set(EFFECTS), "a POST in EXPECTED needs its entry in EFFECTS"
 
 
 def _allowed(endpoint: str, role: str) -> bool:
-    method, *statuses = EXPECTED[endpoint]
-    return role != ANON and dict(zip(ROLES, statuses))[role] not in (401, 403, 404)
+    return role != ANON and status(endpoint, role) not in (401, 403, 404)
 
 
 @pytest.mark.parametrize("rule,role", CELLS,
                          ids=[f"{r.endpoint}-{role}" for r, role in CELLS])
 def test_access(app, world, rule, role):
-    method, *statuses = EXPECTED[rule.endpoint]
-    expected = dict(zip(ROLES, statuses))[role]
+    method = EXPECTED[rule.endpoint][0]
+    expected = status(rule.endpoint, role)
     url = _url(rule, world)
     effect = EFFECTS[rule.endpoint] if method == "POST" else None
     if effect and effect.prepare:
@@ -627,7 +696,13 @@ FORMS: dict[str, Callable[[dict], dict]] = {
     "bootjobs.create": lambda w: {"name": "hello", "script": "runcmd: [[touch, /tmp/h]]"},
     "bootjobs.edit": lambda w: {"name": "renamed", "script": "runcmd: [[touch, /tmp/h]]"},
     "settings.index": lambda w: SETTINGS_FORM,
+    "groups.create": lambda w: {"name": "new group", "max_vms": "4"},
+    "groups.edit": lambda w: {"name": "renamed", "description": "d"},
+    "groups.bulk": lambda w: {"users": "newbie,New Bie,newbie@example.org"},
 }
+# POSTs whose success is the page that shows, once, what they made (the passwords of
+# users made in bulk), not a redirect.
+SHOWN_ONCE = {"groups.bulk"}
 POSTS = [r for r in RULES if r.methods - {"GET", "HEAD", "OPTIONS"}]
 
 
@@ -660,7 +735,8 @@ def test_post_without_csrf_token_is_refused(app, world, rule):
             (effect and not _allowed(rule.endpoint, ADMIN)):
         return  # logged in already / refused by the service / not the admin's to do
     response = client.post(url, form)
-    assert response.status_code == 302, response.get_data(as_text=True)[:2000]
+    assert response.status_code == (200 if rule.endpoint in SHOWN_ONCE else 302), \
+        response.get_data(as_text=True)[:2000]
     after = snapshot(app, uris)
     assert (after.db, domains_and_volumes(after.hosts)) != \
         (before.db, domains_and_volumes(before.hosts)), f"the control POST {url} did nothing"
@@ -676,6 +752,6 @@ def test_actions_are_not_reachable_by_get(app, world, rule):
 
 def test_matrix_size():
     """The figure docs/reliability.md reports."""
-    assert len(CELLS) == 4 * len(RULES) >= 4 * 42
+    assert len(CELLS) == len(ROLES) * len(RULES) >= 5 * 42
     figure("access_matrix", {"routes": len(RULES), "roles": len(ROLES), "cells": len(CELLS),
                              "post_routes_without_csrf": len(POSTS)})

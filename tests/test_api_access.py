@@ -22,8 +22,9 @@ from tests.test_access import world  # noqa: F401 (fixture)
 
 NONE, OWNER, OTHER, READ_ONLY, EXPIRED, REVOKED, ADMIN = (
     "no token", "owner", "other user", "read-only", "expired", "revoked", "admin")
-ROLES = [NONE, OWNER, OTHER, READ_ONLY, EXPIRED, REVOKED, ADMIN]
-TOKENS = {OWNER: ("owner", {}), OTHER: ("other", {}),
+MANAGER = "group manager"   # issue 16: manages the group "class", the owner's
+ROLES = [NONE, OWNER, OTHER, READ_ONLY, EXPIRED, REVOKED, ADMIN, MANAGER]
+TOKENS = {OWNER: ("owner", {}), OTHER: ("other", {}), MANAGER: ("manager", {}),
           READ_ONLY: ("owner", {"read_only": True}),
           EXPIRED: ("owner", {"state": "expired"}), REVOKED: ("owner", {"state": "revoked"}),
           ADMIN: ("admin", {})}
@@ -40,7 +41,8 @@ def _ready(prepare):
 # ``prepare(app, world)`` readies the world first (a snapshot to revert, a disk...).
 # No token, an expired or a revoked one: 401 everywhere. A read-only token: the owner's
 # status for a read, 403 for any write. Someone else's object is 404 (nobody learns
-# which ids exist); an administrator's route is 403 to others.
+# which ids exist); an administrator's route is 403 to others. A manager of the owner's
+# group gets what another user gets but where MANAGER_EXPECTED says.
 EXPECTED = {
     "api_vms.list_vms": ("GET", None, 200, 200, 200),
     "api_vms.create_vm": ("POST", lambda w: {"name": "api-vm", "template_id": w["template_id"],
@@ -187,6 +189,25 @@ EXPECTED = {
                                403, 403, 200, lambda app, w: _batch(app, w)),
     "api_batches.act_on_batch": ("POST", {"action": "poweroff"}, 403, 403, 202,
                                  lambda app, w: _batch(app, w)),
+    # issue 16: groups (the world's "class": the owner a member, "manager" its manager)
+    "api_groups.list_groups": ("GET", None, 200, 200, 200),   # what each may see
+    "api_groups.create_group": ("POST", {"name": "more", "quota": {"max_vms": 3}},
+                                403, 403, 201),
+    "api_groups.get_group": ("GET", None, 404, 404, 200),
+    "api_groups.group_vms": ("GET", None, 404, 404, 200),
+    "api_groups.update_group": ("PATCH", {"description": "d", "quota": {"max_vcpus": 8}},
+                                403, 403, 200),
+    "api_groups.delete_group": ("DELETE", None, 403, 403, 200),
+    "api_groups.add_members": ("POST", {"usernames": ["other"]}, 403, 403, 200),
+    "api_groups.create_users": ("POST", {"csv": "newbie,New Bie"}, 403, 403, 201),
+    "api_groups.change_member": ("PATCH", {"manager": True}, 403, 403, 200),   # the owner
+    "api_groups.remove_member": ("DELETE", None, 403, 403, 200),
+}
+# A manager of the owner's group reads the owner's VM, starts, stops and resets it, asks
+# for its console, reads the group; nothing else (services/access.py).
+MANAGER_EXPECTED = {
+    "api_vms.get_vm": 200, "api_vms.act": 200, "api_vms.console": 409,  # shut off
+    "api_groups.get_group": 200, "api_groups.group_vms": 200,
 }
 
 
@@ -249,6 +270,8 @@ def expected(endpoint: str, role: str) -> int:
         return 401
     if role == READ_ONLY:
         return owner if method in SAFE else 403
+    if role == MANAGER:
+        return MANAGER_EXPECTED.get(endpoint, other)
     return {OWNER: owner, OTHER: other, ADMIN: admin}[role]
 
 

@@ -50,6 +50,7 @@ def test_fuzz_every_route(app, world):
     arguments, query strings and bodies, by anonymous visitors, users and the
     administrator. A GET never writes anything; a refused POST writes nothing."""
     posters = {"alice": world.poster("alice"), "bob": world.poster("bob"),
+               "dave": world.poster("dave"),  # manages alice's group (issue 16)
                "admin": world.poster("admin"), "anonymous": Poster(Client(app), PASSWORD)}
     rules = _routes(app)
 

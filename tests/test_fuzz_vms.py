@@ -57,12 +57,14 @@ def test_fuzz_vm_create(app, world):
 
 def test_fuzz_vm_actions(app, world):
     """POST /vms/<id>/<action>, /console, /delete with any id and action, as owner,
-    other user and administrator, HTML and JSON. Another user's POST is 404 and changes
-    nothing, whatever the action; a forged or missing CSRF token is 400 (submit's
-    check_authority). The explicit examples come first: bob on alice's VMs, alice with
-    no or a forged token, each on an action that would succeed."""
+    other user, a manager of the owner's group (dave) and administrator, HTML and JSON.
+    Another user's POST is 404 and changes nothing, whatever the action, and so is a
+    manager's but start, shut down, force off, reboot, reset and the consoles; a forged
+    or missing CSRF token is 400 (submit's check_authority). The explicit examples come
+    first: bob and dave on alice's VMs, alice with no or a forged token, each on an
+    action that would succeed."""
     posters = {"alice": world.poster("alice"), "bob": world.poster("bob"),
-               "admin": world.poster("admin")}
+               "admin": world.poster("admin"), "dave": world.poster("dave")}
     actions = list(vm_service.ACTIONS) + ["delete", "console", "screen"]
     vm_ids = st.sampled_from([str(i) for i in world.vm_ids])
     a1, a2, b1 = (str(i) for i in world.vm_ids)
@@ -79,6 +81,11 @@ def test_fuzz_vm_actions(app, world):
         @example(who="alice", vm_id=b1, action="delete", as_json=False, csrf=None, items=[])
         @example(who="alice", vm_id=a1, action="pause", as_json=False, csrf=NO_TOKEN, items=[])
         @example(who="admin", vm_id=b1, action="pause", as_json=True, csrf="forged", items=[])
+        # dave manages alice's group (issue 16): her VMs' operations only, nobody else's
+        @example(who="dave", vm_id=a2, action="start", as_json=False, csrf=None, items=[])
+        @example(who="dave", vm_id=a1, action="pause", as_json=True, csrf=None, items=[])
+        @example(who="dave", vm_id=a1, action="delete", as_json=False, csrf=None, items=[])
+        @example(who="dave", vm_id=b1, action="poweroff", as_json=False, csrf=None, items=[])
         def run(who, vm_id, action, as_json, csrf, items):
             url = f"/vms/{path_segment(vm_id)}/{path_segment(action)}"
             headers = {"Accept": "application/json"} if as_json else None

@@ -1,6 +1,7 @@
-"""Who may use a VM (services/access.py): its owner and the administrator; everybody
-else gets the answer a VM that does not exist gets, from every door: pages, JSON, lists,
-the service the command line and the console proxy use."""
+"""Who may use a VM (services/access.py): its owner and the administrator (and, for its
+operations, a manager of its owner's group); everybody else gets the answer a VM that
+does not exist gets, from every door: pages, JSON, lists, the service the command line
+and the console proxy use."""
 from __future__ import annotations
 
 import pytest
@@ -10,7 +11,7 @@ from loucloud.models import INT64_MAX, User
 from loucloud.services import NotFound
 from loucloud.services.access import vm_for
 from tests.conftest import Client
-from tests.factories import make_catalog, make_vm
+from tests.factories import make_catalog, make_user, make_vm
 
 
 @pytest.fixture
@@ -68,3 +69,22 @@ def test_ids_no_vm_can_have_are_simply_not_found(app, world, vm_id):
             vm_for(alice, vm_id)
         assert vm_for(alice, world["alice"]).name == "alices-vm"
     assert world["as_alice"].get(f"/vms/{vm_id}.json").status_code == 404
+
+
+def test_a_group_manager_gets_the_members_vm_for_its_operations_only(app, world):
+    """Issue 16: a manager of a group alice is in sees her VM's state and screen, starts
+    it and asks for its console; its page, charts and delete stay "not found" to him,
+    and bob's VM too, as to anybody (services/access.py)."""
+    from loucloud.services import groups
+
+    with app.app_context():
+        make_user("teacher")
+        lab = groups.create_group("lab")
+        groups.add_members(lab, groups.users_named(["alice"]))
+        groups.add_members(lab, groups.users_named(["teacher"]), manager=True)
+    teacher = Client(app)
+    assert teacher.login("teacher").status_code == 302
+    # page, state, screen, charts, start, console (refused: no screen: back), delete
+    assert _answers(teacher, world["alice"]) == [404, 200, 200, 404, 302, 302, 404]
+    assert _answers(teacher, world["bob"]) == [404] * 7
+    assert _answers(teacher, world["alice"] + 1000) == [404] * 7

@@ -1,7 +1,7 @@
-"""/api/v1/templates: the sizes VMs are made from. Every user reads them (the new VM page
-offers them all); the administrator creates, changes and deletes them, as on the
-templates pages. The same service functions as loucloud/templates/routes.py and
-`manage.py templates`."""
+"""/api/v1/templates: the sizes VMs are made from. Every user reads those offered to him
+(the public ones and those of his groups, as on the new VM page); the administrator
+reads them all and creates, changes and deletes them, as on the templates pages. The
+same service functions as loucloud/templates/routes.py and `manage.py templates`."""
 from __future__ import annotations
 
 import marshmallow as ma
@@ -9,10 +9,10 @@ from flask import url_for
 from flask_login import current_user
 
 from ..services import templates as template_service
-from .common import Int, PageArgs, admin_only, blueprint, page_of, page_schema
+from .common import Bool, Int, PageArgs, admin_only, blueprint, page_of, page_schema
 
-blp = blueprint("templates", "VM templates (sizes): every user reads them, the "
-                             "administrator manages them.")
+blp = blueprint("templates", "VM templates (sizes): every user reads those offered to "
+                             "him, the administrator manages them.")
 URL = "/templates"
 
 ID = ma.validate.Range(1, 2 ** 63 - 1)
@@ -48,6 +48,12 @@ class TemplateSchema(ma.Schema):
                        "only)"})
     vms = ma.fields.Integer(metadata={
         "description": "VMs made from it (administrator only)"})
+    public = ma.fields.Boolean(metadata={
+        "description": "Offered to everybody; false: only to the members of its groups "
+                       "(administrator only)"})
+    group_ids = ma.fields.List(ma.fields.Integer(), metadata={
+        "description": "The groups a template that is not public is offered to "
+                       "(administrator only)"})
 
 
 TemplatePageSchema = page_schema(TemplateSchema, "TemplatePage")
@@ -59,6 +65,10 @@ NETWORK = ma.validate.Length(max=64)
 NETWORK_DOC = {"description": "The libvirt network (empty: Settings' one) or the host "
                               "bridge (br0)"}
 JOBS = ma.validate.Length(max=100)
+GROUPS = ma.validate.Length(max=500)
+PUBLIC_DOC = {"description": "Offered to everybody (default); false: only to the members "
+                             "of group_ids"}
+GROUPS_DOC = {"description": "The groups it is offered to when it is not public"}
 
 
 class TemplateCreateSchema(ma.Schema):
@@ -74,6 +84,9 @@ class TemplateCreateSchema(ma.Schema):
     network = ma.fields.String(load_default="", validate=NETWORK, metadata=NETWORK_DOC)
     boot_job_ids = ma.fields.List(Int(validate=ID), load_default=list,
                                   validate=JOBS)
+    public = Bool(load_default=True, metadata=PUBLIC_DOC)
+    group_ids = ma.fields.List(Int(validate=ID), load_default=list, validate=GROUPS,
+                               metadata=GROUPS_DOC)
 
 
 class TemplateUpdateSchema(ma.Schema):
@@ -88,6 +101,8 @@ class TemplateUpdateSchema(ma.Schema):
     nic_kind = ma.fields.String(validate=NIC_KIND, metadata=NIC_DOC)
     network = ma.fields.String(validate=NETWORK, metadata=NETWORK_DOC)
     boot_job_ids = ma.fields.List(Int(validate=ID), validate=JOBS)
+    public = Bool(metadata=PUBLIC_DOC)
+    group_ids = ma.fields.List(Int(validate=ID), validate=GROUPS, metadata=GROUPS_DOC)
 
 
 class TemplateMessageSchema(ma.Schema):
@@ -107,7 +122,8 @@ def template_dict(template, counts: dict[int, int] | None = None) -> dict:
                    nic_kind=template.nic_kind, network=template.network,
                    boot_job_ids=[j.id for j in template.boot_jobs],
                    vms=(counts if counts is not None else
-                        template_service.vm_counts()).get(template.id, 0))
+                        template_service.vm_counts()).get(template.id, 0),
+                   public=bool(template.public), group_ids=[g.id for g in template.groups])
     return out
 
 
@@ -118,8 +134,9 @@ blp.before_request(admin_only("changes templates", writes_only=True))
 @blp.arguments(PageArgs, location="query")
 @blp.response(200, TemplatePageSchema)
 def list_templates(args):
-    """The templates, by name: those a VM may be made from."""
-    page = template_service.templates_page(args["page"], args["limit"])
+    """The templates offered to the caller (every one to the administrator), by name:
+    those he may make a VM of."""
+    page = template_service.templates_page(args["page"], args["limit"], current_user)
     counts = template_service.vm_counts() if current_user.is_admin else None
     return page_of([template_dict(t, counts) for t in page.items], page=page.page,
                    pages=page.pages, limit=args["limit"], total=page.total)
@@ -135,7 +152,8 @@ def create_template(data):
                                              data["disk_gib"]),
         data["image_id"], data["notes"],
         network=template_service.Network(data["nic_kind"], data["network"]),
-        boot_job_ids=data["boot_job_ids"])
+        boot_job_ids=data["boot_job_ids"],
+        visibility=template_service.Visibility(data["public"], tuple(data["group_ids"])))
     return template_dict(template), 201, {
         "Location": url_for("api_templates.get_template", template_id=template.id)}
 
@@ -143,8 +161,8 @@ def create_template(data):
 @blp.route("/<int:template_id>")
 @blp.response(200, TemplateSchema)
 def get_template(template_id: int):
-    """One template."""
-    return template_dict(template_service.get_template(template_id))
+    """One template offered to the caller (404 for one kept for groups he is not in)."""
+    return template_dict(template_service.template_for(current_user, template_id))
 
 
 @blp.route("/<int:template_id>", methods=["PATCH"])
@@ -160,10 +178,15 @@ def update_template(data, template_id: int):
     if "nic_kind" in data or "network" in data:
         network = template_service.Network(data.get("nic_kind", template.nic_kind),
                                            data.get("network", template.network or ""))
+    visibility = None
+    if "public" in data or "group_ids" in data:
+        public = data.get("public", template.public)
+        visibility = template_service.Visibility(public, tuple(data.get(
+            "group_ids", [] if public else [g.id for g in template.groups])))
     template_service.update_template(
         template, data.get("name", template.name), sizes,
         data.get("image_id", template.image_id), data.get("notes", template.notes),
-        network=network, boot_job_ids=data.get("boot_job_ids"))
+        network=network, boot_job_ids=data.get("boot_job_ids"), visibility=visibility)
     return template_dict(template)
 
 

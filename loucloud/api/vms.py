@@ -9,7 +9,7 @@ from flask_login import current_user
 from ..services import hosts as host_service
 from ..services import templates as template_service
 from ..services import console as console_service
-from ..services.access import vm_for
+from ..services.access import CONSOLE, VIEW, for_lifecycle, vm_for
 from ..services.vms import create as vm_create
 from ..services.vms import lifecycle, state, views
 from ..security import console_url
@@ -123,7 +123,7 @@ def list_vms(args):
 def create_vm(data):
     """Create a VM from a template (and start it unless start is false). Answers 201,
     the VM's URL in Location."""
-    template = template_service.get_template(data["template_id"])
+    template = template_service.template_for(current_user, data["template_id"])
     admin = current_user.is_admin
     host = host_service.get_host(data["host_id"]) if admin and data["host_id"] else None
     password, generated = data["password"], None
@@ -141,8 +141,9 @@ def create_vm(data):
 @blp.route("/<int:vm_id>")
 @blp.response(200, VMSchema)
 def get_vm(vm_id: int):
-    """One VM with its live state and addresses."""
-    return vm_dict(vm_for(current_user, vm_id))
+    """One VM with its live state and addresses (a group's manager reads the members'
+    VMs too)."""
+    return vm_dict(vm_for(current_user, vm_id, VIEW))
 
 
 @blp.route("/<int:vm_id>", methods=["DELETE"])
@@ -156,8 +157,9 @@ def delete_vm(vm_id: int):
 @blp.response(200, MessageSchema)
 def act(vm_id: int, action: str):
     """Start, shutdown, poweroff, reboot, reset, pause, resume or save (suspend to
-    disk). 409 when the action does not fit the VM's state."""
-    vm = vm_for(current_user, vm_id)
+    disk). 409 when the action does not fit the VM's state. A group's manager may
+    start, shut down, power off, reboot and reset the members' VMs."""
+    vm = vm_for(current_user, vm_id, for_lifecycle(action))
     message = lifecycle.act_on_vm(vm, action)
     return {"message": message, "vm": vm_dict(vm)}
 
@@ -167,8 +169,8 @@ def act(vm_id: int, action: str):
 @blp.response(200, ConsoleSchema)
 def console(args, vm_id: int):
     """A one-time console link: the screen (vnc) or the text console (serial) of a
-    running VM."""
-    vm = vm_for(current_user, vm_id)
+    running VM (a group's manager: the members' VMs too)."""
+    vm = vm_for(current_user, vm_id, CONSOLE)
     token = console_service.issue_token(current_user, vm, args["kind"])
     page = "vms.screen" if args["kind"] == "vnc" else "vms.terminal"
     return {"url": url_for(page, vm_id=vm.id, _anchor=token, _external=True),

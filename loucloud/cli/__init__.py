@@ -2,8 +2,8 @@
 module per command group; ``manage.py`` is the entry point."""
 from __future__ import annotations
 
-from . import (bootjobs, hosts, images, keys, networks, tasks, templates, tokens, users,
-               vms, volumes)
+from . import (bootjobs, groups, hosts, images, keys, networks, tasks, templates, tokens,
+               users, vms, volumes)
 # Modules that add their commands to the vms and hosts groups (issue 14).
 from . import host_maintenance, vm_disks, vm_migration, vm_snapshots  # noqa: F401
 from . import vm_batches  # noqa: F401 (issue 16)
@@ -19,6 +19,7 @@ def register(app) -> None:
         app.cli.add_command(module.group)
     app.cli.add_command(volumes.group)  # issue 14
     app.cli.add_command(tokens.group)   # issue 15
+    app.cli.add_command(groups.group)   # issue 16
 
 
 def main() -> None:

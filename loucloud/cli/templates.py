@@ -3,6 +3,7 @@ import click
 from flask.cli import AppGroup
 
 from ..services import bootjobs as bootjob_service
+from ..services import groups as group_service
 from ..services import images as image_service
 from ..services import templates as template_service
 from ..services.names import normal
@@ -24,9 +25,12 @@ group = AppGroup("templates", help="VM templates (sizes).")
 @click.option("--no-nic", is_flag=True, help="Its VMs get no network card.")
 @click.option("--boot-job", "boot_jobs", multiple=True, help="A boot job its VMs run "
                                                               "(repeat).")
+@click.option("--group", "groups", multiple=True, help="Offer it only to the members of "
+                                                       "this group (repeat; default: "
+                                                       "everybody).")
 @audited("templates.add")
 def add(name, image_name, vcpus, memory_mib, disk_gib, notes, network, bridge, no_nic,
-        boot_jobs) -> None:
+        boot_jobs, groups) -> None:
     """Create the template NAME."""
     nic = template_service.Network("none") if no_nic else (
         template_service.Network("bridge", bridge) if bridge
@@ -34,16 +38,21 @@ def add(name, image_name, vcpus, memory_mib, disk_gib, notes, network, bridge, n
     template = service(lambda: template_service.create_template(
         name, template_service.Sizes(vcpus, memory_mib, disk_gib),
         image_service.image_by_name(image_name), notes, network=nic,
-        boot_job_ids=[bootjob_service.boot_job_by_name(j).id for j in boot_jobs]))
+        boot_job_ids=[bootjob_service.boot_job_by_name(j).id for j in boot_jobs],
+        visibility=template_service.Visibility(
+            not groups, tuple(group_service.group_by_name(g).id for g in groups))))
     click.echo(f"added {template.name}")
 
 
 list_command(group, lambda: [
     {"id": t.id, "name": t.name, "image": t.image.name, "vcpus": t.vcpus,
      "memory_mib": t.memory_mib, "disk_gib": t.disk_gib, "nic": t.nic_kind,
-     "network": t.network, "boot_jobs": [j.name for j in t.boot_jobs]}
+     "network": t.network, "boot_jobs": [j.name for j in t.boot_jobs],
+     "offered_to": "everybody" if t.public else
+     (",".join(g.name for g in t.groups) or "nobody")}
     for t in template_service.all_templates()],
-    ["id", "name", "image", "vcpus", "memory_mib", "disk_gib"], help="List templates.")
+    ["id", "name", "image", "vcpus", "memory_mib", "disk_gib", "offered_to"],
+    help="List templates.")
 # Looked up in the stored (normalised) form: a full-width ＶＭ１ finds VM1.
 delete_command(group, "delete", lambda name: template_service.template_by_name(normal(name)),
                template_service.delete_template, "deleted {name}",

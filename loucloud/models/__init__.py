@@ -148,11 +148,15 @@ class Template(db.Model):
     nic_kind = db.Column(db.String(16), nullable=False, default="network")
     network = db.Column(db.String(64))
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+    # Who may make VMs of it (issue 16): everybody, or only the members of ``groups``
+    # (and the administrator).
+    public = db.Column(db.Boolean, nullable=False, default=True)
 
     image = db.relationship("Image", back_populates="templates")
     vms = db.relationship("VM", back_populates="template", lazy="dynamic")
     boot_jobs = db.relationship("BootJob", secondary="template_boot_jobs",
                                 back_populates="templates", order_by="BootJob.name")
+    groups = db.relationship("Group", secondary="template_groups", order_by="Group.name")
 
 
 class VM(db.Model):
@@ -396,4 +400,5 @@ from .disks import Disk  # noqa: E402,F401
 from .snapshots import Snapshot  # noqa: E402,F401
 from .maintenance import LostVM, Remnant  # noqa: E402,F401
 from .tokens import ApiToken  # noqa: E402,F401
+from .groups import Group, GroupMember, template_groups  # noqa: E402,F401
 from .batches import Batch  # noqa: E402,F401

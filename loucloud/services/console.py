@@ -19,8 +19,8 @@ from ..extensions import db
 from ..models import VM, ConsoleToken, User, utcnow
 from ..virt import HostUnavailable, InvalidState, VirtError
 from ..virt.driver import SerialBridge
-from . import Conflict, ServiceError, Unavailable
-from .access import may_use_vm
+from . import Conflict, NotFound, ServiceError, Unavailable
+from .access import CONSOLE, may_use_vm
 from .hypervisors import hypervisor
 from .settings import get_settings
 
@@ -48,7 +48,10 @@ KINDS = ("vnc", "serial")
 
 def issue_token(user: User, vm: VM, kind: str = "vnc") -> str:
     """A new console token for ``user`` on ``vm``: its screen ("vnc") or its serial
-    line ("serial"). Refused when the VM is not running or its host does not answer."""
+    line ("serial"). Refused when the VM is not running or its host does not answer,
+    and not found when ``user`` may not open its consoles (access.py)."""
+    if not may_use_vm(user, vm, CONSOLE):
+        raise NotFound()
     if kind not in KINDS:
         raise Conflict(f"No such console: {kind}.")
     try:
@@ -108,7 +111,7 @@ def _take(token: str, session_user_id: int | None, kind: str) -> VM:
     if taken != 1:
         raise ConsoleRefused("token already used")
     user, vm = db.session.get(User, row.user_id), db.session.get(VM, row.vm_id)
-    if not may_use_vm(user, vm):
+    if not may_use_vm(user, vm, CONSOLE):
         raise ConsoleRefused("no access to this VM any more")
     return vm
 

@@ -7,7 +7,8 @@ import re
 from dataclasses import dataclass
 
 from ..extensions import db
-from ..models import INT64_MAX, VM, BootJob, Image, Template
+from ..models import INT64_MAX, VM, BootJob, Group, GroupMember, Image, Template, User, \
+    template_groups
 from . import Conflict, FieldError, NotFound, paginate, transaction
 from .names import display_name
 
@@ -104,18 +105,47 @@ def _jobs(ids) -> list[BootJob]:
     return jobs
 
 
+@dataclass(frozen=True)
+class Visibility:
+    """Who may make VMs of a template (issue 16): everybody (``public``), or the
+    members of the groups ``group_ids`` (and the administrator)."""
+    public: bool = True
+    group_ids: tuple[int, ...] = ()
+
+
+def _visibility(visibility: Visibility | None) -> tuple[bool, list[Group]]:
+    visibility = visibility or Visibility()
+    if visibility.public:
+        if visibility.group_ids:
+            raise FieldError("A public template is offered to everybody: make it "
+                             "restricted to offer it to some groups only.", "group_ids")
+        return True, []
+    groups = []
+    for group_id in dict.fromkeys(visibility.group_ids or ()):
+        group = db.session.get(Group, group_id) if isinstance(group_id, int) and \
+            not isinstance(group_id, bool) and 0 < group_id <= INT64_MAX else None
+        if group is None:
+            raise FieldError("Choose among the groups listed.", "group_ids")
+        groups.append(group)
+    if not groups:
+        raise FieldError("Choose the groups it is offered to, or make it public.", "group_ids")
+    return False, groups
+
+
 @transaction
 def create_template(name: str, sizes: Sizes, image: Image | int | None,
                     notes: str = "", *, network: Network | None = None,
-                    boot_job_ids=()) -> Template:
-    """A new template on ``image`` (the image or its id)."""
+                    boot_job_ids=(), visibility: Visibility | None = None) -> Template:
+    """A new template on ``image`` (the image or its id); public unless ``visibility``
+    says otherwise."""
     image = _image(image)
     name = _check(name, sizes, image, None)
     network = _check_network(network)
+    public, groups = _visibility(visibility)
     template = Template(name=name, vcpus=sizes.vcpus, memory_mib=sizes.memory_mib,
                         disk_gib=sizes.disk_gib, image=image, notes=_check_notes(notes),
                         nic_kind=network.kind, network=network.name or None,
-                        boot_jobs=_jobs(boot_job_ids))
+                        boot_jobs=_jobs(boot_job_ids), public=public, groups=groups)
     db.session.add(template)
     db.session.commit()
     log.info("template %s created", name)
@@ -125,10 +155,13 @@ def create_template(name: str, sizes: Sizes, image: Image | int | None,
 @transaction
 def update_template(template: Template, name: str, sizes: Sizes, image: Image | int | None,
                     notes: str = "", *, network: Network | None = None,
-                    boot_job_ids=None) -> Template:
-    """Change a template; VMs made from it keep what they were made with."""
+                    boot_job_ids=None, visibility: Visibility | None = None) -> Template:
+    """Change a template; VMs made from it keep what they were made with (and their
+    owners keep them when the template stops being offered to them)."""
     image = _image(image)
     template.name = _check(name, sizes, image, template.id)
+    if visibility is not None:
+        template.public, template.groups = _visibility(visibility)
     if network is not None:
         network = _check_network(network)
         template.nic_kind, template.network = network.kind, network.name or None
@@ -175,11 +208,48 @@ def all_templates() -> list[Template]:
     return db.session.execute(db.select(Template).order_by(Template.name)).scalars().all()
 
 
-def templates_page(page: int = 1, per_page: int = 50):
-    """A page of the templates, by name (the API's list; every user chooses from all of
-    them, as on the new VM page)."""
-    return paginate(db.select(Template).order_by(Template.name, Template.id), page,
-                    per_page)
+def _of_his_groups(user: User):
+    """A subquery: the templates restricted to a group ``user`` is a member of."""
+    return (db.select(template_groups.c.template_id)
+            .join(GroupMember, GroupMember.group_id == template_groups.c.group_id)
+            .where(GroupMember.user_id == user.id))
+
+
+def _offered(user: User, stmt):
+    """``stmt`` (a select over Template) narrowed to what ``user`` may make VMs of:
+    every template for the administrator; the public ones and those of his groups for
+    anybody else."""
+    if user.is_admin:
+        return stmt
+    return stmt.where(db.or_(Template.public.is_(True), Template.id.in_(_of_his_groups(user))))
+
+
+def may_use_template(user: User, template: Template) -> bool:
+    """Whether ``user`` may see ``template`` and make VMs of it."""
+    return db.session.execute(_offered(user, db.select(Template.id)).where(
+        Template.id == template.id)).first() is not None
+
+
+def templates_for(user: User) -> list[Template]:
+    """The templates offered to ``user`` (the new VM page's choices), by name."""
+    return db.session.execute(_offered(user, db.select(Template)).order_by(
+        Template.name)).scalars().all()
+
+
+def template_for(user: User, template_id: int) -> Template:
+    """The template with this id if it is offered to ``user``. Raises NotFound, the same
+    for one restricted to groups he is not in as for one that does not exist."""
+    template = get_template(template_id)
+    if not may_use_template(user, template):
+        raise NotFound()
+    return template
+
+
+def templates_page(page: int = 1, per_page: int = 50, viewer: User | None = None):
+    """A page of the templates, by name (the API's list): those offered to ``viewer``
+    (None: all of them)."""
+    stmt = db.select(Template).order_by(Template.name, Template.id)
+    return paginate(_offered(viewer, stmt) if viewer is not None else stmt, page, per_page)
 
 
 def vm_counts() -> dict[int, int]:

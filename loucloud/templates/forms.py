@@ -10,6 +10,9 @@ NIC_CHOICES = [SelectChoice("network", "A libvirt network (NAT, isolated...)"),
                SelectChoice("bridge", "A bridge of the host (the VM on the host's LAN)"),
                SelectChoice("none", "No network card")]
 
+VISIBILITY_CHOICES = [SelectChoice("public", "Everybody"),
+                      SelectChoice("groups", "The members of some groups only")]
+
 
 class TemplateForm(FlaskForm):
     name = StringField("Name", validators=[InputRequired(), Length(max=64)])
@@ -28,5 +31,10 @@ class TemplateForm(FlaskForm):
     boot_jobs = SelectMultipleField("Boot jobs", coerce=int, validators=[Optional()],
                                     description="First-boot scripts its VMs run (cloud "
                                                 "images only), besides the defaults.")
+    visibility = SelectField("Offered to", choices=VISIBILITY_CHOICES, default="public")
+    group_ids = SelectMultipleField("Groups", coerce=int, validators=[Optional()],
+                                    description="When it is offered to some groups only: "
+                                                "their members see it and make VMs of it "
+                                                "(the administrator sees every template).")
     notes = TextAreaField("Notes", validators=[Optional(), Length(max=2000)])
     submit = SubmitField("Save template")

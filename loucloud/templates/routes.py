@@ -5,6 +5,7 @@ from ..helpers import perform, show_error
 from ..security import admin_required
 from ..services import FieldError
 from ..services import bootjobs as bootjob_service
+from ..services import groups as group_service
 from ..services import images as image_service
 from ..services import templates as template_service
 from ..services.settings import get_settings
@@ -16,6 +17,8 @@ def _form(template=None) -> TemplateForm:
     form = TemplateForm(obj=template)
     if template is not None and not form.is_submitted():
         form.boot_jobs.data = [j.id for j in template.boot_jobs]
+        form.visibility.data = "public" if template.public else "groups"
+        form.group_ids.data = [g.id for g in template.groups]
     form.image_id.choices = [
         SelectChoice(i.id, f"{i.name} (install from ISO: a blank disk, the ISO inserted)"
                      if i.is_iso else
@@ -24,19 +27,25 @@ def _form(template=None) -> TemplateForm:
     form.boot_jobs.choices = [SelectChoice(j.id, j.name + (" (default for all)"
                                                            if j.is_default else ""))
                               for j in bootjob_service.all_boot_jobs()]
+    form.group_ids.choices = [SelectChoice(g.id, g.name) for g in group_service.all_groups()]
     return form
 
 
 def _save(form, template=None):
     sizes = template_service.Sizes(form.vcpus.data, form.memory_mib.data, form.disk_gib.data)
     network = template_service.Network(form.nic_kind.data, form.network.data or "")
+    public = form.visibility.data != "groups"
+    visibility = template_service.Visibility(
+        public, () if public else tuple(form.group_ids.data or ()))
     if template is None:
         return template_service.create_template(form.name.data, sizes, form.image_id.data,
                                                 form.notes.data, network=network,
-                                                boot_job_ids=form.boot_jobs.data)
+                                                boot_job_ids=form.boot_jobs.data,
+                                                visibility=visibility)
     return template_service.update_template(template, form.name.data, sizes,
                                             form.image_id.data, form.notes.data,
-                                            network=network, boot_job_ids=form.boot_jobs.data)
+                                            network=network, boot_job_ids=form.boot_jobs.data,
+                                            visibility=visibility)
 
 
 @bp.route("/")

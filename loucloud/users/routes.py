@@ -4,6 +4,7 @@ from flask_login import current_user, login_required
 from ..helpers import page_arg, perform, show_error
 from ..security import admin_required
 from ..services import FieldError, ServiceError
+from ..services import groups as group_service
 from ..services import keys as key_service
 from ..services import tokens as token_service
 from ..services import users as user_service
@@ -65,6 +66,7 @@ def detail(user_id: int):
     return render_template("users/detail.html", user=user,
                            usage=user_service.quota_usage(user),
                            tokens=token_service.tokens_of(user),
+                           memberships=group_service.groups_of(user),
                            reset_form=PasswordResetForm())
 
 
@@ -102,7 +104,8 @@ def reset_password(user_id: int):
             return redirect(url_for("users.detail", user_id=user.id))
     return render_template("users/detail.html", user=user,
                            usage=user_service.quota_usage(user),
-                           tokens=token_service.tokens_of(user), reset_form=form), 400
+                           tokens=token_service.tokens_of(user),
+                           memberships=group_service.groups_of(user), reset_form=form), 400
 
 
 @bp.route("/users/<int:user_id>/enable", methods=["POST"])

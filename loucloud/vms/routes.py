@@ -11,14 +11,14 @@ from ..services import console as console_service
 from ..services import hosts as host_service
 from ..services import users as user_service
 from ..services import templates as template_service
-from ..services.access import vm_for
+from ..services.access import CONSOLE, VIEW, for_lifecycle, vm_for
 from ..services.monitoring import metrics as metrics_service
 from ..services.settings import get_settings
 from ..services.vms import create as vm_create
 from ..services import tasklist as task_service
 from ..services.vms import guest, lifecycle, media, migration, state, stored, views
 from ..services.vms import lost as lost_service
-from . import bp, on_vm
+from . import back_to, bp, next_arg, on_vm
 from .forms import VMCreateForm, VMFilterForm, VMPasswordForm
 
 PER_PAGE = 50
@@ -59,7 +59,7 @@ def index():
 @login_required
 def create():
     form = VMCreateForm()
-    templates = template_service.all_templates()
+    templates = template_service.templates_for(current_user)
     form.template_id.choices = [SelectChoice(t.id, f"{t.name} — {t.vcpus} vCPU, "
                                                    f"{t.memory_mib} MiB, {t.disk_gib} GiB")
                                 for t in templates]
@@ -98,7 +98,7 @@ def create():
 def _create(form):
     """Create the VM the form asks for; a cloud image without a password given gets
     one made here, returned to be shown once."""
-    template = template_service.get_template(form.template_id.data)
+    template = template_service.template_for(current_user, form.template_id.data)
     host = host_service.get_host(form.host_id.data) \
         if current_user.is_admin and form.host_id.data else None
     password = form.password.data or None
@@ -176,7 +176,7 @@ def reset_password(vm_id: int):
 @bp.route("/vms/<int:vm_id>.json", endpoint="state")
 @login_required
 def state_json(vm_id: int):
-    return jsonify(state.view_of(vm_for(current_user, vm_id)).as_dict())
+    return jsonify(state.view_of(vm_for(current_user, vm_id, VIEW)).as_dict())
 
 
 @bp.route("/vms/states.json")
@@ -224,7 +224,8 @@ ACTION_RULE = "/vms/<int:vm_id>/<any(" + ",".join(lifecycle.ACTIONS) + "):action
 @bp.route(ACTION_RULE, methods=["POST"])
 @login_required
 def act(vm_id: int, action: str):
-    return on_vm(vm_id, lambda vm: lifecycle.act_on_vm(vm, action))
+    return on_vm(vm_id, lambda vm: lifecycle.act_on_vm(vm, action),
+                 access=for_lifecycle(action))
 
 
 @bp.route("/vms/<int:vm_id>/console", methods=["POST"])
@@ -232,17 +233,19 @@ def act(vm_id: int, action: str):
 def console(vm_id: int):
     """Issue a one-time console token and open the screen page. The token travels in
     the URL fragment: browsers never send that part, so no host log can hold it."""
-    vm = vm_for(current_user, vm_id)
+    vm = vm_for(current_user, vm_id, CONSOLE)
     return perform(lambda: console_service.issue_token(current_user, vm), done=None,
-                   back=lambda token: url_for("vms.screen", vm_id=vm.id, _anchor=token),
-                   refused_back=url_for("vms.detail", vm_id=vm.id))
+                   back=lambda token: url_for("vms.screen", vm_id=vm.id, **next_arg(),
+                                             _anchor=token),
+                   refused_back=back_to(vm))
 
 
 @bp.route("/vms/<int:vm_id>/screen")
 @login_required
 def screen(vm_id: int):
-    vm = vm_for(current_user, vm_id)
-    return render_template("vms/console.html", vm=vm, console_url=console_url())
+    vm = vm_for(current_user, vm_id, CONSOLE)
+    return render_template("vms/console.html", vm=vm, console_url=console_url(),
+                           back=back_to(vm))
 
 
 @bp.route("/vms/<int:vm_id>/serial", methods=["POST"])
@@ -250,19 +253,21 @@ def screen(vm_id: int):
 def serial(vm_id: int):
     """Issue a one-time text console token and open the terminal page (the token in
     the URL fragment, as for the screen)."""
-    vm = vm_for(current_user, vm_id)
+    vm = vm_for(current_user, vm_id, CONSOLE)
     return perform(lambda: console_service.issue_token(current_user, vm, "serial"),
                    done=None,
-                   back=lambda token: url_for("vms.terminal", vm_id=vm.id, _anchor=token),
-                   refused_back=url_for("vms.detail", vm_id=vm.id))
+                   back=lambda token: url_for("vms.terminal", vm_id=vm.id, **next_arg(),
+                                             _anchor=token),
+                   refused_back=back_to(vm))
 
 
 @bp.route("/vms/<int:vm_id>/terminal")
 @login_required
 def terminal(vm_id: int):
-    vm = vm_for(current_user, vm_id)
+    vm = vm_for(current_user, vm_id, CONSOLE)
     return allow_inline_styles(make_response(render_template(
-        "vms/terminal.html", vm=vm, console_url=console_url() + "/serial")))
+        "vms/terminal.html", vm=vm, console_url=console_url() + "/serial",
+        back=back_to(vm))))
 
 
 @bp.route("/vms/<int:vm_id>/delete", methods=["POST"])

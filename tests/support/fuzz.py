@@ -202,6 +202,7 @@ IGNORED_TABLES = {"login_attempts", "audit_events"}
 # status (an action holds the VM in a transitional status before libvirt says whether it
 # fits; a refusal puts the status back, with a new time). The status itself is compared.
 IGNORED_COLUMNS = {"user_sessions": {"last_seen_at"}, "users": {"quota_lock"},
+                   "groups": {"quota_lock"},  # issue 16: the members' quota lock
                    "vms": {"status_since"},
                    "api_tokens": {"last_used_at", "last_used_from"}}
 

@@ -13,7 +13,8 @@ from flask import request_started
 from hypothesis import strategies as st
 
 from loucloud.extensions import db
-from loucloud.models import VM, Host, Task
+from loucloud.models import VM, GroupMember, Host, Task, User
+from loucloud.services import groups
 from tests.conftest import BASE_IMAGE, PASSWORD, Client
 from tests.factories import make_catalog, make_user, make_vm, write_test_node
 from tests.support.fuzz import (
@@ -64,7 +65,8 @@ ADMIN_OR_OTHER = weighted((4, st.just("admin")), (1, st.just("alice")))
 
 @pytest.fixture
 def world(app, test_host, tmp_path) -> World:
-    """Admin, alice and bob (active), carol (disabled); host h1 with image base and
+    """Admin, alice and bob (active), carol (disabled), dave (manager of the group lab,
+    whose member alice is: he may run her VMs, issue 16); host h1 with image base and
     template small; VMs a1 (running) and a2 (shut off) of alice, b1 of bob. Symlinks in
     tmp_path that lead outside it, node files for new hosts, a socket path nobody
     listens on."""
@@ -73,6 +75,11 @@ def world(app, test_host, tmp_path) -> World:
         alice = make_user("alice")
         bob = make_user("bob")
         carol = make_user("carol", active=False)
+        dave = make_user("dave")
+        lab = groups.create_group("lab")
+        groups.add_members(lab, [db.session.get(User, alice.id)])
+        groups.add_members(lab, [db.session.get(User, dave.id)], manager=True)
+        lab_id = lab.id
         template = make_catalog(("h1", test_host))
         vms = [make_vm(alice.id, "a1", template.id),
                make_vm(alice.id, "a2", template.id, start=False),
@@ -89,7 +96,8 @@ def world(app, test_host, tmp_path) -> World:
     (tmp_path / "node-link.xml").symlink_to(tmp_path / "new0.xml")
     return World(app, test_host,
                  {"admin": admin.id, "alice": alice.id, "bob": bob.id, "carol": carol.id,
-                  "host": host_id, "image": template.image_id, "template": template.id},
+                  "dave": dave.id, "group": lab_id, "host": host_id,
+                  "image": template.image_id, "template": template.id},
                  [vm.id for vm in vms], symlinks, [n[len("test://"):] for n in nodes],
                  str(tmp_path / "dead.sock"), str(tmp_path))
 
@@ -104,6 +112,10 @@ OWNER_OR_ADMIN = {"vms.act", "vms.delete", "vms.console", "vms.serial", "vms.res
                   "vms.insert_media", "vms.eject_media"}
 TASK_OWNER_OR_ADMIN = {"tasks.cancel", "tasks.retry", "api_tasks.cancel_task",
                        "api_tasks.retry_task"}
+# What a group's manager may also do with the VMs of the group's members (issue 16,
+# services/access.py): these endpoints, and vms.act with one of MANAGER_ACTIONS.
+MANAGER_MAY = {"vms.console", "vms.serial"}
+MANAGER_ACTIONS = {"start", "shutdown", "poweroff", "reboot", "reset"}
 
 
 @dataclass(frozen=True)
@@ -126,13 +138,28 @@ def _watch(seen: list[Seen]):
 
 
 def vm_owners(app) -> dict:
-    """VM id -> its owner's id, and ("task", id) -> the task owner's id."""
+    """VM id -> its owner's id, ("task", id) -> the task owner's id, and ("manages",
+    user id) -> the ids of the members of the groups he manages."""
     with app.app_context():
         owners = dict(db.session.execute(db.select(VM.id, VM.owner_id)).all())
         owners.update({("task", task_id): owner for task_id, owner in db.session.execute(
             db.select(Task.id, Task.owner_id)).all()})
+        mine, theirs = db.aliased(GroupMember), db.aliased(GroupMember)
+        for manager, member in db.session.execute(
+                db.select(mine.user_id, theirs.user_id)
+                .join(theirs, theirs.group_id == mine.group_id)
+                .where(mine.manager.is_(True))).all():
+            owners.setdefault(("manages", manager), set()).add(member)
         db.session.remove()
     return owners
+
+
+def manager_may(seen: Seen, owners: dict) -> bool:
+    """Whether ``seen`` is a group's manager using a member's VM as a manager may."""
+    if seen.endpoint not in MANAGER_MAY and not (
+            seen.endpoint == "vms.act" and seen.args.get("action") in MANAGER_ACTIONS):
+        return False
+    return owners.get(seen.args.get("vm_id")) in owners.get(("manages", seen.user_id), ())
 
 
 def may_post(seen: Seen, owners: dict[int, int]) -> bool:
@@ -146,7 +173,8 @@ def may_post(seen: Seen, owners: dict[int, int]) -> bool:
     if seen.endpoint in ANY_USER or seen.is_admin:
         return True
     if seen.endpoint in OWNER_OR_ADMIN:
-        return owners.get(seen.args.get("vm_id")) == seen.user_id
+        return owners.get(seen.args.get("vm_id")) == seen.user_id or \
+            manager_may(seen, owners)
     if seen.endpoint in TASK_OWNER_OR_ADMIN:
         return owners.get(("task", seen.args.get("task_id"))) == seen.user_id
     return False
@@ -156,7 +184,8 @@ def check_authority(seen: Seen, owners: dict[int, int], csrf: str | None, respon
                     body: str, refused: bool, what: str) -> None:
     """A forged, empty or missing CSRF token is refused (400) before anything else on
     every route (an anonymous API call: 401, a token is asked for first); only someone who may is ever accepted; someone else's VM is 404 (its
-    existence is not told), whatever the action."""
+    existence is not told), whatever the action, but a manager's verb on the VM of a
+    member of his group (manager_may)."""
     forged = csrf is not None
     api_anonymous = (seen.endpoint or "").startswith("api_") and seen.user_id is None
     if forged and api_anonymous:
@@ -174,7 +203,8 @@ def check_authority(seen: Seen, owners: dict[int, int], csrf: str | None, respon
             f"{what}: accepted for user {seen.user_id} (admin: {seen.is_admin}), who may not"
     vm_owner = owners.get(seen.args.get("vm_id"))
     if seen.endpoint in OWNER_OR_ADMIN and not forged and seen.user_id is not None \
-            and not seen.is_admin and vm_owner not in (None, seen.user_id):
+            and not seen.is_admin and vm_owner not in (None, seen.user_id) \
+            and not manager_may(seen, owners):
         assert response.status_code == 404, \
             f"{what}: user {seen.user_id} got {response.status_code} on the VM of " \
             f"user {vm_owner}, not 404"

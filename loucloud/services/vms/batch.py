@@ -20,6 +20,7 @@ from datetime import datetime
 from ...extensions import db
 from ...models import INT64_MAX, VM, Batch, Template, User, utcnow
 from .. import FieldError, NotFound, ServiceError, Unavailable, tasks, transaction
+from ..templates import may_use_template
 from . import placement
 from .create import check_name, create_vm
 
@@ -94,12 +95,6 @@ def start_batch_create(actor: User, template: Template, users: list[User], *,
     batch.task_id = task.id
     db.session.commit()
     return batch
-
-
-def may_use_template(user: User, template: Template) -> bool:
-    """Whether ``user`` may make VMs from ``template``: today every template is
-    everyone's."""
-    return user.active
 
 
 def _pick(room: dict[int, int], order: list[int]) -> int | None:

@@ -26,7 +26,9 @@ from ..keys import keys_of
 from ..names import display_name
 from ..passwords import password_problem
 from ..settings import get_settings
-from ..users import quota_usage
+from ..templates import may_use_template
+from .. import group_quota
+from ..users import Quota, quota_usage
 from . import placement
 from .room import balloons, room_for
 from .state import forget_states
@@ -56,12 +58,15 @@ def lock_quota(owner_id: int, *, vms: int = 0, vcpus: int = 0, memory_mib: int =
     """The one quota check of a create, a clone, a resize, a disk: a fresh transaction
     whose first statement is the UPDATE on the owner's row, which locks that row
     (InnoDB) or the database (SQLite) until the caller's commit, so concurrent requests
-    queue here; then the usage read. Raises QuotaExceeded (rolled back) when adding these
-    passes the quota; else returns the owner, locked: the caller makes its change and
-    commits."""
-    db.session.commit()  # a fresh transaction: no read may come before the lock
+    queue here; then the UPDATE on the rows of the owner's groups (issue 16: their
+    total quotas, counted over every member's VMs; group_quota.py); then the usage
+    read. Raises QuotaExceeded (rolled back) when adding these passes the owner's quota
+    or one of his groups'; else returns the owner, locked: the caller makes its change
+    and commits."""
+    db.session.commit()  # a fresh transaction: no read may come before the locks
     db.session.execute(db.update(User).where(User.id == owner_id)
                        .values(quota_lock=User.quota_lock + 1))
+    group_quota.lock_groups_of(owner_id)
     owner = db.session.get(User, owner_id)
     usage = quota_usage(owner)
     over = [f"{label} {used} in use + {add} would exceed {total}"
@@ -71,9 +76,11 @@ def lock_quota(owner_id: int, *, vms: int = 0, vcpus: int = 0, memory_mib: int =
                 ("memory (MiB)", usage.used.memory_mib, usage.total.memory_mib, memory_mib),
                 ("disk (GiB)", usage.used.disk_gib, usage.total.disk_gib, disk_gib))
             if add > 0 and used + add > total]
-    if over:
+    refusals = ["Over quota: " + "; ".join(over) + "."] if over else []
+    refusals += group_quota.over(owner_id, Quota(vms, vcpus, memory_mib, disk_gib))
+    if refusals:
         db.session.rollback()
-        raise QuotaExceeded("Over quota: " + "; ".join(over) + ".")
+        raise QuotaExceeded(" ".join(refusals))
     return owner
 
 
@@ -158,14 +165,18 @@ def create_vm(owner: User, name: str, template: Template, host: Host | None = No
     On a NAT network LouCloud made, it gets a fixed address (``ip_address`` when the
     administrator chose one).
 
-    Raises FieldError (bad name, password, address), QuotaExceeded, Unavailable (no
-    host) or ServiceError with libvirt's reason; in every failure nothing is left.
+    Raises FieldError (bad name, password, address, a template not offered to the
+    owner), QuotaExceeded (his quota or his groups'), Unavailable (no host) or
+    ServiceError with libvirt's reason; in every failure nothing is left.
 
     ``progress(step)`` is called as each step is reached: "prepared", "volume",
     "defined", "starting" (for progress reports, and for tests that break a step).
     ``batch``: the batch (vms/batch.py) it is made for."""
     step = progress or (lambda _step: None)
     name = check_name(name)
+    if not may_use_template(owner, template):
+        raise FieldError(f"The template {template.name} is kept for groups "
+                         f"{owner.username} is not a member of.", "template_id")
     image = template.image
     if host is None:
         host = placement.choose_host(template)

@@ -15,7 +15,7 @@ from ...virt import DomainNotFound, HostUnavailable, VirtError
 from ...virt.driver import on_each
 from .. import NotFound, leftovers, tasks
 from .. import networks as network_service
-from ..access import vms_visible_to
+from ..access import OWN, VIEW, vms_visible_to
 from ..hypervisors import hypervisor, hypervisor_at
 from ..names import normal
 from .. import watching
@@ -95,11 +95,12 @@ def view_of(vm: VM) -> VMView:
 
 def views_of_ids(viewer: User, ids: list[int]) -> list[VMView]:
     """Live states of the VMs with these ids that ``viewer`` may see (others are left
-    out, as if they did not exist)."""
+    out, as if they did not exist): his own, and for a group's manager the members'
+    (the group page follows them)."""
     ids = [i for i in ids if 0 < i <= INT64_MAX]
     if not ids:
         return []
-    stmt = vms_visible_to(viewer, db.select(VM).where(VM.id.in_(ids)))
+    stmt = vms_visible_to(viewer, db.select(VM).where(VM.id.in_(ids)), VIEW)
     return views(db.session.execute(stmt).scalars().all())
 
 
@@ -135,10 +136,11 @@ def list_vms(viewer: User, *, q: str = "", owner_id: int | None = None,
              host_id: int | None = None, state: str = "", page: int = 1,
              per_page: int = 50) -> VMPage:
     """The viewer's VMs (every VM for the administrator), filtered and paginated on the
-    host. Without a state filter only the page's rows are loaded."""
+    host. Without a state filter only the page's rows are loaded. A group's manager
+    finds the members' VMs on the group's page, not here."""
     stmt = vms_visible_to(viewer, db.select(VM).options(
         joinedload(VM.owner), joinedload(VM.host), joinedload(VM.template))
-        .order_by(VM.name, VM.id))
+        .order_by(VM.name, VM.id), OWN)
     if viewer.is_admin and owner_id:
         stmt = stmt.where(VM.owner_id == owner_id)
     if host_id and viewer.is_admin:

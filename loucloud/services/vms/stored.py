@@ -10,7 +10,7 @@ from typing import Iterator
 
 from ...extensions import db
 from ...models import VM, Host, User
-from ..access import vms_visible_to
+from ..access import VIEW, vms_visible_to
 from .views import TRANSITIONAL, VMView
 
 
@@ -71,9 +71,9 @@ def filter_by_state(stmt, state: str):
 
 def changes(viewer: User, since: datetime | None, ids: list[int] | None,
             limit: int = 500) -> tuple[list[VMView], datetime | None]:
-    """The VMs ``viewer`` may see (of ``ids``, when given) whose state changed after
-    ``since``, and the new cursor."""
-    stmt = vms_visible_to(viewer, db.select(VM)).order_by(VM.live_changed_at).limit(limit)
+    """The VMs ``viewer`` may see (of ``ids``, when given; a group's manager the
+    members' too) whose state changed after ``since``, and the new cursor."""
+    stmt = vms_visible_to(viewer, db.select(VM), VIEW).order_by(VM.live_changed_at).limit(limit)
     if since is not None:
         stmt = stmt.where(VM.live_changed_at > since)
     else:
