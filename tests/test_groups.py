@@ -257,7 +257,7 @@ def test_bulk_users_with_a_bad_line_create_nobody_and_say_which_lines(app, as_ad
     assert response.status_code == 400
     page = response.get_data(as_text=True)
     assert "Nothing was created: 4 lines are wrong." in page
-    assert 'data-line="3">Line 3: Use 2 to 32 letters' in page
+    assert 'data-line="3">Line 3: Login names use 2 to 32 ASCII letters' in page
     assert 'data-line="4">Line 4: The user name alice is taken.' in page
     assert 'data-line="5">Line 5: Enter an e-mail address' in page
     assert 'data-line="6">Line 6: carol is on line 2 already.' in page

@@ -65,7 +65,7 @@ def test_cli_creates_users_from_a_csv_file_and_prints_their_passwords_once(app, 
     result = cli(app, "groups", "add-members", "lab", "--csv", str(bad))
     assert result.exit_code == 1
     assert "error: Nothing was created: line 3 is wrong." in result.stderr
-    assert "line 3: Use 2 to 32 letters" in result.stderr
+    assert "line 3: Login names use 2 to 32 ASCII letters" in result.stderr
     assert members(app, "lab") == []
     good = tmp_path / "good.csv"
     good.write_text("carol,Carol,carol@example.org\ndave,Dave\n")
@@ -115,7 +115,7 @@ def test_api_groups_from_creation_to_deletion(app, catalog):
     assert response.json["message"] == "Added to lab: alice."
     response = admin.post(url + "/users", json={"csv": "carol,Carol\nbad name\n"})
     assert response.status_code == 422
-    assert response.json["errors"]["line 2"].startswith("Use 2 to 32 letters")
+    assert response.json["errors"]["line 2"].startswith("Login names use 2 to 32 ASCII letters")
     response = admin.post(url + "/users", json={"csv": "carol,Carol\n", "manager": True})
     assert response.status_code == 201
     [new] = response.json["items"]
