@@ -149,10 +149,12 @@ def register_blueprints(app: Flask) -> None:
     from .users import bp as users_bp
     from .vms import bp as vms_bp
     from .volumes import bp as volumes_bp  # issue 14
+    from .batches import bp as batches_bp  # issue 16
     from .groups import bp as groups_bp  # issue 16
 
     for bp in (auth_bp, vms_bp, tasks_bp, images_bp, templates_bp, hosts_bp, networks_bp, bootjobs_bp,
-               users_bp, settings_bp, audit_bp, dashboard_bp, volumes_bp, groups_bp):
+               users_bp, settings_bp, audit_bp, dashboard_bp, volumes_bp, groups_bp,
+               batches_bp):
         app.register_blueprint(bp)
 
 

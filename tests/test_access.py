@@ -7,6 +7,7 @@ POST changed nothing."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -14,7 +15,7 @@ import pytest
 
 from loucloud import create_app
 from loucloud.extensions import db
-from loucloud.models import VM, AuditEvent, BootJob, ConsoleToken, Group, GroupMember, \
+from loucloud.models import VM, AuditEvent, Batch, BootJob, ConsoleToken, Group, GroupMember, \
     Host, Image, ImageLocation, LostVM, SshKey, Task, Template, Upload, User, utcnow
 from loucloud.models.tokens import ApiToken
 from loucloud.services import bootjobs, groups, keys, tokens, uploads
@@ -158,6 +159,13 @@ EXPECTED = {
     "groups.remove_member": ("POST", 302, 403, 403, 302),
     "groups.name_manager": ("POST", 302, 403, 403, 302),
     "groups.unname_manager": ("POST", 302, 403, 403, 302),
+    # batches (issue 16): the administrator's, and the managers' of the batch's group
+    "batches.index": ("GET", 302, 403, 403, 200),
+    "batches.create": ("GET", 302, 403, 403, 200),
+    "batches.detail": ("GET", 302, 403, 403, 200),
+    "batches.act": ("POST", 302, 403, 403, 302),            # no VM in it: refused
+    "batches.set_expiry": ("POST", 302, 403, 403, 302),
+    "batches.act_on_group": ("POST", 302, 403, 403, 302),   # no VM made for it: refused
 }
 # What a manager of the owner's group gets where it is not what another user gets: he
 # sees the owner's VM's state, starts, stops and resets it (the world's action: start),
@@ -165,6 +173,8 @@ EXPECTED = {
 MANAGER_EXPECTED = {
     "vms.state": 200, "vms.act": 302, "vms.console": 302, "vms.screen": 200,
     "vms.serial": 302, "vms.terminal": 200, "groups.detail": 200,
+    "batches.index": 200, "batches.create": 200, "batches.detail": 200, "batches.act": 302,
+    "batches.set_expiry": 302, "batches.act_on_group": 302,
 }
 
 
@@ -215,6 +225,13 @@ def world(app, test_host):
         groups.add_members(group, [db.session.get(User, manager.id)], manager=True)
         group_id = group.id
         template = make_catalog(("h1", test_host))
+        # a batch made for the group (issue 16), none of whose VMs is left
+        batch = Batch(pattern="lab-{username}", template_id=template.id,
+                      template_name=template.name, group_id=group_id,
+                      expires_at=utcnow() + timedelta(days=30))
+        db.session.add(batch)
+        db.session.commit()
+        batch_id = batch.id
         vm = make_vm(owner.id, "owned-vm", template.id, start=False)
         key = keys.add_key(db.session.get(User, owner.id), "laptop", new_public_key())
         job = bootjobs.create_boot_job("motd", "runcmd: [[touch, /tmp/x]]")
@@ -229,9 +246,9 @@ def world(app, test_host):
         db.session.commit()
         ids = {"key_id": key.id, "job_id": job.id, "task_id": task.id,
                "upload_id": upload.id, "token_id": token.id, "lost_id": lost.id,
-               "group_id": group_id}
+               "group_id": group_id, "batch_id": batch_id}
     return {"user_id": owner.id, "host_id": vm.host_id, "image_id": template.image_id,
-            "template_id": template.id, "vm_id": vm.id, "action": "start",
+            "template_id": template.id, "vm_id": vm.id, "action": "start", "verb": "start",
             "vm_uuid": vm.uuid, "host_uri": test_host, **ids}
 
 
@@ -618,6 +635,12 @@ EFFECTS.update({
                                     prepare=_owner_manages),
     "groups.download": Effect(_nothing, SAME, "This download link is not valid.",
                               "refused"),
+    "batches.act": Effect(_tasks, SAME, "There are no VMs to start in batch ", "refused"),
+    "batches.set_expiry": Effect(_row(Batch, "batch_id", lambda b: b.expires_at is None),
+                                 True, "The batch's VMs no longer expire."),
+    "batches.act_on_group": Effect(_tasks, SAME,
+                                   "There are no VMs to start in the batches of class.",
+                                   "refused"),
 })
 
 
@@ -662,7 +685,8 @@ def test_access(app, world, rule, role):
         assert last.result == "refused"
         assert now == seen, f"refused ({expected}), but {seen!r} became {now!r}"
         return
-    action = f"vms.{world['action']}" if rule.endpoint == "vms.act" else rule.endpoint
+    action = f"{rule.endpoint.split('.')[0]}.{world['action']}" \
+        if rule.endpoint in ("vms.act", "batches.act") else rule.endpoint
     assert (last.result, last.action) == (effect.result, action), last.message
     assert effect.message in last.message
     if effect.after == SAME:
@@ -699,6 +723,9 @@ FORMS: dict[str, Callable[[dict], dict]] = {
     "groups.create": lambda w: {"name": "new group", "max_vms": "4"},
     "groups.edit": lambda w: {"name": "renamed", "description": "d"},
     "groups.bulk": lambda w: {"users": "newbie,New Bie,newbie@example.org"},
+    "batches.create": lambda w: {"group_id": str(w["group_id"]),
+                                 "template_id": str(w["template_id"]),
+                                 "pattern": "lab-{username}", "per_user": "1"},
 }
 # POSTs whose success is the page that shows, once, what they made (the passwords of
 # users made in bulk), not a redirect.

@@ -8,19 +8,21 @@ from datetime import timezone
 
 import marshmallow as ma
 from flask import url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from ..services import templates as template_service
 from ..services import users as user_service
 from ..services.vms import batch as batch_service
-from ..services.vms import batch_actions, expiry
-from .common import Int, PageArgs, UtcDateTime, admin_only, blueprint, page_of, page_schema
+from ..services import FieldError
+from ..services.vms import batch_access, batch_actions, expiry
+from .common import Int, PageArgs, UtcDateTime, blueprint, page_of, page_schema
 from .tasks import task_url
 from .vm_changes import TaskStartedSchema
 
 blp = blueprint("batches", "Many VMs in one action: batch create, batch actions, expiry.")
 URL = "/batches"
-blp.before_request(admin_only("makes and runs batches"))
+# The administrator's, and a group's managers' for the group (services/vms/batch_access.py).
 
 ID = ma.validate.Range(1, 2 ** 63 - 1)
 
@@ -46,6 +48,8 @@ class BatchSchema(ma.Schema):
     id = ma.fields.Integer(required=True)
     pattern = ma.fields.String(required=True)
     template = ma.fields.String(required=True)
+    group = ma.fields.String(required=True, allow_none=True, metadata={
+        "description": "The group it was made for (null: a list of users)"})
     per_user = ma.fields.Integer(required=True)
     asked = ma.fields.Integer(required=True, metadata={"description": "VMs asked for"})
     vms = ma.fields.Integer(required=True, metadata={"description": "VMs it has now"})
@@ -69,8 +73,12 @@ BatchPageSchema = page_schema(BatchSchema, "BatchPage")
 
 class BatchCreateSchema(ma.Schema):
     template_id = Int(required=True, validate=ID)
-    user_ids = ma.fields.List(Int(validate=ID), required=True,
-                              validate=ma.validate.Length(1, batch_service.MAX_VMS))
+    group_id = Int(load_default=None, allow_none=True, validate=ID, metadata={
+        "description": "For the group's members (its managers excepted)"})
+    user_ids = ma.fields.List(Int(validate=ID), load_default=None, allow_none=True,
+                              validate=ma.validate.Length(1, batch_service.MAX_VMS),
+                              metadata={"description": "Or for these users (the "
+                                                       "administrator's)"})
     pattern = ma.fields.String(load_default=batch_service.DEFAULT_PATTERN,
                                validate=ma.validate.Length(1, 64), metadata={
                                    "description": "The VMs' names: {username} and {n}"})
@@ -106,7 +114,7 @@ def _naive_utc(value):
 
 def batch_dict(batch, *, detail: bool = False) -> dict:
     row = batch_service.summary(batch)
-    row.update(per_user=batch.per_user,
+    row.update(per_user=batch.per_user, group=batch.group.name if batch.group else None,
                task_url=task_url(batch.task_id) if batch.task_id else None)
     if detail:
         row["items"] = [{"id": vm.id, "name": vm.name, "owner": vm.owner.username,
@@ -124,7 +132,7 @@ def batch_dict(batch, *, detail: bool = False) -> dict:
 @blp.response(200, BatchPageSchema)
 def list_batches(args):
     """The batches, newest first."""
-    batches = batch_service.latest_batches(limit=10 ** 6)
+    batches = batch_access.batches_for(current_user)
     limit, page = args["limit"], args["page"]
     pages = -(-len(batches) // limit)
     page = min(page, max(pages, 1))
@@ -138,11 +146,18 @@ def list_batches(args):
 def create_batch(data):
     """Make one VM (or per_user each) from the template for each user, as a task:
     answers 202 with the batch's URL and the task's (in Location)."""
+    batch_access.check_may_batch(current_user)
     template = template_service.get_template(data["template_id"])
-    users = [user_service.get_user(i) for i in dict.fromkeys(data["user_ids"])]
-    batch = batch_service.start_batch_create(
-        current_user, template, users, pattern=data["pattern"], per_user=data["per_user"],
-        expires_at=_naive_utc(data["expires_at"]))
+    options = {"pattern": data["pattern"], "per_user": data["per_user"],
+               "expires_at": _naive_utc(data["expires_at"])}
+    if data["group_id"] is not None:
+        group = batch_access.group_for_batches(current_user, data["group_id"])
+        batch = batch_access.start_group_batch(current_user, group, template, **options)
+    elif data["user_ids"]:
+        users = [user_service.get_user(i) for i in dict.fromkeys(data["user_ids"])]
+        batch = batch_access.start_user_batch(current_user, template, users, **options)
+    else:
+        raise FieldError(_("Give group_id or user_ids."), "group_id")
     url = task_url(batch.task_id)
     return {"message": f"Batch {batch.id}: {len(batch.planned_items)} VMs from "
                        f"{template.name}, task {batch.task_id}.",
@@ -155,7 +170,7 @@ def create_batch(data):
 @blp.response(200, BatchDetailSchema)
 def get_batch(batch_id: int):
     """A batch: its VMs and what could not be made, with the reasons."""
-    return batch_dict(batch_service.get_batch(batch_id), detail=True)
+    return batch_dict(batch_access.batch_for(current_user, batch_id), detail=True)
 
 
 @blp.route("/<int:batch_id>", methods=["PATCH"])
@@ -163,7 +178,7 @@ def get_batch(batch_id: int):
 @blp.response(200, BatchDetailSchema)
 def set_expiry(data, batch_id: int):
     """Move the batch's expiry, or remove it (null): its expired VMs may start again."""
-    batch = batch_service.get_batch(batch_id)
+    batch = batch_access.batch_for(current_user, batch_id)
     expiry.set_expiry(batch, _naive_utc(data["expires_at"]))
     return batch_dict(batch, detail=True)
 
@@ -173,10 +188,9 @@ def set_expiry(data, batch_id: int):
 @blp.response(202, TaskStartedSchema)
 def act_on_batch(data, batch_id: int):
     """Start, shut down, force off or delete every VM of the batch, as a task."""
-    batch = batch_service.get_batch(batch_id)
+    batch = batch_access.batch_for(current_user, batch_id)
     vms = batch_service.batch_vms(batch)
-    task = batch_actions.start_batch_action(current_user, vms, data["action"],
-                                            f"batch {batch.id}")
+    task = batch_access.act_on_batch(current_user, batch, data["action"])
     url = task_url(task.id)
     return {"message": f"{batch_actions.ACTIONS[data['action']]}: {len(vms)} VMs of batch "
                        f"{batch.id}, task {task.id}.",

@@ -16,6 +16,9 @@ class Batch(db.Model):
     template_id = db.Column(db.Integer, db.ForeignKey("templates.id", ondelete="SET NULL"))
     template_name = db.Column(db.String(64), nullable=False, default="")
     created_by_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="SET NULL"))
+    # The group it was made for (its manager may act on it), None: a list of users.
+    group_id = db.Column(db.Integer, db.ForeignKey("groups.id", ondelete="SET NULL"),
+                         index=True)
     per_user = db.Column(db.Integer, nullable=False, default=1)
     expires_at = db.Column(db.DateTime)   # the VMs' shut off and marked expired then
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
@@ -26,6 +29,7 @@ class Batch(db.Model):
     failures = db.Column(db.Text, nullable=False, default="[]")
 
     created_by = db.relationship("User")
+    group = db.relationship("Group")
     template = db.relationship("Template")
     task = db.relationship("Task", foreign_keys=[task_id])
     vms = db.relationship("VM", back_populates="batch", lazy="dynamic")

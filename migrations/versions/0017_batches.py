@@ -24,6 +24,7 @@ def upgrade():
         sa.Column('template_id', sa.Integer(), nullable=True),
         sa.Column('template_name', sa.String(length=64), nullable=False),
         sa.Column('created_by_id', sa.Integer(), nullable=True),
+        sa.Column('group_id', sa.Integer(), nullable=True),
         sa.Column('per_user', sa.Integer(), nullable=False),
         sa.Column('expires_at', sa.DateTime(), nullable=True),
         sa.Column('created_at', sa.DateTime(), nullable=False),
@@ -36,9 +37,13 @@ def upgrade():
         sa.ForeignKeyConstraint(['created_by_id'], ['users.id'],
                                 name=op.f('fk_batches_created_by_id_users'),
                                 ondelete='SET NULL'),
+        sa.ForeignKeyConstraint(['group_id'], ['groups.id'],
+                                name=op.f('fk_batches_group_id_groups'), ondelete='SET NULL'),
         sa.ForeignKeyConstraint(['task_id'], ['tasks.id'],
                                 name=op.f('fk_batches_task_id_tasks'), ondelete='SET NULL'),
         sa.PrimaryKeyConstraint('id', name=op.f('pk_batches')))
+    with op.batch_alter_table('batches', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_batches_group_id'), ['group_id'], unique=False)
     with op.batch_alter_table('vms', schema=None) as batch_op:
         batch_op.add_column(sa.Column('batch_id', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('expires_at', sa.DateTime(), nullable=True))
