@@ -13,7 +13,7 @@ from flask import request_started
 from hypothesis import strategies as st
 
 from loucloud.extensions import db
-from loucloud.models import VM, GroupMember, Host, Task, User
+from loucloud.models import VM, Batch, GroupMember, Host, Task, User
 from loucloud.services import groups
 from tests.conftest import BASE_IMAGE, PASSWORD, Client
 from tests.factories import make_catalog, make_user, make_vm, write_test_node
@@ -107,7 +107,7 @@ def world(app, test_host, tmp_path) -> World:
 # administrator's): a request that is accepted (or changes anything) for anybody else, or
 # with a forged, empty or missing CSRF token, fails the example.
 ANYBODY = {"auth.login"}
-ANY_USER = {"auth.logout", "users.profile", "vms.create"}
+ANY_USER = {"auth.logout", "auth.language", "users.profile", "vms.create"}
 OWNER_OR_ADMIN = {"vms.act", "vms.delete", "vms.console", "vms.serial", "vms.reset_password",
                   "vms.insert_media", "vms.eject_media"}
 TASK_OWNER_OR_ADMIN = {"tasks.cancel", "tasks.retry", "api_tasks.cancel_task",
@@ -150,6 +150,12 @@ def vm_owners(app) -> dict:
                 .join(theirs, theirs.group_id == mine.group_id)
                 .where(mine.manager.is_(True))).all():
             owners.setdefault(("manages", manager), set()).add(member)
+        for manager, group_id in db.session.execute(
+                db.select(GroupMember.user_id, GroupMember.group_id)
+                .where(GroupMember.manager.is_(True))).all():
+            owners.setdefault(("manages group", manager), set()).add(group_id)
+        owners.update({("batch", batch_id): group_id for batch_id, group_id in
+                       db.session.execute(db.select(Batch.id, Batch.group_id)).all()})
         db.session.remove()
     return owners
 
@@ -160,6 +166,18 @@ def manager_may(seen: Seen, owners: dict) -> bool:
             seen.endpoint == "vms.act" and seen.args.get("action") in MANAGER_ACTIONS):
         return False
     return owners.get(seen.args.get("vm_id")) in owners.get(("manages", seen.user_id), ())
+
+
+def manager_may_batch(seen: Seen, owners: dict) -> bool:
+    """Whether ``seen`` is a group's manager running a batch of his group (issue 16)."""
+    groups = owners.get(("manages group", seen.user_id), set())
+    if seen.endpoint == "batches.create":
+        return bool(groups)
+    if seen.endpoint == "batches.act_on_group":
+        return seen.args.get("group_id") in groups
+    if seen.endpoint in ("batches.act", "batches.set_expiry"):
+        return owners.get(("batch", seen.args.get("batch_id"))) in groups
+    return False
 
 
 def may_post(seen: Seen, owners: dict[int, int]) -> bool:
@@ -177,7 +195,7 @@ def may_post(seen: Seen, owners: dict[int, int]) -> bool:
             manager_may(seen, owners)
     if seen.endpoint in TASK_OWNER_OR_ADMIN:
         return owners.get(("task", seen.args.get("task_id"))) == seen.user_id
-    return False
+    return manager_may_batch(seen, owners)
 
 
 def check_authority(seen: Seen, owners: dict[int, int], csrf: str | None, response,
