@@ -112,6 +112,60 @@ def _tree_digest(root: Path) -> str:
     return h.hexdigest()[:16]
 
 
+CAP_SYS_RESOURCE = 24
+
+
+def ulimits() -> list[str]:
+    """The limits a container may have here when they are lower than podman's
+    defaults: a root without CAP_SYS_RESOURCE (CI sandboxes) cannot raise its own, and
+    podman would try (setrlimit fails: "operation not permitted")."""
+    import resource
+
+    try:
+        status = Path("/proc/self/status").read_text()
+        caps = int(next(line.split()[1] for line in status.splitlines()
+                        if line.startswith("CapEff:")), 16)
+    except (OSError, StopIteration, ValueError):
+        caps = -1
+    if caps & (1 << CAP_SYS_RESOURCE):
+        return []
+    out = []
+    # At most 32768 processes: podman's own processes had no more on CI's machine (its
+    # shell had 96365; 32768 was what setrlimit allowed inside the build, measured).
+    for name, limit, most in (("nofile", resource.RLIMIT_NOFILE, 1 << 20),
+                              ("nproc", resource.RLIMIT_NPROC, 32768)):
+        hard = resource.getrlimit(limit)[1]
+        value = most if hard == resource.RLIM_INFINITY else min(hard, most)
+        out.append(f"{name}={value}:{value}")
+    return out
+
+
+def runtime_conf(directory: Path) -> Path | None:
+    """A containers.conf for what this machine needs of podman, or None when its
+    defaults do (then nothing is written). Two cases, both met in CI sandboxes:
+    - cgroups in hybrid mode (v1 controllers, v2 beside them in /sys/fs/cgroup/unified):
+      Debian's default OCI runtime, crun, refuses them; runc (Debian's package) works;
+    - root without CAP_SYS_RESOURCE: containers get this root's limits (ulimits()).
+    Use it with CONTAINERS_CONF=<the file> in the environment of podman (and of
+    podman-compose, which runs podman); `podman build` takes --ulimit itself."""
+    engine = ['runtime = "runc"'] if os.path.ismount("/sys/fs/cgroup/unified") else []
+    limits = [f'"{item}"' for item in ulimits()]
+    if not engine and not limits:
+        return None
+    text = "# Written by deploy/container/build.py for this machine (runtime_conf).\n"
+    if limits:
+        text += f"[containers]\ndefault_ulimits = [{', '.join(limits)}]\n"
+    if engine:
+        text += "[engine]\n" + "\n".join(engine) + "\n"
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "containers.conf"
+    if not path.exists() or path.read_text() != text:
+        tmp = path.with_name(f".containers.conf.{os.getpid()}")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    return path
+
+
 class Builder:
     def __init__(self, runtime: str = "podman", cache: Path | None = None,
                  base: str | None = None, tag: str = "latest"):
@@ -230,7 +284,8 @@ class Builder:
         if self.exists(tagged):
             _say(f"{tagged}: built before")
         else:
-            _run([self.runtime, "build", "--network=host", "--build-arg", f"BASE={base}",
+            limits = [f"--ulimit={item}" for item in ulimits()]
+            _run([self.runtime, "build", "--network=host", *limits, "--build-arg", f"BASE={base}",
                   "-f", str(context / containerfile), "-t", tagged, str(context)],
                  f"build {tagged}", timeout=3600)
         _run([self.runtime, "tag", tagged, f"{image}:{self.tag}"], f"tag {image}:{self.tag}")
@@ -244,6 +299,11 @@ class Builder:
         if not shutil.which(self.runtime):
             raise BuildError(f"no {self.runtime} here (apt-get install podman)")
         self.cache.mkdir(parents=True, exist_ok=True)
+        if self.runtime == "podman" and "CONTAINERS_CONF" not in os.environ:
+            conf = runtime_conf(self.cache)
+            if conf:
+                os.environ["CONTAINERS_CONF"] = str(conf)
+                _say(f"this machine's podman settings: CONTAINERS_CONF={conf}")
         started = time.monotonic()
         with open(self.cache / ".build.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)     # another build on this machine: wait
