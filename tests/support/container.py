@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -71,7 +72,7 @@ class Stack:
                  known_hosts: str = ""):
         self.images = images
         self.dir = Path(tempfile.mkdtemp(prefix="lc-container-"))
-        self.project = f"lct{os.getpid()}{secrets.token_hex(3)}"
+        self.project = f"lct{os.getpid()}-{secrets.token_hex(3)}"   # see remove_stale
         self.https_port, self.http_port = free_port(), free_port()
         self.site = f"https://localhost:{self.https_port}"
         self.admin_password = "container admin password"
@@ -114,8 +115,20 @@ class Stack:
     def container(self, service: str) -> str:
         return f"{self.project}_{service}_1"     # podman-compose 1.0's names
 
+    def remove_stale(self) -> None:
+        """The stacks of test runs that died without removing theirs (their pid is in
+        the project's name, lct<pid>-<random>): containers, volumes, networks."""
+        found = self.podman("ps", "-a", "--format", "{{.Labels}}", "--filter",
+                            "label=io.podman.compose.project").stdout
+        for name in set(re.findall(r"io\.podman\.compose\.project:(lct\d+-[0-9a-f]{6})",
+                                   found)):
+            pid = int(name[3:].split("-")[0])
+            if name != self.project and not Path(f"/proc/{pid}").exists():
+                self._remove(name)
+
     def start(self, timeout: float = 180) -> "Stack":
         started = time.monotonic()
+        self.remove_stale()
         up = self.compose("up", "-d")
         if up.returncode != 0:
             raise RuntimeError(f"podman-compose up failed:\n{up.stdout[-3000:]}\n"
@@ -162,15 +175,18 @@ class Stack:
     def stop(self) -> None:
         self.compose("down", "-v", "-t", "5")
         # Whatever down left (a container that failed to start, the network).
-        label = f"label=io.podman.compose.project={self.project}"
+        self._remove(self.project)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _remove(self, project: str) -> None:
+        label = f"label=io.podman.compose.project={project}"
         ids = self.podman("ps", "-aq", "--filter", label).stdout.split()
         if ids:
             self.podman("rm", "-f", "-t", "1", *ids)
         volumes = self.podman("volume", "ls", "-q", "--filter", label).stdout.split()
         if volumes:
             self.podman("volume", "rm", "-f", *volumes)
-        self.podman("network", "rm", "-f", f"{self.project}_default")
-        shutil.rmtree(self.dir, ignore_errors=True)
+        self.podman("network", "rm", "-f", f"{project}_default")
 
     def facts(self) -> str:
         return json.dumps({"project": self.project, "site": self.site,
