@@ -6,15 +6,19 @@ the watcher and the console proxy. The web answers and an administrator logs in;
 worker's container runs a task queued in the web's; the web container reaches a lab
 hypervisor over qemu+ssh:// with the key mounted as the document says (an OpenSSH
 server in the lab host's namespaces, in front of its libvirtd), and the watcher's
-container sees it online."""
+container sees it online; a VM's console opens through the web container's Apache and
+the console container's proxy."""
 from __future__ import annotations
 
 import re
+import ssl
 import subprocess
+import time
 
 import pytest
+from websockets.sync.client import connect
 
-from tests.support import container
+from tests.support import container, rfb
 from tests.support.deployment import WebClient
 
 
@@ -100,8 +104,6 @@ def test_the_web_container_reaches_a_hypervisor_over_ssh(stack, ssh_host, lab):
     # libvirt answered from the lab host's own namespaces: its hostname.
     assert lab.host(1).hostname in detail.text
     # The watcher's container keeps it online (its own connection, its own key copy).
-    import time
-
     deadline = time.monotonic() + 60
     while True:
         hosts = admin.get("/hosts/status.json").json()
@@ -115,3 +117,41 @@ def test_the_web_container_reaches_a_hypervisor_over_ssh(stack, ssh_host, lab):
                          "virsh", "-c", uri, "hostname")
     assert virsh.returncode == 0, virsh.stderr
     assert virsh.stdout.strip() == lab.host(1).hostname
+
+
+def test_a_console_opens_through_the_web_and_console_containers(stack, ssh_host, lab):
+    endpoint, _key = ssh_host
+    admin = WebClient(Site(stack))
+    assert admin.login("admin", stack.admin_password).status_code == 302
+    if not any(h["name"] == "h1" for h in admin.get("/hosts/status.json").json()):
+        uri = endpoint.uri("/var/lib/loucloud/.ssh/id_ed25519")
+        assert admin.post("/hosts/new", {"name": "h1", "uri": uri}).status_code == 302
+    host = lab.host(1)
+    path = lab.make_image(host, "container-base.qcow2", 64 * 1024 * 1024)
+    assert admin.post("/images/new", {"name": "ct-base", "path": path,
+                                      "os_type": "linux"}).status_code == 302
+    image_id = re.search(r'<option value="(\d+)"', admin.get("/templates/new").text).group(1)
+    assert admin.post("/templates/new", {"name": "ct-tiny", "image_id": image_id,
+                                         "vcpus": 1, "memory_mib": 128,
+                                         "disk_gib": 1}).status_code == 302
+    template = re.search(r'href="/templates/(\d+)/edit"', admin.get("/templates/").text)
+    made = admin.post("/vms/new", {"name": "in-containers", "template_id": template.group(1),
+                                   "host_id": 0, "start": "y"})
+    assert made.status_code == 302, re.sub(r"\s+", " ", made.text)[-1500:]
+    vm_id = made.headers["Location"].rsplit("/", 1)[1]
+    try:
+        token = admin.post(f"/vms/{vm_id}/console").headers["Location"].split("#", 1)[1]
+        # wss://<site>/websockify: Apache in the web container passes it to the console
+        # container, which answers the VM's VNC server on the lab host.
+        ws_url = stack.site.replace("https://", "wss://") + f"/websockify?token={token}"
+        context = ssl.create_default_context(cafile=str(stack.cert))
+        with connect(ws_url, origin=stack.site, ssl=context, open_timeout=20,
+                     close_timeout=1,
+                     additional_headers={"Cookie": admin.cookie_header()}) as ws:
+            seen = rfb.handshake(ws)
+        assert seen["greeting"].startswith(b"RFB 003.") and seen["rectangles"] >= 1
+    except BaseException:
+        print(stack.logs("console"), stack.logs("web"))
+        raise
+    finally:
+        assert admin.post(f"/vms/{vm_id}/delete").status_code == 302
