@@ -289,7 +289,26 @@ class Builder:
                   "-f", str(context / containerfile), "-t", tagged, str(context)],
                  f"build {tagged}", timeout=3600)
         _run([self.runtime, "tag", tagged, f"{image}:{self.tag}"], f"tag {image}:{self.tag}")
+        self._forget_old(image, tagged)
         return tagged
+
+    def _forget_old(self, image: str, keep: str, newest: int = 3) -> None:
+        """Untag all but the newest few :src-<digest> builds of ``image`` (another
+        checkout's test run on this machine may be using a recent one; an image a
+        container uses is not removed)."""
+        listed = subprocess.run([self.runtime, "images", "--format", "json", image],
+                                capture_output=True, text=True).stdout
+        try:
+            rows = json.loads(listed or "[]")
+        except ValueError:
+            return
+        tags = []
+        for row in rows:
+            for name in row.get("Names") or []:
+                if name.startswith(f"{image}:src-") and name != keep:
+                    tags.append((row.get("Created", 0), name))
+        for _created, name in sorted(tags, reverse=True)[newest - 1:]:
+            subprocess.run([self.runtime, "rmi", name], capture_output=True)
 
     def image_id(self, image: str) -> str:
         return subprocess.run([self.runtime, "image", "inspect", "--format", "{{.Id}}",
