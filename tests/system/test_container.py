@@ -21,6 +21,11 @@ from websockets.sync.client import connect
 from tests.support import container, rfb
 from tests.support.deployment import WebClient
 
+# The first test builds the images when their inputs changed: on a machine that never
+# built them, the debootstrap base and the wheels too (about 4 minutes here, longer on
+# a loaded machine); with the images there, the module takes about a minute.
+pytestmark = pytest.mark.timeout(1200)
+
 
 @pytest.fixture(scope="module")
 def images():
