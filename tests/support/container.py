@@ -165,6 +165,29 @@ class Stack:
                            self.container(service))
         return done.stdout.strip()
 
+    def environments(self, service: str, user: str) -> list[str]:
+        """The environments of a container's processes that run as ``user``, read
+        from /proc of this machine (the container's processes are in its pid
+        namespace)."""
+        import pwd
+
+        pid1 = self.podman("inspect", "--format", "{{.State.Pid}}",
+                           self.container(service)).stdout.strip()
+        ns = os.readlink(f"/proc/{pid1}/ns/pid")
+        uid = pwd.getpwnam(user).pw_uid
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                if os.readlink(entry / "ns/pid") != ns or entry.stat().st_uid != uid:
+                    continue
+                found.append((entry / "environ").read_bytes().replace(b"\0", b"\n")
+                             .decode(errors="replace"))
+            except OSError:
+                continue
+        return found
+
     def logs(self, service: str, lines: int = 40) -> str:
         done = self.podman("logs", "--tail", str(lines), self.container(service))
         return (done.stdout + done.stderr).strip()

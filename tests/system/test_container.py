@@ -83,6 +83,15 @@ def test_the_web_answers_over_https_and_the_administrator_logs_in(stack):
     assert client.login("admin", "wrong password").status_code == 401
     assert client.login("admin", stack.admin_password).status_code == 302
     assert client.get("/profile").status_code == 200
+    # The secrets reach LouCloud's processes, not Apache's www-data children (their
+    # environment read from this side, as root of the machine).
+    secret = (stack.dir / "secrets/secret_key").read_text()
+    environments = stack.environments("web", user="www-data")
+    assert environments and all("APACHE_RUN_USER=www-data" in env for env in environments)
+    assert not any(secret in env for env in environments)
+    denied = stack.podman("exec", "-u", "www-data", stack.container("web"), "sh", "-c",
+                          "cat /run/loucloud/secrets/* 2>&1; true")
+    assert secret not in denied.stdout and "Permission denied" in denied.stdout
     # Plain HTTP only redirects to the site.
     plain = client.http.get(f"http://127.0.0.1:{stack.http_port}/login", timeout=30,
                             allow_redirects=False)
