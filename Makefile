@@ -12,7 +12,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 export HOST PORT
 
-.PHONY: run test system system-test venv venv-test assets messages db bench mutants clean
+.PHONY: run test system system-test venv venv-test assets messages db bench mutants container clean
 
 run: system venv assets db
 	$(PY) manage.py serve --host $(HOST) --port $(PORT)
@@ -32,6 +32,13 @@ bench: system-test venv-test assets db
 # MUTANTS='loucloud.security.*' runs only the mutants matching these globs.
 mutants: system-test venv-test assets
 	$(PY) scripts/mutants.py $(foreach m,$(MUTANTS),'$(m)')
+
+# LouCloud's container images (deploy/README.md, "Containers"): a Debian base made with
+# debootstrap (once per machine), the pinned wheels, podman build; cached, see
+# deploy/container/build.py. CONTAINER_ARGS="--base docker.io/library/debian:bookworm-slim"
+# uses a registry's base instead.
+container: venv assets
+	$(PY) deploy/container/build.py $(CONTAINER_ARGS)
 
 system:
 	@scripts/setup-system.sh run

@@ -31,7 +31,8 @@ UNITS = ("loucloud-console.service", "loucloud-watcher.service",
          "loucloud-sampler.service", "loucloud-worker.service")
 DEFAULTS = {"LOUCLOUD_USER": "loucloud", "LOUCLOUD_TLS": "yes",
             "LOUCLOUD_HTTP_ADDRESS": "*:80", "LOUCLOUD_HTTPS_ADDRESS": "*:443",
-            "LOUCLOUD_CONSOLE_PORT": "6080", "LOUCLOUD_CERTIFICATE": "",
+            "LOUCLOUD_CONSOLE_HOST": "127.0.0.1", "LOUCLOUD_CONSOLE_PORT": "6080",
+            "LOUCLOUD_CERTIFICATE": "",
             "LOUCLOUD_CERTIFICATE_KEY": ""}
 REQUIRED = ("LOUCLOUD_HOME", "LOUCLOUD_SERVER_NAME")
 VARIABLE = re.compile(r"\$\{(LOUCLOUD_[A-Z_]+)\}")
@@ -76,6 +77,8 @@ def read_site(path: Path) -> dict[str, str]:
     port = values["LOUCLOUD_CONSOLE_PORT"]
     if not port.isdigit() or not 0 < int(port) < 65536:
         raise SiteError(f"{path}: LOUCLOUD_CONSOLE_PORT is not a port")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.-]*", values["LOUCLOUD_CONSOLE_HOST"]):
+        raise SiteError(f"{path}: LOUCLOUD_CONSOLE_HOST is not a host name or IPv4 address")
     values["LOUCLOUD_TLS"] = "yes" if tls else "no"
     return values
 

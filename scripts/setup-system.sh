@@ -32,7 +32,15 @@ test_pkgs=(chromium fonts-dejavu-core mariadb-server apache2 apache2-dev openssh
            isolinux
            redis-server
            # docs/api.md's examples, run as written (tests/test_api_docs_curl.py)
-           curl jq)
+           curl jq
+           # LouCloud's containers (deploy/container/, tests/system/test_container.py):
+           # podman and podman-compose; the CNI plugin that lets the containers find
+           # each other by name; runc, which works where crun refuses the cgroups
+           # (hybrid v1/v2); an OpenSSH server the test runs in front of a lab host
+           # for qemu+ssh://, with its own configuration, in the host's namespaces
+           # (with systemd, installing the package also starts Debian's own sshd)
+           podman podman-compose golang-github-containernetworking-plugin-dnsname runc
+           openssh-server)
 
 pkgs=("${run_pkgs[@]}")
 [ "$purpose" = test ] && pkgs+=("${test_pkgs[@]}")

@@ -64,6 +64,18 @@ def test_the_site_file_and_units_carry_the_sites_values(tmp_path):
     assert again.stdout.count("unchanged") == 5, again.stdout
 
 
+def test_the_console_proxy_is_on_loopback_unless_the_site_says(tmp_path):
+    assert _install(tmp_path, _site(tmp_path)).returncode == 0
+    apache = (tmp_path / "apache/loucloud.conf").read_text()
+    assert "Define LOUCLOUD_CONSOLE_HOST 127.0.0.1" in apache
+    # The containers' web container finds the proxy in the console's container.
+    assert _install(tmp_path, _site(tmp_path, LOUCLOUD_CONSOLE_HOST="console")).returncode == 0
+    apache = (tmp_path / "apache/loucloud.conf").read_text()
+    assert "Define LOUCLOUD_CONSOLE_HOST console" in apache
+    site = (ROOT / "deploy/loucloud-site.conf").read_text()
+    assert "http://${LOUCLOUD_CONSOLE_HOST}:${LOUCLOUD_CONSOLE_PORT}/websockify" in site
+
+
 def test_plain_http_needs_no_certificate(tmp_path):
     site = _site(tmp_path, LOUCLOUD_TLS="no", LOUCLOUD_CERTIFICATE=None,
                  LOUCLOUD_CERTIFICATE_KEY=None)
@@ -80,6 +92,7 @@ def test_plain_http_needs_no_certificate(tmp_path):
     ({"LOUCLOUD_USER": "Root Admin"}, "no spaces"),
     ({"LOUCLOUD_USER": "9lives"}, "LOUCLOUD_USER is not a user name"),
     ({"LOUCLOUD_CONSOLE_PORT": "70000"}, "LOUCLOUD_CONSOLE_PORT is not a port"),
+    ({"LOUCLOUD_CONSOLE_HOST": "-x"}, "LOUCLOUD_CONSOLE_HOST is not a host name"),
     ({"LOUCLOUD_HOME": "/srv/$(reboot)"}, "no spaces, quotes, $"),
 ])
 def test_bad_site_values_are_refused_and_nothing_is_written(tmp_path, values, message):

@@ -35,9 +35,10 @@ from .base import (
 from .libvirtd import LibvirtdMixin, libvirt_module, probe_kvm
 from .namespaces import NamespacesMixin, namespaces_unavailable_reason
 from .processes import ProcessesMixin, is_holder
+from .sshd import SshdMixin
 
 
-class HostLab(NamespacesMixin, ProcessesMixin, LibvirtdMixin):
+class HostLab(NamespacesMixin, ProcessesMixin, LibvirtdMixin, SshdMixin):
     """N libvirtd hosts in their own network/mount/UTS namespaces. See the package docs."""
 
     _kvm_cache: bool | None = None
