@@ -40,6 +40,10 @@ PACKAGES = ("linux-image-cloud-amd64", "systemd-sysv", "udev", "cloud-init",
 BOOT_MIB = 96
 SLACK_MIB = 512                   # free room in the root file system
 RECIPE_VERSION = 6                # change it when the steps below change
+# Another recipe's image in the cache (another checkout's, on the same machine) is
+# removed only after this long unused: two checkouts of different recipes would
+# otherwise remove each other's image at every build.
+KEEP_UNUSED_DAYS = 14
 PROGRAMS = {"debootstrap": "debootstrap", "mke2fs": "e2fsprogs", "mkfs.vfat": "dosfstools",
             "mcopy": "mtools", "syslinux": "syslinux", "sfdisk": "fdisk",
             "qemu-img": "qemu-utils"}
@@ -80,6 +84,7 @@ def build(cache_dir: Path | None = None, *, mirror: str = MIRROR,
     cache_dir = cache_dir or default_cache_dir()
     out = cached_path(cache_dir)
     if out.exists():
+        _mark_used(out)
         say(f"image: {out} (built before)")
         return out
     if os.geteuid() != 0:
@@ -92,6 +97,7 @@ def build(cache_dir: Path | None = None, *, mirror: str = MIRROR,
     with open(cache_dir / ".build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)   # another build of this machine: wait for it
         if out.exists():
+            _mark_used(out)
             say(f"image: {out} (built meanwhile)")
             return out
         work = cache_dir / f"work-{os.getpid()}"
@@ -107,6 +113,26 @@ def build(cache_dir: Path | None = None, *, mirror: str = MIRROR,
         finally:
             shutil.rmtree(work, ignore_errors=True)
     return out
+
+
+def _mark_used(image: Path) -> None:
+    """The cached image was used now (its modification time says when last)."""
+    try:
+        os.utime(image)
+    except OSError:
+        pass    # a cache this user may read but not write
+
+
+def forget_unused(keep: Path, now: float | None = None) -> list[Path]:
+    """Remove the other recipes' images beside ``keep`` that nobody used for
+    KEEP_UNUSED_DAYS; returns those removed."""
+    limit = (now if now is not None else time.time()) - KEEP_UNUSED_DAYS * 86400
+    gone = []
+    for old in keep.parent.glob(f"loucloud-debian-{SUITE}-*.qcow2"):
+        if old != keep and old.stat().st_mtime < limit:
+            old.unlink(missing_ok=True)
+            gone.append(old)
+    return gone
 
 
 def _run(step: str, argv: list[str], say, **kw) -> str:
@@ -176,9 +202,7 @@ def _build(work: Path, out: Path, mirror: str, say) -> None:
     tmp = out.with_suffix(".qcow2.tmp")
     _run("qcow2", ["qemu-img", "convert", "-c", "-O", "qcow2", str(disk), str(tmp)], say)
     os.replace(tmp, out)
-    for old in out.parent.glob(f"loucloud-debian-{SUITE}-*.qcow2"):
-        if old != out:  # an earlier recipe's image: of no use any more
-            old.unlink(missing_ok=True)
+    forget_unused(out)
     say(f"image: {out} ({out.stat().st_size // (1024 * 1024)} MiB)")
 
 
