@@ -73,11 +73,14 @@ class Guest:
             return False
 
     def wait_for_ssh(self, seconds: float) -> None:
-        """Until SSH lets us in and cloud-init has finished its first boot (it restarts
-        sshd on the way, so one early answer is not enough)."""
+        """Until SSH lets us in and cloud-init has finished this boot (its final stage,
+        which runs the boot jobs, ends after sshd starts). cloud-init writes its result
+        in /run at the end; a shell loop waits for it (`cloud-init status --wait` would
+        cost the booting guest another Python start, seconds under TCG)."""
         def settled() -> bool:
             try:
-                self.ssh("cloud-init status --wait >/dev/null; true", timeout=seconds)
+                self.ssh("until [ -e /run/cloud-init/result.json ]; do sleep 1; done",
+                         timeout=seconds)
                 return True
             except (AssertionError, subprocess.TimeoutExpired):
                 return False
