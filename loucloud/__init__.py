@@ -31,6 +31,7 @@ def create_app(config_name: str | None = None, **overrides) -> Flask:
     register_extensions(app)
     register_url_converters(app)
     register_blueprints(app)
+    register_api(app)
     register_errorhandlers(app)
     register_request_hooks(app)
     register_template_helpers(app)
@@ -149,6 +150,12 @@ def register_blueprints(app: Flask) -> None:
     for bp in (auth_bp, vms_bp, tasks_bp, images_bp, templates_bp, hosts_bp, networks_bp, bootjobs_bp,
                users_bp, settings_bp, audit_bp, dashboard_bp, volumes_bp):
         app.register_blueprint(bp)
+
+
+def register_api(app: Flask) -> None:
+    from . import api
+
+    api.init_app(app)
 
 
 def register_errorhandlers(app: Flask) -> None:

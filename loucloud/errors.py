@@ -8,8 +8,9 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
+from .api.problems import flatten, is_api_request, problem
 from .extensions import db, login_manager
-from .services import ServiceError
+from .services import FieldError, ServiceError
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,9 @@ def wants_json() -> bool:
         request.accept_mimetypes["text/html"]
 
 
-def error_response(code: int, message: str | None = None):
+def error_response(code: int, message: str | None = None, errors: dict | None = None):
+    if is_api_request():
+        return problem(code, message, errors=errors)
     title = TITLES.get(code, "Error")
     g.error_message = message or title  # for the audit log
     if wants_json():
@@ -52,7 +55,12 @@ def register(app) -> None:
         message = exc.description if code not in (404, 500) else None
         if code == 404:
             message = "There is nothing here, or it is not yours to see."
-        response = error_response(code, message)
+        errors = None
+        data = getattr(exc, "data", None)   # webargs: the fields at fault
+        if isinstance(data, dict) and data.get("messages"):
+            errors = flatten(data["messages"])
+            message = None
+        response = error_response(code, message, errors)
         if getattr(exc, "valid_methods", None):
             response.headers["Allow"] = ", ".join(exc.valid_methods)
         return response
@@ -61,6 +69,9 @@ def register(app) -> None:
 
     @app.errorhandler(ServiceError)
     def service_error(exc: ServiceError):
+        if isinstance(exc, FieldError) and is_api_request() and exc.status == 400:
+            # the API names the field at fault: 422, as its schemas do
+            return error_response(422, str(exc), dict(exc.errors) or None)
         return error_response(exc.status, str(exc))
 
     @app.errorhandler(OperationalError)

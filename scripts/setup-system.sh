@@ -30,7 +30,9 @@ test_pkgs=(chromium fonts-dejavu-core mariadb-server apache2 apache2-dev openssh
            # a bootable ISO for the install-media test (ISOLINUX), and the task queue's
            # production broker, started by the tests that use it
            isolinux
-           redis-server)
+           redis-server
+           # docs/api.md's examples, run as written (tests/test_api_docs_curl.py)
+           curl jq)
 
 pkgs=("${run_pkgs[@]}")
 [ "$purpose" = test ] && pkgs+=("${test_pkgs[@]}")

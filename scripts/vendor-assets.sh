@@ -25,4 +25,8 @@ cp node_modules/chart.js/dist/chart.umd.js node_modules/chart.js/LICENSE.md "$ou
 mkdir -p "$out.tmp/xterm"
 cp node_modules/@xterm/xterm/lib/xterm.mjs node_modules/@xterm/xterm/css/xterm.css \
    node_modules/@xterm/addon-fit/lib/addon-fit.mjs node_modules/@xterm/xterm/LICENSE "$out.tmp/xterm/"
+# Swagger UI: the API's reference page (/api/v1/docs).
+mkdir -p "$out.tmp/swagger-ui"
+cp node_modules/swagger-ui-dist/swagger-ui-bundle.js node_modules/swagger-ui-dist/swagger-ui.css \
+   node_modules/swagger-ui-dist/LICENSE "$out.tmp/swagger-ui/"
 rm -rf "$out" && mv "$out.tmp" "$out"

@@ -14,8 +14,9 @@ import pytest
 from loucloud import create_app
 from loucloud.extensions import db
 from loucloud.models import VM, AuditEvent, BootJob, ConsoleToken, Host, Image, \
-    ImageLocation, SshKey, Task, Template, Upload, User
-from loucloud.services import bootjobs, keys, uploads
+    ImageLocation, LostVM, SshKey, Task, Template, Upload, User, utcnow
+from loucloud.models.tokens import ApiToken
+from loucloud.services import bootjobs, keys, tokens, uploads
 from loucloud.services import tasklist
 from loucloud.services.hypervisors import pool
 from loucloud.services.passwords import verify_password
@@ -130,15 +131,30 @@ EXPECTED = {
     "vms.hardware": ("GET", 401, 200, 404, 200),
     "volumes.index": ("GET", 302, 403, 403, 200),
     "volumes.delete_orphan": ("POST", 302, 403, 403, 302),
+    # issue 15: the API's reference page and its OpenAPI document, public
+    "api_docs.reference": ("GET", 200, 200, 200, 200),
+    "api-docs.openapi_json": ("GET", 200, 200, 200, 200),
+    # issue 15: personal API tokens on the Profile page; the administrator may revoke
+    # anyone's (from the user's page), as in the API
+    "users.create_token": ("POST", 302, 302, 302, 302),     # each to his own profile
+    "users.revoke_token": ("POST", 302, 302, 404, 302),
+    # issue 14: a VM lost with a forgotten host, its owner's (and the administrator's)
+    "vms.lost": ("GET", 302, 200, 404, 200),
+    "vms.delete_lost": ("POST", 302, 302, 404, 302),
 }
 NOT_CHECKED = {"static"}
+# The REST API has its own matrix, by token (tests/test_api_access.py); its reference
+# page and document are public pages.
+API_PREFIX = "api_"
 SECURITY_HEADERS = ("Content-Security-Policy", "X-Content-Type-Options", "Referrer-Policy",
                     "X-Frame-Options")
 
 
 def _rules():
     app = create_app("test")
-    return sorted((r for r in app.url_map.iter_rules() if r.endpoint not in NOT_CHECKED),
+    return sorted((r for r in app.url_map.iter_rules() if r.endpoint not in NOT_CHECKED
+                   and (not r.endpoint.startswith(API_PREFIX)
+                        or r.endpoint == "api_docs.reference")),
                   key=lambda r: r.endpoint)
 
 
@@ -167,8 +183,14 @@ def world(app, test_host):
         task = tasklist.ping(db.session.get(User, owner.id))
         upload = uploads.begin(db.session.get(User, admin_id), "coming", "coming.qcow2",
                                1 << 20)
+        token = tokens.create_token(db.session.get(User, owner.id), "laptop script").token
+        # a VM of the owner's lost with a forgotten host (issue 14): only its record
+        lost = LostVM(owner_id=owner.id, vm_id=10**6, name="lost-vm", host_name="gone",
+                      created_at=utcnow())
+        db.session.add(lost)
+        db.session.commit()
         ids = {"key_id": key.id, "job_id": job.id, "task_id": task.id,
-               "upload_id": upload.id}
+               "upload_id": upload.id, "token_id": token.id, "lost_id": lost.id}
     return {"user_id": owner.id, "host_id": vm.host_id, "image_id": template.image_id,
             "template_id": template.id, "vm_id": vm.id, "action": "start",
             "vm_uuid": vm.uuid, "host_uri": test_host, **ids}
@@ -495,6 +517,25 @@ EFFECTS.update({
     "volumes.delete_orphan": Effect(_stray, False, "Orphan volume stray.qcow2 deleted",
                                     form={"host_id": "1", "name": STRAY},
                                     prepare=_make_stray),
+    "vms.delete_lost": Effect(_row(LostVM, "lost_id", lambda lost: lost.name), None,
+                              "The record of lost-vm, lost with the host gone, was "
+                              "deleted."),
+})
+
+
+# issue 15: personal API tokens
+def _token_owners(app, _world, _client) -> list[str]:
+    with app.app_context():
+        return sorted(db.session.execute(
+            db.select(User.username).join(ApiToken, ApiToken.user_id == User.id)).scalars())
+
+
+EFFECTS.update({
+    "users.create_token": Effect(_token_owners, lambda role: sorted(["owner", LOGINS[role]]),
+                                 "Token ci created: copy it now.",
+                                 form={"name": "ci", "expires_days": "30"}),
+    "users.revoke_token": Effect(_row(ApiToken, "token_id", lambda t: t.state()), "revoked",
+                                 "Token laptop script (lct_"),
 })
 
 

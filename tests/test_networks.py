@@ -176,3 +176,19 @@ def runner_vms_list(app):
 
 
 from loucloud.models import User as User_  # noqa: E402
+
+
+def test_an_address_or_mac_with_an_entry_already_is_refused_as_such(app, lab_net):
+    """libvirt says "there is an existing dhcp host entry": that is AlreadyExists (what
+    lets concurrent creates' loser take the next address, and a move's late reservation
+    refuse plainly), not an invalid operation."""
+    from loucloud.services.hypervisors import hypervisor
+    from loucloud.virt import AlreadyExists
+
+    with app.app_context():
+        hv = hypervisor(db.session.get(Host, 1))
+        hv.reserve_address("lab", "52:54:00:00:00:01", "10.20.0.4")
+        with pytest.raises(AlreadyExists):
+            hv.reserve_address("lab", "52:54:00:00:00:02", "10.20.0.4")   # same address
+        with pytest.raises(AlreadyExists):
+            hv.reserve_address("lab", "52:54:00:00:00:01", "10.20.0.5")   # same card

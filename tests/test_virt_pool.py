@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from loucloud.virt import HostPool, HostUnavailable, hosts
+from loucloud.virt import HostPool, HostUnavailable, NoAnswer, hosts
 from loucloud.virt.errors import DomainNotFound, VirtError
 
 
@@ -102,6 +102,45 @@ def test_a_call_that_hangs_makes_the_host_fail_fast_until_it_returns(pool, test_
         except HostUnavailable:
             time.sleep(0.05)
     assert pool.state(test_host).online is True
+
+
+def test_a_patient_call_past_its_bound_leaves_a_host_that_answers_online(pool, test_host):
+    """A verb over a VM's whole memory (a memory snapshot, Suspend to disk) that outlives
+    its bound: NoAnswer (its outcome unknown), and the host, which still answers, stays
+    online and usable at once while the call goes on."""
+    release = threading.Event()
+    done = threading.Event()
+
+    def long_verb(conn):
+        release.wait(10)
+        done.set()
+    pool.call(test_host, lambda conn: None, timeout=5)
+    start = time.monotonic()
+    with pytest.raises(NoAnswer, match="no answer within 0.3 s .*may still be at it"):
+        pool.call(test_host, long_verb, timeout=0.3, patient=True)
+    assert time.monotonic() - start < 2
+    assert pool.state(test_host).online is True
+    start = time.monotonic()
+    assert pool.call(test_host, hosts.host_info, timeout=5).cpus == 4
+    assert time.monotonic() - start < 0.5
+    assert not done.is_set()           # the long verb is still at it
+    release.set()
+    assert done.wait(5)
+    assert pool.state(test_host).online is True
+
+
+def test_a_patient_call_that_never_reached_its_host_is_no_unknown_outcome(pool,
+                                                                        silent_socket):
+    """A patient call runs on a connection of its own; when that connection does not
+    even open within the bound, the verb was never sent: HostUnavailable, not NoAnswer
+    (the services then say the VM was not changed, which is true)."""
+    ran = threading.Event()
+    start = time.monotonic()
+    with pytest.raises(HostUnavailable) as info:
+        pool.call(silent_socket, lambda conn: ran.set(), timeout=0.5, patient=True)
+    assert not isinstance(info.value, NoAnswer)
+    assert "nothing was done" in str(info.value)
+    assert time.monotonic() - start < 1.5 and not ran.is_set()
 
 
 def test_host_load_on_test_driver(pool, test_host):

@@ -193,6 +193,6 @@ def test_no_host_with_the_image(app, as_user, catalog):
             host.accepts_vms = False
         db.session.commit()
     response = create(as_user, "nowhere", catalog.id)
-    assert response.status_code == 503
+    assert response.status_code == 409
     assert "No host accepting new VMs holds the image" in response.get_data(as_text=True)
     assert vms(app) == []

@@ -75,8 +75,9 @@ def test_add_a_disk_to_a_stopped_vm(app, as_user, box, test_host):
     assert 'data-disk="vdb"' in page and "5 GiB" in page
     hardware = as_user.get(f"/vms/{box.id}/hardware.json").get_json()
     assert hardware["disks"]["vdb"] == {"capacity_gib": "5.00 GiB",
-                                        "allocation_gib": "0.00 GiB", "found": True,
-                                        "held": False}
+                                        "allocation_gib": "0.00 GiB",
+                                        "capacity_bytes": 5 << 30, "allocation_bytes": 0,
+                                        "found": True, "held": False}
     assert hardware["disks"]["vda"]["capacity_gib"] == "2.00 GiB"
     # the next one takes the next target
     assert post(as_user, box.id, "add", size_gib="1").status_code == 200

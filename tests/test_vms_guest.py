@@ -3,10 +3,12 @@ jobs, refused clearly when wrong; the guest's password reset refused without an 
 the text console's token (one-time, user-bound, the serial kind only)."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from loucloud.extensions import db
-from loucloud.models import VM, ConsoleToken, Host, Template, User
+from loucloud.models import VM, AuditEvent, ConsoleToken, Host, Template, User
 from loucloud.services import FieldError, bootjobs
 from loucloud.services import images as image_service
 from loucloud.services import templates as template_service
@@ -65,6 +67,11 @@ def test_a_password_is_made_and_shown_once_when_none_is_given(app, cloud):
     assert 'data-category="password"' in page and "shown only now" in page
     assert 'data-category="password"' not in alice.get(response.headers["Location"]) \
         .get_data(as_text=True)
+    # the audit log keeps the creation, never the password shown once
+    password = re.search(r"with the password (\S+) ", page).group(1)
+    with app.app_context():
+        logged = db.session.execute(db.select(AuditEvent.action, AuditEvent.message)).all()
+    assert ("vms.create" in {a for a, _ in logged}) and password not in repr(logged)
 
 
 def test_only_boot_jobs_offered_to_users_may_be_chosen(app, cloud):

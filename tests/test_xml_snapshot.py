@@ -38,3 +38,21 @@ def test_external_snapshots_are_told_apart():
         <disks><disk name='vda' snapshot='external'><source file='/x.e'/></disk></disks>
         </domainsnapshot>""")
     assert (desc.memory, desc.location) == (False, "external")
+
+
+def test_the_sizes_a_revert_puts_back_are_read_from_the_snapshots_definition():
+    """<vcpu current> and <currentMemory> are the sizes, <vcpu> and <memory> the room;
+    a running domain's persistent definition, when libvirt kept it apart
+    (<inactiveDomain>), is what a revert defines again."""
+    domain = """<domain type='kvm'><name>d</name>
+        <memory unit='GiB'>4</memory><currentMemory unit='KiB'>1048576</currentMemory>
+        <vcpu placement='static' current='2'>8</vcpu></domain>"""
+    desc = parse_snapshot(f"""<domainsnapshot><name>s</name><state>running</state>
+        <creationTime>5</creationTime>{domain}</domainsnapshot>""")
+    assert desc.sizes == (2, 8, 1024, 4096)
+    inactive = """<inactiveDomain type='kvm'><name>d</name><memory unit='KiB'>524288
+        </memory><vcpu>3</vcpu></inactiveDomain>"""
+    desc = parse_snapshot(f"""<domainsnapshot><name>s</name><state>running</state>
+        <creationTime>5</creationTime>{domain}{inactive}</domainsnapshot>""")
+    assert desc.sizes == (3, 3, 512, 512)
+    assert parse_snapshot("<domainsnapshot><name>s</name></domainsnapshot>").sizes is None

@@ -26,9 +26,14 @@ def _target() -> str:
     return ", ".join(parts)
 
 
+# Flashes that carry a secret shown once (a VM's generated password): never recorded.
+SECRET_CATEGORIES = {"password"}
+
+
 def _remember_flash(app, message, category, **_extra) -> None:
     # Flashed messages may be rendered (and so consumed) within the request: keep a copy.
-    g.setdefault("audit_flashes", []).append((category, str(message)))
+    if category not in SECRET_CATEGORIES:
+        g.setdefault("audit_flashes", []).append((category, str(message)))
 
 
 def register(app) -> None:

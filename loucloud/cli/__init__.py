@@ -2,8 +2,8 @@
 module per command group; ``manage.py`` is the entry point."""
 from __future__ import annotations
 
-from . import (bootjobs, hosts, images, keys, networks, tasks, templates, users, vms,
-               volumes)
+from . import (bootjobs, hosts, images, keys, networks, tasks, templates, tokens, users,
+               vms, volumes)
 # Modules that add their commands to the vms and hosts groups (issue 14).
 from . import host_maintenance, vm_disks, vm_migration, vm_snapshots  # noqa: F401
 from .init import init_command
@@ -17,6 +17,7 @@ def register(app) -> None:
     for module in (hosts, networks, users, keys, images, templates, bootjobs, vms, tasks):
         app.cli.add_command(module.group)
     app.cli.add_command(volumes.group)  # issue 14
+    app.cli.add_command(tokens.group)   # issue 15
 
 
 def main() -> None:

@@ -69,12 +69,12 @@ def undrain(name: str) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @audited("hosts.forget")
 def forget(name: str, yes: bool) -> None:
-    """Remove the offline host NAME with its VMs' records (their owners' quota is
-    freed); what it holds is removed if it is ever added back."""
+    """Remove the offline host NAME with its VMs (their owners see them marked lost,
+    their quota freed); what it holds is removed if it is ever added back."""
     host = service(lambda: host_service.host_by_name(name))
     lost = [f"{vm.name} ({vm.owner.username})" for vm in maintenance.lost_with(host)]
     if not yes and not click.confirm(
-            f"Forget {name}" + (f" and lose the records of {len(lost)} VM(s): "
-                                f"{', '.join(lost)}" if lost else "") + "?"):
+            f"Forget {name}" + (f" and lose its {len(lost)} VM(s), marked lost for their "
+                                f"owners: {', '.join(lost)}" if lost else "") + "?"):
         fail("nothing was changed")
     click.echo(service(lambda: maintenance.forget_host(acting_admin(), host)))

@@ -1,4 +1,5 @@
-"""manage.py vms create|list|<action>|delete|reset-password"""
+"""manage.py vms create|list|<action>|delete|reset-password|insert-iso|eject|lost|
+delete-lost"""
 import os
 
 import click
@@ -11,7 +12,9 @@ from ..services import users as user_service
 from ..services import templates as template_service
 from ..services.vms import create as vm_create
 from ..services.vms import guest, lifecycle, media, state
+from ..services.vms import lost as lost_service
 from .common import audited, echo_rows, fail, service
+from .tasks import acting_admin
 
 group = AppGroup("vms", help="Virtual machines.")
 OWNER = click.option("--owner", required=True, help="User name of the owner.")
@@ -130,3 +133,31 @@ def eject(name: str, owner: str) -> None:
     """Empty the CD-ROM drive of the VM NAME of --owner (it boots from its disk)."""
     vm = service(lambda: state.find_vm(owner, name))
     click.echo(service(lambda: media.eject_iso(vm.owner, vm)))
+
+
+@group.command("lost")
+@click.option("--owner", default=None, help="Only this user's lost VMs.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def lost(owner: str | None, as_json: bool) -> None:
+    """List the VMs lost with a forgotten host (their records)."""
+    viewer = service(lambda: user_service.user_by_name(owner)) if owner \
+        else user_service.the_admin()
+    if viewer is None:
+        fail("no administrator yet: run init")
+    rows = [{"id": r.id, "name": r.name, "owner": r.owner.username, "host": r.host_name,
+             "lost_at": r.lost_at.isoformat(timespec="seconds") + "Z",
+             "address": r.ip_address or "", "vcpus": r.vcpus, "memory_mib": r.memory_mib,
+             "disk_gib": r.disk_gib} for r in lost_service.lost_vms_for(viewer)]
+    echo_rows(rows, as_json, ["id", "name", "owner", "host", "lost_at"])
+
+
+@group.command("delete-lost")
+@click.argument("name")
+@OWNER
+@audited("vms.delete_lost")
+def delete_lost(name: str, owner: str) -> None:
+    """Delete the record of the VM NAME of --owner, lost with a forgotten host."""
+    user = service(lambda: user_service.user_by_name(owner))
+    admin = acting_admin()
+    for record in service(lambda: lost_service.lost_by_name(user, name)):
+        click.echo(service(lambda: lost_service.delete_lost(admin, record)))

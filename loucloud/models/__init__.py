@@ -384,4 +384,5 @@ from .images import Image, ImageLocation, Upload  # noqa: E402,F401
 from .tasks import Task  # noqa: E402,F401
 from .disks import Disk  # noqa: E402,F401
 from .snapshots import Snapshot  # noqa: E402,F401
-from .maintenance import Remnant  # noqa: E402,F401
+from .maintenance import LostVM, Remnant  # noqa: E402,F401
+from .tokens import ApiToken  # noqa: E402,F401

@@ -8,8 +8,9 @@ from . import NotFound
 
 
 def may_use_vm(user: User | None, vm: VM | None) -> bool:
-    """Whether ``user`` may see, act on and open the console of ``vm``: an active
-    account that owns it or is the administrator."""
+    """Whether ``user`` may see, act on and open the console of ``vm`` (or see and
+    delete a lost VM's record): an active account that owns it or is the
+    administrator."""
     return user is not None and vm is not None and bool(user.active) and \
         (user.is_admin or vm.owner_id == user.id)
 

@@ -7,8 +7,8 @@ import logging
 import re
 
 from ..extensions import db
-from ..models import INT64_MAX, BootJob, Template
-from . import FieldError, NotFound, transaction
+from ..models import INT64_MAX, BootJob, Template, User
+from . import FieldError, NotFound, paginate, transaction
 from .cloudinit import parse_boot_job
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,15 @@ def get_boot_job(job_id: int) -> BootJob:
     return job
 
 
+def boot_job_for(user: User, job_id: int) -> BootJob:
+    """The boot job as ``user`` may see it: any for the administrator, only one offered
+    to users for a user (NotFound otherwise, as for one that does not exist)."""
+    job = get_boot_job(job_id)
+    if not user.is_admin and not job.user_choice:
+        raise NotFound()
+    return job
+
+
 def boot_job_by_name(name: str) -> BootJob:
     job = db.session.execute(db.select(BootJob).where(BootJob.name == name)).scalar()
     if job is None:
@@ -77,6 +86,15 @@ def boot_job_by_name(name: str) -> BootJob:
 
 def all_boot_jobs() -> list[BootJob]:
     return db.session.execute(db.select(BootJob).order_by(BootJob.name)).scalars().all()
+
+
+def boot_jobs_page(*, offered_only: bool, page: int = 1, per_page: int = 50):
+    """A page of the boot jobs, by name (the API's list): only those users may add to
+    their VMs when ``offered_only`` (what a user sees on the new VM page)."""
+    stmt = db.select(BootJob).order_by(BootJob.name, BootJob.id)
+    if offered_only:
+        stmt = stmt.where(BootJob.user_choice.is_(True))
+    return paginate(stmt, page, per_page)
 
 
 def user_choices() -> list[BootJob]:

@@ -11,7 +11,7 @@ from ..extensions import cache, db
 from ..models import INT64_MAX, VM, Host, HostSample, utcnow
 from ..virt import HostUnavailable, VirtError
 from ..virt.driver import HostInfo, HostLoad, on_each
-from . import Conflict, FieldError, NotFound, leftovers, transaction
+from . import Conflict, FieldError, NotFound, leftovers, paginate, transaction
 from .hypervisors import hypervisor, hypervisor_at
 
 log = logging.getLogger(__name__)
@@ -153,6 +153,13 @@ def list_hosts() -> list[HostView]:
     """Every host with its live state and load, hosts queried in parallel; a host that
     does not answer within the bound is shown offline and costs no more than that."""
     return _views(all_hosts())
+
+
+def hosts_page(page: int = 1, per_page: int = 50):
+    """A page of hosts by name (Flask-SQLAlchemy's Pagination) and their live views:
+    only that page's hosts are asked, in parallel (the API's list)."""
+    result = paginate(db.select(Host).order_by(Host.name), page, per_page)
+    return result, _views(list(result.items))
 
 
 def host_view(host: Host) -> HostView:

@@ -37,9 +37,11 @@ def close_pool(app) -> None:
 
 
 def bounds() -> Bounds:
-    """How long a page (query) and an action wait for one host (Settings)."""
+    """How long a page (query) and an action wait for one host, and per GiB of a VM's
+    memory a verb that walks all of it (Settings)."""
     settings = get_settings()
-    return Bounds(query=float(settings.host_timeout), action=float(settings.action_timeout))
+    return Bounds(query=float(settings.host_timeout), action=float(settings.action_timeout),
+                  per_gib=float(settings.memory_timeout_per_gib))
 
 
 def hypervisor(host: Host) -> Hypervisor:

@@ -11,7 +11,7 @@ from ..extensions import db
 from ..models import INT64_MAX, VM, Image, ImageLocation, Host, Template, utcnow
 from ..virt import HostUnavailable, VirtError
 from ..virt.driver import ImageInfo, ImageProblem, on_each
-from . import Conflict, FieldError, NotFound, ServiceError, transaction
+from . import Conflict, FieldError, NotFound, ServiceError, paginate, transaction
 from .hypervisors import hypervisor
 from .imagecopy import delete_copies as delete_volumes
 from .settings import get_settings
@@ -223,6 +223,11 @@ def image_by_name(name: str) -> Image:
 
 def all_images() -> list[Image]:
     return db.session.execute(db.select(Image).order_by(Image.name)).scalars().all()
+
+
+def images_page(page: int = 1, per_page: int = 50):
+    """A page of the images, by name (the API's list)."""
+    return paginate(db.select(Image).order_by(Image.name, Image.id), page, per_page)
 
 
 def volume_name_for(name: str) -> str:

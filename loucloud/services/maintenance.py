@@ -17,6 +17,7 @@ from .hypervisors import hypervisor
 from .settings import get_settings
 from .vms import migration as vm_migration
 from .vms import moving
+from .vms.lost import record_lost
 from .vms.lifecycle import _begin
 
 log = logging.getLogger(__name__)
@@ -147,6 +148,7 @@ def _drain(ctx: tasks.TaskContext) -> str:
     names = {vm.id: vm.name for vm in vms}
     vm_ids = list(names)
     ledger = _Ledger(ctx, host, list(names.values()))
+    _note_move(ctx.task, None)   # "Try again" copies the arguments: no earlier move
     ledger.write()
     for index, vm_id in enumerate(vm_ids):
         vm, name = db.session.get(VM, vm_id), names[vm_id]
@@ -203,6 +205,7 @@ def _move_one(ctx, vm: VM, index: int, count: int, ledger: _Ledger) -> tuple[str
     vm_migration.check_disks(vm, mode)
     target = vm_migration.choose_target(vm)
     source = vm.host
+    _note_move(ctx.task, {"vm_id": vm.id, "vm_name": vm.name, "target_id": target.id})
     ledger.note(vm.name, f"moving to {target.name} ({mode})")
     _begin(vm, VM.MIGRATING)
     part = _Part(ctx, {"vm_id": vm.id, "source_id": source.id, "target_id": target.id,
@@ -215,7 +218,21 @@ def _move_one(ctx, vm: VM, index: int, count: int, ledger: _Ledger) -> tuple[str
         if vm is not None and vm.status == VM.MIGRATING:
             moving.stopped(part, "failed")
         raise
+    finally:
+        _note_move(ctx.task, None)
+        db.session.commit()
     return target.name, mode
+
+
+def _note_move(task: Task, move: dict | None) -> None:
+    """The drain's move under way (its VM and target; None: none) in its task's
+    arguments, where forget_host finds a VM moving to the host it would forget. Does
+    not commit."""
+    args = json.loads(task.args or "{}")
+    args.pop("moving", None)
+    if move is not None:
+        args["moving"] = move
+    task.args = json.dumps(args)
 
 
 # -- forget -------------------------------------------------------------------------
@@ -229,25 +246,28 @@ def maintenance_view(host: Host) -> dict:
 
 
 def lost_with(host: Host) -> list[VM]:
-    """The VMs whose records go when ``host`` is forgotten (for the confirmation)."""
+    """The VMs lost when ``host`` is forgotten (for the confirmation)."""
     return _vms_of(host)
 
 
 @transaction
 def forget_host(user: User, host: Host) -> str:
-    """Remove an offline host with its VMs' records (their owners' quota is freed).
-    What it still holds (domains, volumes, fixed addresses, earlier leftovers) is
-    remembered by its URI and removed if it is ever added back. Refused while the host
-    answers: drain it, or delete its VMs, and remove it."""
+    """Remove an offline host with its VMs: each becomes a lost VM its owner still
+    sees (vms/lost.py), holding none of their quota. What the host still holds
+    (domains, volumes, fixed addresses, earlier leftovers) is remembered by its URI and
+    removed if it is ever added back. Refused while the host answers (drain it, or
+    delete its VMs, and remove it) and while a VM moves to it."""
     _admin(user, "forgets hosts")
     if tasklist.active_for("host", host.id):
         raise Conflict(f"{host.name} has a task under way; cancel it first.")
-    incoming = [t.target_name for t in db.session.execute(db.select(Task).where(
-        Task.kind == "vm.migrate", Task.state.in_(("queued", "running")))).scalars()
-        if json.loads(t.args or "{}").get("target_id") == host.id]
+    incoming, drains = _moving_to(host)
     if incoming:
         raise Conflict(f"{', '.join(incoming)} {'is' if len(incoming) == 1 else 'are'} "
                        f"moving to {host.name}; cancel the move first.")
+    if drains:
+        raise Conflict("; ".join(f"{vm_name} is moving to {host.name} (the drain of "
+                                 f"{source})" for vm_name, source in drains)
+                       + ": wait for the move, or cancel the drain, first.")
     hv = hypervisor(host)
     try:
         hv.info()
@@ -268,22 +288,41 @@ def forget_host(user: User, host: Host) -> str:
         if vm.ip_address and vm.network and vm.mac:
             _remember(host, Leftover.ADDRESS, vm.network, f"{vm.mac} {vm.ip_address}",
                       vm.name)
+        record_lost(vm, host)
         db.session.delete(vm)
     for row in db.session.execute(db.select(Leftover).where(
             Leftover.host_id == host.id)).scalars().all():
         _remember(host, row.kind, row.pool, row.name, "")
         db.session.delete(row)
     db.session.execute(db.delete(ImageLocation).where(ImageLocation.host_id == host.id))
-    name, names = host.name, [vm.name for vm in vms]
+    name, names = host.name, [f"{vm.name} ({vm.owner.username})" for vm in vms]
     db.session.delete(host)
     db.session.commit()
     hv.forget()
-    log.warning("host %s forgotten with %d VM record(s): %s", name, len(names),
+    log.warning("host %s forgotten with %d VM(s), now lost: %s", name, len(names),
                 ", ".join(names))
-    lost = f" The records of {len(names)} VM(s) were removed: {', '.join(names)}." \
-        if names else ""
+    lost = (f" {len(names)} VM(s) are lost with it, marked so for their owners (their "
+            f"quota freed): {', '.join(names)}.") if names else ""
     return (f"{name} was forgotten.{lost} What it still holds is removed if it is ever "
             "added back.")
+
+
+def _moving_to(host: Host) -> tuple[list[str], list[tuple[str, str]]]:
+    """The VMs moving to ``host`` now: by their own "vm.migrate" task (queued or
+    running: their names), and by the drain of another host (its move under way:
+    (VM name, drained host name))."""
+    incoming, drains = [], []
+    for task in db.session.execute(db.select(Task).where(
+            Task.kind.in_(("vm.migrate", "host.drain")),
+            Task.state.in_(("queued", "running")))).scalars():
+        args = json.loads(task.args or "{}")
+        if task.kind == "vm.migrate" and args.get("target_id") == host.id:
+            incoming.append(task.target_name)
+        move = args.get("moving") or {}
+        if task.kind == "host.drain" and task.state == "running" \
+                and move.get("target_id") == host.id:
+            drains.append((move.get("vm_name", "a VM"), task.target_name))
+    return incoming, drains
 
 
 def _remember(host: Host, kind: str, pool: str, name: str, vm_name: str) -> None:

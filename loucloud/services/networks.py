@@ -123,6 +123,9 @@ def network_action(host: Host, name: str, action: str) -> str:
     """Start, stop, or (un)set autostart of a network on a host. Returns the message."""
     if action not in ACTIONS:
         raise FieldError(f"Unknown action {action!r}.")
+    # No libvirt name holds a control character (a NUL would not even reach libvirt)
+    if not name or len(name) > 255 or any(ord(c) < 32 or c == "\x7f" for c in name):
+        raise FieldError("There is no network of this name.", "name")
     hv = hypervisor(host)
     try:
         if action in ("start", "stop"):
@@ -149,22 +152,34 @@ def _free_addresses(desc: NetworkDesc, taken: set[str]) -> list[str]:
             if str(ipaddress.IPv4Address(i)) not in used]
 
 
+def address_problem(desc: NetworkDesc, addr: ipaddress.IPv4Address,
+                    held: set[str]) -> str | None:
+    """Why ``addr`` cannot be a fixed address on the network (None: it can): outside
+    its DHCP range, or ``held`` (by a fixed address or a lease)."""
+    subnet = desc.ipv4()
+    if subnet is None or not subnet.dhcp_start:
+        return f"{desc.name} hands out no addresses"
+    low, high = (ipaddress.IPv4Address(subnet.dhcp_start),
+                 ipaddress.IPv4Address(subnet.dhcp_end))
+    if not low <= addr <= high:
+        return f"{addr} is outside {desc.name}'s range {low}–{high}"
+    if str(addr) in held:
+        return f"{addr} is in use on {desc.name}"
+    return None
+
+
 def check_chosen_address(desc: NetworkDesc, ip: str, leased: set[str]) -> str:
     """An address the administrator chose for a VM: in the network's DHCP range, not
     reserved and not leased. Raises FieldError (field "ip_address")."""
-    subnet = desc.ipv4()
     try:
         addr = ipaddress.IPv4Address((ip or "").strip())
     except ValueError:
         raise FieldError("Enter an IPv4 address such as 10.20.0.50.", "ip_address") from None
-    if subnet is None or not subnet.dhcp_start:
-        raise FieldError(f"{desc.name} hands out no addresses.", "ip_address")
-    low, high = (ipaddress.IPv4Address(subnet.dhcp_start),
-                 ipaddress.IPv4Address(subnet.dhcp_end))
-    if not low <= addr <= high:
-        raise FieldError(f"{addr} is outside {desc.name}'s range {low}–{high}.", "ip_address")
-    if str(addr) in {h.ip for h in subnet.hosts} or str(addr) in leased:
-        raise FieldError(f"{addr} is in use on {desc.name}.", "ip_address")
+    subnet = desc.ipv4()
+    reserved = {h.ip for h in subnet.hosts} if subnet else set()
+    problem = address_problem(desc, addr, reserved | leased)
+    if problem:
+        raise FieldError(f"{problem}.", "ip_address")
     return str(addr)
 
 

@@ -93,6 +93,12 @@ SPECS: tuple[Spec, ...] = (
     Spec("action_timeout", "Action bound (seconds)", int, 60,
          "The longest an action (create, start, delete...) waits for a host.", 5, 600,
          group="Hosts"),
+    Spec("memory_timeout_per_gib", "Memory bound (seconds per GiB)", int, 30,
+         "A snapshot with memory, a revert, a snapshot's delete, Suspend to disk and the "
+         "start that resumes it write or read a VM's whole memory (its room to grow "
+         "included): they wait the action bound plus this much per GiB of it. One that "
+         "runs out leaves the VM in error, its outcome unknown until the host tells.",
+         1, 600, group="Hosts"),
     Spec("full_sync_seconds", "Full sync interval (seconds)", int, 60,
          "The watcher reads every domain's state from every host this often, besides "
          "libvirt's events (and at every reconnect): a change it missed shows within "

@@ -8,7 +8,7 @@ import time
 
 from ..extensions import db
 from ..models import INT64_MAX, Task, User
-from . import Conflict, NotFound, ServiceError, transaction
+from . import Conflict, NotFound, ServiceError, paginate, transaction
 from .access import may_see_task
 from .tasks import KINDS, TaskContext, finish, kind, start, worker_name
 
@@ -20,17 +20,27 @@ def task_for(user: User, task_id: int) -> Task:
     return task
 
 
-def tasks_for(user: User | None, *, state: str = "", limit: int = 200) -> list[Task]:
-    """The latest tasks ``user`` may see (the administrator, or None for the command
-    line: everybody's); ``state`` "active" is queued and running."""
-    stmt = db.select(Task).order_by(Task.id.desc()).limit(limit)
+def _visible(user: User | None, state: str):
+    """The tasks ``user`` may see (the administrator, or None for the command line:
+    everybody's), newest first; ``state`` "active" is queued and running."""
+    stmt = db.select(Task).order_by(Task.id.desc())
     if user is not None and not user.is_admin:
         stmt = stmt.where(Task.owner_id == user.id)
     if state == "active":
         stmt = stmt.where(Task.state.in_(("queued", "running")))
     elif state:
         stmt = stmt.where(Task.state == state)
-    return db.session.execute(stmt).scalars().all()
+    return stmt
+
+
+def tasks_for(user: User | None, *, state: str = "", limit: int = 200) -> list[Task]:
+    """The latest tasks ``user`` may see (the tasks page, the command line)."""
+    return db.session.execute(_visible(user, state).limit(limit)).scalars().all()
+
+
+def tasks_page(user: User, *, state: str = "", page: int = 1, per_page: int = 50):
+    """A page of the tasks ``user`` may see, newest first (the API's list)."""
+    return paginate(_visible(user, state), page, per_page)
 
 
 def active_for(target_type: str, target_id: int) -> list[Task]:
@@ -42,8 +52,9 @@ def active_for(target_type: str, target_id: int) -> list[Task]:
 
 @transaction
 def cancel(user: User, task_id: int) -> Task:
-    """Stop a task: a queued one at once, a running one at its next progress report
-    (it tidies up what it had done)."""
+    """Stop a task: a queued one at once (its kind's on_stop undoes what the request
+    that started it held; it must not wait on a host: this is a web request), a running
+    one at its next progress report (it tidies up what it had done)."""
     task = task_for(user, task_id)
     if task.finished:
         raise Conflict(f"Task {task.id} has already {task.state}.")

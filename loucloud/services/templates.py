@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from ..extensions import db
 from ..models import INT64_MAX, VM, BootJob, Image, Template
-from . import Conflict, FieldError, NotFound, transaction
+from . import Conflict, FieldError, NotFound, paginate, transaction
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +174,13 @@ def template_by_name(name: str) -> Template:
 
 def all_templates() -> list[Template]:
     return db.session.execute(db.select(Template).order_by(Template.name)).scalars().all()
+
+
+def templates_page(page: int = 1, per_page: int = 50):
+    """A page of the templates, by name (the API's list; every user chooses from all of
+    them, as on the new VM page)."""
+    return paginate(db.select(Template).order_by(Template.name, Template.id), page,
+                    per_page)
 
 
 def vm_counts() -> dict[int, int]:

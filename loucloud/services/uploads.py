@@ -18,7 +18,8 @@ from flask import current_app
 from .. import imagefiles, osinfo
 from ..extensions import db
 from ..models import Host, Image, ImageLocation, Task, Upload, User, utcnow
-from . import Conflict, FieldError, NotAllowed, NotFound, ServiceError, transaction
+from . import (Conflict, FieldError, NotAllowed, NotFound, ServiceError, paginate,
+               transaction)
 from . import tasks
 from .copytasks import copy_image
 from .imagecopy import staging_path, store_path, volume_for
@@ -141,12 +142,22 @@ def upload_for(user: User, upload_id: str) -> Upload:
     return upload
 
 
+def _unfinished():
+    return db.select(Upload).where(Upload.state == "receiving").order_by(
+        Upload.created_at, Upload.id)
+
+
 def unfinished(user: User) -> list[Upload]:
     """Uploads that stopped half-way (the page offers to resume them)."""
     if not user.is_admin:
         return []
-    return db.session.execute(db.select(Upload).where(Upload.state == "receiving")
-                              .order_by(Upload.created_at)).scalars().all()
+    return db.session.execute(_unfinished()).scalars().all()
+
+
+def unfinished_page(user: User, page: int = 1, per_page: int = 50):
+    """A page of the uploads that stopped half-way, oldest first (the API's list)."""
+    _admin(user)
+    return paginate(_unfinished(), page, per_page)
 
 
 class OffsetMismatch(Conflict):

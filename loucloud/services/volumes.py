@@ -127,10 +127,13 @@ def delete_orphan(host: Host, name: str) -> str:
     the host uses. Raises Conflict (it belongs to something, or is in use), NotFound
     (no such volume), Unavailable, ServiceError."""
     name = (name or "").strip()
+    pool_name = get_settings().storage_pool
+    # No volume name holds a control character (a NUL would not even reach libvirt)
+    if not name or len(name) > 255 or any(ord(c) < 32 or c == "\x7f" for c in name):
+        raise NotFound(f"{host.name} has no volume of this name in {pool_name}.")
     owner, _vm = _owner_of(_owners(), host.id, name)
     if owner:
         raise Conflict(f"{name} is no orphan: it belongs to {owner}.")
-    pool_name = get_settings().storage_pool
     try:
         hypervisor(host).delete_unused_volume(pool_name, name)
     except VolumeNotFound:

@@ -59,8 +59,26 @@
     });
   }
 
+  // Buttons with data-copy="#selector" copy that field's value (a secret shown once).
+  function setupCopy() {
+    document.querySelectorAll("button[data-copy]").forEach(function (button) {
+      button.addEventListener("click", function () {
+        var field = document.querySelector(button.dataset.copy);
+        if (!field) return;
+        field.select();
+        var done = function () { button.lastChild.textContent = " Copied"; };
+        if (navigator.clipboard && window.isSecureContext) {
+          navigator.clipboard.writeText(field.value).then(done, function () {});
+        } else if (document.execCommand && document.execCommand("copy")) {
+          done();
+        }
+      });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     applyWidths(document);
+    setupCopy();
     setupConfirm();
     setupBusyButtons();
     setupBack();

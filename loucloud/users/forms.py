@@ -1,10 +1,11 @@
 from flask_wtf import FlaskForm
-from wtforms import (PasswordField, SelectChoice, SelectField, StringField, SubmitField,
-                     TextAreaField)
+from wtforms import (BooleanField, PasswordField, SelectChoice, SelectField, StringField,
+                     SubmitField, TextAreaField)
 from wtforms.validators import Email, EqualTo, InputRequired, Length, NumberRange, Optional, Regexp
 
 from ..forms import IntegerField
 from ..services.passwords import MAX_LENGTH, MIN_LENGTH
+from ..services.tokens import MAX_DAYS
 
 USERNAME = [InputRequired(), Length(min=2, max=32),
             Regexp(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
@@ -86,3 +87,17 @@ class SshKeyForm(FlaskForm):
                         description="The contents of your .pub file (ed25519, ECDSA or RSA "
                                     "of 2048 bits or more). New VMs of cloud images get it.")
     submit = SubmitField("Add key")
+
+
+class ApiTokenForm(FlaskForm):
+    # ids of their own: the SSH key form on the same page has a "name" too
+    name = StringField("Name", id="token-name", validators=[InputRequired(), Length(max=64)],
+                       render_kw={"placeholder": "backup script"})
+    read_only = BooleanField("Read-only", id="token-read-only",
+                             description="It may read everything you can see, and change "
+                                         "nothing.")
+    expires_days = IntegerField("Expires after (days)", id="token-expires", default=90,
+                                validators=[Optional(), NumberRange(1, MAX_DAYS)],
+                                render_kw={"placeholder": "never"},
+                                description=f"1 to {MAX_DAYS}; empty: it never expires.")
+    submit = SubmitField("Create token", id="token-submit")

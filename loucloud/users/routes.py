@@ -1,14 +1,16 @@
-from flask import flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required
 
 from ..helpers import page_arg, perform, show_error
 from ..security import admin_required
-from ..services import FieldError
+from ..services import FieldError, ServiceError
 from ..services import keys as key_service
+from ..services import tokens as token_service
 from ..services import users as user_service
 from ..services.users import Quota
 from . import bp
 from .forms import (
+    ApiTokenForm,
     ChangePasswordForm,
     PasswordResetForm,
     SshKeyForm,
@@ -18,6 +20,7 @@ from .forms import (
 )
 
 PER_PAGE = 50
+NEW_TOKEN = "new_api_token"  # the session's key of a token made, to show it once
 
 
 def _quota(form) -> Quota:
@@ -61,6 +64,7 @@ def detail(user_id: int):
     user = user_service.get_user(user_id)
     return render_template("users/detail.html", user=user,
                            usage=user_service.quota_usage(user),
+                           tokens=token_service.tokens_of(user),
                            reset_form=PasswordResetForm())
 
 
@@ -97,7 +101,8 @@ def reset_password(user_id: int):
                   "success")
             return redirect(url_for("users.detail", user_id=user.id))
     return render_template("users/detail.html", user=user,
-                           usage=user_service.quota_usage(user), reset_form=form), 400
+                           usage=user_service.quota_usage(user),
+                           tokens=token_service.tokens_of(user), reset_form=form), 400
 
 
 @bp.route("/users/<int:user_id>/enable", methods=["POST"])
@@ -143,13 +148,19 @@ def profile():
             return redirect(url_for("users.profile"))
     if form.errors:
         status = 400
-    return _profile(form, SshKeyForm(formdata=None)), status
+    return _profile(form), status
 
 
-def _profile(form, key_form):
-    return render_template("users/profile.html", form=form, key_form=key_form,
-                           keys=key_service.keys_of(current_user),
-                           usage=user_service.quota_usage(current_user))
+def _profile(form=None, key_form=None, token_form=None):
+    """The Profile page; a token just made is shown in it this once (kept in the
+    session across the redirect, never in a flashed message: those reach the audit
+    log)."""
+    return render_template(
+        "users/profile.html", form=form or ChangePasswordForm(formdata=None),
+        key_form=key_form or SshKeyForm(formdata=None),
+        token_form=token_form or ApiTokenForm(formdata=None),
+        keys=key_service.keys_of(current_user), tokens=token_service.tokens_of(current_user),
+        new_token=session.pop(NEW_TOKEN, None), usage=user_service.quota_usage(current_user))
 
 
 @bp.route("/profile/keys", methods=["POST"])
@@ -164,7 +175,7 @@ def add_key():
         else:
             flash(f"Key {key.name} ({key.fingerprint}) added.", "success")
             return redirect(url_for("users.profile", _anchor="ssh-keys"))
-    return _profile(ChangePasswordForm(formdata=None), form), 400
+    return _profile(key_form=form), 400
 
 
 @bp.route("/profile/keys/<int:key_id>/delete", methods=["POST"])
@@ -173,3 +184,39 @@ def delete_key(key_id: int):
     key = key_service.key_of(current_user, key_id)
     return perform(lambda: key_service.delete_key(key), done=f"Key {key.name} deleted.",
                    back=url_for("users.profile", _anchor="ssh-keys"))
+
+
+@bp.route("/profile/tokens", methods=["POST"])
+@login_required
+def create_token():
+    form = ApiTokenForm()
+    status = 400
+    if form.validate_on_submit():
+        try:
+            new = token_service.create_token(current_user, form.name.data,
+                                             read_only=form.read_only.data,
+                                             expires_days=form.expires_days.data)
+        except ServiceError as exc:
+            show_error(form, exc)
+            status = exc.status
+        else:
+            token = new.token
+            session[NEW_TOKEN] = {"id": token.id, "name": token.name, "secret": new.secret}
+            flash(f"Token {token.name} created"
+                  f"{' (read-only)' if token.read_only else ''}: copy it now.", "success")
+            return redirect(url_for("users.profile", _anchor="api-tokens"))
+    return _profile(token_form=form), status
+
+
+@bp.route("/tokens/<int:token_id>/revoke", methods=["POST"])
+@login_required
+def revoke_token(token_id: int):
+    """One's own token, from the Profile page; the administrator may revoke anyone's
+    (from the user's page), as in the API."""
+    token = token_service.token_for(current_user, token_id)
+    back = url_for("users.profile", _anchor="api-tokens") \
+        if token.user_id == current_user.id \
+        else url_for("users.detail", user_id=token.user_id, _anchor="api-tokens")
+    return perform(lambda: token_service.revoke_token(current_user, token.id),
+                   done=f"Token {token.name} ({token.prefix}…) revoked: it no longer works.",
+                   back=back)

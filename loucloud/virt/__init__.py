@@ -8,6 +8,7 @@ from .errors import (  # noqa: F401
                      HostUnavailable,
                      InvalidState,
                      NetworkNotFound,
+                     NoAnswer,
                      NoSpace,
                      NotSupported,
                      PoolNotFound,

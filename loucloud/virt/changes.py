@@ -27,9 +27,14 @@ class ChangeVerbs:
         """Every snapshot libvirt keeps of the domain, oldest first."""
         return self._query(snapshots.list_snapshots, uuid)
 
+    # A snapshot with memory, a revert and a delete write or read up to the domain's
+    # whole memory: bounded by its size, patient (the face's _long: NoAnswer when no
+    # answer comes in time, the outcome unknown).
     def create_snapshot(self, uuid: str, name: str, memory: bool) -> SnapshotInfo:
         """An internal snapshot: with ``memory`` of a running or paused domain, else of
-        a shut-off one's disks. Raises AlreadyExists, InvalidState."""
+        a shut-off one's disks. Raises AlreadyExists, InvalidState, NoAnswer."""
+        if memory:
+            return self._long(snapshots.create_snapshot, uuid, name, memory)
         return self._act(snapshots.create_snapshot, uuid, name, memory)
 
     def revert_snapshot(self, uuid: str, name: str, start_after: bool,
@@ -37,16 +42,24 @@ class ChangeVerbs:
         """Back to the snapshot; the domain's state after, and (with ``disks``: the data
         disks LouCloud's records give it) what was done so that it keeps them. Raises
         SnapshotNotFound, InvalidState (a disk of the snapshot deleted since),
-        NotSupported (an external snapshot)."""
-        return self._act(snapshots.revert_snapshot, uuid, name, start_after, disks)
+        NotSupported (an external snapshot), NoAnswer."""
+        return self._long(snapshots.revert_snapshot, uuid, name, start_after, disks,
+                          snapshot=name)
+
+    def snapshot_sizes(self, uuid: str, name: str) -> Sizes | None:
+        """The vCPUs and memory of the definition the snapshot puts back (None: it holds
+        none). Raises SnapshotNotFound."""
+        return self._query(snapshots.snapshot_sizes, uuid, name)
 
     def delete_snapshot(self, uuid: str, name: str) -> bool:
-        """Delete the snapshot (and its data in the disk); whether there was one."""
-        return self._act(snapshots.delete_snapshot, uuid, name)
+        """Delete the snapshot (and its data in the disk); whether there was one.
+        Raises NoAnswer."""
+        return self._long(snapshots.delete_snapshot, uuid, name)
 
     def drop_snapshots(self, uuid: str) -> int:
-        """Delete every snapshot of the shut-off domain (its disk is being replaced)."""
-        return self._act(snapshots.drop_snapshots, uuid)
+        """Delete every snapshot of the shut-off domain (its disk is being replaced).
+        Raises NoAnswer."""
+        return self._long(snapshots.drop_snapshots, uuid, each_snapshot=True)
 
     def has_saved_state(self, uuid: str) -> bool:
         """Whether the domain holds a saved memory state (managed save)."""

@@ -11,7 +11,12 @@ threads and the caller waits at most its ``timeout``:
   host costs a page almost nothing after the first time, and a host that is back shows
   online again by itself;
 * a call that outlived its bound leaves the host "stuck": further calls fail at once
-  until it returns or keepalive closes the connection.
+  until it returns or keepalive closes the connection;
+* except a *patient* call: a verb that writes or reads a VM's whole memory, bounded by
+  the VM's size, on a connection of its own (virt/apart.py says why). When it outlives
+  its bound, or its connection dies under it, the host is asked something small on the
+  kept connection: if it answers, it stays online and usable and the verb goes on in
+  its thread; either way the caller gets NoAnswer (the outcome is unknown).
 
 libvirt's event loop runs in a daemon thread (started before the first open), which is
 what makes keepalive and the close callback work.
@@ -31,7 +36,9 @@ from typing import Any, Callable, Iterable, TypeVar
 
 import libvirt
 
-from .errors import HostUnavailable, NotSupported, VirtError, open_failure, translate
+from .apart import in_process, lib_version, run_apart
+from .errors import (HostUnavailable, NoAnswer, NotSupported, VirtError, open_failure,
+                     translate)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -104,11 +111,12 @@ class HostPool:
     """The connections of this process to every host, keyed by libvirt URI."""
 
     def __init__(self, *, keepalive_interval: int = 5, keepalive_count: int = 3,
-                 offline_grace: float = 0.25,
+                 offline_grace: float = 0.25, probe_bound: float = 5.0,
                  max_workers: int = 64):
         self.keepalive_interval = keepalive_interval
         self.keepalive_count = keepalive_count
         self.offline_grace = offline_grace
+        self.probe_bound = probe_bound
         self._hosts: dict[str, _Host] = {}
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers, thread_name_prefix="libvirt")
@@ -117,14 +125,22 @@ class HostPool:
         self.calls: Counter[str] = Counter()
 
     # -- public API ------------------------------------------------------------------
-    def call(self, uri: str, fn: Callable[..., T], *args: Any, timeout: float) -> T:
+    def call(self, uri: str, fn: Callable[..., T], *args: Any, timeout: float,
+             patient: bool = False) -> T:
         """Run ``fn(conn, *args)`` on the host's connection and return its result.
 
         Raises HostUnavailable when the host cannot be reached or does not answer within
         ``timeout`` seconds, or the VirtError that ``fn`` raised (libvirt errors are
-        translated)."""
+        translated). A ``patient`` call runs on a connection of its own; when it was
+        made and outlives ``timeout``, or loses its connection, it raises NoAnswer, and
+        takes the host offline only when the host does not answer a small call either
+        (see the module's text; on the test driver it shares the kept connection)."""
+        if patient and not in_process(uri):
+            reached = threading.Event()
+            future = self._submit_apart(uri, fn, args, reached)
+            return self._wait(uri, future, time.monotonic() + timeout, timeout, reached)
         future, wait_until = self._submit(uri, fn, args, time.monotonic() + timeout)
-        return self._wait(uri, future, wait_until, timeout)
+        return self._wait(uri, future, wait_until, timeout, patient)
 
     def call_many(self, uris: Iterable[str], fn: Callable[..., T], *args: Any,
                   timeout: float) -> dict[str, T | VirtError]:
@@ -218,12 +234,27 @@ class HostPool:
             deadline = min(deadline, time.monotonic() + self.offline_grace)
         return result, deadline
 
-    def _wait(self, uri: str, future: Future, wait_until: float, timeout: float):
+    def _wait(self, uri: str, future: Future, wait_until: float, timeout: float,
+              patient: bool | threading.Event = False):
+        """The result of ``future`` within its bound. ``patient``: True for a patient
+        call on the kept connection, the Event its own connection sets once it is open
+        (a call never made is no unknown outcome)."""
         try:
             return future.result(timeout=max(0.0, wait_until - time.monotonic()))
         except FutureTimeout:
             pass
         host = self._host(uri)
+        apart = isinstance(patient, threading.Event)
+        if apart and not patient.is_set():   # its connection did not even open
+            raise HostUnavailable(f"no connection within {timeout:g} s (nothing was done)")
+        if patient:
+            if self._answers(uri):
+                # A long verb still at work on a host that answers: not offline, not
+                # stuck (it goes on in its thread); its outcome is unknown.
+                raise NoAnswer(f"no answer within {timeout:g} s (the host answers other "
+                               "calls: it may still be at it)")
+            if apart:          # the probe's own wait took the host offline
+                raise NoAnswer(self.state(uri).error or f"no answer within {timeout:g} s")
         with host.lock:
             if host.conn is None:
                 host.mark_offline(f"no answer within {timeout:g} s")
@@ -234,7 +265,26 @@ class HostPool:
                 host.stuck += 1
                 future.add_done_callback(lambda _f: self._unstick(host))
             reason = host.error
-        raise HostUnavailable(reason)
+        raise (NoAnswer if patient else HostUnavailable)(reason)
+
+    def _answers(self, uri: str) -> bool:
+        """Whether the host answers a small call on the kept connection within
+        ``probe_bound`` (a failure takes it offline, as any call's)."""
+        try:
+            self.call(uri, lib_version, timeout=self.probe_bound)
+            return True
+        except VirtError:
+            return False
+
+    def _submit_apart(self, uri: str, fn, args, reached: threading.Event) -> Future:
+        """Start a patient call on a connection of its own (see the module's text)."""
+        host = self._host(uri)
+        self.calls[uri] += 1
+        with host.lock:
+            if host.stuck:
+                return _failed(HostUnavailable(host.error or "the host is not answering"))
+        return self._executor.submit(run_apart, uri, fn, args, reached,
+                                     (self.keepalive_interval, self.keepalive_count))
 
     def _unstick(self, host: _Host) -> None:
         with host.lock:

@@ -4,7 +4,11 @@ A ``Hypervisor`` is bound to one registered host (its libvirt URI) and to the bo
 its calls may take; each method is a verb the services need, run on the host's one
 kept connection through the ``HostPool`` underneath (which bounds the wait, marks the
 host offline and reconnects). Queries wait at most ``bounds.query`` seconds, actions
-``bounds.action``. Methods return plain dataclasses and raise ``VirtError``s.
+``bounds.action``, and the verbs that write or read a VM's whole memory (a snapshot with
+memory, a revert, a snapshot's delete, Suspend to disk and the start that resumes it)
+``bounds.memory`` of its size: they are patient calls (a timeout is NoAnswer, the
+outcome unknown, and leaves a host that still answers online). Methods return plain
+dataclasses and raise ``VirtError``s.
 
 A new libvirt verb goes in the module of its kind (``domains``, ``storage``,
 ``hosts``, ``stats``) as a function taking a connection, and gets a method here; the
@@ -20,7 +24,7 @@ from dataclasses import dataclass, replace
 from typing import Callable, Iterable, TypeVar
 from urllib.parse import urlsplit
 
-from . import domains, hosts, networks, serial, stats, storage
+from . import domains, hosts, networks, serial, snapshots, stats, storage
 from .connections import HostPool, HostState
 from .domains import ALLOWED as ACTIONS_BY_STATE  # noqa: F401 (re-exported)
 from .domains import DomainStatus  # noqa: F401 (re-exported)
@@ -44,9 +48,17 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Bounds:
-    """How long a caller waits for a host: a query (a page) and an action (a verb)."""
+    """How long a caller waits for a host: a query (a page), an action (a verb), and
+    per GiB of a VM's memory on top of the action's for a verb that writes or reads all
+    of it (``memory``)."""
     query: float
     action: float
+    per_gib: float = 30.0
+
+    def memory(self, memory_mib: int, times: int = 1) -> float:
+        """The bound of a verb that walks ``memory_mib`` of a VM's memory ``times``
+        times (each of several snapshots)."""
+        return self.action + self.per_gib * max(1, times) * memory_mib / 1024
 
 
 class Hypervisor(ChangeVerbs):
@@ -65,6 +77,22 @@ class Hypervisor(ChangeVerbs):
 
     def _act(self, fn: Callable[..., T], *args) -> T:
         return self.pool.call(self.uri, fn, *args, timeout=self.bounds.action)
+
+    def _long(self, fn: Callable[..., T], uuid: str, *args, each_snapshot: bool = False,
+              snapshot: str | None = None) -> T:
+        """A verb that writes or reads the domain's whole memory (once, or once for
+        each of its snapshots): bounded by ``bounds.memory`` of its <memory> (asked
+        first, one query: ``memory_bound``), and patient (a timeout raises NoAnswer)."""
+        timeout = self.memory_bound(uuid, each_snapshot=each_snapshot, snapshot=snapshot)
+        return self.pool.call(self.uri, fn, uuid, *args, timeout=timeout, patient=True)
+
+    def memory_bound(self, uuid: str, *, each_snapshot: bool = False,
+                     snapshot: str | None = None) -> float:
+        """How long a verb walking the domain's whole memory may take here: the action
+        bound and ``bounds.per_gib`` for each GiB of its <memory> (its room included;
+        with ``snapshot``, that snapshot's when larger: a revert)."""
+        memory_mib, snapshot_count = self._query(snapshots.memory_walk, uuid, snapshot)
+        return self.bounds.memory(memory_mib, snapshot_count if each_snapshot else 1)
 
     # -- the host --------------------------------------------------------------------
     @property
@@ -210,10 +238,16 @@ class Hypervisor(ChangeVerbs):
         self._act(domains.act, spec.uuid, "start")
         return spec
 
-    def act(self, uuid: str, verb: str) -> None:
+    def act(self, uuid: str, verb: str, *, resumes: bool = False) -> None:
         """One of ``ACTIONS_BY_STATE``'s verbs (start, shutdown, poweroff...). Raises
-        InvalidState when it does not fit the domain's state, DomainNotFound."""
-        self._act(domains.act, uuid, verb)
+        InvalidState when it does not fit the domain's state, DomainNotFound. A save
+        (Suspend to disk), and a start that ``resumes`` a saved memory state, write or
+        read the domain's whole memory: bounded by its size, and NoAnswer when the host
+        gives no answer in time."""
+        if verb == "save" or (verb == "start" and resumes):
+            self._long(domains.act, uuid, verb)
+        else:
+            self._act(domains.act, uuid, verb)
 
     def remove(self, uuid: str) -> bool:
         """Stop and undefine the domain; whether there was one."""

@@ -18,6 +18,13 @@ class HostUnavailable(VirtError):
     """The host cannot be reached, did not answer in time, or dropped the connection."""
 
 
+class NoAnswer(HostUnavailable):
+    """A patient call (a verb that walks a VM's whole memory) was made and got no answer
+    within its bound, or lost its connection meanwhile: what it did is unknown, and the
+    host may still be at it. The host is taken offline only when it does not answer
+    other calls either (HostPool.call)."""
+
+
 class NotSupported(VirtError):
     """The host's driver does not offer this function (the test driver lacks some)."""
 

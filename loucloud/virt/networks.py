@@ -157,7 +157,8 @@ def reserve(conn: libvirt.virConnect, name: str, mac: str, ip: str, hostname: st
                 xml.build_dhcp_host(mac, ip, hostname))
     except libvirt.libvirtError as exc:
         err = translate(exc)
-        if "already" in str(err).lower() or "exists" in str(err).lower():
+        # libvirt says "there is an existing dhcp host entry ... that matches"
+        if "already" in str(err).lower() or "exist" in str(err).lower():
             raise AlreadyExists(str(err), err.code) from None
         raise err from None
 

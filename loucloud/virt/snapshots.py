@@ -17,6 +17,7 @@ from . import xml
 from .blockdevs import DataDisks, DiskChanges, keep_disks
 from .domains import PAUSED, RUNNING, SHUTOFF, _lookup, state_name
 from .errors import AlreadyExists, InvalidState, NotSupported, VirtError, translate
+from .sizing import Sizes
 from .storage import Volume, _lookup_pool
 from .xml.snapshot import build_snapshot, parse_snapshot
 
@@ -56,6 +57,33 @@ def _snapshot(dom: libvirt.virDomain, name: str) -> libvirt.virDomainSnapshot:
         raise SnapshotNotFound(f"there is no snapshot named {name}")
     return snap
 
+
+
+def memory_walk(conn: libvirt.virConnect, uuid: str,
+                snapshot: str | None = None) -> tuple[int, int]:
+    """What a verb over the domain's whole memory walks: its <memory> in MiB (the
+    running domain's, room included: a memory snapshot writes all of it), or the
+    ``snapshot``'s when that is larger (a revert reads it back), and how many snapshots
+    it has."""
+    dom = _lookup(conn, uuid)
+    try:
+        memory_mib, count = dom.maxMemory() // 1024, dom.snapshotNum(0)
+        snap = _find(dom, snapshot) if snapshot else None
+        sizes = parse_snapshot(snap.getXMLDesc(0)).sizes if snap is not None else None
+    except libvirt.libvirtError as exc:
+        raise translate(exc) from None
+    return max(memory_mib, sizes[3] if sizes else 0), count
+
+
+def snapshot_sizes(conn: libvirt.virConnect, uuid: str, name: str) -> Sizes | None:
+    """The vCPUs and memory of the definition a revert to the snapshot puts back (None:
+    the snapshot holds no definition). Raises SnapshotNotFound."""
+    snap = _snapshot(_lookup(conn, uuid), name)
+    try:
+        sizes = parse_snapshot(snap.getXMLDesc(0)).sizes
+    except libvirt.libvirtError as exc:
+        raise translate(exc) from None
+    return Sizes(*sizes) if sizes is not None else None
 
 
 def list_snapshots(conn: libvirt.virConnect, uuid: str) -> list[SnapshotInfo]:

@@ -20,3 +20,4 @@ from . import routes  # noqa: E402,F401
 from . import snapshot_routes  # noqa: E402,F401
 from . import migration_routes  # noqa: E402,F401 (issue 14)
 from . import disk_routes  # noqa: E402,F401  (issue 14: resize and disks)
+from . import lost_routes  # noqa: E402,F401  (issue 14: VMs lost with a forgotten host)

@@ -5,7 +5,7 @@ from wtforms import SelectChoice
 
 from ..helpers import page_arg, perform, show_error
 from ..security import allow_inline_styles, console_url
-from ..services import FieldError, ServiceError
+from ..services import FieldError, NotFound, ServiceError
 from ..services import bootjobs as bootjob_service
 from ..services import console as console_service
 from ..services import hosts as host_service
@@ -17,6 +17,7 @@ from ..services.settings import get_settings
 from ..services.vms import create as vm_create
 from ..services import tasklist as task_service
 from ..services.vms import guest, lifecycle, media, migration, state, stored, views
+from ..services.vms import lost as lost_service
 from . import bp, on_vm
 from .forms import VMCreateForm, VMFilterForm, VMPasswordForm
 
@@ -50,7 +51,8 @@ def index():
         state=(form.state.data or "") if valid else "",
         page=page_arg(PER_PAGE), per_page=PER_PAGE)
     return render_template("vms/index.html", page=page, form=form,
-                           usage=user_service.quota_usage(current_user))
+                           usage=user_service.quota_usage(current_user),
+                           lost=lost_service.lost_vms_for(current_user))
 
 
 @bp.route("/vms/new", methods=["GET", "POST"])
@@ -114,7 +116,14 @@ def _create(form):
 @bp.route("/vms/<int:vm_id>")
 @login_required
 def detail(vm_id: int):
-    vm = vm_for(current_user, vm_id)
+    try:
+        vm = vm_for(current_user, vm_id)
+    except NotFound:
+        # a VM lost with a forgotten host: its old address shows it, marked lost
+        lost = lost_service.lost_at_old_address(current_user, vm_id)
+        if lost is None:
+            raise
+        return redirect(url_for("vms.lost", lost_id=lost.id))
     return render_template("vms/detail.html", vm=vm, detail=state.vm_detail(vm),
                            labels=lifecycle.LABELS, password_form=_password_form(vm),
                            refresh_seconds=get_settings().sample_interval_seconds,

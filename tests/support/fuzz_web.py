@@ -102,7 +102,8 @@ ANYBODY = {"auth.login"}
 ANY_USER = {"auth.logout", "users.profile", "vms.create"}
 OWNER_OR_ADMIN = {"vms.act", "vms.delete", "vms.console", "vms.serial", "vms.reset_password",
                   "vms.insert_media", "vms.eject_media"}
-TASK_OWNER_OR_ADMIN = {"tasks.cancel", "tasks.retry"}
+TASK_OWNER_OR_ADMIN = {"tasks.cancel", "tasks.retry", "api_tasks.cancel_task",
+                       "api_tasks.retry_task"}
 
 
 @dataclass(frozen=True)
@@ -154,10 +155,17 @@ def may_post(seen: Seen, owners: dict[int, int]) -> bool:
 def check_authority(seen: Seen, owners: dict[int, int], csrf: str | None, response,
                     body: str, refused: bool, what: str) -> None:
     """A forged, empty or missing CSRF token is refused (400) before anything else on
-    every route; only someone who may is ever accepted; someone else's VM is 404 (its
+    every route (an anonymous API call: 401, a token is asked for first); only someone who may is ever accepted; someone else's VM is 404 (its
     existence is not told), whatever the action."""
     forged = csrf is not None
-    if forged and seen.endpoint is not None and response.status_code != 413:  # too large
+    api_anonymous = (seen.endpoint or "").startswith("api_") and seen.user_id is None
+    if forged and api_anonymous:
+        # no session cookie, so no authority a forged page could borrow: the API asks for
+        # a token (401) before any CSRF check, which only guards cookie-authenticated writes
+        assert response.status_code == 401, \
+            f"{what}: anonymous API call with csrf_token={csrf!r} not refused: " \
+            f"{response.status_code}"
+    elif forged and seen.endpoint is not None and response.status_code != 413:  # too large
         assert response.status_code == 400 and "form has expired" in body, \
             f"{what}: csrf_token={csrf!r} not refused: {response.status_code}"
     if not refused:

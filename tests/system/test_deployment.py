@@ -37,7 +37,9 @@ def deployment(mariadb):
     site = Deployment(url, database={
         "DATABASE_USER": "lc_deploy", "DATABASE_PASSWORD": DATABASE_PASSWORD,
         "DATABASE_HOST": "127.0.0.1", "DATABASE_PORT": mariadb.port,
-        "DATABASE_NAME": "loucloud_deploy"}).prepare()
+        "DATABASE_NAME": "loucloud_deploy"},
+        # a limit the API test below reaches quickly (the default is 600 a minute)
+        config={"API_RATE_LIMIT_TOKEN": "40 per minute"}).prepare()
     try:
         site.install()
         site.start()
@@ -325,6 +327,50 @@ def test_two_processes_share_throttle_and_settings(deployment, admin):
     for t in threads:
         t.join()
     assert seen == ["17"] * 16
+
+
+def test_api_tokens_and_rate_limits_hold_across_both_processes(deployment, admin):
+    """A token made through one mod_wsgi process works in both; its rate limit is
+    counted once over both (on the shared cache: files under instance/cache here);
+    revoked, it stops everywhere at once."""
+    assert len(deployment.wsgi_processes()) == 2
+    base = deployment.site
+    made = admin.http.post(base + "/api/v1/tokens", json={"name": "deploy test"},
+                           headers={"X-CSRFToken": admin.csrf(), "Referer": base + "/"},
+                           timeout=30)
+    assert made.status_code == 201, made.text
+    api = requests.Session()
+    api.trust_env, api.verify = False, str(deployment.cert)
+    api.headers["Authorization"] = f"Bearer {made.json()['secret']}"
+    def call(_):
+        return api.get(base + "/api/v1/vms", timeout=120)
+
+    # ten at a time (the session's connection pool), so both processes serve at once
+    with concurrent.futures.ThreadPoolExecutor(max_workers=10) as pool:
+        answers = list(pool.map(call, range(60)))
+    statuses = [r.status_code for r in answers]
+    # both processes served: a limit counted per process would let up to 80 through
+    assert statuses.count(200) == 40 and statuses.count(429) == 20, statuses
+    throttled = [r for r in answers if r.status_code == 429]
+    assert all(r.headers["Content-Type"] == "application/problem+json" for r in throttled)
+    assert all(0 < int(r.headers["Retry-After"]) <= 60 for r in throttled)
+    # another token (the first is at its limit): it works in both processes, then not
+    second = admin.http.post(base + "/api/v1/tokens", json={"name": "to revoke"},
+                             headers={"X-CSRFToken": admin.csrf(), "Referer": base + "/"},
+                             timeout=30).json()
+    api.headers["Authorization"] = f"Bearer {second['secret']}"
+
+    def eight() -> list[int]:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+            return list(pool.map(lambda _: api.get(base + "/api/v1/tokens",
+                                                   timeout=120).status_code, range(8)))
+
+    assert eight() == [200] * 8
+    revoked = admin.http.delete(base + f"/api/v1/tokens/{second['id']}",
+                                headers={"X-CSRFToken": admin.csrf(), "Referer": base + "/"},
+                                timeout=30)
+    assert revoked.status_code == 200 and revoked.json()["state"] == "revoked"
+    assert eight() == [401] * 8
 
 
 def test_a_database_restart_is_survived(deployment, admin, mariadb, capsys):

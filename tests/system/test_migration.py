@@ -12,7 +12,7 @@ import pytest
 from loucloud.extensions import db
 from loucloud.models import VM, Host, Task, Template, User
 from loucloud.services import hosts as host_service
-from loucloud.services import images, maintenance, tasks as task_service
+from loucloud.services import Conflict, images, maintenance, tasks as task_service
 from loucloud.services import templates as template_service
 from loucloud.services.vms import migration as migration_service
 from loucloud.services.vms.create import create_vm
@@ -362,3 +362,130 @@ def test_libvirtd_killed_mid_migration_leaves_one_running_copy_that_the_record_n
         side = "source" if victim == 1 else "target"
         assert f"the connection to the {side} host's libvirtd was lost" in task.error, \
             task.error
+
+
+FIXNET, FIXNET_SUBNET = "fixnet", "10.78.0.0/29"
+
+
+@pytest.fixture
+def fixnet(world, lab):
+    """A LouCloud network on both hosts (each its own DHCP range: h1's first VM and
+    h2's first VM both get 10.78.0.2) and a template on it; its VMs and the network
+    removed afterwards."""
+    from loucloud.services import networks as network_service
+    app = world
+    with app.app_context():
+        hosts = [_get(app, Host, name="h1"), _get(app, Host, name="h2")]
+        made = network_service.create_network(FIXNET, FIXNET_SUBNET, hosts)
+        assert [error for _, error in made] == [None, None]
+        image_id = _get(app, Template, name="tiny").image_id
+        template_service.create_template(
+            "on-fixnet", template_service.Sizes(1, 128, 1), image_id,
+            network=template_service.Network("network", FIXNET))
+    yield app
+    with app.app_context():
+        from loucloud.services.vms.lifecycle import delete_vm
+        for vm in db.session.execute(db.select(VM)).scalars().all():
+            try:
+                delete_vm(vm)
+            except Exception:  # noqa: BLE001 - best effort: the network goes anyway
+                pass
+    for i in (1, 2):
+        conn = libvirt.open(lab.host(i).uri)
+        try:
+            net = conn.networkLookupByName(FIXNET)
+            net.destroy()
+            net.undefine()
+        finally:
+            conn.close()
+
+
+def _on_fixnet(app, name: str, host: str) -> VM:
+    with app.app_context():
+        vm = create_vm(_get(app, User, username="alice"), name,
+                       _get(app, Template, name="on-fixnet"), _get(app, Host, name=host),
+                       start=False)
+        db.session.expunge(vm)
+        return vm
+
+
+def _fixed_addresses(lab_host) -> set[tuple[str, str]]:
+    conn = libvirt.open(lab_host.uri)
+    try:
+        import xml.etree.ElementTree as ET
+        root = ET.fromstring(conn.networkLookupByName(FIXNET).XMLDesc(0))
+        return {(h.get("mac").lower(), h.get("ip")) for h in root.iter("host")}
+    finally:
+        conn.close()
+
+
+def test_a_target_holding_the_vms_address_is_refused_at_once_with_the_reason(fixnet, lab):
+    """Review finding 9: the VM's fixed address already in use on the target's network
+    is found before the VM is held or a byte moves: the move is refused at once saying
+    so (the administrator's target, and placement's choice), the VM stays as it was;
+    once the address is free there the same move goes through and keeps the address."""
+    app = fixnet
+    mine = _on_fixnet(app, "addr-1", "h1")
+    theirs = _on_fixnet(app, "addr-2", "h2")
+    assert mine.ip_address == theirs.ip_address == "10.78.0.2"
+    reason = "h2 cannot take addr-1 with its fixed address: 10.78.0.2 is in use on fixnet there."
+    with app.app_context():
+        admin = _get(app, User, username="admin")
+        with pytest.raises(Conflict) as info:
+            migration_service.migrate_vm(admin, db.session.get(VM, mine.id),
+                                         _get(app, Host, name="h2"))
+        assert str(info.value) == reason
+        with pytest.raises(Conflict) as info:
+            migration_service.migrate_vm(admin, db.session.get(VM, mine.id))
+        assert str(info.value) == f"No host can take addr-1: {reason}"
+        vm = db.session.get(VM, mine.id)
+        assert (vm.status, vm.host.name) == (VM.READY, "h1")
+        assert db.session.execute(db.select(db.func.count(Task.id))).scalar() == 0
+        from loucloud.services.vms.lifecycle import delete_vm
+        delete_vm(db.session.get(VM, theirs.id))
+    assert mine.uuid not in domains_on(lab.host(2))
+    task = _migrate(app, mine.id, "h2")
+    assert task.state == "succeeded", (task.error, task.message)
+    assert _fixed_addresses(lab.host(2)) == {(mine.mac.lower(), "10.78.0.2")}
+    assert _fixed_addresses(lab.host(1)) == set()
+    with app.app_context():
+        vm = db.session.get(VM, mine.id)
+        assert (vm.host.name, vm.ip_address) == ("h2", "10.78.0.2")
+
+
+def test_forget_is_refused_while_a_drain_moves_a_vm_to_that_host(world, lab, monkeypatch):
+    """Review finding 18: while the drain of h1 moves a VM to h2, the administrator's
+    Forget of h2 is refused naming that VM (the move would end writing leftovers for a
+    host that is gone, the VM left "migrating"); the drain goes on and moves it."""
+    import threading
+
+    from loucloud.services.vms import moving
+    app = world
+    vm_id = _create(app, "drained", "h1", start=False)
+    original, refusals = moving.move, []
+
+    def move_while_forgetting(ctx, vm, source, target, mode):
+        def forget():   # another request, while the drain's move is under way
+            with app.app_context():
+                try:
+                    maintenance.forget_host(_get(app, User, username="admin"),
+                                            _get(app, Host, name="h2"))
+                except Conflict as exc:
+                    refusals.append(str(exc))
+        other = threading.Thread(target=forget)
+        other.start()
+        other.join(60)
+        return original(ctx, vm, source, target, mode)
+    monkeypatch.setattr(moving, "move", move_while_forgetting)
+    with app.app_context():
+        admin = _get(app, User, username="admin")
+        task = maintenance.drain(admin, _get(app, Host, name="h1"))
+        task_service.execute(task.id)
+        task = db.session.get(Task, task.id)
+        assert task.state == "succeeded", (task.error, task.result)
+        assert refusals == ["drained is moving to h2 (the drain of h1): wait for the move, "
+                            "or cancel the drain, first."]
+        vm = db.session.get(VM, vm_id)
+        assert (vm.host.name, vm.status) == ("h2", VM.READY)
+        assert _get(app, Host, name="h2") is not None
+        maintenance.undrain(admin, _get(app, Host, name="h1"))

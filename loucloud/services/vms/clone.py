@@ -15,6 +15,7 @@ the copy is, and a failure, a cancel or a dead worker leaves nothing and the sou
 as it was."""
 from __future__ import annotations
 
+import json
 import logging
 import uuid as uuidlib
 from concurrent.futures import ThreadPoolExecutor
@@ -136,6 +137,11 @@ def _stopped(ctx: tasks.TaskContext, why: str) -> None:
         db.session.delete(vm)
         db.session.commit()
     _release(ctx, source)
+
+
+def clone_id(task: Task) -> int:
+    """The id of the VM a "vm.clone" task makes (its row is reserved at the request)."""
+    return json.loads(task.args or "{}")["vm_id"]
 
 
 def gets_seed(source: VM) -> bool:

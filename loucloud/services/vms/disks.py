@@ -320,10 +320,10 @@ def grow_disk(vm: VM, target: str, size_gib) -> str:
 
 def hardware(vm: VM) -> dict:
     """What only the host can tell of the VM's disks and sizes (the page asks after it
-    is shown): each disk's size and allocation, whether a detached disk is still held
-    by the running guest, and a resize waiting for the next boot. One call for the
-    sizes and one per disk for the volumes (one more for a VM with a detached disk); {"error": ...} when the
-    host cannot tell now."""
+    is shown): each disk's size and allocation (said, and in bytes), whether a detached
+    disk is still held by the running guest, and a resize waiting for the next boot.
+    One call for the sizes and one per disk for the volumes (one more for a VM with a
+    detached disk); {"error": ...} when the host cannot tell now."""
     hv = hypervisor(vm.host)
     try:
         sizes = hv.volume_sizes(get_settings().storage_pool, [d.volume_name for d in vm.disks])
@@ -339,6 +339,7 @@ def hardware(vm: VM) -> dict:
     for d in vm.disks:
         capacity, allocation = sizes.get(d.volume_name, (None, None))
         disks[d.target] = {"capacity_gib": _gib(capacity), "allocation_gib": _gib(allocation),
+                           "capacity_bytes": capacity, "allocation_bytes": allocation,
                            "found": capacity is not None,
                            "held": not d.attached and bool(d.volume_path) and
                            d.volume_path in live}

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from ...extensions import db
 from ...models import VM, utcnow
 from ...virt import (AlreadyExists, DomainNotFound, HostUnavailable, InvalidState,
-                     NotSupported, VirtError)
+                     NoAnswer, NotSupported, VirtError)
 from .. import Conflict, FieldError, ServiceError, Unavailable, transaction
 from .. import networks as network_service
 from .. import tasks, watching
@@ -44,9 +44,12 @@ def refusal(vm: VM, exc: VirtError, otherwise: str, *, conflict: str | None = No
             kinds: tuple[type, ...] = (InvalidState, AlreadyExists, NotSupported),
             unavailable: str | None = None) -> ServiceError:
     """What a person is told when a host's answer stops a verb on ``vm``: its host
-    does not answer (503: ``unavailable``, or "was not changed"), the VM is gone from it
-    (409), a refusal of one of ``kinds`` that fits the VM's state (409: ``conflict``,
-    when given), else ``otherwise``."""
+    does not answer (503: ``unavailable``, or "was not changed"; a verb that got no
+    answer in time, NoAnswer: its outcome is unknown), the VM is gone from it (409), a
+    refusal of one of ``kinds`` that fits the VM's state (409: ``conflict``, when given),
+    else ``otherwise``."""
+    if isinstance(exc, NoAnswer) and unavailable is None:
+        return Unavailable(_unknown(vm, exc))
     if isinstance(exc, HostUnavailable):
         return Unavailable(unavailable or f"{vm.host.name} does not answer: {exc}. "
                                           f"{vm.name} was not changed.")
@@ -55,6 +58,24 @@ def refusal(vm: VM, exc: VirtError, otherwise: str, *, conflict: str | None = No
     if conflict is not None and isinstance(exc, kinds):
         return Conflict(conflict)
     return ServiceError(otherwise)
+
+
+def _unknown(vm: VM, exc: VirtError) -> str:
+    return (f"{vm.host.name} gave no answer in time: {exc}. The outcome is unknown: "
+            f"{vm.name}'s state will be seen when {vm.host.name} answers.")
+
+
+def unknown_outcome(vm: VM, exc: NoAnswer, what: str) -> ServiceError:
+    """A verb that walks the VM's whole memory got no answer within its bound: the host
+    may still be at it, so nothing is put back and nothing is said to be unchanged. The
+    VM is left in error ("``what`` outcome unknown"; any action takes it up again) and
+    its state comes from the host when it answers (the watcher). Returns the 503 to
+    raise."""
+    forget_states(vm.host)
+    _end(vm, VM.ERROR, f"{what} outcome unknown: {exc}"[:500])
+    log.warning("%s of %s: no answer from %s in time (%s); outcome unknown", what, vm.name,
+                vm.host.name, exc)
+    return Unavailable(_unknown(vm, exc))
 
 
 # -- actions ---------------------------------------------------------------------------
@@ -114,9 +135,13 @@ def act_on_vm(vm: VM, action: str) -> str:
     if action not in ACTIONS:
         raise FieldError(f"Unknown action {action!r}.")
     status, message = ACTIONS[action]
+    # a start that resumes a saved memory state (the store: snapshots.has_saved_state)
+    resumes = action == "start" and (vm.live_state, vm.live_reason) == ("shut off", "saved")
     previous = _begin(vm, status)
     try:
-        hypervisor(vm.host).act(vm.uuid, action)
+        hypervisor(vm.host).act(vm.uuid, action, resumes=resumes)
+    except NoAnswer as exc:   # a save or a resume: the whole memory, a longer bound
+        raise unknown_outcome(vm, exc, LABELS[action]) from None
     except InvalidState as exc:
         _put_back(vm, previous)
         raise Conflict(f"Cannot {LABELS[action].lower()} {vm.name}: {exc}.") from None

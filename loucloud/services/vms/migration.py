@@ -87,7 +87,8 @@ def targets_for(vm: VM) -> list[TargetChoice]:
 
 def choose_target(vm: VM) -> Host:
     """Placement's choice: of the hosts that can take the VM, the one with the most free
-    memory (asked in parallel). Raises Conflict with every host's reason."""
+    memory (asked in parallel) whose network can give it its card and fixed address
+    (check_network). Raises Conflict with every host's reason."""
     choices = targets_for(vm)
     able = [c.host for c in choices if c.reason is None]
     if not able:
@@ -100,7 +101,19 @@ def choose_target(vm: VM) -> Host:
                     key=lambda t: t[:2], reverse=True)
     if not ranked:
         raise Unavailable(f"No host that could take {vm.name} answers now.")
-    return ranked[0][2]
+    refused = []
+    for _free, _order, host in ranked:
+        try:
+            check_network(vm, host)
+        except Conflict as exc:
+            refused.append(str(exc).rstrip("."))
+        except VirtError:
+            continue
+        else:
+            return host
+    if refused:
+        raise Conflict(f"No host can take {vm.name}: " + "; ".join(refused) + ".")
+    raise Unavailable(f"No host that could take {vm.name} answers now.")
 
 
 def check_disks(vm: VM, mode: str) -> None:
@@ -170,16 +183,27 @@ def migrate_vm(user: User, vm: VM, target: Host | None = None, *,
                        "can be moved.")
     check_disks(vm, mode)
     if target is None:
-        target = choose_target(vm)
-    try:
-        check_network(vm, target)
-    except VirtError as exc:
-        raise Unavailable(f"{target.name} does not answer: {exc}") from None
+        target = choose_target(vm)   # its network checked as the chosen one's
+    else:
+        # the card's network and the fixed address, before the VM is held: a refusal
+        # now, not after its volumes were copied
+        try:
+            check_network(vm, target)
+        except VirtError as exc:
+            raise Unavailable(f"{target.name} does not answer: {exc}") from None
+    return start_move(user, vm, target, mode)
+
+
+def start_move(user: User, vm: VM, target: Host, mode: str) -> Task:
+    """The checked move started: the VM held "migrating", the task queued. The status
+    it replaced goes with the task's arguments: a cancel before the task runs puts it
+    back (moving.stopped)."""
     previous = _begin(vm, VM.MIGRATING)
     task = tasks.start("vm.migrate", user, target_type="vm", target_id=vm.id,
                        target_name=vm.name,
                        args={"vm_id": vm.id, "source_id": vm.host_id,
-                             "target_id": target.id, "mode": mode})
+                             "target_id": target.id, "mode": mode,
+                             "previous": previous[0]})
     if task.finished:  # the queue could not be reached
         _put_back(vm, previous)
     log.info("migration of %s from %s to %s (%s) started: task %s", vm.name,

@@ -190,11 +190,16 @@ def _follow(ctx, vm: VM, src, thread: threading.Thread) -> None:
 
 
 def stopped(ctx, why: str) -> None:
-    """After a failure, a cancel or a dead worker: the record matches where it runs."""
+    """After a failure, a cancel or a dead worker: the record matches where it runs. A
+    task cancelled while still queued (no attempt ran) touched neither host: the VM's
+    status goes back at once, without asking a host (the cancel is a web request)."""
     vm, source, target = _hosts(ctx)
-    if vm is None or vm.status != VM.MIGRATING or source is None or target is None:
+    if vm is None or vm.status != VM.MIGRATING:
         return
-    if vm.host_id != source.id:
+    if ctx.task.attempts == 0 and ctx.task.kind == "vm.migrate":
+        _end(vm, ctx.args.get("previous", VM.READY), vm.last_error)
+        return
+    if source is None or target is None or vm.host_id != source.id:
         return
     try:
         where, state = settle(vm, source, target, was="running"

@@ -12,7 +12,7 @@ from ...extensions import cache, db
 from ...models import Host, ImageLocation, Template
 from ...virt import VirtError
 from ...virt.driver import on_each
-from .. import FieldError, Unavailable
+from .. import Conflict, FieldError, Unavailable
 from ..hypervisors import hypervisor
 from ..settings import get_settings
 
@@ -58,8 +58,8 @@ def choose_host(template: Template) -> Host:
     """The online candidate host with the template's network active and the most free
     memory (hosts asked in parallel)."""
     hosts = candidate_hosts(template)
-    if not hosts:
-        raise Unavailable(f"No host accepting new VMs holds the image {template.image.name}.")
+    if not hosts:   # the pool as it is set up, not a passing outage: 409
+        raise Conflict(f"No host accepting new VMs holds the image {template.image.name}.")
     kind, source = nic_of(template)
     fits = on_each([hypervisor(h) for h in hosts], lambda hv: _fit(hv, kind, source))
     ranked = sorted(((fit.memory_free_mib, -i, h) for i, h in enumerate(hosts)

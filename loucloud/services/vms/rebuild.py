@@ -11,14 +11,14 @@ import logging
 import uuid as uuidlib
 
 from ...models import VM, utcnow
-from ...virt import VirtError
+from ...virt import NoAnswer, VirtError
 from .. import Conflict, transaction
 from .. import watching
 from ..bootjobs import user_choices
 from ..hypervisors import hypervisor
 from ..settings import get_settings
 from .create import GIB, _seed
-from .lifecycle import _begin, _end, _put_back
+from .lifecycle import _begin, _end, _put_back, unknown_outcome
 from .snapshots import host_refusal
 from .state import forget_states
 
@@ -75,6 +75,8 @@ def rebuild_vm(vm: VM, password: str | None = None) -> str:
             hv.upload_volume(pool_name, vm.seed_volume, seed_iso)
         if state in ("running", "paused"):
             hv.act(vm.uuid, "start")
+    except NoAnswer as exc:   # dropping its snapshots (each walks its memory) ran out
+        raise unknown_outcome(vm, exc, "Rebuild") from None
     except VirtError as exc:
         forget_states(host)
         if not replacing:

@@ -13,6 +13,7 @@ atomically as at create: the UPDATE on the owner's row first (``reserve``)."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Callable, NoReturn
 
 from ...extensions import db
@@ -67,12 +68,32 @@ def check_sizes(vcpus, memory_mib) -> tuple[int | None, int | None]:
     return vcpus, memory_mib
 
 
-@transaction
+FIELDS = {"vCPUs": "vcpus", "memory": "memory_mib"}   # the face's names -> the fields'
+
+
+@dataclass(frozen=True)
+class ResizeOutcome:
+    """What a resize did, for the API: the message, and of the sizes asked, those the
+    running VM has at once (``now``) and those waiting for its next boot, with why
+    (``at_next_boot``); sizes are named by their fields, vcpus and memory_mib."""
+    message: str
+    running: bool
+    now: tuple[str, ...]
+    at_next_boot: tuple[tuple[str, str], ...]
+    guest_online: bool | None
+
+
 def resize_vm(vm: VM, vcpus=None, memory_mib=None) -> str:
     """Give the VM ``vcpus`` and/or ``memory_mib`` (None: unchanged). Returns what the
     person is told: what the VM has now, and what applies at its next boot. Raises
     FieldError (bad sizes, nothing to change), QuotaExceeded, Conflict (busy, missing
     domain), Unavailable (host not answering), ServiceError (the host refused)."""
+    return resize(vm, vcpus, memory_mib).message
+
+
+@transaction
+def resize(vm: VM, vcpus=None, memory_mib=None) -> ResizeOutcome:
+    """resize_vm, saying what applied now and what at the next boot (ResizeOutcome)."""
     vcpus, memory_mib = check_sizes(vcpus, memory_mib)
     if vcpus == vm.vcpus:
         vcpus = None
@@ -105,7 +126,13 @@ def resize_vm(vm: VM, vcpus=None, memory_mib=None) -> str:
     _end(vm)
     log.info("%s resized to %d vCPUs, %d MiB (deferred: %s)", vm.name, vm.vcpus,
              vm.memory_mib, done.deferred)
-    return _message(vm, vcpus, memory_mib, done)
+    asked = [f for f, v in (("vcpus", vcpus), ("memory_mib", memory_mib)) if v is not None]
+    later = {FIELDS.get(what, what): why for what, why in done.deferred} if done.running \
+        else {f: "it does not run now: it gets them at its next start" for f in asked}
+    return ResizeOutcome(_message(vm, vcpus, memory_mib, done), done.running,
+                         tuple(f for f in asked if f not in later),
+                         tuple((f, later[f]) for f in asked if f in later),
+                         done.guest_online)
 
 
 def _failed(vm: VM, previous, old: tuple, exc: VirtError) -> NoReturn:

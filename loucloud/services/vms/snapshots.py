@@ -9,7 +9,14 @@ disk-only one, a running VM is forced off, its disks go back, and it boots from 
 again; a shut-off VM stays shut off. Its data disks stay as the records say now (attached
 since: attached again; detached since: detached again); a snapshot holding a disk
 deleted since cannot be reverted. libvirt's list on the host is the truth: the rows
-follow it at every snapshot action and at ``list_snapshots``."""
+follow it at every snapshot action and at ``list_snapshots``.
+
+A revert also puts back the vCPUs and memory the VM was defined with then: it is
+refused when those would put the owner over quota (the snapshot's sizes counted, like
+a resize's, before the revert), and the VM's row takes the sizes its host's
+definition has after it. A snapshot with memory, a revert and a delete get a bound
+of their VM's memory size; when it runs out the host may still be at it, so the VM is
+left in error, the outcome unknown (lifecycle.unknown_outcome), not put back."""
 from __future__ import annotations
 
 import logging
@@ -18,13 +25,15 @@ from datetime import datetime, timezone
 
 from ...extensions import db
 from ...models import VM, Snapshot, utcnow
-from ...virt import VirtError
-from ...virt.driver import DataDisks, DiskChanges, SnapshotInfo, SnapshotNotFound
+from ...virt import NoAnswer, VirtError
+from ...virt.driver import DataDisks, DiskChanges, Hypervisor, SnapshotInfo, \
+    SnapshotNotFound, Sizes
 from .. import Conflict, FieldError, NotFound, ServiceError, transaction
 from .. import watching
 from ..hypervisors import hypervisor
 from ..settings import get_settings
-from .lifecycle import _begin, _end, _put_back, refusal
+from .create import QuotaExceeded, lock_quota
+from .lifecycle import _begin, _end, _put_back, refusal, unknown_outcome
 from .state import forget_states
 
 log = logging.getLogger(__name__)
@@ -105,6 +114,8 @@ def create_snapshot(vm: VM, name: str, memory: bool | None = None) -> str:
         if memory is None:
             memory = hv.domain_state(vm.uuid) in ("running", "paused")
         info = hv.create_snapshot(vm.uuid, name, memory)
+    except NoAnswer as exc:   # the list follows the host at the next snapshot action
+        raise unknown_outcome(vm, exc, "Snapshot") from None
     except VirtError as exc:
         _put_back(vm, previous)
         raise host_refusal(vm, exc, "snapshot") from None
@@ -131,22 +142,30 @@ def _row(vm: VM, name: str) -> Snapshot | None:
 @transaction
 def revert_snapshot(vm: VM, name: str) -> str:
     """Put the VM back to its snapshot ``name`` (see the module's text for what runs
-    after). Raises NotFound (no such snapshot), Conflict, Unavailable."""
+    after, and for its sizes). Raises NotFound (no such snapshot), QuotaExceeded (the
+    snapshot's sizes pass the owner's quota), Conflict, Unavailable."""
     name = (name or "").strip()
     row = _row(vm, name)
     previous = _begin(vm, "reverting")
     hv = hypervisor(vm.host)
+    old = _sizes(vm)
     try:
         before = hv.domain_state(vm.uuid)
+        then = hv.snapshot_sizes(vm.uuid, name)
+        vm = _count_larger(vm, previous, name, then)
         reverted = hv.revert_snapshot(vm.uuid, name, start_after=before == "running",
                                       disks=_data_disks(vm))
     except SnapshotNotFound:
+        _record(vm, old)
         _put_back(vm, previous)
         if row is not None:  # gone from the host: the list follows it
             vm.snapshots.remove(row)
             db.session.commit()
         raise NotFound(f"{vm.name} has no snapshot named {name}.") from None
+    except NoAnswer as exc:   # the larger sizes stay counted until the host tells
+        raise unknown_outcome(vm, exc, "Revert") from None
     except VirtError as exc:
+        _record(vm, _sizes_on_host(hv, vm) or old)   # a refusal changed nothing, mostly
         _put_back(vm, previous)
         raise host_refusal(vm, exc, "revert") from None
     after = reverted.state
@@ -156,10 +175,13 @@ def revert_snapshot(vm: VM, name: str) -> str:
         vm.started_at = utcnow()
     elif after == "shut off":
         vm.started_at = None
+    now = _sizes_on_host(hv, vm)
+    if now is not None:
+        _record(vm, now)
     _end(vm)
     memory = row.memory if row is not None else after in ("running", "paused")
-    log.info("%s reverted to snapshot %s (%s -> %s; disks %s)", vm.name, name, before,
-             after, reverted.disks)
+    log.info("%s reverted to snapshot %s (%s -> %s; sizes %s -> %s; disks %s)", vm.name,
+             name, before, after, old, now, reverted.disks)
     if memory:
         said = f"{vm.name} is back at snapshot {name}: {after}, as it was then."
     elif after == "running":
@@ -167,7 +189,65 @@ def revert_snapshot(vm: VM, name: str) -> str:
                 "boots from them.")
     else:
         said = f"{vm.name}'s disks are back at snapshot {name}; it is {after}."
+    if now is not None and now[:2] != old[:2]:
+        said += (f" It has {_sized(now[0], now[1])} again, as at the snapshot (it had "
+                 f"{_sized(old[0], old[1])}).")
     return said + _disks_said(vm, reverted.disks)
+
+
+# -- a revert's sizes: the quota and the row -----------------------------------------
+# (vCPUs, memory MiB, max vCPUs, max memory MiB): a VM row's sizes
+Four = tuple[int, int, "int | None", "int | None"]
+
+
+def _sizes(vm: VM) -> Four:
+    return vm.vcpus, vm.memory_mib, vm.max_vcpus, vm.max_memory_mib
+
+
+def _record(vm: VM, sizes: Four) -> None:
+    vm.vcpus, vm.memory_mib, vm.max_vcpus, vm.max_memory_mib = sizes
+    db.session.commit()
+
+
+def _sized(vcpus: int, memory_mib: int) -> str:
+    return f"{vcpus} vCPU{'s' if vcpus != 1 else ''} and {memory_mib} MiB of memory"
+
+
+def _sizes_on_host(hv: Hypervisor, vm: VM) -> Four | None:
+    """The sizes the VM's definition has on its host (None: the host cannot tell)."""
+    try:
+        found = hv.sizes(vm.uuid)
+    except VirtError:
+        return None
+    return found.vcpus, found.memory_mib, found.max_vcpus, found.max_memory_mib
+
+
+def _count_larger(vm: VM, previous, name: str, then: Sizes | None) -> VM:
+    """Before a revert, count the larger of the VM's sizes and those the snapshot puts
+    back: the quota must have room for the snapshot's (create.lock_quota, atomically,
+    as for a resize), the owner never holds more than the quota while it reverts, and
+    the row is never below what the host may have. Raises QuotaExceeded, the VM put
+    back."""
+    if then is None:
+        return vm
+    old = _sizes(vm)
+    larger = (max(old[0], then.vcpus), max(old[1], then.memory_mib),
+              max(old[2] or 0, then.max_vcpus), max(old[3] or 0, then.max_memory_mib))
+    if larger == old:
+        return vm
+    vm_id, vm_name = vm.id, vm.name
+    try:
+        lock_quota(vm.owner_id, vcpus=larger[0] - old[0], memory_mib=larger[1] - old[1])
+    except QuotaExceeded as exc:
+        vm = db.session.get(VM, vm_id)
+        _put_back(vm, previous)
+        raise QuotaExceeded(
+            f"Cannot revert {vm_name} to snapshot {name}: it puts back "
+            f"{_sized(then.vcpus, then.memory_mib)} ({vm_name} has "
+            f"{_sized(old[0], old[1])} now). {exc}") from None
+    vm = db.session.get(VM, vm_id)
+    _record(vm, larger)
+    return vm
 
 
 def _data_disks(vm: VM) -> DataDisks:
@@ -226,6 +306,8 @@ def delete_snapshot(vm: VM, name: str) -> str:
     previous = _begin(vm, "snapshotting")
     try:
         existed = hypervisor(vm.host).delete_snapshot(vm.uuid, name)
+    except NoAnswer as exc:   # the row stays until the host's list says otherwise
+        raise unknown_outcome(vm, exc, "Snapshot delete") from None
     except VirtError as exc:
         _put_back(vm, previous)
         raise host_refusal(vm, exc, "delete a snapshot of") from None

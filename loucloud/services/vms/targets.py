@@ -4,6 +4,7 @@ left, the network and the fixed address, the install medium's path) or tidied wh
 VM did not move; the record moved and the source tidied when it did."""
 from __future__ import annotations
 
+import ipaddress
 import logging
 
 from ...extensions import db
@@ -49,31 +50,68 @@ def clear_target(vm: VM, target: Host, names: list[str]) -> None:
 
 
 def check_network(vm: VM, target: Host):
-    """The target's network of the VM's card (None: the card is not on a network).
-    Raises Conflict when the target has no such network active."""
+    """The target's network of the VM's card (None: the card is not on a network),
+    read from the target now. Raises Conflict when the target has no such network
+    active, or when that network cannot give the VM its fixed address (outside its
+    range, or held there by another machine): asked before the VM is held "migrating"
+    (migrate_vm, placement's choice) and again as the task starts."""
     if vm.nic_kind != "network" or not vm.network:
         return None
-    net = next((n for n in hypervisor(target).networks() if n.name == vm.network), None)
+    hv = hypervisor(target)
+    net = next((n for n in hv.networks() if n.name == vm.network), None)
     if net is None or not net.active:
         raise Conflict(f"{target.name} has no active network {vm.network} for "
                        f"{vm.name}'s card.")
+    problem = _address_problem(vm, hv, net)
+    if problem:
+        raise Conflict(f"{target.name} cannot take {vm.name} with its fixed address: "
+                       f"{problem} there.")
     return net
+
+
+def _mine(vm: VM, mac: str) -> bool:
+    return mac.lower() == (vm.mac or "").lower()
+
+
+def _address_problem(vm: VM, hv, net) -> str | None:
+    """Why the target's network cannot give the VM its fixed address (None: it can, or
+    LouCloud keeps none for it there): the check a chosen address gets at create
+    (networks.address_problem), this MAC's own entry and lease not counted (an earlier
+    attempt's, replaced by reserve_on)."""
+    if not (vm.ip_address and vm.mac) or not net.desc.managed:
+        return None
+    subnet = net.desc.ipv4()
+    held = {h.ip for h in (subnet.hosts if subnet else ()) if not _mine(vm, h.mac)}
+    held |= {lease.ip for lease in hv.leases([net.name]).get(net.name, [])
+             if not _mine(vm, lease.mac)}
+    try:
+        addr = ipaddress.IPv4Address(vm.ip_address)
+    except ValueError:
+        return f"{vm.ip_address} is no IPv4 address"
+    return network_service.address_problem(net.desc, addr, held)
 
 
 def reserve_on(vm: VM, target: Host) -> bool:
     """The VM's fixed address reserved on the target's network of the same name (the
-    same address). Whether one was reserved."""
+    same address). The network is read again now (check_network): another machine may
+    have taken the address while the volumes were copied, a plain refusal then. This
+    MAC's entry from an earlier attempt is replaced (and no longer a leftover to
+    remove). Whether one was reserved."""
     net = check_network(vm, target)
-    if net is None or not (vm.ip_address and vm.mac):
+    if net is None or not (vm.ip_address and vm.mac) or not net.desc.managed:
         return False
-    if not net.desc.managed:
-        return False
+    hv = hypervisor(target)
+    subnet = net.desc.ipv4()
+    for entry in (subnet.hosts if subnet else ()):
+        if _mine(vm, entry.mac):
+            leftovers.forget(target.id, Leftover.ADDRESS, f"{vm.mac} {entry.ip}")
+            hv.release_address(vm.network, vm.mac, entry.ip)
     try:
-        network_service.reserve_address(target, net.desc, vm.mac, vm.ip_address)
-    except (ServiceError, AlreadyExists):
-        # this MAC's entry from an earlier attempt: replaced
-        hypervisor(target).release_address(vm.network, vm.mac, vm.ip_address)
-        network_service.reserve_address(target, net.desc, vm.mac, vm.ip_address)
+        hv.reserve_address(vm.network, vm.mac, vm.ip_address)
+    except AlreadyExists:
+        raise Conflict(f"{target.name} cannot take {vm.name} with its fixed address: "
+                       f"{vm.ip_address} was taken on {vm.network} there meanwhile. "
+                       f"{vm.name} stays on {vm.host.name}.") from None
     return True
 
 

@@ -201,13 +201,20 @@ def _mib(el: ET.Element | None) -> int:
     return _bytes(el) // (1024 ** 2) if el.get("unit") else int(_text(el, "0")) // 1024
 
 
-def parse_domain(text: str) -> DomainDesc:
-    root = ET.fromstring(text)
+def domain_sizes(root: ET.Element) -> tuple[int, int, int, int]:
+    """(vCPUs, max vCPUs, memory MiB, max memory MiB) of a <domain> element: <vcpu>'s
+    current count and maximum, <currentMemory> and <memory>."""
     max_mib = _mib(root.find("memory"))
     mem_mib = _mib(root.find("currentMemory")) or max_mib
     vcpu = root.find("vcpu")
     max_vcpus = int(_text(vcpu, "0"))
     vcpus = int(vcpu.get("current", max_vcpus)) if vcpu is not None else 0
+    return vcpus, max_vcpus, mem_mib, max_mib
+
+
+def parse_domain(text: str) -> DomainDesc:
+    root = ET.fromstring(text)
+    vcpus, max_vcpus, mem_mib, max_mib = domain_sizes(root)
     graphics = root.find("devices/graphics[@type='vnc']")
     port = listen = None
     if graphics is not None:

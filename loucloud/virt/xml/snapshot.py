@@ -6,6 +6,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
 from .common import _text, to_string
+from .domain import domain_sizes
 
 # The states a snapshot's domain was in: with memory for a running or paused domain
 # (a full system checkpoint), disk only ("shutoff") for a shut-off one.
@@ -33,6 +34,10 @@ class SnapshotDesc:
     description: str = ""
     parent: str | None = None
     disks: tuple[tuple[str, str], ...] = ()   # (target, file) of its domain's disks
+    # (vCPUs, max vCPUs, memory MiB, max memory MiB) of the definition a revert puts
+    # back: <inactiveDomain> (a running domain's persistent definition, when libvirt
+    # kept it apart), else <domain>; None when it holds no definition
+    sizes: tuple[int, int, int, int] | None = None
 
 
 def parse_snapshot(text: str) -> SnapshotDesc:
@@ -45,6 +50,9 @@ def parse_snapshot(text: str) -> SnapshotDesc:
     kinds = {d.get("snapshot", "") for d in root.findall("disks/disk")} - {"", "no"}
     location = "external" if "external" in kinds or memory_kind == "external" else "internal"
     parent = root.find("parent/name")
+    defined = root.find("inactiveDomain")
+    if defined is None:
+        defined = root.find("domain")
     return SnapshotDesc(
         name=_text(root.find("name")),
         state=state,
@@ -54,6 +62,7 @@ def parse_snapshot(text: str) -> SnapshotDesc:
         description=_text(root.find("description")),
         parent=_text(parent) if parent is not None else None,
         disks=_domain_disks(root.find("domain")),
+        sizes=domain_sizes(defined) if defined is not None else None,
     )
 
 
