@@ -124,6 +124,8 @@ def test_clone_boots_the_sources_file_and_rebuild_gives_a_fresh_disk(world):
                     if v.path == vm.volume_path]
         assert volume.backing_path == vm.image.path_on(vm.host_id)
         assert volume.capacity == 3 * 1024 ** 3 and volume.allocation < 1024 ** 2, volume
+        # (the volume its definition boots)
+        assert hypervisor(vm.host).disk_places(vm.uuid).config["vda"] == vm.volume_path
         assert files_on_disk(lab_host, vm.volume_path, [MARKER, HOSTNAME]) == \
             {MARKER: None, HOSTNAME: "debian\n"}
         # ... and a new first-boot seed: a new instance (cloud-init runs again), its
