@@ -149,6 +149,6 @@ def run(ctx) -> list[Section]:
         "on host 3 (nothing boots: the time is LouCloud's and libvirt's).")
     table.notes.append(
         "Boot to SSH: 512 MiB, 1 vCPU, the Debian image built by `manage.py images build`, "
-        "on a NAT network LouCloud made on host 1; until `ssh debian@<its address> "
-        "cloud-init status --wait` returns (its first boot done).")
+        "on a NAT network LouCloud made on host 1; until `ssh debian@<its address>` "
+        "finds cloud-init's /run/cloud-init/result.json (its first boot done).")
     return [table]

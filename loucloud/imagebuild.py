@@ -10,6 +10,11 @@ compresses into qcow2. The result is kept in a cache directory under a name that
 changes with the recipe, so it is built once per machine and per recipe; two builds at
 once (two test runs) wait for one another instead of building twice.
 
+It boots as little as a LouCloud VM needs (under TCG, without KVM, every program and
+Python start costs seconds): an initramfs with the virtio disk's drivers only, the
+cloud-init modules LouCloud's seed uses and no others (no config stage at all), SSH
+host keys of the fast kinds, no periodic jobs (see _trim_boot).
+
 This module runs programs (debootstrap, mke2fs, mkfs.vfat, syslinux, sfdisk, qemu-img):
 it is used by the command line (``manage.py images build``) and the tests, never by the
 web processes."""
@@ -34,7 +39,11 @@ PACKAGES = ("linux-image-cloud-amd64", "systemd-sysv", "udev", "cloud-init",
             "dbus", "libpam-systemd")         # logind: the ACPI power button shuts down
 BOOT_MIB = 96
 SLACK_MIB = 512                   # free room in the root file system
-RECIPE_VERSION = 5                # change it when the steps below change
+RECIPE_VERSION = 6                # change it when the steps below change
+# Another recipe's image in the cache (another checkout's, on the same machine) is
+# removed only after this long unused: two checkouts of different recipes would
+# otherwise remove each other's image at every build.
+KEEP_UNUSED_DAYS = 14
 PROGRAMS = {"debootstrap": "debootstrap", "mke2fs": "e2fsprogs", "mkfs.vfat": "dosfstools",
             "mcopy": "mtools", "syslinux": "syslinux", "sfdisk": "fdisk",
             "qemu-img": "qemu-utils"}
@@ -75,6 +84,7 @@ def build(cache_dir: Path | None = None, *, mirror: str = MIRROR,
     cache_dir = cache_dir or default_cache_dir()
     out = cached_path(cache_dir)
     if out.exists():
+        _mark_used(out)
         say(f"image: {out} (built before)")
         return out
     if os.geteuid() != 0:
@@ -87,6 +97,7 @@ def build(cache_dir: Path | None = None, *, mirror: str = MIRROR,
     with open(cache_dir / ".build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)   # another build of this machine: wait for it
         if out.exists():
+            _mark_used(out)
             say(f"image: {out} (built meanwhile)")
             return out
         work = cache_dir / f"work-{os.getpid()}"
@@ -102,6 +113,26 @@ def build(cache_dir: Path | None = None, *, mirror: str = MIRROR,
         finally:
             shutil.rmtree(work, ignore_errors=True)
     return out
+
+
+def _mark_used(image: Path) -> None:
+    """The cached image was used now (its modification time says when last)."""
+    try:
+        os.utime(image)
+    except OSError:
+        pass    # a cache this user may read but not write
+
+
+def forget_unused(keep: Path, now: float | None = None) -> list[Path]:
+    """Remove the other recipes' images beside ``keep`` that nobody used for
+    KEEP_UNUSED_DAYS; returns those removed."""
+    limit = (now if now is not None else time.time()) - KEEP_UNUSED_DAYS * 86400
+    gone = []
+    for old in keep.parent.glob(f"loucloud-debian-{SUITE}-*.qcow2"):
+        if old != keep and old.stat().st_mtime < limit:
+            old.unlink(missing_ok=True)
+            gone.append(old)
+    return gone
 
 
 def _run(step: str, argv: list[str], say, **kw) -> str:
@@ -132,6 +163,8 @@ def _build(work: Path, out: Path, mirror: str, say) -> None:
     _run("clean", ["chroot", str(root), "apt-get", "clean"], say, env=env)
     policy.unlink()
     _configure(root)
+    _run("initramfs", ["chroot", str(root), "update-initramfs", "-u", "-k", "all"], say,
+         env=env)
     kernel = sorted(root.glob("boot/vmlinuz-*"))
     initrd = sorted(root.glob("boot/initrd.img-*"))
     if not kernel or not initrd:
@@ -169,9 +202,7 @@ def _build(work: Path, out: Path, mirror: str, say) -> None:
     tmp = out.with_suffix(".qcow2.tmp")
     _run("qcow2", ["qemu-img", "convert", "-c", "-O", "qcow2", str(disk), str(tmp)], say)
     os.replace(tmp, out)
-    for old in out.parent.glob(f"loucloud-debian-{SUITE}-*.qcow2"):
-        if old != out:  # an earlier recipe's image: of no use any more
-            old.unlink(missing_ok=True)
+    forget_unused(out)
     say(f"image: {out} ({out.stat().st_size // (1024 * 1024)} MiB)")
 
 
@@ -188,7 +219,54 @@ def _configure(root: Path) -> None:
     (root / "etc/machine-id").write_text("")
     for path in [root / "var/lib/dbus/machine-id", *root.glob("etc/ssh/ssh_host_*")]:
         path.unlink(missing_ok=True)
+    _trim_boot(root)
     for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
         for path in (root / junk).glob("*"):
             if path.is_file():
                 path.unlink()
+
+
+# What a LouCloud VM never uses, cut from its boot (under TCG, where every program and
+# every Python start is slow, each costs seconds). What LouCloud's seed asks for stays:
+# hostname, users, SSH keys, password, boot jobs (bootcmd, write_files, runcmd, packages),
+# growpart/resizefs, the network; and the guest agent, logind, the gettys.
+CLOUD_CONFIG = """\
+# Only the modules that act on what LouCloud's seed (NoCloud) can say. The password
+# and runcmd's script are set in the init stage (before sshd starts: no restart of it),
+# so the config stage has nothing to do and does not run (its unit is masked).
+cloud_init_modules: [bootcmd, write-files, growpart, resizefs, set_hostname,
+                     update_hostname, update_etc_hosts, users-groups, ssh, set-passwords,
+                     runcmd]
+cloud_config_modules: []
+cloud_final_modules: [package-update-upgrade-install, write-files-deferred,
+                      scripts-per-once, scripts-per-boot, scripts-per-instance, scripts-user,
+                      ssh-authkey-fingerprints, keys-to-console, final-message]
+# The host keys: Ed25519 and ECDSA, which every SSH client of the last ten years takes.
+# No RSA key (3072 bits took 4 to 15 s to make under TCG), no DSA key (which
+# bookworm's sshd does not even load).
+ssh_genkeytypes: [ed25519, ecdsa]
+ssh_quiet_keygen: true
+"""
+# cloud-init's config stage (no modules left), and periodic jobs with nothing to do
+# here (no unattended-upgrades, no LVM for e2scrub, no discard on the VM's disk for
+# fstrim) that would otherwise wake up inside a test.
+MASKED_UNITS = ("cloud-config.service", "apt-daily.timer", "apt-daily-upgrade.timer",
+                "dpkg-db-backup.timer", "e2scrub_all.timer", "e2scrub_reap.service",
+                "fstrim.timer")
+# The initramfs only has to find the root file system on the VM's virtio disk (ext4 is
+# built into Debian's cloud kernel): a few MiB instead of every storage driver.
+INITRAMFS_MODULES = ("virtio_pci", "virtio_blk")
+
+
+def _trim_boot(root: Path) -> None:
+    (root / "etc/cloud/cloud.cfg.d/91_loucloud_modules.cfg").write_text(CLOUD_CONFIG)
+    system = root / "etc/systemd/system"
+    for unit in MASKED_UNITS:
+        for wants in system.glob(f"*.wants/{unit}"):
+            wants.unlink()
+        (system / unit).unlink(missing_ok=True)
+        (system / unit).symlink_to("/dev/null")
+    conf = root / "etc/initramfs-tools"
+    (conf / "conf.d/loucloud").write_text("MODULES=list\nRESUME=none\n")
+    with open(conf / "modules", "a") as f:
+        f.write("".join(f"{name}\n" for name in INITRAMFS_MODULES))

@@ -3,12 +3,14 @@
 proxy (a websocket), logged in like a person at a terminal."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 SITE = "http://127.0.0.1:5000"
 SSH_OPTIONS = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
@@ -73,11 +75,14 @@ class Guest:
             return False
 
     def wait_for_ssh(self, seconds: float) -> None:
-        """Until SSH lets us in and cloud-init has finished its first boot (it restarts
-        sshd on the way, so one early answer is not enough)."""
+        """Until SSH lets us in and cloud-init has finished this boot (its final stage,
+        which runs the boot jobs, ends after sshd starts). cloud-init writes its result
+        in /run at the end; a shell loop waits for it (`cloud-init status --wait` would
+        cost the booting guest another Python start, seconds under TCG)."""
         def settled() -> bool:
             try:
-                self.ssh("cloud-init status --wait >/dev/null; true", timeout=seconds)
+                self.ssh("until [ -e /run/cloud-init/result.json ]; do sleep 1; done",
+                         timeout=seconds)
                 return True
             except (AssertionError, subprocess.TimeoutExpired):
                 return False
@@ -218,3 +223,37 @@ def tear_down_guest_world(app, network: str, uris: list[str]) -> None:
                 image_service.volume_name_for("debian")).delete(0)
         finally:
             conn.close()
+
+
+def files_on_disk(lab_host, disk_path: str, names: Iterable[str]) -> dict[str, str | None]:
+    """The files ``names`` of the root file system on a shut-off VM's disk, as its guest
+    would read them, read on the host: qemu-img turns the disk (a qcow2 overlay on the
+    image, whose paths are as ``lab_host``'s libvirtd sees them) into one raw file and
+    debugfs reads the Linux partition in it. A missing file is None."""
+    host_disk = lab_host.host_path(disk_path)
+    info = json.loads(subprocess.run(
+        ["qemu-img", "info", "-U", "--output=json", str(host_disk)], check=True,
+        capture_output=True, text=True, timeout=60).stdout)
+    opened: dict = {"driver": info["format"],
+                    "file": {"driver": "file", "filename": str(host_disk)}}
+    if info.get("full-backing-filename"):
+        backing = lab_host.host_path(info["full-backing-filename"])
+        opened["backing"] = {"driver": info.get("backing-filename-format", "qcow2"),
+                             "file": {"driver": "file", "filename": str(backing)}}
+    with tempfile.TemporaryDirectory(prefix="loucloud-disk-") as work:
+        raw = Path(work) / "disk.raw"
+        subprocess.run(["qemu-img", "convert", "-U", "-O", "raw",
+                        f"json:{json.dumps(opened)}", str(raw)],
+                       check=True, capture_output=True, timeout=300)
+        table = json.loads(subprocess.run(["sfdisk", "-J", str(raw)], check=True,
+                                          capture_output=True, text=True).stdout)
+        [linux] = [p for p in table["partitiontable"]["partitions"] if p["type"] == "83"]
+        fs = f"{raw}?offset={linux['start'] * 512}"
+        found: dict[str, str | None] = {}
+        for name in names:
+            done = subprocess.run(["debugfs", "-R", f"cat {name}", fs],
+                                  capture_output=True, text=True, timeout=60)
+            if done.returncode != 0 or "Bad magic number" in done.stderr:
+                raise AssertionError(f"debugfs could not read {disk_path}: {done.stderr}")
+            found[name] = None if "File not found" in done.stderr else done.stdout
+    return found

@@ -3,25 +3,32 @@ lab's real libvirtd and QEMU: a memory snapshot brings back the running machine 
 file as it was, the same boot, its uptime going on from the snapshot), a data disk
 hot-plugged after it staying plugged in; suspend to disk
 resumes the same boot; a clone of the shut-off VM boots with the source's file under
-its own name and address; a rebuild gives a fresh disk (the file gone) with the same
-address, and SSH lets the owner in.
+its own name and address; a rebuild keeps the address and gives a fresh disk (a new
+overlay holding nothing: the guest would read the image's own files, the file gone)
+and a new first-boot seed (a new instance, the owner's key, the new password).
 
-One VM boots for the module, then its clone and its rebuild boot together (each boot
-costs about a minute under TCG); the tests run in order."""
+One VM boots for the module, then its clone (each boot costs about a minute under
+TCG); the rebuilt disk is read on the host, not booted: its first boot would be any
+new VM's. The tests run in order."""
 from __future__ import annotations
 
 import pytest
+import yaml
+from passlib.hash import sha512_crypt
 
 from loucloud.extensions import db
 from loucloud.models import VM
+from loucloud.services import cloudinit
 from loucloud.services import tasks as task_service
+from loucloud.services.hypervisors import hypervisor
 from loucloud.services.vms import clone, disks, lifecycle, rebuild, snapshots, state
-from tests.support.guest import (Guest, boot_bound, boot_first_vm, publish_guest,
-                                 tear_down_guest_world, wait_for)
+from tests.support.guest import (Guest, boot_bound, boot_first_vm, files_on_disk,
+                                 publish_guest, tear_down_guest_world, wait_for)
 
 PASSWORD = "first login 4711"
 SUBNET = "10.78.0.0/24"
 MARKER = "/home/debian/marker"
+HOSTNAME = "/etc/hostname"
 
 
 @pytest.fixture(scope="module")
@@ -83,13 +90,17 @@ def test_suspend_to_disk_and_resume_the_same_boot(world):
     assert guest.ssh(f"cat {MARKER}").strip() == "before"
 
 
-@pytest.mark.timeout(1200)
+@pytest.mark.timeout(900)
 def test_clone_boots_the_sources_file_and_rebuild_gives_a_fresh_disk(world):
-    guest, app = world["guest"], world["app"]
+    guest, app, lab_host = world["guest"], world["app"], world["lab"].host(1)
     guest.ssh("sudo poweroff || true", timeout=30)
     with app.app_context():
         vm = _vm(world)
         wait_for(lambda: _state(vm) == "shut off", 120, "snap-1 to power off")
+        # what its disk holds now (the host reads it as the guest would)
+        assert files_on_disk(lab_host, vm.volume_path, [MARKER, HOSTNAME]) == \
+            {MARKER: "before\n", HOSTNAME: "snap-1\n"}
+        old_seed = _seed(vm, lab_host)
         snapshots.create_snapshot(vm, "off", memory=False)
         task = clone.clone_vm(vm, "snap-2", password=PASSWORD)
         task_service.execute(task.id)   # the worker's part: the copy
@@ -102,17 +113,44 @@ def test_clone_boots_the_sources_file_and_rebuild_gives_a_fresh_disk(world):
         message = rebuild.rebuild_vm(_vm(world), "third login 4713")
         assert message == "snap-1 was rebuilt from debian: its disk is new, its first " \
                           "boot runs again."
-        assert _vm(world).snapshots == [] and _vm(world).ip_address == world["ip"]
-        lifecycle.act_on_vm(_vm(world), "start")
-    copy = Guest(world["lab"].host(1), copy_ip, world["key"])
+        vm = _vm(world)
+        assert vm.snapshots == [] and vm.ip_address == world["ip"]
+        assert _state(vm) == "shut off"   # as it was: a rebuild does not start it
+        # The rebuilt disk without booting it (a first boot is what every new VM of
+        # these tests shows): a new overlay on the image, holding nothing yet, so the
+        # guest reads the image's own files (its first boot has not run: hostname
+        # "debian", no marker) ...
+        [volume] = [v for v in hypervisor(vm.host).pool_volumes("loucloud")
+                    if v.path == vm.volume_path]
+        assert volume.backing_path == vm.image.path_on(vm.host_id)
+        assert volume.capacity == 3 * 1024 ** 3 and volume.allocation < 1024 ** 2, volume
+        # (the volume its definition boots)
+        assert hypervisor(vm.host).disk_places(vm.uuid).config["vda"] == vm.volume_path
+        assert files_on_disk(lab_host, vm.volume_path, [MARKER, HOSTNAME]) == \
+            {MARKER: None, HOSTNAME: "debian\n"}
+        # ... and a new first-boot seed: a new instance (cloud-init runs again), its
+        # name, the owner's key and the new password
+        new_seed = _seed(vm, lab_host)
+        assert new_seed["instance-id"] != old_seed["instance-id"]
+        assert new_seed["hostname"] == old_seed["hostname"] == "snap-1"
+        assert new_seed["keys"] == old_seed["keys"] == [world["key"].public]
+        assert sha512_crypt.verify("third login 4713", new_seed["password"])
+        assert not sha512_crypt.verify(PASSWORD, new_seed["password"])
+    copy = Guest(lab_host, copy_ip, world["key"])
     copy.wait_for_ssh(boot_bound())
     assert copy.ssh("hostname").strip() == "snap-2"
     assert copy.ssh(f"cat {MARKER}").strip() == "before"
-    guest.wait_for_ssh(boot_bound())
-    assert guest.ssh("hostname").strip() == "snap-1"
-    assert guest.ssh(f"test -e {MARKER} && echo kept || echo gone").strip() == "gone"
+
+
+def _seed(vm: VM, lab_host) -> dict:
+    """What the VM's first-boot seed (the NoCloud ISO on its host) says."""
+    info = hypervisor(vm.host).volume_info("loucloud", vm.seed_volume)
+    files = cloudinit.read_iso(lab_host.host_path(info.path).read_bytes())
+    meta, user = yaml.safe_load(files["meta-data"]), yaml.safe_load(files["user-data"])
+    [login] = user["chpasswd"]["users"]
+    return {"instance-id": meta["instance-id"], "hostname": user["hostname"],
+            "keys": user["ssh_authorized_keys"], "password": login["password"]}
 
 
 def _state(vm: VM) -> str:
-    from loucloud.services.hypervisors import hypervisor
     return hypervisor(vm.host).domain_state(vm.uuid)
