@@ -26,7 +26,7 @@ run_pkgs=(python3 python3-venv python3-dev gcc pkg-config libvirt-dev
           osinfo-db)
 # UEFI firmware for the images that need it, and the boot loader of built images.
 [ "$arch" = amd64 ] && run_pkgs+=(ovmf syslinux syslinux-common)
-test_pkgs=(chromium fonts-dejavu-core mariadb-server apache2 apache2-dev openssh-client
+test_pkgs=(chromium fonts-dejavu-core fonts-wqy-microhei mariadb-server apache2 apache2-dev openssh-client
            # a bootable ISO for the install-media test (ISOLINUX), and the task queue's
            # production broker, started by the tests that use it
            isolinux
