@@ -214,9 +214,9 @@ def extracted() -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     for filename, line, message, _comments, _context in extract_from_dir(
             str(ROOT), method_map, options_map, keywords=KEYWORDS):
-        for msgid in (message if isinstance(message, tuple) else (message,)):
-            if msgid:
-                found.setdefault(msgid, []).append(f"{filename}:{line}")
+        msgid = message[0] if isinstance(message, tuple) else message   # a plural: its
+        if msgid:                                                         # singular
+            found.setdefault(msgid, []).append(f"{filename}:{line}")
     return found
 
 
