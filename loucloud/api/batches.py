@@ -9,6 +9,8 @@ from datetime import timezone
 import marshmallow as ma
 from flask import url_for
 from flask_login import current_user
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from ..services import templates as template_service
 from ..services import users as user_service
@@ -20,7 +22,7 @@ from .vm_changes import TaskStartedSchema
 
 blp = blueprint("batches", "Many VMs in one action: batch create, batch actions, expiry.")
 URL = "/batches"
-blp.before_request(admin_only("makes and runs batches"))
+blp.before_request(admin_only(_l("Only the administrator makes and runs batches.")))
 
 ID = ma.validate.Range(1, 2 ** 63 - 1)
 
@@ -144,8 +146,9 @@ def create_batch(data):
         current_user, template, users, pattern=data["pattern"], per_user=data["per_user"],
         expires_at=_naive_utc(data["expires_at"]))
     url = task_url(batch.task_id)
-    return {"message": f"Batch {batch.id}: {len(batch.planned_items)} VMs from "
-                       f"{template.name}, task {batch.task_id}.",
+    return {"message": _("Batch %(batch)s: %(count)s VMs from %(template)s, task %(task)s.",
+                         batch=batch.id, count=len(batch.planned_items),
+                         template=template.name, task=batch.task_id),
             "batch_id": batch.id, "task_id": batch.task_id, "task_url": url,
             "batch_url": url_for("api_batches.get_batch", batch_id=batch.id)}, 202, \
         {"Location": url}
@@ -178,6 +181,7 @@ def act_on_batch(data, batch_id: int):
     task = batch_actions.start_batch_action(current_user, vms, data["action"],
                                             f"batch {batch.id}")
     url = task_url(task.id)
-    return {"message": f"{batch_actions.ACTIONS[data['action']]}: {len(vms)} VMs of batch "
-                       f"{batch.id}, task {task.id}.",
+    return {"message": _("%(action)s: %(count)s VMs of batch %(batch)s, task %(task)s.",
+                         action=str(batch_actions.ACTIONS[data["action"]]), count=len(vms),
+                         batch=batch.id, task=task.id),
             "task_id": task.id, "task_url": url}, 202, {"Location": url}
