@@ -153,7 +153,8 @@ def _build(work: Path, out: Path, mirror: str, say) -> None:
                    f"  KERNEL /vmlinuz\n  APPEND initrd=/initrd.img {KERNEL_ARGS}\n")
     for src, name in ((kernel[-1], "vmlinuz"), (initrd[-1], "initrd.img"),
                       (cfg, "syslinux.cfg")):
-        _run(_("copy %(file)s", file=name), ["mcopy", "-i", str(boot), str(src), f"::/{name}"], say)
+        _run(_("copy %(file)s", file=name),
+             ["mcopy", "-i", str(boot), str(src), f"::/{name}"], say)
     _run(_("boot loader"), ["syslinux", "--install", str(boot)], say)
     disk = work / "disk.raw"
     start = 2048                                   # sectors: 1 MiB

@@ -27,5 +27,5 @@ list_command(group, lambda: [v.as_dict() for v in host_service.list_hosts()],
              ["id", "name", "uri", "online", "cpus", "memory_mib", "vms", "accepts_vms"],
              help="List hosts with their live state.")
 delete_command(group, "remove", host_service.host_by_name, host_service.remove_host,
-               _l("removed %(name)s"), help="Remove the host NAME from the pool (refused while "
-                                      "it holds VMs).")
+               _l("removed %(name)s"),
+               help="Remove the host NAME from the pool (refused while it holds VMs).")

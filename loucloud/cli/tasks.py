@@ -104,8 +104,8 @@ def worker_command(workers: int) -> None:
     found = task_service.recover()
     queue = app.config["TASK_BROKER"] or "sqlite (instance/tasks.sqlite)"
     if found:
-        click.echo(_("worker %(name)s: %(workers)s at once, queue %(queue)s; %(found)s task(s) "
-                     "left by a stopped worker handled", name=name, workers=workers,
+        click.echo(_("worker %(name)s: %(workers)s at once, queue %(queue)s; %(found)s "
+                     "task(s) left by a stopped worker handled", name=name, workers=workers,
                      queue=queue, found=found))
     else:
         click.echo(_("worker %(name)s: %(workers)s at once, queue %(queue)s", name=name,
