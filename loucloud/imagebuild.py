@@ -30,6 +30,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from flask_babel import gettext as _
+
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
 PACKAGES = ("linux-image-cloud-amd64", "systemd-sysv", "udev", "cloud-init",
@@ -85,20 +87,21 @@ def build(cache_dir: Path | None = None, *, mirror: str = MIRROR,
     out = cached_path(cache_dir)
     if out.exists():
         _mark_used(out)
-        say(f"image: {out} (built before)")
+        say(_("image: %(path)s (built before)", path=out))
         return out
     if os.geteuid() != 0:
-        raise BuildError("building the image needs root (debootstrap makes a Debian "
-                         "system); run it as root once, later runs reuse it")
+        raise BuildError(_("building the image needs root (debootstrap makes a Debian "
+                           "system); run it as root once, later runs reuse it"))
     missing = missing_programs()
     if missing:
-        raise BuildError(f"install first: apt-get install {' '.join(missing)}")
+        command = "apt-get install " + " ".join(missing)
+        raise BuildError(_("install first: %(command)s", command=command))
     cache_dir.mkdir(parents=True, exist_ok=True)
     with open(cache_dir / ".build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)   # another build of this machine: wait for it
         if out.exists():
             _mark_used(out)
-            say(f"image: {out} (built meanwhile)")
+            say(_("image: %(path)s (built meanwhile)", path=out))
             return out
         work = cache_dir / f"work-{os.getpid()}"
         shutil.rmtree(work, ignore_errors=True)
@@ -141,14 +144,16 @@ def _run(step: str, argv: list[str], say, **kw) -> str:
         done = subprocess.run(argv, capture_output=True, text=True, check=True, **kw)
     except subprocess.CalledProcessError as exc:
         tail = "\n".join((exc.stderr or exc.stdout or "").strip().splitlines()[-15:])
-        raise BuildError(f"{step} failed ({argv[0]} exit {exc.returncode}):\n{tail}") from None
+        raise BuildError(_("%(step)s failed (%(program)s exit %(code)s):", step=step,
+                           program=argv[0], code=exc.returncode) + f"\n{tail}") from None
     say(f"  {step}: {time.monotonic() - started:.0f} s")
     return done.stdout
 
 
 def _build(work: Path, out: Path, mirror: str, say) -> None:
     root = work / "root"
-    say(f"building a Debian {SUITE} cloud image from {mirror} (a few minutes, once)")
+    say(_("building a Debian %(suite)s cloud image from %(mirror)s (a few minutes, once)",
+          suite=SUITE, mirror=mirror))
     _run("debootstrap", ["debootstrap", "--variant=minbase", "--components=main", SUITE,
                          str(root), mirror], say, timeout=1800)
     # apt inside resolves the packages' dependencies (debootstrap --include does not
@@ -158,9 +163,9 @@ def _build(work: Path, out: Path, mirror: str, say) -> None:
     policy.chmod(0o755)
     env = {"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
            "LC_ALL": "C.UTF-8"}
-    _run("packages", ["chroot", str(root), "apt-get", "-q", "-y", "install",
+    _run(_("packages"), ["chroot", str(root), "apt-get", "-q", "-y", "install",
                       "--no-install-recommends", *PACKAGES], say, env=env, timeout=1800)
-    _run("clean", ["chroot", str(root), "apt-get", "clean"], say, env=env)
+    _run(_("clean"), ["chroot", str(root), "apt-get", "clean"], say, env=env)
     policy.unlink()
     _configure(root)
     _run("initramfs", ["chroot", str(root), "update-initramfs", "-u", "-k", "all"], say,
@@ -168,21 +173,22 @@ def _build(work: Path, out: Path, mirror: str, say) -> None:
     kernel = sorted(root.glob("boot/vmlinuz-*"))
     initrd = sorted(root.glob("boot/initrd.img-*"))
     if not kernel or not initrd:
-        raise BuildError("debootstrap made no kernel or initramfs")
-    used = int(_run("size", ["du", "-sm", "--apparent-size", str(root)], say).split()[0])
+        raise BuildError(_("debootstrap made no kernel or initramfs"))
+    used = int(_run(_("size"), ["du", "-sm", "--apparent-size", str(root)], say).split()[0])
     root_mib = used + SLACK_MIB
-    _run("root file system", ["mke2fs", "-q", "-t", "ext4", "-L", "root", "-d", str(root),
+    _run(_("root file system"), ["mke2fs", "-q", "-t", "ext4", "-L", "root", "-d", str(root),
                               "-F", str(work / "root.img"), f"{root_mib}M"], say)
     boot = work / "boot.img"
-    _run("boot partition", ["mkfs.vfat", "-n", "BOOT", "-C", str(boot),
+    _run(_("boot partition"), ["mkfs.vfat", "-n", "BOOT", "-C", str(boot),
                             str(BOOT_MIB * 1024)], say)
     cfg = work / "syslinux.cfg"
     cfg.write_text(f"SERIAL 0 115200\nDEFAULT linux\nPROMPT 0\nTIMEOUT 1\nLABEL linux\n"
                    f"  KERNEL /vmlinuz\n  APPEND initrd=/initrd.img {KERNEL_ARGS}\n")
     for src, name in ((kernel[-1], "vmlinuz"), (initrd[-1], "initrd.img"),
                       (cfg, "syslinux.cfg")):
-        _run(f"copy {name}", ["mcopy", "-i", str(boot), str(src), f"::/{name}"], say)
-    _run("boot loader", ["syslinux", "--install", str(boot)], say)
+        _run(_("copy %(file)s", file=name),
+             ["mcopy", "-i", str(boot), str(src), f"::/{name}"], say)
+    _run(_("boot loader"), ["syslinux", "--install", str(boot)], say)
     disk = work / "disk.raw"
     start = 2048                                   # sectors: 1 MiB
     boot_sectors = BOOT_MIB * 2048
@@ -190,7 +196,7 @@ def _build(work: Path, out: Path, mirror: str, say) -> None:
     total = (root_start + root_mib * 2048 + 2048) * 512
     with open(disk, "wb") as f:
         f.truncate(total)
-    _run("partitions", ["sfdisk", "--quiet", str(disk)], say,
+    _run(_("partitions"), ["sfdisk", "--quiet", str(disk)], say,
          input=f"label: dos\nstart={start}, size={boot_sectors}, type=c, bootable\n"
                f"start={root_start}, type=83\n")
     with open(disk, "r+b") as f:
@@ -203,7 +209,8 @@ def _build(work: Path, out: Path, mirror: str, say) -> None:
     _run("qcow2", ["qemu-img", "convert", "-c", "-O", "qcow2", str(disk), str(tmp)], say)
     os.replace(tmp, out)
     forget_unused(out)
-    say(f"image: {out} ({out.stat().st_size // (1024 * 1024)} MiB)")
+    say(_("image: %(path)s (%(size)s MiB)", path=out,
+          size=out.stat().st_size // (1024 * 1024)))
 
 
 def _configure(root: Path) -> None:

@@ -4,13 +4,14 @@ its event there too."""
 from __future__ import annotations
 
 import marshmallow as ma
+from flask_babel import lazy_gettext as _l
 
 from ..services import audit as audit_service
 from .common import PageArgs, UtcDateTime, admin_only, blueprint, page_of, page_schema
 
 blp = blueprint("audit", "The audit log (the administrator's).")
 URL = "/audit-events"
-blp.before_request(admin_only("reads the audit log"))
+blp.before_request(admin_only(_l("Only the administrator reads the audit log.")))
 
 
 class AuditEventSchema(ma.Schema):

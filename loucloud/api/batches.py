@@ -159,8 +159,9 @@ def create_batch(data):
     else:
         raise FieldError(_("Give group_id or user_ids."), "group_id")
     url = task_url(batch.task_id)
-    return {"message": f"Batch {batch.id}: {len(batch.planned_items)} VMs from "
-                       f"{template.name}, task {batch.task_id}.",
+    return {"message": _("Batch %(batch)s: %(count)s VMs from %(template)s, task %(task)s.",
+                         batch=batch.id, count=len(batch.planned_items),
+                         template=template.name, task=batch.task_id),
             "batch_id": batch.id, "task_id": batch.task_id, "task_url": url,
             "batch_url": url_for("api_batches.get_batch", batch_id=batch.id)}, 202, \
         {"Location": url}
@@ -192,6 +193,7 @@ def act_on_batch(data, batch_id: int):
     vms = batch_service.batch_vms(batch)
     task = batch_access.act_on_batch(current_user, batch, data["action"])
     url = task_url(task.id)
-    return {"message": f"{batch_actions.ACTIONS[data['action']]}: {len(vms)} VMs of batch "
-                       f"{batch.id}, task {task.id}.",
+    return {"message": _("%(action)s: %(count)s VMs of batch %(batch)s, task %(task)s.",
+                         action=str(batch_actions.ACTIONS[data["action"]]), count=len(vms),
+                         batch=batch.id, task=task.id),
             "task_id": task.id, "task_url": url}, 202, {"Location": url}

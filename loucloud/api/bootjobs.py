@@ -7,6 +7,8 @@ from __future__ import annotations
 import marshmallow as ma
 from flask import url_for
 from flask_login import current_user
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from ..services import bootjobs as bootjob_service
 from .common import Bool, PageArgs, admin_only, blueprint, page_of, page_schema
@@ -71,7 +73,8 @@ def job_dict(job) -> dict:
     return out
 
 
-blp.before_request(admin_only("changes boot jobs", writes_only=True))
+blp.before_request(admin_only(_l("Only the administrator changes boot jobs."),
+                                writes_only=True))
 
 
 @blp.route("")
@@ -127,4 +130,4 @@ def delete_boot_job(job_id: int):
     job = bootjob_service.get_boot_job(job_id)
     name = job.name
     bootjob_service.delete_boot_job(job)
-    return {"message": f"Boot job {name} deleted."}
+    return {"message": _("Boot job %(name)s deleted.", name=name)}

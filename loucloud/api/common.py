@@ -7,6 +7,7 @@ from datetime import timezone
 
 import marshmallow as ma
 from flask import request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from flask_smorest import Blueprint
 
@@ -80,8 +81,8 @@ class ApiBlueprint(Blueprint):
             @functools.wraps(parsed)
             def view(*args, **kw):
                 if not request.get_data(cache=True):
-                    raise FieldError("This request takes a JSON body (Content-Type: "
-                                     "application/json).", "body")
+                    raise FieldError(_("This request takes a JSON body (Content-Type: "
+                                       "application/json)."), "body")
                 data = request.get_json(silent=True)
                 loose = loosely_typed(instance, data)
                 if loose:   # with what the schema finds wrong besides
@@ -118,25 +119,26 @@ def _field_type(field, value, path: str) -> dict[str, str]:
                 for k, v in _field_type(field.inner, item, f"{path}[{i}]").items()}
     if isinstance(field, ma.fields.Integer) and (isinstance(value, bool)
                                                   or not isinstance(value, int)):
-        return {path: "Not a valid integer."}
+        return {path: _("Not a valid integer.")}
     if isinstance(field, ma.fields.Number) and (isinstance(value, bool)
                                                  or not isinstance(value, (int, float))):
-        return {path: "Not a valid number."}
+        return {path: _("Not a valid number.")}
     if isinstance(field, ma.fields.Boolean) and not isinstance(value, bool):
-        return {path: "Not a valid boolean."}
+        return {path: _("Not a valid boolean.")}
     return {}
 
 
-def admin_only(what: str, *, exempt: frozenset = frozenset(), writes_only: bool = False):
+def admin_only(refusal, *, exempt: frozenset = frozenset(), writes_only: bool = False):
     """A before_request hook of a blueprint whose routes (but ``exempt``'s endpoints;
     with ``writes_only``, its writes) are the administrator's: 403 to anybody else,
-    before any argument is read or id looked up."""
+    before any argument is read or id looked up. ``refusal``: the whole sentence, a
+    lazy message (_l("Only the administrator ...")), said in the caller's language."""
     def check() -> None:
         if request.endpoint in exempt or current_user.is_admin:
             return
         if writes_only and request.method in ("GET", "HEAD", "OPTIONS"):
             return
-        raise NotAllowed(f"Only the administrator {what}.")
+        raise NotAllowed(str(refusal))
     return check
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import marshmallow as ma
 from flask import url_for
 from flask_login import current_user
+from flask_babel import lazy_gettext as _l
 
 from ..services import bulk_users
 from ..services import groups as group_service
@@ -22,7 +23,8 @@ URL = "/groups"
 
 # A group's managers read it; the rest is the administrator's.
 READ = frozenset({"api_groups.list_groups", "api_groups.get_group", "api_groups.group_vms"})
-blp.before_request(admin_only("manages groups", exempt=READ))
+blp.before_request(admin_only(_l("Only the administrator manages groups."),
+                                exempt=READ))
 
 ID = ma.validate.Range(1, 2 ** 63 - 1)
 NAME = ma.validate.Length(1, 64)

@@ -8,6 +8,9 @@ from __future__ import annotations
 import marshmallow as ma
 from flask import url_for
 from flask_login import current_user
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 
 from ..services import copytasks
 from ..services import hosts as host_service
@@ -19,7 +22,7 @@ from .tasks import task_url
 
 blp = blueprint("hosts", "The hypervisor hosts of the pool (the administrator's).")
 URL = "/hosts"
-blp.before_request(admin_only("manages hosts"))
+blp.before_request(admin_only(_l("Only the administrator manages hosts.")))
 
 
 class HostSchema(ma.Schema):
@@ -202,7 +205,8 @@ def delete_host(host_id: int):
     host = host_service.get_host(host_id)
     name = host.name
     host_service.remove_host(host)
-    return {"message": f"Host {name} removed from the pool. Nothing on it was changed."}
+    return {"message": _("Host %(name)s removed from the pool. Nothing on it was changed.",
+                         name=name)}
 
 
 @blp.route("/<int:host_id>/refresh", methods=["POST"])
@@ -218,8 +222,8 @@ def copy_images(host_id: int):
     """Copy every uploaded image the host lacks to it, a task each: 202 (409: none)."""
     host = host_service.get_host(host_id)
     started = copytasks.copy_images_to_host(current_user, host)
-    message = (f"Copying {len(started)} image{'s' if len(started) != 1 else ''} to "
-               f"{host.name}.")
+    message = ngettext("Copying %(num)d image to %(host)s.", "Copying %(num)d images to "
+                       "%(host)s.", len(started), host=host.name)
     return {"message": message, "tasks": [_task(t) for t in started]}, 202, {
         "Location": task_url(started[0].id)}
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import marshmallow as ma
 from flask import url_for
 from flask_login import current_user
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from ..services import copytasks, imagecopy
 from ..services import images as image_service
@@ -27,7 +29,7 @@ FIRMWARE = ma.validate.OneOf(list(image_service.FIRMWARES))
 LOGIN = ma.validate.Length(max=32)
 
 
-blp.before_request(admin_only("manages images"))
+blp.before_request(admin_only(_l("Only the administrator manages images.")))
 
 
 def iso(value) -> str | None:
@@ -196,8 +198,9 @@ def recheck_image(image_id: int):
     """Look for the image's file on every host again."""
     image = image_service.get_image(image_id)
     unreachable = image_service.recheck_image(image)
-    message = "Presence on the hosts checked again" + (
-        f"; not checked on {', '.join(unreachable)}." if unreachable else ".")
+    message = _("Presence on the hosts checked again; not checked on %(hosts)s.",
+                hosts=", ".join(unreachable)) if unreachable \
+        else _("Presence on the hosts checked again.")
     return {"message": message, "unreachable": unreachable,
             "image": image_dict(image, detail=True)}
 
@@ -215,10 +218,13 @@ def delete_image(args, image_id: int):
     name, uploaded = image.name, image.uploaded
     left = image_service.delete_image(image, delete_copies=copies)
     if not copies or not uploaded:
-        message = f"Image {name} removed from LouCloud; its file on the hosts is untouched."
+        message = _("Image %(name)s removed from LouCloud; its file on the hosts is "
+                    "untouched.", name=name)
+    elif left:
+        message = _("Image %(name)s removed with the copies LouCloud uploaded; not deleted "
+                    "on %(hosts)s (offline).", name=name, hosts=", ".join(left))
     else:
-        message = f"Image {name} removed with the copies LouCloud uploaded" + (
-            f"; not deleted on {', '.join(left)} (offline)." if left else ".")
+        message = _("Image %(name)s removed with the copies LouCloud uploaded.", name=name)
     return {"message": message, "not_deleted_on": left}
 
 

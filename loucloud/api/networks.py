@@ -8,6 +8,8 @@ import math
 
 import marshmallow as ma
 from flask import url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from ..services import FieldError, NotFound, ServiceError
 from ..services import hosts as host_service
@@ -16,7 +18,7 @@ from .common import PageArgs, PageSchema, admin_only, blueprint, page_of
 
 blp = blueprint("networks", "Every host's libvirt networks (the administrator's).")
 URL = "/networks"
-blp.before_request(admin_only("manages networks"))
+blp.before_request(admin_only(_l("Only the administrator manages networks.")))
 
 ID = ma.validate.Range(1, 2 ** 63 - 1)
 
@@ -36,7 +38,7 @@ def host_of(host_id: int, field: str):
     try:
         return host_service.get_host(host_id)
     except NotFound:
-        raise FieldError("There is no host with this id.", field) from None
+        raise FieldError(_("There is no host with this id."), field) from None
 
 
 class HostUnreachableSchema(ma.Schema):
@@ -78,8 +80,8 @@ class NetworkListArgs(PageArgs):
 
 class NetworkCreateSchema(ma.Schema):
     name = ma.fields.String(required=True, validate=ma.validate.Regexp(
-        network_service.NAME_RE, error="Use 1 to 32 letters, digits, '_' or '-', starting "
-                                       "with a letter or digit."))
+        network_service.NAME_RE, error=_l("Use 1 to 32 letters, digits, '_' or '-', "
+                                          "starting with a letter or digit.")))
     subnet = ma.fields.String(required=True, validate=ma.validate.Length(1, 18), metadata={
         "description": "A private IPv4 network from /16 to /29, such as 10.20.0.0/24"})
     host_ids = ma.fields.List(ma.fields.Integer(validate=ID), load_default=None,
@@ -150,11 +152,12 @@ def create_network(data):
     hosts = [host_of(i, "host_ids") for i in dict.fromkeys(data["host_ids"])] \
         if data["host_ids"] is not None else host_service.all_hosts()
     if not hosts:
-        raise FieldError("There is no host in the pool yet.", "host_ids")
+        raise FieldError(_("There is no host in the pool yet."), "host_ids")
     results = network_service.create_network(data["name"], data["subnet"], hosts)
     if all(error for _host, error in results):
-        raise ServiceError(f"{data['name']} was made on no host: " + "; ".join(
-            f"{host.name}: {error}" for host, error in results))
+        raise ServiceError(_("%(name)s was made on no host: %(errors)s", name=data["name"],
+                             errors="; ".join(f"{host.name}: {error}"
+                                              for host, error in results)))
     return {"name": data["name"], "subnet": data["subnet"].strip(), "hosts": [
         {"host_id": h.id, "host": h.name, "made": error is None, "error": error}
         for h, error in results]}, 201, {

@@ -4,13 +4,14 @@ and bounds, and changing some of them, checked by the same service as the Settin
 from __future__ import annotations
 
 import marshmallow as ma
+from flask_babel import lazy_gettext as _l
 
 from ..services import settings as settings_service
 from .common import admin_only, blueprint
 
 blp = blueprint("settings", "System settings (the administrator's).")
 URL = "/settings"
-blp.before_request(admin_only("changes settings"))
+blp.before_request(admin_only(_l("Only the administrator changes settings.")))
 
 
 def _field(spec, *, required: bool) -> ma.fields.Field:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import marshmallow as ma
 from flask import url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from ..services import tasklist as task_service
@@ -92,8 +93,8 @@ def cancel_task(task_id: int):
 
     409 once it has ended."""
     task = task_service.cancel(current_user, task_id)
-    message = f"Task {task.id} cancelled." if task.state == "cancelled" else \
-        f"Task {task.id} stops at its next step."
+    message = _("Task %(id)s cancelled.", id=task.id) if task.state == "cancelled" else \
+        _("Task %(id)s stops at its next step.", id=task.id)
     return {"message": message, "task": task_service.as_dict(task)}
 
 

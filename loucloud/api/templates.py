@@ -7,6 +7,8 @@ from __future__ import annotations
 import marshmallow as ma
 from flask import url_for
 from flask_login import current_user
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from ..services import templates as template_service
 from .common import Bool, Int, PageArgs, admin_only, blueprint, page_of, page_schema
@@ -127,7 +129,8 @@ def template_dict(template, counts: dict[int, int] | None = None) -> dict:
     return out
 
 
-blp.before_request(admin_only("changes templates", writes_only=True))
+blp.before_request(admin_only(_l("Only the administrator changes templates."),
+                                writes_only=True))
 
 
 @blp.route("")
@@ -197,4 +200,4 @@ def delete_template(template_id: int):
     template = template_service.get_template(template_id)
     name = template.name
     template_service.delete_template(template)
-    return {"message": f"Template {name} deleted."}
+    return {"message": _("Template %(name)s deleted.", name=name)}

@@ -13,6 +13,8 @@ import marshmallow as ma
 from flask import current_app, request, url_for
 from flask_login import current_user
 from werkzeug.exceptions import ClientDisconnected, LengthRequired
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from ..services import FieldError, ServiceError
 from ..services import images as image_service
@@ -27,7 +29,7 @@ from .tasks import TaskSchema, task_url
 blp = blueprint("uploads", "Images uploaded through LouCloud in chunks, resumable "
                            "(administrator only).")
 URL = "/images/uploads"
-blp.before_request(admin_only("uploads images"))
+blp.before_request(admin_only(_l("Only the administrator uploads images.")))
 
 ID = "A 32-digit hexadecimal id, from the upload's creation"
 BINARY = {"required": True, "content": {"application/octet-stream": {
@@ -175,10 +177,11 @@ def send_chunk(args, upload_id: str):
     upload = upload_service.upload_for(current_user, upload_id)
     length = request.content_length
     if length is None:
-        raise LengthRequired("Send the chunk with its Content-Length.")
+        raise LengthRequired(_("Send the chunk with its Content-Length."))
     limit = current_app.config["UPLOAD_CHUNK_BYTES"]
     if length > limit:
-        raise ChunkTooLarge(f"A chunk holds at most {limit} bytes; this one has {length}.")
+        raise ChunkTooLarge(_("A chunk holds at most %(limit)s bytes; this one has "
+                              "%(length)s.", limit=limit, length=length))
     try:
         offset = upload_service.receive(current_user, upload.id, args["offset"], _read,
                                         length)
@@ -223,7 +226,7 @@ def finish_upload(upload_id: str):
 def abandon_upload(upload_id: str):
     """Stop an upload and delete what arrived."""
     upload_service.abandon(current_user, upload_id)
-    return {"message": "Upload abandoned; what had arrived is deleted."}
+    return {"message": _("Upload abandoned; what had arrived is deleted.")}
 
 
 @blp.route("/inspect", methods=["POST"])
@@ -236,5 +239,5 @@ def inspect_file(args):
     The upload page asks this before it sends a file."""
     head = request.stream.read(upload_service.imagefiles.HEAD_BYTES)
     if not head:
-        raise FieldError("Send the file's first bytes (up to 40 KiB) as the body.", "body")
+        raise FieldError(_("Send the file's first bytes (up to 40 KiB) as the body."), "body")
     return upload_service.inspect_head(head, args["filename"])

@@ -8,6 +8,8 @@ from __future__ import annotations
 import marshmallow as ma
 from flask import url_for
 from flask_login import current_user
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from ..services import keys as key_service
 from ..services import users as user_service
@@ -29,7 +31,7 @@ QUOTA_RANGES = {"vms": 10_000, "vcpus": 100_000, "memory_mib": 100_000_000,
 OWN = frozenset({"api_users.me", "api_users.change_own_password", "api_users.set_language",
                  "api_users.list_keys",
                  "api_users.add_key", "api_users.get_key", "api_users.delete_key"})
-blp.before_request(admin_only("manages users", exempt=OWN))
+blp.before_request(admin_only(_l("Only the administrator manages users."), exempt=OWN))
 
 
 class QuotaSchema(ma.Schema):
@@ -226,7 +228,7 @@ def delete_user(user_id: int):
     user = user_service.get_user(user_id)
     name = user.username
     user_service.delete_user(user)
-    return {"message": f"User {name} deleted."}
+    return {"message": _("User %(name)s deleted.", name=name)}
 
 
 @blp.route("/<int:user_id>/enable", methods=["POST"])
@@ -252,7 +254,8 @@ def reset_password(data, user_id: int):
     """Set a user's password; every session of his ends."""
     user = user_service.get_user(user_id)
     user_service.reset_password(user, data["password"])
-    return {"message": f"New password set for {user.username}; their sessions have ended."}
+    return {"message": _("New password set for %(name)s; their sessions have ended.",
+                         name=user.username)}
 
 
 @blp.route("/<int:user_id>/quota")
@@ -278,7 +281,7 @@ def change_own_password(data):
     user_service.change_own_password(current_user, data["current_password"],
                                      data["password"],
                                      getattr(current_user, "login_session_key", None))
-    return {"message": "Password changed. Your other sessions have ended."}
+    return {"message": _("Password changed. Your other sessions have ended.")}
 
 
 @blp.route("/me/language", methods=["POST"])
@@ -320,4 +323,4 @@ def delete_key(key_id: int):
     key = key_service.key_of(current_user, key_id)
     name = key.name
     key_service.delete_key(key)
-    return {"message": f"Key {name} deleted."}
+    return {"message": _("Key %(name)s deleted.", name=name)}

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import marshmallow as ma
 from flask import url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from ..services import FieldError, NotAllowed, NotFound
@@ -198,7 +200,7 @@ def get_snapshot(vm_id: int, name: str):
     vm = vm_for(current_user, vm_id)
     row = next((r for r in snapshots.list_snapshots(vm) if r.name == name), None)
     if row is None:
-        raise NotFound(f"{vm.name} has no snapshot named {name}.")
+        raise NotFound(_("%(vm)s has no snapshot named %(name)s.", vm=vm.name, name=name))
     return _snapshot(row)
 
 
@@ -270,16 +272,20 @@ def clone_vm(data, vm_id: int):
     name = data["name"].strip()
     task = clone.clone_vm(vm, name, start=data["start"], password=password)
     url = task_url(task.id)
-    return {"message": f"Cloning {vm.name} as {name}: task {task.id}; {name} is ready "
-                       "once its disk is copied.",
+    return {"message": _("Cloning %(vm)s as %(name)s: task %(task)s; %(name)s is ready "
+                         "once its disk is copied.", vm=vm.name, name=name, task=task.id),
             "task_id": task.id, "task_url": url, "vm_id": clone.clone_id(task),
             "password": made}, 202, {"Location": url}
 
 
 # -- migration (the administrator's) ------------------------------------------------------
-def _admin(doing: str) -> None:
+MIGRATION_REFUSED = _l("Only the administrator may move VMs between hosts.")
+
+
+def _admin(refusal) -> None:
+    """403 unless the caller is the administrator; ``refusal``: a lazy message."""
     if not current_user.is_admin:
-        raise NotAllowed(f"Only the administrator may {doing}.")
+        raise NotAllowed(str(refusal))
 
 
 @blp.route("/<int:vm_id>/migrate", methods=["POST"])
@@ -288,17 +294,18 @@ def _admin(doing: str) -> None:
 def migrate(data, vm_id: int):
     """Move the VM to another host (the administrator's), live when it runs, offline
     when it is shut off, as a task: answers 202, the task's URL in Location."""
-    _admin("move VMs between hosts")
+    _admin(MIGRATION_REFUSED)
     vm = vm_for(current_user, vm_id)
     target = None
     if data["target_id"] is not None:
         try:
             target = host_service.get_host(data["target_id"])
         except NotFound:
-            raise FieldError("There is no such host.", "target_id") from None
+            raise FieldError(_("There is no such host."), "target_id") from None
     task = migration.migrate_vm(current_user, vm, target, offline=data["offline"])
     url = task_url(task.id)
-    return {"message": f"Moving {vm.name}: see task {task.id}.", "task_id": task.id,
+    return {"message": _("Moving %(name)s: see task %(task)s.", name=vm.name, task=task.id),
+            "task_id": task.id,
             "task_url": url}, 202, {"Location": url}
 
 
@@ -307,7 +314,7 @@ def migrate(data, vm_id: int):
 @blp.response(200, TargetPageSchema)
 def migration_targets(args, vm_id: int):
     """Every other host, and why it cannot take the VM (the administrator's)."""
-    _admin("move VMs between hosts")
+    _admin(MIGRATION_REFUSED)
     choices = migration.targets_for(vm_for(current_user, vm_id))
     return page_list([{"host_id": c.host.id, "host": c.host.name, "able": c.reason is None,
                        "reason": c.reason, "note": c.note} for c in choices], args)

@@ -4,6 +4,7 @@ the Volumes page (loucloud/volumes/routes.py) and `manage.py volumes`."""
 from __future__ import annotations
 
 import marshmallow as ma
+from flask_babel import lazy_gettext as _l
 
 from ..services import hosts as host_service
 from ..services import volumes as volume_service
@@ -13,7 +14,7 @@ from .networks import HostUnreachableSchema, rows_page
 blp = blueprint("volumes", "Volumes of LouCloud's storage pool on the hosts (the "
                            "administrator's).")
 URL = "/volumes"
-blp.before_request(admin_only("manages volumes"))
+blp.before_request(admin_only(_l("Only the administrator manages volumes.")))
 
 
 class VolumeSchema(ma.Schema):

@@ -1,6 +1,8 @@
 """manage.py bootjobs add|list|delete"""
 import click
 from flask.cli import AppGroup
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from ..services import bootjobs as bootjob_service
 from .common import audited, delete_command, list_command, service
@@ -20,7 +22,7 @@ def add(name, script, description, is_default, user_choice) -> None:
     """Save the boot job NAME."""
     job = service(lambda: bootjob_service.create_boot_job(
         name, script.read(32768), description, is_default=is_default, user_choice=user_choice))
-    click.echo(f"added {job.name}")
+    click.echo(_("added %(name)s", name=job.name))
 
 
 list_command(group, lambda: [
@@ -29,4 +31,5 @@ list_command(group, lambda: [
     for j in bootjob_service.all_boot_jobs()],
     ["id", "name", "default", "user_choice", "description"], help="List boot jobs.")
 delete_command(group, "delete", bootjob_service.boot_job_by_name,
-               bootjob_service.delete_boot_job, "deleted {name}", help="Delete the boot job NAME.")
+               bootjob_service.delete_boot_job, _l("deleted %(name)s"),
+               help="Delete the boot job NAME.")

@@ -11,12 +11,25 @@ from typing import Any, Callable, NoReturn
 
 import click
 from flask.cli import AppGroup
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from ..services import ServiceError, audit
 
 
+# A task's state (data: "succeeded") as a person reads it.
+TASK_STATES = {"queued": _l("queued"), "running": _l("running"),
+               "succeeded": _l("succeeded"), "failed": _l("failed"),
+               "cancelled": _l("cancelled")}
+
+
+def task_state(state: str) -> str:
+    """A task's state in the reader's language (an unknown one as it is)."""
+    return str(TASK_STATES.get(state, state))
+
+
 def fail(message: str) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
+    click.echo(_("error: %(message)s", message=message), err=True)
     sys.exit(1)
 
 
@@ -80,12 +93,13 @@ def list_command(group: AppGroup, rows: Callable[[], list[dict]], columns: list[
 
 
 def delete_command(group: AppGroup, verb: str, find: Callable[[str], Any],
-                   delete: Callable[[Any], Any], done: str, help: str) -> None:
+                   delete: Callable[[Any], Any], done, help: str) -> None:
     """``<group> <verb> NAME``: find the thing by name, call the service, print
-    ``done`` (formatted with the name), audited as ``<group>.<verb>``."""
+    ``done`` (a lazy message with %(name)s, formatted with the name when it is said),
+    audited as ``<group>.<verb>``."""
     @group.command(verb, help=help)
     @click.argument("name")
     @audited(f"{group.name}.{verb}")
     def delete_(name: str) -> None:
         service(lambda: delete(find(name)))
-        click.echo(done.format(name=name))
+        click.echo(str(done) % {"name": name})

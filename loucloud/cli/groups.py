@@ -1,6 +1,7 @@
 """manage.py groups create|list|show|add-members|remove-member|delete (issue 16)"""
 import click
 from flask.cli import AppGroup
+from flask_babel import gettext as _
 
 from ..services import ServiceError, bulk_users
 from ..services import groups as group_service
@@ -39,7 +40,7 @@ def create(name: str, description: str, **limits) -> None:
     """Create the group NAME; --max-* give it a total quota over all its members' VMs,
     on top of each member's own (default: none)."""
     made = service(lambda: group_service.create_group(name, description, _limits(**limits)))
-    click.echo(f"created group {made.name}")
+    click.echo(_("created group %(name)s", name=made.name))
 
 
 def _rows() -> list[dict]:
@@ -87,7 +88,7 @@ def add_members(name: str, usernames: tuple[str, ...], manager: bool, csv_file) 
     """Put existing users (USERNAMES) into the group NAME, or new ones (--csv FILE)."""
     found = service(lambda: group_service.group_by_name(name))
     if not usernames and csv_file is None:
-        fail("give user names, or --csv FILE to create new users")
+        fail(_("give user names, or --csv FILE to create new users"))
     if usernames:
         click.echo(service(lambda: group_service.add_members(
             found, group_service.users_named(list(usernames)), manager=manager)))
@@ -96,14 +97,14 @@ def add_members(name: str, usernames: tuple[str, ...], manager: bool, csv_file) 
         try:
             created = bulk_users.create_members(found, text, manager=manager)
         except bulk_users.LinesRefused as exc:
-            click.echo(f"error: {exc.head}", err=True)
+            click.echo(_("error: %(message)s", message=exc.head), err=True)
             for number, why in exc.lines:
-                click.echo(f"line {number}: {why}", err=True)
+                click.echo(_("line %(number)s: %(why)s", number=number, why=why), err=True)
             raise SystemExit(1) from None
         except ServiceError as exc:
             fail(str(exc))
-        click.echo(f"created {len(created)} users in {found.name}; their passwords, "
-                   "shown only now:")
+        click.echo(_("created %(count)s users in %(group)s; their passwords, shown only "
+                     "now:", count=len(created), group=found.name))
         click.echo(bulk_users.passwords_csv(created), nl=False)
 
 
@@ -125,7 +126,7 @@ def remove_member(name: str, username: str) -> None:
 def delete(name: str, yes: bool) -> None:
     """Delete the group NAME: its users and their VMs stay."""
     found = service(lambda: group_service.group_by_name(name))
-    if not yes and not click.confirm(f"Delete the group {name}? Its users and their VMs "
-                                     "stay."):
-        fail("nothing was changed")
+    if not yes and not click.confirm(_("Delete the group %(name)s? Its users and their "
+                                       "VMs stay.", name=name)):
+        fail(_("nothing was changed"))
     click.echo(service(lambda: group_service.delete_group(found)))

@@ -1,9 +1,10 @@
 """manage.py hosts drain|undrain|forget|migration-address (issue 14)."""
 import click
+from flask_babel import gettext as _
 
 from ..services import hosts as host_service
 from ..services import maintenance
-from .common import audited, fail, service
+from .common import audited, fail, service, task_state
 from .hosts import group
 from .tasks import acting_admin, follow
 
@@ -17,8 +18,12 @@ def migration_address(name: str, address: str) -> None:
     part of its URI)."""
     host = service(lambda: host_service.host_by_name(name))
     host = service(lambda: maintenance.set_migration_address(acting_admin(), host, address))
-    click.echo(f"{host.name}: migration address "
-               f"{host.migration_address or '(the host part of its URI)'}")
+    if host.migration_address:
+        click.echo(_("%(name)s: migration address %(address)s", name=host.name,
+                     address=host.migration_address))
+    else:
+        click.echo(_("%(name)s: migration address (the host part of its URI)",
+                     name=host.name))
 
 
 @group.command("drain")
@@ -29,7 +34,7 @@ def drain(name: str, wait: bool) -> None:
     """Stop the host NAME accepting VMs and move each of its VMs to other hosts."""
     host = service(lambda: host_service.host_by_name(name))
     task = service(lambda: maintenance.drain(acting_admin(), host))
-    click.echo(f"task {task.id}: draining {name}")
+    click.echo(_("task %(id)s: draining %(name)s", id=task.id, name=name))
     if wait:
         follow(task.id)
 
@@ -42,9 +47,13 @@ def drain_status(name: str) -> None:
     host = service(lambda: host_service.host_by_name(name))
     task = maintenance.last_drain(host)
     if task is None:
-        fail(f"{name} was never drained")
-    click.echo(f"task {task.id} {task.state}" + (
-        "" if task.finished else f" {int(task.progress * 100)}% {task.message}"))
+        fail(_("%(name)s was never drained", name=name))
+    if task.finished:
+        click.echo(_("task %(id)s %(state)s", id=task.id, state=task_state(task.state)))
+    else:
+        click.echo(_("task %(id)s %(state)s %(percent)s%% %(message)s", id=task.id,
+                     state=task_state(task.state), percent=int(task.progress * 100),
+                     message=task.message))
     head, rows = maintenance.drain_lines(task)
     if head:
         click.echo(head)
@@ -61,7 +70,7 @@ def undrain(name: str) -> None:
     """The host NAME accepts VMs again."""
     host = service(lambda: host_service.host_by_name(name))
     service(lambda: maintenance.undrain(acting_admin(), host))
-    click.echo(f"{name} accepts VMs again")
+    click.echo(_("%(name)s accepts VMs again", name=name))
 
 
 @group.command("forget")
@@ -73,8 +82,9 @@ def forget(name: str, yes: bool) -> None:
     their quota freed); what it holds is removed if it is ever added back."""
     host = service(lambda: host_service.host_by_name(name))
     lost = [f"{vm.name} ({vm.owner.username})" for vm in maintenance.lost_with(host)]
-    if not yes and not click.confirm(
-            f"Forget {name}" + (f" and lose its {len(lost)} VM(s), marked lost for their "
-                                f"owners: {', '.join(lost)}" if lost else "") + "?"):
-        fail("nothing was changed")
+    question = _("Forget %(name)s and lose its %(count)s VM(s), marked lost for their "
+                 "owners: %(vms)s?", name=name, count=len(lost), vms=", ".join(lost)) \
+        if lost else _("Forget %(name)s?", name=name)
+    if not yes and not click.confirm(question):
+        fail(_("nothing was changed"))
     click.echo(service(lambda: maintenance.forget_host(acting_admin(), host)))

@@ -2,6 +2,7 @@
 import click
 from flask import current_app
 from flask.cli import AppGroup
+from flask_babel import gettext as _
 
 from ..services import hosts as host_service
 from ..services import images as image_service
@@ -25,8 +26,9 @@ def add(name: str, path: str, os_type: str, cloud_init: bool, login_user: str,
     """Record the image file PATH (already on the hosts) as NAME."""
     guest = image_service.Guest(os_type, cloud_init, login_user, firmware)
     image = service(lambda: image_service.add_image(name, path, guest=guest))
-    click.echo(f"added {image.name}: {image.format}, {image.virtual_size} bytes, on "
-               f"{len(image_service.hosts_with_image(image))} host(s)")
+    click.echo(_("added %(name)s: %(format)s, %(size)s bytes, on %(count)s host(s)",
+                 name=image.name, format=image.format, size=image.virtual_size,
+                 count=len(image_service.hosts_with_image(image))))
 
 
 @group.command("build")
@@ -55,13 +57,15 @@ def build(name: str, host_names: tuple[str, ...], cache_dir: str | None) -> None
         all_hosts = host_service.all_hosts()
         local_uri = current_app.config["LOCAL_HOST_URI"]
         hosts = [h for h in all_hosts if h.uri == local_uri] or all_hosts
-    click.echo(f"putting {name} on {', '.join(h.name for h in hosts) or 'no host'}")
+    click.echo(_("putting %(name)s on %(hosts)s", name=name,
+                 hosts=", ".join(h.name for h in hosts) or _("no host")))
     guest = image_service.Guest("linux", True, "debian", "bios")
     image = service(lambda: image_service.publish_file(name, str(local), hosts, guest,
                                                        say=click.echo))
-    click.echo(f"{image.name}: {image.format}, {image.virtual_size / 1024 ** 3:.1f} GiB, on "
-               f"{len(image_service.hosts_with_image(image))} host(s); cloud-init, login "
-               f"user {image.login_user}")
+    gib = f"{image.virtual_size / 1024 ** 3:.1f}"
+    click.echo(_("%(name)s: %(format)s, %(size)s GiB, on %(count)s host(s); cloud-init, "
+                 "login user %(user)s", name=image.name, format=image.format, size=gib,
+                 count=len(image_service.hosts_with_image(image)), user=image.login_user))
 
 
 @group.command("upload")
@@ -101,7 +105,7 @@ def upload(name: str, file: str, sha256: str, fmt: str, os_type: str, cloud_init
     chunk = current_app.config["UPLOAD_CHUNK_BYTES"]
     offset, shown = up.received, -1
     if offset:
-        click.echo(f"resuming at {offset} of {size} bytes")
+        click.echo(_("resuming at %(offset)s of %(size)s bytes", offset=offset, size=size))
     with open(file, "rb") as f:
         while offset < size:
             f.seek(offset)
@@ -111,10 +115,13 @@ def upload(name: str, file: str, sha256: str, fmt: str, os_type: str, cloud_init
             percent = 100 * offset // size
             if percent >= shown + 10 or offset == size:
                 shown = percent
-                click.echo(f"  sent {percent} % ({offset} of {size} bytes)")
+                click.echo("  " + _("sent %(percent)s %% (%(offset)s of %(size)s bytes)",
+                                    percent=percent, offset=offset, size=size))
     image, task = service(lambda: upload_service.finish(admin, up.id))
-    click.echo(f"{image.name}: {image.format}, {image.virtual_size} bytes, os {image.os_type}"
-               f", sha256 {image.sha256}; copying to the hosts (task {task.id})")
+    click.echo(_("%(name)s: %(format)s, %(size)s bytes, os %(os)s, sha256 %(sha256)s; "
+                 "copying to the hosts (task %(task)s)", name=image.name, format=image.format,
+                 size=image.virtual_size, os=image.os_type, sha256=image.sha256,
+                 task=task.id))
     if not no_wait:
         follow(task.id)
 
@@ -140,5 +147,9 @@ def delete(name: str, delete_copies: bool) -> None:
     """Forget the image NAME (its files stay on the hosts unless --delete-copies)."""
     image = service(lambda: image_service.image_by_name(name))
     left = service(lambda: image_service.delete_image(image, delete_copies=delete_copies))
-    click.echo(f"removed {name}" + (" and its uploaded copies" if delete_copies else "")
-               + (f"; not deleted on {', '.join(left)} (offline)" if left else ""))
+    done = _("removed %(name)s and its uploaded copies", name=name) if delete_copies \
+        else _("removed %(name)s", name=name)
+    if left:
+        done = _("%(done)s; not deleted on %(hosts)s (offline)", done=done,
+                 hosts=", ".join(left))
+    click.echo(done)

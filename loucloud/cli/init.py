@@ -5,6 +5,7 @@ import os
 import click
 from flask import current_app
 from flask.cli import with_appcontext
+from flask_babel import gettext as _
 
 from ..services import ServiceError
 from ..services import hosts as host_service
@@ -28,18 +29,20 @@ def init_command(local_host: bool) -> None:
     try:
         admin, created, generated = user_service.create_admin(password)
     except ServiceError as exc:
-        fail(f"LOUCLOUD_ADMIN_PASSWORD: {exc}")
+        fail(_("LOUCLOUD_ADMIN_PASSWORD: %(error)s", error=exc))
     if created and not generated:
-        click.echo(f"Administrator created: {admin.username}, with the password in "
-                   "LOUCLOUD_ADMIN_PASSWORD")
+        click.echo(_("Administrator created: %(name)s, with the password in "
+                     "LOUCLOUD_ADMIN_PASSWORD", name=admin.username))
     elif generated:
         click.echo("=" * 64)
-        click.echo(f"  Administrator created. User name: {admin.username}")
-        click.echo(f"  Password: {generated}")
-        click.echo("  (shown only this once: write it down, then change it in Profile)")
+        click.echo("  " + _("Administrator created. User name: %(name)s",
+                            name=admin.username))
+        click.echo("  " + _("Password: %(password)s", password=generated))
+        click.echo("  " + _("(shown only this once: write it down, then change it in "
+                            "Profile)"))
         click.echo("=" * 64)
     else:
-        click.echo(f"Administrator: {admin.username} (exists)")
+        click.echo(_("Administrator: %(name)s (exists)", name=admin.username))
     if local_host:
         _register_local_host()
 
@@ -52,7 +55,7 @@ def _register_local_host() -> None:
     hosts = host_service.all_hosts()
     known = next((h for h in hosts if h.uri in (local_uri, SESSION_URI)), None)
     if known is not None:
-        click.echo(f"Local host: {known.uri} (registered)")
+        click.echo(_("Local host: %(uri)s (registered)", uri=known.uri))
         _start_default_network(known)
         return
     candidates = [local_uri]
@@ -66,21 +69,23 @@ def _register_local_host() -> None:
             problems.append(f"{uri}: {exc}")
             continue
         if uri == SESSION_URI:
-            click.echo(f"qemu:///system is not open to {getpass.getuser()}; registered your "
-                       f"own {SESSION_URI} instead: real VMs running as "
-                       f"{getpass.getuser()}, with user-mode networking (outgoing only).")
-        click.echo(f"Local host registered: {host.name} ({host.uri}, {host.hostname}, "
-                   f"{host.cpus} CPUs, {host.memory_mib} MiB)")
+            click.echo(_("qemu:///system is not open to %(user)s; registered your own "
+                         "%(uri)s instead: real VMs running as %(user)s, with user-mode "
+                         "networking (outgoing only).", user=getpass.getuser(),
+                         uri=SESSION_URI))
+        click.echo(_("Local host registered: %(name)s (%(uri)s, %(hostname)s, %(cpus)s "
+                     "CPUs, %(memory)s MiB)", name=host.name, uri=host.uri,
+                     hostname=host.hostname, cpus=host.cpus, memory=host.memory_mib))
         _start_default_network(host)
         return
     if hosts:
-        click.echo(f"Local host: {'; '.join(problems)}; keeping the {len(hosts)} registered "
-                   "host(s).")
+        click.echo(_("Local host: %(problems)s; keeping the %(count)s registered host(s).",
+                     problems="; ".join(problems), count=len(hosts)))
         return
-    click.echo(f"Local host: {'; '.join(problems)}.")
+    click.echo(_("Local host: %(problems)s.", problems="; ".join(problems)))
     host_service.add_host("demo", DEMO_URI)
-    click.echo(f"Registered {DEMO_URI} as 'demo': a SIMULATED host (libvirt's test "
-               "driver). Nothing really runs there.")
+    click.echo(_("Registered %(uri)s as 'demo': a SIMULATED host (libvirt's test "
+                 "driver). Nothing really runs there.", uri=DEMO_URI))
 
 
 def _start_default_network(host) -> None:
@@ -92,27 +97,31 @@ def _start_default_network(host) -> None:
     found = next((hn for hn in network_service.list_host_networks() if hn.host.id == host.id),
                  None)
     if found is None or found.error:
-        click.echo(f"Network: {host.name} did not answer ({found.error if found else '?'})")
+        click.echo(_("Network: %(host)s did not answer (%(error)s)", host=host.name,
+                     error=found.error if found else "?"))
         return
     net = next((n for n in found.networks if n.name == name), None)
     if net is None:
-        click.echo(f"Network: {host.name} has no network {name}: VMs will have no network "
-                   "card until one is made (Networks page, or manage.py networks create).")
+        click.echo(_("Network: %(host)s has no network %(name)s: VMs will have no network "
+                     "card until one is made (Networks page, or manage.py networks "
+                     "create).", host=host.name, name=name))
         return
-    changes = []
+    start, autostart = not net.active, not net.autostart
     try:
-        if not net.active:
+        if start:
             network_service.network_action(host, name, "start")
-            changes.append("started it")
-        if not net.autostart:
+        if autostart:
             network_service.network_action(host, name, "autostart")
-            changes.append("made it start with the host")
     except ServiceError as exc:
-        click.echo(f"Network: {name} on {host.name} could not be started: {exc}. VMs will "
-                   "have no network card (install dnsmasq-base and iptables?).")
+        click.echo(_("Network: %(name)s on %(host)s could not be started: %(error)s. VMs "
+                     "will have no network card (install dnsmasq-base and iptables?).",
+                     name=name, host=host.name, error=exc))
         return
-    if changes:
-        click.echo(f"Network: libvirt's network {name} on {host.name} was inactive; "
-                   f"{' and '.join(changes)}, so new VMs get a working network card.")
+    if start or autostart:
+        changes = _("started it and made it start with the host") if start and autostart \
+            else _("started it") if start else _("made it start with the host")
+        click.echo(_("Network: libvirt's network %(name)s on %(host)s was inactive; "
+                     "%(changes)s, so new VMs get a working network card.", name=name,
+                     host=host.name, changes=changes))
     else:
-        click.echo(f"Network: {name} on {host.name} is active.")
+        click.echo(_("Network: %(name)s on %(host)s is active.", name=name, host=host.name))

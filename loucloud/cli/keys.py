@@ -3,6 +3,7 @@ import sys
 
 import click
 from flask.cli import AppGroup
+from flask_babel import gettext as _
 
 from ..services import keys as key_service
 from ..services import users as user_service
@@ -22,7 +23,8 @@ def add(username: str, name: str, key_file) -> None:
     line = (key_file or sys.stdin).read(16384).strip()
     user = service(lambda: user_service.user_by_name(username))
     key = service(lambda: key_service.add_key(user, name, line))
-    click.echo(f"added {key.name} ({key.fingerprint}) for {username}")
+    click.echo(_("added %(name)s (%(fingerprint)s) for %(user)s", name=key.name,
+                 fingerprint=key.fingerprint, user=username))
 
 
 @group.command("list")
@@ -45,6 +47,6 @@ def delete(username: str, name: str) -> None:
     user = service(lambda: user_service.user_by_name(username))
     matches = [k for k in key_service.keys_of(user) if k.name == name]
     if not matches:
-        fail(f"{username} has no key named {name}")
+        fail(_("%(user)s has no key named %(name)s", user=username, name=name))
     service(lambda: key_service.delete_key(matches[0]))
-    click.echo(f"deleted {name}")
+    click.echo(_("deleted %(name)s", name=name))

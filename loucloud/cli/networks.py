@@ -1,6 +1,7 @@
 """manage.py networks list|create|start|stop|autostart|no-autostart"""
 import click
 from flask.cli import AppGroup
+from flask_babel import gettext as _
 
 from ..services import hosts as host_service
 from ..services import networks as network_service
@@ -46,9 +47,10 @@ def create(name: str, subnet: str, host_names: tuple[str, ...]) -> None:
     results = service(lambda: network_service.create_network(name, subnet, hosts))
     failed = [f"{h.name}: {error}" for h, error in results if error]
     for host, error in results:
-        click.echo(f"{host.name}: {'not made: ' + error if error else 'made and started'}")
+        click.echo(_("%(host)s: not made: %(error)s", host=host.name, error=error) if error
+                   else _("%(host)s: made and started", host=host.name))
     if failed:
-        fail(f"{name} was not made on every host")
+        fail(_("%(name)s was not made on every host", name=name))
 
 
 def _action(action: str):

@@ -9,6 +9,7 @@ import threading
 import click
 from flask import current_app
 from flask.cli import ScriptInfo, pass_script_info, with_appcontext
+from flask_babel import gettext as _
 
 from ..logs import configure as configure_logging
 
@@ -65,7 +66,9 @@ def serve_command(info: ScriptInfo, host: str, port: int, console: bool) -> None
     if console:
         helpers.append(subprocess.Popen([sys.executable, os.path.abspath(sys.argv[0]),
                                          "console-proxy"]))
-    click.echo(f"LouCloud is on http://{host}:{port}/  (Ctrl-C stops it)")
+    url = f"http://{host}:{port}/"
+    with app.app_context():
+        click.echo(_("LouCloud is on %(url)s  (Ctrl-C stops it)", url=url))
     # A SIGTERM (kill, systemd) ends the server like Ctrl-C: its helpers stop with it.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
@@ -90,7 +93,10 @@ def console_proxy_command(info: ScriptInfo, host: str | None, port: int | None) 
     host = host or app.config["CONSOLE_PROXY_HOST"]
     port = port or app.config["CONSOLE_PROXY_PORT"]
     server = make_server(app, host, port)
-    click.echo(f"Console proxy on {host}:{port} for {', '.join(sorted(server.gate.origins))}")
+    address = f"{host}:{port}"
+    with app.app_context():
+        click.echo(_("Console proxy on %(address)s for %(origins)s", address=address,
+                     origins=", ".join(sorted(server.gate.origins))))
     try:
         server.serve_forever()
     except KeyboardInterrupt:

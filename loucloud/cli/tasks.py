@@ -6,12 +6,13 @@ import threading
 import click
 from flask import current_app
 from flask.cli import AppGroup, with_appcontext
+from flask_babel import gettext as _
 
 from ..logs import configure as configure_logging
 from ..services import tasklist
 from ..services import tasks as task_service
 from ..services import users as user_service
-from .common import audited, echo_rows, fail, service
+from .common import audited, echo_rows, fail, service, task_state
 
 group = AppGroup("tasks", help="Long work run by the worker (manage.py worker).")
 
@@ -19,7 +20,7 @@ group = AppGroup("tasks", help="Long work run by the worker (manage.py worker)."
 def acting_admin():
     admin = user_service.the_admin()
     if admin is None:
-        fail("There is no administrator yet: run manage.py init first.")
+        fail(_("There is no administrator yet: run manage.py init first."))
     return admin
 
 
@@ -30,8 +31,9 @@ def follow(task_id: int) -> None:
     if task.state != "succeeded":
         if task.result:
             click.echo(task.result)
-        fail(f"task {task.id} {task.state}: {task.error or task.message}")
-    click.echo(task.result or "done")
+        fail(_("task %(id)s %(state)s: %(message)s", id=task.id, state=task_state(task.state),
+               message=task.error or task.message))
+    click.echo(task.result or _("done"))
 
 
 @group.command("list")
@@ -64,7 +66,7 @@ def show(task_id: int) -> None:
 def ping(no_wait: bool) -> None:
     """Queue a no-op task and wait for the worker to run it (is the worker alive?)."""
     task = tasklist.ping(acting_admin())
-    click.echo(f"task {task.id} queued")
+    click.echo(_("task %(id)s queued", id=task.id))
     if not no_wait:
         follow(task.id)
 
@@ -75,7 +77,7 @@ def ping(no_wait: bool) -> None:
 def cancel(task_id: int) -> None:
     """Cancel a queued or running task."""
     task = service(lambda: tasklist.cancel(acting_admin(), task_id))
-    click.echo(f"task {task.id}: {task.message}")
+    click.echo(_("task %(id)s: %(message)s", id=task.id, message=task.message))
 
 
 @group.command("retry")
@@ -84,7 +86,7 @@ def cancel(task_id: int) -> None:
 def retry(task_id: int) -> None:
     """Run a failed or cancelled task again (a new task)."""
     task = service(lambda: tasklist.retry(acting_admin(), task_id))
-    click.echo(f"task {task.id} queued")
+    click.echo(_("task %(id)s queued", id=task.id))
 
 
 @click.command("worker")
@@ -100,9 +102,14 @@ def worker_command(workers: int) -> None:
     app = current_app._get_current_object()
     name = task_service.worker_name()
     found = task_service.recover()
-    click.echo(f"worker {name}: {workers} at once, queue "
-               f"{app.config['TASK_BROKER'] or 'sqlite (instance/tasks.sqlite)'}"
-               + (f"; {found} task(s) left by a stopped worker handled" if found else ""))
+    queue = app.config["TASK_BROKER"] or "sqlite (instance/tasks.sqlite)"
+    if found:
+        click.echo(_("worker %(name)s: %(workers)s at once, queue %(queue)s; %(found)s "
+                     "task(s) left by a stopped worker handled", name=name, workers=workers,
+                     queue=queue, found=found))
+    else:
+        click.echo(_("worker %(name)s: %(workers)s at once, queue %(queue)s", name=name,
+                     workers=workers, queue=queue))
     stop = threading.Event()
 
     def beat() -> None:  # heartbeats of this worker's tasks; others' stale tasks

@@ -1,6 +1,8 @@
 """manage.py templates add|list|delete"""
 import click
 from flask.cli import AppGroup
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from ..services import bootjobs as bootjob_service
 from ..services import groups as group_service
@@ -41,7 +43,7 @@ def add(name, image_name, vcpus, memory_mib, disk_gib, notes, network, bridge, n
         boot_job_ids=[bootjob_service.boot_job_by_name(j).id for j in boot_jobs],
         visibility=template_service.Visibility(
             not groups, tuple(group_service.group_by_name(g).id for g in groups))))
-    click.echo(f"added {template.name}")
+    click.echo(_("added %(name)s", name=template.name))
 
 
 list_command(group, lambda: [
@@ -55,5 +57,5 @@ list_command(group, lambda: [
     help="List templates.")
 # Looked up in the stored (normalised) form: a full-width ＶＭ１ finds VM1.
 delete_command(group, "delete", lambda name: template_service.template_by_name(normal(name)),
-               template_service.delete_template, "deleted {name}",
+               template_service.delete_template, _l("deleted %(name)s"),
                help="Delete the template NAME (refused while VMs use it).")

@@ -2,6 +2,7 @@
 page)."""
 import click
 from flask.cli import AppGroup
+from flask_babel import gettext as _
 
 from ..services import NotFound
 from ..services import tokens as token_service
@@ -33,11 +34,13 @@ def create(username: str, name: str, read_only: bool, days: int | None) -> None:
     new = service(lambda: token_service.create_token(user, name, read_only=read_only,
                                                      expires_days=days))
     token = new.token
-    expires = f"expires {_when(token.expires_at)}" if token.expires_at else "never expires"
-    click.echo(f"Token {token.id} \"{token.name}\" of {username}: "
-               f"{'read-only' if token.read_only else 'read-write'}, {expires}.", err=True)
+    expires = _("expires %(when)s", when=_when(token.expires_at)) if token.expires_at \
+        else _("never expires")
+    click.echo(_('Token %(id)s "%(name)s" of %(user)s: %(access)s, %(expires)s.', id=token.id,
+                 name=token.name, user=username, expires=expires,
+                 access=_("read-only") if token.read_only else _("read-write")), err=True)
     click.echo(new.secret)
-    click.echo("Copy it now: it will not be shown again (LouCloud keeps only its hash).",
+    click.echo(_("Copy it now: it will not be shown again (LouCloud keeps only its hash)."),
                err=True)
 
 
@@ -66,5 +69,6 @@ def revoke(token_id: int) -> None:
     try:
         token = token_service.revoke_token(admin, token_id)
     except NotFound:
-        fail(f"There is no token {token_id} (see manage.py tokens list USERNAME).")
-    click.echo(f"Token {token.id} \"{token.name}\" of {token.user.username} revoked.")
+        fail(_("There is no token %(id)s (see manage.py tokens list USERNAME).", id=token_id))
+    click.echo(_('Token %(id)s "%(name)s" of %(user)s revoked.', id=token.id, name=token.name,
+                 user=token.user.username))

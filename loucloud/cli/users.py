@@ -4,6 +4,7 @@ import sys
 
 import click
 from flask.cli import AppGroup
+from flask_babel import gettext as _
 
 from ..i18n import LANGUAGES
 from ..services import users as user_service
@@ -30,7 +31,7 @@ def create(username: str, full_name: str, email: str | None, password_env: str) 
         else:
             password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     user = service(lambda: user_service.create_user(username, password, full_name, email))
-    click.echo(f"created {user.username}")
+    click.echo(_("created %(name)s", name=user.username))
 
 
 @group.command("language")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import click
+from flask_babel import gettext as _
 
 from ..services import templates as template_service
 from ..services import users as user_service
@@ -24,7 +25,8 @@ def _expiry(value: str | None) -> datetime | None:
             return datetime.strptime(value, form)
         except ValueError:
             continue
-    fail(f"Give the expiry as YYYY-MM-DD or 'YYYY-MM-DD HH:MM' (UTC), not {value!r}.")
+    fail(_("Give the expiry as YYYY-MM-DD or 'YYYY-MM-DD HH:MM' (UTC), not %(value)s.",
+           value=repr(value)))
 
 
 @group.command("batch-create")
@@ -46,13 +48,14 @@ def batch_create(template_name: str, usernames: str, pattern: str, per_user: int
     template = service(lambda: template_service.template_by_name(template_name))
     names = [n.strip() for n in usernames.split(",") if n.strip()]
     if not names:
-        fail("Name the users: --users ann,ben,...")
+        fail(_("Name the users: --users ann,ben,..."))
     users = [service(lambda n=n: user_service.user_by_name(n)) for n in names]
     batch = service(lambda: batch_service.start_batch_create(
         acting_admin(), template, users, pattern=pattern, per_user=per_user,
         expires_at=_expiry(expires)))
-    click.echo(f"batch {batch.id}, task {batch.task_id}: {len(batch.planned_items)} VMs "
-               f"from {template.name}")
+    click.echo(_("batch %(batch)s, task %(task)s: %(count)s VMs from %(template)s",
+                 batch=batch.id, task=batch.task_id, count=len(batch.planned_items),
+                 template=template.name))
     if not no_wait:
         follow(batch.task_id)
 
@@ -97,12 +100,13 @@ def batch_action(action: str, batch_id: int, yes: bool, no_wait: bool) -> None:
     batch = service(lambda: batch_service.get_batch(batch_id))
     vms = batch_service.batch_vms(batch)
     if action == "delete" and not yes:
-        click.confirm(f"Delete the {len(vms)} VMs of batch {batch_id} with their disks?",
-                      abort=True)
+        click.confirm(_("Delete the %(count)s VMs of batch %(batch)s with their disks?",
+                        count=len(vms), batch=batch_id), abort=True)
     task = service(lambda: batch_actions.start_batch_action(
         acting_admin(), vms, action, f"batch {batch_id}"))
-    click.echo(f"task {task.id}: {batch_actions.ACTIONS[action].lower()} "
-               f"{len(vms)} VMs of batch {batch_id}")
+    click.echo(_("task %(task)s: %(action)s %(count)s VMs of batch %(batch)s", task=task.id,
+                 action=str(batch_actions.ACTIONS[action]).lower(), count=len(vms),
+                 batch=batch_id))
     if not no_wait:
         follow(task.id)
 

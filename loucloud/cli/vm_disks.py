@@ -1,6 +1,7 @@
 """manage.py vms resize|disks|disk-add|disk-attach|disk-detach|disk-delete|disk-grow (issue 14),
 over the same services as the VM page."""
 import click
+from flask_babel import gettext as _
 
 from ..services.vms import disks, resize
 from ..services.vms import state
@@ -41,7 +42,7 @@ def disks_command(name: str, owner: str, as_json: bool) -> None:
             for d in vm.disks]
     echo_rows(rows, as_json, ["disk", "size_gib", "allocation", "system", "attached", "volume"])
     if live.get("error"):
-        click.echo(f"warning: {live['error']}", err=True)
+        click.echo(_("warning: %(message)s", message=live["error"]), err=True)
     if live.get("pending"):
         click.echo(live["pending"])
 
@@ -90,7 +91,8 @@ def disk_delete(name: str, disk: str, owner: str, yes: bool) -> None:
     """Delete the data disk DISK of the VM NAME and everything on it (detached first)."""
     vm = _vm(owner, name)
     if not yes:
-        click.confirm(f"Delete {disk} of {name} and everything on it for good?", abort=True)
+        click.confirm(_("Delete %(disk)s of %(name)s and everything on it for good?",
+                        disk=disk, name=name), abort=True)
     click.echo(service(lambda: disks.delete_disk(vm, disk)))
 
 

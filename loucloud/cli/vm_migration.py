@@ -1,5 +1,6 @@
 """manage.py vms migrate (issue 14): move a VM to another host, as a task."""
 import click
+from flask_babel import gettext as _
 
 from ..services.vms import migration, state
 from .common import audited, service
@@ -21,7 +22,7 @@ def migrate(name: str, owner: str, to: str | None, offline: bool, wait: bool) ->
     task = service(lambda: migration.migrate_vm(acting_admin(), vm,
                                                 migration.target_by_name(to),
                                                 offline=offline))
-    click.echo(f"task {task.id}: moving {name} from {vm.host.name}; see manage.py tasks show "
-               f"{task.id}")
+    click.echo(_("task %(id)s: moving %(name)s from %(host)s; see manage.py tasks show %(id)s",
+                 id=task.id, name=name, host=vm.host.name))
     if wait:
         follow(task.id)

@@ -3,6 +3,7 @@
 import os
 
 import click
+from flask_babel import gettext as _
 
 from ..services.vms import clone as clone_service
 from ..services.vms import rebuild as rebuild_service
@@ -79,7 +80,7 @@ def discard_saved(name: str, owner: str) -> None:
 def _password(password_env: str | None, seeded: bool) -> tuple[str | None, str | None]:
     password = os.environ.get(password_env, "") if password_env else ""
     if password_env and not password:
-        fail(f"{password_env} is empty or not set")
+        fail(_("%(variable)s is empty or not set", variable=password_env))
     if not password and seeded:
         password = generate_password()
         return password, password
@@ -104,7 +105,8 @@ def rebuild(name: str, owner: str, password_env: str | None) -> None:
     password, made = _password(password_env, rebuild_service.gets_seed(vm))
     click.echo(service(lambda: rebuild_service.rebuild_vm(vm, password)))
     if made:
-        click.echo(f"login: {vm.image.login_user} / {made}  (shown only now)")
+        click.echo(_("login: %(user)s / %(password)s  (shown only now)",
+                     user=vm.image.login_user, password=made))
 
 
 @group.command("clone")
@@ -124,8 +126,10 @@ def clone(name: str, new_name: str, owner: str, no_start: bool, no_wait: bool,
     login_user = vm.image.login_user
     task = service(lambda: clone_service.clone_vm(vm, new_name, start=not no_start,
                                                   password=password))
-    click.echo(f"task {task.id}: cloning {name} as {new_name}")
+    click.echo(_("task %(id)s: cloning %(name)s as %(new_name)s", id=task.id, name=name,
+                 new_name=new_name))
     if made:
-        click.echo(f"login: {login_user} / {made}  (shown only now)")
+        click.echo(_("login: %(user)s / %(password)s  (shown only now)", user=login_user,
+                     password=made))
     if not no_wait:
         follow(task.id)

@@ -4,6 +4,7 @@ import os
 
 import click
 from flask.cli import AppGroup
+from flask_babel import gettext as _
 
 from ..services import bootjobs as bootjob_service
 from ..services import hosts as host_service
@@ -41,7 +42,7 @@ def create(name, owner, template_name, host_name, no_start, password_env, boot_j
     template = service(lambda: template_service.template_by_name(normal(template_name)))
     password = os.environ.get(password_env, "") if password_env else ""
     if password_env and not password:
-        fail(f"{password_env} is empty or not set")
+        fail(_("%(variable)s is empty or not set", variable=password_env))
     generated = None
     if not password and template.image.cloud_init:
         password = generated = vm_create.generate_password()
@@ -50,12 +51,14 @@ def create(name, owner, template_name, host_name, no_start, password_env, boot_j
         host_service.host_by_name(host_name) if host_name else None, start=not no_start,
         password=password or None, ip_address=ip_address,
         boot_job_ids=[bootjob_service.boot_job_by_name(j).id for j in boot_jobs]))
-    click.echo(f"created {vm.name} on {vm.host.name}"
-               + (f", address {vm.ip_address}" if vm.ip_address else ""))
+    click.echo(_("created %(name)s on %(host)s, address %(address)s", name=vm.name,
+                 host=vm.host.name, address=vm.ip_address) if vm.ip_address
+               else _("created %(name)s on %(host)s", name=vm.name, host=vm.host.name))
     if vm.nic_note and template.nic_kind != "none":
-        click.echo(f"warning: no network card: {vm.nic_note}", err=True)
+        click.echo(_("warning: no network card: %(note)s", note=vm.nic_note), err=True)
     if generated:
-        click.echo(f"login: {vm.image.login_user} / {generated}  (shown only now)")
+        click.echo(_("login: %(user)s / %(password)s  (shown only now)",
+                     user=vm.image.login_user, password=generated))
 
 
 @group.command("list")
@@ -66,7 +69,7 @@ def list_(owner: str | None, as_json: bool) -> None:
     viewer = service(lambda: user_service.user_by_name(owner)) if owner \
         else user_service.the_admin()
     if viewer is None:
-        fail("no administrator yet: run init")
+        fail(_("no administrator yet: run init"))
     page = state.list_vms(viewer, per_page=1_000_000)
     rows = [v.as_dict() for v in page.items]
     for row in rows:
@@ -109,7 +112,7 @@ def reset_password(name: str, owner: str, user: str, password_env: str) -> None:
     """Set a guest user's password in the running VM NAME (QEMU guest agent)."""
     password = os.environ.get(password_env, "")
     if not password:
-        fail(f"put the new password in {password_env}")
+        fail(_("put the new password in %(variable)s", variable=password_env))
     vm = service(lambda: state.find_vm(owner, name))
     click.echo(service(lambda: guest.reset_password(vm, user, password)))
 
@@ -144,7 +147,7 @@ def lost(owner: str | None, as_json: bool) -> None:
     viewer = service(lambda: user_service.user_by_name(owner)) if owner \
         else user_service.the_admin()
     if viewer is None:
-        fail("no administrator yet: run init")
+        fail(_("no administrator yet: run init"))
     rows = [{"id": r.id, "name": r.name, "owner": r.owner.username, "host": r.host_name,
              "lost_at": r.lost_at.isoformat(timespec="seconds") + "Z",
              "address": r.ip_address or "", "vcpus": r.vcpus, "memory_mib": r.memory_mib,

@@ -2,6 +2,7 @@
 every host, whose it is, and the orphans."""
 import click
 from flask.cli import AppGroup
+from flask_babel import gettext as _
 
 from ..services import hosts as host_service
 from ..services import volumes
@@ -21,7 +22,7 @@ def list_(orphans: bool, as_json: bool) -> None:
         row["owner"] = row["owner"] or "ORPHAN"
     echo_rows(rows, as_json, ["host", "name", "format", "capacity", "allocation", "owner"])
     for host, why in report.problems.items():
-        click.echo(f"warning: {host} not listed: {why}", err=True)
+        click.echo(_("warning: %(host)s not listed: %(why)s", host=host, why=why), err=True)
 
 
 @group.command("delete-orphan")
@@ -33,6 +34,6 @@ def delete_orphan(host: str, name: str, yes: bool) -> None:
     """Delete the orphan volume NAME from HOST (refused when anything owns or uses it)."""
     found = service(lambda: host_service.host_by_name(host))
     if not yes:
-        click.confirm(f"Delete the volume {name} from {host} and its data for good?",
-                      abort=True)
+        click.confirm(_("Delete the volume %(name)s from %(host)s and its data for good?",
+                        name=name, host=host), abort=True)
     click.echo(service(lambda: volumes.delete_orphan(found, name)))
