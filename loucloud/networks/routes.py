@@ -23,7 +23,7 @@ def _form() -> NetworkForm:
 @admin_required
 def index():
     return render_template("networks/index.html", hosts=network_service.list_host_networks(),
-                           mode_of=network_service.mode_of, form=_form())
+                           mode_label=network_service.mode_label, form=_form())
 
 
 @bp.route("/new", methods=["POST"])
@@ -49,7 +49,7 @@ def create():
                       "success")
             return redirect(url_for("networks.index"))
     return render_template("networks/index.html", hosts=network_service.list_host_networks(),
-                           mode_of=network_service.mode_of, form=form), 400
+                           mode_label=network_service.mode_label, form=form), 400
 
 
 @bp.route("/action", methods=["POST"])

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 
 from flask import current_app
-from flask_babel import gettext as _
+from flask_babel import gettext as _, lazy_gettext as _l
 
 from ..extensions import cache, db
 from ..models import VM, Host
@@ -36,10 +36,21 @@ class HostNetworks:
     error: str | None = None
 
 
+MODES = {"nat": "NAT", "bridge": "bridge", "route": "routed", "open": "open",
+         "isolated": "isolated"}
+MODE_LABELS = {"bridge": _l("bridge"), "routed": _l("routed"), "open": _l("open"),
+               "isolated": _l("isolated")}
+
+
 def mode_of(desc: NetworkDesc) -> str:
-    """NAT, bridge, routed or isolated, as a person reads it."""
-    return {"nat": "NAT", "bridge": _("bridge"), "route": _("routed"), "open": _("open"),
-            "isolated": _("isolated")}.get(desc.mode, desc.mode)
+    """NAT, bridge, routed or isolated (the API's and the command line's word)."""
+    return MODES.get(desc.mode, desc.mode)
+
+
+def mode_label(desc: NetworkDesc) -> str:
+    """The mode as a person reads it, in the reader's language (the Networks page)."""
+    mode = mode_of(desc)
+    return str(MODE_LABELS.get(mode, mode))
 
 
 def list_host_networks() -> list[HostNetworks]:
