@@ -8,6 +8,8 @@ import os
 import struct
 from dataclasses import dataclass
 
+from flask_babel import gettext as _, lazy_gettext as _l
+
 FORMATS = ("qcow2", "raw", "iso")
 EXTENSIONS = {".qcow2": "qcow2", ".qcow": "qcow2", ".img": "raw", ".raw": "raw",
               ".iso": "iso"}
@@ -27,20 +29,27 @@ class FileFacts:
     volume_id: str = ""     # an ISO's
 
 
-# Formats recognised only to be refused with a clear message.
+# Formats recognised only to be refused with a clear message (in the reader's language:
+# sniff() returns it translated).
 OTHER_MAGICS = (
-    (0, b"\x1f\x8b", "a gzip archive: unpack it first"),
-    (0, b"\xfd7zXZ\x00", "an xz archive: unpack it first"),
-    (0, b"BZh", "a bzip2 archive: unpack it first"),
-    (0, b"\x28\xb5\x2f\xfd", "a zstd archive: unpack it first"),
-    (0, b"PK\x03\x04", "a zip archive: unpack it first"),
-    (0, b"KDMV", "a VMDK disk: convert it with qemu-img convert -O qcow2"),
-    (0, b"# Disk DescriptorFile", "a VMDK descriptor: convert the disk to qcow2"),
-    (0, b"vhdxfile", "a VHDX disk: convert it with qemu-img convert -O qcow2"),
-    (0, b"conectix", "a VHD disk: convert it with qemu-img convert -O qcow2"),
-    (64, b"\x7f\x10\xda\xbe", "a VirtualBox VDI disk: convert it to qcow2"),
-    (0, b"QED\x00", "a QED disk: convert it to qcow2"),
+    (0, b"\x1f\x8b", _l("a gzip archive: unpack it first")),
+    (0, b"\xfd7zXZ\x00", _l("an xz archive: unpack it first")),
+    (0, b"BZh", _l("a bzip2 archive: unpack it first")),
+    (0, b"\x28\xb5\x2f\xfd", _l("a zstd archive: unpack it first")),
+    (0, b"PK\x03\x04", _l("a zip archive: unpack it first")),
+    (0, b"KDMV", _l("a VMDK disk: convert it with qemu-img convert -O qcow2")),
+    (0, b"# Disk DescriptorFile", _l("a VMDK descriptor: convert the disk to qcow2")),
+    (0, b"vhdxfile", _l("a VHDX disk: convert it with qemu-img convert -O qcow2")),
+    (0, b"conectix", _l("a VHD disk: convert it with qemu-img convert -O qcow2")),
+    (64, b"\x7f\x10\xda\xbe", _l("a VirtualBox VDI disk: convert it to qcow2")),
+    (0, b"QED\x00", _l("a QED disk: convert it to qcow2")),
 )
+# What a file of each format is, and what it was found to be instead.
+EXPECTED = {"qcow2": _l("a qcow2 image (it has no QFI header)"),
+            "iso": _l("an ISO 9660 image (no CD001 descriptor at 32 KiB)"),
+            "raw": _l("a raw disk")}
+FOUND = {"qcow2": _l("it is a qcow2 file"), "iso": _l("it is an iso file"),
+         "raw": _l("it is a raw file")}
 
 
 def expected_from_name(filename: str) -> str | None:
@@ -57,7 +66,7 @@ def sniff(head: bytes) -> str:
         return "iso"
     for offset, magic, what in OTHER_MAGICS:
         if head[offset:offset + len(magic)] == magic:
-            return what
+            return str(what)
     return "raw"
 
 
@@ -74,16 +83,16 @@ def accepted_format(head: bytes, chosen: str = "auto", filename: str = "") -> st
     is not what was chosen (or what its name promises)."""
     found = sniff(head)
     if found not in FORMATS:
-        raise ImageFileProblem(f"The file is {found}.")
+        raise ImageFileProblem(_("The file is %(what)s.", what=found))
     want = chosen if chosen in FORMATS else expected_from_name(filename)
     if want and want != found:
-        what = {"qcow2": "a qcow2 image (it has no QFI header)",
-                "iso": "an ISO 9660 image (no CD001 descriptor at 32 KiB)",
-                "raw": "a raw disk"}[want]
-        reason = f"it is {'a ' if found != 'iso' else 'an '}{found} file"
-        named = f" is named {os.path.splitext(filename)[1]} but" if chosen not in \
-            FORMATS else ""
-        raise ImageFileProblem(f"The file{named} is not {what}: {reason}.")
+        what, reason = EXPECTED[want], FOUND[found]
+        if chosen not in FORMATS:
+            raise ImageFileProblem(_("The file is named %(extension)s but is not %(what)s: "
+                                     "%(reason)s.", extension=os.path.splitext(filename)[1],
+                                     what=what, reason=reason))
+        raise ImageFileProblem(_("The file is not %(what)s: %(reason)s.", what=what,
+                                 reason=reason))
     return found
 
 
@@ -92,7 +101,7 @@ def inspect(path: str, chosen: str = "auto", filename: str = "") -> FileFacts:
     picked (auto: the one the file name promises, if any). Raises ImageFileProblem."""
     size = os.path.getsize(path)
     if size == 0:
-        raise ImageFileProblem("The file is empty.")
+        raise ImageFileProblem(_("The file is empty."))
     with open(path, "rb") as f:
         head = f.read(HEAD_BYTES)
         found = accepted_format(head, chosen, filename)
@@ -108,8 +117,9 @@ def _check_iso(head: bytes, size: int) -> str:
     blocks = struct.unpack_from("<I", desc, 80)[0]
     block_size = struct.unpack_from("<H", desc, 128)[0] or 2048
     if blocks * block_size > size:
-        raise ImageFileProblem(f"The ISO is cut short: its descriptor says "
-                               f"{blocks * block_size} bytes, the file has {size}.")
+        raise ImageFileProblem(_("The ISO is cut short: its descriptor says %(expected)s "
+                                 "bytes, the file has %(size)s.",
+                                 expected=blocks * block_size, size=size))
     return iso_volume_id(head)
 
 
@@ -119,25 +129,26 @@ QCOW2_COMPRESSED = 1 << 62
 
 def _check_qcow2(f, head: bytes, size: int) -> int:
     if len(head) < 72:
-        raise ImageFileProblem("The qcow2 header is cut short.")
+        raise ImageFileProblem(_("The qcow2 header is cut short."))
     (version, backing_offset, _backing_len, cluster_bits, virtual_size, crypt, l1_size,
      l1_offset, rc_offset, rc_clusters) = struct.unpack_from(">IQIIQIIQQI", head, 4)
     if version not in (2, 3):
-        raise ImageFileProblem(f"qcow2 version {version} is not supported (2 or 3).")
+        raise ImageFileProblem(_("qcow2 version %(version)s is not supported (2 or 3).",
+                                 version=version))
     if backing_offset:
-        raise ImageFileProblem("The qcow2 image has a backing file; upload a standalone "
-                               "image (qemu-img convert -O qcow2 makes one).")
+        raise ImageFileProblem(_("The qcow2 image has a backing file; upload a standalone "
+                                 "image (qemu-img convert -O qcow2 makes one)."))
     if crypt:
-        raise ImageFileProblem("The qcow2 image is encrypted.")
+        raise ImageFileProblem(_("The qcow2 image is encrypted."))
     if version == 3 and len(head) >= 80:
         incompatible = struct.unpack_from(">Q", head, 72)[0]
         if incompatible & 0b100:
-            raise ImageFileProblem("The qcow2 image keeps its data in an external file.")
+            raise ImageFileProblem(_("The qcow2 image keeps its data in an external file."))
     if not 9 <= cluster_bits <= 21:
-        raise ImageFileProblem("The qcow2 header is damaged (cluster size).")
+        raise ImageFileProblem(_("The qcow2 header is damaged (cluster size)."))
     cluster = 1 << cluster_bits
-    short = ImageFileProblem(f"The qcow2 image is cut short: its tables point past the "
-                             f"end of the file ({size} bytes).")
+    short = ImageFileProblem(_("The qcow2 image is cut short: its tables point past the end "
+                               "of the file (%(size)s bytes).", size=size))
     if l1_offset + 8 * l1_size > size or rc_offset + cluster * rc_clusters > size:
         raise short
     f.seek(l1_offset)

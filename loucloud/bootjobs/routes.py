@@ -1,4 +1,5 @@
 from flask import flash, redirect, render_template, url_for
+from flask_babel import gettext as _
 
 from ..helpers import perform, show_error
 from ..security import admin_required
@@ -36,7 +37,7 @@ def create():
         except FieldError as exc:
             show_error(form, exc, "script")
         else:
-            flash(f"Boot job {job.name} saved.", "success")
+            flash(_("Boot job %(name)s saved.", name=job.name), "success")
             return redirect(url_for("bootjobs.index"))
     return render_template("bootjobs/form.html", form=form, job=None), \
         400 if form.errors else 200
@@ -53,7 +54,8 @@ def edit(job_id: int):
         except FieldError as exc:
             show_error(form, exc, "script")
         else:
-            flash(f"Boot job {job.name} saved. VMs made before keep what they ran.", "success")
+            flash(_("Boot job %(name)s saved. VMs made before keep what they ran.",
+                    name=job.name), "success")
             return redirect(url_for("bootjobs.index"))
     return render_template("bootjobs/form.html", form=form, job=job), \
         400 if form.errors else 200
@@ -64,4 +66,5 @@ def edit(job_id: int):
 def delete(job_id: int):
     job = bootjob_service.get_boot_job(job_id)
     return perform(lambda: bootjob_service.delete_boot_job(job),
-                   done=f"Boot job {job.name} deleted.", back=url_for("bootjobs.index"))
+                   done=_("Boot job %(name)s deleted.", name=job.name),
+                   back=url_for("bootjobs.index"))

@@ -1,6 +1,7 @@
 """Host maintenance doors (issue 14): migration address, Drain, Undrain, Forget —
 each one POST over services/maintenance.py."""
 from flask import request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from ..helpers import perform
@@ -16,8 +17,9 @@ def migration_address(host_id: int):
     host = host_service.get_host(host_id)
     return perform(lambda: maintenance.set_migration_address(
         current_user, host, request.form.get("migration_address", "")),
-        done=lambda h: f"{h.name}'s migration address: "
-                       f"{h.migration_address or 'the host part of its URI'}.",
+        done=lambda h: _("%(name)s's migration address: %(address)s.", name=h.name,
+                         address=h.migration_address) if h.migration_address else
+        _("%(name)s's migration address: the host part of its URI.", name=h.name),
         back=url_for("hosts.detail", host_id=host.id))
 
 
@@ -26,8 +28,8 @@ def migration_address(host_id: int):
 def drain(host_id: int):
     host = host_service.get_host(host_id)
     return perform(lambda: maintenance.drain(current_user, host),
-                   done=lambda task: f"Draining {host.name}: its VMs are moved away (task "
-                                     f"{task.id}).",
+                   done=lambda task: _("Draining %(name)s: its VMs are moved away (task "
+                                       "%(id)s).", name=host.name, id=task.id),
                    back=url_for("hosts.detail", host_id=host.id))
 
 
@@ -36,7 +38,7 @@ def drain(host_id: int):
 def undrain(host_id: int):
     host = host_service.get_host(host_id)
     return perform(lambda: maintenance.undrain(current_user, host),
-                   done=f"{host.name} accepts VMs again.",
+                   done=_("%(name)s accepts VMs again.", name=host.name),
                    back=url_for("hosts.detail", host_id=host.id))
 
 

@@ -1,4 +1,5 @@
 from flask import flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _, ngettext
 
 from flask_login import current_user
 
@@ -44,8 +45,9 @@ def create():
         except FieldError as exc:
             show_error(form, exc, "uri")
         else:
-            flash(f"Host {host.name} added: {host.hostname}, {host.cpus} CPUs, "
-                  f"{host.memory_mib} MiB.", "success")
+            flash(_("Host %(name)s added: %(hostname)s, %(cpus)s CPUs, %(memory)s MiB.",
+                    name=host.name, hostname=host.hostname, cpus=host.cpus,
+                    memory=host.memory_mib), "success")
             return redirect(url_for("hosts.detail", host_id=host.id))
     return render_template("hosts/form.html", form=form), 400 if form.errors else 200
 
@@ -66,7 +68,8 @@ def accepts(host_id: int):
     host = host_service.get_host(host_id)
     on = AcceptsForm().accepts.data == "1"
     return perform(lambda: host_service.set_accepts_vms(host, on),
-                   done=f"{host.name} {'accepts' if on else 'no longer accepts'} new VMs.",
+                   done=_("%(name)s accepts new VMs.", name=host.name) if on else
+                   _("%(name)s no longer accepts new VMs.", name=host.name),
                    back=url_for("hosts.detail", host_id=host.id))
 
 
@@ -75,7 +78,7 @@ def accepts(host_id: int):
 def refresh(host_id: int):
     host = host_service.get_host(host_id)
     return perform(lambda: host_service.refresh_host(host),
-                   done=f"Figures of {host.name} read again.",
+                   done=_("Figures of %(name)s read again.", name=host.name),
                    back=url_for("hosts.detail", host_id=host.id))
 
 
@@ -84,9 +87,9 @@ def refresh(host_id: int):
 def copy_images(host_id: int):
     host = host_service.get_host(host_id)
     return perform(lambda: copytasks.copy_images_to_host(current_user, host),
-                   done=lambda started: f"Copying {len(started)} image"
-                                        f"{'s' if len(started) != 1 else ''} to {host.name}; "
-                                        "see Tasks.",
+                   done=lambda started: ngettext("Copying %(num)d image to %(host)s; see Tasks.",
+                                                 "Copying %(num)d images to %(host)s; see Tasks.",
+                                                 len(started), host=host.name),
                    back=url_for("hosts.detail", host_id=host.id))
 
 
@@ -95,8 +98,8 @@ def copy_images(host_id: int):
 def delete(host_id: int):
     host = host_service.get_host(host_id)
     return perform(lambda: host_service.remove_host(host),
-                   done=f"Host {host.name} removed from the pool. Nothing on it was "
-                        "changed.",
+                   done=_("Host %(name)s removed from the pool. Nothing on it was changed.",
+                          name=host.name),
                    back=url_for("hosts.index"),
                    refused_back=url_for("hosts.detail", host_id=host.id))
 

@@ -1,4 +1,5 @@
 from flask import flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _, ngettext
 from flask_login import current_user
 
 from ..helpers import perform, show_error
@@ -37,8 +38,9 @@ def create():
             show_error(form, exc, "path")
         else:
             hosts = len(image_service.hosts_with_image(image))
-            flash(f"Image {image.name} added: {image.format}, found on {hosts} host"
-                  f"{'s' if hosts != 1 else ''}.", "success")
+            flash(ngettext("Image %(name)s added: %(format)s, found on %(num)d host.",
+                           "Image %(name)s added: %(format)s, found on %(num)d hosts.", hosts,
+                           name=image.name, format=image.format), "success")
             return redirect(url_for("images.detail", image_id=image.id))
     return render_template("images/form.html", form=form, image=None), \
         400 if form.errors else 200
@@ -63,8 +65,8 @@ def detail(image_id: int):
 def copy(image_id: int):
     image = image_service.get_image(image_id)
     return perform(lambda: copytasks.copy_where_missing(current_user, image),
-                   done=lambda t: f"Copying {image.name} to the hosts that lack it "
-                                  f"(task {t.id}).",
+                   done=lambda t: _("Copying %(name)s to the hosts that lack it (task %(id)s).",
+                                    name=image.name, id=t.id),
                    back=url_for("images.detail", image_id=image.id))
 
 
@@ -79,7 +81,7 @@ def edit(image_id: int):
         except FieldError as exc:
             show_error(form, exc, "name")
         else:
-            flash(f"Image {image.name} saved.", "success")
+            flash(_("Image %(name)s saved.", name=image.name), "success")
             return redirect(url_for("images.detail", image_id=image.id))
     return render_template("images/detail.html", image=image,
                            hosts=host_service.all_hosts(), form=form,
@@ -93,8 +95,10 @@ def recheck(image_id: int):
     image = image_service.get_image(image_id)
 
     def done(unreachable: list[str]) -> str:
-        return "Presence on the hosts checked again" + (
-            f"; not checked on {', '.join(unreachable)}." if unreachable else ".")
+        if unreachable:
+            return _("Presence on the hosts checked again; not checked on %(hosts)s.",
+                     hosts=", ".join(unreachable))
+        return _("Presence on the hosts checked again.")
 
     return perform(lambda: image_service.recheck_image(image), done=done,
                    back=url_for("images.detail", image_id=image.id))
@@ -108,10 +112,12 @@ def delete(image_id: int):
 
     def done(left: list[str]) -> str:
         if not copies or not image.uploaded:
-            return f"Image {image.name} removed from LouCloud; its file on the hosts is " \
-                   "untouched."
-        return f"Image {image.name} removed with the copies LouCloud uploaded" + (
-            f"; not deleted on {', '.join(left)} (offline)." if left else ".")
+            return _("Image %(name)s removed from LouCloud; its file on the hosts is "
+                     "untouched.", name=image.name)
+        if left:
+            return _("Image %(name)s removed with the copies LouCloud uploaded; not deleted "
+                     "on %(hosts)s (offline).", name=image.name, hosts=", ".join(left))
+        return _("Image %(name)s removed with the copies LouCloud uploaded.", name=image.name)
 
     return perform(lambda: image_service.delete_image(image, delete_copies=copies),
                    done=done, back=url_for("images.index"),

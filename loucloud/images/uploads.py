@@ -4,6 +4,7 @@ open an upload (POST /images/uploads), send chunks at an offset (POST
 dropped connection (GET /images/uploads/<id>), finish (…/finish: check, record, start
 the copy to the hosts) or abandon (…/abandon)."""
 from flask import g, jsonify, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from ..errors import error_response
@@ -48,14 +49,14 @@ def _answer(fn, status=200):
 def upload_begin():
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
-        return error_response(400, "Send the upload's facts as a JSON object.")
+        return error_response(400, _("Send the upload's facts as a JSON object."))
 
     def begin():
         try:
             size = int(data.get("size"))
             hosts = [int(h) for h in data.get("hosts") or []]
         except (TypeError, ValueError):
-            raise FieldError("Give the file's size in bytes and host ids.")
+            raise FieldError(_("Give the file's size in bytes and host ids."))
         guest = Guest("linux", bool(data.get("cloud_init")),
                       str(data.get("login_user") or ""), str(data.get("firmware") or "bios"))
         upload = upload_service.begin(current_user, str(data.get("name") or ""),
@@ -89,10 +90,10 @@ def upload_chunk(upload_id: str):
     try:
         offset = int(request.args.get("offset", ""))
     except ValueError:
-        return error_response(400, "Say the chunk's offset (?offset=N).")
+        return error_response(400, _("Say the chunk's offset (?offset=N)."))
     length = request.content_length
     if length is None:
-        return error_response(411, "Send the chunk with its Content-Length.")
+        return error_response(411, _("Send the chunk with its Content-Length."))
     stream = request.stream
     return _answer(lambda: {"offset": upload_service.receive(current_user, upload_id,
                                                              offset, stream.read, length)})
@@ -113,5 +114,5 @@ def upload_finish(upload_id: str):
 @admin_required
 def upload_abandon(upload_id: str):
     return perform(lambda: upload_service.abandon(current_user, upload_id),
-                   done="Upload abandoned; what had arrived is deleted.",
+                   done=_("Upload abandoned; what had arrived is deleted."),
                    back=url_for("images.upload_page"))

@@ -1,3 +1,4 @@
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, SelectMultipleField, StringField, SubmitField
 from wtforms.validators import InputRequired, Length
@@ -6,14 +7,14 @@ from ..forms import IntegerField
 
 
 class NetworkForm(FlaskForm):
-    name = StringField("Name", validators=[InputRequired(), Length(max=32)],
+    name = StringField(_l("Name"), validators=[InputRequired(), Length(max=32)],
                        render_kw={"placeholder": "lab"})
-    subnet = StringField("IPv4 network", validators=[InputRequired(), Length(max=18)],
+    subnet = StringField(_l("IPv4 network"), validators=[InputRequired(), Length(max=18)],
                          render_kw={"placeholder": "10.20.0.0/24"},
-                         description="A private network; the host takes its first address, "
-                                     "VMs get fixed addresses from the rest.")
-    hosts = SelectMultipleField("Hosts", coerce=int, validators=[InputRequired()])
-    submit = SubmitField("Create network")
+                         description=_l("A private network; the host takes its first "
+                                        "address, VMs get fixed addresses from the rest."))
+    hosts = SelectMultipleField(_l("Hosts"), coerce=int, validators=[InputRequired()])
+    submit = SubmitField(_l("Create network"))
 
 
 class NetworkActionForm(FlaskForm):

@@ -1,4 +1,5 @@
 from flask import flash, redirect, render_template, url_for
+from flask_babel import gettext as _
 from wtforms import SelectChoice
 
 from ..helpers import perform, show_error
@@ -22,7 +23,7 @@ def _form() -> NetworkForm:
 @admin_required
 def index():
     return render_template("networks/index.html", hosts=network_service.list_host_networks(),
-                           mode_of=network_service.mode_of, form=_form())
+                           mode_label=network_service.mode_label, form=_form())
 
 
 @bp.route("/new", methods=["POST"])
@@ -40,13 +41,15 @@ def create():
             made = [h.name for h, error in results if error is None]
             for host, error in results:
                 if error:
-                    flash(f"{form.name.data} not made on {host.name}: {error}", "danger")
+                    flash(_("%(name)s not made on %(host)s: %(error)s", name=form.name.data,
+                            host=host.name, error=error), "danger")
             if made:
-                flash(f"Network {form.name.data} ({form.subnet.data}) made and started on "
-                      f"{', '.join(made)}.", "success")
+                flash(_("Network %(name)s (%(subnet)s) made and started on %(hosts)s.",
+                        name=form.name.data, subnet=form.subnet.data, hosts=", ".join(made)),
+                      "success")
             return redirect(url_for("networks.index"))
     return render_template("networks/index.html", hosts=network_service.list_host_networks(),
-                           mode_of=network_service.mode_of, form=form), 400
+                           mode_label=network_service.mode_label, form=form), 400
 
 
 @bp.route("/action", methods=["POST"])
@@ -56,7 +59,7 @@ def act():
 
     def run() -> str:
         if not form.validate():
-            raise FieldError("Choose a network and an action.")
+            raise FieldError(_("Choose a network and an action."))
         return network_service.network_action(host_service.get_host(form.host_id.data),
                                               form.name.data, form.action.data)
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 import re
 
+from flask_babel import gettext as _
+
 from ..extensions import db
 from ..models import INT64_MAX, BootJob, Template, User
 from . import FieldError, NotFound, paginate, transaction
@@ -19,14 +21,14 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.()+-]{0,63}$")
 def _check(name: str, description: str, script: str, exclude_id: int | None) -> str:
     name = (name or "").strip()
     if not NAME_RE.match(name):
-        raise FieldError("Use 1 to 64 letters, digits, spaces or . _ ( ) + -.", "name")
+        raise FieldError(_("Use 1 to 64 letters, digits, spaces or . _ ( ) + -."), "name")
     if len((description or "").strip()) > 255:
-        raise FieldError("Keep the description under 255 characters.", "description")
+        raise FieldError(_("Keep the description under 255 characters."), "description")
     stmt = db.select(BootJob.id).where(BootJob.name == name)
     if exclude_id is not None:
         stmt = stmt.where(BootJob.id != exclude_id)
     if db.session.execute(stmt).first():
-        raise FieldError("A boot job with this name exists.", "name")
+        raise FieldError(_("A boot job with this name exists."), "name")
     parse_boot_job(script)
     return name
 
@@ -80,7 +82,7 @@ def boot_job_for(user: User, job_id: int) -> BootJob:
 def boot_job_by_name(name: str) -> BootJob:
     job = db.session.execute(db.select(BootJob).where(BootJob.name == name)).scalar()
     if job is None:
-        raise NotFound(f"There is no boot job named {name}.")
+        raise NotFound(_("There is no boot job named %(name)s.", name=name))
     return job
 
 
@@ -110,6 +112,6 @@ def jobs_for(template: Template, chosen_ids: list[int] | None = None) -> list[Bo
     offered = {j.id: j for j in user_choices()}
     for job_id in chosen_ids or []:
         if job_id not in offered:
-            raise FieldError("Choose among the boot jobs offered.", "boot_jobs")
+            raise FieldError(_("Choose among the boot jobs offered."), "boot_jobs")
         jobs[job_id] = offered[job_id]
     return sorted(jobs.values(), key=lambda j: j.name)

@@ -18,6 +18,8 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
 
+from flask_babel import gettext as _
+
 from .. import imagefiles
 from ..extensions import db
 from ..models import Host, Image, ImageLocation, Task, Upload, User
@@ -53,7 +55,7 @@ def _copy(ctx: tasks.TaskContext) -> str:
     else:
         image = db.session.get(Image, ctx.args["image_id"])
     if image is None:
-        raise ServiceError("The image was deleted.")
+        raise ServiceError(_("The image was deleted."))
     return copy_stored(ctx, image, set(ctx.args["host_ids"]))
 
 
@@ -64,10 +66,12 @@ def _fresh(upload_id: str) -> Upload | None:
 
 
 def _ended(upload: Upload | None) -> tasks.Cancelled:
+    from .uploads import STATE_LABELS  # (uploads imports this module)
     if upload is None:
-        return tasks.Cancelled("The upload was abandoned; nothing of it was kept.")
-    return tasks.Cancelled(f"The upload was {upload.state}: {upload.error} Nothing of it "
-                           "was kept on the hosts.")
+        return tasks.Cancelled(_("The upload was abandoned; nothing of it was kept."))
+    return tasks.Cancelled(_("The upload was %(state)s: %(error)s Nothing of it was kept on "
+                             "the hosts.", state=STATE_LABELS.get(upload.state, upload.state),
+                             error=upload.error))
 
 
 def _wait_for_end(ctx: tasks.TaskContext, upload_id: str) -> Upload | None:
@@ -75,8 +79,8 @@ def _wait_for_end(ctx: tasks.TaskContext, upload_id: str) -> Upload | None:
         upload = _fresh(upload_id)
         if upload is None or upload.state != "receiving":
             return upload
-        ctx.report(0.0, f"Waiting for the upload ({upload.received} of {upload.size} "
-                        "bytes).")
+        ctx.report(0.0, _("Waiting for the upload (%(received)s of %(size)s bytes).",
+                          received=upload.received, size=upload.size))
         time.sleep(POLL)
 
 
@@ -85,7 +89,7 @@ def _volume_name(ctx: tasks.TaskContext, upload: Upload) -> str | None:
     the file will be refused (nothing to copy) or the upload ended meanwhile."""
     head_end = min(upload.size, imagefiles.HEAD_BYTES)
     while upload.received < head_end:
-        ctx.report(0.0, "Waiting for the first bytes of the file.")
+        ctx.report(0.0, _("Waiting for the first bytes of the file."))
         time.sleep(POLL)
         upload = _fresh(upload.id)
         if upload is None or upload.state != "receiving":
@@ -158,8 +162,9 @@ def _watch(ctx, upload_id: str, volume: str, arrival: Arrival, futures: dict, do
             if upload.state == "done":
                 image = db.session.get(Image, upload.image_id)
                 if image is None or image.volume != volume:
-                    raise ServiceError(f"The upload became {image.volume if image else 'nothing'}"
-                                       f", not {volume}; copy the image again.")
+                    raise ServiceError(_("The upload became %(became)s, not %(volume)s; copy "
+                                         "the image again.", volume=volume,
+                                         became=image.volume if image else _("nothing")))
                 arrival.advance(size)
                 locs = {loc.host_id: loc for loc in image.locations if loc.host_id in done}
                 start_copies(list(locs.values()))
@@ -169,8 +174,8 @@ def _watch(ctx, upload_id: str, volume: str, arrival: Arrival, futures: dict, do
                     last_bytes, quiet_since = upload.received, time.monotonic()
                 elif time.monotonic() - quiet_since > IDLE_LIMIT:
                     raise tasks.Cancelled(
-                        f"No byte of the upload arrived for {IDLE_LIMIT // 60} minutes; "
-                        "its copies start when it is finished.")
+                        _("No byte of the upload arrived for %(minutes)s minutes; its copies "
+                          "start when it is finished.", minutes=IDLE_LIMIT // 60))
                 arrival.advance(upload.received)
         if image is not None:
             for future in ended:
@@ -179,8 +184,9 @@ def _watch(ctx, upload_id: str, volume: str, arrival: Arrival, futures: dict, do
             ctx.report(*progress_of(list(locs.values()), done, size))
         else:
             ctx.report(sum(done.values()) / (size * max(len(done), 1)),
-                       f"Copying to {len(done)} host(s) as the file arrives "
-                       f"({arrival.available // 2**20} of {size // 2**20} MiB in).")
+                       _("Copying to %(count)s host(s) as the file arrives (%(arrived)s of "
+                         "%(size)s MiB in).", count=len(done),
+                         arrived=arrival.available // 2**20, size=size // 2**20))
     db.session.commit()
     return outcome(image, list(locs.values()), set(done))
 
@@ -205,25 +211,25 @@ def copy_image(user: User, image: Image, host_ids: list[int]) -> Task:
 
 def check_copyable(image: Image) -> None:
     if not image.uploaded:
-        raise Conflict(f"{image.name} was added by its path on the hosts; copy the file "
-                       "there and check the image again.")
+        raise Conflict(_("%(name)s was added by its path on the hosts; copy the file there "
+                         "and check the image again.", name=image.name))
     if tasklist.active_for("image", image.id):
-        raise Conflict(f"{image.name} is being copied already; see its task.")
+        raise Conflict(_("%(name)s is being copied already; see its task.", name=image.name))
     if not os.path.exists(store_path(image.volume)):
-        raise ServiceError(f"LouCloud's own copy of {image.name} "
-                           f"({store_path(image.volume)}) is missing; upload it again.")
+        raise ServiceError(_("LouCloud's own copy of %(name)s (%(path)s) is missing; upload "
+                             "it again.", name=image.name, path=store_path(image.volume)))
 
 
 @transaction
 def copy_where_missing(user: User, image: Image) -> Task:
     """Copy an uploaded image to every host that lacks it."""
     if not user.is_admin:
-        raise NotAllowed("Only the administrator copies images.")
+        raise NotAllowed(_("Only the administrator copies images."))
     check_copyable(image)
     hosts = db.session.execute(db.select(Host.id)).scalars().all()
     missing = [h for h in hosts if not image.present_on(h)]
     if not missing:
-        raise Conflict(f"Every host has {image.name} already.")
+        raise Conflict(_("Every host has %(name)s already.", name=image.name))
     return copy_image(user, image, missing)
 
 
@@ -231,7 +237,7 @@ def copy_where_missing(user: User, image: Image) -> Task:
 def copy_images_to_host(user: User, host: Host) -> list[Task]:
     """"Copy images to this host": every uploaded image it lacks, one task each."""
     if not user.is_admin:
-        raise NotAllowed("Only the administrator copies images.")
+        raise NotAllowed(_("Only the administrator copies images."))
     images = db.session.execute(db.select(Image).where(Image.volume.is_not(None))
                                 .order_by(Image.name)).scalars().all()
     started = []
@@ -242,8 +248,8 @@ def copy_images_to_host(user: User, host: Host) -> list[Task]:
             continue
         started.append(copy_image(user, image, [host.id]))
     if not started:
-        raise Conflict(f"{host.name} has every image LouCloud uploaded (or they are being "
-                       "copied).")
+        raise Conflict(_("%(host)s has every image LouCloud uploaded (or they are being "
+                         "copied).", host=host.name))
     return started
 
 

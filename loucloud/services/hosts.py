@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
 
+from flask_babel import gettext as _, ngettext
+
 from ..extensions import cache, db
 from ..models import INT64_MAX, VM, Host, HostSample, utcnow
 from ..virt import HostUnavailable, VirtError
@@ -56,14 +58,14 @@ def _iso(value: datetime | None) -> str | None:
 def check_uri(uri: str) -> str:
     uri = (uri or "").strip()
     if not uri or len(uri) > 255 or any(c.isspace() or ord(c) < 32 for c in uri):
-        raise FieldError("Enter a libvirt URI such as qemu+tcp://10.0.0.5/system.", "uri")
+        raise FieldError(_("Enter a libvirt URI such as qemu+tcp://10.0.0.5/system."), "uri")
     parts = urlsplit(uri)
     if parts.scheme not in SCHEMES:
-        raise FieldError("Use a qemu URI (qemu:///system, qemu+ssh://root@host/system, "
-                          "qemu+tcp://host/system, qemu+tls://host/system) or test:///default.",
-                          "uri")
+        raise FieldError(_("Use a qemu URI (qemu:///system, qemu+ssh://root@host/system, "
+                           "qemu+tcp://host/system, qemu+tls://host/system) or "
+                           "test:///default."), "uri")
     if parts.scheme.startswith("qemu") and parts.path not in ("/system", "/session"):
-        raise FieldError("A qemu URI ends in /system (or /session).", "uri")
+        raise FieldError(_("A qemu URI ends in /system (or /session)."), "uri")
     return uri
 
 
@@ -74,15 +76,16 @@ def add_host(name: str, uri: str) -> Host:
     name = display_name(name, what="host")
     uri = check_uri(uri)
     if db.session.execute(db.select(Host.id).where(Host.name == name)).first():
-        raise FieldError("A host with this name exists.", "name")
+        raise FieldError(_("A host with this name exists."), "name")
     if db.session.execute(db.select(Host.id).where(Host.uri == uri)).first():
-        raise FieldError("This host is already in the pool.", "uri")
+        raise FieldError(_("This host is already in the pool."), "uri")
     hv = hypervisor_at(uri)
     try:
         info = hv.info(first_contact=True)
     except VirtError as exc:
         hv.forget()
-        raise FieldError(f"Could not connect to {uri}: {exc}", "uri") from None
+        raise FieldError(_("Could not connect to %(uri)s: %(error)s", uri=uri, error=exc),
+                         "uri") from None
     host = Host(name=name, uri=uri)
     _apply_info(host, info)
     db.session.add(host)
@@ -111,7 +114,8 @@ def refresh_host(host: Host) -> Host:
         info = hypervisor(host).info()
     except VirtError as exc:
         note_states({host.id: exc}, [host])
-        raise FieldError(f"{host.name} did not answer: {exc}") from None
+        raise FieldError(_("%(host)s did not answer: %(error)s", host=host.name,
+                           error=exc)) from None
     _apply_info(host, info)
     host.offline_since, host.last_error = None, None
     db.session.commit()
@@ -202,8 +206,10 @@ def remove_host(host: Host) -> None:
     count = db.session.execute(
         db.select(db.func.count(VM.id)).where(VM.host_id == host.id)).scalar()
     if count:
-        raise Conflict(f"{host.name} still holds {count} LouCloud VM"
-                       f"{'s' if count > 1 else ''}. Delete or move them first.")
+        raise Conflict(ngettext("%(host)s still holds %(num)d LouCloud VM. Delete or move "
+                                "them first.",
+                                "%(host)s still holds %(num)d LouCloud VMs. Delete or move "
+                                "them first.", count, host=host.name))
     hv = hypervisor(host)
     db.session.delete(host)
     db.session.commit()
@@ -224,7 +230,7 @@ def host_by_name(name: str) -> Host:
     """The host called ``name``. Raises NotFound."""
     host = db.session.execute(db.select(Host).where(Host.name == normal(name))).scalar()
     if host is None:
-        raise NotFound(f"There is no host named {name}.")
+        raise NotFound(_("There is no host named %(name)s.", name=name))
     return host
 
 

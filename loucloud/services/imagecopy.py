@@ -12,6 +12,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 
 from flask import current_app
+from flask_babel import gettext as _
 
 from ..extensions import db
 from ..models import Host, Image, ImageLocation, Leftover, Upload, utcnow
@@ -75,16 +76,17 @@ def copy_one(hv, pool_name: str, volume: str, size: int, read, facts, done: dict
 def copy_stored(ctx: tasks.TaskContext, image: Image, wanted: set[int]) -> str:
     source = store_path(image.volume)
     if not os.path.exists(source):
-        raise ServiceError(f"LouCloud's own copy of {image.name} ({source}) is missing.")
+        raise ServiceError(_("LouCloud's own copy of %(name)s (%(path)s) is missing.",
+                             name=image.name, path=source))
     size = os.path.getsize(source)
     locs = [loc for loc in image.locations if loc.host_id in wanted and not loc.present]
     if not locs:
-        return f"Every chosen host has {image.name}."
+        return _("Every chosen host has %(name)s.", name=image.name)
     facts = (image.format, image.virtual_size)
     done: dict[int, int] = {loc.host_id: 0 for loc in locs}
     stop = threading.Event()
     start_copies(locs)
-    ctx.report(0.0, f"Copying to {len(locs)} host(s).", force=True)
+    ctx.report(0.0, _("Copying to %(count)s host(s).", count=len(locs)), force=True)
     whole = Arrival(size)  # the same readers as for a file still arriving, all of it in
     whole.advance(size)
     fd = os.open(source, os.O_RDONLY)
@@ -125,12 +127,16 @@ def progress_of(locs: list[ImageLocation], done: dict, size: int) -> tuple[float
             loc.copied = done[loc.host_id]
     left = sum(1 for loc in locs if loc.copy_state == "copying")
     return (sum(done.values()) / (size * len(locs)),
-            f"Copying to {left} of {len(locs)} host(s)." if left else "Copies written.")
+            _("Copying to %(left)s of %(count)s host(s).", left=left, count=len(locs))
+            if left else _("Copies written."))
 
 
 def record(loc: ImageLocation, future, size: int) -> None:
     exc = future.exception()
     loc.checked_at = utcnow()
+    # Whether the host was out of reach (a copy tried again later): noted on the row
+    # itself for outcome(), since its error is said in the reader's language.
+    loc.unreachable = isinstance(exc, HostUnavailable)
     if exc is None:
         loc.present, loc.copy_state, loc.copied, loc.error = True, "done", size, ""
         loc.path = future.result()
@@ -138,7 +144,8 @@ def record(loc: ImageLocation, future, size: int) -> None:
         return
     loc.present, loc.copy_state = False, "failed"
     if isinstance(exc, HostUnavailable):
-        loc.error = f"{loc.host.name} could not be reached: {exc}"[:500]
+        loc.error = _("%(host)s could not be reached: %(error)s", host=loc.host.name,
+                      error=exc)[:500]
         # What it received of the copy is deleted as soon as it answers again (unless
         # the next attempt, which replaces it, comes first).
         leftovers.remember(loc.host, Leftover.VOLUME, loc.image.volume,
@@ -156,11 +163,13 @@ def outcome(image: Image, locs: list[ImageLocation], wanted: set[int]) -> str:
                     if loc.host_id in wanted and loc.present)
     failed = [loc for loc in locs if not loc.present]
     if not failed:
-        return f"{image.name} copied to {', '.join(copied)}."
+        return _("%(name)s copied to %(hosts)s.", name=image.name, hosts=", ".join(copied))
     said = "; ".join(loc.error for loc in failed)
-    if any("could not be reached" in loc.error for loc in failed):
-        raise tasks.TryAgain(f"Copied to {', '.join(copied) or 'no host'}; not yet: {said}.")
-    raise ServiceError(f"Copied to {', '.join(copied) or 'no host'}; failed: {said}.")
+    hosts = ", ".join(copied) or _("no host")
+    if any(getattr(loc, "unreachable", False) for loc in failed):
+        raise tasks.TryAgain(_("Copied to %(hosts)s; not yet: %(errors)s.", hosts=hosts,
+                               errors=said))
+    raise ServiceError(_("Copied to %(hosts)s; failed: %(errors)s.", hosts=hosts, errors=said))
 
 
 def stopped(ctx: tasks.TaskContext, why: str) -> None:
@@ -183,9 +192,9 @@ def stopped(ctx: tasks.TaskContext, why: str) -> None:
             continue
         if loc.copy_state in ("queued", "copying"):
             loc.copy_state = "failed"
-            loc.error = {"cancelled": "The copy was cancelled.",
-                         "interrupted": "The worker stopped during the copy."}.get(
-                why, loc.error or "The copy stopped.")
+            loc.error = {"cancelled": _("The copy was cancelled."),
+                         "interrupted": _("The worker stopped during the copy.")}.get(
+                why, loc.error or _("The copy stopped."))
         if why == "interrupted":
             try:
                 hypervisor(loc.host).delete_volume(pool_name, image.volume)

@@ -7,6 +7,8 @@ import posixpath
 import re
 from dataclasses import dataclass
 
+from flask_babel import gettext as _, ngettext
+
 from ..extensions import db
 from ..models import INT64_MAX, VM, Image, ImageLocation, Host, Template, utcnow
 from ..virt import HostUnavailable, VirtError
@@ -28,14 +30,14 @@ def check_path(path: str) -> str:
     """An absolute, normalised file path: no '..', no '//', no trailing '/'."""
     path = (path or "").strip()
     if not path.startswith("/") or len(path) > 1024:
-        raise FieldError("Enter the absolute path of the image file on the hosts, such as "
-                         "/var/lib/libvirt/images/debian-12.qcow2.", "path")
+        raise FieldError(_("Enter the absolute path of the image file on the hosts, such as "
+                           "/var/lib/libvirt/images/debian-12.qcow2."), "path")
     if any(ord(c) < 32 or ord(c) == 127 for c in path):
-        raise FieldError("The path contains control characters.", "path")
+        raise FieldError(_("The path contains control characters."), "path")
     # normpath keeps a leading '//' (POSIX allows it a meaning): refuse it explicitly.
     if posixpath.normpath(path) != path or path.startswith("//") or path.endswith("/") \
             or path == "/":
-        raise FieldError("Write the path without '..', '.', '//' or a final '/'.", "path")
+        raise FieldError(_("Write the path without '..', '.', '//' or a final '/'."), "path")
     return path
 
 
@@ -50,10 +52,10 @@ def _inspect_everywhere(path: str) -> tuple[dict[int, ImageInfo | None],
     for host in hosts:
         result = results[host.uri]
         if isinstance(result, ImageProblem):
-            raise FieldError(f"On {host.name}: {result}", "path")
+            raise FieldError(_("On %(host)s: %(problem)s", host=host.name, problem=result), "path")
         if isinstance(result, VirtError):
             log.warning("image %s not checked on %s: %s", path, host.name, result)
-            why = "offline" if isinstance(result, HostUnavailable) else str(result)
+            why = _("offline") if isinstance(result, HostUnavailable) else str(result)
             unreachable.append(f"{host.name} ({why})")
             continue
         found[host.id] = result
@@ -92,15 +94,15 @@ LOGIN_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 
 def check_guest(guest: Guest) -> Guest:
     if guest.os_type not in OS_TYPES:
-        raise FieldError("Choose linux or windows.", "os_type")
+        raise FieldError(_("Choose linux or windows."), "os_type")
     if guest.firmware not in FIRMWARES:
-        raise FieldError("Choose BIOS or UEFI.", "firmware")
+        raise FieldError(_("Choose BIOS or UEFI."), "firmware")
     login = (guest.login_user or "").strip()
     if guest.cloud_init and not LOGIN_RE.match(login):
-        raise FieldError("Give the image's default login user (for instance debian or "
-                         "ubuntu): lower-case letters, digits, '_' or '-'.", "login_user")
+        raise FieldError(_("Give the image's default login user (for instance debian or "
+                           "ubuntu): lower-case letters, digits, '_' or '-'."), "login_user")
     if login and not LOGIN_RE.match(login):
-        raise FieldError("Use a Linux user name: lower-case letters, digits, '_' or '-'.",
+        raise FieldError(_("Use a Linux user name: lower-case letters, digits, '_' or '-'."),
                          "login_user")
     return Guest(guest.os_type, bool(guest.cloud_init), login, guest.firmware)
 
@@ -114,15 +116,19 @@ def add_image(name: str, path: str, os_type: str = "linux", *,
     guest = check_guest(guest or Guest(os_type))
     path = check_path(path)
     if db.session.execute(db.select(Image.id).where(Image.name == name)).first():
-        raise FieldError("An image with this name exists.", "name")
+        raise FieldError(_("An image with this name exists."), "name")
     found, unreachable, hosts = _inspect_everywhere(path)
     present = [info for info in found.values() if info is not None]
     if not hosts:
-        raise FieldError("Add a host first: images are files on the hosts.", "path")
+        raise FieldError(_("Add a host first: images are files on the hosts."), "path")
     if not present:
-        where = ", ".join(s.name for s in hosts if s.id in found) or "no host answered"
-        extra = f"; not checked on {', '.join(unreachable)}" if unreachable else ""
-        raise FieldError(f"No file at {path} on any host (checked on {where}{extra}).", "path")
+        where = ", ".join(s.name for s in hosts if s.id in found) or _("no host answered")
+        if unreachable:
+            raise FieldError(_("No file at %(path)s on any host (checked on %(where)s; not "
+                               "checked on %(unreachable)s).", path=path, where=where,
+                               unreachable=", ".join(unreachable)), "path")
+        raise FieldError(_("No file at %(path)s on any host (checked on %(where)s).",
+                           path=path, where=where), "path")
     reference = present[0]
     image = Image(name=name, path=path, os_type=guest.os_type, format=reference.format,
                   virtual_size=reference.virtual_size, cloud_init=guest.cloud_init,
@@ -154,7 +160,7 @@ def update_image(image: Image, name: str, os_type: str | None = None, *,
                                        image.login_user, image.firmware))
     if db.session.execute(db.select(Image.id).where(Image.name == name,
                                                     Image.id != image.id)).first():
-        raise FieldError("An image with this name exists.", "name")
+        raise FieldError(_("An image with this name exists."), "name")
     image.name, image.os_type = name, guest.os_type
     image.cloud_init, image.login_user = guest.cloud_init, guest.login_user
     image.firmware = guest.firmware
@@ -170,23 +176,25 @@ def delete_image(image: Image, *, delete_copies: bool = False) -> list[str]:
     their CD-ROM drive) and while it is being copied. Returns the hosts whose copy could
     not be deleted (offline)."""
     if active_for("image", image.id):
-        raise Conflict(f"{image.name} is being copied to hosts; cancel that task first.")
+        raise Conflict(_("%(name)s is being copied to hosts; cancel that task first.",
+                         name=image.name))
     names = db.session.execute(db.select(Template.name).where(
         Template.image_id == image.id).order_by(Template.name)).scalars().all()
     if names:
-        raise Conflict(f"Templates use {image.name}: {', '.join(names)}. Delete or change "
-                       "them first.")
+        raise Conflict(_("Templates use %(name)s: %(templates)s. Delete or change them "
+                         "first.", name=image.name, templates=", ".join(names)))
     count = db.session.execute(
         db.select(db.func.count(VM.id)).where(VM.image_id == image.id)).scalar()
     if count:
-        plural = count > 1
-        raise Conflict(f"{count} VM{'s' if plural else ''} still stand{'' if plural else 's'}"
-                       f" on {image.name} (their disks are overlays on it). Delete them first.")
+        raise Conflict(ngettext("%(num)d VM still stands on %(name)s (their disks are "
+                                "overlays on it). Delete them first.",
+                                "%(num)d VMs still stand on %(name)s (their disks are "
+                                "overlays on it). Delete them first.", count, name=image.name))
     inserted = db.session.execute(db.select(VM.name).where(
         VM.cdrom_image_id == image.id).order_by(VM.name)).scalars().all()
     if inserted:
-        raise Conflict(f"{image.name} is in the CD-ROM drive of {', '.join(inserted)}; eject "
-                       "it first.")
+        raise Conflict(_("%(name)s is in the CD-ROM drive of %(vms)s; eject it first.",
+                         name=image.name, vms=", ".join(inserted)))
     left: list[str] = []
     if delete_copies and image.uploaded:
         left = delete_volumes(image)
@@ -213,7 +221,7 @@ def image_by_name(name: str) -> Image:
     """The image called ``name``. Raises NotFound."""
     image = db.session.execute(db.select(Image).where(Image.name == normal(name))).scalar()
     if image is None:
-        raise NotFound(f"There is no image named {name}.")
+        raise NotFound(_("There is no image named %(name)s.", name=name))
     return image
 
 
@@ -239,11 +247,12 @@ def publish_file(name: str, local_path: str, hosts: list[Host], guest: Guest,
     name = display_name(name, what="image")
     existing = db.session.execute(db.select(Image).where(Image.name == name)).scalar()
     if existing is not None:
-        say(f"{name} is recorded already ({existing.path}); checking the hosts again")
+        say(_("%(name)s is recorded already (%(path)s); checking the hosts again",
+              name=name, path=existing.path))
         recheck_image(existing)
         return existing
     if not hosts:
-        raise FieldError("Add a host first: images are files on the hosts.")
+        raise FieldError(_("Add a host first: images are files on the hosts."))
     pool_name, volume = get_settings().storage_pool, volume_name_for(name)
     path = None
     for host in hosts:
@@ -261,7 +270,8 @@ def publish_file(name: str, local_path: str, hosts: list[Host], guest: Guest,
                 path = hv.upload_file(pool_name, volume, local_path, progress).path
             else:
                 path = hv.volume_info(pool_name, volume).path
-                say(f"  {host.name}: there already")
+                say("  " + _("%(host)s: there already", host=host.name))
         except VirtError as exc:
-            raise ServiceError(f"{name} could not be put on {host.name}: {exc}") from None
+            raise ServiceError(_("%(name)s could not be put on %(host)s: %(error)s",
+                                 name=name, host=host.name, error=exc)) from None
     return add_image(name, path, guest=guest)

@@ -9,6 +9,8 @@ import json
 import logging
 import re
 
+from flask_babel import gettext as _, ngettext
+
 from ..extensions import db
 from ..models import VM, Host, ImageLocation, Leftover, Remnant, Task, User
 from ..virt import VirtError
@@ -26,24 +28,24 @@ HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za
                          r"([A-Za-z0-9-]{0,62}))*$")
 
 
-def _admin(user: User, what: str) -> None:
+def _admin(user: User, refusal: str) -> None:
     if not user.is_admin:
-        raise NotAllowed(f"Only the administrator {what}.")
+        raise NotAllowed(refusal)
 
 
 @transaction
 def set_migration_address(user: User, host: Host, address: str | None) -> Host:
     """Where the other hosts reach ``host`` for migrations (an IP address or a host
     name); empty: the host part of its URI."""
-    _admin(user, "sets migration addresses")
+    _admin(user, _("Only the administrator sets migration addresses."))
     address = (address or "").strip()
     if address:
         try:
             address = str(ipaddress.ip_address(address))
         except ValueError:
             if not HOSTNAME_RE.match(address):
-                raise FieldError("Enter an IP address or a host name (or nothing for the "
-                                 "host part of its URI).", "migration_address") from None
+                raise FieldError(_("Enter an IP address or a host name (or nothing for the "
+                                   "host part of its URI)."), "migration_address") from None
     host.migration_address = address or None
     db.session.commit()
     return host
@@ -60,12 +62,12 @@ def drain(user: User, host: Host) -> Task:
     """Stop ``host`` accepting VMs and move each of its VMs away (the "host.drain"
     task): running and paused ones live, shut-off ones offline, each to the host
     placement chooses. Raises Conflict when a drain is under way already."""
-    _admin(user, "drains hosts")
+    _admin(user, _("Only the administrator drains hosts."))
     if tasklist.active_for("host", host.id):
-        raise Conflict(f"{host.name} is being drained already; see its task.")
+        raise Conflict(_("%(host)s is being drained already; see its task.", host=host.name))
     if host.offline_since is not None:
-        raise Conflict(f"{host.name} is offline: its VMs cannot be moved. Forget it, or "
-                       "drain it when it is back.")
+        raise Conflict(_("%(host)s is offline: its VMs cannot be moved. Forget it, or drain "
+                         "it when it is back.", host=host.name))
     host.draining = True
     db.session.commit()
     return tasks.start("host.drain", user, target_type="host", target_id=host.id,
@@ -75,7 +77,7 @@ def drain(user: User, host: Host) -> Task:
 @transaction
 def undrain(user: User, host: Host) -> Host:
     """The host accepts VMs again (a drain under way is cancelled)."""
-    _admin(user, "drains hosts")
+    _admin(user, _("Only the administrator drains hosts."))
     for task in tasklist.active_for("host", host.id):
         task.cancel_requested = True
     host.draining = False
@@ -90,11 +92,13 @@ class _Part:
     def __init__(self, ctx, args: dict, index: int, count: int, name: str):
         self.ctx, self.args, self.task = ctx, args, ctx.task
         self.base, self.span, self.name = index / count, 1 / count, name
-        self.prefix = f"{index + 1} of {count}, {name}: "
+        self.index, self.count = index + 1, count
 
     def report(self, progress=None, message=None, *, remaining=None, force=False):
         self.ctx.report(None if progress is None else self.base + progress * self.span,
-                        None if message is None else self.prefix + message,
+                        None if message is None else
+                        _("%(index)s of %(count)s, %(name)s: %(message)s", index=self.index,
+                          count=self.count, name=self.name, message=message),
                         remaining=None, force=force)
 
     def check(self):
@@ -105,11 +109,13 @@ class _Ledger:
     """Each VM's line in a drain, kept in the task's result while it runs (the host
     page and ``manage.py tasks show`` list them) and left there as its summary:
     "web-1: moved to h2 (live)", "web-2: moving to h3", "db-1: not moved: why",
-    "web-3: waiting"."""
+    "web-3: waiting". Each line is "name: text" (drain_lines reads them back), the text
+    in the language of the worker."""
 
     def __init__(self, ctx, host: Host, names: list[str]):
         self.ctx, self.host = ctx, host
-        self.lines = {name: "waiting" for name in names}
+        self.waiting = _("waiting")
+        self.lines = {name: self.waiting for name in names}
         self.moved: list[str] = []
         self.failed: list[tuple[str, str]] = []
 
@@ -127,12 +133,19 @@ class _Ledger:
         db.session.commit()
 
     def head(self) -> str:
-        count = len(self.lines)
-        head = f"{len(self.moved)} of {count} VM(s) moved off {self.host.name}"
-        if self.failed:
-            head += f", {len(self.failed)} could not move"
-        waiting = sum(1 for t in self.lines.values() if t == "waiting")
-        return head + (f", {waiting} waiting" if waiting else "") + "."
+        figures = {"moved": len(self.moved), "count": len(self.lines), "host": self.host.name,
+                   "failed": len(self.failed),
+                   "waiting": sum(1 for t in self.lines.values() if t == self.waiting)}
+        if figures["failed"] and figures["waiting"]:
+            return _("%(moved)s of %(count)s VM(s) moved off %(host)s, %(failed)s could not "
+                     "move, %(waiting)s waiting.", **figures)
+        if figures["failed"]:
+            return _("%(moved)s of %(count)s VM(s) moved off %(host)s, %(failed)s could not "
+                     "move.", **figures)
+        if figures["waiting"]:
+            return _("%(moved)s of %(count)s VM(s) moved off %(host)s, %(waiting)s waiting.",
+                     **figures)
+        return _("%(moved)s of %(count)s VM(s) moved off %(host)s.", **figures)
 
     def text(self) -> str:
         return "\n".join([self.head()] + [f"{name}: {text}"
@@ -143,7 +156,7 @@ class _Ledger:
 def _drain(ctx: tasks.TaskContext) -> str:
     host = db.session.get(Host, ctx.args["host_id"])
     if host is None:
-        raise tasks.Cancelled("The host was removed.")
+        raise tasks.Cancelled(_("The host was removed."))
     vms = _vms_of(host)
     names = {vm.id: vm.name for vm in vms}
     vm_ids = list(names)
@@ -153,26 +166,30 @@ def _drain(ctx: tasks.TaskContext) -> str:
     for index, vm_id in enumerate(vm_ids):
         vm, name = db.session.get(VM, vm_id), names[vm_id]
         if vm is None or vm.host_id != host.id:
-            ledger.note(name, "deleted meanwhile" if vm is None else
-                        f"on {vm.host.name} now (moved meanwhile)")
+            ledger.note(name, _("deleted meanwhile") if vm is None else
+                        _("on %(host)s now (moved meanwhile)", host=vm.host.name))
             continue
-        ctx.report(index / max(len(vm_ids), 1), f"Moving {name} "
-                   f"({index + 1} of {len(vm_ids)}).", force=True)
+        ctx.report(index / max(len(vm_ids), 1), _("Moving %(name)s (%(index)s of %(count)s).",
+                                                  name=name, index=index + 1,
+                                                  count=len(vm_ids)), force=True)
         try:
             target, mode = _move_one(ctx, vm, index, len(vm_ids), ledger)
-            ledger.note(name, f"moved to {target} ({mode})", moved=True)
+            ledger.note(name, _("moved to %(host)s (live)", host=target) if mode == "live"
+                        else _("moved to %(host)s (offline)", host=target), moved=True)
         except tasks.Cancelled:
             db.session.rollback()
-            ledger.note(name, "not moved: the drain was cancelled while it moved",
+            ledger.note(name, _("not moved: the drain was cancelled while it moved"),
                         failed="cancelled")
-            raise tasks.Cancelled(ledger.head() + " The drain was cancelled.")
+            raise tasks.Cancelled(_("%(summary)s The drain was cancelled.",
+                                    summary=ledger.head()))
         except Exception as exc:  # noqa: BLE001 - each VM's reason goes in the summary
             db.session.rollback()
             why = str(exc) or type(exc).__name__
-            ledger.note(name, f"not moved: {why}", failed=why)
+            ledger.note(name, _("not moved: %(reason)s", reason=why), failed=why)
             log.warning("drain of %s: %s not moved: %s", host.name, name, exc)
     if ledger.failed:
-        raise Conflict(ledger.head() + " See each VM's reason in the result.")
+        raise Conflict(_("%(summary)s See each VM's reason in the result.",
+                         summary=ledger.head()))
     return ledger.text()
 
 
@@ -194,19 +211,20 @@ def drain_lines(task: Task | None) -> tuple[str, list[tuple[str, str]]]:
 def _move_one(ctx, vm: VM, index: int, count: int, ledger: _Ledger) -> tuple[str, str]:
     """Move one VM of a drained host, as the "vm.migrate" task would (same functions)."""
     if vm.status not in (VM.READY, VM.ERROR):
-        raise Conflict(f"busy ({vm.status})")
+        raise Conflict(_("busy (%(status)s)", status=vm.status))
     state = vm_migration._source_state(vm)
     if state in vm_migration.LIVE_STATES:
         mode = "live"
     elif state == "shut off":
         mode = "offline"
     else:
-        raise Conflict(f"it is {state}")
+        raise Conflict(_("it is %(state)s", state=state))
     vm_migration.check_disks(vm, mode)
     target = vm_migration.choose_target(vm)
     source = vm.host
     _note_move(ctx.task, {"vm_id": vm.id, "vm_name": vm.name, "target_id": target.id})
-    ledger.note(vm.name, f"moving to {target.name} ({mode})")
+    ledger.note(vm.name, _("moving to %(host)s (live)", host=target.name) if mode == "live"
+                else _("moving to %(host)s (offline)", host=target.name))
     _begin(vm, VM.MIGRATING)
     part = _Part(ctx, {"vm_id": vm.id, "source_id": source.id, "target_id": target.id,
                        "mode": mode}, index, count, vm.name)
@@ -257,30 +275,34 @@ def forget_host(user: User, host: Host) -> str:
     (domains, volumes, fixed addresses, earlier leftovers) is remembered by its URI and
     removed if it is ever added back. Refused while the host answers (drain it, or
     delete its VMs, and remove it) and while a VM moves to it."""
-    _admin(user, "forgets hosts")
+    _admin(user, _("Only the administrator forgets hosts."))
     if tasklist.active_for("host", host.id):
-        raise Conflict(f"{host.name} has a task under way; cancel it first.")
+        raise Conflict(_("%(host)s has a task under way; cancel it first.", host=host.name))
     incoming, drains = _moving_to(host)
     if incoming:
-        raise Conflict(f"{', '.join(incoming)} {'is' if len(incoming) == 1 else 'are'} "
-                       f"moving to {host.name}; cancel the move first.")
+        raise Conflict(ngettext("%(vms)s is moving to %(host)s; cancel the move first.",
+                                "%(vms)s are moving to %(host)s; cancel the move first.",
+                                len(incoming), vms=", ".join(incoming), host=host.name))
     if drains:
-        raise Conflict("; ".join(f"{vm_name} is moving to {host.name} (the drain of "
-                                 f"{source})" for vm_name, source in drains)
-                       + ": wait for the move, or cancel the drain, first.")
+        moves = "; ".join(_("%(vm)s is moving to %(host)s (the drain of %(source)s)",
+                            vm=vm_name, host=host.name, source=source)
+                          for vm_name, source in drains)
+        raise Conflict(_("%(moves)s: wait for the move, or cancel the drain, first.",
+                         moves=moves))
     hv = hypervisor(host)
     try:
         hv.info()
     except VirtError:
         pass
     else:
-        raise Conflict(f"{host.name} answers: drain it, or delete its VMs and remove it. "
-                       "Only a host that is gone can be forgotten.")
+        raise Conflict(_("%(host)s answers: drain it, or delete its VMs and remove it. Only "
+                         "a host that is gone can be forgotten.", host=host.name))
     pool = get_settings().storage_pool
     vms = _vms_of(host)
     for vm in vms:
         if tasklist.active_for("vm", vm.id):
-            raise Conflict(f"{vm.name} on {host.name} has a task under way; cancel it first.")
+            raise Conflict(_("%(vm)s on %(host)s has a task under way; cancel it first.",
+                             vm=vm.name, host=host.name))
     for vm in vms:
         _remember(host, Leftover.DOMAIN, "", vm.uuid, vm.name)
         for volume in vm.volume_names:
@@ -301,10 +323,13 @@ def forget_host(user: User, host: Host) -> str:
     hv.forget()
     log.warning("host %s forgotten with %d VM(s), now lost: %s", name, len(names),
                 ", ".join(names))
-    lost = (f" {len(names)} VM(s) are lost with it, marked so for their owners (their "
-            f"quota freed): {', '.join(names)}.") if names else ""
-    return (f"{name} was forgotten.{lost} What it still holds is removed if it is ever "
-            "added back.")
+    if names:
+        return _("%(host)s was forgotten. %(count)s VM(s) are lost with it, marked so for "
+                 "their owners (their quota freed): %(vms)s. What it still holds is removed "
+                 "if it is ever added back.", host=name, count=len(names),
+                 vms=", ".join(names))
+    return _("%(host)s was forgotten. What it still holds is removed if it is ever added "
+             "back.", host=name)
 
 
 def _moving_to(host: Host) -> tuple[list[str], list[tuple[str, str]]]:
@@ -336,7 +361,8 @@ def adopt_remnants(host: Host) -> int:
     rows = db.session.execute(db.select(Remnant).where(Remnant.uri == host.uri)).scalars().all()
     for row in rows:
         db.session.add(Leftover(host_id=host.id, kind=row.kind, pool=row.pool, name=row.name,
-                                last_error=f"kept by the forgotten host {row.host_name}"))
+                                last_error=_("kept by the forgotten host %(host)s",
+                                             host=row.host_name)))
         db.session.delete(row)
     return len(rows)
 

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 
 from flask import current_app
+from flask_babel import gettext as _, lazy_gettext as _l
 
 from ..extensions import cache, db
 from ..models import VM, Host
@@ -35,10 +36,21 @@ class HostNetworks:
     error: str | None = None
 
 
+MODES = {"nat": "NAT", "bridge": "bridge", "route": "routed", "open": "open",
+         "isolated": "isolated"}
+MODE_LABELS = {"bridge": _l("bridge"), "routed": _l("routed"), "open": _l("open"),
+               "isolated": _l("isolated")}
+
+
 def mode_of(desc: NetworkDesc) -> str:
-    """NAT, bridge, routed or isolated, as a person reads it."""
-    return {"nat": "NAT", "bridge": "bridge", "route": "routed", "open": "open",
-            "isolated": "isolated"}.get(desc.mode, desc.mode)
+    """NAT, bridge, routed or isolated (the API's and the command line's word)."""
+    return MODES.get(desc.mode, desc.mode)
+
+
+def mode_label(desc: NetworkDesc) -> str:
+    """The mode as a person reads it, in the reader's language (the Networks page)."""
+    mode = mode_of(desc)
+    return str(MODE_LABELS.get(mode, mode))
 
 
 def list_host_networks() -> list[HostNetworks]:
@@ -75,23 +87,26 @@ def create_network(name: str, subnet: str, hosts: list[Host]) -> list[tuple[Host
     of a host's networks. Returns (host, None or why it failed) per host."""
     name = (name or "").strip()
     if not NAME_RE.match(name):
-        raise FieldError("Use 1 to 32 letters, digits, '_' or '-', starting with a letter "
-                         "or digit.", "name")
+        raise FieldError(_("Use 1 to 32 letters, digits, '_' or '-', starting with a letter "
+                           "or digit."), "name")
     net = check_subnet(subnet)
     if not hosts:
-        raise FieldError("Choose at least one host.", "hosts")
+        raise FieldError(_("Choose at least one host."), "hosts")
     existing = on_each([hypervisor(h) for h in hosts], lambda hv: hv.networks())
     for host in hosts:
         nets = existing[host.uri]
         if isinstance(nets, VirtError):
-            raise Unavailable(f"{host.name} does not answer: {nets}")
+            raise Unavailable(_("%(host)s does not answer: %(error)s", host=host.name,
+                                error=nets))
         for other in nets:
             if other.name == name:
-                raise FieldError(f"{host.name} has a network named {name} already.", "name")
+                raise FieldError(_("%(host)s has a network named %(name)s already.",
+                                   host=host.name, name=name), "name")
             for s in other.desc.subnets:
                 if s.family == "ipv4" and s.network.overlaps(net):
-                    raise FieldError(f"{net} overlaps {other.name} ({s.network}) on "
-                                     f"{host.name}.", "subnet")
+                    raise FieldError(_("%(subnet)s overlaps %(other)s (%(its)s) on %(host)s.",
+                                       subnet=net, other=other.name, its=s.network,
+                                       host=host.name), "subnet")
     bridge = "lc" + hashlib.sha256(name.encode()).hexdigest()[:10]
     made = on_each([hypervisor(h) for h in hosts],
                    lambda hv: hv.create_nat_network(name, str(net), bridge))
@@ -109,12 +124,12 @@ def check_subnet(subnet: str) -> ipaddress.IPv4Network:
     try:
         net = ipaddress.IPv4Network((subnet or "").strip(), strict=True)
     except ValueError as exc:
-        raise FieldError(f"Enter an IPv4 network such as 10.20.0.0/24 ({exc}).",
-                         "subnet") from None
+        raise FieldError(_("Enter an IPv4 network such as 10.20.0.0/24 (%(error)s).",
+                           error=exc), "subnet") from None
     if not net.is_private or net.is_loopback or net.is_link_local:
-        raise FieldError("Use a private network (10/8, 172.16/12, 192.168/16).", "subnet")
+        raise FieldError(_("Use a private network (10/8, 172.16/12, 192.168/16)."), "subnet")
     if not 16 <= net.prefixlen <= 29:
-        raise FieldError("Use a prefix from /16 to /29.", "subnet")
+        raise FieldError(_("Use a prefix from /16 to /29."), "subnet")
     return net
 
 
@@ -122,10 +137,10 @@ def check_subnet(subnet: str) -> ipaddress.IPv4Network:
 def network_action(host: Host, name: str, action: str) -> str:
     """Start, stop, or (un)set autostart of a network on a host. Returns the message."""
     if action not in ACTIONS:
-        raise FieldError(f"Unknown action {action!r}.")
+        raise FieldError(_("Unknown action %(action)s.", action=repr(action)))
     # No libvirt name holds a control character (a NUL would not even reach libvirt)
     if not name or len(name) > 255 or any(ord(c) < 32 or c == "\x7f" for c in name):
-        raise FieldError("There is no network of this name.", "name")
+        raise FieldError(_("There is no network of this name."), "name")
     hv = hypervisor(host)
     try:
         if action in ("start", "stop"):
@@ -133,11 +148,13 @@ def network_action(host: Host, name: str, action: str) -> str:
         else:
             hv.set_network_autostart(name, action == "autostart")
     except VirtError as exc:
-        raise ServiceError(f"{name} on {host.name}: {exc}") from None
-    return {"start": f"{name} started on {host.name}.",
-            "stop": f"{name} stopped on {host.name}; its VMs are cut off until it starts.",
-            "autostart": f"{name} starts with {host.name} from now on.",
-            "no-autostart": f"{name} no longer starts with {host.name}."}[action]
+        raise ServiceError(_("%(name)s on %(host)s: %(error)s", name=name, host=host.name,
+                             error=exc)) from None
+    said = {"start": _("%(name)s started on %(host)s."),
+            "stop": _("%(name)s stopped on %(host)s; its VMs are cut off until it starts."),
+            "autostart": _("%(name)s starts with %(host)s from now on."),
+            "no-autostart": _("%(name)s no longer starts with %(host)s.")}[action]
+    return said % {"name": name, "host": host.name}
 
 
 # -- fixed addresses -----------------------------------------------------------------
@@ -158,13 +175,14 @@ def address_problem(desc: NetworkDesc, addr: ipaddress.IPv4Address,
     its DHCP range, or ``held`` (by a fixed address or a lease)."""
     subnet = desc.ipv4()
     if subnet is None or not subnet.dhcp_start:
-        return f"{desc.name} hands out no addresses"
+        return _("%(network)s hands out no addresses", network=desc.name)
     low, high = (ipaddress.IPv4Address(subnet.dhcp_start),
                  ipaddress.IPv4Address(subnet.dhcp_end))
     if not low <= addr <= high:
-        return f"{addr} is outside {desc.name}'s range {low}–{high}"
+        return _("%(address)s is outside %(network)s's range %(low)s–%(high)s", address=addr,
+                 network=desc.name, low=low, high=high)
     if str(addr) in held:
-        return f"{addr} is in use on {desc.name}"
+        return _("%(address)s is in use on %(network)s", address=addr, network=desc.name)
     return None
 
 
@@ -174,7 +192,8 @@ def check_chosen_address(desc: NetworkDesc, ip: str, leased: set[str]) -> str:
     try:
         addr = ipaddress.IPv4Address((ip or "").strip())
     except ValueError:
-        raise FieldError("Enter an IPv4 address such as 10.20.0.50.", "ip_address") from None
+        raise FieldError(_("Enter an IPv4 address such as 10.20.0.50."),
+                         "ip_address") from None
     subnet = desc.ipv4()
     reserved = {h.ip for h in subnet.hosts} if subnet else set()
     problem = address_problem(desc, addr, reserved | leased)
@@ -200,10 +219,11 @@ def reserve_address(host: Host, desc: NetworkDesc, mac: str, chosen: str | None 
             return ip
         except AlreadyExists:
             if chosen:
-                raise FieldError(f"{ip} was taken meanwhile on {desc.name}.",
-                                 "ip_address") from None
+                raise FieldError(_("%(address)s was taken meanwhile on %(network)s.",
+                                   address=ip, network=desc.name), "ip_address") from None
             continue
-    raise Conflict(f"{desc.name} on {host.name} has no free address left.")
+    raise Conflict(_("%(network)s on %(host)s has no free address left.", network=desc.name,
+                     host=host.name))
 
 
 def release_address(host: Host, vm: VM) -> None:

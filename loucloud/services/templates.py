@@ -6,6 +6,8 @@ import logging
 import re
 from dataclasses import dataclass
 
+from flask_babel import gettext as _, ngettext
+
 from ..extensions import db
 from ..models import INT64_MAX, VM, BootJob, Group, GroupMember, Image, Template, User, \
     template_groups
@@ -44,7 +46,7 @@ NOTES_MAX = 2000
 def _check_notes(notes: str | None) -> str:
     notes = (notes or "").strip()
     if len(notes) > NOTES_MAX:
-        raise FieldError(f"Keep the notes under {NOTES_MAX} characters.", "notes")
+        raise FieldError(_("Keep the notes under %(max)s characters.", max=NOTES_MAX), "notes")
     return notes
 
 
@@ -54,16 +56,17 @@ def _check(name: str, sizes: Sizes, image: Image | None, exclude_id: int | None)
     if exclude_id is not None:
         stmt = stmt.where(Template.id != exclude_id)
     if db.session.execute(stmt).first():
-        raise FieldError("A template with this name exists.", "name")
+        raise FieldError(_("A template with this name exists."), "name")
     for field, (low, high) in LIMITS.items():
         value = getattr(sizes, field)
         if not isinstance(value, int) or not low <= value <= high:
-            raise FieldError(f"Enter a whole number from {low} to {high}.", field)
+            raise FieldError(_("Enter a whole number from %(low)s to %(high)s.", low=low,
+                               high=high), field)
     if image is None:
-        raise FieldError("Choose an image.", "image_id")
+        raise FieldError(_("Choose an image."), "image_id")
     if sizes.disk_gib < min_disk_gib(image):
-        raise FieldError(f"The image {image.name} needs at least "
-                            f"{min_disk_gib(image)} GiB.", "disk_gib")
+        raise FieldError(_("The image %(name)s needs at least %(size)s GiB.",
+                           name=image.name, size=min_disk_gib(image)), "disk_gib")
     return name
 
 
@@ -84,13 +87,13 @@ def _check_network(network: Network | None) -> Network:
     network = network or Network()
     name = (network.name or "").strip()
     if network.kind not in NIC_KINDS:
-        raise FieldError("Choose a network, a host bridge or no network card.", "nic_kind")
+        raise FieldError(_("Choose a network, a host bridge or no network card."), "nic_kind")
     if network.kind == "bridge" and not BRIDGE_RE.match(name):
-        raise FieldError("Give the host bridge's name (at most 15 letters, digits, '.', "
-                         "'_' or '-'), such as br0.", "network")
+        raise FieldError(_("Give the host bridge's name (at most 15 letters, digits, '.', "
+                           "'_' or '-'), such as br0."), "network")
     if network.kind == "network" and name and not NET_NAME_RE.match(name):
-        raise FieldError("Use a libvirt network's name, or leave it empty for Settings' "
-                         "network.", "network")
+        raise FieldError(_("Use a libvirt network's name, or leave it empty for Settings' "
+                           "network."), "network")
     return Network(network.kind, name if network.kind != "none" else "")
 
 
@@ -100,7 +103,7 @@ def _jobs(ids) -> list[BootJob]:
         job = db.session.get(BootJob, job_id) if isinstance(job_id, int) and \
             0 < job_id <= INT64_MAX else None
         if job is None:
-            raise FieldError("Choose among the boot jobs listed.", "boot_jobs")
+            raise FieldError(_("Choose among the boot jobs listed."), "boot_jobs")
         jobs.append(job)
     return jobs
 
@@ -117,18 +120,19 @@ def _visibility(visibility: Visibility | None) -> tuple[bool, list[Group]]:
     visibility = visibility or Visibility()
     if visibility.public:
         if visibility.group_ids:
-            raise FieldError("A public template is offered to everybody: make it "
-                             "restricted to offer it to some groups only.", "group_ids")
+            raise FieldError(_("A public template is offered to everybody: make it "
+                               "restricted to offer it to some groups only."), "group_ids")
         return True, []
     groups = []
     for group_id in dict.fromkeys(visibility.group_ids or ()):
         group = db.session.get(Group, group_id) if isinstance(group_id, int) and \
             not isinstance(group_id, bool) and 0 < group_id <= INT64_MAX else None
         if group is None:
-            raise FieldError("Choose among the groups listed.", "group_ids")
+            raise FieldError(_("Choose among the groups listed."), "group_ids")
         groups.append(group)
     if not groups:
-        raise FieldError("Choose the groups it is offered to, or make it public.", "group_ids")
+        raise FieldError(_("Choose the groups it is offered to, or make it public."),
+                         "group_ids")
     return False, groups
 
 
@@ -180,8 +184,9 @@ def delete_template(template: Template) -> None:
     count = db.session.execute(
         db.select(db.func.count(VM.id)).where(VM.template_id == template.id)).scalar()
     if count:
-        raise Conflict(f"{count} VM{'s' if count > 1 else ''} use{'s' if count == 1 else ''} "
-                       f"{template.name}. Delete them first.")
+        raise Conflict(ngettext("%(num)d VM uses %(name)s. Delete them first.",
+                                "%(num)d VMs use %(name)s. Delete them first.", count,
+                                name=template.name))
     db.session.delete(template)
     db.session.commit()
     log.info("template %s deleted", template.name)
@@ -200,7 +205,7 @@ def template_by_name(name: str) -> Template:
     """The template called ``name``. Raises NotFound."""
     template = db.session.execute(db.select(Template).where(Template.name == name)).scalar()
     if template is None:
-        raise NotFound(f"There is no template named {name}.")
+        raise NotFound(_("There is no template named %(name)s.", name=name))
     return template
 
 

@@ -14,6 +14,7 @@ import shutil
 import threading
 
 from flask import current_app
+from flask_babel import gettext as _, lazy_gettext as _l
 
 from .. import imagefiles, osinfo
 from ..extensions import db
@@ -32,6 +33,8 @@ MAX_SIZE = 2 ** 40           # 1 TiB
 FORMAT_CHOICES = ("auto", "qcow2", "raw", "iso")
 SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 PIECE = 1024 * 1024
+# An upload's state (stored as the word on the left) as a person reads it.
+STATE_LABELS = {"receiving": _l("receiving"), "done": _l("done"), "refused": _l("refused")}
 
 # The running SHA-256 of each upload this process receives, with the offset it covers;
 # a chunk arriving at another process (or after a restart) rebuilds it from the file.
@@ -47,18 +50,18 @@ def _lock(upload_id: str) -> threading.Lock:
 
 def _admin(user: User) -> None:
     if not (user and user.is_admin):
-        raise NotAllowed("Only the administrator adds images.")
+        raise NotAllowed(_("Only the administrator adds images."))
 
 
 def _host_ids(host_ids: list[int] | None) -> list[int]:
     hosts = db.session.execute(db.select(Host.id).order_by(Host.name)).scalars().all()
     if not hosts:
-        raise FieldError("Add a host first: images are copied to the hosts.", "hosts")
+        raise FieldError(_("Add a host first: images are copied to the hosts."), "hosts")
     if not host_ids:
         return list(hosts)
     unknown = set(host_ids) - set(hosts)
     if unknown:
-        raise FieldError("Choose hosts from the list.", "hosts")
+        raise FieldError(_("Choose hosts from the list."), "hosts")
     return [h for h in hosts if h in set(host_ids)]
 
 
@@ -73,33 +76,34 @@ def begin(user: User, name: str, filename: str, size: int, *, fmt: str = "auto",
     name = display_name(name, what="image")
     filename = os.path.basename((filename or "").strip())
     if not filename or len(filename) > 255:
-        raise FieldError("Give the file's name.", "file")
+        raise FieldError(_("Give the file's name."), "file")
     if not isinstance(size, int) or not 0 < size <= MAX_SIZE:
-        raise FieldError("The file must hold between 1 byte and 1 TiB.", "file")
+        raise FieldError(_("The file must hold between 1 byte and 1 TiB."), "file")
     if fmt not in FORMAT_CHOICES:
-        raise FieldError("Choose qcow2, raw, ISO or 'from the file'.", "format")
+        raise FieldError(_("Choose qcow2, raw, ISO or 'from the file'."), "format")
     sha256 = (sha256 or "").strip().lower()
     if sha256 and not SHA_RE.match(sha256):
-        raise FieldError("A SHA-256 is 64 hexadecimal digits.", "sha256")
+        raise FieldError(_("A SHA-256 is 64 hexadecimal digits."), "sha256")
     if os_type not in ("auto", "linux", "windows"):
-        raise FieldError("Choose linux, windows or 'from the file'.", "os_type")
+        raise FieldError(_("Choose linux, windows or 'from the file'."), "os_type")
     guest = check_guest(guest or Guest())
     hosts = _host_ids(host_ids)
     if db.session.execute(db.select(Image.id).where(Image.name == name)).first():
-        raise FieldError("An image with this name exists.", "name")
+        raise FieldError(_("An image with this name exists."), "name")
     same = db.session.execute(db.select(Upload).where(
         Upload.name == name, Upload.state == "receiving")).scalar()
     if same is not None:
         if same.filename == filename and same.size == size and same.owner_id == user.id:
             _start_copy_task(user, same)  # the same file again: resume where it stopped
             return same
-        raise FieldError("An upload of this name is under way.", "name")
+        raise FieldError(_("An upload of this name is under way."), "name")
     folder = current_app.config["UPLOAD_DIR"]
     os.makedirs(folder, exist_ok=True)
     free = shutil.disk_usage(folder).free
     if free < size + 64 * 2 ** 20:
-        raise ServiceError(f"The staging folder ({folder}) has {free // 2**20} MiB free; "
-                           f"the file needs {size // 2**20 + 1} MiB.")
+        raise ServiceError(_("The staging folder (%(folder)s) has %(free)s MiB free; the file "
+                             "needs %(needed)s MiB.", folder=folder, free=free // 2**20,
+                             needed=size // 2**20 + 1))
     upload = Upload(id=secrets.token_hex(16), owner_id=user.id, name=name,
                     filename=filename, size=size, format=fmt, sha256=sha256 or None,
                     os_type=os_type if os_type != "auto" else "",
@@ -164,7 +168,8 @@ class OffsetMismatch(Conflict):
     """The chunk does not start where the server is; ``offset`` says where that is."""
 
     def __init__(self, offset: int):
-        super().__init__(f"The server has {offset} bytes of this file; send from there.")
+        super().__init__(_("The server has %(offset)s bytes of this file; send from there.",
+                           offset=offset))
         self.offset = offset
 
 
@@ -195,10 +200,11 @@ def receive(user: User, upload_id: str, offset: int, read, length: int) -> int:
     sends it again from the offset the server answers."""
     upload = upload_for(user, upload_id)
     if upload.state != "receiving":
-        raise Conflict(f"This upload is {upload.state}.")
+        raise Conflict(_state_refusal(upload))
     limit = current_app.config["UPLOAD_CHUNK_BYTES"]
     if not 0 < length <= limit or offset + length > upload.size:
-        raise FieldError(f"Send chunks of 1 byte to {limit} bytes within the file.")
+        raise FieldError(_("Send chunks of 1 byte to %(limit)s bytes within the file.",
+                           limit=limit))
     with _lock(upload.id):
         db.session.refresh(upload)
         if offset != upload.received:
@@ -219,8 +225,9 @@ def receive(user: User, upload_id: str, offset: int, read, length: int) -> int:
                 digest.update(block)
                 got += len(block)
         if got < length:
-            raise Conflict(f"The chunk stopped after {got} of {length} bytes; the server "
-                           f"has {offset} bytes. Send again from there.")
+            raise Conflict(_("The chunk stopped after %(got)s of %(length)s bytes; the server "
+                             "has %(offset)s bytes. Send again from there.", got=got,
+                             length=length, offset=offset))
         changed = db.session.execute(db.update(Upload).where(
             Upload.id == upload.id, Upload.received == offset).values(
             received=offset + got, updated_at=utcnow())).rowcount
@@ -229,6 +236,12 @@ def receive(user: User, upload_id: str, offset: int, read, length: int) -> int:
             raise OffsetMismatch(db.session.get(Upload, upload.id).received)
         _hashers[upload.id] = (offset + got, digest)
         return offset + got
+
+
+def _state_refusal(upload: Upload) -> str:
+    """Why an upload that is no longer receiving takes nothing more."""
+    return _("This upload is %(state)s.",
+             state=STATE_LABELS.get(upload.state, upload.state))
 
 
 def _forget(upload_id: str) -> None:
@@ -247,7 +260,7 @@ def _refuse(upload: Upload, message: str, field: str | None = None):
     db.session.commit()
     log.warning("upload %s of %s refused: %s", upload.id, upload.name, message)
     # Committed: the refusal is kept (transaction() rolls nothing back that matters).
-    raise FieldError(message + " Nothing was kept.", field)
+    raise FieldError(_("%(reason)s Nothing was kept.", reason=message), field)
 
 
 @transaction
@@ -255,23 +268,23 @@ def finish(user: User, upload_id: str) -> tuple[Image, Task]:
     """Check the whole file, record the image and start copying it to the hosts."""
     upload = upload_for(user, upload_id)
     if upload.state != "receiving":
-        raise Conflict(f"This upload is {upload.state}.")
+        raise Conflict(_state_refusal(upload))
     if upload.received != upload.size:
-        raise Conflict(f"{upload.received} of {upload.size} bytes have arrived; send the "
-                       "rest first.")
+        raise Conflict(_("%(received)s of %(size)s bytes have arrived; send the rest first.",
+                         received=upload.received, size=upload.size))
     path = staging_path(upload)
     if not os.path.exists(path) or os.path.getsize(path) != upload.size:
-        _refuse(upload, "The staged file is missing or has another size.")
+        _refuse(upload, _("The staged file is missing or has another size."))
     sha = _hasher_at(upload, upload.size).hexdigest()
     if upload.sha256 and sha != upload.sha256:
-        _refuse(upload, f"The file's SHA-256 is {sha}, not the {upload.sha256} you gave.",
-                "sha256")
+        _refuse(upload, _("The file's SHA-256 is %(sha)s, not the %(given)s you gave.",
+                          sha=sha, given=upload.sha256), "sha256")
     try:
         facts = imagefiles.inspect(path, upload.format, upload.filename)
     except imagefiles.ImageFileProblem as exc:
         _refuse(upload, str(exc), "file")
     if db.session.execute(db.select(Image.id).where(Image.name == upload.name)).first():
-        _refuse(upload, "An image with this name was added meanwhile.", "name")
+        _refuse(upload, _("An image with this name was added meanwhile."), "name")
     os_type = upload.os_type or _proposed(facts, upload.filename).os_type
     volume = volume_for(upload.name, facts.format)
     os.makedirs(current_app.config["IMAGE_STORE"], exist_ok=True)
@@ -311,7 +324,7 @@ def abandon(user: User, upload_id: str) -> None:
     """Stop an upload and delete what arrived."""
     upload = upload_for(user, upload_id)
     if upload.state != "receiving":
-        raise Conflict(f"This upload is {upload.state}.")
+        raise Conflict(_state_refusal(upload))
     try:
         os.unlink(staging_path(upload))
     except FileNotFoundError:
@@ -331,9 +344,10 @@ def inspect_head(head: bytes, filename: str) -> dict:
     named = imagefiles.expected_from_name(filename)
     problem = ""
     if found not in imagefiles.FORMATS:
-        problem = f"The file is {found}."
+        problem = _("The file is %(what)s.", what=found)
     elif named and named != found:
-        problem = f"The file is named {os.path.splitext(filename)[1]} but is a {found} file."
+        problem = _("The file is named %(extension)s but is a %(format)s file.",
+                    extension=os.path.splitext(filename)[1], format=found)
     return {"format": found if found in imagefiles.FORMATS else None,
             "volume_id": volume_id, "os_name": guess.name if guess else "",
             "os_type": guess.os_type if guess else "", "problem": problem}

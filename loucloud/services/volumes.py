@@ -9,6 +9,8 @@ import logging
 import posixpath
 from dataclasses import dataclass, field
 
+from flask_babel import gettext as _
+
 from ..extensions import db
 from ..models import VM, Disk, Host, Image, ImageLocation, Leftover, Task, Upload, User
 from ..virt import HostUnavailable, InvalidState, VirtError, VolumeNotFound
@@ -57,26 +59,31 @@ def _owners() -> dict[tuple[int | None, str], tuple[str, int | None]]:
         db.select(Disk.volume_name, Disk.target, VM.id, VM.name, VM.host_id, User.username)
         .join(VM, VM.id == Disk.vm_id).join(User, User.id == VM.owner_id)).all()
     for volume, target, vm_id, name, host_id, owner in rows:
-        owners[(host_id, volume)] = (f"VM {name} of {owner}, disk {target}", vm_id)
+        owners[(host_id, volume)] = (_("VM %(vm)s of %(owner)s, disk %(disk)s", vm=name,
+                                       owner=owner, disk=target), vm_id)
     for vm_id, name, host_id, owner, system, seed in db.session.execute(
             db.select(VM.id, VM.name, VM.host_id, User.username, VM.volume_name,
                       VM.seed_volume).join(User, User.id == VM.owner_id)).all():
         if system:
-            owners.setdefault((host_id, system), (f"VM {name} of {owner}, disk vda", vm_id))
+            owners.setdefault((host_id, system), (_("VM %(vm)s of %(owner)s, disk %(disk)s",
+                                                    vm=name, owner=owner, disk="vda"), vm_id))
         if seed:
-            owners[(host_id, seed)] = (f"VM {name} of {owner}, first-boot seed", vm_id)
+            owners[(host_id, seed)] = (_("VM %(vm)s of %(owner)s, first-boot seed", vm=name,
+                                         owner=owner), vm_id)
     for name, volume in db.session.execute(db.select(Image.name, Image.volume)).all():
         if volume:
-            owners[(None, volume)] = (f"image {name}", None)
+            owners[(None, volume)] = (_("image %(name)s", name=name), None)
     for host_id, path, image_path, name in db.session.execute(
             db.select(ImageLocation.host_id, ImageLocation.path, Image.path, Image.name)
             .join(Image, Image.id == ImageLocation.image_id)).all():
         if path or image_path:  # a copy's own path, else the image's (Image.path_on)
-            owners[(host_id, posixpath.basename(path or image_path))] = (f"image {name}", None)
+            owners[(host_id, posixpath.basename(path or image_path))] = (
+                _("image %(name)s", name=name), None)
     for (name,) in db.session.execute(db.select(Upload.name)
                                       .where(Upload.state == "receiving")).all():
         for fmt in ("qcow2", "iso", "raw"):
-            owners.setdefault((None, volume_for(name, fmt)), (f"upload {name}, arriving", None))
+            owners.setdefault((None, volume_for(name, fmt)),
+                              (_("upload %(name)s, arriving", name=name), None))
     # While a migration or a drain runs, a moving VM already has volumes on its target
     # (chosen per VM by a drain): a VM's volume names are its own (its UUID), so they
     # are its on every host then, never orphans to delete mid-copy.
@@ -85,12 +92,13 @@ def _owners() -> dict[tuple[int | None, str], tuple[str, int | None]]:
             Task.state.in_(("queued", "running"))).limit(1)).first():
         for (_host, volume), (owner, vm_id) in list(owners.items()):
             if vm_id is not None:
-                owners.setdefault((None, volume), (owner + " (being moved)", vm_id))
+                owners.setdefault((None, volume), (_("%(owner)s (being moved)", owner=owner),
+                                                   vm_id))
     for host_id, name in db.session.execute(
             db.select(Leftover.host_id, Leftover.name)
             .where(Leftover.kind == Leftover.VOLUME)).all():
-        owners.setdefault((host_id, name), ("leftover of a failed step (LouCloud removes "
-                                            "it when it next reaches the host)", None))
+        owners.setdefault((host_id, name), (_("leftover of a failed step (LouCloud removes "
+                                              "it when it next reaches the host)"), None))
     return owners
 
 
@@ -130,19 +138,24 @@ def delete_orphan(host: Host, name: str) -> str:
     pool_name = get_settings().storage_pool
     # No volume name holds a control character (a NUL would not even reach libvirt)
     if not name or len(name) > 255 or any(ord(c) < 32 or c == "\x7f" for c in name):
-        raise NotFound(f"{host.name} has no volume of this name in {pool_name}.")
+        raise NotFound(_("%(host)s has no volume of this name in %(pool)s.", host=host.name,
+                         pool=pool_name))
     owner, _vm = _owner_of(_owners(), host.id, name)
     if owner:
-        raise Conflict(f"{name} is no orphan: it belongs to {owner}.")
+        raise Conflict(_("%(name)s is no orphan: it belongs to %(owner)s.", name=name,
+                         owner=owner))
     try:
         hypervisor(host).delete_unused_volume(pool_name, name)
     except VolumeNotFound:
-        raise NotFound(f"{host.name} has no volume {name[:255]!r} in {pool_name}.") from None
+        raise NotFound(_("%(host)s has no volume %(name)s in %(pool)s.", host=host.name,
+                         name=repr(name[:255]), pool=pool_name)) from None
     except InvalidState as exc:
-        raise Conflict(f"Not deleted: {exc}.") from None
+        raise Conflict(_("Not deleted: %(error)s.", error=exc)) from None
     except HostUnavailable as exc:
-        raise Unavailable(f"{host.name} does not answer: {exc}") from None
+        raise Unavailable(_("%(host)s does not answer: %(error)s", host=host.name,
+                            error=exc)) from None
     except VirtError as exc:
-        raise ServiceError(f"{host.name} could not delete {name}: {exc}") from None
+        raise ServiceError(_("%(host)s could not delete %(name)s: %(error)s", host=host.name,
+                             name=name, error=exc)) from None
     log.info("orphan volume %s deleted from %s", name, host.name)
-    return f"Orphan volume {name} deleted from {host.name}."
+    return _("Orphan volume %(name)s deleted from %(host)s.", name=name, host=host.name)

@@ -1,5 +1,6 @@
 """The settings form is built from the specs in services.settings, so a new setting
 appears in the page by itself."""
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import StringField, SubmitField
 from wtforms.validators import InputRequired, Length, NumberRange
@@ -10,7 +11,7 @@ from ..services.settings import SPECS
 
 
 class _Base(FlaskForm):
-    submit = SubmitField("Save settings")
+    submit = SubmitField(_l("Save settings"))
 
 
 def settings_form_class():

@@ -1,6 +1,7 @@
 from itertools import groupby
 
 from flask import flash, redirect, render_template, url_for
+from flask_babel import gettext as _
 
 from ..helpers import show_error
 from ..security import admin_required
@@ -22,8 +23,8 @@ def index():
         except FieldError as exc:
             show_error(form, exc)
         else:
-            flash(f"Settings saved ({len(changed)} changed)." if changed
-                  else "Nothing changed.", "success")
+            flash(_("Settings saved (%(count)s changed).", count=len(changed)) if changed
+                  else _("Nothing changed."), "success")
             return redirect(url_for("settings.index"))
     groups = [(name, [form[s.key] for s in specs])
               for name, specs in groupby(settings_service.SPECS, key=lambda s: s.group)]

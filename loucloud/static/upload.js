@@ -55,14 +55,15 @@
     request("POST", form.dataset.inspect + "?filename=" + encodeURIComponent(file.name), head,
             "application/octet-stream").then(function (j) {
       var text = human(file.size) + (j.format ? ", " + j.format : "");
-      if (j.volume_id) text += ", volume id “" + j.volume_id + "”";
-      if (j.os_name) text += ": looks like " + j.os_name;
+      if (j.volume_id) text = t("%(facts)s, volume id “%(id)s”", {facts: text, id: j.volume_id});
+      if (j.os_name) text = t("%(facts)s: looks like %(os)s", {facts: text, os: j.os_name});
       facts.textContent = text;
-      if (j.problem) fail(j.problem + " LouCloud will refuse it.");
+      if (j.problem) fail(t("%(problem)s LouCloud will refuse it.", {problem: j.problem}));
       var osSel = form.querySelector("select[name=os_type]");
       if (j.os_type && osSel.value === "auto") {
         osSel.value = j.os_type;
-        facts.textContent += " (guest OS set to " + j.os_type + "; change it if wrong)";
+        facts.textContent = t("%(facts)s (guest OS set to %(os)s; change it if wrong)",
+                              {facts: facts.textContent, os: j.os_type});
       }
     });
   });
@@ -74,21 +75,25 @@
       if (stopped) return Promise.reject(new Error("stopped"));
       setBar(100 * offset / file.size);
       var rate = (offset - startOffset) / Math.max((Date.now() - started) / 1000, 0.001);
-      status.textContent = human(offset) + " of " + human(file.size) + (offset > startOffset ?
-        " — " + human(rate) + "/s, about " + duration((file.size - offset) / rate) + " left" : "");
+      status.textContent = offset > startOffset ?
+        t("%(done)s of %(total)s — %(rate)s/s, about %(left)s left",
+          {done: human(offset), total: human(file.size), rate: human(rate),
+           left: duration((file.size - offset) / rate)}) :
+        t("%(done)s of %(total)s", {done: human(offset), total: human(file.size)});
       if (offset >= file.size) return Promise.resolve();
       var end = Math.min(offset + up.chunk_bytes, file.size);
       return request("POST", form.dataset.base + "/" + up.id + "/chunk?offset=" + offset,
                      file.slice(offset, end), "application/octet-stream").then(function (j) {
         if (j._status === 200) { offset = j.offset; failures = 0; return next(); }
         if (j._status === 409 && typeof j.offset === "number") { offset = j.offset; return next(); }
-        if (j._status >= 500 || j._status === 0) throw new Error(j.error || "server error");
-        throw Object.assign(new Error(j.error || "refused"), { final: true });
+        if (j._status >= 500 || j._status === 0) throw new Error(j.error || t("server error"));
+        throw Object.assign(new Error(j.error || t("refused")), { final: true });
       }).catch(function (err) {
         if (err.final || stopped) throw err;
         failures++;
         var wait = Math.min(1000 * Math.pow(2, failures), 30000);
-        status.textContent = "The connection dropped at " + human(offset) + "; trying again in " + wait / 1000 + " s…";
+        status.textContent = t("The connection dropped at %(at)s; trying again in %(seconds)s s…",
+                               {at: human(offset), seconds: wait / 1000});
         return sleep(wait).then(function () {
           return request("GET", form.dataset.base + "/" + up.id).then(function (j) {
             if (typeof j.offset === "number") offset = j.offset;
@@ -103,7 +108,7 @@
     ev.preventDefault();
     show(errorBox, false);
     var file = fileInput.files[0];
-    if (!file) { fail("Choose a file."); return; }
+    if (!file) { fail(t("Choose a file.")); return; }
     var hosts = Array.prototype.map.call(form.querySelectorAll("input[name=hosts]:checked"),
                                          function (c) { return parseInt(c.value, 10); });
     var body = {
@@ -118,17 +123,18 @@
     };
     startBtn.disabled = true; stopped = false;
     request("POST", form.dataset.begin, JSON.stringify(body), "application/json").then(function (up) {
-      if (up._status !== 201) throw Object.assign(new Error(up.error || "refused"), { final: true });
+      if (up._status !== 201) throw Object.assign(new Error(up.error || t("refused")), { final: true });
       current = up;
       show(cancelBtn, true);
       return sendFrom(up, file, up.offset);
     }).then(function () {
-      status.textContent = "Checking the file…";
+      status.textContent = t("Checking the file…");
       return request("POST", form.dataset.base + "/" + current.id + "/finish");
     }).then(function (j) {
-      if (j._status !== 200) throw Object.assign(new Error(j.error || "refused"), { final: true });
+      if (j._status !== 200) throw Object.assign(new Error(j.error || t("refused")), { final: true });
       setBar(100);
-      status.textContent = "Uploaded and checked (" + j.format + ", SHA-256 " + j.sha256 + "). Copying to the hosts…";
+      status.textContent = t("Uploaded and checked (%(format)s, SHA-256 %(sha)s). Copying to the hosts…",
+                             {format: j.format, sha: j.sha256});
       window.location.href = j.url;
     }).catch(function (err) {
       startBtn.disabled = false; show(cancelBtn, false);
@@ -137,10 +143,10 @@
   });
 
   cancelBtn.addEventListener("click", function () {
-    if (!current || !window.confirm("Stop this upload and delete what has arrived?")) return;
+    if (!current || !window.confirm(t("Stop this upload and delete what has arrived?"))) return;
     stopped = true;
     request("POST", form.dataset.base + "/" + current.id + "/abandon").then(function () {
-      status.textContent = "Upload cancelled; nothing kept.";
+      status.textContent = t("Upload cancelled; nothing kept.");
       startBtn.disabled = false; show(cancelBtn, false); current = null;
     });
   });

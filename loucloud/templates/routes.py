@@ -1,4 +1,5 @@
 from flask import flash, redirect, render_template, url_for
+from flask_babel import gettext as _
 from wtforms import SelectChoice
 
 from ..helpers import perform, show_error
@@ -20,12 +21,13 @@ def _form(template=None) -> TemplateForm:
         form.visibility.data = "public" if template.public else "groups"
         form.group_ids.data = [g.id for g in template.groups]
     form.image_id.choices = [
-        SelectChoice(i.id, f"{i.name} (install from ISO: a blank disk, the ISO inserted)"
-                     if i.is_iso else
-                     f"{i.name} ({i.format}, min {template_service.min_disk_gib(i)} GiB)")
+        SelectChoice(i.id, _("%(name)s (install from ISO: a blank disk, the ISO inserted)",
+                             name=i.name) if i.is_iso else
+                     _("%(name)s (%(format)s, min %(size)s GiB)", name=i.name, format=i.format,
+                       size=template_service.min_disk_gib(i)))
         for i in image_service.all_images()]
-    form.boot_jobs.choices = [SelectChoice(j.id, j.name + (" (default for all)"
-                                                           if j.is_default else ""))
+    form.boot_jobs.choices = [SelectChoice(j.id, _("%(name)s (default for all)", name=j.name)
+                                           if j.is_default else j.name)
                               for j in bootjob_service.all_boot_jobs()]
     form.group_ids.choices = [SelectChoice(g.id, g.name) for g in group_service.all_groups()]
     return form
@@ -62,7 +64,7 @@ def index():
 def create():
     form = _form()
     if not form.image_id.choices:
-        flash("Add an image first: a template is made from one.", "warning")
+        flash(_("Add an image first: a template is made from one."), "warning")
         return redirect(url_for("images.create"))
     if form.validate_on_submit():
         try:
@@ -70,7 +72,7 @@ def create():
         except FieldError as exc:
             show_error(form, exc, "name")
         else:
-            flash(f"Template {template.name} created.", "success")
+            flash(_("Template %(name)s created.", name=template.name), "success")
             return redirect(url_for("templates.index"))
     return render_template("templates/form.html", form=form, template=None), \
         400 if form.errors else 200
@@ -87,7 +89,8 @@ def edit(template_id: int):
         except FieldError as exc:
             show_error(form, exc, "name")
         else:
-            flash(f"Template {template.name} saved. Existing VMs keep their sizes.", "success")
+            flash(_("Template %(name)s saved. Existing VMs keep their sizes.",
+                    name=template.name), "success")
             return redirect(url_for("templates.index"))
     return render_template("templates/form.html", form=form, template=template), \
         400 if form.errors else 200
@@ -98,5 +101,5 @@ def edit(template_id: int):
 def delete(template_id: int):
     template = template_service.get_template(template_id)
     return perform(lambda: template_service.delete_template(template),
-                   done=f"Template {template.name} deleted.",
+                   done=_("Template %(name)s deleted.", name=template.name),
                    back=url_for("templates.index"))

@@ -1,4 +1,5 @@
 from flask import render_template, request, url_for
+from flask_babel import gettext as _
 
 from ..helpers import perform
 from ..security import admin_required
@@ -21,7 +22,7 @@ def delete_orphan():
         try:
             host = host_service.get_host(int(request.form.get("host_id", "")))
         except ValueError:
-            raise NotFound("No such host.") from None
+            raise NotFound(_("No such host.")) from None
         return volume_service.delete_orphan(host, request.form.get("name", ""))
 
     return perform(delete, done=lambda message: message, back=url_for("volumes.index"))
