@@ -7,6 +7,8 @@ from typing import Any, Callable
 from urllib.parse import quote
 
 from flask import Response, flash, jsonify, redirect, request
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from markupsafe import Markup, escape
 from werkzeug.routing import IntegerConverter
@@ -15,6 +17,7 @@ from .errors import error_response, wants_json
 from .models import INT64_MAX
 from .services import ServiceError
 from .services.names import file_slug
+from .services.vms.views import state_label
 
 
 class Int64Converter(IntegerConverter):
@@ -102,24 +105,25 @@ def ago(value: datetime | None) -> str:
     from .models import utcnow
     seconds = int((utcnow() - value).total_seconds())
     if seconds < 60:
-        return f"{max(seconds, 0)} s ago"
+        return _("%(n)s s ago", n=max(seconds, 0))
     if seconds < 3600:
-        return f"{seconds // 60} min ago"
+        return _("%(n)s min ago", n=seconds // 60)
     if seconds < 86400:
-        return f"{seconds // 3600} h ago"
-    return f"{seconds // 86400} d ago"
+        return _("%(n)s h ago", n=seconds // 3600)
+    return _("%(n)s d ago", n=seconds // 86400)
 
 
 def vm_state_badge(state: str, vm_id: int | None = None,
                    as_of: datetime | None = None) -> Markup:
     """A VM's state as a badge (live.js and follow.js update it by its data-vm): one
     Python call, not a Jinja macro nor Markup.format (ten times slower), since the VM
-    list draws 50 of them a page."""
+    list draws 50 of them a page. The state as data (data-state) stays as stored; the
+    badge says it in the reader's language (views.state_label)."""
     text = escape(state)
     extra = f' data-vm="{int(vm_id)}"' if vm_id else ""
-    title = f' title="as of {escape(ago(as_of))}"' if as_of else ""
+    title = f' title="{escape(_("as of %(ago)s", ago=ago(as_of)))}"' if as_of else ""
     return Markup(f'<span class="badge vm-state"{extra} data-state="{text}"{title}>'
-                  f'{text}</span>')
+                  f'{escape(state_label(state))}</span>')
 
 
 def register(app) -> None:
@@ -129,6 +133,7 @@ def register(app) -> None:
 
     app.add_template_filter(ago, "ago")
     app.add_template_global(vm_state_badge, "vm_state_badge")
+    app.add_template_global(state_label, "vm_state_label")
 
     @app.template_filter("mib")
     def mib(value: int | None) -> str:
@@ -144,20 +149,21 @@ def register(app) -> None:
             return 0
         return max(0, min(100, round(100 * used / total)))
 
-    nav = [("dashboard.index", "Dashboard", "speedometer2", False),
-           ("vms.index", "VMs", "pc-display", False),
-           ("tasks.index", "Tasks", "list-task", False),
-           ("images.index", "Images", "hdd", True),
-           ("templates.index", "Templates", "boxes", True),
-           ("hosts.index", "Hosts", "hdd-rack", True),
-           ("networks.index", "Networks", "diagram-3", True),
-           ("volumes.index", "Volumes", "device-hdd", True),  # issue 14
-           ("bootjobs.index", "Boot jobs", "rocket-takeoff", True),
-           ("users.index", "Users", "people", True),
+    # the labels in the reader's language when the menu is drawn (lazy)
+    nav = [("dashboard.index", _l("Dashboard"), "speedometer2", False),
+           ("vms.index", _l("VMs"), "pc-display", False),
+           ("tasks.index", _l("Tasks"), "list-task", False),
+           ("images.index", _l("Images"), "hdd", True),
+           ("templates.index", _l("Templates"), "boxes", True),
+           ("hosts.index", _l("Hosts"), "hdd-rack", True),
+           ("networks.index", _l("Networks"), "diagram-3", True),
+           ("volumes.index", _l("Volumes"), "device-hdd", True),  # issue 14
+           ("bootjobs.index", _l("Boot jobs"), "rocket-takeoff", True),
+           ("users.index", _l("Users"), "people", True),
            # issue 16: the administrator's, and the groups' managers'
-           ("groups.index", "Groups", "diagram-2", "managers"),
-           ("settings.index", "Settings", "gear", True),
-           ("audit.index", "Audit", "journal-text", True)]
+           ("groups.index", _l("Groups"), "diagram-2", "managers"),
+           ("settings.index", _l("Settings"), "gear", True),
+           ("audit.index", _l("Audit"), "journal-text", True)]
 
     @app.context_processor
     def globals_():
@@ -184,7 +190,12 @@ def _watcher_notice() -> str | None:
 
     if not current_user.is_authenticated or not current_user.is_admin or watching.fresh():
         return None
+    from .i18n import when
+
     beat = watching.last_beat()
-    since = f" since {beat:%Y-%m-%d %H:%M} UTC" if beat else ""
-    return (f"No watcher is running{since}: every page asks the hosts for the VMs' states. "
-            "Start it with `manage.py watch` (make run and the systemd unit do).")
+    if beat:
+        return _("No watcher is running since %(time)s: every page asks the hosts for the "
+                 "VMs' states. Start it with `manage.py watch` (make run and the systemd "
+                 "unit do).", time=when(beat))
+    return _("No watcher is running: every page asks the hosts for the VMs' states. Start "
+             "it with `manage.py watch` (make run and the systemd unit do).")

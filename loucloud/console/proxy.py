@@ -106,7 +106,7 @@ class Gate:
         """The VM's screen (services.console.Screen: VNC address and password), or its
         serial line (a SerialBridge) for the text console. Raises ConsoleRefused."""
         if normalise_origin(origin or "") not in self.origins:
-            raise ConsoleRefused(f"origin {origin!r} is not this site")
+            raise ConsoleRefused.because(f"origin {origin!r} is not this site")
         with self.app.app_context():
             try:
                 user_id = self._session_user(cookie_header)

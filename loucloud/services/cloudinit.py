@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import pycdlib
 import yaml
+from flask_babel import gettext as _
 from passlib.hash import sha512_crypt
 
 from . import FieldError
@@ -70,25 +71,29 @@ def parse_boot_job(text: str) -> dict:
     lists, at most 16 KiB. Raises FieldError (field "script") saying what is wrong."""
     raw = (text or "").encode()
     if not raw.strip():
-        raise FieldError("Write at least one of runcmd, write_files, packages or bootcmd.",
-                         "script")
+        raise FieldError(_("Write at least one of runcmd, write_files, packages or "
+                           "bootcmd."), "script")
     if len(raw) > BOOT_JOB_MAX_BYTES:
-        raise FieldError(f"Keep a boot job under {BOOT_JOB_MAX_BYTES // 1024} KiB.", "script")
+        raise FieldError(_("Keep a boot job under %(size)s KiB.",
+                           size=BOOT_JOB_MAX_BYTES // 1024), "script")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise FieldError(f"This is not valid YAML{where}.", "script") from None
+        if mark:
+            raise FieldError(_("This is not valid YAML (line %(line)s, column %(column)s).",
+                               line=mark.line + 1, column=mark.column + 1),
+                             "script") from None
+        raise FieldError(_("This is not valid YAML."), "script") from None
     if not isinstance(data, dict) or not data:
-        raise FieldError("Write a YAML mapping such as 'runcmd: [[touch, /tmp/done]]'.",
+        raise FieldError(_("Write a YAML mapping such as 'runcmd: [[touch, /tmp/done]]'."),
                          "script")
     for key, value in data.items():
         if key not in BOOT_JOB_KEYS:
-            raise FieldError(f"'{key}' is not allowed; use {', '.join(sorted(BOOT_JOB_KEYS))}.",
-                             "script")
+            raise FieldError(_("'%(key)s' is not allowed; use %(keys)s.", key=key,
+                               keys=", ".join(sorted(BOOT_JOB_KEYS))), "script")
         if not isinstance(value, BOOT_JOB_KEYS[key]):
-            raise FieldError(f"'{key}' must be a list.", "script")
+            raise FieldError(_("'%(key)s' must be a list.", key=key), "script")
     return data
 
 
@@ -114,7 +119,7 @@ def build_iso(seed: Seed) -> bytes:
     user = ("#cloud-config\n" + yaml.safe_dump(user_data(seed), sort_keys=False,
                                                allow_unicode=True)).encode()
     if len(user) > SEED_MAX_BYTES:
-        raise FieldError("The first-boot data is too large; attach fewer boot jobs.")
+        raise FieldError(_("The first-boot data is too large; attach fewer boot jobs."))
     iso = pycdlib.PyCdlib()
     iso.new(interchange_level=3, joliet=3, rock_ridge="1.09", vol_ident="cidata")
     for iso_name, name, data in (("/METADATA.;1", "meta-data", meta),

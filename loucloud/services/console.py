@@ -15,6 +15,8 @@ import string
 from dataclasses import dataclass
 from datetime import timedelta
 
+from flask_babel import gettext as _
+
 from ..extensions import db
 from ..models import VM, ConsoleToken, User, utcnow
 from ..virt import HostUnavailable, InvalidState, VirtError
@@ -23,6 +25,7 @@ from . import Conflict, NotFound, ServiceError, Unavailable
 from .access import CONSOLE, may_use_vm
 from .hypervisors import hypervisor
 from .settings import get_settings
+from .vms.views import state_label
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +40,13 @@ class ConsoleRefused(ServiceError):
     """The proxy must not connect; ``str(e)`` says why (never the token itself)."""
 
     status = 403
+
+    @classmethod
+    def because(cls, why: str) -> ConsoleRefused:
+        """The refusal of a handshake: ``why`` goes to the proxy's log only (in English,
+        as every log line), never to a person (the browser gets a bare 403, and its
+        page asks LouCloud why the console ended: static/consolelink.js)."""
+        return cls(why)
 
 
 def _hash(token: str) -> str:
@@ -53,23 +63,28 @@ def issue_token(user: User, vm: VM, kind: str = "vnc") -> str:
     if not may_use_vm(user, vm, CONSOLE):
         raise NotFound()
     if kind not in KINDS:
-        raise Conflict(f"No such console: {kind}.")
+        raise Conflict(_("No such console: %(kind)s.", kind=kind))
     try:
         if kind == "vnc":
             hypervisor(vm.host).vnc_address(vm.uuid)
         else:
             status = hypervisor(vm.host).status(vm.uuid)
             if status.state not in ("running", "paused"):
-                raise InvalidState(f"the VM is {status.state}.")
+                raise InvalidState(_("the VM is %(state)s.", state=state_label(status.state)))
             if not status.has_serial:
-                raise InvalidState("the VM has no serial port.")
+                raise InvalidState(_("the VM has no serial port."))
     except InvalidState as exc:
-        what = "screen" if kind == "vnc" else "text console"
-        raise Conflict(f"{vm.name} has no {what} to show: {exc} Start it first.") from None
+        if kind == "vnc":
+            raise Conflict(_("%(name)s has no screen to show: %(error)s Start it first.",
+                             name=vm.name, error=exc)) from None
+        raise Conflict(_("%(name)s has no text console to show: %(error)s Start it first.",
+                         name=vm.name, error=exc)) from None
     except HostUnavailable as exc:
-        raise Unavailable(f"{vm.host.name} does not answer: {exc}") from None
+        raise Unavailable(_("%(host)s does not answer: %(error)s", host=vm.host.name,
+                            error=exc)) from None
     except VirtError as exc:
-        raise Conflict(f"No console for {vm.name}: {exc}") from None
+        raise Conflict(_("No console for %(name)s: %(error)s", name=vm.name,
+                         error=exc)) from None
     token = secrets.token_urlsafe(32)
     now = utcnow()
     db.session.add(ConsoleToken(
@@ -87,21 +102,21 @@ def _take(token: str, session_user_id: int | None, kind: str) -> VM:
     return its VM. Raises ConsoleRefused; a token presented by the wrong session, or
     to the other kind of console, is not used up."""
     if not isinstance(token, str) or not TOKEN_RE.match(token):
-        raise ConsoleRefused("malformed token")
+        raise ConsoleRefused.because("malformed token")
     digest = _hash(token)
     row = db.session.execute(
         db.select(ConsoleToken).where(ConsoleToken.token_hash == digest)).scalar()
     now = utcnow()
     if row is None:
-        raise ConsoleRefused("unknown token")
+        raise ConsoleRefused.because("unknown token")
     if row.used_at is not None:
-        raise ConsoleRefused("token already used")
+        raise ConsoleRefused.because("token already used")
     if row.expires_at <= now:
-        raise ConsoleRefused("token expired")
+        raise ConsoleRefused.because("token expired")
     if session_user_id != row.user_id:
-        raise ConsoleRefused("token presented by another session")
+        raise ConsoleRefused.because("token presented by another session")
     if row.kind != kind:
-        raise ConsoleRefused(f"a {row.kind} token presented to the {kind} console")
+        raise ConsoleRefused.because(f"a {row.kind} token presented to the {kind} console")
     taken = db.session.execute(
         db.update(ConsoleToken).where(ConsoleToken.id == row.id,
                                       ConsoleToken.used_at.is_(None),
@@ -109,10 +124,10 @@ def _take(token: str, session_user_id: int | None, kind: str) -> VM:
         .values(used_at=now).execution_options(synchronize_session=False)).rowcount
     db.session.commit()
     if taken != 1:
-        raise ConsoleRefused("token already used")
+        raise ConsoleRefused.because("token already used")
     user, vm = db.session.get(User, row.user_id), db.session.get(VM, row.vm_id)
     if not may_use_vm(user, vm, CONSOLE):
-        raise ConsoleRefused("no access to this VM any more")
+        raise ConsoleRefused.because("no access to this VM any more")
     return vm
 
 
@@ -126,7 +141,7 @@ class Screen:
 
 
 def _screen_password() -> str:
-    return "".join(secrets.choice(PASSWORD_CHARS) for _ in range(8))  # VNC reads 8
+    return "".join(secrets.choice(PASSWORD_CHARS) for _i in range(8))  # VNC reads 8
 
 
 def consume(token: str, session_user_id: int | None) -> Screen:
@@ -143,7 +158,7 @@ def consume(token: str, session_user_id: int | None) -> Screen:
         host, port, protected = hypervisor(vm.host).open_screen(
             vm.uuid, password, SCREEN_PASSWORD_SECONDS)
     except VirtError as exc:
-        raise ConsoleRefused(f"VM {vm.id}: {exc}") from None
+        raise ConsoleRefused.because(f"VM {vm.id}: {exc}") from None
     return Screen(host, port, password if protected else None)
 
 
@@ -154,7 +169,7 @@ def consume_serial(token: str, session_user_id: int | None) -> SerialBridge:
     try:
         return hypervisor(vm.host).open_serial(vm.uuid)
     except VirtError as exc:
-        raise ConsoleRefused(f"VM {vm.id}: {exc}") from None
+        raise ConsoleRefused.because(f"VM {vm.id}: {exc}") from None
 
 
 def revoke_for_vm(vm_id: int) -> None:

@@ -11,10 +11,13 @@ const cad = document.getElementById("console-cad");
 const retry = document.getElementById("console-retry");
 const token = takeToken();
 
-function status(text, color) {
-  statusEl.textContent = text;
+// The badge says the status in the reader's language; data-status keeps it as it is.
+function status(key, color) {
+  const said = {"no link": t("no link"), "connected": t("connected"),
+                "disconnected": t("disconnected"), "refused": t("refused")};
+  statusEl.textContent = said[key] || key;
   statusEl.className = "badge text-bg-" + color;
-  root.dataset.status = text;
+  root.dataset.status = key;
 }
 
 function offerRetry(message) {
@@ -33,7 +36,7 @@ function explain() {
 
 if (!/^[A-Za-z0-9_-]{43}$/.test(token)) {
   status("no link", "secondary");
-  offerRetry("Open the console from the VM's page, or try again.");
+  offerRetry(t("Open the console from the VM's page, or try again."));
 } else {
   let connected = false;
   const rfb = new RFB(screen, wsUrl(), {shared: true});
@@ -45,22 +48,23 @@ if (!/^[A-Za-z0-9_-]{43}$/.test(token)) {
     messageEl.textContent = "";
     cad.disabled = false;
     const canvas = screen.querySelector("canvas");
-    if (canvas) canvas.setAttribute("aria-label", "Screen of " + root.dataset.vmName);
+    if (canvas) canvas.setAttribute("aria-label", t("Screen of %(name)s", {name: root.dataset.vmName}));
   });
   rfb.addEventListener("disconnect", async (ev) => {
     status("disconnected", "danger");
     if (connected && ev.detail.clean) {
-      offerRetry("The console was closed.");
+      offerRetry(t("The console was closed."));
     } else if (connected) {
       const why = await explain();
-      offerRetry(why === "The console link expired or was already used."
-        ? "The connection to the VM was lost." : why);
+      offerRetry(why === t("The console link expired or was already used.")
+        ? t("The connection to the VM was lost.") : why);
     } else {
       offerRetry(await explain());
     }
   });
   rfb.addEventListener("securityfailure", (ev) => {
-    offerRetry("The VM's screen refused the connection: " + (ev.detail.reason || "security failure") + ".");
+    offerRetry(t("The VM's screen refused the connection: %(reason)s.",
+                 {reason: ev.detail.reason || t("security failure")}));
   });
   cad.addEventListener("click", () => { rfb.sendCtrlAltDel(); rfb.focus(); });
   window.loucloudConsole = rfb;

@@ -20,9 +20,12 @@ export async function explain(stateUrl) {
                                      credentials: "same-origin"});
     if (r.ok) {
       const vm = await r.json();
-      if (vm.state === "host offline") return "The VM's host is unreachable.";
-      if (vm.state !== "running" && vm.state !== "paused") return "The VM is not running (" + vm.state + ").";
+      if (vm.state === "host offline") return t("The VM's host is unreachable.");
+      if (vm.state !== "running" && vm.state !== "paused") {
+        return t("The VM is not running (%(state)s).",
+                 {state: window.loucloudStateLabel ? window.loucloudStateLabel(vm.state) : vm.state});
+      }
     }
   } catch (e) { /* fall through */ }
-  return "The console link expired or was already used.";
+  return t("The console link expired or was already used.");
 }

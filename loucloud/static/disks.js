@@ -20,9 +20,11 @@
       card.querySelectorAll("[data-allocation]").forEach(function (el) {
         var d = disks[el.dataset.allocation];
         if (!d) { el.textContent = "—"; return; }
-        el.textContent = d.found ? d.allocation_gib + " of " + d.capacity_gib : "volume missing";
+        el.textContent = d.found
+          ? t("%(allocation)s of %(capacity)s", {allocation: d.allocation_gib, capacity: d.capacity_gib})
+          : t("volume missing");
         if (d.held) {
-          el.textContent += " · still held by the running guest (it has not let go)";
+          el.textContent += " · " + t("still held by the running guest (it has not let go)");
         }
       });
     })

@@ -1,6 +1,29 @@
 // Follow VMs' states: pushed by the server (server-sent events from the watcher's
 // store) while a watcher runs; polled from states.json when none does (the server says
 // so with a "poll" event) or when the browser cannot keep the stream.
+
+// A state as the reader reads it (services/vms/views.py's STATE_LABELS): the badges say
+// it so; their data-state keeps the state itself. "starting…" too.
+window.loucloudStateLabel = function (state) {
+  "use strict";
+  if (!state) return state;
+  if (state.slice(-1) === "\u2026") return window.loucloudStateLabel(state.slice(0, -1)) + "\u2026";
+  var labels = {
+    "running": t("running"), "paused": t("paused"), "shut off": t("shut off"),
+    "crashed": t("crashed"), "missing": t("missing"), "host offline": t("host offline"),
+    "unknown": t("unknown"), "shutting down": t("shutting down"),
+    "suspended": t("suspended"), "no state": t("no state"), "lost": t("lost"),
+    "expired": t("expired"), "ready": t("ready"), "error": t("error"),
+    "creating": t("creating"), "starting": t("starting"), "stopping": t("stopping"),
+    "rebooting": t("rebooting"), "pausing": t("pausing"), "resuming": t("resuming"),
+    "deleting": t("deleting"), "snapshotting": t("snapshotting"),
+    "reverting": t("reverting"), "saving": t("saving"), "discarding": t("discarding"),
+    "rebuilding": t("rebuilding"), "cloning": t("cloning"), "migrating": t("migrating"),
+    "resizing": t("resizing"), "attaching": t("attaching"), "detaching": t("detaching")
+  };
+  return Object.prototype.hasOwnProperty.call(labels, state) ? labels[state] : state;
+};
+
 window.loucloudFollow = function (ids, show) {
   "use strict";
   var query = ids.length ? "?ids=" + ids.join(",") : "";

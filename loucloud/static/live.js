@@ -7,7 +7,7 @@
   badges.forEach(function (b) { (byId[b.dataset.vm] = byId[b.dataset.vm] || []).push(b); });
   window.loucloudFollow(Object.keys(byId), function (id, data) {
     (byId[id] || []).forEach(function (b) {
-      b.textContent = data.state;
+      b.textContent = window.loucloudStateLabel(data.state);
       b.dataset.state = data.state;
     });
     var row = document.querySelector('[data-vm-row="' + id + '"] [data-addresses]');

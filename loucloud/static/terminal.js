@@ -10,10 +10,13 @@ const messageEl = document.getElementById("terminal-message");
 const retry = document.getElementById("terminal-retry");
 const token = takeToken();
 
-function status(text, color) {
-  statusEl.textContent = text;
+// The badge says the status in the reader's language; data-status keeps it as it is.
+function status(key, color) {
+  const said = {"no link": t("no link"), "connected": t("connected"),
+                "disconnected": t("disconnected"), "refused": t("refused")};
+  statusEl.textContent = said[key] || key;
   statusEl.className = "badge text-bg-" + color;
-  root.dataset.status = text;
+  root.dataset.status = key;
 }
 
 function offerRetry(message) {
@@ -40,7 +43,7 @@ window.loucloudTerminal = term;  // for tests and the curious: what the screen s
 
 if (!/^[A-Za-z0-9_-]{43}$/.test(token)) {
   status("no link", "secondary");
-  offerRetry("Open the text console from the VM's page, or try again.");
+  offerRetry(t("Open the text console from the VM's page, or try again."));
 } else {
   const encoder = new TextEncoder();
   const ws = new WebSocket(wsUrl(), ["binary"]);

@@ -8,7 +8,7 @@
   var badge = header.querySelector(".vm-state");
 
   function show(_id, data) {
-    badge.textContent = data.state;
+    badge.textContent = window.loucloudStateLabel(data.state);
     badge.dataset.state = data.state;
     header.dataset.state = data.state;
     header.querySelectorAll(".vm-action").forEach(function (el) {

@@ -1,6 +1,7 @@
 """The VM page's Migrate form (issue 14, the administrator's): one POST over
 services/vms/migration.migrate_vm."""
 from flask import request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from ..helpers import perform
@@ -18,7 +19,7 @@ def _target():
     try:
         return host_service.get_host(int(raw))
     except (ValueError, NotFound):
-        raise FieldError("Choose a host from the list.", "target_id") from None
+        raise FieldError(_("Choose a host from the list."), "target_id") from None
 
 
 @bp.route("/vms/<int:vm_id>/migrate", methods=["POST"])
@@ -27,5 +28,6 @@ def migrate(vm_id: int):
     vm = vm_for(current_user, vm_id)
     offline = request.form.get("offline") == "1"
     return perform(lambda: migration.migrate_vm(current_user, vm, _target(), offline=offline),
-                   done=lambda task: f"Moving {vm.name}: see task {task.id}.",
+                   done=lambda task: _("Moving %(name)s: see task %(task)s.", name=vm.name,
+                                       task=task.id),
                    back=url_for("vms.detail", vm_id=vm.id))

@@ -1,5 +1,6 @@
 from flask import (Response, current_app, flash, jsonify, make_response, redirect,
                    render_template, request, stream_with_context, url_for)
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from wtforms import SelectChoice
 
@@ -26,12 +27,12 @@ PER_PAGE = 50
 
 def _filter_form() -> VMFilterForm:
     form = VMFilterForm(request.args)
-    form.state.choices = [SelectChoice("", "Any state")] + [
-        SelectChoice(s, s) for s in views.FILTER_STATES]
+    form.state.choices = [SelectChoice("", _("Any state"))] + [
+        SelectChoice(s, views.state_label(s)) for s in views.FILTER_STATES]
     if current_user.is_admin:
-        form.owner.choices = [SelectChoice(0, "Every owner")] + [
+        form.owner.choices = [SelectChoice(0, _("Every owner"))] + [
             SelectChoice(u.id, u.username) for u in user_service.all_users()]
-        form.host.choices = [SelectChoice(0, "Every host")] + [
+        form.host.choices = [SelectChoice(0, _("Every host"))] + [
             SelectChoice(s.id, s.name) for s in host_service.all_hosts()]
     else:
         form.owner.choices = form.host.choices = [SelectChoice(0, "")]
@@ -60,10 +61,10 @@ def index():
 def create():
     form = VMCreateForm()
     templates = template_service.templates_for(current_user)
-    form.template_id.choices = [SelectChoice(t.id, f"{t.name} — {t.vcpus} vCPU, "
-                                                   f"{t.memory_mib} MiB, {t.disk_gib} GiB")
-                                for t in templates]
-    form.host_id.choices = [SelectChoice(0, "Automatic")]
+    form.template_id.choices = [SelectChoice(t.id, _(
+        "%(name)s — %(vcpus)s vCPU, %(memory)s MiB, %(disk)s GiB", name=t.name,
+        vcpus=t.vcpus, memory=t.memory_mib, disk=t.disk_gib)) for t in templates]
+    form.host_id.choices = [SelectChoice(0, _("Automatic"))]
     if current_user.is_admin:
         form.host_id.choices += [SelectChoice(s.id, s.name) for s in host_service.all_hosts()]
     form.boot_jobs.choices = [SelectChoice(j.id, j.name + (f" — {j.description}"
@@ -80,14 +81,17 @@ def create():
             show_error(form, exc)
             status = exc.status
         else:
-            flash(f"{vm.name} created on {vm.host.name}"
-                  f"{' and started' if form.start.data else ''}."
-                  + (f" Its network card: {vm.nic_note}." if vm.nic_note and vm.nic_kind is None
-                     and vm.template.nic_kind != "none" else ""),
+            said = (_("%(name)s created on %(host)s and started.", name=vm.name,
+                      host=vm.host.name) if form.start.data else
+                    _("%(name)s created on %(host)s.", name=vm.name, host=vm.host.name))
+            if vm.nic_note and vm.nic_kind is None and vm.template.nic_kind != "none":
+                said += " " + _("Its network card: %(note)s.", note=vm.nic_note)
+            flash(said,
                   "warning" if vm.nic_note and vm.template.nic_kind != "none" else "success")
             if password:
-                flash(f"Log in to {vm.name} as {vm.image.login_user} with the password "
-                      f"{password} — shown only now: write it down.", "password")
+                flash(_("Log in to %(name)s as %(user)s with the password %(password)s — "
+                        "shown only now: write it down.", name=vm.name,
+                        user=vm.image.login_user, password=password), "password")
             return redirect(url_for("vms.detail", vm_id=vm.id))
     if form.errors and status == 200:
         status = 400

@@ -2,6 +2,7 @@
 each one service call through perform(). Suspend to disk itself is a lifecycle action
 (routes.act: POST /vms/<id>/save)."""
 from flask import flash, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from ..helpers import perform
@@ -55,8 +56,9 @@ def _password(seeded: bool) -> tuple[str | None, str | None]:
 
 def _show_password(name: str, login_user: str, password: str | None) -> None:
     if password:
-        flash(f"Log in to {name} as {login_user} with the password {password} — shown "
-              "only now: write it down.", "password")
+        flash(_("Log in to %(name)s as %(user)s with the password %(password)s — shown "
+                "only now: write it down.", name=name, user=login_user, password=password),
+              "password")
 
 
 @bp.route("/vms/<int:vm_id>/rebuild", methods=["POST"])
@@ -82,8 +84,9 @@ def clone_vm(vm_id: int):
 
     def done(task) -> str:
         _show_password(name, vm.image.login_user, made)
-        return (f"Cloning {vm.name} as {name}: task {task.id}, its progress is shown here; "
-                f"{name} is ready once its disk is copied.")
+        return _("Cloning %(source)s as %(name)s: task %(task)s, its progress is shown "
+                 "here; %(name)s is ready once its disk is copied.", source=vm.name,
+                 name=name, task=task.id)
 
     return perform(lambda: clone.clone_vm(vm, name, start=bool(request.form.get("start")),
                                           password=password),

@@ -17,6 +17,9 @@ import logging
 import string
 from datetime import datetime
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
 from ...extensions import db
 from ...models import INT64_MAX, VM, Batch, Template, User, utcnow
 from .. import FieldError, NotFound, ServiceError, Unavailable, tasks, transaction
@@ -40,24 +43,26 @@ def plan(pattern: str, users: list[User], per_user: int = 1) -> list[tuple[User,
     ``users``."""
     pattern = (pattern or "").strip()
     if not users:
-        raise FieldError("Choose at least one user (a group with members, or users).",
+        raise FieldError(_("Choose at least one user (a group with members, or users)."),
                          "users")
     if not 1 <= per_user <= MAX_PER_USER:
-        raise FieldError(f"Make 1 to {MAX_PER_USER} VMs per user.", "per_user")
+        raise FieldError(_("Make 1 to %(max)s VMs per user.", max=MAX_PER_USER), "per_user")
     if len(users) * per_user > MAX_VMS:
-        raise FieldError(f"A batch makes at most {MAX_VMS} VMs; this one would make "
-                         f"{len(users) * per_user}.", "per_user")
+        raise FieldError(_("A batch makes at most %(max)s VMs; this one would make "
+                           "%(count)s.", max=MAX_VMS, count=len(users) * per_user),
+                         "per_user")
     try:
-        used = {field for _, field, _, _ in string.Formatter().parse(pattern) if field}
+        used = {field for _text, field, _spec, _conv in string.Formatter().parse(pattern)
+                if field}
     except ValueError:
-        raise FieldError("The pattern has an unmatched brace: write {username} and {n} "
-                         "with both braces.", "pattern") from None
+        raise FieldError(_("The pattern has an unmatched brace: write {username} and {n} "
+                           "with both braces."), "pattern") from None
     if not pattern or used - FIELDS:
-        raise FieldError("Use {username} and {n} (the VM's number for its user) in the "
-                         "pattern, e.g. lab1-{username}, and nothing else in braces.",
+        raise FieldError(_("Use {username} and {n} (the VM's number for its user) in the "
+                           "pattern, e.g. lab1-{username}, and nothing else in braces."),
                          "pattern")
     if per_user > 1 and "n" not in used:
-        raise FieldError("Put {n} in the pattern to tell a user's VMs apart.", "pattern")
+        raise FieldError(_("Put {n} in the pattern to tell a user's VMs apart."), "pattern")
     items = []
     for user in users:
         for n in range(1, per_user + 1):
@@ -65,8 +70,9 @@ def plan(pattern: str, users: list[User], per_user: int = 1) -> list[tuple[User,
             try:
                 items.append((user, check_name(name)))
             except FieldError as exc:
-                raise FieldError(f"The pattern gives {name!r} for {user.username}, which "
-                                 f"is not a valid VM name: {exc}", "pattern") from None
+                raise FieldError(_("The pattern gives %(name)s for %(user)s, which is not a "
+                                   "valid VM name: %(error)s", name=repr(name),
+                                   user=user.username, error=exc), "pattern") from None
     return items
 
 
@@ -78,11 +84,11 @@ def start_batch_create(actor: User, template: Template, users: list[User], *,
     user may use the template) and queue the batch's task. Returns the batch."""
     items = plan(pattern, users, per_user)
     if expires_at is not None and expires_at <= utcnow():
-        raise FieldError("Choose an expiry in the future (or none).", "expires_at")
+        raise FieldError(_("Choose an expiry in the future (or none)."), "expires_at")
     refused = [u.username for u in dict.fromkeys(users) if not may_use_template(u, template)]
     if refused:
-        raise FieldError(f"{', '.join(refused)} may not use the template {template.name}.",
-                         "template_id")
+        raise FieldError(_("%(users)s may not use the template %(template)s.",
+                           users=", ".join(refused), template=template.name), "template_id")
     batch = Batch(pattern=pattern.strip(), template_id=template.id,
                   template_name=template.name, created_by_id=actor.id, per_user=per_user,
                   expires_at=expires_at,
@@ -90,7 +96,8 @@ def start_batch_create(actor: User, template: Template, users: list[User], *,
     db.session.add(batch)
     db.session.commit()
     task = tasks.start("vm.batch-create", actor, target_type="batch", target_id=batch.id,
-                       target_name=f"{batch.pattern} ({len(items)} VMs)",
+                       target_name=_("%(pattern)s (%(count)s VMs)", pattern=batch.pattern,
+                                     count=len(items)),
                        args={"batch_id": batch.id})
     batch.task_id = task.id
     db.session.commit()
@@ -102,12 +109,12 @@ def _pick(room: dict[int, int], order: list[int]) -> int | None:
     return max(order, key=lambda h: (room[h], -order.index(h))) if order else None
 
 
-@tasks.kind("vm.batch-create", "Create VMs in a batch", attempts=2, timeout=6 * 3600,
+@tasks.kind("vm.batch-create", _l("Create VMs in a batch"), attempts=2, timeout=6 * 3600,
             admin_only=False)
 def _batch_create(ctx: tasks.TaskContext) -> str:
     batch = db.session.get(Batch, ctx.args["batch_id"])
     if batch is None or batch.template is None:
-        raise ServiceError("The batch or its template was deleted.")
+        raise ServiceError(_("The batch or its template was deleted."))
     template, items = batch.template, batch.planned_items
     made = {(vm.owner_id, vm.name) for vm in batch.vms}   # an earlier attempt's
     failures = [f for f in batch.failure_items if (f[0], f[1]) not in made]
@@ -121,7 +128,8 @@ def _batch_create(ctx: tasks.TaskContext) -> str:
         done += 1
         if (user_id, name) in made or (username, name) in failed:
             continue
-        ctx.report(done / total, f"Making {name} for {username} ({done} of {total}).")
+        ctx.report(done / total, _("Making %(name)s for %(user)s (%(done)s of %(total)s).",
+                                   name=name, user=username, done=done, total=total))
         reason = _make_one(batch, template, user_id, name, room, order, hosts)
         if reason is None:
             made.add((user_id, name))
@@ -131,11 +139,12 @@ def _batch_create(ctx: tasks.TaskContext) -> str:
         batch = db.session.get(Batch, batch.id)
         batch.failures = json.dumps(failures)
         db.session.commit()
-    ok = sum(1 for user_id, _, name in items if (user_id, name) in made)
-    result = f"{ok} of {total} VMs made."
+    ok = sum(1 for user_id, _username, name in items if (user_id, name) in made)
+    result = _("%(made)s of %(total)s VMs made.", made=ok, total=total)
     if failures:
-        result += f" {len(failures)} could not be made: " + "; ".join(
-            f"{name} ({username}): {reason}" for username, name, reason in failures)
+        result += " " + _("%(count)s could not be made: %(failures)s", count=len(failures),
+                          failures="; ".join(f"{name} ({username}): {reason}"
+                                             for username, name, reason in failures))
     return result
 
 
@@ -145,8 +154,8 @@ def _make_one(batch: Batch, template: Template, user_id: int, name: str,
     the rest of the batch, and the VM tried on the next one."""
     owner = db.session.get(User, user_id)
     if owner is None or not owner.active:
-        return "the user no longer exists or is disabled"
-    reason = "no host can take it"
+        return _("the user no longer exists or is disabled")
+    reason = _("no host can take it")
     while order:
         host_id = _pick(room, order)
         try:
@@ -172,7 +181,7 @@ def batch_vms(batch: Batch) -> list[VM]:
 def get_batch(batch_id: int) -> Batch:
     batch = db.session.get(Batch, batch_id) if 0 < batch_id <= INT64_MAX else None
     if batch is None:
-        raise NotFound(f"There is no batch {batch_id}.")
+        raise NotFound(_("There is no batch %(id)s.", id=batch_id))
     return batch
 
 

@@ -6,15 +6,19 @@ from __future__ import annotations
 
 import logging
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
 from ...extensions import db
 from ...models import VM, Task, User
 from .. import Conflict, FieldError, ServiceError, tasks, transaction
 from .lifecycle import act_on_vm, delete_vm
+from .views import state_label
 
 log = logging.getLogger(__name__)
 
-ACTIONS = {"start": "Start", "shutdown": "Shut down", "poweroff": "Force off",
-           "delete": "Delete"}
+ACTIONS = {"start": _l("Start"), "shutdown": _l("Shut down"), "poweroff": _l("Force off"),
+           "delete": _l("Delete")}   # lazy: said in the reader's language
 # Already there: nothing to do (the stored live state, as the pages show it).
 ALREADY = {"start": ("running", "paused"), "shutdown": ("shut off",),
            "poweroff": ("shut off",)}
@@ -25,15 +29,18 @@ def start_batch_action(actor: User, vms: list[VM], action: str, what: str) -> Ta
     """Queue ``action`` on ``vms`` (whom ``actor`` may act on: the caller's check) as a
     task; ``what`` names them in the task list ("the VMs of batch 3")."""
     if action not in ACTIONS:
-        raise FieldError(f"Choose one of: {', '.join(ACTIONS)}.", "action")
+        raise FieldError(_("Choose one of: %(actions)s.", actions=", ".join(ACTIONS)),
+                         "action")
     if not vms:
-        raise Conflict(f"There are no VMs to {ACTIONS[action].lower()} in {what}.")
+        raise Conflict(_("There are no VMs to %(action)s in %(what)s.",
+                         action=str(ACTIONS[action]).lower(), what=what))
     return tasks.start("vm.batch-action", actor, target_type="vms",
-                       target_name=f"{ACTIONS[action]}: {what} ({len(vms)} VMs)",
+                       target_name=_("%(action)s: %(what)s (%(count)s VMs)",
+                                     action=ACTIONS[action], what=what, count=len(vms)),
                        args={"action": action, "vm_ids": [vm.id for vm in vms]})
 
 
-@tasks.kind("vm.batch-action", "Act on many VMs", attempts=1, timeout=3 * 3600,
+@tasks.kind("vm.batch-action", _l("Act on many VMs"), attempts=1, timeout=3 * 3600,
             admin_only=False)
 def _batch_action(ctx: tasks.TaskContext) -> str:
     action, ids = ctx.args["action"], ctx.args["vm_ids"]
@@ -41,11 +48,14 @@ def _batch_action(ctx: tasks.TaskContext) -> str:
     for i, vm_id in enumerate(ids, 1):
         vm = db.session.get(VM, vm_id)
         if vm is None:
-            skipped.append(f"VM {vm_id}: deleted meanwhile")
+            skipped.append(_("VM %(id)s: deleted meanwhile", id=vm_id))
             continue
-        ctx.report(i / len(ids), f"{ACTIONS[action]} {vm.name} ({i} of {len(ids)}).")
+        ctx.report(i / len(ids), _("%(action)s %(name)s (%(done)s of %(total)s).",
+                                   action=ACTIONS[action], name=vm.name, done=i,
+                                   total=len(ids)))
         if vm.live_state in ALREADY.get(action, ()):
-            skipped.append(f"{vm.name}: already {vm.live_state}")
+            skipped.append(_("%(name)s: already %(state)s", name=vm.name,
+                             state=state_label(vm.live_state)))
             continue
         name = vm.name
         try:
@@ -59,11 +69,15 @@ def _batch_action(ctx: tasks.TaskContext) -> str:
         except ServiceError as exc:
             failed.append(f"{name}: {exc}")
             log.warning("batch %s of %s failed: %s", action, name, exc)
-    verb = {"start": "started", "shutdown": "asked to shut down", "poweroff": "forced off",
-            "delete": "deleted"}[action]
-    parts = [f"{len(done)} of {len(ids)} VMs {verb}."]
+    counts = {"done": len(done), "total": len(ids)}
+    parts = [{"start": _("%(done)s of %(total)s VMs started.", **counts),
+              "shutdown": _("%(done)s of %(total)s VMs asked to shut down.", **counts),
+              "poweroff": _("%(done)s of %(total)s VMs forced off.", **counts),
+              "delete": _("%(done)s of %(total)s VMs deleted.", **counts)}[action]]
     if skipped:
-        parts.append(f"{len(skipped)} skipped: " + "; ".join(skipped))
+        parts.append(_("%(count)s skipped: %(items)s", count=len(skipped),
+                       items="; ".join(skipped)))
     if failed:
-        parts.append(f"{len(failed)} failed: " + "; ".join(failed))
+        parts.append(_("%(count)s failed: %(items)s", count=len(failed),
+                       items="; ".join(failed)))
     return " ".join(parts)

@@ -21,6 +21,9 @@ import uuid as uuidlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
 from ...extensions import db
 from ...models import VM, Leftover, Task, utcnow
 from ...virt import VirtError
@@ -33,6 +36,7 @@ from .create import GIB, Undo, _abandon, _define, _finish, _nic, _reserve, _seed
     _undo, check_name
 from .lifecycle import _begin, _end, _put_back
 from .snapshots import host_refusal
+from .views import state_label
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +52,15 @@ class Cloned:
 
     def message(self, source_name: str) -> str:
         vm = self.vm
-        how = (f"an overlay on {vm.image.name} holding what {source_name} changed"
-               if self.overlay else "a full copy of its disk")
-        return (f"{source_name} was cloned as {vm.name} on {vm.host.name} ({how})"
-                + (f", address {vm.ip_address}" if vm.ip_address else "") + ".")
+        how = (_("an overlay on %(image)s holding what %(source)s changed",
+                 image=vm.image.name, source=source_name)
+               if self.overlay else _("a full copy of its disk"))
+        if vm.ip_address:
+            return _("%(source)s was cloned as %(name)s on %(host)s (%(how)s), address "
+                     "%(address)s.", source=source_name, name=vm.name, host=vm.host.name,
+                     how=how, address=vm.ip_address)
+        return _("%(source)s was cloned as %(name)s on %(host)s (%(how)s).",
+                 source=source_name, name=vm.name, host=vm.host.name, how=how)
 
 
 @transaction
@@ -65,11 +74,14 @@ def clone_vm(source: VM, name: str, *, start: bool = True,
     leaves nothing (and the source as it was)."""
     name = check_name(name)
     owner, template, host = source.owner, source.template, source.host
-    if host.draining or not host.accepts_vms:
-        raise Conflict(f"{host.name} is " + ("being drained (emptied for maintenance)"
-                                             if host.draining else "excluded from new VMs")
-                       + f": {source.name} cannot be cloned there now (a clone is made on "
-                       "its source's host).")
+    if host.draining:
+        raise Conflict(_("%(host)s is being drained (emptied for maintenance): %(name)s "
+                         "cannot be cloned there now (a clone is made on its source's host).",
+                         host=host.name, name=source.name))
+    if not host.accepts_vms:
+        raise Conflict(_("%(host)s is excluded from new VMs: %(name)s cannot be cloned "
+                         "there now (a clone is made on its source's host).",
+                         host=host.name, name=source.name))
     uuid = str(uuidlib.uuid4())
     seed_iso, _jobs = _seed(name, uuid, template, owner, password, None)  # checks it
     previous = _begin(source, CLONING)
@@ -79,13 +91,14 @@ def clone_vm(source: VM, name: str, *, start: bool = True,
         saved = state == "shut off" and hv.has_saved_state(source.uuid)
     except VirtError as exc:
         _put_back(source, previous)
-        raise host_refusal(source, exc, "clone") from None
+        raise host_refusal(source, exc, _("clone %(name)s", name=source.name)) from None
     if state != "shut off" or saved:
         _put_back(source, previous)
-        raise Conflict(f"Shut {source.name} down first: its disk is copied while it is "
-                       f"shut off (it is {state})." if not saved else
-                       f"{source.name} holds a saved memory state: start it and shut it "
-                       "down, or discard the state, before cloning it.")
+        raise Conflict(_("Shut %(name)s down first: its disk is copied while it is shut "
+                         "off (it is %(state)s).", name=source.name, state=state_label(state))
+                       if not saved else
+                       _("%(name)s holds a saved memory state: start it and shut it down, or "
+                         "discard the state, before cloning it.", name=source.name))
     source_id = source.id
     try:
         vm = _reserve(owner, name, template, host, uuid,
@@ -150,12 +163,13 @@ def gets_seed(source: VM) -> bool:
     return bool(source.image.cloud_init and not source.host.is_demo)
 
 
-@tasks.kind("vm.clone", "Clone a VM", attempts=1, timeout=COPY_BOUND + 600,
+@tasks.kind("vm.clone", _l("Clone a VM"), attempts=1, timeout=COPY_BOUND + 600,
             admin_only=False, on_stop=_stopped)
 def _clone(ctx: tasks.TaskContext) -> str:
     source, vm = _records(ctx)
     if source is None or vm is None or vm.status != VM.CREATING:
-        raise tasks.Cancelled("The source or the clone's record was deleted; clone again.")
+        raise tasks.Cancelled(_("The source or the clone's record was deleted; clone "
+                                "again."))
     host, image, template, owner = source.host, source.image, source.template, source.owner
     settings = get_settings()
     kind, nic_source = placement.nic_of(template)
@@ -169,7 +183,7 @@ def _clone(ctx: tasks.TaskContext) -> str:
     hv, pool_name = hypervisor(host), settings.storage_pool
     undo: list[Undo] = []
     try:
-        ctx.report(0.0, f"Preparing {host.name}.", force=True)
+        ctx.report(0.0, _("Preparing %(host)s.", host=host.name), force=True)
         prep = hv.prepare_for_vms(pool_name, kind, nic_source,
                                   want_uefi=image.firmware == "uefi")
         undo.append((Leftover.VOLUME, pool_name, vm.volume_name,
@@ -181,16 +195,16 @@ def _clone(ctx: tasks.TaskContext) -> str:
             undo.append((Leftover.VOLUME, pool_name, seed_name,
                          lambda h, n=seed_name: h.delete_volume(pool_name, n)))
             seed_volume = hv.upload_volume(pool_name, seed_name, seed_iso)
-        ctx.report(0.97, "Defining the clone" + (" and starting it." if start else "."),
-                   force=True)
+        ctx.report(0.97, _("Defining the clone and starting it.") if start else
+                   _("Defining the clone."), force=True)
         nic, note, ip = _nic(host, hv, prep, kind, None, undo)
         spec = _spec(vm, owner, prep, image, volume.path, nic, listen,
                      seed_volume.path if seed_volume else None, None, baseline)
         _define(hv, spec, undo, start, lambda _step: None)
     except (VirtError, ServiceError) as exc:
         _release(ctx, db.session.get(VM, ctx.args["source_id"]))
-        _abandon(host, hv, undo, vm.id, exc, f"clone {source_name} as {vm.name}",
-                 f"{source_name} was being cloned")
+        _abandon(host, hv, undo, vm.id, exc, "clone",
+                 {"source": source_name, "name": vm.name})
     except (tasks.Cancelled, tasks.TimedOut):
         db.session.rollback()
         _undo(host, hv, undo)
@@ -226,9 +240,10 @@ def _copy(ctx: tasks.TaskContext, hv, pool_name: str, source: VM, vm: VM, image)
                 pass
             source.status_since = vm.status_since = utcnow()
             try:
+                done_gib, total_gib = f"{done / GIB:.2f}", f"{total / GIB:.2f}"
                 ctx.report(min(0.95, done / total) if total else None,
-                           f"Copying the disk of {source.name}: {done / GIB:.2f} of "
-                           f"about {total / GIB:.2f} GiB.")
+                           _("Copying the disk of %(name)s: %(done)s of about %(total)s "
+                             "GiB.", name=source.name, done=done_gib, total=total_gib))
             except (tasks.Cancelled, tasks.TimedOut) as exc:
                 stop = exc  # raised once the copy has ended
                 try:

@@ -11,6 +11,7 @@ import secrets
 import uuid as uuidlib
 from typing import Callable, NoReturn
 
+from flask_babel import gettext as _
 from sqlalchemy.exc import IntegrityError
 
 from ...extensions import db
@@ -69,14 +70,15 @@ def lock_quota(owner_id: int, *, vms: int = 0, vcpus: int = 0, memory_mib: int =
     group_quota.lock_groups_of(owner_id)
     owner = db.session.get(User, owner_id)
     usage = quota_usage(owner)
-    over = [f"{label} {used} in use + {add} would exceed {total}"
+    over = [_("%(what)s %(used)s in use + %(add)s would exceed %(total)s", what=label,
+              used=used, add=add, total=total)
             for label, used, total, add in (
-                ("VMs", usage.used.vms, usage.total.vms, vms),
-                ("vCPUs", usage.used.vcpus, usage.total.vcpus, vcpus),
-                ("memory (MiB)", usage.used.memory_mib, usage.total.memory_mib, memory_mib),
-                ("disk (GiB)", usage.used.disk_gib, usage.total.disk_gib, disk_gib))
+                (_("VMs"), usage.used.vms, usage.total.vms, vms),
+                (_("vCPUs"), usage.used.vcpus, usage.total.vcpus, vcpus),
+                (_("memory (MiB)"), usage.used.memory_mib, usage.total.memory_mib, memory_mib),
+                (_("disk (GiB)"), usage.used.disk_gib, usage.total.disk_gib, disk_gib))
             if add > 0 and used + add > total]
-    refusals = ["Over quota: " + "; ".join(over) + "."] if over else []
+    refusals = [_("Over quota: %(items)s.", items="; ".join(over))] if over else []
     refusals += group_quota.over(owner_id, Quota(vms, vcpus, memory_mib, disk_gib))
     if refusals:
         db.session.rollback()
@@ -99,7 +101,7 @@ def _reserve(owner: User, name: str, template: Template, host: Host, uuid: str,
     if db.session.execute(db.select(VM.id).where(VM.owner_id == owner_id,
                                                  VM.name == name)).first():
         db.session.rollback()
-        raise FieldError(f"You already have a VM named {name}.", "name")
+        raise FieldError(_("You already have a VM named %(name)s.", name=name), "name")
     image = db.session.get(Image, image_id or template.image_id)
     max_vcpus, max_memory_mib = room_for(vcpus, memory_mib, balloons(image))
     vm = VM(name=name, owner_id=owner_id, host_id=host.id, template_id=template_id,
@@ -115,7 +117,8 @@ def _reserve(owner: User, name: str, template: Template, host: Host, uuid: str,
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
-        raise FieldError(f"You already have a VM named {name}.", "name") from None
+        raise FieldError(_("You already have a VM named %(name)s.", name=name),
+                         "name") from None
     return vm
 
 
@@ -131,8 +134,8 @@ def _seed(vm_name: str, uuid: str, template: Template, owner: User, password: st
     image = template.image
     if not image.cloud_init:
         if password:
-            raise FieldError(f"{image.name} takes no first-boot data: set passwords "
-                             "inside the guest.", "password")
+            raise FieldError(_("%(image)s takes no first-boot data: set passwords inside "
+                               "the guest.", image=image.name), "password")
         return None, []
     if password and (problem := password_problem(password, owner.username)):
         raise FieldError(problem, "password")
@@ -175,8 +178,9 @@ def create_vm(owner: User, name: str, template: Template, host: Host | None = No
     step = progress or (lambda _step: None)
     name = check_name(name)
     if not may_use_template(owner, template):
-        raise FieldError(f"The template {template.name} is kept for groups "
-                         f"{owner.username} is not a member of.", "template_id")
+        raise FieldError(_("The template %(template)s is kept for groups %(user)s is not a "
+                           "member of.", template=template.name, user=owner.username),
+                         "template_id")
     image = template.image
     if host is None:
         host = placement.choose_host(template)
@@ -198,8 +202,9 @@ def create_vm(owner: User, name: str, template: Template, host: Host | None = No
         prep = hv.prepare_for_vms(pool_name, kind, source, want_uefi=image.firmware == "uefi")
         step("prepared")
         if image.firmware == "uefi" and not prep.uefi:
-            raise VirtError(f"{image.name} needs UEFI firmware, which {host.name} does not "
-                            "have (install the ovmf package there)")
+            raise VirtError(_("%(image)s needs UEFI firmware, which %(host)s does not have "
+                              "(install the ovmf package there)", image=image.name,
+                              host=host.name))
         undo.append((Leftover.VOLUME, pool_name, vm.volume_name,
                      lambda h, n=vm.volume_name: h.delete_volume(pool_name, n)))
         if image.is_iso:  # install from the ISO: a blank disk, the ISO in the drive
@@ -220,7 +225,7 @@ def create_vm(owner: User, name: str, template: Template, host: Host | None = No
                      image.path_on(host.id) if image.is_iso else None, baseline)
         _define(hv, spec, undo, start, step)
     except (VirtError, ServiceError) as exc:
-        _abandon(host, hv, undo, vm.id, exc, f"create {name}", f"{name} was being created")
+        _abandon(host, hv, undo, vm.id, exc, "create", {"name": name})
     vm = _finish(vm.id, volume, nic, note, ip, seed_volume, job_names, start,
                  image.id if image.is_iso else None)
     log.info("VM %s (%s) created for %s on %s", vm.name, vm.domain_name, owner.username,
@@ -252,20 +257,32 @@ def _define(hv: Hypervisor, spec: DomainSpec, undo: list[Undo], start: bool,
 
 
 def _abandon(host: Host, hv: Hypervisor, undo: list[Undo], vm_id: int, exc: Exception,
-             what: str, while_: str) -> NoReturn:
-    """A create (or clone) failed at ``exc``: remove what it made on the host and the
-    new VM's row (its quota is free again), and raise the refusal."""
+             kind: str, names: dict[str, str]) -> NoReturn:
+    """A create (or clone: ``kind``) failed at ``exc``: remove what it made on the host
+    and the new VM's row (its quota is free again), and raise the refusal. ``names``:
+    the new VM's (name), and a clone's source's (source)."""
     _undo(host, hv, undo)
     db.session.rollback()
     db.session.delete(db.session.get(VM, vm_id))
     db.session.commit()
+    what = (f"clone {names['source']} as {names['name']}" if kind == "clone"
+            else f"create {names['name']}")
     log.warning("%s on %s failed: %s", what, host.name, exc)
     if isinstance(exc, ServiceError):
         raise exc
     if isinstance(exc, HostUnavailable):
-        raise Unavailable(f"{host.name} stopped answering while {while_}: {exc}. Nothing "
-                          "was kept.") from None
-    raise ServiceError(f"{host.name} could not {what}: {exc}") from None
+        if kind == "clone":
+            raise Unavailable(_("%(host)s stopped answering while %(source)s was being "
+                                "cloned: %(error)s. Nothing was kept.", host=host.name,
+                                error=exc, **names)) from None
+        raise Unavailable(_("%(host)s stopped answering while %(name)s was being created: "
+                            "%(error)s. Nothing was kept.", host=host.name, error=exc,
+                            **names)) from None
+    if kind == "clone":
+        raise ServiceError(_("%(host)s could not clone %(source)s as %(name)s: %(error)s",
+                             host=host.name, error=exc, **names)) from None
+    raise ServiceError(_("%(host)s could not create %(name)s: %(error)s", host=host.name,
+                         error=exc, **names)) from None
 
 
 def _finish(vm_id: int, volume: Volume, nic: Nic | None, note: str | None, ip: str | None,
@@ -295,19 +312,21 @@ def _nic(host: Host, hv: Hypervisor, prep: Preparation, kind: str, chosen_ip: st
     made, an address is reserved for the new MAC (released again if the create fails)."""
     if kind == "none":
         if chosen_ip:
-            raise FieldError("This VM has no network card to give an address to.",
+            raise FieldError(_("This VM has no network card to give an address to."),
                              "ip_address")
-        return None, "its template gives it no network card", None
+        return None, _("its template gives it no network card"), None
     if prep.nic_kind is None or kind == "none":
         if chosen_ip:
-            raise FieldError(f"No address on {host.name}: {prep.nic_problem}.", "ip_address")
-        return None, f"{prep.nic_problem} on {host.name} when it was created", None
+            raise FieldError(_("No address on %(host)s: %(problem)s.", host=host.name,
+                               problem=prep.nic_problem), "ip_address")
+        return None, _("%(problem)s on %(host)s when it was created",
+                       problem=prep.nic_problem, host=host.name), None
     mac = _random_mac()
     nic = Nic(prep.nic_kind, prep.nic_source, mac)
     if prep.nic_kind != "network" or prep.network is None or not prep.network.managed:
         if chosen_ip:
-            raise FieldError(f"{prep.nic_source} is not a network LouCloud gives addresses "
-                             "on.", "ip_address")
+            raise FieldError(_("%(network)s is not a network LouCloud gives addresses on.",
+                               network=prep.nic_source), "ip_address")
         return nic, None, None
     ip = network_service.reserve_address(host, prep.network, mac, chosen_ip)
     undo.append((Leftover.ADDRESS, prep.network.name, f"{mac} {ip}",

@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 import secrets
 
+from flask_babel import gettext as _
+
 from ...extensions import db
 from ...models import VM, Disk, Leftover
 from ...virt import AlreadyExists, DomainNotFound, InvalidState, VirtError, VolumeNotFound
@@ -36,9 +38,9 @@ def check_size(value, field: str = "size_gib") -> int:
     try:
         size = int(value)
     except (TypeError, ValueError):
-        raise FieldError("Give the size in GiB as a whole number.", field) from None
+        raise FieldError(_("Give the size in GiB as a whole number."), field) from None
     if not 1 <= size <= MAX_DISK_GIB:
-        raise FieldError(f"Give a size from 1 to {MAX_DISK_GIB} GiB.", field)
+        raise FieldError(_("Give a size from 1 to %(max)s GiB.", max=MAX_DISK_GIB), field)
     return size
 
 
@@ -47,14 +49,18 @@ def disk_of(vm: VM, target: str) -> Disk:
     for disk in vm.disks:
         if disk.target == (target or "").strip():
             return disk
-    raise NotFound(f"{vm.name} has no disk {str(target)[:16]!r}.")
+    raise NotFound(_("%(name)s has no disk %(disk)s.", name=vm.name,
+                     disk=repr(str(target)[:16])))
 
 
 def _refusal(vm: VM, exc: VirtError, doing: str) -> ServiceError:
-    return refusal(vm, exc, f"{doing} failed on {vm.host.name}: {exc}",
-                   conflict=f"{doing} refused: {exc}.", kinds=(InvalidState, AlreadyExists),
-                   unavailable=f"{vm.host.name} does not answer: {exc}. {doing} did not "
-                               "happen.")
+    """``doing``: what was being done, in the reader's language ("Adding a disk")."""
+    return refusal(vm, exc, _("%(doing)s failed on %(host)s: %(error)s", doing=doing,
+                              host=vm.host.name, error=exc),
+                   conflict=_("%(doing)s refused: %(error)s.", doing=doing, error=exc),
+                   kinds=(InvalidState, AlreadyExists),
+                   unavailable=_("%(host)s does not answer: %(error)s. %(doing)s did not "
+                                 "happen.", host=vm.host.name, error=exc, doing=doing))
 
 
 def _check_room(vm: VM, hv: Hypervisor, pool_name: str, add_gib: int, doing: str) -> None:
@@ -62,8 +68,10 @@ def _check_room(vm: VM, hv: Hypervisor, pool_name: str, add_gib: int, doing: str
     disks are not overcommitted."""
     free = hv.pool_room(pool_name)
     if add_gib * GIB > free:
-        raise Conflict(f"{doing} refused: LouCloud's storage pool on {vm.host.name} has "
-                       f"{free / GIB:.1f} GiB free, not enough for {add_gib} GiB more.")
+        free_gib = f"{free / GIB:.1f}"
+        raise Conflict(_("%(doing)s refused: LouCloud's storage pool on %(host)s has "
+                         "%(free)s GiB free, not enough for %(add)s GiB more.", doing=doing,
+                         host=vm.host.name, free=free_gib, add=add_gib))
 
 
 def _undo_volume(vm: VM, hv: Hypervisor, pool_name: str, name: str) -> None:
@@ -80,14 +88,15 @@ def add_disk(vm: VM, size_gib) -> str:
     Raises FieldError, QuotaExceeded, Conflict (busy, pool full, no free target, the
     guest refused), Unavailable, ServiceError; every failure leaves nothing."""
     size = check_size(size_gib)
-    previous = begin_unsaved(vm, "attaching", "add a disk to")
+    previous = begin_unsaved(vm, "attaching", _("add a disk to %(name)s", name=vm.name))
     pool_name = get_settings().storage_pool
     hv = hypervisor(vm.host)
     try:
-        _check_room(vm, hv, pool_name, size, f"A {size} GiB disk for {vm.name}")
+        _check_room(vm, hv, pool_name, size, _("A %(size)s GiB disk for %(name)s",
+                                               size=size, name=vm.name))
     except VirtError as exc:
         _put_back(vm, previous)
-        raise _refusal(vm, exc, "Adding a disk") from None
+        raise _refusal(vm, exc, _("Adding a disk")) from None
     except Conflict:
         _put_back(vm, previous)
         raise
@@ -96,7 +105,7 @@ def add_disk(vm: VM, size_gib) -> str:
     target = next_target({d.target for d in vm.disks})
     if target is None:
         _put_back(vm, previous)
-        raise Conflict(f"{vm.name} has every disk target up to vdz in use.")
+        raise Conflict(_("%(name)s has every disk target up to vdz in use.", name=vm.name))
     volume_name = f"lc-{vm.uuid}-{target}-{secrets.token_hex(3)}.qcow2"
     try:
         vm = reserve(vm, lambda row: row.disks.append(Disk(
@@ -115,15 +124,16 @@ def add_disk(vm: VM, size_gib) -> str:
         db.session.commit()
         _put_back(vm, previous)
         log.warning("disk %s for %s not added: %s", target, vm.name, exc)
-        raise _refusal(vm, exc, f"Adding a {size} GiB disk to {vm.name}") from None
+        raise _refusal(vm, exc, _("Adding a %(size)s GiB disk to %(name)s", size=size,
+                                  name=vm.name)) from None
     disk.volume_path, disk.attached = volume.path, True
     _end(vm)
     log.info("disk %s (%d GiB) added to %s (live: %s)", target, size, vm.name, live)
     if live:
-        return f"A {size} GiB disk {target} was added to {vm.name} and plugged in: the " \
-               f"guest sees it now as /dev/{target}."
-    return f"A {size} GiB disk {target} was added to {vm.name}; the VM sees it as " \
-           f"/dev/{target} at its next start."
+        return _("A %(size)s GiB disk %(disk)s was added to %(name)s and plugged in: the "
+                 "guest sees it now as /dev/%(disk)s.", size=size, disk=target, name=vm.name)
+    return _("A %(size)s GiB disk %(disk)s was added to %(name)s; the VM sees it as "
+             "/dev/%(disk)s at its next start.", size=size, disk=target, name=vm.name)
 
 
 def _detach(vm: VM, hv: Hypervisor, disk: Disk, doing: str, previous) -> bool:
@@ -142,10 +152,10 @@ def _detach(vm: VM, hv: Hypervisor, disk: Disk, doing: str, previous) -> bool:
 
 
 def _held(vm: VM, disk: Disk) -> str:
-    return (f"The guest of {vm.name} has not let go of {disk.target} yet (is it mounted "
-            "or in use?). It is out of the VM's definition and marked detached; it leaves "
-            "the running guest when the guest lets go of it, at the latest when the VM "
-            "stops.")
+    return _("The guest of %(name)s has not let go of %(disk)s yet (is it mounted or in "
+             "use?). It is out of the VM's definition and marked detached; it leaves the "
+             "running guest when the guest lets go of it, at the latest when the VM stops.",
+             name=vm.name, disk=disk.target)
 
 
 @transaction
@@ -157,18 +167,19 @@ def detach_disk(vm: VM, target: str) -> str:
     Unavailable, ServiceError."""
     disk = disk_of(vm, target)
     if disk.system:
-        raise Conflict(f"{disk.target} is the system disk of {vm.name}: it cannot be "
-                       "detached (it goes with the VM).")
+        raise Conflict(_("%(disk)s is the system disk of %(name)s: it cannot be detached "
+                         "(it goes with the VM).", disk=disk.target, name=vm.name))
     if not disk.attached:
-        raise Conflict(f"{disk.target} of {vm.name} is detached already.")
-    previous = begin_unsaved(vm, "detaching", "detach a disk of")
-    released = _detach(vm, hypervisor(vm.host), disk, f"Detaching {disk.target} from "
-                       f"{vm.name}", previous)
+        raise Conflict(_("%(disk)s of %(name)s is detached already.", disk=disk.target,
+                         name=vm.name))
+    previous = begin_unsaved(vm, "detaching", _("detach a disk of %(name)s", name=vm.name))
+    released = _detach(vm, hypervisor(vm.host), disk, _(
+        "Detaching %(disk)s from %(name)s", disk=disk.target, name=vm.name), previous)
     _end(vm)
     if not released:
-        return _held(vm, disk) + " Its volume is kept."
-    return f"{disk.target} was detached from {vm.name}. Its volume is kept, and counts in " \
-           "the quota, until you delete it."
+        return _held(vm, disk) + " " + _("Its volume is kept.")
+    return _("%(disk)s was detached from %(name)s. Its volume is kept, and counts in the "
+             "quota, until you delete it.", disk=disk.target, name=vm.name)
 
 
 @transaction
@@ -180,20 +191,22 @@ def attach_disk(vm: VM, target: str) -> str:
     ServiceError."""
     disk = disk_of(vm, target)
     if disk.system:
-        raise Conflict(f"{disk.target} is the system disk of {vm.name}: it is always "
-                       "attached.")
+        raise Conflict(_("%(disk)s is the system disk of %(name)s: it is always attached.",
+                         disk=disk.target, name=vm.name))
     if disk.attached:
-        raise Conflict(f"{disk.target} of {vm.name} is attached already.")
-    previous = begin_unsaved(vm, "attaching", "attach a disk to")
+        raise Conflict(_("%(disk)s of %(name)s is attached already.", disk=disk.target,
+                         name=vm.name))
+    previous = begin_unsaved(vm, "attaching", _("attach a disk to %(name)s", name=vm.name))
     hv = hypervisor(vm.host)
-    doing = f"Attaching {disk.target} to {vm.name}"
+    doing = _("Attaching %(disk)s to %(name)s", disk=disk.target, name=vm.name)
     try:
         path = hv.volume_path(get_settings().storage_pool, disk.volume_name)
         places = hv.disk_places(vm.uuid)
     except VolumeNotFound:
         _put_back(vm, previous)
-        raise Conflict(f"The volume of {disk.target} ({disk.volume_name}) is missing on "
-                       f"{vm.host.name}: it cannot be attached; delete the disk.") from None
+        raise Conflict(_("The volume of %(disk)s (%(volume)s) is missing on %(host)s: it "
+                         "cannot be attached; delete the disk.", disk=disk.target,
+                         volume=disk.volume_name, host=vm.host.name)) from None
     except VirtError as exc:
         _put_back(vm, previous)
         raise _refusal(vm, exc, doing) from None
@@ -208,7 +221,7 @@ def attach_disk(vm: VM, target: str) -> str:
         new = next_target(taken | {d.target for d in vm.disks})
     if new is None:
         _put_back(vm, previous)
-        raise Conflict(f"{vm.name} has every disk target up to vdz in use.")
+        raise Conflict(_("%(name)s has every disk target up to vdz in use.", name=vm.name))
     try:
         plugged = hv.attach_disk(vm.uuid, path, new)
     except VirtError as exc:
@@ -218,15 +231,21 @@ def attach_disk(vm: VM, target: str) -> str:
     disk.target, disk.volume_path, disk.attached = new, path, True
     _end(vm)
     log.info("disk %s of %s attached again as %s (live: %s)", old, vm.name, new, plugged)
-    moved = f" as {new} ({old} is taken)" if new != old else ""
     if held is not None:
-        return f"{new} was still plugged into the running guest of {vm.name}; it is " \
-               "attached again (back in its definition)."
+        return _("%(disk)s was still plugged into the running guest of %(name)s; it is "
+                 "attached again (back in its definition).", disk=new, name=vm.name)
+    names = {"old": old, "new": new, "name": vm.name}
+    if plugged and new != old:
+        return _("%(old)s was attached to %(name)s again as %(new)s (%(old)s is taken) and "
+                 "plugged in: the guest sees it now as /dev/%(new)s.", **names)
     if plugged:
-        return f"{old} was attached to {vm.name} again{moved} and plugged in: the guest " \
-               f"sees it now as /dev/{new}."
-    return f"{old} was attached to {vm.name} again{moved}; the VM sees it as /dev/{new} " \
-           "at its next start."
+        return _("%(old)s was attached to %(name)s again and plugged in: the guest sees it "
+                 "now as /dev/%(new)s.", **names)
+    if new != old:
+        return _("%(old)s was attached to %(name)s again as %(new)s (%(old)s is taken); the "
+                 "VM sees it as /dev/%(new)s at its next start.", **names)
+    return _("%(old)s was attached to %(name)s again; the VM sees it as /dev/%(new)s at its "
+             "next start.", **names)
 
 
 @transaction
@@ -236,11 +255,11 @@ def delete_disk(vm: VM, target: str) -> str:
     it), Unavailable, ServiceError."""
     disk = disk_of(vm, target)
     if disk.system:
-        raise Conflict(f"{disk.target} is the system disk of {vm.name}: it goes only with "
-                       "the VM (delete the VM).")
-    previous = begin_unsaved(vm, "detaching", "delete a disk of")
+        raise Conflict(_("%(disk)s is the system disk of %(name)s: it goes only with the "
+                         "VM (delete the VM).", disk=disk.target, name=vm.name))
+    previous = begin_unsaved(vm, "detaching", _("delete a disk of %(name)s", name=vm.name))
     hv = hypervisor(vm.host)
-    doing = f"Deleting {disk.target} of {vm.name}"
+    doing = _("Deleting %(disk)s of %(name)s", disk=disk.target, name=vm.name)
     # detached earlier, a running guest may still hold it (it had not let go)
     released = _detach(vm, hv, disk, doing, previous) if disk.attached else None
     try:
@@ -251,16 +270,19 @@ def delete_disk(vm: VM, target: str) -> str:
             hv.delete_volume(get_settings().storage_pool, disk.volume_name)
     except VirtError as exc:
         _put_back(vm, previous)
-        raise _refusal(vm, exc, doing + " (it is detached; its volume is kept)") from None
+        raise _refusal(vm, exc, _("Deleting %(disk)s of %(name)s (it is detached; its "
+                                  "volume is kept)", disk=disk.target,
+                                  name=vm.name)) from None
     if not released:
         _put_back(vm, previous)
-        raise Conflict(_held(vm, disk) + " Its volume is kept: delete it once the guest "
-                       "has let go of it.")
+        raise Conflict(_held(vm, disk) + " " + _("Its volume is kept: delete it once the "
+                                                 "guest has let go of it."))
     name, size = disk.target, disk.size_gib
     db.session.delete(disk)
     _end(vm)
     log.info("disk %s of %s deleted", name, vm.name)
-    return f"Disk {name} of {vm.name} was deleted; its {size} GiB are free in the quota."
+    return _("Disk %(disk)s of %(name)s was deleted; its %(size)s GiB are free in the "
+             "quota.", disk=name, name=vm.name, size=size)
 
 
 @transaction
@@ -271,15 +293,16 @@ def grow_disk(vm: VM, target: str, size_gib) -> str:
     size = check_size(size_gib)
     disk = disk_of(vm, target)
     if size < disk.size_gib:
-        raise FieldError(f"{disk.target} has {disk.size_gib} GiB and a disk cannot shrink: "
-                         "give a larger size.", "size_gib")
+        raise FieldError(_("%(disk)s has %(size)s GiB and a disk cannot shrink: give a "
+                           "larger size.", disk=disk.target, size=disk.size_gib), "size_gib")
     if size == disk.size_gib:
-        raise FieldError(f"{disk.target} has {size} GiB already.", "size_gib")
-    previous = begin_unsaved(vm, "resizing", "grow a disk of")
+        raise FieldError(_("%(disk)s has %(size)s GiB already.", disk=disk.target, size=size),
+                         "size_gib")
+    previous = begin_unsaved(vm, "resizing", _("grow a disk of %(name)s", name=vm.name))
     pool_name = get_settings().storage_pool
     hv = hypervisor(vm.host)
     old, add = disk.size_gib, size - disk.size_gib
-    doing = f"Growing {disk.target} of {vm.name}"
+    doing = _("Growing %(disk)s of %(name)s", disk=disk.target, name=vm.name)
     try:
         _check_room(vm, hv, pool_name, add, doing)
     except VirtError as exc:
@@ -313,9 +336,11 @@ def grow_disk(vm: VM, target: str, size_gib) -> str:
     _end(vm)
     log.info("disk %s of %s grown to %d GiB (live: %s)", disk.target, vm.name, size, live)
     if live:
-        return f"{disk.target} of {vm.name} now has {size} GiB; the guest sees the larger " \
-               "disk now (grow its partition and file system to use it)."
-    return f"{disk.target} of {vm.name} now has {size} GiB; the VM sees it at its next start."
+        return _("%(disk)s of %(name)s now has %(size)s GiB; the guest sees the larger disk "
+                 "now (grow its partition and file system to use it).", disk=disk.target,
+                 name=vm.name, size=size)
+    return _("%(disk)s of %(name)s now has %(size)s GiB; the VM sees it at its next start.",
+             disk=disk.target, name=vm.name, size=size)
 
 
 def hardware(vm: VM) -> dict:
@@ -332,9 +357,10 @@ def hardware(vm: VM) -> dict:
         live = set((hv.disk_places(vm.uuid).live or {}).values()) \
             if any(not d.attached for d in vm.disks) else set()
     except DomainNotFound:
-        return {"error": f"The domain is missing on {vm.host.name}."}
+        return {"error": _("The domain is missing on %(host)s.", host=vm.host.name)}
     except VirtError as exc:
-        return {"error": f"{vm.host.name} cannot tell now: {exc}"}
+        return {"error": _("%(host)s cannot tell now: %(error)s", host=vm.host.name,
+                           error=exc)}
     disks = {}
     for d in vm.disks:
         capacity, allocation = sizes.get(d.volume_name, (None, None))
@@ -345,15 +371,17 @@ def hardware(vm: VM) -> dict:
                            d.volume_path in live}
     pending = []
     if now.live_vcpus is not None and now.live_vcpus != now.vcpus:
-        pending.append(f"{now.vcpus} vCPUs (now {now.live_vcpus})")
+        pending.append(_("%(vcpus)s vCPUs (now %(live)s)", vcpus=now.vcpus,
+                         live=now.live_vcpus))
     # Memory waits for the next boot only past the running maximum: below it the balloon
     # takes the new size live (the live figure is what the guest's balloon gave back so
     # far, which lags, and is the maximum while the guest boots).
     if now.live_max_memory_mib is not None and now.memory_mib > now.live_max_memory_mib:
-        pending.append(f"{now.memory_mib} MiB of memory (now at most "
-                       f"{now.live_max_memory_mib} MiB)")
+        pending.append(_("%(memory)s MiB of memory (now at most %(live)s MiB)",
+                         memory=now.memory_mib, live=now.live_max_memory_mib))
     return {"disks": disks,
-            "pending": ("At its next boot: " + ", ".join(pending) + ".") if pending else "",
+            "pending": _("At its next boot: %(sizes)s.", sizes=", ".join(pending))
+            if pending else "",
             "vcpus": now.live_vcpus if now.live_vcpus is not None else now.vcpus,
             "memory_mib": now.live_memory_mib if now.live_memory_mib is not None
             else now.memory_mib}

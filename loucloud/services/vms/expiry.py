@@ -8,7 +8,10 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
+from flask_babel import gettext as _
+
 from ...extensions import db
+from ...i18n import when
 from ...models import VM, Batch, utcnow
 from .. import FieldError, ServiceError, transaction
 from .lifecycle import act_on_vm
@@ -58,11 +61,11 @@ def set_expiry(batch: Batch, expires_at: datetime | None) -> str:
     """Move a batch's expiry (or remove it with None): its VMs get it, and those expired
     may start again."""
     if expires_at is not None and expires_at <= utcnow():
-        raise FieldError("Choose an expiry in the future, or none.", "expires_at")
+        raise FieldError(_("Choose an expiry in the future, or none."), "expires_at")
     batch.expires_at = expires_at
     for vm in batch.vms:
         vm.expires_at, vm.expired_at = expires_at, None
     db.session.commit()
     if expires_at is None:
-        return "The batch's VMs no longer expire."
-    return f"The batch's VMs now expire on {expires_at:%Y-%m-%d %H:%M} UTC."
+        return _("The batch's VMs no longer expire.")
+    return _("The batch's VMs now expire on %(when)s.", when=when(expires_at))

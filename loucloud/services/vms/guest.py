@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 import re
 
+from flask_babel import gettext as _
+
 from ...models import VM, utcnow
 from ...virt import AgentUnavailable, InvalidState, VirtError
 from ...virt.driver import on_each
@@ -23,8 +25,8 @@ LOGIN_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 def check_login(user: str) -> str:
     user = (user or "").strip()
     if not LOGIN_RE.match(user):
-        raise FieldError("Use a Linux user name: lower-case letters, digits, '_' or '-', "
-                         "at most 32.", "user")
+        raise FieldError(_("Use a Linux user name: lower-case letters, digits, '_' or '-', "
+                           "at most 32."), "user")
     return user
 
 
@@ -40,14 +42,16 @@ def reset_password(vm: VM, user: str, password: str) -> str:
     try:
         hypervisor(vm.host).set_user_password(vm.uuid, user, password)
     except AgentUnavailable:
-        raise Conflict(f"No guest agent answers in {vm.name}: the guest is still booting, "
-                       "or has no qemu-guest-agent running. Nothing was changed.") from None
+        raise Conflict(_("No guest agent answers in %(name)s: the guest is still booting, "
+                         "or has no qemu-guest-agent running. Nothing was changed.",
+                         name=vm.name)) from None
     except InvalidState as exc:
-        raise Conflict(f"{vm.name}: {exc}. Start it first.") from None
+        raise Conflict(_("%(name)s: %(error)s. Start it first.", name=vm.name,
+                         error=exc)) from None
     except VirtError as exc:
-        raise refusal(vm, exc, f"The guest refused: {exc}") from None
+        raise refusal(vm, exc, _("The guest refused: %(error)s", error=exc)) from None
     log.info("password of %s reset in VM %s", user, vm.name)
-    return f"The password of {user} in {vm.name} was changed."
+    return _("The password of %(user)s in %(name)s was changed.", user=user, name=vm.name)
 
 
 def collect_agent_addresses(vms: list[VM]) -> int:

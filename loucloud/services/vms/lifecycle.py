@@ -6,7 +6,11 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
 from ...extensions import db
+from ...i18n import when
 from ...models import VM, utcnow
 from ...virt import (AlreadyExists, DomainNotFound, HostUnavailable, InvalidState,
                      NoAnswer, NotSupported, VirtError)
@@ -17,27 +21,33 @@ from ..console import revoke_for_vm
 from ..hypervisors import hypervisor
 from ..settings import get_settings
 from .state import forget_states
-from .views import TRANSITIONAL
+from .views import TRANSITIONAL, state_label
 
 log = logging.getLogger(__name__)
 
-# Action -> (transitional status, message on success).
+# Action -> (transitional status, message on success). The texts are lazy: said in the
+# reader's language when they are used.
 ACTIONS = {
-    "start": ("starting", "{name} is starting."),
-    "shutdown": ("stopping", "Shutdown requested: the guest system powers {name} off. "
-                             "A machine without an OS ignores it; use Force off."),
-    "poweroff": ("stopping", "{name} was powered off."),
-    "reboot": ("rebooting", "Reboot requested from the guest system of {name}. A machine "
-                            "without an OS ignores it; use Reset."),
-    "reset": ("rebooting", "{name} was reset."),
-    "pause": ("pausing", "{name} is paused."),
-    "resume": ("resuming", "{name} is running again."),
-    "save": ("saving", "{name}'s memory was saved to disk and it is shut off: Start "
-                       "resumes it where it was."),
+    "start": ("starting", _l("%(name)s is starting.")),
+    "shutdown": ("stopping", _l("Shutdown requested: the guest system powers %(name)s off. "
+                                "A machine without an OS ignores it; use Force off.")),
+    "poweroff": ("stopping", _l("%(name)s was powered off.")),
+    "reboot": ("rebooting", _l("Reboot requested from the guest system of %(name)s. A "
+                               "machine without an OS ignores it; use Reset.")),
+    "reset": ("rebooting", _l("%(name)s was reset.")),
+    "pause": ("pausing", _l("%(name)s is paused.")),
+    "resume": ("resuming", _l("%(name)s is running again.")),
+    "save": ("saving", _l("%(name)s's memory was saved to disk and it is shut off: Start "
+                          "resumes it where it was.")),
 }
-LABELS = {"start": "Start", "shutdown": "Shut down", "poweroff": "Force off",
-          "reboot": "Reboot", "reset": "Reset", "pause": "Pause", "resume": "Resume",
-          "save": "Suspend to disk"}
+LABELS = {"start": _l("Start"), "shutdown": _l("Shut down"), "poweroff": _l("Force off"),
+          "reboot": _l("Reboot"), "reset": _l("Reset"), "pause": _l("Pause"),
+          "resume": _l("Resume"), "save": _l("Suspend to disk")}
+# What an action does to a VM, for "Cannot ...: why." (its label, lower-case, and the VM).
+DOING = {"start": _l("start %(name)s"), "shutdown": _l("shut down %(name)s"),
+         "poweroff": _l("force off %(name)s"), "reboot": _l("reboot %(name)s"),
+         "reset": _l("reset %(name)s"), "pause": _l("pause %(name)s"),
+         "resume": _l("resume %(name)s"), "save": _l("suspend to disk %(name)s")}
 
 
 def refusal(vm: VM, exc: VirtError, otherwise: str, *, conflict: str | None = None,
@@ -51,18 +61,21 @@ def refusal(vm: VM, exc: VirtError, otherwise: str, *, conflict: str | None = No
     if isinstance(exc, NoAnswer) and unavailable is None:
         return Unavailable(_unknown(vm, exc))
     if isinstance(exc, HostUnavailable):
-        return Unavailable(unavailable or f"{vm.host.name} does not answer: {exc}. "
-                                          f"{vm.name} was not changed.")
+        return Unavailable(unavailable or _("%(host)s does not answer: %(error)s. %(name)s "
+                                            "was not changed.", host=vm.host.name, error=exc,
+                                            name=vm.name))
     if isinstance(exc, DomainNotFound):
-        return Conflict(f"{vm.name} is missing on {vm.host.name}.")
+        return Conflict(_("%(name)s is missing on %(host)s.", name=vm.name,
+                          host=vm.host.name))
     if conflict is not None and isinstance(exc, kinds):
         return Conflict(conflict)
     return ServiceError(otherwise)
 
 
 def _unknown(vm: VM, exc: VirtError) -> str:
-    return (f"{vm.host.name} gave no answer in time: {exc}. The outcome is unknown: "
-            f"{vm.name}'s state will be seen when {vm.host.name} answers.")
+    return _("%(host)s gave no answer in time: %(error)s. The outcome is unknown: "
+             "%(name)s's state will be seen when %(host)s answers.", host=vm.host.name,
+             error=exc, name=vm.name)
 
 
 def unknown_outcome(vm: VM, exc: NoAnswer, what: str) -> ServiceError:
@@ -70,9 +83,9 @@ def unknown_outcome(vm: VM, exc: NoAnswer, what: str) -> ServiceError:
     may still be at it, so nothing is put back and nothing is said to be unchanged. The
     VM is left in error ("``what`` outcome unknown"; any action takes it up again) and
     its state comes from the host when it answers (the watcher). Returns the 503 to
-    raise."""
+    raise. ``what`` is said to a person (a translated label: "Rebuild")."""
     forget_states(vm.host)
-    _end(vm, VM.ERROR, f"{what} outcome unknown: {exc}"[:500])
+    _end(vm, VM.ERROR, _("%(what)s outcome unknown: %(error)s", what=what, error=exc)[:500])
     log.warning("%s of %s: no answer from %s in time (%s); outcome unknown", what, vm.name,
                 vm.host.name, exc)
     return Unavailable(_unknown(vm, exc))
@@ -100,7 +113,8 @@ def _begin(vm: VM, status: str) -> tuple[str, datetime, datetime | None]:
     db.session.commit()
     if result.rowcount != 1:
         db.session.refresh(vm)
-        raise Conflict(f"{vm.name} is busy ({vm.status}); try again in a moment.")
+        raise Conflict(_("%(name)s is busy (%(status)s); try again in a moment.",
+                         name=vm.name, status=state_label(vm.status)))
     db.session.refresh(vm)
     return previous.status, previous.status_since, previous.live_changed_at
 
@@ -133,12 +147,12 @@ def act_on_vm(vm: VM, action: str) -> str:
     message for the user. Raises Conflict when the action does not fit the VM's state
     or another action is under way, Unavailable when its host does not answer."""
     if action not in ACTIONS:
-        raise FieldError(f"Unknown action {action!r}.")
+        raise FieldError(_("Unknown action %(action)s.", action=repr(action)))
     status, message = ACTIONS[action]
     if action in ("start", "resume") and vm.expired_at is not None:  # vms/expiry.py
-        raise Conflict(f"{vm.name} expired on {vm.expired_at:%Y-%m-%d %H:%M} UTC and stays "
-                       "shut off: ask the administrator or your group's manager to extend "
-                       "it.")
+        raise Conflict(_("%(name)s expired on %(when)s and stays shut off: ask the "
+                         "administrator or your group's manager to extend it.",
+                         name=vm.name, when=when(vm.expired_at)))
     # a start that resumes a saved memory state (the store: snapshots.has_saved_state)
     resumes = action == "start" and (vm.live_state, vm.live_reason) == ("shut off", "saved")
     previous = _begin(vm, status)
@@ -148,16 +162,19 @@ def act_on_vm(vm: VM, action: str) -> str:
         raise unknown_outcome(vm, exc, LABELS[action]) from None
     except InvalidState as exc:
         _put_back(vm, previous)
-        raise Conflict(f"Cannot {LABELS[action].lower()} {vm.name}: {exc}.") from None
+        raise Conflict(_("Cannot %(doing)s: %(error)s.",
+                         doing=DOING[action] % {"name": vm.name}, error=exc)) from None
     except HostUnavailable as exc:
         _put_back(vm, previous)
-        raise Unavailable(f"{vm.host.name} does not answer: {exc}. {vm.name} was not "
-                          "changed.") from None
+        raise Unavailable(_("%(host)s does not answer: %(error)s. %(name)s was not "
+                            "changed.", host=vm.host.name, error=exc, name=vm.name)) from None
     except VirtError as exc:
         _put_back(vm, previous)
         if isinstance(exc, DomainNotFound):
-            raise Conflict(f"{vm.name} is missing on {vm.host.name}.") from None
-        raise ServiceError(f"{LABELS[action]} failed: {exc}") from None
+            raise Conflict(_("%(name)s is missing on %(host)s.", name=vm.name,
+                             host=vm.host.name)) from None
+        raise ServiceError(_("%(action)s failed: %(error)s", action=LABELS[action],
+                             error=exc)) from None
     forget_states(vm.host)
     if action == "save":  # a managed-save shutoff, as the watcher records it
         watching.note_state(vm, "shut off", "saved")
@@ -170,7 +187,7 @@ def act_on_vm(vm: VM, action: str) -> str:
             vm.started_at = None
         revoke_for_vm(vm.id)  # a stopped VM's console links end with it
     _end(vm)
-    return message.format(name=vm.name)
+    return message % {"name": vm.name}
 
 
 @transaction
@@ -187,15 +204,17 @@ def delete_vm(vm: VM) -> str:
             hv.delete_volume(pool_name, volume)
         network_service.release_address(host, vm)
     except VirtError as exc:
-        _end(vm, VM.ERROR, f"Delete did not finish: {exc}"[:500])
+        _end(vm, VM.ERROR, _("Delete did not finish: %(error)s", error=exc)[:500])
         if isinstance(exc, HostUnavailable):
-            raise Unavailable(f"{host.name} does not answer: {exc}. {vm.name} is kept; "
-                              "delete it again when the host is back.") from None
-        raise ServiceError(f"Could not delete {vm.name}: {exc}") from None
+            raise Unavailable(_("%(host)s does not answer: %(error)s. %(name)s is kept; "
+                                "delete it again when the host is back.", host=host.name,
+                                error=exc, name=vm.name)) from None
+        raise ServiceError(_("Could not delete %(name)s: %(error)s", name=vm.name,
+                             error=exc)) from None
     name = vm.name
     forget_states(host)
     revoke_for_vm(vm.id)
     db.session.delete(vm)
     db.session.commit()
     log.info("VM %s deleted from %s", name, host.name)
-    return f"{name} was deleted with its disks."
+    return _("%(name)s was deleted with its disks.", name=name)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import logging
 
+from flask_babel import gettext as _
+
 from ...extensions import db
 from ...models import INT64_MAX, VM, Host, LostVM, User
 from .. import NotFound, transaction
@@ -62,7 +64,8 @@ def lost_by_name(owner: User, name: str) -> list[LostVM]:
         LostVM.owner_id == owner.id, LostVM.name == normal(name))
         .order_by(LostVM.id)).scalars().all()
     if not rows:
-        raise NotFound(f"{owner.username} has no lost VM named {name}.")
+        raise NotFound(_("%(user)s has no lost VM named %(name)s.", user=owner.username,
+                         name=name))
     return rows
 
 
@@ -76,4 +79,5 @@ def delete_lost(user: User, lost: LostVM) -> str:
     db.session.delete(lost)
     db.session.commit()
     log.info("record of %s, lost with %s, deleted", name, host_name)
-    return f"The record of {name}, lost with the host {host_name}, was deleted."
+    return _("The record of %(name)s, lost with the host %(host)s, was deleted.", name=name,
+             host=host_name)

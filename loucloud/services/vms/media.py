@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import logging
 
+from flask_babel import gettext as _
+
 from ...extensions import db
 from ...models import VM, Image, User
 from ...virt import NotSupported, VirtError
@@ -13,6 +15,7 @@ from .. import Conflict, FieldError, NotFound, transaction
 from ..access import may_use_vm
 from ..hypervisors import hypervisor
 from .lifecycle import refusal
+from .views import state_label
 
 log = logging.getLogger(__name__)
 
@@ -25,14 +28,17 @@ def isos_for(vm: VM) -> list[Image]:
 
 
 def _change(vm: VM, path: str | None, what: str) -> None:
+    """``what``: the change, in the reader's language ("insert debian.iso")."""
     if vm.status not in (VM.READY, VM.ERROR):
-        raise Conflict(f"{vm.name} is busy ({vm.status}); try again in a moment.")
+        raise Conflict(_("%(name)s is busy (%(status)s); try again in a moment.",
+                         name=vm.name, status=state_label(vm.status)))
     try:
         hypervisor(vm.host).change_media(vm.uuid, path)
     except NotSupported as exc:
-        raise Conflict(f"Cannot {what}: {exc}.") from None
+        raise Conflict(_("Cannot %(doing)s: %(error)s.", doing=what, error=exc)) from None
     except VirtError as exc:
-        raise refusal(vm, exc, f"Cannot {what}: {exc}") from None
+        raise refusal(vm, exc, _("Cannot %(doing)s: %(error)s", doing=what,
+                                 error=exc)) from None
 
 
 @transaction
@@ -42,13 +48,14 @@ def insert_iso(user: User, vm: VM, image_id: int) -> str:
         raise NotFound()
     image = next((i for i in isos_for(vm) if i.id == image_id), None)
     if image is None:
-        raise FieldError(f"Choose an ISO that is on {vm.host.name}.", "image_id")
-    _change(vm, image.path_on(vm.host_id), f"insert {image.name}")
+        raise FieldError(_("Choose an ISO that is on %(host)s.", host=vm.host.name),
+                         "image_id")
+    _change(vm, image.path_on(vm.host_id), _("insert %(image)s", image=image.name))
     vm.cdrom_image_id = image.id
     db.session.commit()
     log.info("%s inserted %s into %s", user.username, image.name, vm.name)
-    return f"{image.name} is in the CD-ROM drive of {vm.name}; the VM boots from it at " \
-           "its next start or reset."
+    return _("%(image)s is in the CD-ROM drive of %(name)s; the VM boots from it at its "
+             "next start or reset.", image=image.name, name=vm.name)
 
 
 @transaction
@@ -57,10 +64,10 @@ def eject_iso(user: User, vm: VM) -> str:
     if not may_use_vm(user, vm):
         raise NotFound()
     if vm.cdrom_image_id is None:
-        raise Conflict(f"The CD-ROM drive of {vm.name} is empty.")
-    name = vm.cdrom_image.name if vm.cdrom_image else "the ISO"
-    _change(vm, None, f"eject {name}")
+        raise Conflict(_("The CD-ROM drive of %(name)s is empty.", name=vm.name))
+    name = vm.cdrom_image.name if vm.cdrom_image else _("the ISO")
+    _change(vm, None, _("eject %(image)s", image=name))
     vm.cdrom_image_id = None
     db.session.commit()
     log.info("%s ejected %s from %s", user.username, name, vm.name)
-    return f"{name} ejected: {vm.name} boots from its disk."
+    return _("%(image)s ejected: %(name)s boots from its disk.", image=name, name=vm.name)

@@ -14,6 +14,8 @@ import os
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from flask_babel import gettext as _
+
 from ...extensions import db
 from ...models import VM, Host, Task, User
 from ...virt import DomainNotFound, HostUnavailable, VirtError
@@ -25,6 +27,7 @@ from ..names import normal
 from . import moving  # noqa: F401 (registers the "vm.migrate" task kind)
 from .lifecycle import _begin, _put_back
 from .targets import check_network
+from .views import state_label
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +53,16 @@ def _image_reason(vm: VM, source: Host, target: Host) -> tuple[str | None, str]:
         return None, ""   # installed from an ISO since ejected: no base image
     if image.present_on(target.id):
         if image.path_on(target.id) != image.path_on(source.id):
-            return (f"its copy of the image {image.name} is at another path "
-                    f"({image.path_on(target.id)})"), ""
+            return _("its copy of the image %(image)s is at another path (%(path)s)",
+                     image=image.name, path=image.path_on(target.id)), ""
         return None, ""
     from ..imagecopy import store_path
     if image.uploaded and os.path.exists(store_path(image.volume)):
-        return None, f"the image {image.name} is copied there first"
-    return (f"it lacks the image {image.name}" + (" (added by path: copy the file there)"
-                                                   if not image.uploaded else "")), ""
+        return None, _("the image %(image)s is copied there first", image=image.name)
+    if not image.uploaded:
+        return _("it lacks the image %(image)s (added by path: copy the file there)",
+                 image=image.name), ""
+    return _("it lacks the image %(image)s", image=image.name), ""
 
 
 def target_reason(vm: VM, target: Host) -> tuple[str | None, str]:
@@ -65,15 +70,16 @@ def target_reason(vm: VM, target: Host) -> tuple[str | None, str]:
     host is asked), and a note on what the migration does first."""
     source = vm.host
     if target.id == source.id:
-        return f"it is already on {target.name}", ""
+        return _("it is already on %(host)s", host=target.name), ""
     if target.offline_since is not None:
-        return f"{target.name} is offline ({target.last_error or 'not answering'})", ""
+        return _("%(host)s is offline (%(why)s)", host=target.name,
+                 why=target.last_error or _("not answering")), ""
     if target.draining:
-        return f"{target.name} is being drained", ""
+        return _("%(host)s is being drained", host=target.name), ""
     if not target.accepts_vms:
-        return f"{target.name} is excluded from new VMs", ""
+        return _("%(host)s is excluded from new VMs", host=target.name), ""
     if target.is_demo or source.is_demo:
-        return "a simulated host (libvirt's test driver) takes no migrations", ""
+        return _("a simulated host (libvirt's test driver) takes no migrations"), ""
     if vm.nic_kind == "bridge":
         pass  # the same bridge name is expected on every host; QEMU fails otherwise
     return _image_reason(vm, source, target)
@@ -93,28 +99,29 @@ def choose_target(vm: VM) -> Host:
     choices = targets_for(vm)
     able = [c.host for c in choices if c.reason is None]
     if not able:
-        raise Conflict(f"No host can take {vm.name}: " + "; ".join(
-            c.reason for c in choices) + "." if choices else
-            f"No other host to move {vm.name} to.")
+        raise Conflict(_("No host can take %(name)s: %(reasons)s.", name=vm.name,
+                         reasons="; ".join(c.reason for c in choices)) if choices else
+                       _("No other host to move %(name)s to.", name=vm.name))
     loads = on_each([hypervisor(h) for h in able], lambda hv: hv.load(cpu=False))
     ranked = sorted(((load.memory_free_mib, -i, h) for i, h in enumerate(able)
                      if not isinstance(load := loads[h.uri], VirtError)),
                     key=lambda t: t[:2], reverse=True)
     if not ranked:
-        raise Unavailable(f"No host that could take {vm.name} answers now.")
+        raise Unavailable(_("No host that could take %(name)s answers now.", name=vm.name))
     refused = []
     for _free, _order, host in ranked:
         try:
             check_network(vm, host)
         except Conflict as exc:
-            refused.append(str(exc).rstrip("."))
+            refused.append(str(exc).rstrip(".。"))
         except VirtError:
             continue
         else:
             return host
     if refused:
-        raise Conflict(f"No host can take {vm.name}: " + "; ".join(refused) + ".")
-    raise Unavailable(f"No host that could take {vm.name} answers now.")
+        raise Conflict(_("No host can take %(name)s: %(reasons)s.", name=vm.name,
+                         reasons="; ".join(refused)))
+    raise Unavailable(_("No host that could take %(name)s answers now.", name=vm.name))
 
 
 def check_disks(vm: VM, mode: str) -> None:
@@ -122,9 +129,9 @@ def check_disks(vm: VM, mode: str) -> None:
     arrive empty (its volume is no device of the domain). Refused, saying which."""
     detached = [d.target for d in vm.disks if not d.attached]
     if mode == "live" and detached:
-        raise Conflict(f"{vm.name} has detached data disks ({', '.join(detached)}), which a "
-                       "live move would not copy: attach or delete them, or shut it off "
-                       "for an offline move.")
+        raise Conflict(_("%(name)s has detached data disks (%(disks)s), which a live move "
+                         "would not copy: attach or delete them, or shut it off for an "
+                         "offline move.", name=vm.name, disks=", ".join(detached)))
 
 
 def _source_state(vm: VM) -> str:
@@ -132,24 +139,26 @@ def _source_state(vm: VM) -> str:
     (libvirt moves none: live it refuses, offline they would be lost) or a saved memory
     state (an offline move would drop it)."""
     if vm.snapshots:
-        raise Conflict(f"{vm.name} has {len(vm.snapshots)} snapshot(s), which a move would "
-                       "lose: delete them first.")
+        raise Conflict(_("%(name)s has %(count)s snapshot(s), which a move would lose: "
+                         "delete them first.", name=vm.name, count=len(vm.snapshots)))
     hv = hypervisor(vm.host)
     try:
         state = hv.domain_state(vm.uuid)
         if state == "shut off" and (vm.live_reason == "saved" or hv.has_saved_state(vm.uuid)):
-            raise Conflict(f"{vm.name} holds a saved memory state (suspended to disk), "
-                           "which a move would lose: start it (then move it live) or "
-                           "discard the state first.")
+            raise Conflict(_("%(name)s holds a saved memory state (suspended to disk), "
+                             "which a move would lose: start it (then move it live) or "
+                             "discard the state first.", name=vm.name))
         return state
     except DomainNotFound:
-        raise Conflict(f"{vm.name} is missing on {vm.host.name}; nothing to move.") from None
+        raise Conflict(_("%(name)s is missing on %(host)s; nothing to move.", name=vm.name,
+                         host=vm.host.name)) from None
     except HostUnavailable as exc:
-        raise Unavailable(f"{vm.host.name} does not answer: {exc}. {vm.name} can be "
-                          "moved when it is back (or the host forgotten).") from None
+        raise Unavailable(_("%(host)s does not answer: %(error)s. %(name)s can be moved "
+                            "when it is back (or the host forgotten).", host=vm.host.name,
+                            error=exc, name=vm.name)) from None
     except VirtError as exc:
-        raise ServiceError(f"{vm.host.name} cannot tell the state of {vm.name}: {exc}") \
-            from None
+        raise ServiceError(_("%(host)s cannot tell the state of %(name)s: %(error)s",
+                             host=vm.host.name, name=vm.name, error=exc)) from None
 
 
 @transaction
@@ -160,28 +169,30 @@ def migrate_vm(user: User, vm: VM, target: Host | None = None, *,
     Returns the task. Raises NotAllowed (not the administrator), Conflict (same,
     offline, draining or unfit host; busy VM; wrong state), Unavailable."""
     if not user.is_admin:
-        raise NotAllowed(f"Cannot move {vm.name}: only the administrator moves VMs "
-                         "between hosts.")
+        raise NotAllowed(_("Cannot move %(name)s: only the administrator moves VMs "
+                           "between hosts.", name=vm.name))
     if vm.status != VM.READY and vm.status != VM.ERROR:
-        raise Conflict(f"Cannot move {vm.name}: it is busy ({vm.status}); try again when "
-                       "it is done.")
+        raise Conflict(_("Cannot move %(name)s: it is busy (%(status)s); try again when it "
+                         "is done.", name=vm.name, status=state_label(vm.status)))
     if tasklist.active_for("vm", vm.id):
-        raise Conflict(f"Cannot move {vm.name}: it has a task under way; see Tasks.")
+        raise Conflict(_("Cannot move %(name)s: it has a task under way; see Tasks.",
+                         name=vm.name))
     if target is not None:
         reason, _note = target_reason(vm, target)
         if reason:
-            raise Conflict(f"Cannot move {vm.name} to {target.name}: {reason}.")
+            raise Conflict(_("Cannot move %(name)s to %(host)s: %(reason)s.", name=vm.name,
+                             host=target.name, reason=reason))
     state = _source_state(vm)
     if state in LIVE_STATES:
         if offline:
-            raise Conflict(f"{vm.name} is {state}; shut it off for an offline move, or "
-                           "move it live.")
+            raise Conflict(_("%(name)s is %(state)s; shut it off for an offline move, or "
+                             "move it live.", name=vm.name, state=state_label(state)))
         mode = "live"
     elif state == "shut off":
         mode = "offline"
     else:
-        raise Conflict(f"{vm.name} is {state}; only a running, paused or shut-off VM "
-                       "can be moved.")
+        raise Conflict(_("%(name)s is %(state)s; only a running, paused or shut-off VM can "
+                         "be moved.", name=vm.name, state=state_label(state)))
     check_disks(vm, mode)
     if target is None:
         target = choose_target(vm)   # its network checked as the chosen one's
@@ -191,7 +202,8 @@ def migrate_vm(user: User, vm: VM, target: Host | None = None, *,
         try:
             check_network(vm, target)
         except VirtError as exc:
-            raise Unavailable(f"{target.name} does not answer: {exc}") from None
+            raise Unavailable(_("%(host)s does not answer: %(error)s", host=target.name,
+                                error=exc)) from None
     return start_move(user, vm, target, mode)
 
 
@@ -217,7 +229,7 @@ def target_by_name(name: str | None) -> Host | None:
         return None
     host = db.session.execute(db.select(Host).where(Host.name == normal(name))).scalar()
     if host is None:
-        raise NotFound(f"There is no host named {name}.")
+        raise NotFound(_("There is no host named %(name)s.", name=name))
     return host
 
 

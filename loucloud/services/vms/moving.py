@@ -8,6 +8,9 @@ import logging
 import threading
 import time
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
 from ...extensions import db
 from ...models import VM, Host, utcnow
 from ...virt import VirtError
@@ -21,6 +24,7 @@ from .offline import move_offline
 from .settling import LIVE, settle
 from .targets import (base_image_on, cdrom_paths, check_network, clear_target, move_record,
                       reserve_on, undo_target)
+from .views import state_label
 
 log = logging.getLogger(__name__)
 
@@ -35,22 +39,24 @@ def _hosts(ctx):
             db.session.get(Host, ctx.args["target_id"]))
 
 
-@tasks.kind("vm.migrate", "Move a VM to another host", attempts=1, timeout=MIGRATE_BOUND,
+@tasks.kind("vm.migrate", _l("Move a VM to another host"), attempts=1, timeout=MIGRATE_BOUND,
             on_stop=lambda ctx, why: stopped(ctx, why))
 def _migrate(ctx: tasks.TaskContext) -> str:
     vm, source, target = _hosts(ctx)
     if vm is None:
-        raise tasks.Cancelled("The VM was deleted.")
+        raise tasks.Cancelled(_("The VM was deleted."))
     if target is None or source is None:
-        raise ServiceError("The source or the target host was removed.")
+        raise ServiceError(_("The source or the target host was removed."))
     if vm.host_id != source.id:
-        raise ServiceError(f"{vm.name} is on {vm.host.name} now, not {source.name}.")
+        raise ServiceError(_("%(name)s is on %(host)s now, not %(source)s.", name=vm.name,
+                             host=vm.host.name, source=source.name))
     if vm.status != VM.MIGRATING:
         # "Try again" on an ended move: the target checked again, the VM held again
         # (compare-and-set, as the first start did), or the task refuses.
         if target.draining or target.offline_since is not None:
-            raise ServiceError(f"{target.name} is "
-                               f"{'being drained' if target.draining else 'offline'}.")
+            raise ServiceError(_("%(host)s is being drained.", host=target.name)
+                               if target.draining else
+                               _("%(host)s is offline.", host=target.name))
         _begin(vm, VM.MIGRATING)
     return move(ctx, vm, source, target, ctx.args["mode"])
 
@@ -58,7 +64,7 @@ def _migrate(ctx: tasks.TaskContext) -> str:
 def move(ctx, vm: VM, source: Host, target: Host, mode: str) -> str:
     """Move the VM (held "migrating"), live or offline: the "vm.migrate" task's work,
     and a drain's for each of its VMs. Returns what happened, for the task's result."""
-    ctx.report(0.0, f"Preparing {target.name}.", force=True)
+    ctx.report(0.0, _("Preparing %(host)s.", host=target.name), force=True)
     if mode == "live":
         return _live(ctx, vm, source, target)
     return move_offline(ctx, vm, source, target)
@@ -93,7 +99,8 @@ def _live(ctx, vm: VM, source: Host, target: Host) -> str:
     src, dst = hypervisor(source), hypervisor(target)
     plan = src.migration_plan(vm.uuid)
     if plan.state not in LIVE:
-        raise Conflict(f"{vm.name} is {plan.state} now; nothing to move live.")
+        raise Conflict(_("%(name)s is %(state)s now; nothing to move live.", name=vm.name,
+                         state=state_label(plan.state)))
     check_network(vm, target)
     created, reserved = [], False
     try:
@@ -134,23 +141,26 @@ def _live(ctx, vm: VM, source: Host, target: Host) -> str:
     try:
         where, state = settle(vm, source, target, was=plan.state, call=call)
     except Exception:
-        _end(vm, VM.ERROR, f"Migration to {target.name}: where {vm.name} runs could not "
-                           "be confirmed.")
+        _end(vm, VM.ERROR, _("Migration to %(host)s: where %(name)s runs could not be "
+                             "confirmed.", host=target.name, name=vm.name))
         raise
     if where == "target":
         move_record(vm, source, target, state)
-        return f"{vm.name} runs on {target.name} now (moved live from {source.name})."
+        return _("%(name)s runs on %(host)s now (moved live from %(source)s).",
+                 name=vm.name, host=target.name, source=source.name)
     if where == "source":
         undo_target(vm, target, created, reserved)
     # "unknown": the target may hold the only copy (the source undefined it, the target
     # did not answer): nothing is removed on either host; the VM waits in error.
     _end(vm, VM.READY if where == "source" else VM.ERROR,
-         None if where == "source" else f"Migration to {target.name}: where {vm.name} "
-                                        "runs could not be confirmed; nothing was removed "
-                                        f"from {source.name} or {target.name}.")
+         None if where == "source" else _("Migration to %(host)s: where %(name)s runs could "
+                                          "not be confirmed; nothing was removed from "
+                                          "%(source)s or %(host)s.", host=target.name,
+                                          name=vm.name, source=source.name))
     why = stopped or outcome.get("error")
-    text = (f"{vm.name} stays on {source.name}: " + (
-        "cancelled." if isinstance(why, tasks.Cancelled) else str(why) or type(why).__name__))
+    text = _("%(name)s stays on %(source)s: %(why)s", name=vm.name, source=source.name,
+             why=_("cancelled.") if isinstance(why, tasks.Cancelled)
+             else str(why) or type(why).__name__)
     if isinstance(stopped, tasks.Cancelled):
         raise tasks.Cancelled(text)
     raise ServiceError(text)
@@ -177,16 +187,18 @@ def _follow(ctx, vm: VM, src, thread: threading.Thread) -> None:
             rate = job.data_processed / max(now - started, 0.1)
             remaining = job.data_remaining / rate if rate > 0 else None
             ctx.report(min(job.data_processed / job.data_total, 0.99),
-                       f"Copying: {job.data_processed // 2**20} of "
-                       f"{job.data_total // 2**20} MiB (disks {job.disk_processed // 2**20}"
-                       f" of {job.disk_total // 2**20} MiB, memory "
-                       f"{job.memory_processed // 2**20} MiB).", remaining=remaining)
+                       _("Copying: %(done)s of %(total)s MiB (disks %(disks_done)s of "
+                         "%(disks_total)s MiB, memory %(memory)s MiB).",
+                         done=job.data_processed // 2**20, total=job.data_total // 2**20,
+                         disks_done=job.disk_processed // 2**20,
+                         disks_total=job.disk_total // 2**20,
+                         memory=job.memory_processed // 2**20), remaining=remaining)
         else:
-            ctx.report(None, "Migrating.")
+            ctx.report(None, _("Migrating."))
         vm.status_since = utcnow()   # a long migration is not a stuck action
         if now - moved_at > STALL_SECONDS and thread.is_alive():
-            raise _Stalled(f"nothing moved for {STALL_SECONDS} s (the link between the "
-                           "hosts?); the migration was cancelled")
+            raise _Stalled(_("nothing moved for %(seconds)s s (the link between the "
+                             "hosts?); the migration was cancelled", seconds=STALL_SECONDS))
 
 
 def stopped(ctx, why: str) -> None:
@@ -205,12 +217,13 @@ def stopped(ctx, why: str) -> None:
         where, state = settle(vm, source, target, was="running"
                               if ctx.args["mode"] == "live" else "shut off", wait=30)
     except Exception:
-        _end(vm, VM.ERROR, "Migration interrupted; where it runs could not be confirmed.")
+        _end(vm, VM.ERROR, _("Migration interrupted; where it runs could not be "
+                             "confirmed."))
         raise
     if where == "target":
         move_record(vm, source, target, state)
         return
     _end(vm, VM.READY if where == "source" else VM.ERROR,
-         None if where == "source" else "Migration interrupted; where it runs could not "
-                                        "be confirmed.")
+         None if where == "source" else _("Migration interrupted; where it runs could not "
+                                          "be confirmed."))
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import logging
 import threading
 
+from flask_babel import gettext as _
+
 from ...models import VM, Host
 from ...virt import VirtError
 from .. import Conflict, ServiceError
@@ -16,6 +18,7 @@ from . import placement
 from .lifecycle import _end
 from .targets import (base_image_on, cdrom_paths, check_network, clear_target, move_record,
                       reserve_on, undo_target)
+from .views import state_label
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +32,8 @@ def move_offline(ctx, vm: VM, source: Host, target: Host) -> str:
     pool = get_settings().storage_pool
     plan = src.migration_plan(vm.uuid)
     if plan.state != "shut off":
-        raise Conflict(f"{vm.name} is {plan.state} now; an offline move needs it shut off.")
+        raise Conflict(_("%(name)s is %(state)s now; an offline move needs it shut off.",
+                         name=vm.name, state=state_label(plan.state)))
     check_network(vm, target)
     names = vm.volume_names
     created, reserved = [], False
@@ -46,15 +50,18 @@ def move_offline(ctx, vm: VM, source: Host, target: Host) -> str:
         reserved = reserve_on(vm, target)
         xml = dst.retarget_xml(plan.persistent_xml, placement.vnc_listen_for(target),
                                cdrom_paths(vm, source, target))
-        ctx.report(0.99, f"Defining {vm.name} on {target.name}.", force=True)
+        ctx.report(0.99, _("Defining %(name)s on %(host)s.", name=vm.name, host=target.name),
+                   force=True)
         dst.define_xml(xml)
         if dst.locate(vm.uuid) != "shut off":
-            raise ServiceError(f"{target.name} did not keep {vm.name}'s definition.")
+            raise ServiceError(_("%(host)s did not keep %(name)s's definition.",
+                                 host=target.name, name=vm.name))
     except BaseException as exc:
         undo_target(vm, target, created, reserved)
         _end(vm)
         if isinstance(exc, VirtError):
-            raise ServiceError(f"{vm.name} stays on {source.name}: {exc}") from None
+            raise ServiceError(_("%(name)s stays on %(source)s: %(why)s", name=vm.name,
+                                 source=source.name, why=exc)) from None
         raise
     try:
         src.remove(vm.uuid)
@@ -64,7 +71,8 @@ def move_offline(ctx, vm: VM, source: Host, target: Host) -> str:
         from ...models import Leftover
         leftovers.remember(source, Leftover.DOMAIN, vm.uuid, "", str(exc))
     move_record(vm, source, target, "shut off")
-    return f"{vm.name} was moved (shut off) from {source.name} to {target.name}."
+    return _("%(name)s was moved (shut off) from %(source)s to %(host)s.", name=vm.name,
+             source=source.name, host=target.name)
 
 
 def _copy_one(ctx, src, dst, pool: str, name: str, before: int, total: int) -> None:
@@ -90,8 +98,9 @@ def _copy_one(ctx, src, dst, pool: str, name: str, before: int, total: int) -> N
         while thread.is_alive():
             thread.join(0.5)
             ctx.report(min((before + done[0]) / total, 0.98),
-                       f"Copying {name} to {dst.name} ({(before + done[0]) // 2**20} of "
-                       f"{total // 2**20} MiB).")
+                       _("Copying %(volume)s to %(host)s (%(done)s of %(total)s MiB).",
+                         volume=name, host=dst.name, done=(before + done[0]) // 2**20,
+                         total=total // 2**20))
     except BaseException:
         stop.set()
         thread.join()

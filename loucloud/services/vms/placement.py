@@ -8,6 +8,10 @@ import logging
 import socket
 from urllib.parse import urlsplit
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel.speaklater import LazyString
+
 from ...extensions import cache, db
 from ...models import Host, ImageLocation, Template
 from ...virt import VirtError
@@ -43,14 +47,15 @@ def candidate_hosts(template: Template) -> list[Host]:
 
 def _fit(hv, kind: str, source: str):
     """The host's free memory, after checking it can take the NIC (a session daemon
-    gives user-mode networking whatever the template says)."""
+    gives user-mode networking whatever the template says); else why not (lazy: this
+    runs in a thread of on_each, the reason is said in the request's language later)."""
     load = hv.load(cpu=False)
     if kind == "network" and not hv.uri.rstrip("/").endswith("/session"):
         net = next((n for n in hv.networks() if n.name == source), None)
         if net is None:
-            return f"there is no network {source}"
+            return _l("there is no network %(network)s", network=source)
         if not net.active:
-            return f"the network {source} is not active"
+            return _l("the network %(network)s is not active", network=source)
     return load
 
 
@@ -67,24 +72,26 @@ def ranked_hosts(template: Template) -> list[tuple[Host, int]]:
     can take a VM now (each host's reason)."""
     hosts = candidate_hosts(template)
     if not hosts:   # the pool as it is set up, not a passing outage: 409
-        raise Conflict(f"No host accepting new VMs holds the image {template.image.name}.")
+        raise Conflict(_("No host accepting new VMs holds the image %(image)s.",
+                         image=template.image.name))
     kind, source = nic_of(template)
     fits = on_each([hypervisor(h) for h in hosts], lambda hv: _fit(hv, kind, source))
     ranked = sorted(((fit.memory_free_mib, -i, h) for i, h in enumerate(hosts)
-                     if not isinstance(fit := fits[h.uri], (VirtError, str))),
+                     if not isinstance(fit := fits[h.uri], (VirtError, str, LazyString))),
                     key=lambda t: t[:2], reverse=True)
     if not ranked:
-        raise Unavailable("No host can take this VM now: " + "; ".join(
-            f"{h.name}: {'offline, ' if isinstance(fits[h.uri], VirtError) else ''}"
-            f"{fits[h.uri]}" for h in hosts) + ".")
-    return [(host, free) for free, _, host in ranked]
+        raise Unavailable(_("No host can take this VM now: %(reasons)s.", reasons="; ".join(
+            _("%(host)s: offline, %(error)s", host=h.name, error=fits[h.uri])
+            if isinstance(fits[h.uri], VirtError) else
+            _("%(host)s: %(reason)s", host=h.name, reason=fits[h.uri]) for h in hosts)))
+    return [(host, free) for free, _order, host in ranked]
 
 
 def check_host_for(template: Template, host: Host) -> None:
     """Refuse a host the administrator chose that lacks the template's image."""
     if host.id not in {loc.host_id for loc in template.image.locations if loc.present}:
-        raise FieldError(f"The image {template.image.name} is not on {host.name}.",
-                         "host_id")
+        raise FieldError(_("The image %(image)s is not on %(host)s.",
+                           image=template.image.name, host=host.name), "host_id")
 
 
 def vnc_listen_for(host: Host) -> str:
@@ -103,8 +110,8 @@ def vnc_listen_for(host: Host) -> str:
     try:
         return socket.getaddrinfo(address, None, proto=socket.IPPROTO_TCP)[0][4][0]
     except OSError:
-        raise FieldError(f"Cannot resolve {address} to choose where VNC listens; set the "
-                         "VNC listen address in Settings.") from None
+        raise FieldError(_("Cannot resolve %(address)s to choose where VNC listens; set "
+                           "the VNC listen address in Settings.", address=address)) from None
 
 
 def cpu_baseline(host: Host) -> str | None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import uuid as uuidlib
 
+from flask_babel import gettext as _
+
 from ...models import VM, utcnow
 from ...virt import NoAnswer, VirtError
 from .. import Conflict, transaction
@@ -47,8 +49,9 @@ def rebuild_vm(vm: VM, password: str | None = None) -> str:
     template, host, owner = vm.template, vm.host, vm.owner
     image = template.image
     if host.id not in {loc.host_id for loc in image.locations if loc.present}:
-        raise Conflict(f"The image {image.name} of {template.name} is not on {host.name}: "
-                       f"{vm.name} cannot be rebuilt there now.")
+        raise Conflict(_("The image %(image)s of %(template)s is not on %(host)s: %(name)s "
+                         "cannot be rebuilt there now.", image=image.name,
+                         template=template.name, host=host.name, name=vm.name))
     seed_iso, job_names = _seed(vm.name, str(uuidlib.uuid4()), template, owner, password,
                                 _chosen_jobs(vm))
     if not gets_seed(vm):  # nowhere to put a seed: no drive for it, or a simulated host
@@ -76,14 +79,15 @@ def rebuild_vm(vm: VM, password: str | None = None) -> str:
         if state in ("running", "paused"):
             hv.act(vm.uuid, "start")
     except NoAnswer as exc:   # dropping its snapshots (each walks its memory) ran out
-        raise unknown_outcome(vm, exc, "Rebuild") from None
+        raise unknown_outcome(vm, exc, _("Rebuild")) from None
     except VirtError as exc:
         forget_states(host)
         if not replacing:
             _put_back(vm, previous)
-            raise host_refusal(vm, exc, "rebuild") from None
-        _end(vm, VM.ERROR, f"Rebuild did not finish: {exc}. Rebuild it again."[:500])
-        raise host_refusal(vm, exc, "finish rebuilding") from None
+            raise host_refusal(vm, exc, _("rebuild %(name)s", name=vm.name)) from None
+        _end(vm, VM.ERROR, _("Rebuild did not finish: %(error)s. Rebuild it again.",
+                             error=exc)[:500])
+        raise host_refusal(vm, exc, _("finish rebuilding %(name)s", name=vm.name)) from None
     forget_states(host)
     vm.snapshots.clear()
     vm.image_id, vm.volume_path = image.id, volume.path
@@ -96,7 +100,16 @@ def rebuild_vm(vm: VM, password: str | None = None) -> str:
     vm.started_at = utcnow() if running else None
     _end(vm)
     log.info("VM %s rebuilt on %s from %s", vm.name, host.name, image.name)
-    return (f"{vm.name} was rebuilt from {image.name}"
-            + (" and is starting" if running else "") + ": its disk is new"
-            + (", its first boot runs again" if seed_iso is not None else "") + ".")
+    seeded = seed_iso is not None
+    if running and seeded:
+        return _("%(name)s was rebuilt from %(image)s and is starting: its disk is new, its "
+                 "first boot runs again.", name=vm.name, image=image.name)
+    if running:
+        return _("%(name)s was rebuilt from %(image)s and is starting: its disk is new.",
+                 name=vm.name, image=image.name)
+    if seeded:
+        return _("%(name)s was rebuilt from %(image)s: its disk is new, its first boot runs "
+                 "again.", name=vm.name, image=image.name)
+    return _("%(name)s was rebuilt from %(image)s: its disk is new.", name=vm.name,
+             image=image.name)
 

@@ -16,6 +16,9 @@ import logging
 from dataclasses import dataclass
 from typing import Callable, NoReturn
 
+from flask_babel import gettext as _
+from flask_babel import ngettext
+
 from ...extensions import db
 from ...models import VM
 from ...virt import DomainNotFound, VirtError
@@ -52,19 +55,20 @@ def _whole(value, field: str, low: int, high: int, what: str) -> int | None:
     try:
         number = int(value)
     except (TypeError, ValueError):
-        raise FieldError(f"Give {what} as a whole number.", field) from None
+        raise FieldError(_("Give %(what)s as a whole number.", what=what), field) from None
     if not low <= number <= high:
-        raise FieldError(f"Give {what} from {low} to {high}.", field)
+        raise FieldError(_("Give %(what)s from %(low)s to %(high)s.", what=what, low=low,
+                           high=high), field)
     return number
 
 
 def check_sizes(vcpus, memory_mib) -> tuple[int | None, int | None]:
     """The asked sizes as numbers (None: not asked). Raises FieldError."""
-    vcpus = _whole(vcpus, "vcpus", 1, MAX_VCPUS, "the vCPUs")
+    vcpus = _whole(vcpus, "vcpus", 1, MAX_VCPUS, _("the vCPUs"))
     memory_mib = _whole(memory_mib, "memory_mib", MIN_MEMORY_MIB, MAX_MEMORY_MIB,
-                        "the memory in MiB")
+                        _("the memory in MiB"))
     if vcpus is None and memory_mib is None:
-        raise FieldError("Say the new vCPUs, the new memory, or both.", "vcpus")
+        raise FieldError(_("Say the new vCPUs, the new memory, or both."), "vcpus")
     return vcpus, memory_mib
 
 
@@ -100,8 +104,8 @@ def resize(vm: VM, vcpus=None, memory_mib=None) -> ResizeOutcome:
     if memory_mib == vm.memory_mib:
         memory_mib = None
     if vcpus is None and memory_mib is None:
-        raise FieldError(f"{vm.name} has these sizes already.", "vcpus")
-    previous = begin_unsaved(vm, "resizing", "resize")
+        raise FieldError(_("%(name)s has these sizes already.", name=vm.name), "vcpus")
+    previous = begin_unsaved(vm, "resizing", _("resize %(name)s", name=vm.name))
     old = (vm.vcpus, vm.memory_mib, vm.max_vcpus, vm.max_memory_mib)
     new_vcpus = vcpus if vcpus is not None else vm.vcpus
     new_memory = memory_mib if memory_mib is not None else vm.memory_mib
@@ -128,7 +132,7 @@ def resize(vm: VM, vcpus=None, memory_mib=None) -> ResizeOutcome:
              vm.memory_mib, done.deferred)
     asked = [f for f, v in (("vcpus", vcpus), ("memory_mib", memory_mib)) if v is not None]
     later = {FIELDS.get(what, what): why for what, why in done.deferred} if done.running \
-        else {f: "it does not run now: it gets them at its next start" for f in asked}
+        else {f: _("it does not run now: it gets them at its next start") for f in asked}
     return ResizeOutcome(_message(vm, vcpus, memory_mib, done), done.running,
                          tuple(f for f in asked if f not in later),
                          tuple((f, later[f]) for f in asked if f in later),
@@ -144,7 +148,8 @@ def _failed(vm: VM, previous, old: tuple, exc: VirtError) -> NoReturn:
     if isinstance(exc, DomainNotFound):
         vm.vcpus, vm.memory_mib, vm.max_vcpus, vm.max_memory_mib = old
         _put_back(vm, previous)
-        raise Conflict(f"{vm.name} is missing on {vm.host.name}.") from None
+        raise Conflict(_("%(name)s is missing on %(host)s.", name=vm.name,
+                         host=vm.host.name)) from None
     asked = (vm.vcpus, vm.memory_mib, vm.max_vcpus, vm.max_memory_mib)
     try:
         now = hypervisor(vm.host).sizes(vm.uuid)
@@ -154,38 +159,53 @@ def _failed(vm: VM, previous, old: tuple, exc: VirtError) -> NoReturn:
     if found is None:
         vm.vcpus, vm.memory_mib, vm.max_vcpus, vm.max_memory_mib = (
             max(a, b or 0) for a, b in zip(asked, old))
-        applied = (f" The outcome is unknown: check {vm.name} on {vm.host.name} when it "
-                   "answers (the larger sizes are counted meanwhile).")
-        _end(vm, VM.ERROR, f"Resize outcome unknown: {exc}"[:500])
+        applied = " " + _("The outcome is unknown: check %(name)s on %(host)s when it "
+                          "answers (the larger sizes are counted meanwhile).", name=vm.name,
+                          host=vm.host.name)
+        _end(vm, VM.ERROR, _("Resize outcome unknown: %(error)s", error=exc)[:500])
     else:
         vm.vcpus, vm.memory_mib, vm.max_vcpus, vm.max_memory_mib = found
-        applied = f" {vm.name} was not resized." if found[:2] == old[:2] else (
-            f" {vm.name}'s definition (what it boots with) has {found[0]} vCPU"
-            f"{'s' if found[0] > 1 else ''} and {found[1]} MiB of memory now.")
+        applied = " " + (_("%(name)s was not resized.", name=vm.name)
+                         if found[:2] == old[:2] else
+                         ngettext("%(name)s's definition (what it boots with) has %(num)s "
+                                  "vCPU and %(memory)s MiB of memory now.",
+                                  "%(name)s's definition (what it boots with) has %(num)s "
+                                  "vCPUs and %(memory)s MiB of memory now.", found[0],
+                                  name=vm.name, memory=found[1]))
         _put_back(vm, previous)
     log.warning("resize of %s failed: %s (definition: %s)", vm.name, exc, found)
-    raise refusal(vm, exc, f"{vm.host.name} could not resize {vm.name}: {exc}.{applied}",
-                  unavailable=f"{vm.host.name} does not answer: {exc}.{applied}") from None
+    raise refusal(vm, exc, _("%(host)s could not resize %(name)s: %(error)s.",
+                             host=vm.host.name, name=vm.name, error=exc) + applied,
+                  unavailable=_("%(host)s does not answer: %(error)s.", host=vm.host.name,
+                                error=exc) + applied) from None
+
+
+def _both(said: list[str]) -> str:
+    """One size, or two: "2 vCPUs and 1024 MiB of memory"."""
+    return said[0] if len(said) == 1 else _("%(first)s and %(second)s", first=said[0],
+                                            second=said[1])
 
 
 def _message(vm: VM, vcpus, memory_mib, done) -> str:
     asked = []
     if vcpus is not None:
-        asked.append(("vCPUs", f"{vcpus} vCPU{'s' if vcpus > 1 else ''}"))
+        asked.append(("vCPUs", ngettext("%(num)s vCPU", "%(num)s vCPUs", vcpus)))
     if memory_mib is not None:
-        asked.append(("memory", f"{memory_mib} MiB of memory"))
+        asked.append(("memory", _("%(memory)s MiB of memory", memory=memory_mib)))
     if not done.running:
-        return f"{vm.name} now has " + " and ".join(a for _w, a in asked) + \
-            "; it gets them at its next start."
+        return _("%(name)s now has %(sizes)s; it gets them at its next start.",
+                 name=vm.name, sizes=_both([a for _w, a in asked]))
     later = dict(done.deferred)
     now = [a for what, a in asked if what not in later]
     parts = []
     if now:
-        parts.append(f"{vm.name} now has " + " and ".join(now) + ", running.")
+        parts.append(_("%(name)s now has %(sizes)s, running.", name=vm.name,
+                       sizes=_both(now)))
     for what, text in asked:
         if what in later:
-            parts.append(f"{text[0].upper() + text[1:]}: applies at next boot ({later[what]}).")
+            parts.append(_("%(size)s: applies at next boot (%(why)s).",
+                           size=text[0].upper() + text[1:], why=later[what]))
     if done.guest_online is False:
-        parts.append("The guest did not confirm it brought the new vCPUs online (no guest "
-                     "agent answering): inside it, bring them online (chcpu -e).")
+        parts.append(_("The guest did not confirm it brought the new vCPUs online (no guest "
+                       "agent answering): inside it, bring them online (chcpu -e)."))
     return " ".join(parts)

@@ -23,6 +23,9 @@ import logging
 import re
 from datetime import datetime, timezone
 
+from flask_babel import gettext as _
+from flask_babel import ngettext
+
 from ...extensions import db
 from ...models import VM, Snapshot, utcnow
 from ...virt import NoAnswer, VirtError
@@ -35,6 +38,7 @@ from ..settings import get_settings
 from .create import QuotaExceeded, lock_quota
 from .lifecycle import _begin, _end, _put_back, refusal, unknown_outcome
 from .state import forget_states
+from .views import state_label
 
 log = logging.getLogger(__name__)
 
@@ -44,15 +48,16 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 def check_snapshot_name(name: str) -> str:
     name = (name or "").strip()
     if not NAME_RE.match(name):
-        raise FieldError("Name the snapshot with 1 to 64 letters, digits, '-', '_' or '.', "
-                         "starting with a letter or digit.", "name")
+        raise FieldError(_("Name the snapshot with 1 to 64 letters, digits, '-', '_' or "
+                           "'.', starting with a letter or digit."), "name")
     return name
 
 
 def host_refusal(vm: VM, exc: VirtError, doing: str) -> ServiceError:
-    """The service error for what the host said while ``doing`` something to ``vm``."""
-    return refusal(vm, exc, f"Could not {doing} {vm.name}: {exc}",
-                   conflict=f"Cannot {doing} {vm.name}: {exc}.")
+    """The service error for what the host said while ``doing`` something to ``vm``
+    (``doing`` names the VM, in the reader's language: "revert vm1")."""
+    return refusal(vm, exc, _("Could not %(doing)s: %(error)s", doing=doing, error=exc),
+                   conflict=_("Cannot %(doing)s: %(error)s.", doing=doing, error=exc))
 
 
 def _when(epoch: int) -> datetime:
@@ -86,7 +91,8 @@ def list_snapshots(vm: VM) -> list[Snapshot]:
     try:
         found = hypervisor(vm.host).snapshots(vm.uuid)
     except VirtError as exc:
-        raise host_refusal(vm, exc, "list the snapshots of") from None
+        raise host_refusal(vm, exc, _("list the snapshots of %(name)s",
+                                      name=vm.name)) from None
     _follow(vm, found)
     db.session.commit()
     return list(vm.snapshots)
@@ -101,7 +107,7 @@ def create_snapshot(vm: VM, name: str, memory: bool | None = None) -> str:
     name = check_snapshot_name(name)
     limit = get_settings().snapshots_per_vm
     if limit == 0:
-        raise Conflict("Snapshots are turned off (Settings: snapshots per VM is 0).")
+        raise Conflict(_("Snapshots are turned off (Settings: snapshots per VM is 0)."))
     _check_room(vm, name, limit)
     previous = _begin(vm, "snapshotting")
     try:  # again, as the busy mark left it: another create may have ended meanwhile
@@ -115,24 +121,28 @@ def create_snapshot(vm: VM, name: str, memory: bool | None = None) -> str:
             memory = hv.domain_state(vm.uuid) in ("running", "paused")
         info = hv.create_snapshot(vm.uuid, name, memory)
     except NoAnswer as exc:   # the list follows the host at the next snapshot action
-        raise unknown_outcome(vm, exc, "Snapshot") from None
+        raise unknown_outcome(vm, exc, _("Snapshot")) from None
     except VirtError as exc:
         _put_back(vm, previous)
-        raise host_refusal(vm, exc, "snapshot") from None
+        raise host_refusal(vm, exc, _("snapshot %(name)s", name=vm.name)) from None
     vm.snapshots.append(Snapshot(name=info.name, memory=info.memory, size_bytes=info.size,
                                  created_at=_when(info.created)))
     _end(vm)
     log.info("snapshot %s of %s taken (memory: %s)", name, vm.name, info.memory)
-    return (f"Snapshot {name} of {vm.name} taken, with its running machine." if info.memory
-            else f"Snapshot {name} of {vm.name}'s disks taken.")
+    if info.memory:
+        return _("Snapshot %(snapshot)s of %(name)s taken, with its running machine.",
+                 snapshot=name, name=vm.name)
+    return _("Snapshot %(snapshot)s of %(name)s's disks taken.", snapshot=name, name=vm.name)
 
 
 def _check_room(vm: VM, name: str, limit: int) -> None:
     if any(row.name == name for row in vm.snapshots):
-        raise Conflict(f"{vm.name} already has a snapshot named {name}.")
+        raise Conflict(_("%(name)s already has a snapshot named %(snapshot)s.",
+                         name=vm.name, snapshot=name))
     if len(vm.snapshots) >= limit:
-        raise Conflict(f"{vm.name} has {len(vm.snapshots)} snapshots, the most a VM may "
-                       f"keep ({limit}): delete one first.")
+        raise Conflict(_("%(name)s has %(count)s snapshots, the most a VM may keep "
+                         "(%(limit)s): delete one first.", name=vm.name,
+                         count=len(vm.snapshots), limit=limit))
 
 
 def _row(vm: VM, name: str) -> Snapshot | None:
@@ -161,13 +171,14 @@ def revert_snapshot(vm: VM, name: str) -> str:
         if row is not None:  # gone from the host: the list follows it
             vm.snapshots.remove(row)
             db.session.commit()
-        raise NotFound(f"{vm.name} has no snapshot named {name}.") from None
+        raise NotFound(_("%(name)s has no snapshot named %(snapshot)s.", name=vm.name,
+                         snapshot=name)) from None
     except NoAnswer as exc:   # the larger sizes stay counted until the host tells
-        raise unknown_outcome(vm, exc, "Revert") from None
+        raise unknown_outcome(vm, exc, _("Revert")) from None
     except VirtError as exc:
         _record(vm, _sizes_on_host(hv, vm) or old)   # a refusal changed nothing, mostly
         _put_back(vm, previous)
-        raise host_refusal(vm, exc, "revert") from None
+        raise host_refusal(vm, exc, _("revert %(name)s", name=vm.name)) from None
     after = reverted.state
     forget_states(vm.host)
     watching.note_state(vm, after)
@@ -183,15 +194,17 @@ def revert_snapshot(vm: VM, name: str) -> str:
     log.info("%s reverted to snapshot %s (%s -> %s; sizes %s -> %s; disks %s)", vm.name,
              name, before, after, old, now, reverted.disks)
     if memory:
-        said = f"{vm.name} is back at snapshot {name}: {after}, as it was then."
+        said = _("%(name)s is back at snapshot %(snapshot)s: %(state)s, as it was then.",
+                 name=vm.name, snapshot=name, state=state_label(after))
     elif after == "running":
-        said = (f"{vm.name}'s disks are back at snapshot {name}; it was forced off and "
-                "boots from them.")
+        said = _("%(name)s's disks are back at snapshot %(snapshot)s; it was forced off and "
+                 "boots from them.", name=vm.name, snapshot=name)
     else:
-        said = f"{vm.name}'s disks are back at snapshot {name}; it is {after}."
+        said = _("%(name)s's disks are back at snapshot %(snapshot)s; it is %(state)s.",
+                 name=vm.name, snapshot=name, state=state_label(after))
     if now is not None and now[:2] != old[:2]:
-        said += (f" It has {_sized(now[0], now[1])} again, as at the snapshot (it had "
-                 f"{_sized(old[0], old[1])}).")
+        said += " " + _("It has %(now)s again, as at the snapshot (it had %(before)s).",
+                        now=_sized(now[0], now[1]), before=_sized(old[0], old[1]))
     return said + _disks_said(vm, reverted.disks)
 
 
@@ -210,7 +223,8 @@ def _record(vm: VM, sizes: Four) -> None:
 
 
 def _sized(vcpus: int, memory_mib: int) -> str:
-    return f"{vcpus} vCPU{'s' if vcpus != 1 else ''} and {memory_mib} MiB of memory"
+    return ngettext("%(num)s vCPU and %(memory)s MiB of memory",
+                    "%(num)s vCPUs and %(memory)s MiB of memory", vcpus, memory=memory_mib)
 
 
 def _sizes_on_host(hv: Hypervisor, vm: VM) -> Four | None:
@@ -241,10 +255,11 @@ def _count_larger(vm: VM, previous, name: str, then: Sizes | None) -> VM:
     except QuotaExceeded as exc:
         vm = db.session.get(VM, vm_id)
         _put_back(vm, previous)
-        raise QuotaExceeded(
-            f"Cannot revert {vm_name} to snapshot {name}: it puts back "
-            f"{_sized(then.vcpus, then.memory_mib)} ({vm_name} has "
-            f"{_sized(old[0], old[1])} now). {exc}") from None
+        raise QuotaExceeded(_(
+            "Cannot revert %(name)s to snapshot %(snapshot)s: it puts back %(then)s "
+            "(%(name)s has %(now)s now). %(error)s", name=vm_name, snapshot=name,
+            then=_sized(then.vcpus, then.memory_mib), now=_sized(old[0], old[1]),
+            error=exc)) from None
     vm = db.session.get(VM, vm_id)
     _record(vm, larger)
     return vm
@@ -266,27 +281,29 @@ def _disks_said(vm: VM, changes: DiskChanges) -> str:
         return ", ".join(targets)
     said = []
     if changes.attached:
-        said.append(f"Its data disk {names(changes.attached)} (attached after the "
-                    "snapshot) stays attached, as it is now.")
+        said.append(_("Its data disk %(disks)s (attached after the snapshot) stays "
+                      "attached, as it is now.", disks=names(changes.attached)))
     if changes.at_next_start:
-        said.append(f"Its data disk {names(changes.at_next_start)} is back in its "
-                    "definition but the running VM refused the hot-plug: the VM sees it at "
-                    "its next start.")
+        said.append(_("Its data disk %(disks)s is back in its definition but the running "
+                      "VM refused the hot-plug: the VM sees it at its next start.",
+                      disks=names(changes.at_next_start)))
     if changes.detached:
-        said.append(f"Its data disk {names(changes.detached)} (detached after the "
-                    "snapshot) stays detached; what it holds went back to the snapshot too.")
+        said.append(_("Its data disk %(disks)s (detached after the snapshot) stays "
+                      "detached; what it holds went back to the snapshot too.",
+                      disks=names(changes.detached)))
     if changes.held:
-        said.append(f"The guest has not let go of {names(changes.held)} yet (detached "
-                    "after the snapshot): it stays detached and leaves the running guest when "
-                    "the guest lets go of it, at the latest when the VM stops.")
+        said.append(_("The guest has not let go of %(disks)s yet (detached after the "
+                      "snapshot): it stays detached and leaves the running guest when the "
+                      "guest lets go of it, at the latest when the VM stops.",
+                      disks=names(changes.held)))
     if changes.refused:
         for disk in vm.disks:
             if disk.target in changes.refused:
                 disk.attached = False
         db.session.commit()
-        said.append(f"Its data disk {names(changes.refused)} could not be attached again "
-                    "(a disk LouCloud does not know holds its place in the snapshot's "
-                    "definition): it is marked detached.")
+        said.append(_("Its data disk %(disks)s could not be attached again (a disk "
+                      "LouCloud does not know holds its place in the snapshot's "
+                      "definition): it is marked detached.", disks=names(changes.refused)))
     return (" " + " ".join(said)) if said else ""
 
 
@@ -300,23 +317,27 @@ def delete_snapshot(vm: VM, name: str) -> str:
         try:         # host has it (taken outside LouCloud)
             known = [s.name for s in hypervisor(vm.host).snapshots(vm.uuid)]
         except VirtError as exc:
-            raise host_refusal(vm, exc, "delete a snapshot of") from None
+            raise host_refusal(vm, exc, _("delete a snapshot of %(name)s",
+                                          name=vm.name)) from None
         if not name or name not in known:
-            raise NotFound(f"{vm.name} has no snapshot named {name}.")
+            raise NotFound(_("%(name)s has no snapshot named %(snapshot)s.", name=vm.name,
+                             snapshot=name))
     previous = _begin(vm, "snapshotting")
     try:
         existed = hypervisor(vm.host).delete_snapshot(vm.uuid, name)
     except NoAnswer as exc:   # the row stays until the host's list says otherwise
-        raise unknown_outcome(vm, exc, "Snapshot delete") from None
+        raise unknown_outcome(vm, exc, _("Snapshot delete")) from None
     except VirtError as exc:
         _put_back(vm, previous)
-        raise host_refusal(vm, exc, "delete a snapshot of") from None
+        raise host_refusal(vm, exc, _("delete a snapshot of %(name)s",
+                                      name=vm.name)) from None
     if row is not None:
         vm.snapshots.remove(row)
     _end(vm)
     if not existed and row is None:
-        raise NotFound(f"{vm.name} has no snapshot named {name}.")
-    return f"Snapshot {name} of {vm.name} deleted."
+        raise NotFound(_("%(name)s has no snapshot named %(snapshot)s.", name=vm.name,
+                         snapshot=name))
+    return _("Snapshot %(snapshot)s of %(name)s deleted.", snapshot=name, name=vm.name)
 
 
 # -- the saved memory state --------------------------------------------------------------
@@ -329,7 +350,8 @@ def has_saved_state(vm: VM) -> bool:
 def begin_unsaved(vm: VM, status: str, doing: str):
     """lifecycle._begin, then refuse (Conflict, the VM put back) when its host says the
     shut-off VM holds a saved memory state (a running one asks nothing more): its start restores the definition saved with it, so a
-    change of its sizes or disks made now would not apply (a disk gone: no start)."""
+    change of its sizes or disks made now would not apply (a disk gone: no start).
+    ``doing`` names the VM, in the reader's language ("resize vm1": host_refusal)."""
     previous = _begin(vm, status)
     if vm.live_state in ("running", "paused"):   # a running domain holds none: libvirt
         return previous                         # drops it when it starts
@@ -340,8 +362,8 @@ def begin_unsaved(vm: VM, status: str, doing: str):
         raise host_refusal(vm, exc, doing) from None
     if saved:
         _put_back(vm, previous)
-        raise Conflict(f"Cannot {doing} {vm.name}: it holds a saved memory state "
-                       "(suspended to disk): start it, or discard the state, first.")
+        raise Conflict(_("Cannot %(doing)s: it holds a saved memory state (suspended to "
+                         "disk): start it, or discard the state, first.", doing=doing))
     return previous
 
 
@@ -352,18 +374,21 @@ def discard_saved_state(vm: VM) -> str:
     try:
         held = has_saved_state(vm) or hypervisor(vm.host).has_saved_state(vm.uuid)
     except VirtError as exc:
-        raise host_refusal(vm, exc, "discard the saved state of") from None
+        raise host_refusal(vm, exc, _("discard the saved state of %(name)s",
+                                      name=vm.name)) from None
     if not held:
-        raise Conflict(f"{vm.name} holds no saved state.")
+        raise Conflict(_("%(name)s holds no saved state.", name=vm.name))
     previous = _begin(vm, "discarding")
     try:
         existed = hypervisor(vm.host).discard_saved_state(vm.uuid)
     except VirtError as exc:
         _put_back(vm, previous)
-        raise host_refusal(vm, exc, "discard the saved state of") from None
+        raise host_refusal(vm, exc, _("discard the saved state of %(name)s",
+                                      name=vm.name)) from None
     if vm.live_reason == "saved":
         vm.live_reason, vm.live_changed_at = "", utcnow()
     _end(vm)
     if not existed:
-        raise Conflict(f"{vm.name} holds no saved state.")
-    return f"The saved state of {vm.name} was discarded: its next start boots afresh."
+        raise Conflict(_("%(name)s holds no saved state.", name=vm.name))
+    return _("The saved state of %(name)s was discarded: its next start boots afresh.",
+             name=vm.name)

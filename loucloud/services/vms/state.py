@@ -7,6 +7,7 @@ import logging
 from datetime import timedelta
 
 from flask import current_app
+from flask_babel import gettext as _
 from sqlalchemy.orm import joinedload
 
 from ...extensions import cache, db
@@ -125,7 +126,7 @@ def _reconcile_stuck(vms: list[VM], live: dict) -> None:
             vm.status, vm.last_error = VM.READY, None
         else:
             vm.status = VM.ERROR
-            vm.last_error = "Its creation was interrupted before it finished: delete it."
+            vm.last_error = _("Its creation was interrupted before it finished: delete it.")
         vm.status_since, changed = utcnow(), True
         log.warning("VM %s was stuck; now %s", vm.name, vm.status)
     if changed:
@@ -198,10 +199,11 @@ def vm_detail(vm: VM) -> VMDetail:
         status = hypervisor(vm.host).status(vm.uuid)
     except DomainNotFound:
         return VMDetail(VMView(vm, "missing", True), None,
-                        f"The domain is missing on {vm.host.name}.")
+                        _("The domain is missing on %(host)s.", host=vm.host.name))
     except HostUnavailable as exc:
         return VMDetail(VMView(vm, "host offline", False), None,
-                        f"{vm.host.name} does not answer: {exc}")
+                        _("%(host)s does not answer: %(error)s", host=vm.host.name,
+                          error=exc))
     except VirtError as exc:
         return VMDetail(VMView(vm, "unknown", True), None, str(exc))
     state = f"{vm.status}…" if vm.status in TRANSITIONAL else status.state
@@ -215,7 +217,7 @@ def find_vm(owner_name: str, name: str) -> VM:
     vm = db.session.execute(db.select(VM).join(User, VM.owner_id == User.id).where(
         User.username == owner_name, VM.name == normal(name))).scalar()
     if vm is None:
-        raise NotFound(f"{owner_name} has no VM named {name}.")
+        raise NotFound(_("%(user)s has no VM named %(name)s.", user=owner_name, name=name))
     return vm
 
 
@@ -225,9 +227,10 @@ def live_status(vm: VM) -> dict:
     try:
         status = hypervisor(vm.host).status(vm.uuid)
     except DomainNotFound:
-        return {"error": f"The domain is missing on {vm.host.name}."}
+        return {"error": _("The domain is missing on %(host)s.", host=vm.host.name)}
     except HostUnavailable as exc:
-        return {"error": f"{vm.host.name} does not answer: {exc}"}
+        return {"error": _("%(host)s does not answer: %(error)s", host=vm.host.name,
+                           error=exc)}
     except VirtError as exc:
         return {"error": str(exc)}
     return {"state": status.state, "cpu_time_s": round(status.cpu_time_ns / 1e9, 1)

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from flask_babel import lazy_gettext as _l
+
 from ...models import VM
 from ...virt.driver import ACTIONS_BY_STATE, DomainStatus
 
@@ -18,6 +20,32 @@ TRANSITIONAL = {"creating", "starting", "stopping", "rebooting", "pausing", "res
 TRANSITIONAL |= {"resizing", "attaching", "detaching"}  # issue 14: resize and disks
 # The states the list can be filtered by.
 FILTER_STATES = ["running", "paused", "shut off", "crashed", "missing", "host offline"]
+# A state (libvirt's, LouCloud's, a VM's status) as a person reads it: the data stays as
+# it is (data-state, JSON, filters); pages say it with state_label (static/follow.js has
+# the same table for the states it follows).
+STATE_LABELS = {
+    "running": _l("running"), "paused": _l("paused"), "shut off": _l("shut off"),
+    "crashed": _l("crashed"), "missing": _l("missing"), "host offline": _l("host offline"),
+    "unknown": _l("unknown"), "shutting down": _l("shutting down"),
+    "suspended": _l("suspended"), "no state": _l("no state"), "lost": _l("lost"),
+    "expired": _l("expired"), "ready": _l("ready"), "error": _l("error"),
+    "creating": _l("creating"), "starting": _l("starting"), "stopping": _l("stopping"),
+    "rebooting": _l("rebooting"), "pausing": _l("pausing"), "resuming": _l("resuming"),
+    "deleting": _l("deleting"), "snapshotting": _l("snapshotting"),
+    "reverting": _l("reverting"), "saving": _l("saving"), "discarding": _l("discarding"),
+    "rebuilding": _l("rebuilding"), "cloning": _l("cloning"), "migrating": _l("migrating"),
+    "resizing": _l("resizing"), "attaching": _l("attaching"), "detaching": _l("detaching"),
+}
+
+
+def state_label(state: str | None) -> str:
+    """``state`` in the reader's language ("starting…" too); an unknown one as it is."""
+    if not state:
+        return state or ""
+    if state.endswith("…"):
+        return state_label(state[:-1]) + "…"
+    label = STATE_LABELS.get(state)
+    return str(label) if label is not None else state
 
 
 @dataclass
