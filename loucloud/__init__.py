@@ -74,6 +74,9 @@ def register_logging(app: Flask) -> None:
 
 
 def register_extensions(app: Flask) -> None:
+    from flask_babel import gettext as _
+    from flask_babel import lazy_gettext as _l
+
     from .extensions import cache, csrf, db, login_manager, migrate
 
     db.init_app(app)
@@ -89,7 +92,7 @@ def register_extensions(app: Flask) -> None:
     taskqueue.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
-    login_manager.login_message = "Please log in to see this page."
+    login_manager.login_message = _l("Please log in to see this page.")
     login_manager.login_message_category = "info"
 
     from .services import auth as auth_service
@@ -104,10 +107,10 @@ def register_extensions(app: Flask) -> None:
 
         g.audit_result, g.error_message = "refused", "not logged in"
         if wants_json():
-            return error_response(401, "Log in first.")
+            return error_response(401, _("Log in first."))
         if request.path == "/":  # the home page: just the login form, no reproach
             return redirect(url_for("auth.login"))
-        flash(login_manager.login_message, login_manager.login_message_category)
+        flash(str(login_manager.login_message), login_manager.login_message_category)
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
 
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):

@@ -4,6 +4,8 @@ from __future__ import annotations
 import logging
 
 from flask import g, jsonify, make_response, render_template, request
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException
@@ -15,10 +17,26 @@ from .services import FieldError, ServiceError
 log = logging.getLogger(__name__)
 
 PAGES = {400, 403, 404, 405, 409, 429, 500, 503}
-TITLES = {400: "Bad request", 401: "Log in required", 403: "Forbidden", 404: "Not found",
-          405: "Method not allowed", 409: "Conflict", 413: "Too large",
-          429: "Too many requests", 500: "Something went wrong",
-          503: "Temporarily unavailable"}
+# The error pages' titles, said in the reader's language when shown (the API's problem
+# titles are HTTP's own phrases, in English: api/problems.py).
+TITLES = {400: _l("Bad request"), 401: _l("Log in required"), 403: _l("Forbidden"),
+          404: _l("Not found"), 405: _l("Method not allowed"), 409: _l("Conflict"),
+          413: _l("Too large"), 429: _l("Too many requests"), 500: _l("Something went wrong"),
+          503: _l("Temporarily unavailable")}
+# Werkzeug's own descriptions of the errors LouCloud lets it raise (abort(403), a wrong
+# method, a body too large), said in the reader's language: gettext finds them by their
+# English text.
+WERKZEUG_DESCRIPTIONS = (
+    _l("The browser (or proxy) sent a request that this server could not understand."),
+    _l("You don't have the permission to access the requested resource. It is either "
+       "read-protected or not readable by the server."),
+    _l("The method is not allowed for the requested URL."),
+    _l("A conflict happened while processing the request. The resource might have been "
+       "modified while the request was being processed."),
+    _l("The data value transmitted exceeds the capacity limit."),
+    _l("This user has exceeded an allotted request count. Try again later."),
+    _l("The server is temporarily unable to service your request due to maintenance "
+       "downtime or capacity problems. Please try again later."))
 
 
 def wants_json() -> bool:
@@ -34,7 +52,7 @@ def wants_json() -> bool:
 def error_response(code: int, message: str | None = None, errors: dict | None = None):
     if is_api_request():
         return problem(code, message, errors=errors)
-    title = TITLES.get(code, "Error")
+    title = str(TITLES[code]) if code in TITLES else _("Error")
     g.error_message = message or title  # for the audit log
     if wants_json():
         return make_response(jsonify({"error": message or title, "status": code}), code)
@@ -46,15 +64,17 @@ def error_response(code: int, message: str | None = None, errors: dict | None = 
 def register(app) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(exc):
-        return error_response(400, "This form has expired or was not sent from LouCloud. "
-                                   "Go back, reload the page and try again.")
+        return error_response(400, _("This form has expired or was not sent from LouCloud. "
+                                     "Go back, reload the page and try again."))
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         code = exc.code or 500
         message = exc.description if code not in (404, 500) else None
+        if isinstance(message, str):
+            message = _(message)   # werkzeug's English, or a text marked elsewhere
         if code == 404:
-            message = "There is nothing here, or it is not yours to see."
+            message = _("There is nothing here, or it is not yours to see.")
         errors = None
         data = getattr(exc, "data", None)   # webargs: the fields at fault
         if isinstance(data, dict) and data.get("messages"):
@@ -79,18 +99,18 @@ def register(app) -> None:
         log.error("database unavailable: %s", exc.orig if hasattr(exc, "orig") else exc)
         _rollback()
         _forget_user()
-        return error_response(503, "The database is not answering. Try again in a moment.")
+        return error_response(503, _("The database is not answering. Try again in a moment."))
 
     @app.errorhandler(Exception)
     def unexpected(exc):
         if isinstance(exc, DBAPIError) and exc.connection_invalidated:
             _rollback()
             _forget_user()
-            return error_response(503, "The database connection was lost. Try again.")
+            return error_response(503, _("The database connection was lost. Try again."))
         log.exception("unexpected error on %s %s", request.method, request.path)
         _rollback()
-        return error_response(500, "The error has been logged. Try again, or tell the "
-                                   "administrator what you were doing.")
+        return error_response(500, _("The error has been logged. Try again, or tell the "
+                                     "administrator what you were doing."))
 
 
 def _end_session(_exc) -> None:

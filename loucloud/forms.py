@@ -1,6 +1,7 @@
 """Form fields shared by the blueprints' forms."""
 from __future__ import annotations
 
+from flask_babel import gettext as _
 from wtforms import IntegerField as _IntegerField
 
 from .models import INT64_MAX
@@ -20,8 +21,8 @@ class IntegerField(_IntegerField):
         if valuelist and isinstance(valuelist[0], str) and \
                 len(valuelist[0]) > MAX_NUMBER_LENGTH:
             self.data = None
-            raise ValueError(self.gettext("Too large a number."))
+            raise ValueError(_("Too large a number."))
         super().process_formdata(valuelist)
         if self.data is not None and abs(self.data) > INT64_MAX:
             self.data = None
-            raise ValueError(self.gettext("Too large a number."))
+            raise ValueError(_("Too large a number."))

@@ -1,4 +1,5 @@
 from flask import render_template, request
+from flask_babel import lazy_gettext as _l
 from wtforms import Form, SelectChoice, SelectField, StringField
 from wtforms.validators import Length, Optional
 
@@ -11,11 +12,13 @@ PER_PAGE = 100
 
 
 class AuditFilter(Form):
-    username = StringField("User", validators=[Optional(), Length(max=64)])
-    action = StringField("Action", validators=[Optional(), Length(max=64)])
-    result = SelectField("Result", choices=[SelectChoice("", "Any result")] + [
-        SelectChoice(r, r) for r in ("ok", "refused", "failed")], validators=[Optional()])
-    q = StringField("Search", validators=[Optional(), Length(max=100)])
+    username = StringField(_l("User"), validators=[Optional(), Length(max=64)])
+    action = StringField(_l("Action"), validators=[Optional(), Length(max=64)])
+    result = SelectField(_l("Result"), choices=[SelectChoice("", _l("Any result"))] + [
+        SelectChoice(r, label) for r, label in (("ok", _l("ok")), ("refused", _l("refused")),
+                                                ("failed", _l("failed")))],
+        validators=[Optional()])
+    q = StringField(_l("Search"), validators=[Optional(), Length(max=100)])
 
 
 @bp.route("/")

@@ -1,4 +1,5 @@
 from flask import flash, make_response, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 
 from ..i18n import COOKIE, normalise
@@ -24,7 +25,7 @@ def login():
         session.clear()  # no state from before the login survives it
         auth_service.start_session(user, request.remote_addr, request.user_agent.string)
         login_user(user)
-        flash(f"Welcome, {user.display_name}.", "success")
+        flash(_("Welcome, %(name)s.", name=user.display_name), "success")
         return redirect(next_url if is_safe_next(next_url) else url_for("vms.index"))
     response = make_response(render_template("auth/login.html", form=form))
     chosen = normalise(request.args.get("lang"))
@@ -41,7 +42,7 @@ def logout():
     auth_service.log_out(current_user, current_user.get_id())
     logout_user()
     session.clear()
-    flash("You are logged out.", "info")
+    flash(_("You are logged out."), "info")
     return redirect(url_for("auth.login"))
 
 

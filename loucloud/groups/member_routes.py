@@ -2,6 +2,8 @@
 in bulk (their passwords shown once, and downloadable once), remove a member, name or
 unname a manager."""
 from flask import Response, flash, make_response, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_babel import ngettext
 
 from ..helpers import perform, show_error
 from ..security import admin_required
@@ -39,12 +41,12 @@ def _bulk_text(form: BulkUsersForm) -> str:
     if upload is not None and getattr(upload, "filename", ""):
         content = upload.read(bulk_users.MAX_BYTES + 1)
         if len(content) > bulk_users.MAX_BYTES:
-            raise FieldError(f"The file is too large: at most {bulk_users.MAX_BYTES // 1024} "
-                             "KiB.", "file")
+            raise FieldError(_("The file is too large: at most %(max)d KiB.",
+                               max=bulk_users.MAX_BYTES // 1024), "file")
         try:
             return content.decode("utf-8-sig")
         except UnicodeDecodeError:
-            raise FieldError("Save the file as UTF-8 text (CSV).", "file") from None
+            raise FieldError(_("Save the file as UTF-8 text (CSV)."), "file") from None
     return form.users.data or ""
 
 
@@ -67,7 +69,9 @@ def bulk(group_id: int):
             show_error(form, exc, "users")
         else:
             ticket, key = bulk_users.keep_for_download(bulk_users.passwords_csv(created))
-            flash(f"{len(created)} users created in {group.name}.", "success")
+            flash(ngettext("%(num)d users created in %(name)s.",
+                           "%(num)d users created in %(name)s.", len(created),
+                           name=group.name), "success")
             response = make_response(render_template(
                 "groups/created.html", group=group, created=created,
                 download=DownloadForm(formdata=None, ticket=ticket, key=key),
@@ -88,7 +92,7 @@ def download(group_id: int):
 
     def take() -> str:
         if not form.validate_on_submit():
-            raise FieldError("This download link is not valid.")
+            raise FieldError(_("This download link is not valid."))
         return bulk_users.take_download(form.ticket.data, form.key.data)
 
     try:

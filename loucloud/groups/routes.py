@@ -2,6 +2,7 @@
 the group's quota), create, edit, delete. The administrator's; a group's managers see
 its page (and the list of the groups they manage)."""
 from flask import flash, redirect, render_template, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from ..helpers import perform, show_error
@@ -38,7 +39,7 @@ def create():
         except FieldError as exc:
             show_error(form, exc, "name")
         else:
-            flash(f"Group {group.name} created. Add its members now.", "success")
+            flash(_("Group %(name)s created. Add its members now.", name=group.name), "success")
             return redirect(url_for("groups.detail", group_id=group.id))
     return render_template("groups/form.html", form=form, group=None), \
         400 if form.errors else 200
@@ -66,7 +67,7 @@ def edit(group_id: int):
         except FieldError as exc:
             show_error(form, exc, "name")
         else:
-            flash(f"Group {group.name} saved.", "success")
+            flash(_("Group %(name)s saved.", name=group.name), "success")
             return redirect(url_for("groups.detail", group_id=group.id))
     return render_template("groups/form.html", form=form, group=group), \
         400 if form.errors else 200

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import functools
 
+from flask_babel import gettext as _
+
 from ..extensions import db
 
 
@@ -44,8 +46,8 @@ class NotFound(ServiceError):
 
     status = 404
 
-    def __init__(self, message: str = "There is nothing here, or it is not yours to see."):
-        super().__init__(message)
+    def __init__(self, message: str | None = None):
+        super().__init__(message or _("There is nothing here, or it is not yours to see."))
 
 
 class Conflict(ServiceError):

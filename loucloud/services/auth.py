@@ -14,6 +14,8 @@ import secrets
 from datetime import timedelta
 
 from flask import current_app
+from flask_babel import gettext as _
+from flask_babel import ngettext
 
 from ..extensions import db
 from ..models import LoginAttempt, User, UserSession, utcnow
@@ -24,7 +26,7 @@ from .settings import get_settings
 
 log = logging.getLogger(__name__)
 
-BAD_CREDENTIALS = "Wrong user name or password."
+BAD_CREDENTIALS = "Wrong user name or password."   # in English; said by bad_credentials()
 # last_seen_at is written at most this often, not on every request.
 TOUCH_INTERVAL = timedelta(seconds=30)
 
@@ -38,9 +40,15 @@ class LoginThrottled(ServiceError):
 
     def __init__(self, retry_after: int):
         minutes = max(1, (retry_after + 59) // 60)
-        super().__init__(f"Too many failed logins. Try again in {minutes} minute"
-                         f"{'s' if minutes > 1 else ''}.")
+        super().__init__(ngettext("Too many failed logins. Try again in %(num)d minute.",
+                                  "Too many failed logins. Try again in %(num)d minutes.",
+                                  minutes))
         self.retry_after = retry_after
+
+
+def bad_credentials() -> str:
+    """The one refusal of a wrong user name or password, in the reader's language."""
+    return _("Wrong user name or password.")
 
 
 def _hash_key(key: str) -> str:
@@ -139,7 +147,7 @@ def authenticate(username: str, password: str, address: str) -> User:
     if not ok:
         db.session.commit()
         log.info("failed login for user %r from %s", name, address)
-        raise LoginRefused(BAD_CREDENTIALS)
+        raise LoginRefused(bad_credentials())
     user.last_login_at = utcnow()
     db.session.commit()
     return user

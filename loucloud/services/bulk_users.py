@@ -17,6 +17,7 @@ import secrets
 from dataclasses import dataclass
 
 from cryptography.fernet import Fernet, InvalidToken
+from flask_babel import gettext as _
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import cache, db
@@ -55,10 +56,12 @@ class LinesRefused(FieldError):
 
     def __init__(self, lines: list[tuple[int, str]], field: str = "users"):
         count = len(lines)
-        head = (f"Nothing was created: line {lines[0][0]} is wrong." if count == 1 else
-                f"Nothing was created: {count} lines are wrong.")
-        detail = " ".join(f"Line {n}: {why}" for n, why in lines[:20])
-        more = f" And {count - 20} more." if count > 20 else ""
+        head = (_("Nothing was created: line %(number)s is wrong.", number=lines[0][0])
+                if count == 1 else
+                _("Nothing was created: %(count)s lines are wrong.", count=count))
+        detail = " ".join(_("Line %(number)s: %(why)s", number=n, why=why)
+                          for n, why in lines[:20])
+        more = " " + _("And %(count)s more.", count=count - 20) if count > 20 else ""
         super().__init__(f"{head} {detail}{more}", field, errors={
             field: head, **{f"line {n}": why for n, why in lines}})
         self.head, self.lines = head, lines
@@ -77,7 +80,8 @@ def parse(text: str) -> list[Line]:
     """The users a list asks for. Raises LinesRefused naming every wrong line (a bad
     name or address, too many fields, a name given twice or taken already)."""
     if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
-        raise FieldError(f"The list is too long: at most {MAX_BYTES // 1024} KiB.", "users")
+        raise FieldError(_("The list is too long: at most %(max)d KiB.", max=MAX_BYTES // 1024),
+                         "users")
     rows = list(csv.reader(io.StringIO(text.replace("\0", ""))))
     lines, problems, seen = [], [], {}
     for number, fields in enumerate(rows, start=1):
@@ -87,8 +91,8 @@ def parse(text: str) -> list[Line]:
         if number == 1 and _is_header(fields):
             continue
         if len(fields) > 3:
-            problems.append((number, "Give at most three fields: username, full name, "
-                                     "e-mail."))
+            problems.append((number, _("Give at most three fields: username, full name, "
+                                       "e-mail.")))
             continue
         username, full_name, email = (fields + ["", ""])[:3]
         try:
@@ -99,20 +103,21 @@ def parse(text: str) -> list[Line]:
             continue
         key = line.username.lower()
         if key in seen:
-            problems.append((number, f"{line.username} is on line {seen[key]} already."))
+            problems.append((number, _("%(name)s is on line %(number)s already.",
+                                       name=line.username, number=seen[key])))
             continue
         seen[key] = number
         lines.append(line)
     taken = _taken([line.username for line in lines])
-    problems += [(line.number, f"The user name {line.username} is taken.")
+    problems += [(line.number, _("The user name %(name)s is taken.", name=line.username))
                  for line in lines if line.username.lower() in taken]
     if len(lines) > MAX_LINES:
-        raise FieldError(f"Give at most {MAX_LINES} users at a time.", "users")
+        raise FieldError(_("Give at most %(max)d users at a time.", max=MAX_LINES), "users")
     if problems:
         raise LinesRefused(sorted(problems))
     if not lines:
-        raise FieldError("Give at least one user: username, full name, e-mail, one a "
-                         "line.", "users")
+        raise FieldError(_("Give at least one user: username, full name, e-mail, one a "
+                           "line."), "users")
     return lines
 
 
@@ -150,8 +155,8 @@ def create_members(group: Group, text: str, *, manager: bool = False) -> list[Ne
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
-        raise FieldError("Another user with one of these names was created meanwhile: "
-                         "nothing was created. Send the list again.", "users") from None
+        raise FieldError(_("Another user with one of these names was created meanwhile: "
+                           "nothing was created. Send the list again."), "users") from None
     log.info("group %s: %d users created", group.name, len(made))
     return [new for _user, new in made]
 
@@ -184,9 +189,9 @@ def keep_for_download(content: str) -> tuple[str, str]:
 def take_download(ticket: str, key: str) -> str:
     """The content kept under ``ticket``, once: it is gone after this. Raises NotFound
     when it was taken already or its time is over."""
-    gone = NotFound("These passwords were downloaded already, or the "
-                    f"{DOWNLOAD_SECONDS // 60} minutes to do it are over: they are "
-                    "kept nowhere else. Reset the passwords of the users who need one.")
+    gone = NotFound(_("These passwords were downloaded already, or the %(minutes)d minutes "
+                      "to do it are over: they are kept nowhere else. Reset the passwords "
+                      "of the users who need one.", minutes=DOWNLOAD_SECONDS // 60))
     if not ticket or len(ticket) > 64 or not key or len(key) > 64:
         raise gone
     sealed = cache.get(_cache_key(ticket))
@@ -195,6 +200,6 @@ def take_download(ticket: str, key: str) -> str:
     try:
         content = Fernet(key.encode()).decrypt(sealed).decode()
     except (InvalidToken, ValueError):
-        raise ServiceError("This download link is not valid.") from None
+        raise ServiceError(_("This download link is not valid.")) from None
     cache.delete(_cache_key(ticket))
     return content

@@ -12,13 +12,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
 from ..extensions import db
 from ..models import VM, Disk, Group, GroupMember
 from .users import Quota
 
 KINDS = ("vms", "vcpus", "memory_mib", "disk_gib")
-LABELS = {"vms": "VMs", "vcpus": "vCPUs", "memory_mib": "Memory", "disk_gib": "Disk"}
+# Said in the reader's language when shown (str() at use).
+LABELS = {"vms": _l("VMs"), "vcpus": "vCPUs", "memory_mib": _l("Memory"),
+          "disk_gib": _l("Disk")}
 UNITS = {"vms": "", "vcpus": "", "memory_mib": "MiB", "disk_gib": "GiB"}
+# An item of a refusal: the label with its unit.
+WITH_UNITS = {"vms": _l("VMs"), "vcpus": "vCPUs", "memory_mib": _l("Memory (MiB)"),
+              "disk_gib": _l("Disk (GiB)")}
 
 
 @dataclass(frozen=True)
@@ -30,7 +38,7 @@ class GroupUsage:
 
     def rows(self):
         """(label, used, total or None, unit) for each quota item, for pages."""
-        return [(LABELS[k], getattr(self.used, k), t, UNITS[k])
+        return [(str(LABELS[k]), getattr(self.used, k), t, UNITS[k])
                 for k, t in zip(KINDS, self.total)]
 
 
@@ -80,13 +88,13 @@ def over(owner_id: int, adds: Quota) -> list[str]:
         if not group.has_quota:
             continue
         usage = group_usage(group)
-        items = [f"{LABELS[k]}{' (' + UNITS[k] + ')' if UNITS[k] else ''} "
-                 f"{getattr(usage.used, k)} in use by its members + {getattr(adds, k)} "
-                 f"would exceed {total}"
+        items = [_("%(what)s %(used)s in use by its members + %(adds)s would exceed "
+                   "%(total)s", what=str(WITH_UNITS[k]), used=getattr(usage.used, k),
+                   adds=getattr(adds, k), total=total)
                  for k, total in zip(KINDS, usage.total)
                  if total is not None and getattr(adds, k) > 0
                  and getattr(usage.used, k) + getattr(adds, k) > total]
         if items:
-            refusals.append(f"Over the quota of the group {group.name}: "
-                            + "; ".join(items) + ".")
+            refusals.append(_("Over the quota of the group %(name)s: %(items)s.",
+                              name=group.name, items="; ".join(items)))
     return refusals

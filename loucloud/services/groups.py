@@ -9,6 +9,8 @@ import logging
 import re
 from dataclasses import dataclass
 
+from flask_babel import gettext as _
+
 from ..extensions import db
 from ..models import INT64_MAX, VM, Group, GroupMember, Template, User, template_groups
 from . import FieldError, NotAllowed, NotFound, paginate, transaction
@@ -37,24 +39,24 @@ def _check(name: str, description: str | None, limits: Limits | None,
            exclude_id: int | None) -> tuple[str, str, Limits]:
     name = (name or "").strip()
     if not NAME_RE.match(name):
-        raise FieldError("Use 1 to 64 letters, digits, spaces or . _ ( ) + -, starting "
-                         "with a letter or digit.", "name")
+        raise FieldError(_("Use 1 to 64 letters, digits, spaces or . _ ( ) + -, starting "
+                           "with a letter or digit."), "name")
     stmt = db.select(Group.id).where(db.func.lower(Group.name) == name.lower())
     if exclude_id is not None:
         stmt = stmt.where(Group.id != exclude_id)
     if db.session.execute(stmt).first():
-        raise FieldError("A group with this name exists.", "name")
+        raise FieldError(_("A group with this name exists."), "name")
     description = (description or "").strip()
     if len(description) > DESCRIPTION_MAX:
-        raise FieldError(f"Use at most {DESCRIPTION_MAX} characters for the description.",
-                         "description")
+        raise FieldError(_("Use at most %(max)d characters for the description.",
+                           max=DESCRIPTION_MAX), "description")
     limits = limits or Limits()
     for field, high in LIMITS.items():
         value = getattr(limits, field)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)
                                   or not 0 <= value <= high):
-            raise FieldError(f"Enter a whole number from 0 to {high}, or nothing for no "
-                             "limit.", field)
+            raise FieldError(_("Enter a whole number from 0 to %(max)d, or nothing for no "
+                               "limit.", max=high), field)
     return name, description, limits
 
 
@@ -105,11 +107,11 @@ def delete_group(group: Group) -> str:
     db.session.delete(group)
     db.session.commit()
     log.info("group %s deleted", name)
-    message = f"Group {name} deleted; its users and their VMs stay."
     if orphans:
-        message += (f" Templates offered only to it are now offered to nobody but the "
-                    f"administrator: {', '.join(orphans)}.")
-    return message
+        return _("Group %(name)s deleted; its users and their VMs stay. Templates offered "
+                 "only to it are now offered to nobody but the administrator: "
+                 "%(templates)s.", name=name, templates=", ".join(orphans))
+    return _("Group %(name)s deleted; its users and their VMs stay.", name=name)
 
 
 def get_group(group_id: int) -> Group:
@@ -124,7 +126,7 @@ def group_by_name(name: str) -> Group:
     """The group called ``name``. Raises NotFound."""
     group = db.session.execute(db.select(Group).where(Group.name == name)).scalar()
     if group is None:
-        raise NotFound(f"There is no group named {name}.")
+        raise NotFound(_("There is no group named %(name)s.", name=name))
     return group
 
 
@@ -199,15 +201,15 @@ def _membership(group: Group, user_id: int) -> GroupMember:
     row = db.session.get(GroupMember, (group.id, user_id)) \
         if isinstance(user_id, int) and 0 < user_id <= INT64_MAX else None
     if row is None:
-        raise NotFound("This user is not a member of the group.")
+        raise NotFound(_("This user is not a member of the group."))
     return row
 
 
 def check_member(user: User) -> None:
     """Refuses the administrator: he sees and runs every VM already."""
     if user.is_admin:
-        raise NotAllowed("The administrator is in no group: he sees and runs every VM "
-                         "already.")
+        raise NotAllowed(_("The administrator is in no group: he sees and runs every VM "
+                           "already."))
 
 
 def users_named(names: str | list[str]) -> list[User]:
@@ -217,15 +219,16 @@ def users_named(names: str | list[str]) -> list[User]:
         names = names.replace(",", " ").split()
     names = list(dict.fromkeys(n.strip() for n in names if n.strip()))
     if not names:
-        raise FieldError("Give the user names of the users to add.", "usernames")
+        raise FieldError(_("Give the user names of the users to add."), "usernames")
     if len(names) > 1000:
-        raise FieldError("Give at most 1000 users at a time.", "usernames")
+        raise FieldError(_("Give at most %(max)d users at a time.", max=1000), "usernames")
     found = {u.username.lower(): u for u in db.session.execute(
         db.select(User).where(db.func.lower(User.username).in_([n.lower() for n in names]))
     ).scalars()}
     unknown = [n for n in names if n.lower() not in found]
     if unknown:
-        raise FieldError(f"There is no user named {', '.join(unknown)}.", "usernames")
+        raise FieldError(_("There is no user named %(name)s.", name=", ".join(unknown)),
+                         "usernames")
     return [found[n.lower()] for n in names]
 
 
@@ -238,7 +241,7 @@ def add_members(group: Group, users: list[User], *, manager: bool = False) -> st
     """Put ``users`` into the group (managers of it with ``manager``; a member already
     in it is named manager when asked, never unnamed here). Returns the message."""
     if not users:
-        raise FieldError("Choose the users to add.", "usernames")
+        raise FieldError(_("Choose the users to add."), "usernames")
     added, named, already = [], [], []
     for user in dict.fromkeys(users):
         check_member(user)
@@ -255,12 +258,16 @@ def add_members(group: Group, users: list[User], *, manager: bool = False) -> st
     log.info("group %s: added %s", group.name, _names(added))
     parts = []
     if added:
-        parts.append(f"Added to {group.name}{' as managers' if manager else ''}: "
-                     f"{_names(added)}.")
+        parts.append(_("Added to %(group)s as managers: %(names)s.", group=group.name,
+                       names=_names(added)) if manager else
+                     _("Added to %(group)s: %(names)s.", group=group.name,
+                       names=_names(added)))
     if named:
-        parts.append(f"Now managers of {group.name}: {_names(named)}.")
+        parts.append(_("Now managers of %(group)s: %(names)s.", group=group.name,
+                       names=_names(named)))
     if already:
-        parts.append(f"Already in {group.name}: {_names(already)}.")
+        parts.append(_("Already in %(group)s: %(names)s.", group=group.name,
+                       names=_names(already)))
     return " ".join(parts)
 
 
@@ -273,7 +280,8 @@ def remove_member(group: Group, user_id: int) -> str:
     db.session.delete(row)
     db.session.commit()
     log.info("group %s: removed %s", group.name, username)
-    return f"{username} is no longer a member of {group.name}; the account and its VMs stay."
+    return _("%(name)s is no longer a member of %(group)s; the account and its VMs stay.",
+             name=username, group=group.name)
 
 
 @transaction
@@ -282,15 +290,19 @@ def set_manager(group: Group, user_id: int, manager: bool) -> str:
     members' VMs ends at once, open consoles included at their next connection)."""
     row = _membership(group, user_id)
     if row.manager == manager:
-        return (f"{row.user.username} is a manager of {group.name} already." if manager
-                else f"{row.user.username} is not a manager of {group.name}.")
+        return (_("%(name)s is a manager of %(group)s already.", name=row.user.username,
+                  group=group.name) if manager
+                else _("%(name)s is not a manager of %(group)s.", name=row.user.username,
+                       group=group.name))
     row.manager = manager
     db.session.commit()
     log.info("group %s: %s %s manager", group.name, row.user.username,
              "named" if manager else "no longer")
     if manager:
-        return f"{row.user.username} is now a manager of {group.name}."
-    return f"{row.user.username} is no longer a manager of {group.name}."
+        return _("%(name)s is now a manager of %(group)s.", name=row.user.username,
+                 group=group.name)
+    return _("%(name)s is no longer a manager of %(group)s.", name=row.user.username,
+             group=group.name)
 
 
 @dataclass

@@ -11,6 +11,7 @@ import re
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import load_ssh_public_key
+from flask_babel import gettext as _
 
 from ..extensions import db
 from ..models import INT64_MAX, SshKey, User
@@ -32,35 +33,37 @@ def parse_key(line: str) -> tuple[str, str, str]:
     (field "key") saying what is wrong with it."""
     line = (line or "").strip()
     if not line:
-        raise FieldError("Paste a public key such as 'ssh-ed25519 AAAA… you@laptop'.", "key")
+        raise FieldError(_("Paste a public key such as 'ssh-ed25519 AAAA… you@laptop'."), "key")
     if len(line) > MAX_LINE:
-        raise FieldError(f"A public key line is at most {MAX_LINE} characters.", "key")
+        raise FieldError(_("A public key line is at most %(max)d characters.", max=MAX_LINE),
+                         "key")
     if "\n" in line or "\r" in line or "\x00" in line:
-        raise FieldError("Paste one key on one line.", "key")
+        raise FieldError(_("Paste one key on one line."), "key")
     parts = line.split(None, 2)
     if parts[0] not in KEY_TYPES:
         if any(t in line for t in KEY_TYPES):
-            raise FieldError("Options before the key (command=, from=, no-pty…) are not "
-                             "accepted: paste the key alone.", "key")
-        raise FieldError(f"Use a key of type {', '.join(KEY_TYPES)} (the .pub file).", "key")
+            raise FieldError(_("Options before the key (command=, from=, no-pty…) are not "
+                               "accepted: paste the key alone."), "key")
+        raise FieldError(_("Use a key of type %(types)s (the .pub file).",
+                           types=", ".join(KEY_TYPES)), "key")
     if len(parts) < 2:
-        raise FieldError("The key's data is missing after its type.", "key")
+        raise FieldError(_("The key's data is missing after its type."), "key")
     kind, blob = parts[0], parts[1]
     comment = parts[2].strip() if len(parts) > 2 else ""
     if not _COMMENT_RE.match(comment):
-        raise FieldError("The key's comment may hold up to 200 plain characters.", "key")
+        raise FieldError(_("The key's comment may hold up to 200 plain characters."), "key")
     try:
         raw = base64.b64decode(blob, validate=True)
     except (binascii.Error, ValueError):
-        raise FieldError("The key's data is not valid base64.", "key") from None
+        raise FieldError(_("The key's data is not valid base64."), "key") from None
     try:
         key = load_ssh_public_key(f"{kind} {blob}".encode())
     except (ValueError, UnsupportedAlgorithm):
-        raise FieldError("This is not a valid public key of its type.", "key") from None
+        raise FieldError(_("This is not a valid public key of its type."), "key") from None
     if raw[4:4 + len(kind)] != kind.encode():
-        raise FieldError("The key's type does not match its data.", "key")
+        raise FieldError(_("The key's type does not match its data."), "key")
     if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
-        raise FieldError(f"RSA keys need at least {MIN_RSA_BITS} bits.", "key")
+        raise FieldError(_("RSA keys need at least %(bits)d bits.", bits=MIN_RSA_BITS), "key")
     return kind, blob, comment
 
 
@@ -76,15 +79,17 @@ def add_key(user: User, name: str, line: str) -> SshKey:
     kind, blob, comment = parse_key(line)
     name = (name or "").strip() or comment or kind
     if len(name) > NAME_MAX or any(ord(c) < 32 for c in name):
-        raise FieldError(f"Use at most {NAME_MAX} plain characters for the name.", "name")
+        raise FieldError(_("Use at most %(max)d plain characters for the name.", max=NAME_MAX),
+                         "name")
     fp = fingerprint(blob)
     count = db.session.execute(db.select(db.func.count(SshKey.id))
                                .where(SshKey.user_id == user.id)).scalar()
     if count >= MAX_KEYS:
-        raise FieldError(f"You have {MAX_KEYS} keys already; delete one first.", "key")
+        raise FieldError(_("You have %(max)d keys already; delete one first.", max=MAX_KEYS),
+                         "key")
     if db.session.execute(db.select(SshKey.id).where(SshKey.user_id == user.id,
                                                      SshKey.fingerprint == fp)).first():
-        raise FieldError("You have added this key already.", "key")
+        raise FieldError(_("You have added this key already."), "key")
     key = SshKey(user_id=user.id, name=name[:NAME_MAX],
                  key=" ".join(p for p in (kind, blob, comment) if p), fingerprint=fp)
     db.session.add(key)

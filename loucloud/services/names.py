@@ -29,6 +29,8 @@ import unicodedata
 from dataclasses import dataclass
 
 from confusable_homoglyphs import categories, confusables
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from . import FieldError
 
@@ -40,16 +42,21 @@ MAX_MARKS = 4     # accents or vowel signs on one letter (UTS #39 suggests at mo
 class Kind:
     punctuation: str      # allowed besides letters and digits
     first_alnum: bool     # must start with a letter or digit
-    allowed: str          # the punctuation as the message says it
+    allowed: object       # the sentence saying which names it takes (lazy: translated)
 
 
-_SPACED = Kind(" ._()+-", True, "spaces or . _ ( ) + -, starting with a letter or digit")
+_SPACED = Kind(" ._()+-", True, _l("Use 1 to %(max)d letters (of any language), digits, "
+                                   "spaces or . _ ( ) + -, starting with a letter or digit.",
+                                   max=MAX_LENGTH))
 KINDS = {
-    "vm": Kind("-_.", False, "'-', '_' or '.'"),
+    "vm": Kind("-_.", False, _l("Use 1 to %(max)d letters (of any language), digits, '-', "
+                                "'_' or '.'.", max=MAX_LENGTH)),
     "template": _SPACED,
     "image": _SPACED,
     "group": _SPACED,
-    "host": Kind("._-", True, "'.', '_' or '-', starting with a letter or digit"),
+    "host": Kind("._-", True, _l("Use 1 to %(max)d letters (of any language), digits, '.', "
+                                 "'_' or '-', starting with a letter or digit.",
+                                 max=MAX_LENGTH)),
 }
 
 # Invisible although not of a control or format category (Unicode's
@@ -66,7 +73,7 @@ _EAST_ASIAN = ({"HAN", "HIRAGANA", "KATAKANA"}, {"HAN", "BOPOMOFO"}, {"HAN", "HA
 def allowed_message(what: str) -> str:
     """The sentence saying which names a kind takes: the refusal of a name that is empty,
     too long or holds another character."""
-    return f"Use 1 to {MAX_LENGTH} letters (of any language), digits, {KINDS[what].allowed}."
+    return str(KINDS[what].allowed)
 
 
 def normal(value: str | None) -> str:
@@ -84,8 +91,8 @@ def display_name(value: str | None, field: str = "name", *, what: str) -> str:
     name = normal(value)
     for char in value.strip() + name:  # as typed first: the message names what was typed
         if unicodedata.category(char) in _REFUSED_CATEGORIES or _INVISIBLE.match(char):
-            raise FieldError("Names may not hold control or invisible characters; this one "
-                             f"holds {_code(char)}.", field)
+            raise FieldError(_("Names may not hold control or invisible characters; this one "
+                               "holds %(code)s.", code=_code(char)), field)
     if not 1 <= len(name) <= MAX_LENGTH:
         raise FieldError(allowed_message(what), field)
     marks, base = 0, False  # marks on the last letter; whether it is a letter or digit
@@ -94,8 +101,8 @@ def display_name(value: str | None, field: str = "name", *, what: str) -> str:
         if cat in ("Mn", "Mc"):  # an accent or vowel sign: on a letter or digit only
             marks += 1
             if not base or marks > MAX_MARKS or name[i - 1] == char:
-                raise FieldError(f"Put accents and vowel signs on letters, at most "
-                                 f"{MAX_MARKS} on one letter, each once.", field)
+                raise FieldError(_("Put accents and vowel signs on letters, at most "
+                                   "%(max)d on one letter, each once.", max=MAX_MARKS), field)
             continue
         marks, base = 0, cat[0] in "LN"
         if base or (char in kind.punctuation and (i or not kind.first_alnum)):
@@ -139,9 +146,9 @@ def confusable_mix(name: str) -> str | None:
         like = next((g["c"] for g in found[0]["homoglyphs"]
                      if scripts_of(g["c"]) & set(others)), "")
         other = next(iter(sorted(scripts_of(like) & set(others))), others[0])
-        return (f"This name mixes {script.title()} and {other.title()} letters that look "
-                f"alike ({script.title()} '{char}' looks like {other.title()} '{like}'); "
-                "write it in one script.")
+        return _("This name mixes %(script)s and %(other)s letters that look alike "
+                 "(%(script)s '%(char)s' looks like %(other)s '%(like)s'); write it in one "
+                 "script.", script=script.title(), other=other.title(), char=char, like=like)
     return None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
+from flask_babel import gettext as _
 
 MIN_LENGTH = 10
 MAX_LENGTH = 256  # hashing cost is bounded; longer input is refused, not truncated
@@ -49,11 +50,11 @@ def burn_time(password: str) -> None:
 def password_problem(password: str, username: str = "") -> str | None:
     """Why a new password is not acceptable, or None."""
     if len(password) < MIN_LENGTH:
-        return f"Use at least {MIN_LENGTH} characters."
+        return _("Use at least %(min)d characters.", min=MIN_LENGTH)
     if len(password) > MAX_LENGTH:
-        return f"Use at most {MAX_LENGTH} characters."
+        return _("Use at most %(max)d characters.", max=MAX_LENGTH)
     if username and password.lower() == username.lower():
-        return "The password must not be the user name."
+        return _("The password must not be the user name.")
     if len(set(password)) < 4:
-        return "The password is too simple: use more different characters."
+        return _("The password is too simple: use more different characters.")
     return None

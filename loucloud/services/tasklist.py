@@ -6,11 +6,35 @@ from __future__ import annotations
 import json
 import time
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
 from ..extensions import db
 from ..models import INT64_MAX, Task, User
 from . import Conflict, NotFound, ServiceError, paginate, transaction
 from .access import may_see_task
-from .tasks import KINDS, TaskContext, finish, kind, start, worker_name
+from .tasks import CANCELLING, KINDS, TaskContext, finish, kind, start, worker_name
+
+# A task's state as people read it (the state itself is data: "queued", "running"...).
+STATE_LABELS = {"queued": _l("queued"), "running": _l("running"),
+                "succeeded": _l("succeeded"), "failed": _l("failed"),
+                "cancelled": _l("cancelled")}
+# Refusing to cancel a task that has ended, for each way it can have ended.
+_ENDED = {"succeeded": _l("Task %(id)s has already succeeded."),
+          "failed": _l("Task %(id)s has already failed."),
+          "cancelled": _l("Task %(id)s has already cancelled.")}
+
+
+def state_label(state: str) -> str:
+    """A task's state in the reader's language."""
+    return str(STATE_LABELS[state]) if state in STATE_LABELS else state
+
+
+def says(text: str | None) -> str | None:
+    """What a task says (its message), in the reader's language: the messages LouCloud
+    writes in English when they hold no values ("Waiting for the worker.", "Done.") are
+    found in the catalogue; any other text is shown as it was written."""
+    return _(text) if text else text
 
 
 def task_for(user: User, task_id: int) -> Task:
@@ -57,7 +81,8 @@ def cancel(user: User, task_id: int) -> Task:
     one at its next progress report (it tidies up what it had done)."""
     task = task_for(user, task_id)
     if task.finished:
-        raise Conflict(f"Task {task.id} has already {task.state}.")
+        raise Conflict(str(_ENDED[task.state]) % {"id": task.id} if task.state in _ENDED
+                       else _("Task %(id)s has already ended.", id=task.id))
     task.cancel_requested = True
     if task.state == "queued":
         finish(task, "cancelled")
@@ -66,7 +91,7 @@ def cancel(user: User, task_id: int) -> Task:
             k.on_stop(TaskContext(task, k), "cancelled")
             db.session.commit()
     else:
-        task.message = "Cancelling..."
+        task.message = CANCELLING   # in English: says() translates it when shown
         db.session.commit()
     return task
 
@@ -76,11 +101,11 @@ def retry(user: User, task_id: int) -> Task:
     """Run a failed or cancelled task again, as a new task with the same arguments."""
     task = task_for(user, task_id)
     if task.state not in ("failed", "cancelled"):
-        raise Conflict(f"Task {task.id} is {task.state}; only a failed or cancelled task "
-                       "can be tried again.")
+        raise Conflict(_("Task %(id)s is %(state)s; only a failed or cancelled task can be "
+                         "tried again.", id=task.id, state=state_label(task.state)))
     k = KINDS.get(task.kind)
     if k is None:
-        raise ServiceError(f"No worker knows the task kind {task.kind}.")
+        raise ServiceError(_("No worker knows the task kind %(kind)s.", kind=task.kind))
     if k.admin_only and not user.is_admin:
         raise NotFound()
     return start(task.kind, task.owner or user, target_type=task.target_type,
@@ -89,8 +114,11 @@ def retry(user: User, task_id: int) -> Task:
 
 
 def title(task: Task) -> str:
+    """What the task does (its kind's title), in the reader's language: the titles are
+    marked where their kinds are registered (@tasks.kind), and found in the catalogue
+    by their English."""
     k = KINDS.get(task.kind)
-    return k.title if k else task.kind
+    return _(str(k.title)) if k else task.kind
 
 
 def as_dict(task: Task) -> dict:
@@ -99,7 +127,7 @@ def as_dict(task: Task) -> dict:
             "target": {"type": task.target_type, "id": task.target_id,
                        "name": task.target_name},
             "state": task.state, "progress": round(task.progress, 4),
-            "remaining_seconds": task.remaining_seconds, "message": task.message,
+            "remaining_seconds": task.remaining_seconds, "message": says(task.message),
             "result": task.result, "error": task.error, "attempts": task.attempts,
             "max_attempts": task.max_attempts,
             "created_at": _iso(task.created_at), "started_at": _iso(task.started_at),
@@ -121,22 +149,28 @@ def wait_for(task_id: int, say=lambda _t: None, poll: float = 0.5) -> Task:
         task = db.session.get(Task, task_id)
         line = (task.state, round(task.progress * 100), task.message)
         if line != last:
-            left = f", about {task.remaining_seconds} s left" if task.remaining_seconds \
-                and task.state == "running" else ""
-            say(f"  {task.state}: {line[1]} %{left}. {task.message}")
+            if task.remaining_seconds and task.state == "running":
+                said = _("%(state)s: %(percent)s %%, about %(seconds)s s left. %(message)s",
+                         state=state_label(task.state), percent=line[1],
+                         seconds=task.remaining_seconds, message=says(task.message))
+            else:
+                said = _("%(state)s: %(percent)s %%. %(message)s",
+                         state=state_label(task.state), percent=line[1],
+                         message=says(task.message))
+            say("  " + said)
             last = line
         if task.finished:
             return task
         if task.state == "queued" and task.attempts == 0 and waited > 10:
-            say("  (still queued: is the worker running? manage.py worker)")
+            say("  " + _("(still queued: is the worker running? manage.py worker)"))
             waited = -600
         time.sleep(poll)
         waited += poll
 
 
-@kind("ping", "Check that the worker answers", attempts=1, timeout=60, admin_only=False)
+@kind("ping", _l("Check that the worker answers"), attempts=1, timeout=60, admin_only=False)
 def _ping(ctx: TaskContext) -> str:
-    return f"The worker {worker_name()} answered."
+    return _("The worker %(name)s answered.", name=worker_name())
 
 
 def ping(owner: User | None) -> Task:

@@ -21,6 +21,8 @@ from datetime import timedelta
 from typing import Callable
 
 from flask import current_app
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from .. import taskqueue
 from ..extensions import db
@@ -33,6 +35,17 @@ log = logging.getLogger(__name__)
 STALE_SECONDS = 30        # a running task whose worker has not beaten for this long
 BEAT_SECONDS = 5
 REPORT_EVERY = 0.5        # progress written at most this often
+
+# What a task says at its steps: kept in English in its row, said in the reader's
+# language when shown (tasklist.says finds them in the catalogue, marked here).
+WAITING = "Waiting for the worker."
+CANCELLING = "Cancelling..."
+CANCELLED = "Cancelled."
+FAILED = "Failed."
+DONE = "Done."
+REQUEUED = "Its worker stopped; queued again."
+_SAID = (_l("Waiting for the worker."), _l("Cancelling..."), _l("Cancelled."), _l("Failed."),
+         _l("Done."), _l("Its worker stopped; queued again."))
 
 
 class Cancelled(Exception):
@@ -66,7 +79,9 @@ KINDS: dict[str, Kind] = {}
 def kind(name: str, title: str, *, attempts: int = 3, timeout: int = 3600,
          admin_only: bool = True, on_stop=None):
     """Register a kind of task: ``run(ctx)`` does the work and returns its result text;
-    ``on_stop(ctx, why)`` tidies up after a failure, a cancel or a time-out."""
+    ``on_stop(ctx, why)`` tidies up after a failure, a cancel or a time-out. ``title``
+    (what the task does) is marked for translation (lazy_gettext) where the kind is
+    registered; pages say it in the reader's language (tasklist.title)."""
     def register(fn):
         KINDS[name] = Kind(name, title, fn, attempts, timeout, admin_only, on_stop)
         return fn
@@ -144,7 +159,7 @@ def start(kind_name: str, owner: User | None, *, target_type: str = "",
     task = Task(owner_id=owner.id if owner else None, kind=kind_name,
                 target_type=target_type, target_id=target_id, target_name=target_name[:255],
                 args=json.dumps(args or {}), max_attempts=k.attempts,
-                timeout_seconds=k.timeout, message="Waiting for the worker.")
+                timeout_seconds=k.timeout, message=WAITING)
     db.session.add(task)
     db.session.commit()
     _enqueue(task)
@@ -157,7 +172,8 @@ def _enqueue(task: Task) -> None:
     except Exception as exc:  # the broker (Redis) is down or its file unwritable
         log.error("task %s not queued: %s", task.id, exc)
         task.state, task.finished_at = "failed", utcnow()
-        task.error = f"The task queue could not be reached ({exc}); try again later."
+        task.error = _("The task queue could not be reached (%(error)s); try again later.",
+                       error=str(exc))
         db.session.commit()
 
 
@@ -170,7 +186,7 @@ def execute(task_id: int) -> None:
     k = KINDS.get(task.kind)
     if task.cancel_requested or k is None:
         finish(task, "cancelled" if k else "failed",
-                error="" if k else f"No worker knows the task kind {task.kind}.")
+                error="" if k else _("No worker knows the task kind %(kind)s.", kind=task.kind))
         return
     task.state, task.worker = "running", worker_name()
     task.attempts += 1
@@ -187,8 +203,9 @@ def execute(task_id: int) -> None:
         if task.attempts < task.max_attempts:
             delay = backoff(task.attempts)
             task.state, task.retry_at = "queued", utcnow() + timedelta(seconds=delay)
-            task.message = (f"{exc} Trying again in {delay} s (attempt {task.attempts + 1}"
-                            f" of {task.max_attempts}).")[:500]
+            task.message = _("%(reason)s Trying again in %(delay)s s (attempt %(attempt)s of "
+                             "%(attempts)s).", reason=str(exc), delay=delay,
+                             attempt=task.attempts + 1, attempts=task.max_attempts)[:500]
             db.session.commit()
             raise taskqueue.Retry(delay) from None
         _stopped(ctx, "failed", str(exc))
@@ -197,16 +214,17 @@ def execute(task_id: int) -> None:
         _stopped(ctx, "cancelled", str(exc))
     except TimedOut:
         db.session.rollback()
-        _stopped(ctx, "failed", f"Stopped after {task.timeout_seconds} s, the time "
-                                "limit of this kind of task.")
+        _stopped(ctx, "failed", _("Stopped after %(seconds)s s, the time limit of this kind "
+                                  "of task.", seconds=task.timeout_seconds))
     except (ServiceError, VirtError) as exc:
         db.session.rollback()
         _stopped(ctx, "failed", str(exc))
     except Exception as exc:
         log.exception("task %s failed", task.id)
         db.session.rollback()
-        _stopped(ctx, "failed", f"Internal error ({type(exc).__name__}: {exc}); see the "
-                                "worker's log.")
+        error = f"{type(exc).__name__}: {exc}"
+        _stopped(ctx, "failed", _("Internal error (%(error)s); see the worker's log.",
+                                  error=error))
     else:
         task.progress, task.remaining_seconds = 1.0, 0
         finish(task, "succeeded", result=result or "")
@@ -229,11 +247,11 @@ def finish(task: Task, state: str, *, result: str = "", error: str = "") -> None
     task.error = error[:1000]
     task.remaining_seconds = 0 if state == "succeeded" else None
     if state == "cancelled":
-        task.message = "Cancelled."
+        task.message = CANCELLED
     elif state == "failed":
-        task.message = "Failed."
+        task.message = FAILED
     else:
-        task.message = "Done."
+        task.message = DONE
     db.session.commit()
     log.info("task %s %s%s", task.id, state, f": {error}" if error else "")
 
@@ -282,11 +300,11 @@ def recover(except_worker: str | None = None) -> int:
                 db.session.rollback()
         if k and task.attempts < task.max_attempts and not task.cancel_requested:
             task.state = "queued"
-            task.message = "Its worker stopped; queued again."
+            task.message = REQUEUED
             db.session.commit()
             _enqueue(task)
         else:
             finish(task, "cancelled" if task.cancel_requested else "failed",
-                    error="The worker running it stopped (no sign of life for "
-                          f"{STALE_SECONDS} s).")
+                    error=_("The worker running it stopped (no sign of life for "
+                            "%(seconds)s s).", seconds=STALE_SECONDS))
     return len(stale)

@@ -9,6 +9,8 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
+from flask_babel import gettext as _
+
 from ..extensions import db
 from ..models import User, utcnow
 from ..models.tokens import ApiToken
@@ -43,9 +45,10 @@ def create_token(user: User, name: str, *, read_only: bool = False,
     name = (name or "").strip()
     errors = {}
     if not name or len(name) > 64 or not name.isprintable():
-        errors["name"] = "Give the token a name of 1 to 64 printable characters."
+        errors["name"] = _("Give the token a name of 1 to 64 printable characters.")
     if expires_days is not None and not 1 <= expires_days <= MAX_DAYS:
-        errors["expires_days"] = f"A token expires after 1 to {MAX_DAYS} days, or never."
+        errors["expires_days"] = _("A token expires after 1 to %(max)d days, or never.",
+                                   max=MAX_DAYS)
     if errors:
         raise FieldError.of(errors)
     now = utcnow()
@@ -53,8 +56,8 @@ def create_token(user: User, name: str, *, read_only: bool = False,
         ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None),
         db.or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > now)))
     if live >= MAX_ACTIVE:
-        raise ServiceError(f"{user.username} already has {MAX_ACTIVE} live tokens: "
-                           "revoke one first.")
+        raise ServiceError(_("%(name)s already has %(max)d live tokens: revoke one first.",
+                             name=user.username, max=MAX_ACTIVE))
     secret = SCHEME + secrets.token_urlsafe(32)
     token = ApiToken(user_id=user.id, name=name, prefix=secret[:len(SCHEME) + 6],
                      key_hash=_hash(secret), read_only=bool(read_only), created_at=now,
@@ -92,17 +95,18 @@ def authenticate(secret: str, address: str | None) -> ApiToken:
     """The live token ``secret`` is, with its user; TokenRefused otherwise (the message
     says why, never whose the token is)."""
     if not secret.startswith(SCHEME) or len(secret) != SECRET_LENGTH or not secret.isascii():
-        raise TokenRefused("This is not a LouCloud API token.")
+        raise TokenRefused(_("This is not a LouCloud API token."))
     token = db.session.execute(db.select(ApiToken).where(ApiToken.key_hash == _hash(secret))
                                ).scalar_one_or_none()
     if token is None:
-        raise TokenRefused("This token is unknown or was deleted.")
+        raise TokenRefused(_("This token is unknown or was deleted."))
     now = utcnow()
     state = token.state(now)
     if state != "active":
-        raise TokenRefused(f"This token is {state}.")
+        raise TokenRefused(_("This token is revoked.") if state == "revoked" else
+                           _("This token is expired."))
     if not token.user.active:
-        raise TokenRefused("The account of this token is disabled.")
+        raise TokenRefused(_("The account of this token is disabled."))
     if token.last_used_at is None or now - token.last_used_at >= TOUCH_EVERY \
             or token.last_used_from != (address or "")[:45]:
         token.last_used_at, token.last_used_from = now, (address or "")[:45]

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 from email_validator import EmailNotValidError, validate_email
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from flask_babel import refresh as refresh_language
 
 from ..extensions import db
@@ -22,10 +24,11 @@ log = logging.getLogger(__name__)
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{1,31}$")
 # Login names stay ASCII (typed at every login, in URLs, logs and the command line);
-# display names and full names take any language (names.py).
-USERNAME_MESSAGE = ("Login names use 2 to 32 ASCII letters (a-z, A-Z), digits, '.', '_' "
-                    "or '-', starting with a letter or digit; full names may use any "
-                    "language.")
+# display names and full names take any language (names.py). Lazy: said in the reader's
+# language wherever it is shown (the form's validator, the API's schema, refusals).
+USERNAME_MESSAGE = _l("Login names use 2 to 32 ASCII letters (a-z, A-Z), digits, '.', '_' "
+                      "or '-', starting with a letter or digit; full names may use any "
+                      "language.")
 ADMIN_USERNAME = "admin"
 FULL_NAME_MAX = User.full_name.type.length  # 120
 EMAIL_MAX = User.email.type.length  # 254
@@ -46,24 +49,24 @@ class QuotaUsage:
 
     def rows(self):
         """(label, used, total, unit) for each quota item, for pages."""
-        return [("VMs", self.used.vms, self.total.vms, ""),
+        return [(_("VMs"), self.used.vms, self.total.vms, ""),
                 ("vCPUs", self.used.vcpus, self.total.vcpus, ""),
-                ("Memory", self.used.memory_mib, self.total.memory_mib, "MiB"),
-                ("Disk", self.used.disk_gib, self.total.disk_gib, "GiB")]
+                (_("Memory"), self.used.memory_mib, self.total.memory_mib, "MiB"),
+                (_("Disk"), self.used.disk_gib, self.total.disk_gib, "GiB")]
 
 
 def check_username(username: str) -> str:
     username = (username or "").strip()
     if not USERNAME_RE.match(username):
-        raise FieldError(USERNAME_MESSAGE, "username")
+        raise FieldError(str(USERNAME_MESSAGE), "username")
     return username
 
 
 def check_full_name(full_name: str | None) -> str:
     full_name = (full_name or "").strip()
     if len(full_name) > FULL_NAME_MAX:
-        raise FieldError(f"Use at most {FULL_NAME_MAX} characters for the full name.",
-                        "full_name")
+        raise FieldError(_("Use at most %(max)d characters for the full name.",
+                           max=FULL_NAME_MAX), "full_name")
     return full_name
 
 
@@ -74,12 +77,12 @@ def check_email(email: str | None) -> str | None:
     if not email:
         return None
     if len(email) > EMAIL_MAX:
-        raise FieldError(f"Use at most {EMAIL_MAX} characters for the e-mail address.",
-                        "email")
+        raise FieldError(_("Use at most %(max)d characters for the e-mail address.",
+                           max=EMAIL_MAX), "email")
     try:
         validate_email(email, check_deliverability=False)
     except EmailNotValidError:
-        raise FieldError("Enter an e-mail address such as name@example.org.", "email") \
+        raise FieldError(_("Enter an e-mail address such as name@example.org."), "email") \
             from None
     return email
 
@@ -95,7 +98,7 @@ def _unique_username(username: str, exclude_id: int | None = None) -> None:
     if exclude_id is not None:
         stmt = stmt.where(User.id != exclude_id)
     if db.session.execute(stmt).first():
-        raise FieldError("This user name is taken.", "username")
+        raise FieldError(_("This user name is taken."), "username")
 
 
 def quota_usage(user: User) -> QuotaUsage:
@@ -168,7 +171,7 @@ def update_user(user: User, *, full_name: str, email: str | None, quota: Quota,
     full_name, email = check_full_name(full_name), check_email(email)
     if username is not None and username != user.username:
         if user.is_admin:
-            raise FieldError("The administrator's user name cannot be changed.", "username")
+            raise FieldError(_("The administrator's user name cannot be changed."), "username")
         username = check_username(username)
         _unique_username(username, exclude_id=user.id)
         user.username = username
@@ -183,7 +186,7 @@ def update_user(user: User, *, full_name: str, email: str | None, quota: Quota,
 def set_active(user: User, active: bool) -> User:
     """Enable or disable a user. Disabling ends all of the user's sessions at once."""
     if user.is_admin and not active:
-        raise NotAllowed("The administrator cannot be disabled.")
+        raise NotAllowed(_("The administrator cannot be disabled."))
     user.active = active
     if not active:
         end_sessions_of(user)
@@ -196,12 +199,12 @@ def set_active(user: User, active: bool) -> User:
 @transaction
 def change_own_password(user: User, current: str, new: str, keep_session: str | None) -> None:
     """A user changes his password; his other sessions end, this one goes on."""
-    ok, _ = verify_password(user.password_hash, current or "")
+    ok, _rehash = verify_password(user.password_hash, current or "")
     if not ok:
-        raise FieldError("The current password is wrong.", "current_password")
+        raise FieldError(_("The current password is wrong."), "current_password")
     _check_new_password(new, user.username)
     if current == new:
-        raise FieldError("The new password is the same as the current one.", "password")
+        raise FieldError(_("The new password is the same as the current one."), "password")
     user.password_hash = hash_password(new)
     end_sessions_of(user, keep_key=keep_session)
     db.session.commit()
@@ -239,12 +242,13 @@ def reset_password(user: User, new: str) -> None:
 def delete_user(user: User) -> None:
     """Delete a user. Refused for the administrator and while the user owns VMs."""
     if user.is_admin:
-        raise NotAllowed("The administrator cannot be deleted.")
+        raise NotAllowed(_("The administrator cannot be deleted."))
     count = db.session.execute(
         db.select(db.func.count(VM.id)).where(VM.owner_id == user.id)).scalar()
     if count:
-        raise Conflict(f"{user.username} still owns {count} VM{'s' if count > 1 else ''}. "
-                       "Delete them first.")
+        raise Conflict(ngettext("%(name)s still owns %(num)d VM. Delete them first.",
+                                "%(name)s still owns %(num)d VMs. Delete them first.",
+                                count, name=user.username))
     end_sessions_of(user)
     db.session.delete(user)
     db.session.commit()
@@ -263,7 +267,7 @@ def user_by_name(username: str) -> User:
     """The user called ``username``. Raises NotFound."""
     user = db.session.execute(db.select(User).where(User.username == username)).scalar()
     if user is None:
-        raise NotFound(f"There is no user named {username}.")
+        raise NotFound(_("There is no user named %(name)s.", name=username))
     return user
 
 

@@ -84,7 +84,7 @@ window.t = (function () {
         var field = document.querySelector(button.dataset.copy);
         if (!field) return;
         field.select();
-        var done = function () { button.lastChild.textContent = " Copied"; };
+        var done = function () { button.lastChild.textContent = " " + t("Copied"); };
         if (navigator.clipboard && window.isSecureContext) {
           navigator.clipboard.writeText(field.value).then(done, function () {});
         } else if (document.execCommand && document.execCommand("copy")) {

@@ -9,14 +9,14 @@
   var SERIES = {
     vm: {
       cpu: [["CPU %", "cpu_percent"]],
-      memory: [["Memory MiB", "memory_used_mib"]],
-      disk: [["Read", "disk_read_bps"], ["Write", "disk_write_bps"]],
-      net: [["Received", "net_rx_bps"], ["Sent", "net_tx_bps"]]
+      memory: [[t("Memory MiB"), "memory_used_mib"]],
+      disk: [[t("Read"), "disk_read_bps"], [t("Write"), "disk_write_bps"]],
+      net: [[t("Received"), "net_rx_bps"], [t("Sent"), "net_tx_bps"]]
     },
     host: {
       cpu: [["CPU %", "cpu_percent"]],
-      memory: [["Used MiB", "memory_used_mib"], ["Total MiB", "memory_total_mib"]],
-      vms: [["Running domains", "domains_running"], ["LouCloud VMs", "vms"]]
+      memory: [[t("Used MiB"), "memory_used_mib"], [t("Total MiB"), "memory_total_mib"]],
+      vms: [[t("Running domains"), "domains_running"], [t("LouCloud VMs"), "vms"]]
     }
   }[root.dataset.kind];
 

@@ -21,7 +21,7 @@
       var own = row.querySelector('[data-field="error"]');
       if (msg) msg.textContent = own ? t.message : (t.error || t.message);
       var rem = row.querySelector('[data-field="remaining"]');
-      if (rem) rem.textContent = t.remaining_seconds ? "about " + t.remaining_seconds + " s" : "—";
+      if (rem) rem.textContent = t.remaining_seconds ? window.t("about %(seconds)s s", {seconds: t.remaining_seconds}) : "—";
     });
   }
   function copies(j) {

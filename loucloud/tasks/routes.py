@@ -1,4 +1,5 @@
 from flask import jsonify, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from ..errors import wants_json
@@ -18,7 +19,7 @@ def index():
     if wants_json() or request.args.get("format") == "json":
         return jsonify({"tasks": [task_service.as_dict(t) for t in tasks]})
     return render_template("tasks/index.html", tasks=tasks, state=state,
-                           states=STATES, title=task_service.title)
+                           states=STATES, title=task_service.title, says=task_service.says)
 
 
 @bp.route("/<int:task_id>")
@@ -27,7 +28,8 @@ def detail(task_id: int):
     task = task_service.task_for(current_user, task_id)
     if wants_json() or request.args.get("format") == "json":
         return jsonify(task_service.as_dict(task))
-    return render_template("tasks/detail.html", task=task, title=task_service.title)
+    return render_template("tasks/detail.html", task=task, title=task_service.title,
+                           says=task_service.says)
 
 
 @bp.route("/<int:task_id>/cancel", methods=["POST"])
@@ -35,8 +37,8 @@ def detail(task_id: int):
 def cancel(task_id: int):
     task_service.task_for(current_user, task_id)  # someone else's: 404, like a VM
     return perform(lambda: task_service.cancel(current_user, task_id),
-                   done=lambda t: f"Task {t.id} cancelled." if t.state == "cancelled"
-                   else f"Task {t.id} stops at its next step.",
+                   done=lambda t: _("Task %(id)s cancelled.", id=t.id) if t.state == "cancelled"
+                   else _("Task %(id)s stops at its next step.", id=t.id),
                    back=url_for("tasks.detail", task_id=task_id))
 
 
@@ -45,6 +47,7 @@ def cancel(task_id: int):
 def retry(task_id: int):
     task_service.task_for(current_user, task_id)
     return perform(lambda: task_service.retry(current_user, task_id),
-                   done=lambda t: f"Task {t.id} queued (a new try of task {task_id}).",
+                   done=lambda t: _("Task %(id)s queued (a new try of task %(old)s).", id=t.id,
+                                    old=task_id),
                    back=lambda t: url_for("tasks.detail", task_id=t.id) if t else
                    url_for("tasks.detail", task_id=task_id))

@@ -1,4 +1,5 @@
 from flask import flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from ..helpers import page_arg, perform, show_error
@@ -54,7 +55,7 @@ def create():
         except FieldError as exc:
             show_error(form, exc)
         else:
-            flash(f"User {user.username} created.", "success")
+            flash(_("User %(name)s created.", name=user.username), "success")
             return redirect(url_for("users.detail", user_id=user.id))
     return render_template("users/form.html", form=form, user=None)
 
@@ -83,7 +84,7 @@ def edit(user_id: int):
         except FieldError as exc:
             show_error(form, exc)
         else:
-            flash(f"User {user.username} saved.", "success")
+            flash(_("User %(name)s saved.", name=user.username), "success")
             return redirect(url_for("users.detail", user_id=user.id))
     return render_template("users/form.html", form=form, user=user)
 
@@ -99,8 +100,8 @@ def reset_password(user_id: int):
         except FieldError as exc:
             form.password.errors.append(str(exc))
         else:
-            flash(f"New password set for {user.username}; their sessions have ended.",
-                  "success")
+            flash(_("New password set for %(name)s; their sessions have ended.",
+                    name=user.username), "success")
             return redirect(url_for("users.detail", user_id=user.id))
     return render_template("users/detail.html", user=user,
                            usage=user_service.quota_usage(user),
@@ -113,7 +114,7 @@ def reset_password(user_id: int):
 def enable(user_id: int):
     user = user_service.get_user(user_id)
     return perform(lambda: user_service.set_active(user, True),
-                   done=f"User {user.username} enabled.",
+                   done=_("User %(name)s enabled.", name=user.username),
                    back=url_for("users.detail", user_id=user.id))
 
 
@@ -122,7 +123,8 @@ def enable(user_id: int):
 def disable(user_id: int):
     user = user_service.get_user(user_id)
     return perform(lambda: user_service.set_active(user, False),
-                   done=f"User {user.username} disabled; their sessions have ended.",
+                   done=_("User %(name)s disabled; their sessions have ended.",
+                          name=user.username),
                    back=url_for("users.detail", user_id=user.id))
 
 
@@ -131,7 +133,8 @@ def disable(user_id: int):
 def delete(user_id: int):
     user = user_service.get_user(user_id)
     return perform(lambda: user_service.delete_user(user),
-                   done=f"User {user.username} deleted.", back=url_for("users.index"),
+                   done=_("User %(name)s deleted.", name=user.username),
+                   back=url_for("users.index"),
                    refused_back=url_for("users.detail", user_id=user.id))
 
 
@@ -147,7 +150,7 @@ def profile():
         except FieldError as exc:
             show_error(form, exc)
         else:
-            flash("Password changed. Your other sessions have ended.", "success")
+            flash(_("Password changed. Your other sessions have ended."), "success")
             return redirect(url_for("users.profile"))
     if form.errors:
         status = 400
@@ -176,7 +179,8 @@ def add_key():
         except FieldError as exc:
             show_error(form, exc, "key")
         else:
-            flash(f"Key {key.name} ({key.fingerprint}) added.", "success")
+            flash(_("Key %(name)s (%(fingerprint)s) added.", name=key.name,
+                    fingerprint=key.fingerprint), "success")
             return redirect(url_for("users.profile", _anchor="ssh-keys"))
     return _profile(key_form=form), 400
 
@@ -185,7 +189,8 @@ def add_key():
 @login_required
 def delete_key(key_id: int):
     key = key_service.key_of(current_user, key_id)
-    return perform(lambda: key_service.delete_key(key), done=f"Key {key.name} deleted.",
+    return perform(lambda: key_service.delete_key(key),
+                   done=_("Key %(name)s deleted.", name=key.name),
                    back=url_for("users.profile", _anchor="ssh-keys"))
 
 
@@ -205,8 +210,9 @@ def create_token():
         else:
             token = new.token
             session[NEW_TOKEN] = {"id": token.id, "name": token.name, "secret": new.secret}
-            flash(f"Token {token.name} created"
-                  f"{' (read-only)' if token.read_only else ''}: copy it now.", "success")
+            flash(_("Token %(name)s created (read-only): copy it now.", name=token.name)
+                  if token.read_only else
+                  _("Token %(name)s created: copy it now.", name=token.name), "success")
             return redirect(url_for("users.profile", _anchor="api-tokens"))
     return _profile(token_form=form), status
 
@@ -221,5 +227,6 @@ def revoke_token(token_id: int):
         if token.user_id == current_user.id \
         else url_for("users.detail", user_id=token.user_id, _anchor="api-tokens")
     return perform(lambda: token_service.revoke_token(current_user, token.id),
-                   done=f"Token {token.name} ({token.prefix}…) revoked: it no longer works.",
+                   done=_("Token %(name)s (%(prefix)s…) revoked: it no longer works.",
+                          name=token.name, prefix=token.prefix),
                    back=back)

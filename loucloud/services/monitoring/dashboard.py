@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from flask_babel import gettext as _
+
 from ...extensions import db
 from ...models import VM, AuditEvent, Disk, HostSample, User, VMSample
 from .. import hosts as host_service
@@ -78,7 +80,7 @@ def for_admin() -> AdminDashboard:
     the sampler's last cycle), else asked now."""
     views = host_service.stored_host_views() if watching.fresh() else host_service.list_hosts()
     allocated, pools = _allocated(), _latest_pool_sizes()
-    capacity, total = [], Capacity("All hosts", disk_total_gib=0)
+    capacity, total = [], Capacity(_("All hosts"), disk_total_gib=0)
     for view in views:
         s = view.host
         cpus, mem, disk = allocated.get(s.id, (0, 0, 0))
