@@ -19,6 +19,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor, wait
 
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from .. import imagefiles
 from ..extensions import db
@@ -37,7 +38,7 @@ POLL = 0.25          # seconds between two looks at the upload
 IDLE_LIMIT = 300     # an upload silent this long is no longer followed
 
 
-@tasks.kind("image.copy", "Copy an image to hosts", attempts=4, timeout=6 * 3600,
+@tasks.kind("image.copy", _l("Copy an image to hosts"), attempts=4, timeout=6 * 3600,
             on_stop=stopped)
 def _copy(ctx: tasks.TaskContext) -> str:
     """An image LouCloud holds, or an upload: followed while it arrives, else copied

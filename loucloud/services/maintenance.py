@@ -10,6 +10,7 @@ import logging
 import re
 
 from flask_babel import gettext as _, ngettext
+from flask_babel import lazy_gettext as _l
 
 from ..extensions import db
 from ..models import VM, Host, ImageLocation, Leftover, Remnant, Task, User
@@ -152,7 +153,7 @@ class _Ledger:
                                           for name, text in self.lines.items()])
 
 
-@tasks.kind("host.drain", "Drain a host", attempts=1, timeout=24 * 3600)
+@tasks.kind("host.drain", _l("Drain a host"), attempts=1, timeout=24 * 3600)
 def _drain(ctx: tasks.TaskContext) -> str:
     host = db.session.get(Host, ctx.args["host_id"])
     if host is None:
