@@ -95,3 +95,26 @@ def test_batch_action_delete_asks_first_and_batch_expiry(app, world):
     assert _vms(app) == []
     missing = run(world, ["vms", "batch-action", "start", "7"])
     assert missing.exit_code == 1 and "There is no batch 7." in missing.output
+
+
+def test_batch_create_for_a_group_gives_its_members_but_its_managers_a_vm(app, world):
+    from loucloud.services import groups as group_service
+    with app.app_context():
+        make_user("teacher")
+        lab = group_service.create_group("lab")
+        group_service.add_members(lab, group_service.users_named(["carol", "dora"]))
+        group_service.add_members(lab, group_service.users_named(["teacher"]), manager=True)
+    both = run(world, ["vms", "batch-create", "--template", "small", "--group", "lab",
+                       "--users", "carol"])
+    assert both.exit_code == 1 and "Give --group or --users, not both." in both.output
+    thread = _worker(app, "vm.batch-create")
+    result = run(world, ["vms", "batch-create", "--template", "small", "--group", "lab",
+                         "--pattern", "lab1-{username}"])
+    thread.join()
+    assert result.exit_code == 0, result.output
+    assert result.output.rstrip().splitlines()[-1] == "2 of 2 VMs made."
+    assert [v[:2] for v in _vms(app)] == [("carol", "lab1-carol"), ("dora", "lab1-dora")]
+    listed = run(world, ["vms", "batches", "--json"])
+    assert '"pattern": "lab1-{username}"' in listed.output
+    missing = run(world, ["vms", "batch-create", "--template", "small", "--group", "nope"])
+    assert missing.exit_code == 1

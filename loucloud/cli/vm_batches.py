@@ -10,7 +10,8 @@ from flask_babel import gettext as _
 from ..services import templates as template_service
 from ..services import users as user_service
 from ..services.vms import batch as batch_service
-from ..services.vms import batch_actions, expiry
+from ..services import groups as group_service
+from ..services.vms import batch_access, batch_actions, expiry
 from .common import audited, echo_rows, fail, service
 from .tasks import acting_admin, follow
 from .vms import group
@@ -31,7 +32,9 @@ def _expiry(value: str | None) -> datetime | None:
 
 @group.command("batch-create")
 @click.option("--template", "template_name", required=True)
-@click.option("--users", "usernames", default="", help="User names, comma-separated.")
+@click.option("--group", "group_name", default=None,
+              help="For the group's members (its managers excepted).")
+@click.option("--users", "usernames", default="", help="Or these users, comma-separated.")
 @click.option("--pattern", default=batch_service.DEFAULT_PATTERN, show_default=True,
               help="The VMs' names: {username} and {n} (the VM's number for its user).")
 @click.option("--count", "per_user", default=1, show_default=True, help="VMs per user.")
@@ -39,20 +42,27 @@ def _expiry(value: str | None) -> datetime | None:
               help="YYYY-MM-DD [HH:MM] UTC: the VMs are shut off and marked expired then.")
 @click.option("--no-wait", is_flag=True, help="Return once its task is queued.")
 @audited("vms.batch_create", target_param="pattern")
-def batch_create(template_name: str, usernames: str, pattern: str, per_user: int,
-                 expires: str | None, no_wait: bool) -> None:
-    """One VM (or --count each) from --template for each of --users, named by
-    --pattern, spread over the hosts by their free memory, as a task followed until it
+def batch_create(template_name: str, group_name: str | None, usernames: str, pattern: str,
+                 per_user: int, expires: str | None, no_wait: bool) -> None:
+    """One VM (or --count each) from --template for each member of --group (its
+    managers excepted) or each of --users, named by --pattern, spread over the hosts by their free memory, as a task followed until it
     ends. The VMs get their owners' SSH keys; each owner sets a login password from
     the VM's page (Reset password)."""
     template = service(lambda: template_service.template_by_name(template_name))
     names = [n.strip() for n in usernames.split(",") if n.strip()]
-    if not names:
-        fail(_("Name the users: --users ann,ben,..."))
-    users = [service(lambda n=n: user_service.user_by_name(n)) for n in names]
-    batch = service(lambda: batch_service.start_batch_create(
-        acting_admin(), template, users, pattern=pattern, per_user=per_user,
-        expires_at=_expiry(expires)))
+    options = {"pattern": pattern, "per_user": per_user, "expires_at": _expiry(expires)}
+    if group_name and names:
+        fail(_("Give --group or --users, not both."))
+    if group_name:
+        group = service(lambda: group_service.group_by_name(group_name))
+        batch = service(lambda: batch_access.start_group_batch(acting_admin(), group,
+                                                               template, **options))
+    else:
+        if not names:
+            fail(_("Name the users: --users ann,ben,... (or --group G)"))
+        users = [service(lambda n=n: user_service.user_by_name(n)) for n in names]
+        batch = service(lambda: batch_access.start_user_batch(acting_admin(), template,
+                                                              users, **options))
     click.echo(_("batch %(batch)s, task %(task)s: %(count)s VMs from %(template)s",
                  batch=batch.id, task=batch.task_id, count=len(batch.planned_items),
                  template=template.name))
