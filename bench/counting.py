@@ -102,6 +102,15 @@ class CallCounter:
                 self._counts.clear()
                 self._seconds.clear()
 
+    @contextmanager
+    def paused(self):
+        """Calls made inside the block are not counted (the benchmark's own polls)."""
+        on, self._on = self._on, False
+        try:
+            yield
+        finally:
+            self._on = on
+
 
 def per_host(result: dict[str, dict[str, int]], uris) -> list[int]:
     """Total calls for each of ``uris`` (0 for a host not called at all)."""

@@ -25,7 +25,7 @@ RESULTS = ROOT / "bench" / "results"
 # In this order: creates on hosts still empty, the thousands of domains of the list
 # benchmark last, the dead host on them.
 BENCHMARKS = ("create", "console", "concurrency", "guest", "images", "list", "api", "deadhost",
-              "watch", "snapshots", "disks", "migration")
+              "batches", "watch", "snapshots", "disks", "migration")
 
 
 class Context:
@@ -204,7 +204,7 @@ def _modules():
     names = {"list": "vmlist", "create": "create", "console": "console",
              "concurrency": "concurrency", "guest": "guest", "deadhost": "deadhost",
              "watch": "watch", "images": "images", "snapshots": "snapshots", "disks": "disks",
-             "migration": "migration", "api": "api"}
+             "migration": "migration", "api": "api", "batches": "batches"}
     return {k: importlib.import_module(f"bench.{v}") for k, v in names.items()
             if importlib.util.find_spec(f"bench.{v}")}
 
