@@ -16,6 +16,8 @@ from loucloud.extensions import db as _db
 from loucloud.services.hypervisors import close_pool
 from tests.factories import make_user, write_test_node
 from tests.support.browser import browser, live_server, page  # noqa: F401 (fixtures)
+# The host lab (system tests, browser tests on real hosts); its hook tears it down late.
+from tests.support.lab.fixture import lab, pytest_unconfigure  # noqa: F401
 from tests.support.webclient import CSRF_RE, Client  # noqa: F401 (tests import them here)
 
 PASSWORD = "correct horse battery"

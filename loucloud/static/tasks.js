@@ -33,6 +33,15 @@
       if (bar) { bar.style.width = pct + "%"; bar.textContent = pct + " %"; }
     });
   }
+  // The state a task's badge was drawn with: a task that moved on between the page's
+  // drawing and the first answer (it finished meanwhile) reloads the page too, or it
+  // would show "running" for ever (the polls stop when nothing is busy).
+  function drawnOtherwise(j) {
+    return list(j).some(function (t) {
+      var badge = document.querySelector('[data-task="' + t.id + '"] .task-state');
+      return badge && badge.dataset.state !== t.state;
+    });
+  }
   var first = null;
   function poll() {
     fetch(el.dataset.follow, { headers: { "Accept": "application/json" }, credentials: "same-origin" })
@@ -40,7 +49,7 @@
       .then(function (j) {
         if (!j) return;
         var now = states(j);
-        if (first !== null && now !== first) { window.location.reload(); return; }
+        if (first !== null ? now !== first : drawnOtherwise(j)) { window.location.reload(); return; }
         first = now;
         list(j).forEach(update);
         copies(j);
