@@ -17,7 +17,7 @@ from .errors import error_response, wants_json
 from .models import INT64_MAX
 from .services import ServiceError
 from .services.names import file_slug
-from .services.vms.views import state_label
+from .services.vms.views import STATE_LABELS, state_label
 
 
 class Int64Converter(IntegerConverter):
@@ -134,6 +134,9 @@ def register(app) -> None:
     app.add_template_filter(ago, "ago")
     app.add_template_global(vm_state_badge, "vm_state_badge")
     app.add_template_global(state_label, "vm_state_label")
+    # the same labels for the pages' scripts (follow.js), from the one table
+    app.add_template_global(lambda: {s: str(label) for s, label in STATE_LABELS.items()},
+                            "vm_state_labels")
 
     @app.template_filter("mib")
     def mib(value: int | None) -> str:

@@ -2,27 +2,22 @@
 // store) while a watcher runs; polled from states.json when none does (the server says
 // so with a "poll" event) or when the browser cannot keep the stream.
 
-// A state as the reader reads it (services/vms/views.py's STATE_LABELS): the badges say
-// it so; their data-state keeps the state itself. "starting…" too.
-window.loucloudStateLabel = function (state) {
+// A state as the reader reads it: the labels are services/vms/views.py's STATE_LABELS,
+// which base.html writes as JSON; the badges say it so, their data-state keeps the state
+// itself. "starting…" too.
+window.loucloudStateLabel = (function () {
   "use strict";
-  if (!state) return state;
-  if (state.slice(-1) === "\u2026") return window.loucloudStateLabel(state.slice(0, -1)) + "\u2026";
-  var labels = {
-    "running": t("running"), "paused": t("paused"), "shut off": t("shut off"),
-    "crashed": t("crashed"), "missing": t("missing"), "host offline": t("host offline"),
-    "unknown": t("unknown"), "shutting down": t("shutting down"),
-    "suspended": t("suspended"), "no state": t("no state"), "lost": t("lost"),
-    "expired": t("expired"), "ready": t("ready"), "error": t("error"),
-    "creating": t("creating"), "starting": t("starting"), "stopping": t("stopping"),
-    "rebooting": t("rebooting"), "pausing": t("pausing"), "resuming": t("resuming"),
-    "deleting": t("deleting"), "snapshotting": t("snapshotting"),
-    "reverting": t("reverting"), "saving": t("saving"), "discarding": t("discarding"),
-    "rebuilding": t("rebuilding"), "cloning": t("cloning"), "migrating": t("migrating"),
-    "resizing": t("resizing"), "attaching": t("attaching"), "detaching": t("detaching")
+  var labels = null;
+  return function label(state) {
+    if (!state) return state;
+    if (state.slice(-1) === "\u2026") return label(state.slice(0, -1)) + "\u2026";
+    if (labels === null) {
+      var el = document.getElementById("lc-states");
+      try { labels = el ? JSON.parse(el.textContent) : {}; } catch (e) { labels = {}; }
+    }
+    return Object.prototype.hasOwnProperty.call(labels, state) ? labels[state] : state;
   };
-  return Object.prototype.hasOwnProperty.call(labels, state) ? labels[state] : state;
-};
+})();
 
 window.loucloudFollow = function (ids, show) {
   "use strict";

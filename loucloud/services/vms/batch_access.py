@@ -12,7 +12,7 @@ from flask_babel import gettext as _
 from ...extensions import db
 from ...models import VM, Batch, Group, GroupMember, Template, Task, User
 from .. import FieldError, NotAllowed, NotFound
-from ..groups import manages_any, manages_group
+from ..groups import group_for, manages_any, manages_group
 from . import batch as batch_service
 from . import batch_actions
 
@@ -33,11 +33,10 @@ def managed_groups(user: User) -> list[Group]:
 
 
 def group_for_batches(user: User, group_id: int) -> Group:
+    """The group if ``user`` may make batches for it: the groups' own rule
+    (groups.group_for: the administrator, or one of its managers)."""
     check_may_batch(user)
-    group = next((g for g in managed_groups(user) if g.id == group_id), None)
-    if group is None:
-        raise NotFound()
-    return group
+    return group_for(user, group_id)
 
 
 def batch_for(user: User, batch_id: int) -> Batch:

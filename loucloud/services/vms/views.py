@@ -21,8 +21,8 @@ TRANSITIONAL |= {"resizing", "attaching", "detaching"}  # issue 14: resize and d
 # The states the list can be filtered by.
 FILTER_STATES = ["running", "paused", "shut off", "crashed", "missing", "host offline"]
 # A state (libvirt's, LouCloud's, a VM's status) as a person reads it: the data stays as
-# it is (data-state, JSON, filters); pages say it with state_label (static/follow.js has
-# the same table for the states it follows).
+# it is (data-state, JSON, filters); pages say it with state_label, and their scripts
+# (static/follow.js) with this table as base.html hands it to them.
 STATE_LABELS = {
     "running": _l("running"), "paused": _l("paused"), "shut off": _l("shut off"),
     "crashed": _l("crashed"), "missing": _l("missing"), "host offline": _l("host offline"),
