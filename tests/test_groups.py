@@ -78,10 +78,17 @@ def test_the_administrator_creates_a_group_adds_members_and_sees_it(app, as_admi
 def test_a_group_name_is_unique_and_checked(app, as_admin):
     make_group(app, "lab")
     for name, message in (("LAB", "A group with this name exists."),
-                          ("-x", "Use 1 to 64 letters, digits, spaces")):
+                          ("-x", "Use 1 to 64 letters (of any language), digits, spaces")):
         response = as_admin.post("/groups/new", {"name": name})
         assert response.status_code == 400
         assert message in response.get_data(as_text=True)
+
+
+def test_a_group_name_may_be_in_any_language(app, as_admin):
+    """A class called 一班 (issue 16: display names in any language, groups too)."""
+    response = as_admin.post("/groups/new", {"name": "一班"})
+    assert response.status_code == 302
+    assert 'data-group="一班"' in as_admin.get("/groups/").get_data(as_text=True)
 
 
 def test_deleting_a_group_keeps_its_users_and_their_vms(app, catalog, as_admin, user):

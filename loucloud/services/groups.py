@@ -6,20 +6,19 @@ Deleting a group keeps its users and their VMs."""
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 
 from flask_babel import gettext as _
 
 from ..extensions import db
 from ..models import INT64_MAX, VM, Group, GroupMember, Template, User, template_groups
+from .names import display_name, normal
 from . import FieldError, NotAllowed, NotFound, paginate, transaction
 from .group_quota import GroupUsage, group_usage
 from .vms.state import views
 
 log = logging.getLogger(__name__)
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.()+-]{0,63}$")
 DESCRIPTION_MAX = Group.description.type.length  # 255
 # The bounds of a user's quota (the Users page's), for a group's total.
 LIMITS = {"max_vms": 10_000, "max_vcpus": 100_000, "max_memory_mib": 100_000_000,
@@ -37,10 +36,7 @@ class Limits:
 
 def _check(name: str, description: str | None, limits: Limits | None,
            exclude_id: int | None) -> tuple[str, str, Limits]:
-    name = (name or "").strip()
-    if not NAME_RE.match(name):
-        raise FieldError(_("Use 1 to 64 letters, digits, spaces or . _ ( ) + -, starting "
-                           "with a letter or digit."), "name")
+    name = display_name(name, "name", what="group")   # any language (names.py)
     stmt = db.select(Group.id).where(db.func.lower(Group.name) == name.lower())
     if exclude_id is not None:
         stmt = stmt.where(Group.id != exclude_id)
@@ -124,7 +120,7 @@ def get_group(group_id: int) -> Group:
 
 def group_by_name(name: str) -> Group:
     """The group called ``name``. Raises NotFound."""
-    group = db.session.execute(db.select(Group).where(Group.name == name)).scalar()
+    group = db.session.execute(db.select(Group).where(Group.name == normal(name))).scalar()
     if group is None:
         raise NotFound(_("There is no group named %(name)s.", name=name))
     return group
