@@ -28,7 +28,10 @@ ECDSA = _openssh(ec.generate_private_key(ec.SECP256R1()))
 KIND, BLOB = ED25519.split()[:2]
 
 
-@pytest.mark.parametrize("line", [ED25519, RSA_2048 + " work", ECDSA, f"  {ED25519}  "])
+# Fixed ids: the keys are made anew by each process, and the suite's two workers
+# (tests/support/workers.py) must collect the same tests.
+@pytest.mark.parametrize("line", [ED25519, RSA_2048 + " work", ECDSA, f"  {ED25519}  "],
+                         ids=["ed25519", "rsa-2048", "ecdsa", "ed25519-in-spaces"])
 def test_real_keys_are_taken(ctx, line):
     user = make_user("alice")
     key = key_service.add_key(db.session.get(User, user.id), "", line)
@@ -43,7 +46,8 @@ def test_real_keys_are_taken(ctx, line):
     (f"{KIND}", "data is missing"),
     (f"{KIND} not*base64", "not valid base64"),
     (f"{KIND} {base64.b64encode(b'garbage').decode()}", "not a valid public key"),
-    (f"ssh-rsa {BLOB}", "not a valid public key"),          # an ed25519 blob, said rsa
+    pytest.param(f"ssh-rsa {BLOB}", "not a valid public key",  # an ed25519 blob, said rsa
+                 id="ed25519-blob-said-rsa"),
     (RSA_1024, "at least 2048 bits"),
     (f"{ED25519}\n{ED25519}", "one key on one line"),
     (f"{KIND} {BLOB} comment\x01with control", "200 plain characters"),

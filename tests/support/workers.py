@@ -30,6 +30,11 @@ def group_of(item: pytest.Item) -> str:
     return item.nodeid.split("::", 1)[0]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # xdist registers it too; this keeps --strict-markers content with -p no:xdist
+    config.addinivalue_line("markers", "xdist_group(name): the tests a worker takes whole")
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
