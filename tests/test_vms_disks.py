@@ -184,9 +184,13 @@ def test_over_quota_is_refused_and_leaves_nothing(app, as_user, box, test_host):
 
 
 def test_a_full_pool_is_refused_and_leaves_nothing(app, as_admin, catalog, test_host):
-    """The test driver's pool has 100 GiB free; the room is checked before the quota."""
+    """The test driver's pool has 100 GiB free; the admin's quota would allow 300 GiB,
+    so the host's room is what refuses (the quota is checked first, without the host)."""
     create(as_admin, "big", catalog.id, start=False)
     [vm] = vms(app)
+    with app.app_context():
+        db.session.get(User, vm.owner_id).max_disk_gib = 300
+        db.session.commit()
     before = volumes_in(app, test_host)
     response = post(as_admin, vm.id, "add", size_gib="200")
     assert response.status_code == 409
@@ -194,6 +198,23 @@ def test_a_full_pool_is_refused_and_leaves_nothing(app, as_admin, catalog, test_
            "more" in response.get_json()["error"]
     assert volumes_in(app, test_host) == before
     assert disk_rows(app) == [("vda", 2, True, True)] and vms(app)[0].status == "ready"
+
+
+def test_a_vm_stopped_behind_loucloud_gets_the_disk_in_its_definition(app, as_user, catalog,
+                                                                      test_host):
+    """LouCloud still believes the VM runs (its domain was destroyed on the host, the
+    store not told): the hot-plug is tried and refused, and the disk goes into the
+    definition, said as such."""
+    create(as_user, "gone", catalog.id)
+    [vm] = vms(app)
+    host_call(app, test_host, lambda c: c.lookupByUUIDString(vm.uuid).destroy())
+    assert vms(app)[0].live_state == "running"
+    response = post(as_user, vm.id, "add", size_gib="1")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json()["message"].endswith("the VM sees it as /dev/vdb at its "
+                                                   "next start.")
+    assert list(targets(app, test_host, vm.uuid)) == ["vda", "vdb"]
+    assert disk_rows(app) == [("vda", 2, True, True), ("vdb", 1, False, True)]
 
 
 def test_a_hot_plug_the_host_refuses_leaves_nothing(app, as_user, catalog, test_host):

@@ -11,6 +11,7 @@ from .errors import (  # noqa: F401
                      NoAnswer,
                      NoSpace,
                      NotSupported,
+                     PoolFull,
                      PoolNotFound,
                      VirtError,
                      VolumeNotFound,

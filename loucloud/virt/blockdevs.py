@@ -12,7 +12,8 @@ import libvirt
 from . import xml
 from .domains import _lookup
 from .storage import _lookup_pool, lookup_volume
-from .errors import AlreadyExists, InvalidState, PoolNotFound, VolumeNotFound, translate
+from .errors import (AlreadyExists, InvalidState, PoolFull, PoolNotFound, VolumeNotFound,
+                     translate)
 
 LIVE, CONFIG = libvirt.VIR_DOMAIN_AFFECT_LIVE, libvirt.VIR_DOMAIN_AFFECT_CONFIG
 INACTIVE_SECURE = libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE
@@ -43,17 +44,22 @@ def _places(dom: libvirt.virDomain) -> DiskPlaces:
     return DiskPlaces(config, live)
 
 
-def attach_disk(conn: libvirt.virConnect, uuid: str, path: str, target: str) -> bool:
+def attach_disk(conn: libvirt.virConnect, uuid: str, path: str, target: str,
+                running: bool | None = None) -> bool:
     """Attach the qcow2 volume at ``path`` as virtio disk ``target``: hot-plugged into a
     running domain and kept in its definition, or added to a stopped domain's
-    definition. Returns whether it was plugged live. Raises AlreadyExists when the
-    target is taken, VirtError when the hypervisor (or the guest) refuses."""
+    definition. Returns whether it was plugged live. ``running``: what the caller
+    believes (True: the hot-plug is tried at once, and the domain's state asked only
+    when it is refused; otherwise asked first). Raises AlreadyExists when the target
+    is taken, VirtError when the hypervisor (or the guest) refuses."""
     dom = _lookup(conn, uuid)
     try:
-        if dom.isActive():  # libvirt refuses a target the domain has (live or defined)
+        if running or dom.isActive():  # libvirt refuses a target the domain has
             try:
                 dom.attachDeviceFlags(xml.build_disk(path, target), LIVE | CONFIG)
             except libvirt.libvirtError:
+                if running and not dom.isActive():   # it had stopped after all
+                    return _define_with(conn, dom, path, target)
                 places = _places(dom)
                 if places.live.get(target) != path or target in places.config:
                     raise
@@ -61,13 +67,37 @@ def attach_disk(conn: libvirt.virConnect, uuid: str, path: str, target: str) -> 
                 # the definition only
                 conn.defineXML(xml.with_disk(dom.XMLDesc(INACTIVE_SECURE), path, target))
             return True
-        text = dom.XMLDesc(INACTIVE_SECURE)
-        if target in {d.target for d in xml.parse_disks(text)}:
-            raise AlreadyExists(f"the VM already has a disk {target}")
-        conn.defineXML(xml.with_disk(text, path, target))
-        return False
+        return _define_with(conn, dom, path, target)
     except libvirt.libvirtError as exc:
         raise translate(exc) from None
+
+
+def _define_with(conn: libvirt.virConnect, dom: libvirt.virDomain, path: str,
+                 target: str) -> bool:
+    """The disk into a stopped domain's definition. Returns False (not plugged live)."""
+    text = dom.XMLDesc(INACTIVE_SECURE)
+    if target in {d.target for d in xml.parse_disks(text)}:
+        raise AlreadyExists(f"the VM already has a disk {target}")
+    conn.defineXML(xml.with_disk(text, path, target))
+    return False
+
+
+def new_data_disk(conn: libvirt.virConnect, uuid: str, pool_name: str, name: str,
+                  capacity: int, target: str, running: bool | None = None
+                  ) -> tuple[str, bool]:
+    """A new blank qcow2 volume ``name`` of ``capacity`` bytes in the pool, attached to
+    the domain as disk ``target`` (attach_disk). Returns (the volume's file, plugged
+    live). Data disks are not overcommitted: PoolFull when the pool has less room
+    (nothing made). A refused attach leaves the volume to the caller, who named it."""
+    pool = _lookup_pool(conn, pool_name)
+    try:
+        free = int(pool.info()[3])
+        if capacity > free:
+            raise PoolFull(free, capacity)
+        path = pool.createXML(xml.build_blank_volume(name, capacity), 0).path()
+    except libvirt.libvirtError as exc:
+        raise translate(exc) from None
+    return path, attach_disk(conn, uuid, path, target, running)
 
 
 def detach_disk(conn: libvirt.virConnect, uuid: str, target: str, wait: float = 10.0) -> bool:

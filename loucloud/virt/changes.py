@@ -145,6 +145,15 @@ class ChangeVerbs:
         refuses."""
         return self._act(blockdevs.attach_disk, uuid, path, target)
 
+    def new_data_disk(self, uuid: str, pool_name: str, name: str, capacity: int,
+                      target: str, running: bool | None = None) -> tuple[str, bool]:
+        """A new blank volume in the pool attached as disk ``target``, in one step on
+        the host: (its file, plugged live). ``running``: what the caller believes (a
+        hot-plug tried at once). Raises PoolFull (the pool has less room; nothing
+        made), AlreadyExists, VirtError; a refused attach leaves the named volume."""
+        return self._act(blockdevs.new_data_disk, uuid, pool_name, name, capacity, target,
+                         running)
+
     def disk_places(self, uuid: str) -> DiskPlaces:
         """Where the domain has its disks: target -> file, defined and live."""
         return self._query(blockdevs.disk_places, uuid)

@@ -57,6 +57,15 @@ class NoSpace(VirtError):
     """The storage pool or the host has no room for what was asked."""
 
 
+class PoolFull(NoSpace):
+    """LouCloud's own look before a data disk: the pool has ``free`` bytes, fewer than
+    the ``needed`` (data disks are not overcommitted)."""
+
+    def __init__(self, free: int, needed: int):
+        super().__init__(f"the pool has {free} bytes free, {needed} needed")
+        self.free, self.needed = free, needed
+
+
 class AgentUnavailable(VirtError):
     """The guest has no QEMU guest agent answering (not installed, not started yet)."""
 

@@ -5,8 +5,8 @@ grow one; and what the VM
 page shows of them (sizes and allocations, asked from the host after the page is
 shown).
 
-Every disk counts in its owner's quota, attached or not (models/disks.py); an added
-or grown disk is reserved atomically as at create (resize.reserve). The system disk
+Every disk counts in its owner's quota, attached or not (models/disks.py), reserved
+atomically as at create (create.lock_quota). The system disk
 (vda) can grow but goes only with its VM. A step the host refuses leaves nothing: the
 new volume is deleted again, the row and the quota as before."""
 from __future__ import annotations
@@ -18,15 +18,16 @@ from flask_babel import gettext as _
 
 from ...extensions import db
 from ...models import VM, Disk, Leftover
-from ...virt import AlreadyExists, DomainNotFound, InvalidState, VirtError, VolumeNotFound
+from ...virt import (AlreadyExists, DomainNotFound, InvalidState, PoolFull, VirtError,
+                     VolumeNotFound)
 from ...virt.driver import Hypervisor, next_target
 from .. import Conflict, FieldError, NotFound, ServiceError, leftovers, transaction
 from ..hypervisors import hypervisor
 from ..settings import get_settings
-from .create import GIB, QuotaExceeded
-from .lifecycle import _end, _put_back, refusal
+from .create import GIB, QuotaExceeded, lock_quota
+from .lifecycle import _end, _put_back, busy, claim, refusal
 from .resize import reserve
-from .snapshots import begin_unsaved
+from .snapshots import begin_unsaved, unsaved
 
 log = logging.getLogger(__name__)
 
@@ -86,54 +87,65 @@ def add_disk(vm: VM, size_gib) -> str:
     """A new blank data disk of ``size_gib`` for the VM, attached as its next free
     target: live into a running VM, into a stopped VM's definition. Returns the message.
     Raises FieldError, QuotaExceeded, Conflict (busy, pool full, no free target, the
-    guest refused), Unavailable, ServiceError; every failure leaves nothing."""
+    guest refused), Unavailable, ServiceError; every failure leaves nothing. One
+    transaction holds the quota (lock_quota), the busy mark (claim) and the row; then
+    one step on the host (room, volume, attach: new_data_disk); then the status."""
     size = check_size(size_gib)
-    previous = begin_unsaved(vm, "attaching", _("add a disk to %(name)s", name=vm.name))
+    vm_id, name, uuid, host_name = vm.id, vm.name, vm.uuid, vm.host.name
+    running = vm.live_state in ("running", "paused")
     pool_name = get_settings().storage_pool
     hv = hypervisor(vm.host)
-    try:
-        _check_room(vm, hv, pool_name, size, _("A %(size)s GiB disk for %(name)s",
-                                               size=size, name=vm.name))
-    except VirtError as exc:
-        _put_back(vm, previous)
-        raise _refusal(vm, exc, _("Adding a disk")) from None
-    except Conflict:
-        _put_back(vm, previous)
-        raise
+    lock_quota(vm.owner_id, disk_gib=size)   # QuotaExceeded: rolled back, nothing held
+    previous = claim(vm_id, "attaching")
+    if previous is None:
+        db.session.rollback()
+        raise busy(vm)
     # The rows name every disk LouCloud gave the VM; a target taken on the host behind
     # LouCloud's back makes the attach refuse (AlreadyExists), and nothing is kept.
-    target = next_target({d.target for d in vm.disks})
+    target = next_target(set(db.session.execute(
+        db.select(Disk.target).where(Disk.vm_id == vm_id)).scalars()))
     if target is None:
+        db.session.rollback()
+        raise Conflict(_("%(name)s has every disk target up to vdz in use.", name=name))
+    volume_name = f"lc-{uuid}-{target}-{secrets.token_hex(3)}.qcow2"
+    disk = Disk(vm_id=vm_id, target=target, volume_name=volume_name, size_gib=size,
+                system=False, attached=False)
+    db.session.add(disk)
+    db.session.flush()
+    disk_id = disk.id
+    db.session.commit()
+
+    def undo(error: ServiceError) -> ServiceError:
+        db.session.delete(disk)
         _put_back(vm, previous)
-        raise Conflict(_("%(name)s has every disk target up to vdz in use.", name=vm.name))
-    volume_name = f"lc-{vm.uuid}-{target}-{secrets.token_hex(3)}.qcow2"
+        return error
+
+    refused = None if running else unsaved(vm, _("add a disk to %(name)s", name=name))
+    if refused is not None:
+        raise undo(refused)
     try:
-        vm = reserve(vm, lambda row: row.disks.append(Disk(
-            target=target, volume_name=volume_name, size_gib=size, system=False,
-            attached=False)), disk_gib=size)
-    except QuotaExceeded:
-        _put_back(vm, previous)
-        raise
-    disk = disk_of(vm, target)
-    try:
-        volume = hv.create_blank(pool_name, volume_name, size * GIB)
-        live = hv.attach_disk(vm.uuid, volume.path, target)
+        path, live = hv.new_data_disk(uuid, pool_name, volume_name, size * GIB, target,
+                                      running)
+    except PoolFull as exc:
+        raise undo(Conflict(_(
+            "%(doing)s refused: LouCloud's storage pool on %(host)s has %(free)s GiB free, "
+            "not enough for %(add)s GiB more.", host=host_name, add=size,
+            doing=_("A %(size)s GiB disk for %(name)s", size=size, name=name),
+            free=f"{exc.free / GIB:.1f}"))) from None
     except VirtError as exc:
         _undo_volume(vm, hv, pool_name, volume_name)
-        db.session.delete(disk)
-        db.session.commit()
-        _put_back(vm, previous)
-        log.warning("disk %s for %s not added: %s", target, vm.name, exc)
-        raise _refusal(vm, exc, _("Adding a %(size)s GiB disk to %(name)s", size=size,
-                                  name=vm.name)) from None
-    disk.volume_path, disk.attached = volume.path, True
+        log.warning("disk %s for %s not added: %s", target, name, exc)
+        raise undo(_refusal(vm, exc, _("Adding a %(size)s GiB disk to %(name)s", size=size,
+                                       name=name))) from None
+    db.session.execute(db.update(Disk).where(Disk.id == disk_id)
+                       .values(volume_path=path, attached=True))
     _end(vm)
-    log.info("disk %s (%d GiB) added to %s (live: %s)", target, size, vm.name, live)
+    log.info("disk %s (%d GiB) added to %s (live: %s)", target, size, name, live)
     if live:
         return _("A %(size)s GiB disk %(disk)s was added to %(name)s and plugged in: the "
-                 "guest sees it now as /dev/%(disk)s.", size=size, disk=target, name=vm.name)
+                 "guest sees it now as /dev/%(disk)s.", size=size, disk=target, name=name)
     return _("A %(size)s GiB disk %(disk)s was added to %(name)s; the VM sees it as "
-             "/dev/%(disk)s at its next start.", size=size, disk=target, name=vm.name)
+             "/dev/%(disk)s at its next start.", size=size, disk=target, name=name)
 
 
 def _detach(vm: VM, hv: Hypervisor, disk: Disk, doing: str, previous) -> bool:

@@ -93,12 +93,23 @@ def unknown_outcome(vm: VM, exc: NoAnswer, what: str) -> ServiceError:
 
 # -- actions ---------------------------------------------------------------------------
 def _begin(vm: VM, status: str) -> tuple[str, datetime, datetime | None]:
-    """Mark the VM busy with ``status``, unless another action holds it. A compare-and-
-    set UPDATE, so two concurrent actions (any processes) get one success; a status
-    left longer than Settings' stuck bound is taken over, unless a task holds the VM
-    (tasks.holding: its heartbeat is alive). Returns the
-    (status, status_since, live_changed_at) it replaced, for _put_back."""
-    vm_id = vm.id
+    """Mark the VM busy with ``status``, unless another action holds it (``claim``, then
+    the commit). Returns the (status, status_since, live_changed_at) it replaced, for
+    _put_back."""
+    previous = claim(vm.id, status)
+    db.session.commit()
+    if previous is None:
+        raise busy(vm)
+    db.session.refresh(vm)
+    return previous
+
+
+def claim(vm_id: int, status: str) -> tuple[str, datetime, datetime | None] | None:
+    """The VM marked busy with ``status`` in the caller's transaction, unless another
+    action holds it: a compare-and-set UPDATE, so two concurrent actions (any processes)
+    get one success; a status left longer than Settings' stuck bound is taken over,
+    unless a task holds the VM (tasks.holding: its heartbeat is alive). Returns the
+    (status, status_since, live_changed_at) it replaced, or None (nothing changed)."""
     now = utcnow()
     stale = now - timedelta(seconds=get_settings().stuck_after_seconds)
     previous = db.session.execute(db.select(VM.status, VM.status_since, VM.live_changed_at)
@@ -110,13 +121,16 @@ def _begin(vm: VM, status: str) -> tuple[str, datetime, datetime | None]:
                     ~tasks.holding("vm", VM.id))))
         .values(status=status, status_since=now, live_changed_at=now)
         .execution_options(synchronize_session=False))
-    db.session.commit()
     if result.rowcount != 1:
-        db.session.refresh(vm)
-        raise Conflict(_("%(name)s is busy (%(status)s); try again in a moment.",
-                         name=vm.name, status=state_label(vm.status)))
-    db.session.refresh(vm)
+        return None
     return previous.status, previous.status_since, previous.live_changed_at
+
+
+def busy(vm: VM) -> Conflict:
+    """The refusal of an action on a VM another action holds (its status read afresh)."""
+    db.session.refresh(vm)
+    return Conflict(_("%(name)s is busy (%(status)s); try again in a moment.",
+                      name=vm.name, status=state_label(vm.status)))
 
 
 def _end(vm: VM, status: str = VM.READY, error: str | None = None) -> None:

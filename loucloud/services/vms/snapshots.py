@@ -349,22 +349,31 @@ def has_saved_state(vm: VM) -> bool:
 
 def begin_unsaved(vm: VM, status: str, doing: str):
     """lifecycle._begin, then refuse (Conflict, the VM put back) when its host says the
-    shut-off VM holds a saved memory state (a running one asks nothing more): its start restores the definition saved with it, so a
-    change of its sizes or disks made now would not apply (a disk gone: no start).
+    shut-off VM holds a saved memory state (``unsaved``).
     ``doing`` names the VM, in the reader's language ("resize vm1": host_refusal)."""
     previous = _begin(vm, status)
+    refused = unsaved(vm, doing)
+    if refused is not None:
+        _put_back(vm, previous)
+        raise refused
+    return previous
+
+
+def unsaved(vm: VM, doing: str) -> ServiceError | None:
+    """None, or the refusal of a change to a shut-off VM whose host says it holds a saved
+    memory state (a running one asks nothing more): its start restores the definition
+    saved with it, so a change of its sizes or disks made now would not apply (a disk
+    gone: no start). A host that cannot tell refuses too (host_refusal)."""
     if vm.live_state in ("running", "paused"):   # a running domain holds none: libvirt
-        return previous                         # drops it when it starts
+        return None                             # drops it when it starts
     try:
         saved = hypervisor(vm.host).has_saved_state(vm.uuid)
     except VirtError as exc:
-        _put_back(vm, previous)
-        raise host_refusal(vm, exc, doing) from None
+        return host_refusal(vm, exc, doing)
     if saved:
-        _put_back(vm, previous)
-        raise Conflict(_("Cannot %(doing)s: it holds a saved memory state (suspended to "
-                         "disk): start it, or discard the state, first.", doing=doing))
-    return previous
+        return Conflict(_("Cannot %(doing)s: it holds a saved memory state (suspended to "
+                          "disk): start it, or discard the state, first.", doing=doing))
+    return None
 
 
 @transaction
