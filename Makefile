@@ -21,7 +21,7 @@ run: system venv assets db
 # the rest beside them. TEST_WORKERS=0 runs everything in this one process.
 TEST_WORKERS ?= 2
 test: system-test venv-test assets db
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder $(PYTEST_ARGS)
 
 # Benchmarks against the raw libvirt floor (docs/performance.md); prints a table and
 # writes it to bench/results/<date>.md. BENCH_ARGS="--only list,create --quick" etc.

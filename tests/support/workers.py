@@ -1,41 +1,62 @@
-"""The suite on two processes (pytest-xdist, ``make test`` runs ``-n 2 --dist loadgroup --no-loadscope-reorder``).
-
-Every test is given an xdist group, which is the unit a worker takes whole:
-- the tests on the host lab (the ``lab`` fixture, the real guest image) form one group,
-  so one worker starts one lab, builds or finds the guest once and runs them in their
-  order (their module fixtures boot a guest once per module);
+"""The suite on two processes: ``make test`` runs pytest-xdist with
+``-n 2 --dist loadscope --no-loadscope-reorder``, and this plugin decides the scopes (the
+units a worker takes whole):
+- every test on the host lab (tests/system/, and the few files elsewhere that use the
+  ``lab`` fixture: LAB_FILES) is in one scope, so one worker starts one lab, builds or
+  finds the real guest once and runs them in their order;
 - every other test goes with its module, so a module's fixtures are made once, on one
   worker.
-The groups are handed out in the order of collection (no reordering by size): the lab's
-group comes first (tests/browser/test_class_batch.py is the first test on it), so the
-longest piece of work starts at once on one worker and the other takes everything else.
-While one worker waits on the lab's guests (QEMU, mostly in other processes), the other
-runs the fast tests on libvirt's test driver: the whole suite takes about as long as the
-longer of the two.
+The scopes are handed out in the order of collection (no reordering by size): the lab's
+scope comes first (tests/browser/test_class_batch.py is collected first), so the longest
+piece of work starts at once on one worker while the other takes everything else. While
+one worker waits on the lab's guests (QEMU, mostly in other processes), the other runs
+the fast tests on libvirt's test driver: the suite takes about as long as the longer.
 
-Loaded for the whole suite by ``-p tests.support.workers`` in pytest.ini's addopts; without
-``-n`` the marks change nothing.
+The controller that hands the scopes out sees only test ids, so the lab's scope is
+known by path; each worker checks that every test using the ``lab`` fixture (or the
+real guest) is on such a path, and refuses to run otherwise. (xdist's own xdist_group
+marks cannot be used: pytest 9.2 derives a test's id from its node, and xdist 3.8 writes
+the group into an attribute pytest no longer reads.)
+
+Loaded for the whole suite by ``-p tests.support.workers`` in pytest.ini's addopts;
+without ``-n`` it only checks.
 """
 from __future__ import annotations
 
 import pytest
 
-LAB_GROUP = "host-lab"
+LAB_SCOPE = "the host lab"
+LAB_DIRS = ("tests/system/",)
+LAB_FILES = ("tests/browser/test_class_batch.py",)
 LAB_FIXTURES = {"lab", "guest_image"}
 
 
-def group_of(item: pytest.Item) -> str:
-    if LAB_FIXTURES.intersection(getattr(item, "fixturenames", ())):
-        return LAB_GROUP
-    return item.nodeid.split("::", 1)[0]
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    # xdist registers it too; this keeps --strict-markers content with -p no:xdist
-    config.addinivalue_line("markers", "xdist_group(name): the tests a worker takes whole")
+def scope_of(nodeid: str) -> str:
+    path = nodeid.split("::", 1)[0]
+    if path.startswith(LAB_DIRS) or path in LAB_FILES:
+        return LAB_SCOPE
+    return path
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(group_of(item)))
+    astray = [item.nodeid for item in items
+              if LAB_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+              and scope_of(item.nodeid) != LAB_SCOPE]
+    if astray:
+        raise pytest.UsageError(
+            f"{astray[0]} uses the host lab outside {LAB_DIRS}: add its file to LAB_FILES "
+            "in tests/support/workers.py (a second worker would start a second lab)")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class LabScopes(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return scope_of(nodeid)
+
+    return LabScopes(config, log)
