@@ -15,7 +15,7 @@ from werkzeug.routing import IntegerConverter
 
 from .errors import error_response, wants_json
 from .models import INT64_MAX
-from .services import ServiceError
+from .services import ServiceError, tasklist
 from .services.names import file_slug
 from .services.vms.views import STATE_LABELS, state_label
 
@@ -132,6 +132,8 @@ def register(app) -> None:
     app.add_template_filter(i18n.when, "when")   # for the reader's language
 
     app.add_template_filter(ago, "ago")
+    # what a task says (stored by the worker as messages) in the reader's language
+    app.add_template_global(tasklist.says, "says")
     app.add_template_global(vm_state_badge, "vm_state_badge")
     app.add_template_global(state_label, "vm_state_label")
     # the same labels for the pages' scripts (follow.js), from the one table

@@ -75,6 +75,20 @@ def give_screen(app, uri: str, uuid: str, port: int = 5907) -> None:
         pool().call(uri, redefine, timeout=10)
 
 
+def make_stored_image(folder: Path, name: str = "disk"):
+    """An uploaded image LouCloud keeps in its image store (``folder``/images, the
+    tests' IMAGE_STORE): a small qcow2 file and its row."""
+    from loucloud.models import Image
+    from tests.support import imagefiles as files
+
+    store = Path(folder) / "images"
+    store.mkdir(exist_ok=True)
+    src = files.qcow2(store / f"image-{name}.qcow2", 2 ** 20)
+    return _saved(Image(name=name, path=str(src), format="qcow2", virtual_size=2 ** 20,
+                        volume=src.name, file_size=src.stat().st_size,
+                        sha256=files.sha256(src)))
+
+
 def _saved(obj):
     """Commit, load every column and detach: the object stays readable in the test
     after its app context is gone."""

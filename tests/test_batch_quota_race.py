@@ -11,7 +11,7 @@ from collections import Counter
 
 from loucloud.extensions import db
 from loucloud.models import VM, Batch, Group, Task, Template, User
-from loucloud.services import group_quota
+from loucloud.services import group_quota, tasklist
 from loucloud.services import groups as group_service
 from loucloud.services import tasks as task_service
 from loucloud.services.vms import batch as batch_service
@@ -106,9 +106,9 @@ def test_batch_create_and_single_creates_at_once_never_pass_a_quota(
         group = db.session.execute(db.select(Group).filter_by(name="lab")).scalar_one()
         batch = db.session.get(Batch, batch_id)
         task = db.session.get(Task, task_id)
-        failures = batch.failure_items
+        failures = batch_service.failures(batch)
         batch_made = {(vm.owner.username, vm.name) for vm in batch.vms}
-        state, result = task.state, task.result
+        state, result = task.state, tasklist.says(task.result)
         in_use = group_quota.group_usage(group).used.vms
 
     # Nobody over his own quota, the group not over its own; and as the members asked

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from loucloud.extensions import db
 from loucloud.models import Image, Task, Upload
+from loucloud.services import tasklist
 from loucloud.services import tasks as task_service
 from loucloud.services import uploads as upload_service
 from tests.factories import make_server, write_test_node
@@ -171,7 +172,8 @@ def test_a_bad_file_is_refused_with_a_reason_and_nothing_is_kept(app, as_admin, 
         (task,) = db.session.execute(db.select(Task)).scalars().all()
         task_service.execute(task.id)
         assert (task.state, task.target_id) == ("cancelled", None)
-        assert "refused" in task.error and said in task.error
+        error = tasklist.says(task.error)
+        assert "refused" in error and said in error
     assert _leftovers(app) == ([], [], [])
 
 

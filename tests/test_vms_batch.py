@@ -13,6 +13,7 @@ import pytest
 from loucloud.extensions import db
 from loucloud.models import VM, Batch, Host, Task, Template, User, utcnow
 from loucloud.services import Conflict, FieldError
+from loucloud.services import tasklist
 from loucloud.services import tasks as task_service
 from loucloud.services.vms import batch as batch_service
 from loucloud.services.vms import batch_actions, expiry, lifecycle
@@ -68,7 +69,7 @@ def test_one_vm_each_spread_by_free_memory(app, pool, people):
         assert {vm.name for vm in batch.vms} == {f"lab1-{n}" for n in
                                                  ("ann", "ben", "cai", "dan", "eva")}
         assert batch.task.state == "succeeded"
-        assert batch.task.result == "5 of 5 VMs made."
+        assert tasklist.says(batch.task.result) == "5 of 5 VMs made."
 
 
 def test_partial_failures_are_listed_and_the_successes_kept(app, pool, people):
@@ -81,11 +82,12 @@ def test_partial_failures_are_listed_and_the_successes_kept(app, pool, people):
     with app.app_context():
         batch = db.session.get(Batch, batch_id)
         assert [vm.owner.username for vm in batch.vms] == ["cai"]
-        failures = {user: reason for user, _, reason in batch.failure_items}
+        failures = {user: reason for user, _, reason in batch_service.failures(batch)}
         assert failures["ann"] == "You already have a VM named exam."
         assert failures["ben"].startswith("Over quota: VMs 0 in use + 1 would exceed 0")
-        assert batch.task.result.startswith("1 of 3 VMs made. 2 could not be made: "
-                                            "exam (ann): You already have a VM named exam.")
+        assert tasklist.says(batch.task.result).startswith(
+            "1 of 3 VMs made. 2 could not be made: exam (ann): You already have a VM named "
+            "exam.")
     assert sorted(_placed(app)) == ["ann/exam", "cai/exam"]
 
 
@@ -136,12 +138,13 @@ def test_batch_actions_start_shut_down_delete(app, pool, people):
         task = batch_actions.start_batch_action(actor, vms, "poweroff", "batch 1")
         task_service.execute(task.id)
         task = db.session.get(Task, task.id)
-        assert task.result.startswith("1 of 2 VMs forced off. 1 skipped: lab-ann: ")
+        assert tasklist.says(task.result).startswith(
+            "1 of 2 VMs forced off. 1 skipped: lab-ann: ")
         assert {lifecycle.hypervisor(vm.host).domain_state(vm.uuid) for vm in vms} == \
             {"shut off"}
         task = batch_actions.start_batch_action(actor, vms, "delete", "batch 1")
         task_service.execute(task.id)
-        assert db.session.get(Task, task.id).result == "2 of 2 VMs deleted."
+        assert tasklist.says(db.session.get(Task, task.id).result) == "2 of 2 VMs deleted."
         assert db.session.execute(db.select(VM)).scalars().all() == []
         with pytest.raises(Conflict, match="There are no VMs to start in batch 1."):
             batch_actions.start_batch_action(actor, [], "start", "batch 1")

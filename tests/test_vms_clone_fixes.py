@@ -11,6 +11,7 @@ import pytest
 
 from loucloud.extensions import db
 from loucloud.models import Host, Task
+from loucloud.services import tasklist
 from loucloud.services import tasks as task_service
 from tests.support.vms import (  # noqa: F401 (catalog: a fixture)
     catalog,
@@ -93,7 +94,8 @@ def test_a_copy_the_host_refuses_fails_the_task_and_leaves_nothing(app, as_user,
         task_service.execute(_latest_task(app).id)
     task = _latest_task(app)
     assert task.state == "failed"
-    assert task.error.startswith("h1 could not clone orig as copy: ")
+    with app.app_context():
+        assert tasklist.says(task.error).startswith("h1 could not clone orig as copy: ")
     domains, volumes, rows = before
     assert _world(app, test_host) == (domains, [v for v in volumes
                                                 if v != source.volume_name], rows)

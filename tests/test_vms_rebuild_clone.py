@@ -7,6 +7,7 @@ import pytest
 
 from loucloud.extensions import db
 from loucloud.models import VM, Disk, Snapshot, Task, User
+from loucloud.services import tasklist
 from loucloud.services import tasks as task_service
 from loucloud.services.users import quota_usage
 from tests.support.vms import (  # noqa: F401 (catalog: a fixture)
@@ -96,7 +97,8 @@ def test_clone_of_a_shut_off_vm(app, as_user, source, test_host):
     assert "data-task=" in page and "Waiting for the worker." in page
     task = run_clone_task(app)
     assert task.state == "succeeded", task.error
-    assert task.result.startswith("orig was cloned as copy on h1 (")
+    with app.app_context():
+        assert tasklist.says(task.result).startswith("orig was cloned as copy on h1 (")
     orig, copy = vms(app)
     assert (copy.owner_id, copy.host_id, copy.template_id, copy.image_id) == \
         (orig.owner_id, orig.host_id, orig.template_id, orig.image_id)
@@ -179,7 +181,9 @@ def test_rebuild_and_clone_commands(app, user, catalog, test_host):
     cloned = run("clone", "cli-vm", "cli-copy", "--no-start", "--no-wait")
     assert cloned.exit_code == 0, cloned.output
     assert "cloning cli-vm as cli-copy" in cloned.output
-    assert "cli-vm was cloned as cli-copy on h1" in run_clone_task(app).result
+    result = run_clone_task(app).result
+    with app.app_context():
+        assert "cli-vm was cloned as cli-copy on h1" in tasklist.says(result)
     assert sorted(v.name for v in vms(app)) == ["cli-copy", "cli-vm"]
     assert domains_on(app, test_host)[vms(app)[1].domain_name] == "shut off"
     rebuilt = run("rebuild", "cli-copy")

@@ -123,7 +123,7 @@ def batch_dict(batch, *, detail: bool = False) -> dict:
                          "url": url_for("api_vms.get_vm", vm_id=vm.id)}
                         for vm in batch_service.batch_vms(batch)]
         row["failures"] = [{"owner": owner, "name": name, "reason": reason}
-                           for owner, name, reason in batch.failure_items]
+                           for owner, name, reason in batch_service.failures(batch)]
     return row
 
 

@@ -80,6 +80,7 @@ def detail(batch_id: int):
     batch = batch_access.batch_for(current_user, batch_id)
     return render_template("batches/detail.html", batch=batch,
                            summary=batch_service.summary(batch),
+                           failures=batch_service.failures(batch),
                            vms=batch_service.batch_vms(batch), actions=ACTIONS,
                            expiry_form=ExpiryForm(formdata=None,
                                                   expires_at=batch.expires_at))

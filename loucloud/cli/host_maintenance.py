@@ -3,7 +3,7 @@ import click
 from flask_babel import gettext as _
 
 from ..services import hosts as host_service
-from ..services import maintenance
+from ..services import maintenance, tasklist
 from .common import audited, fail, service, task_state
 from .hosts import group
 from .tasks import acting_admin, follow
@@ -53,14 +53,14 @@ def drain_status(name: str) -> None:
     else:
         click.echo(_("task %(id)s %(state)s %(percent)s%% %(message)s", id=task.id,
                      state=task_state(task.state), percent=int(task.progress * 100),
-                     message=task.message))
+                     message=tasklist.says(task.message)))
     head, rows = maintenance.drain_lines(task)
     if head:
         click.echo(head)
     for vm_name, what in rows:
         click.echo(f"  {vm_name}: {what}")
     if task.finished and task.error and not rows:
-        click.echo(task.error)
+        click.echo(tasklist.says(task.error))
 
 
 @group.command("undrain")

@@ -30,10 +30,10 @@ def follow(task_id: int) -> None:
     task = tasklist.wait_for(task_id, say=click.echo)
     if task.state != "succeeded":
         if task.result:
-            click.echo(task.result)
+            click.echo(tasklist.says(task.result))
         fail(_("task %(id)s %(state)s: %(message)s", id=task.id, state=task_state(task.state),
-               message=task.error or task.message))
-    click.echo(task.result or _("done"))
+               message=tasklist.says(task.error or task.message)))
+    click.echo(tasklist.says(task.result) or _("done"))
 
 
 @group.command("list")
@@ -77,7 +77,7 @@ def ping(no_wait: bool) -> None:
 def cancel(task_id: int) -> None:
     """Cancel a queued or running task."""
     task = service(lambda: tasklist.cancel(acting_admin(), task_id))
-    click.echo(_("task %(id)s: %(message)s", id=task.id, message=task.message))
+    click.echo(_("task %(id)s: %(message)s", id=task.id, message=tasklist.says(task.message)))
 
 
 @group.command("retry")

@@ -95,7 +95,7 @@ def batch_show(batch_id: int, as_json: bool) -> None:
              "state": "expired" if vm.expired_at else (vm.live_state or vm.status),
              "reason": ""} for vm in batch_service.batch_vms(batch)]
     rows += [{"owner": user, "name": name, "host": "", "state": "not made",
-              "reason": reason} for user, name, reason in batch.failure_items]
+              "reason": reason} for user, name, reason in batch_service.failures(batch)]
     echo_rows(rows, as_json, ["owner", "name", "host", "state", "reason"])
 
 

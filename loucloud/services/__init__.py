@@ -11,12 +11,21 @@ import functools
 from flask_babel import gettext as _
 
 from ..extensions import db
+from . import said
 
 
 class ServiceError(Exception):
-    """An action was refused or failed; ``str(e)`` is the message shown to the user."""
+    """An action was refused or failed; ``str(e)`` is the message shown to the user.
+    Raised with a lazy message (``_l(...)``, said.Joined) it keeps it as ``said``: a
+    task's row stores it, to be said in its reader's language (said.of)."""
 
     status = 400
+
+    def __init__(self, *args):
+        self.said = args[0] if args and said.is_message(args[0]) else None
+        if self.said is not None:
+            args = (str(self.said),) + args[1:]
+        super().__init__(*args)
 
 
 class FieldError(ServiceError):
@@ -26,6 +35,7 @@ class FieldError(ServiceError):
     def __init__(self, message: str, field: str | None = None, *,
                  errors: dict[str, str] | None = None, status: int | None = None):
         super().__init__(message)
+        message = str(self)
         self.errors = dict(errors) if errors else ({field: message} if field else {})
         self.field = next(iter(self.errors), None)
         if status is not None:

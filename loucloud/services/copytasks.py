@@ -56,7 +56,7 @@ def _copy(ctx: tasks.TaskContext) -> str:
     else:
         image = db.session.get(Image, ctx.args["image_id"])
     if image is None:
-        raise ServiceError(_("The image was deleted."))
+        raise ServiceError(_l("The image was deleted."))
     return copy_stored(ctx, image, set(ctx.args["host_ids"]))
 
 
@@ -69,10 +69,10 @@ def _fresh(upload_id: str) -> Upload | None:
 def _ended(upload: Upload | None) -> tasks.Cancelled:
     from .uploads import STATE_LABELS  # (uploads imports this module)
     if upload is None:
-        return tasks.Cancelled(_("The upload was abandoned; nothing of it was kept."))
-    return tasks.Cancelled(_("The upload was %(state)s: %(error)s Nothing of it was kept on "
-                             "the hosts.", state=STATE_LABELS.get(upload.state, upload.state),
-                             error=upload.error))
+        return tasks.Cancelled(_l("The upload was abandoned; nothing of it was kept."))
+    return tasks.Cancelled(_l("The upload was %(state)s: %(error)s Nothing of it was kept on "
+                              "the hosts.", state=STATE_LABELS.get(upload.state, upload.state),
+                              error=upload.error))
 
 
 def _wait_for_end(ctx: tasks.TaskContext, upload_id: str) -> Upload | None:
@@ -80,8 +80,8 @@ def _wait_for_end(ctx: tasks.TaskContext, upload_id: str) -> Upload | None:
         upload = _fresh(upload_id)
         if upload is None or upload.state != "receiving":
             return upload
-        ctx.report(0.0, _("Waiting for the upload (%(received)s of %(size)s bytes).",
-                          received=upload.received, size=upload.size))
+        ctx.report(0.0, _l("Waiting for the upload (%(received)s of %(size)s bytes).",
+                           received=upload.received, size=upload.size))
         time.sleep(POLL)
 
 
@@ -90,7 +90,7 @@ def _volume_name(ctx: tasks.TaskContext, upload: Upload) -> str | None:
     the file will be refused (nothing to copy) or the upload ended meanwhile."""
     head_end = min(upload.size, imagefiles.HEAD_BYTES)
     while upload.received < head_end:
-        ctx.report(0.0, _("Waiting for the first bytes of the file."))
+        ctx.report(0.0, _l("Waiting for the first bytes of the file."))
         time.sleep(POLL)
         upload = _fresh(upload.id)
         if upload is None or upload.state != "receiving":
@@ -163,9 +163,9 @@ def _watch(ctx, upload_id: str, volume: str, arrival: Arrival, futures: dict, do
             if upload.state == "done":
                 image = db.session.get(Image, upload.image_id)
                 if image is None or image.volume != volume:
-                    raise ServiceError(_("The upload became %(became)s, not %(volume)s; copy "
-                                         "the image again.", volume=volume,
-                                         became=image.volume if image else _("nothing")))
+                    raise ServiceError(_l("The upload became %(became)s, not %(volume)s; copy "
+                                          "the image again.", volume=volume,
+                                          became=image.volume if image else _l("nothing")))
                 arrival.advance(size)
                 locs = {loc.host_id: loc for loc in image.locations if loc.host_id in done}
                 start_copies(list(locs.values()))
@@ -175,8 +175,8 @@ def _watch(ctx, upload_id: str, volume: str, arrival: Arrival, futures: dict, do
                     last_bytes, quiet_since = upload.received, time.monotonic()
                 elif time.monotonic() - quiet_since > IDLE_LIMIT:
                     raise tasks.Cancelled(
-                        _("No byte of the upload arrived for %(minutes)s minutes; its copies "
-                          "start when it is finished.", minutes=IDLE_LIMIT // 60))
+                        _l("No byte of the upload arrived for %(minutes)s minutes; its copies "
+                           "start when it is finished.", minutes=IDLE_LIMIT // 60))
                 arrival.advance(upload.received)
         if image is not None:
             for future in ended:
@@ -185,9 +185,9 @@ def _watch(ctx, upload_id: str, volume: str, arrival: Arrival, futures: dict, do
             ctx.report(*progress_of(list(locs.values()), done, size))
         else:
             ctx.report(sum(done.values()) / (size * max(len(done), 1)),
-                       _("Copying to %(count)s host(s) as the file arrives (%(arrived)s of "
-                         "%(size)s MiB in).", count=len(done),
-                         arrived=arrival.available // 2**20, size=size // 2**20))
+                       _l("Copying to %(count)s host(s) as the file arrives (%(arrived)s of "
+                          "%(size)s MiB in).", count=len(done),
+                          arrived=arrival.available // 2**20, size=size // 2**20))
     db.session.commit()
     return outcome(image, list(locs.values()), set(done))
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from ..extensions import db
 from ..models import VM, Disk, Group, GroupMember
+from . import said
 from .users import Quota
 
 KINDS = ("vms", "vcpus", "memory_mib", "disk_gib")
@@ -75,9 +75,9 @@ def lock_groups_of(owner_id: int) -> None:
         .execution_options(synchronize_session=False))
 
 
-def over(owner_id: int, adds: Quota) -> list[str]:
+def over(owner_id: int, adds: Quota) -> list:
     """Why adding ``adds`` to what ``owner_id`` holds passes the total quota of one of
-    his groups: a sentence per group at fault (none: it fits)."""
+    his groups: a sentence per group at fault (lazy messages; none: it fits)."""
     if not any(getattr(adds, k) > 0 for k in KINDS):
         return []
     groups = db.session.execute(
@@ -88,13 +88,13 @@ def over(owner_id: int, adds: Quota) -> list[str]:
         if not group.has_quota:
             continue
         usage = group_usage(group)
-        items = [_("%(what)s %(used)s in use by its members + %(adds)s would exceed "
-                   "%(total)s", what=str(WITH_UNITS[k]), used=getattr(usage.used, k),
+        items = [_l("%(what)s %(used)s in use by its members + %(adds)s would exceed "
+                    "%(total)s", what=WITH_UNITS[k], used=getattr(usage.used, k),
                    adds=getattr(adds, k), total=total)
                  for k, total in zip(KINDS, usage.total)
                  if total is not None and getattr(adds, k) > 0
                  and getattr(usage.used, k) + getattr(adds, k) > total]
         if items:
-            refusals.append(_("Over the quota of the group %(name)s: %(items)s.",
-                              name=group.name, items="; ".join(items)))
+            refusals.append(_l("Over the quota of the group %(name)s: %(items)s.",
+                               name=group.name, items=said.Joined(items, "; ")))
     return refusals

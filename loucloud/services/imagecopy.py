@@ -12,18 +12,20 @@ import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 
 from flask import current_app
-from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from ..extensions import db
 from ..models import Host, Image, ImageLocation, Leftover, Upload, utcnow
 from ..virt import HostUnavailable, VirtError
-from . import ServiceError, leftovers, tasks
+from . import ServiceError, leftovers, said, tasks
 from .growingfile import Arrival, GrowingFile
 from .names import file_slug
 from .hypervisors import hypervisor
 from .settings import get_settings
 
 log = logging.getLogger(__name__)
+
+ERROR_LIMIT = 500   # ImageLocation.error: a copy's error, stored as its message (said.py)
 
 
 class Stop(Exception):
@@ -76,17 +78,17 @@ def copy_one(hv, pool_name: str, volume: str, size: int, read, facts, done: dict
 def copy_stored(ctx: tasks.TaskContext, image: Image, wanted: set[int]) -> str:
     source = store_path(image.volume)
     if not os.path.exists(source):
-        raise ServiceError(_("LouCloud's own copy of %(name)s (%(path)s) is missing.",
-                             name=image.name, path=source))
+        raise ServiceError(_l("LouCloud's own copy of %(name)s (%(path)s) is missing.",
+                              name=image.name, path=source))
     size = os.path.getsize(source)
     locs = [loc for loc in image.locations if loc.host_id in wanted and not loc.present]
     if not locs:
-        return _("Every chosen host has %(name)s.", name=image.name)
+        return _l("Every chosen host has %(name)s.", name=image.name)
     facts = (image.format, image.virtual_size)
     done: dict[int, int] = {loc.host_id: 0 for loc in locs}
     stop = threading.Event()
     start_copies(locs)
-    ctx.report(0.0, _("Copying to %(count)s host(s).", count=len(locs)), force=True)
+    ctx.report(0.0, _l("Copying to %(count)s host(s).", count=len(locs)), force=True)
     whole = Arrival(size)  # the same readers as for a file still arriving, all of it in
     whole.advance(size)
     fd = os.open(source, os.O_RDONLY)
@@ -127,8 +129,8 @@ def progress_of(locs: list[ImageLocation], done: dict, size: int) -> tuple[float
             loc.copied = done[loc.host_id]
     left = sum(1 for loc in locs if loc.copy_state == "copying")
     return (sum(done.values()) / (size * len(locs)),
-            _("Copying to %(left)s of %(count)s host(s).", left=left, count=len(locs))
-            if left else _("Copies written."))
+            _l("Copying to %(left)s of %(count)s host(s).", left=left, count=len(locs))
+            if left else _l("Copies written."))
 
 
 def record(loc: ImageLocation, future, size: int) -> None:
@@ -144,32 +146,34 @@ def record(loc: ImageLocation, future, size: int) -> None:
         return
     loc.present, loc.copy_state = False, "failed"
     if isinstance(exc, HostUnavailable):
-        loc.error = _("%(host)s could not be reached: %(error)s", host=loc.host.name,
-                      error=exc)[:500]
+        loc.error = said.store(_l("%(host)s could not be reached: %(error)s",
+                                  host=loc.host.name, error=said.of(exc)), ERROR_LIMIT)
         # What it received of the copy is deleted as soon as it answers again (unless
         # the next attempt, which replaces it, comes first).
         leftovers.remember(loc.host, Leftover.VOLUME, loc.image.volume,
-                           get_settings().storage_pool, loc.error)
+                           get_settings().storage_pool, said.render(loc.error))
     elif isinstance(exc, VirtError):
-        loc.error = f"{loc.host.name}: {exc}"[:500]
+        loc.error = f"{loc.host.name}: {exc}"[:ERROR_LIMIT]
     else:
         log.error("copy of %s to %s failed", loc.image.name, loc.host.name, exc_info=exc)
-        loc.error = f"{loc.host.name}: {type(exc).__name__}: {exc}"[:500]
+        loc.error = f"{loc.host.name}: {type(exc).__name__}: {exc}"[:ERROR_LIMIT]
 
 
-def outcome(image: Image, locs: list[ImageLocation], wanted: set[int]) -> str:
+def outcome(image: Image, locs: list[ImageLocation], wanted: set[int]):
+    """The task's result (a lazy message); raises when a copy failed."""
     # Every chosen host that has it, also those an earlier attempt copied to.
     copied = sorted(loc.host.name for loc in image.locations
                     if loc.host_id in wanted and loc.present)
     failed = [loc for loc in locs if not loc.present]
     if not failed:
-        return _("%(name)s copied to %(hosts)s.", name=image.name, hosts=", ".join(copied))
-    said = "; ".join(loc.error for loc in failed)
-    hosts = ", ".join(copied) or _("no host")
+        return _l("%(name)s copied to %(hosts)s.", name=image.name, hosts=", ".join(copied))
+    errors = said.Joined([said.Stored(loc.error) for loc in failed], "; ")
+    hosts = ", ".join(copied) or _l("no host")
     if any(getattr(loc, "unreachable", False) for loc in failed):
-        raise tasks.TryAgain(_("Copied to %(hosts)s; not yet: %(errors)s.", hosts=hosts,
-                               errors=said))
-    raise ServiceError(_("Copied to %(hosts)s; failed: %(errors)s.", hosts=hosts, errors=said))
+        raise tasks.TryAgain(_l("Copied to %(hosts)s; not yet: %(errors)s.", hosts=hosts,
+                                errors=errors))
+    raise ServiceError(_l("Copied to %(hosts)s; failed: %(errors)s.", hosts=hosts,
+                          errors=errors))
 
 
 def stopped(ctx: tasks.TaskContext, why: str) -> None:
@@ -192,9 +196,10 @@ def stopped(ctx: tasks.TaskContext, why: str) -> None:
             continue
         if loc.copy_state in ("queued", "copying"):
             loc.copy_state = "failed"
-            loc.error = {"cancelled": _("The copy was cancelled."),
-                         "interrupted": _("The worker stopped during the copy.")}.get(
-                why, loc.error or _("The copy stopped."))
+            ended = {"cancelled": _l("The copy was cancelled."),
+                     "interrupted": _l("The worker stopped during the copy.")}
+            loc.error = said.store(ended.get(why, loc.error or _l("The copy stopped.")),
+                                   ERROR_LIMIT)
         if why == "interrupted":
             try:
                 hypervisor(loc.host).delete_volume(pool_name, image.volume)
@@ -216,7 +221,7 @@ def copies_progress(image: Image) -> list[dict]:
     total = image.file_size or 0
     return [{"host": loc.host.name, "host_id": loc.host_id, "present": loc.present,
              "state": loc.copy_state or ("found" if loc.present else "missing"),
-             "copied": loc.copied, "total": total, "error": loc.error,
+             "copied": loc.copied, "total": total, "error": said.render(loc.error),
              "checked_at": loc.checked_at.isoformat() + "Z" if loc.checked_at else None}
             for loc in sorted(image.locations, key=lambda loc: loc.host.name)]
 

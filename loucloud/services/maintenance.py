@@ -15,7 +15,7 @@ from flask_babel import lazy_gettext as _l
 from ..extensions import db
 from ..models import VM, Host, ImageLocation, Leftover, Remnant, Task, User
 from ..virt import VirtError
-from . import Conflict, FieldError, NotAllowed, tasklist, tasks, transaction
+from . import Conflict, FieldError, NotAllowed, said, tasklist, tasks, transaction
 from .hypervisors import hypervisor
 from .settings import get_settings
 from .vms import migration as vm_migration
@@ -98,8 +98,8 @@ class _Part:
     def report(self, progress=None, message=None, *, remaining=None, force=False):
         self.ctx.report(None if progress is None else self.base + progress * self.span,
                         None if message is None else
-                        _("%(index)s of %(count)s, %(name)s: %(message)s", index=self.index,
-                          count=self.count, name=self.name, message=message),
+                        _l("%(index)s of %(count)s, %(name)s: %(message)s", index=self.index,
+                           count=self.count, name=self.name, message=message),
                         remaining=None, force=force)
 
     def check(self):
@@ -110,19 +110,20 @@ class _Ledger:
     """Each VM's line in a drain, kept in the task's result while it runs (the host
     page and ``manage.py tasks show`` list them) and left there as its summary:
     "web-1: moved to h2 (live)", "web-2: moving to h3", "db-1: not moved: why",
-    "web-3: waiting". Each line is "name: text" (drain_lines reads them back), the text
-    in the language of the worker."""
+    "web-3: waiting". Each line is "name: text" (drain_lines reads them back); the
+    lines are messages (said.py), said in the reader's language."""
 
     def __init__(self, ctx, host: Host, names: list[str]):
         self.ctx, self.host = ctx, host
-        self.waiting = _("waiting")
-        self.lines = {name: self.waiting for name in names}
+        self.lines = {name: _l("waiting") for name in names}
+        self.waiting = set(names)
         self.moved: list[str] = []
         self.failed: list[tuple[str, str]] = []
 
-    def note(self, name: str, text: str, *, moved: bool = False,
+    def note(self, name: str, text, *, moved: bool = False,
              failed: str | None = None) -> None:
         self.lines[name] = text
+        self.waiting.discard(name)
         if moved:
             self.moved.append(name)
         if failed is not None:
@@ -130,34 +131,33 @@ class _Ledger:
         self.write()
 
     def write(self) -> None:
-        self.ctx.task.result = self.text()
+        self.ctx.task.result = said.store(self.text(), tasks.RESULT_LIMIT)
         db.session.commit()
 
-    def head(self) -> str:
+    def head(self):
         figures = {"moved": len(self.moved), "count": len(self.lines), "host": self.host.name,
-                   "failed": len(self.failed),
-                   "waiting": sum(1 for t in self.lines.values() if t == self.waiting)}
+                   "failed": len(self.failed), "waiting": len(self.waiting)}
         if figures["failed"] and figures["waiting"]:
-            return _("%(moved)s of %(count)s VM(s) moved off %(host)s, %(failed)s could not "
-                     "move, %(waiting)s waiting.", **figures)
+            return _l("%(moved)s of %(count)s VM(s) moved off %(host)s, %(failed)s could not "
+                      "move, %(waiting)s waiting.", **figures)
         if figures["failed"]:
-            return _("%(moved)s of %(count)s VM(s) moved off %(host)s, %(failed)s could not "
-                     "move.", **figures)
+            return _l("%(moved)s of %(count)s VM(s) moved off %(host)s, %(failed)s could not "
+                      "move.", **figures)
         if figures["waiting"]:
-            return _("%(moved)s of %(count)s VM(s) moved off %(host)s, %(waiting)s waiting.",
-                     **figures)
-        return _("%(moved)s of %(count)s VM(s) moved off %(host)s.", **figures)
+            return _l("%(moved)s of %(count)s VM(s) moved off %(host)s, %(waiting)s waiting.",
+                      **figures)
+        return _l("%(moved)s of %(count)s VM(s) moved off %(host)s.", **figures)
 
-    def text(self) -> str:
-        return "\n".join([self.head()] + [f"{name}: {text}"
-                                          for name, text in self.lines.items()])
+    def text(self) -> said.Joined:
+        return said.Joined([self.head()] + [said.Joined([name, text], ": ")
+                                            for name, text in self.lines.items()], "\n")
 
 
 @tasks.kind("host.drain", _l("Drain a host"), attempts=1, timeout=24 * 3600)
-def _drain(ctx: tasks.TaskContext) -> str:
+def _drain(ctx: tasks.TaskContext) -> said.Joined:
     host = db.session.get(Host, ctx.args["host_id"])
     if host is None:
-        raise tasks.Cancelled(_("The host was removed."))
+        raise tasks.Cancelled(_l("The host was removed."))
     vms = _vms_of(host)
     names = {vm.id: vm.name for vm in vms}
     vm_ids = list(names)
@@ -167,30 +167,30 @@ def _drain(ctx: tasks.TaskContext) -> str:
     for index, vm_id in enumerate(vm_ids):
         vm, name = db.session.get(VM, vm_id), names[vm_id]
         if vm is None or vm.host_id != host.id:
-            ledger.note(name, _("deleted meanwhile") if vm is None else
-                        _("on %(host)s now (moved meanwhile)", host=vm.host.name))
+            ledger.note(name, _l("deleted meanwhile") if vm is None else
+                        _l("on %(host)s now (moved meanwhile)", host=vm.host.name))
             continue
-        ctx.report(index / max(len(vm_ids), 1), _("Moving %(name)s (%(index)s of %(count)s).",
-                                                  name=name, index=index + 1,
-                                                  count=len(vm_ids)), force=True)
+        ctx.report(index / max(len(vm_ids), 1), _l("Moving %(name)s (%(index)s of "
+                                                   "%(count)s).", name=name, index=index + 1,
+                                                   count=len(vm_ids)), force=True)
         try:
             target, mode = _move_one(ctx, vm, index, len(vm_ids), ledger)
-            ledger.note(name, _("moved to %(host)s (live)", host=target) if mode == "live"
-                        else _("moved to %(host)s (offline)", host=target), moved=True)
+            ledger.note(name, _l("moved to %(host)s (live)", host=target) if mode == "live"
+                        else _l("moved to %(host)s (offline)", host=target), moved=True)
         except tasks.Cancelled:
             db.session.rollback()
-            ledger.note(name, _("not moved: the drain was cancelled while it moved"),
+            ledger.note(name, _l("not moved: the drain was cancelled while it moved"),
                         failed="cancelled")
-            raise tasks.Cancelled(_("%(summary)s The drain was cancelled.",
-                                    summary=ledger.head()))
+            raise tasks.Cancelled(_l("%(summary)s The drain was cancelled.",
+                                     summary=ledger.head()))
         except Exception as exc:  # noqa: BLE001 - each VM's reason goes in the summary
             db.session.rollback()
-            why = str(exc) or type(exc).__name__
-            ledger.note(name, _("not moved: %(reason)s", reason=why), failed=why)
+            why = said.of(exc) if str(exc) else type(exc).__name__
+            ledger.note(name, _l("not moved: %(reason)s", reason=why), failed=str(why))
             log.warning("drain of %s: %s not moved: %s", host.name, name, exc)
     if ledger.failed:
-        raise Conflict(_("%(summary)s See each VM's reason in the result.",
-                         summary=ledger.head()))
+        raise Conflict(_l("%(summary)s See each VM's reason in the result.",
+                          summary=ledger.head()))
     return ledger.text()
 
 
@@ -202,30 +202,31 @@ def last_drain(host: Host) -> Task | None:
 
 
 def drain_lines(task: Task | None) -> tuple[str, list[tuple[str, str]]]:
-    """A drain's summary line and its (VM, what happened to it) rows."""
+    """A drain's summary line and its (VM, what happened to it) rows, in the reader's
+    language."""
     if task is None or not task.result:
         return "", []
-    head, *rows = task.result.splitlines()
+    head, *rows = said.render(task.result).splitlines()
     return head, [tuple(row.split(": ", 1)) if ": " in row else (row, "") for row in rows]
 
 
 def _move_one(ctx, vm: VM, index: int, count: int, ledger: _Ledger) -> tuple[str, str]:
     """Move one VM of a drained host, as the "vm.migrate" task would (same functions)."""
     if vm.status not in (VM.READY, VM.ERROR):
-        raise Conflict(_("busy (%(status)s)", status=vm.status))
+        raise Conflict(_l("busy (%(status)s)", status=vm.status))
     state = vm_migration._source_state(vm)
     if state in vm_migration.LIVE_STATES:
         mode = "live"
     elif state == "shut off":
         mode = "offline"
     else:
-        raise Conflict(_("it is %(state)s", state=state))
+        raise Conflict(_l("it is %(state)s", state=state))
     vm_migration.check_disks(vm, mode)
     target = vm_migration.choose_target(vm)
     source = vm.host
     _note_move(ctx.task, {"vm_id": vm.id, "vm_name": vm.name, "target_id": target.id})
-    ledger.note(vm.name, _("moving to %(host)s (live)", host=target.name) if mode == "live"
-                else _("moving to %(host)s (offline)", host=target.name))
+    ledger.note(vm.name, _l("moving to %(host)s (live)", host=target.name) if mode == "live"
+                else _l("moving to %(host)s (offline)", host=target.name))
     _begin(vm, VM.MIGRATING)
     part = _Part(ctx, {"vm_id": vm.id, "source_id": source.id, "target_id": target.id,
                        "mode": mode}, index, count, vm.name)

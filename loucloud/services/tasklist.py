@@ -11,7 +11,7 @@ from flask_babel import lazy_gettext as _l
 
 from ..extensions import db
 from ..models import INT64_MAX, Task, User
-from . import Conflict, NotFound, ServiceError, paginate, transaction
+from . import Conflict, NotFound, ServiceError, paginate, said, transaction
 from .access import may_see_task
 from .tasks import CANCELLING, KINDS, TaskContext, finish, kind, start, worker_name
 
@@ -31,10 +31,12 @@ def state_label(state: str) -> str:
 
 
 def says(text: str | None) -> str | None:
-    """What a task says (its message), in the reader's language: the messages LouCloud
-    writes in English when they hold no values ("Waiting for the worker.", "Done.") are
-    found in the catalogue; any other text is shown as it was written."""
-    return _(text) if text else text
+    """What a task says (its message, result or error), in the reader's language: the
+    worker stores its messages with their values (said.py), said here in the reader's
+    language; the messages LouCloud writes in English when they hold no values
+    ("Waiting for the worker.", "Done.") are found in the catalogue; any other text
+    (older rows, libvirt's own words) is shown as it was written."""
+    return said.render(text)
 
 
 def task_for(user: User, task_id: int) -> Task:
@@ -128,7 +130,7 @@ def as_dict(task: Task) -> dict:
                        "name": task.target_name},
             "state": task.state, "progress": round(task.progress, 4),
             "remaining_seconds": task.remaining_seconds, "message": says(task.message),
-            "result": task.result, "error": task.error, "attempts": task.attempts,
+            "result": says(task.result), "error": says(task.error), "attempts": task.attempts,
             "max_attempts": task.max_attempts,
             "created_at": _iso(task.created_at), "started_at": _iso(task.started_at),
             "finished_at": _iso(task.finished_at), "retry_at": _iso(task.retry_at)}
@@ -169,8 +171,8 @@ def wait_for(task_id: int, say=lambda _t: None, poll: float = 0.5) -> Task:
 
 
 @kind("ping", _l("Check that the worker answers"), attempts=1, timeout=60, admin_only=False)
-def _ping(ctx: TaskContext) -> str:
-    return _("The worker %(name)s answered.", name=worker_name())
+def _ping(ctx: TaskContext):
+    return _l("The worker %(name)s answered.", name=worker_name())
 
 
 def ping(owner: User | None) -> Task:

@@ -21,14 +21,13 @@ from datetime import timedelta
 from typing import Callable
 
 from flask import current_app
-from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from .. import taskqueue
 from ..extensions import db
 from ..models import Task, User, utcnow
 from ..virt import VirtError
-from . import ServiceError
+from . import ServiceError, said
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +36,9 @@ BEAT_SECONDS = 5
 REPORT_EVERY = 0.5        # progress written at most this often
 
 # What a task says at its steps: kept in English in its row, said in the reader's
-# language when shown (tasklist.says finds them in the catalogue, marked here).
+# language when shown (said.render finds them in the catalogue, marked here). Anything
+# else a task says is stored as its message and values (said.py).
+MESSAGE_LIMIT, RESULT_LIMIT, ERROR_LIMIT = 500, 10000, 1000   # its columns' sizes
 WAITING = "Waiting for the worker."
 CANCELLING = "Cancelling..."
 CANCELLED = "Cancelled."
@@ -107,11 +108,12 @@ class TaskContext:
         self._deadline = self._began + task.timeout_seconds
         self._written = 0.0
 
-    def report(self, progress: float | None = None, message: str | None = None, *,
+    def report(self, progress: float | None = None, message=None, *,
                remaining: float | None = None, force: bool = False) -> None:
-        """Say how far the task is (0..1) and what it does; commits the session (with
-        whatever else the task changed) at most every half second. Raises Cancelled or
-        TimedOut when the task must stop."""
+        """Say how far the task is (0..1) and what it does (a lazy message, _l(...):
+        stored with its values, said in each reader's language); commits the session
+        (with whatever else the task changed) at most every half second. Raises
+        Cancelled or TimedOut when the task must stop."""
         task = self.task
         if progress is not None:
             task.progress = max(0.0, min(1.0, progress))
@@ -121,7 +123,7 @@ class TaskContext:
         if remaining is not None:
             task.remaining_seconds = int(remaining)
         if message is not None:
-            task.message = message[:500]
+            task.message = said.store(message, MESSAGE_LIMIT)
         now = time.monotonic()
         if force or now - self._written >= REPORT_EVERY:
             self._written = now
@@ -172,8 +174,8 @@ def _enqueue(task: Task) -> None:
     except Exception as exc:  # the broker (Redis) is down or its file unwritable
         log.error("task %s not queued: %s", task.id, exc)
         task.state, task.finished_at = "failed", utcnow()
-        task.error = _("The task queue could not be reached (%(error)s); try again later.",
-                       error=str(exc))
+        task.error = said.store(_l("The task queue could not be reached (%(error)s); try "
+                                   "again later.", error=str(exc)), ERROR_LIMIT)
         db.session.commit()
 
 
@@ -186,7 +188,7 @@ def execute(task_id: int) -> None:
     k = KINDS.get(task.kind)
     if task.cancel_requested or k is None:
         finish(task, "cancelled" if k else "failed",
-                error="" if k else _("No worker knows the task kind %(kind)s.", kind=task.kind))
+               error="" if k else _l("No worker knows the task kind %(kind)s.", kind=task.kind))
         return
     task.state, task.worker = "running", worker_name()
     task.attempts += 1
@@ -203,34 +205,35 @@ def execute(task_id: int) -> None:
         if task.attempts < task.max_attempts:
             delay = backoff(task.attempts)
             task.state, task.retry_at = "queued", utcnow() + timedelta(seconds=delay)
-            task.message = _("%(reason)s Trying again in %(delay)s s (attempt %(attempt)s of "
-                             "%(attempts)s).", reason=str(exc), delay=delay,
-                             attempt=task.attempts + 1, attempts=task.max_attempts)[:500]
+            task.message = said.store(_l(
+                "%(reason)s Trying again in %(delay)s s (attempt %(attempt)s of "
+                "%(attempts)s).", reason=said.of(exc), delay=delay,
+                attempt=task.attempts + 1, attempts=task.max_attempts), MESSAGE_LIMIT)
             db.session.commit()
             raise taskqueue.Retry(delay) from None
-        _stopped(ctx, "failed", str(exc))
+        _stopped(ctx, "failed", said.of(exc))
     except Cancelled as exc:
         db.session.rollback()
-        _stopped(ctx, "cancelled", str(exc))
+        _stopped(ctx, "cancelled", said.of(exc))
     except TimedOut:
         db.session.rollback()
-        _stopped(ctx, "failed", _("Stopped after %(seconds)s s, the time limit of this kind "
-                                  "of task.", seconds=task.timeout_seconds))
+        _stopped(ctx, "failed", _l("Stopped after %(seconds)s s, the time limit of this "
+                                   "kind of task.", seconds=task.timeout_seconds))
     except (ServiceError, VirtError) as exc:
         db.session.rollback()
-        _stopped(ctx, "failed", str(exc))
+        _stopped(ctx, "failed", said.of(exc))
     except Exception as exc:
         log.exception("task %s failed", task.id)
         db.session.rollback()
         error = f"{type(exc).__name__}: {exc}"
-        _stopped(ctx, "failed", _("Internal error (%(error)s); see the worker's log.",
-                                  error=error))
+        _stopped(ctx, "failed", _l("Internal error (%(error)s); see the worker's log.",
+                                   error=error))
     else:
         task.progress, task.remaining_seconds = 1.0, 0
-        finish(task, "succeeded", result=result or "")
+        finish(task, "succeeded", result=result)
 
 
-def _stopped(ctx: TaskContext, state: str, error: str) -> None:
+def _stopped(ctx: TaskContext, state: str, error) -> None:
     if ctx.kind.on_stop:
         try:
             ctx.kind.on_stop(ctx, state)
@@ -240,11 +243,14 @@ def _stopped(ctx: TaskContext, state: str, error: str) -> None:
     finish(ctx.task, state, error=error)
 
 
-def finish(task: Task, state: str, *, result: str = "", error: str = "") -> None:
+def finish(task: Task, state: str, *, result=None, error="") -> None:
+    """End the task; ``result`` and ``error`` are texts or lazy messages (said.py)."""
     task.state, task.finished_at = state, utcnow()
-    if result or state == "succeeded":   # else what the task wrote as it went stays
-        task.result = result[:10000]
-    task.error = error[:1000]
+    if result is None:
+        result = ""
+    if state == "succeeded" or not (isinstance(result, str) and result == ""):
+        task.result = said.store(result, RESULT_LIMIT)  # else what it wrote as it went stays
+    task.error = said.store(error, ERROR_LIMIT)
     task.remaining_seconds = 0 if state == "succeeded" else None
     if state == "cancelled":
         task.message = CANCELLED
@@ -253,7 +259,7 @@ def finish(task: Task, state: str, *, result: str = "", error: str = "") -> None
     else:
         task.message = DONE
     db.session.commit()
-    log.info("task %s %s%s", task.id, state, f": {error}" if error else "")
+    log.info("task %s %s%s", task.id, state, f": {error}" if task.error else "")
 
 
 def beat(name: str) -> None:
@@ -305,6 +311,6 @@ def recover(except_worker: str | None = None) -> int:
             _enqueue(task)
         else:
             finish(task, "cancelled" if task.cancel_requested else "failed",
-                    error=_("The worker running it stopped (no sign of life for "
+                   error=_l("The worker running it stopped (no sign of life for "
                             "%(seconds)s s).", seconds=STALE_SECONDS))
     return len(stale)

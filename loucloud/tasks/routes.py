@@ -19,7 +19,7 @@ def index():
     if wants_json() or request.args.get("format") == "json":
         return jsonify({"tasks": [task_service.as_dict(t) for t in tasks]})
     return render_template("tasks/index.html", tasks=tasks, state=state,
-                           states=STATES, title=task_service.title, says=task_service.says)
+                           states=STATES, title=task_service.title)
 
 
 @bp.route("/<int:task_id>")
@@ -28,8 +28,7 @@ def detail(task_id: int):
     task = task_service.task_for(current_user, task_id)
     if wants_json() or request.args.get("format") == "json":
         return jsonify(task_service.as_dict(task))
-    return render_template("tasks/detail.html", task=task, title=task_service.title,
-                           says=task_service.says)
+    return render_template("tasks/detail.html", task=task, title=task_service.title)
 
 
 @bp.route("/<int:task_id>/cancel", methods=["POST"])

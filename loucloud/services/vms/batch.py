@@ -22,7 +22,7 @@ from flask_babel import lazy_gettext as _l
 
 from ...extensions import db
 from ...models import INT64_MAX, VM, Batch, Template, User, utcnow
-from .. import FieldError, NotFound, ServiceError, Unavailable, tasks, transaction
+from .. import FieldError, NotFound, ServiceError, Unavailable, said, tasks, transaction
 from ..templates import may_use_template
 from . import placement
 from .create import check_name, create_vm
@@ -111,13 +111,16 @@ def _pick(room: dict[int, int], order: list[int]) -> int | None:
 
 @tasks.kind("vm.batch-create", _l("Create VMs in a batch"), attempts=2, timeout=6 * 3600,
             admin_only=False)
-def _batch_create(ctx: tasks.TaskContext) -> str:
+def _batch_create(ctx: tasks.TaskContext):
     batch = db.session.get(Batch, ctx.args["batch_id"])
     if batch is None or batch.template is None:
         raise ServiceError(_("The batch or its template was deleted."))
     template, items = batch.template, batch.planned_items
     made = {(vm.owner_id, vm.name) for vm in batch.vms}   # an earlier attempt's
-    failures = [f for f in batch.failure_items if (f[0], f[1]) not in made]
+    failures = [[user, name, said.Stored(reason)] for user, name, reason
+                in batch.failure_items if (user, name) not in made]
+    # What the worker says is stored as messages (said.py): each reader reads it in
+    # his language (the progress, the result, each failure's reason).
     failed = {(f[0], f[1]) for f in failures}
     ranked = placement.ranked_hosts(template)
     room = {host.id: free for host, free in ranked}
@@ -128,8 +131,9 @@ def _batch_create(ctx: tasks.TaskContext) -> str:
         done += 1
         if (user_id, name) in made or (username, name) in failed:
             continue
-        ctx.report(done / total, _("Making %(name)s for %(user)s (%(done)s of %(total)s).",
-                                   name=name, user=username, done=done, total=total))
+        ctx.report(done / total, _l("Making %(name)s for %(user)s (%(done)s of "
+                                    "%(total)s).", name=name, user=username, done=done,
+                                    total=total))
         reason = _make_one(batch, template, user_id, name, room, order, hosts)
         if reason is None:
             made.add((user_id, name))
@@ -137,37 +141,60 @@ def _batch_create(ctx: tasks.TaskContext) -> str:
             failures.append([username, name, reason])
             failed.add((username, name))
         batch = db.session.get(Batch, batch.id)
-        batch.failures = json.dumps(failures)
+        batch.failures = _stored_failures(failures)
         db.session.commit()
     ok = sum(1 for user_id, _username, name in items if (user_id, name) in made)
-    result = _("%(made)s of %(total)s VMs made.", made=ok, total=total)
-    if failures:
-        result += " " + _("%(count)s could not be made: %(failures)s", count=len(failures),
-                          failures="; ".join(f"{name} ({username}): {reason}"
-                                             for username, name, reason in failures))
-    return result
+    result = _l("%(made)s of %(total)s VMs made.", made=ok, total=total)
+    if not failures:
+        return result
+    each = [_l("%(name)s (%(user)s): %(reason)s", name=name, user=username, reason=reason)
+            for username, name, reason in failures]
+    return said.Joined([result, _l("%(count)s could not be made: %(failures)s",
+                                   count=len(failures), failures=said.Joined(each, "; "))],
+                       " ")
+
+
+# MariaDB's TEXT holds 64 KiB: the failures' reasons as messages while they fit, else
+# as their text in the worker's language.
+FAILURES_BYTES = 60000
+
+
+def _stored_failures(failures: list[list]) -> str:
+    stored = json.dumps([[user, name, said.node(reason)] for user, name, reason in failures],
+                        ensure_ascii=False)
+    if len(stored.encode()) <= FAILURES_BYTES:
+        return stored
+    return json.dumps([[user, name, said.render(reason)] for user, name, reason in failures],
+                      ensure_ascii=False)
+
+
+def failures(batch: Batch) -> list[tuple[str, str, str]]:
+    """What could not be made, (owner, VM name, why), the reasons in the reader's
+    language."""
+    return [(user, name, said.render(reason) or "") for user, name, reason
+            in batch.failure_items]
 
 
 def _make_one(batch: Batch, template: Template, user_id: int, name: str,
-              room: dict[int, int], order: list[int], hosts: dict) -> str | None:
-    """Make one VM; None when made, else why not. A host that fails is left out of
-    the rest of the batch, and the VM tried on the next one."""
+              room: dict[int, int], order: list[int], hosts: dict):
+    """Make one VM; None when made, else why not (a message, said.py). A host that
+    fails is left out of the rest of the batch, and the VM tried on the next one."""
     owner = db.session.get(User, user_id)
     if owner is None or not owner.active:
-        return _("the user no longer exists or is disabled")
-    reason = _("no host can take it")
+        return _l("the user no longer exists or is disabled")
+    reason = _l("no host can take it")
     while order:
         host_id = _pick(room, order)
         try:
             create_vm(owner, name, template, host=hosts[host_id], batch=batch)
         except Unavailable as exc:    # this host is out for the rest of the batch
-            reason = str(exc)
+            reason = said.of(exc)
             order.remove(host_id)
             log.warning("batch %s: %s left out: %s", batch.id, hosts[host_id].name, exc)
             continue
         except ServiceError as exc:   # quota, a name taken, libvirt's reason
             db.session.rollback()
-            return str(exc)
+            return said.of(exc)
         room[host_id] -= template.memory_mib
         return None
     return reason

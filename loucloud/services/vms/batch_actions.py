@@ -11,9 +11,9 @@ from flask_babel import lazy_gettext as _l
 
 from ...extensions import db
 from ...models import VM, Task, User
-from .. import Conflict, FieldError, ServiceError, tasks, transaction
+from .. import Conflict, FieldError, ServiceError, said, tasks, transaction
 from .lifecycle import act_on_vm, delete_vm
-from .views import state_label
+from .views import state_said
 
 log = logging.getLogger(__name__)
 
@@ -42,20 +42,21 @@ def start_batch_action(actor: User, vms: list[VM], action: str, what: str) -> Ta
 
 @tasks.kind("vm.batch-action", _l("Act on many VMs"), attempts=1, timeout=3 * 3600,
             admin_only=False)
-def _batch_action(ctx: tasks.TaskContext) -> str:
+def _batch_action(ctx: tasks.TaskContext) -> said.Joined:
     action, ids = ctx.args["action"], ctx.args["vm_ids"]
+    # lazy messages: stored with their values, said in each reader's language (said.py)
     done, skipped, failed = [], [], []
     for i, vm_id in enumerate(ids, 1):
         vm = db.session.get(VM, vm_id)
         if vm is None:
-            skipped.append(_("VM %(id)s: deleted meanwhile", id=vm_id))
+            skipped.append(_l("VM %(id)s: deleted meanwhile", id=vm_id))
             continue
-        ctx.report(i / len(ids), _("%(action)s %(name)s (%(done)s of %(total)s).",
-                                   action=ACTIONS[action], name=vm.name, done=i,
-                                   total=len(ids)))
+        ctx.report(i / len(ids), _l("%(action)s %(name)s (%(done)s of %(total)s).",
+                                    action=ACTIONS[action], name=vm.name, done=i,
+                                    total=len(ids)))
         if vm.live_state in ALREADY.get(action, ()):
-            skipped.append(_("%(name)s: already %(state)s", name=vm.name,
-                             state=state_label(vm.live_state)))
+            skipped.append(_l("%(name)s: already %(state)s", name=vm.name,
+                              state=state_said(vm.live_state)))
             continue
         name = vm.name
         try:
@@ -65,19 +66,19 @@ def _batch_action(ctx: tasks.TaskContext) -> str:
                 act_on_vm(vm, action)
             done.append(name)
         except Conflict as exc:     # not in a state for it: nothing to do
-            skipped.append(f"{name}: {exc}")
+            skipped.append(said.Joined([name, said.of(exc)], ": "))
         except ServiceError as exc:
-            failed.append(f"{name}: {exc}")
+            failed.append(said.Joined([name, said.of(exc)], ": "))
             log.warning("batch %s of %s failed: %s", action, name, exc)
     counts = {"done": len(done), "total": len(ids)}
-    parts = [{"start": _("%(done)s of %(total)s VMs started.", **counts),
-              "shutdown": _("%(done)s of %(total)s VMs asked to shut down.", **counts),
-              "poweroff": _("%(done)s of %(total)s VMs forced off.", **counts),
-              "delete": _("%(done)s of %(total)s VMs deleted.", **counts)}[action]]
+    parts = [{"start": _l("%(done)s of %(total)s VMs started.", **counts),
+              "shutdown": _l("%(done)s of %(total)s VMs asked to shut down.", **counts),
+              "poweroff": _l("%(done)s of %(total)s VMs forced off.", **counts),
+              "delete": _l("%(done)s of %(total)s VMs deleted.", **counts)}[action]]
     if skipped:
-        parts.append(_("%(count)s skipped: %(items)s", count=len(skipped),
-                       items="; ".join(skipped)))
+        parts.append(_l("%(count)s skipped: %(items)s", count=len(skipped),
+                        items=said.Joined(skipped, "; ")))
     if failed:
-        parts.append(_("%(count)s failed: %(items)s", count=len(failed),
-                       items="; ".join(failed)))
-    return " ".join(parts)
+        parts.append(_l("%(count)s failed: %(items)s", count=len(failed),
+                        items=said.Joined(failed, "; ")))
+    return said.Joined(parts, " ")

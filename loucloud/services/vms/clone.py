@@ -28,7 +28,7 @@ from ...extensions import db
 from ...models import VM, Leftover, Task, utcnow
 from ...virt import VirtError
 from ...virt.driver import Volume
-from .. import Conflict, ServiceError, cloudinit, tasks, transaction
+from .. import Conflict, ServiceError, cloudinit, said, tasks, transaction
 from ..hypervisors import hypervisor
 from ..settings import get_settings
 from . import placement
@@ -52,15 +52,15 @@ class Cloned:
 
     def message(self, source_name: str) -> str:
         vm = self.vm
-        how = (_("an overlay on %(image)s holding what %(source)s changed",
-                 image=vm.image.name, source=source_name)
-               if self.overlay else _("a full copy of its disk"))
+        how = (_l("an overlay on %(image)s holding what %(source)s changed",
+                  image=vm.image.name, source=source_name)
+               if self.overlay else _l("a full copy of its disk"))
         if vm.ip_address:
-            return _("%(source)s was cloned as %(name)s on %(host)s (%(how)s), address "
-                     "%(address)s.", source=source_name, name=vm.name, host=vm.host.name,
-                     how=how, address=vm.ip_address)
-        return _("%(source)s was cloned as %(name)s on %(host)s (%(how)s).",
-                 source=source_name, name=vm.name, host=vm.host.name, how=how)
+            return _l("%(source)s was cloned as %(name)s on %(host)s (%(how)s), address "
+                      "%(address)s.", source=source_name, name=vm.name, host=vm.host.name,
+                      how=how, address=vm.ip_address)
+        return _l("%(source)s was cloned as %(name)s on %(host)s (%(how)s).",
+                  source=source_name, name=vm.name, host=vm.host.name, how=how)
 
 
 @transaction
@@ -116,7 +116,7 @@ def clone_vm(source: VM, name: str, *, start: bool = True,
     if task.finished:  # the queue could not be reached: nothing was done
         db.session.delete(db.session.get(VM, vm.id))
         _put_back(source, previous)
-        raise ServiceError(task.error)
+        raise ServiceError(said.Stored(task.error))
     log.info("clone of %s as %s on %s: task %s", source.name, name, host.name, task.id)
     return task
 
@@ -168,8 +168,8 @@ def gets_seed(source: VM) -> bool:
 def _clone(ctx: tasks.TaskContext) -> str:
     source, vm = _records(ctx)
     if source is None or vm is None or vm.status != VM.CREATING:
-        raise tasks.Cancelled(_("The source or the clone's record was deleted; clone "
-                                "again."))
+        raise tasks.Cancelled(_l("The source or the clone's record was deleted; clone "
+                                 "again."))
     host, image, template, owner = source.host, source.image, source.template, source.owner
     settings = get_settings()
     kind, nic_source = placement.nic_of(template)
@@ -183,7 +183,7 @@ def _clone(ctx: tasks.TaskContext) -> str:
     hv, pool_name = hypervisor(host), settings.storage_pool
     undo: list[Undo] = []
     try:
-        ctx.report(0.0, _("Preparing %(host)s.", host=host.name), force=True)
+        ctx.report(0.0, _l("Preparing %(host)s.", host=host.name), force=True)
         prep = hv.prepare_for_vms(pool_name, kind, nic_source,
                                   want_uefi=image.firmware == "uefi")
         undo.append((Leftover.VOLUME, pool_name, vm.volume_name,
@@ -195,8 +195,8 @@ def _clone(ctx: tasks.TaskContext) -> str:
             undo.append((Leftover.VOLUME, pool_name, seed_name,
                          lambda h, n=seed_name: h.delete_volume(pool_name, n)))
             seed_volume = hv.upload_volume(pool_name, seed_name, seed_iso)
-        ctx.report(0.97, _("Defining the clone and starting it.") if start else
-                   _("Defining the clone."), force=True)
+        ctx.report(0.97, _l("Defining the clone and starting it.") if start else
+                   _l("Defining the clone."), force=True)
         nic, note, ip = _nic(host, hv, prep, kind, None, undo)
         spec = _spec(vm, owner, prep, image, volume.path, nic, listen,
                      seed_volume.path if seed_volume else None, None, baseline)
@@ -242,8 +242,8 @@ def _copy(ctx: tasks.TaskContext, hv, pool_name: str, source: VM, vm: VM, image)
             try:
                 done_gib, total_gib = f"{done / GIB:.2f}", f"{total / GIB:.2f}"
                 ctx.report(min(0.95, done / total) if total else None,
-                           _("Copying the disk of %(name)s: %(done)s of about %(total)s "
-                             "GiB.", name=source.name, done=done_gib, total=total_gib))
+                           _l("Copying the disk of %(name)s: %(done)s of about %(total)s "
+                              "GiB.", name=source.name, done=done_gib, total=total_gib))
             except (tasks.Cancelled, tasks.TimedOut) as exc:
                 stop = exc  # raised once the copy has ended
                 try:

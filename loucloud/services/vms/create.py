@@ -12,13 +12,15 @@ import uuid as uuidlib
 from typing import Callable, NoReturn
 
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy.exc import IntegrityError
 
 from ...extensions import db
 from ...models import VM, Disk, Host, Image, Leftover, Template, User, utcnow
 from ...virt import HostUnavailable, VirtError
 from ...virt.driver import DomainSpec, Hypervisor, Nic, Preparation, Volume
-from .. import Conflict, FieldError, ServiceError, Unavailable, cloudinit, leftovers, transaction
+from .. import (Conflict, FieldError, ServiceError, Unavailable, cloudinit, leftovers, said,
+               transaction)
 from .. import networks as network_service
 from .. import watching
 from ..bootjobs import jobs_for
@@ -70,19 +72,21 @@ def lock_quota(owner_id: int, *, vms: int = 0, vcpus: int = 0, memory_mib: int =
     group_quota.lock_groups_of(owner_id)
     owner = db.session.get(User, owner_id)
     usage = quota_usage(owner)
-    over = [_("%(what)s %(used)s in use + %(add)s would exceed %(total)s", what=label,
-              used=used, add=add, total=total)
+    # lazy: the refusal keeps its message for a task's row (said.py)
+    over = [_l("%(what)s %(used)s in use + %(add)s would exceed %(total)s", what=label,
+               used=used, add=add, total=total)
             for label, used, total, add in (
-                (_("VMs"), usage.used.vms, usage.total.vms, vms),
-                (_("vCPUs"), usage.used.vcpus, usage.total.vcpus, vcpus),
-                (_("memory (MiB)"), usage.used.memory_mib, usage.total.memory_mib, memory_mib),
-                (_("disk (GiB)"), usage.used.disk_gib, usage.total.disk_gib, disk_gib))
+                (_l("VMs"), usage.used.vms, usage.total.vms, vms),
+                (_l("vCPUs"), usage.used.vcpus, usage.total.vcpus, vcpus),
+                (_l("memory (MiB)"), usage.used.memory_mib, usage.total.memory_mib,
+                 memory_mib),
+                (_l("disk (GiB)"), usage.used.disk_gib, usage.total.disk_gib, disk_gib))
             if add > 0 and used + add > total]
-    refusals = [_("Over quota: %(items)s.", items="; ".join(over))] if over else []
+    refusals = [_l("Over quota: %(items)s.", items=said.Joined(over, "; "))] if over else []
     refusals += group_quota.over(owner_id, Quota(vms, vcpus, memory_mib, disk_gib))
     if refusals:
         db.session.rollback()
-        raise QuotaExceeded(" ".join(refusals))
+        raise QuotaExceeded(said.Joined(refusals, " "))
     return owner
 
 
@@ -101,7 +105,7 @@ def _reserve(owner: User, name: str, template: Template, host: Host, uuid: str,
     if db.session.execute(db.select(VM.id).where(VM.owner_id == owner_id,
                                                  VM.name == name)).first():
         db.session.rollback()
-        raise FieldError(_("You already have a VM named %(name)s.", name=name), "name")
+        raise FieldError(_l("You already have a VM named %(name)s.", name=name), "name")
     image = db.session.get(Image, image_id or template.image_id)
     max_vcpus, max_memory_mib = room_for(vcpus, memory_mib, balloons(image))
     vm = VM(name=name, owner_id=owner_id, host_id=host.id, template_id=template_id,
@@ -117,7 +121,7 @@ def _reserve(owner: User, name: str, template: Template, host: Host, uuid: str,
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
-        raise FieldError(_("You already have a VM named %(name)s.", name=name),
+        raise FieldError(_l("You already have a VM named %(name)s.", name=name),
                          "name") from None
     return vm
 
@@ -178,8 +182,8 @@ def create_vm(owner: User, name: str, template: Template, host: Host | None = No
     step = progress or (lambda _step: None)
     name = check_name(name)
     if not may_use_template(owner, template):
-        raise FieldError(_("The template %(template)s is kept for groups %(user)s is not a "
-                           "member of.", template=template.name, user=owner.username),
+        raise FieldError(_l("The template %(template)s is kept for groups %(user)s is not a "
+                            "member of.", template=template.name, user=owner.username),
                          "template_id")
     image = template.image
     if host is None:
@@ -272,17 +276,17 @@ def _abandon(host: Host, hv: Hypervisor, undo: list[Undo], vm_id: int, exc: Exce
         raise exc
     if isinstance(exc, HostUnavailable):
         if kind == "clone":
-            raise Unavailable(_("%(host)s stopped answering while %(source)s was being "
-                                "cloned: %(error)s. Nothing was kept.", host=host.name,
-                                error=exc, **names)) from None
-        raise Unavailable(_("%(host)s stopped answering while %(name)s was being created: "
-                            "%(error)s. Nothing was kept.", host=host.name, error=exc,
-                            **names)) from None
+            raise Unavailable(_l("%(host)s stopped answering while %(source)s was being "
+                                 "cloned: %(error)s. Nothing was kept.", host=host.name,
+                                 error=said.of(exc), **names)) from None
+        raise Unavailable(_l("%(host)s stopped answering while %(name)s was being "
+                             "created: %(error)s. Nothing was kept.", host=host.name,
+                             error=said.of(exc), **names)) from None
     if kind == "clone":
-        raise ServiceError(_("%(host)s could not clone %(source)s as %(name)s: %(error)s",
-                             host=host.name, error=exc, **names)) from None
-    raise ServiceError(_("%(host)s could not create %(name)s: %(error)s", host=host.name,
-                         error=exc, **names)) from None
+        raise ServiceError(_l("%(host)s could not clone %(source)s as %(name)s: %(error)s",
+                              host=host.name, error=said.of(exc), **names)) from None
+    raise ServiceError(_l("%(host)s could not create %(name)s: %(error)s", host=host.name,
+                          error=said.of(exc), **names)) from None
 
 
 def _finish(vm_id: int, volume: Volume, nic: Nic | None, note: str | None, ip: str | None,

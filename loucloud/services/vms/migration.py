@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from ...extensions import db
 from ...models import VM, Host, Task, User
 from ...virt import DomainNotFound, HostUnavailable, VirtError
 from ...virt.driver import on_each
-from .. import (Conflict, NotAllowed, NotFound, ServiceError, Unavailable, tasklist, tasks,
-               transaction)
+from .. import (Conflict, NotAllowed, NotFound, ServiceError, Unavailable, said, tasklist,
+               tasks, transaction)
 from ..hypervisors import hypervisor
 from ..names import normal
 from . import moving  # noqa: F401 (registers the "vm.migrate" task kind)
@@ -43,8 +44,13 @@ def migration_address(host: Host) -> str:
 @dataclass
 class TargetChoice:
     host: Host
-    reason: str | None       # None: it can take the VM
+    why: object | None       # None: it can take the VM; else why not (lazy: said.py)
     note: str = ""           # e.g. "the image is copied there first"
+
+    @property
+    def reason(self) -> str | None:
+        """Why not, in the reader's language (None: it can take the VM)."""
+        return None if self.why is None else str(self.why)
 
 
 def _image_reason(vm: VM, source: Host, target: Host) -> tuple[str | None, str]:
@@ -53,16 +59,16 @@ def _image_reason(vm: VM, source: Host, target: Host) -> tuple[str | None, str]:
         return None, ""   # installed from an ISO since ejected: no base image
     if image.present_on(target.id):
         if image.path_on(target.id) != image.path_on(source.id):
-            return _("its copy of the image %(image)s is at another path (%(path)s)",
-                     image=image.name, path=image.path_on(target.id)), ""
+            return _l("its copy of the image %(image)s is at another path (%(path)s)",
+                      image=image.name, path=image.path_on(target.id)), ""
         return None, ""
     from ..imagecopy import store_path
     if image.uploaded and os.path.exists(store_path(image.volume)):
-        return None, _("the image %(image)s is copied there first", image=image.name)
+        return None, _l("the image %(image)s is copied there first", image=image.name)
     if not image.uploaded:
-        return _("it lacks the image %(image)s (added by path: copy the file there)",
-                 image=image.name), ""
-    return _("it lacks the image %(image)s", image=image.name), ""
+        return _l("it lacks the image %(image)s (added by path: copy the file there)",
+                  image=image.name), ""
+    return _l("it lacks the image %(image)s", image=image.name), ""
 
 
 def target_reason(vm: VM, target: Host) -> tuple[str | None, str]:
@@ -70,16 +76,16 @@ def target_reason(vm: VM, target: Host) -> tuple[str | None, str]:
     host is asked), and a note on what the migration does first."""
     source = vm.host
     if target.id == source.id:
-        return _("it is already on %(host)s", host=target.name), ""
+        return _l("it is already on %(host)s", host=target.name), ""
     if target.offline_since is not None:
-        return _("%(host)s is offline (%(why)s)", host=target.name,
-                 why=target.last_error or _("not answering")), ""
+        return _l("%(host)s is offline (%(why)s)", host=target.name,
+                  why=target.last_error or _l("not answering")), ""
     if target.draining:
-        return _("%(host)s is being drained", host=target.name), ""
+        return _l("%(host)s is being drained", host=target.name), ""
     if not target.accepts_vms:
-        return _("%(host)s is excluded from new VMs", host=target.name), ""
+        return _l("%(host)s is excluded from new VMs", host=target.name), ""
     if target.is_demo or source.is_demo:
-        return _("a simulated host (libvirt's test driver) takes no migrations"), ""
+        return _l("a simulated host (libvirt's test driver) takes no migrations"), ""
     if vm.nic_kind == "bridge":
         pass  # the same bridge name is expected on every host; QEMU fails otherwise
     return _image_reason(vm, source, target)
@@ -97,17 +103,17 @@ def choose_target(vm: VM) -> Host:
     memory (asked in parallel) whose network can give it its card and fixed address
     (check_network). Raises Conflict with every host's reason."""
     choices = targets_for(vm)
-    able = [c.host for c in choices if c.reason is None]
+    able = [c.host for c in choices if c.why is None]
     if not able:
-        raise Conflict(_("No host can take %(name)s: %(reasons)s.", name=vm.name,
-                         reasons="; ".join(c.reason for c in choices)) if choices else
-                       _("No other host to move %(name)s to.", name=vm.name))
+        raise Conflict(_l("No host can take %(name)s: %(reasons)s.", name=vm.name,
+                          reasons=said.Joined([c.why for c in choices], "; "))
+                       if choices else _l("No other host to move %(name)s to.", name=vm.name))
     loads = on_each([hypervisor(h) for h in able], lambda hv: hv.load(cpu=False))
     ranked = sorted(((load.memory_free_mib, -i, h) for i, h in enumerate(able)
                      if not isinstance(load := loads[h.uri], VirtError)),
                     key=lambda t: t[:2], reverse=True)
     if not ranked:
-        raise Unavailable(_("No host that could take %(name)s answers now.", name=vm.name))
+        raise Unavailable(_l("No host that could take %(name)s answers now.", name=vm.name))
     refused = []
     for _free, _order, host in ranked:
         try:
@@ -119,9 +125,9 @@ def choose_target(vm: VM) -> Host:
         else:
             return host
     if refused:
-        raise Conflict(_("No host can take %(name)s: %(reasons)s.", name=vm.name,
-                         reasons="; ".join(refused)))
-    raise Unavailable(_("No host that could take %(name)s answers now.", name=vm.name))
+        raise Conflict(_l("No host can take %(name)s: %(reasons)s.", name=vm.name,
+                          reasons="; ".join(refused)))
+    raise Unavailable(_l("No host that could take %(name)s answers now.", name=vm.name))
 
 
 def check_disks(vm: VM, mode: str) -> None:
@@ -129,9 +135,9 @@ def check_disks(vm: VM, mode: str) -> None:
     arrive empty (its volume is no device of the domain). Refused, saying which."""
     detached = [d.target for d in vm.disks if not d.attached]
     if mode == "live" and detached:
-        raise Conflict(_("%(name)s has detached data disks (%(disks)s), which a live move "
-                         "would not copy: attach or delete them, or shut it off for an "
-                         "offline move.", name=vm.name, disks=", ".join(detached)))
+        raise Conflict(_l("%(name)s has detached data disks (%(disks)s), which a live move "
+                          "would not copy: attach or delete them, or shut it off for an "
+                          "offline move.", name=vm.name, disks=", ".join(detached)))
 
 
 def _source_state(vm: VM) -> str:
@@ -139,26 +145,26 @@ def _source_state(vm: VM) -> str:
     (libvirt moves none: live it refuses, offline they would be lost) or a saved memory
     state (an offline move would drop it)."""
     if vm.snapshots:
-        raise Conflict(_("%(name)s has %(count)s snapshot(s), which a move would lose: "
-                         "delete them first.", name=vm.name, count=len(vm.snapshots)))
+        raise Conflict(_l("%(name)s has %(count)s snapshot(s), which a move would lose: "
+                          "delete them first.", name=vm.name, count=len(vm.snapshots)))
     hv = hypervisor(vm.host)
     try:
         state = hv.domain_state(vm.uuid)
         if state == "shut off" and (vm.live_reason == "saved" or hv.has_saved_state(vm.uuid)):
-            raise Conflict(_("%(name)s holds a saved memory state (suspended to disk), "
-                             "which a move would lose: start it (then move it live) or "
-                             "discard the state first.", name=vm.name))
+            raise Conflict(_l("%(name)s holds a saved memory state (suspended to disk), "
+                              "which a move would lose: start it (then move it live) or "
+                              "discard the state first.", name=vm.name))
         return state
     except DomainNotFound:
-        raise Conflict(_("%(name)s is missing on %(host)s; nothing to move.", name=vm.name,
-                         host=vm.host.name)) from None
+        raise Conflict(_l("%(name)s is missing on %(host)s; nothing to move.", name=vm.name,
+                          host=vm.host.name)) from None
     except HostUnavailable as exc:
-        raise Unavailable(_("%(host)s does not answer: %(error)s. %(name)s can be moved "
-                            "when it is back (or the host forgotten).", host=vm.host.name,
-                            error=exc, name=vm.name)) from None
+        raise Unavailable(_l("%(host)s does not answer: %(error)s. %(name)s can be moved "
+                             "when it is back (or the host forgotten).", host=vm.host.name,
+                             error=said.of(exc), name=vm.name)) from None
     except VirtError as exc:
-        raise ServiceError(_("%(host)s cannot tell the state of %(name)s: %(error)s",
-                             host=vm.host.name, name=vm.name, error=exc)) from None
+        raise ServiceError(_l("%(host)s cannot tell the state of %(name)s: %(error)s",
+                              host=vm.host.name, name=vm.name, error=said.of(exc))) from None
 
 
 @transaction

@@ -14,7 +14,7 @@ from flask_babel import lazy_gettext as _l
 from ...extensions import db
 from ...models import VM, Host, utcnow
 from ...virt import VirtError
-from .. import Conflict, ServiceError, tasks
+from .. import Conflict, ServiceError, said, tasks
 from ..hypervisors import hypervisor
 from ..settings import get_settings
 from . import placement
@@ -24,7 +24,7 @@ from .offline import move_offline
 from .settling import LIVE, settle
 from .targets import (base_image_on, cdrom_paths, check_network, clear_target, move_record,
                       reserve_on, undo_target)
-from .views import state_label
+from .views import state_said
 
 log = logging.getLogger(__name__)
 
@@ -44,19 +44,19 @@ def _hosts(ctx):
 def _migrate(ctx: tasks.TaskContext) -> str:
     vm, source, target = _hosts(ctx)
     if vm is None:
-        raise tasks.Cancelled(_("The VM was deleted."))
+        raise tasks.Cancelled(_l("The VM was deleted."))
     if target is None or source is None:
-        raise ServiceError(_("The source or the target host was removed."))
+        raise ServiceError(_l("The source or the target host was removed."))
     if vm.host_id != source.id:
-        raise ServiceError(_("%(name)s is on %(host)s now, not %(source)s.", name=vm.name,
-                             host=vm.host.name, source=source.name))
+        raise ServiceError(_l("%(name)s is on %(host)s now, not %(source)s.", name=vm.name,
+                              host=vm.host.name, source=source.name))
     if vm.status != VM.MIGRATING:
         # "Try again" on an ended move: the target checked again, the VM held again
         # (compare-and-set, as the first start did), or the task refuses.
         if target.draining or target.offline_since is not None:
-            raise ServiceError(_("%(host)s is being drained.", host=target.name)
+            raise ServiceError(_l("%(host)s is being drained.", host=target.name)
                                if target.draining else
-                               _("%(host)s is offline.", host=target.name))
+                               _l("%(host)s is offline.", host=target.name))
         _begin(vm, VM.MIGRATING)
     return move(ctx, vm, source, target, ctx.args["mode"])
 
@@ -64,7 +64,7 @@ def _migrate(ctx: tasks.TaskContext) -> str:
 def move(ctx, vm: VM, source: Host, target: Host, mode: str) -> str:
     """Move the VM (held "migrating"), live or offline: the "vm.migrate" task's work,
     and a drain's for each of its VMs. Returns what happened, for the task's result."""
-    ctx.report(0.0, _("Preparing %(host)s.", host=target.name), force=True)
+    ctx.report(0.0, _l("Preparing %(host)s.", host=target.name), force=True)
     if mode == "live":
         return _live(ctx, vm, source, target)
     return move_offline(ctx, vm, source, target)
@@ -99,8 +99,8 @@ def _live(ctx, vm: VM, source: Host, target: Host) -> str:
     src, dst = hypervisor(source), hypervisor(target)
     plan = src.migration_plan(vm.uuid)
     if plan.state not in LIVE:
-        raise Conflict(_("%(name)s is %(state)s now; nothing to move live.", name=vm.name,
-                         state=state_label(plan.state)))
+        raise Conflict(_l("%(name)s is %(state)s now; nothing to move live.", name=vm.name,
+                          state=state_said(plan.state)))
     check_network(vm, target)
     created, reserved = [], False
     try:
@@ -146,8 +146,8 @@ def _live(ctx, vm: VM, source: Host, target: Host) -> str:
         raise
     if where == "target":
         move_record(vm, source, target, state)
-        return _("%(name)s runs on %(host)s now (moved live from %(source)s).",
-                 name=vm.name, host=target.name, source=source.name)
+        return _l("%(name)s runs on %(host)s now (moved live from %(source)s).",
+                  name=vm.name, host=target.name, source=source.name)
     if where == "source":
         undo_target(vm, target, created, reserved)
     # "unknown": the target may hold the only copy (the source undefined it, the target
@@ -158,9 +158,9 @@ def _live(ctx, vm: VM, source: Host, target: Host) -> str:
                                           "%(source)s or %(host)s.", host=target.name,
                                           name=vm.name, source=source.name))
     why = stopped or outcome.get("error")
-    text = _("%(name)s stays on %(source)s: %(why)s", name=vm.name, source=source.name,
-             why=_("cancelled.") if isinstance(why, tasks.Cancelled)
-             else str(why) or type(why).__name__)
+    text = _l("%(name)s stays on %(source)s: %(why)s", name=vm.name, source=source.name,
+              why=_l("cancelled.") if isinstance(why, tasks.Cancelled)
+              else said.of(why) if str(why) else type(why).__name__)
     if isinstance(stopped, tasks.Cancelled):
         raise tasks.Cancelled(text)
     raise ServiceError(text)
@@ -187,18 +187,18 @@ def _follow(ctx, vm: VM, src, thread: threading.Thread) -> None:
             rate = job.data_processed / max(now - started, 0.1)
             remaining = job.data_remaining / rate if rate > 0 else None
             ctx.report(min(job.data_processed / job.data_total, 0.99),
-                       _("Copying: %(done)s of %(total)s MiB (disks %(disks_done)s of "
-                         "%(disks_total)s MiB, memory %(memory)s MiB).",
-                         done=job.data_processed // 2**20, total=job.data_total // 2**20,
-                         disks_done=job.disk_processed // 2**20,
-                         disks_total=job.disk_total // 2**20,
-                         memory=job.memory_processed // 2**20), remaining=remaining)
+                       _l("Copying: %(done)s of %(total)s MiB (disks %(disks_done)s of "
+                          "%(disks_total)s MiB, memory %(memory)s MiB).",
+                          done=job.data_processed // 2**20, total=job.data_total // 2**20,
+                          disks_done=job.disk_processed // 2**20,
+                          disks_total=job.disk_total // 2**20,
+                          memory=job.memory_processed // 2**20), remaining=remaining)
         else:
-            ctx.report(None, _("Migrating."))
+            ctx.report(None, _l("Migrating."))
         vm.status_since = utcnow()   # a long migration is not a stuck action
         if now - moved_at > STALL_SECONDS and thread.is_alive():
-            raise _Stalled(_("nothing moved for %(seconds)s s (the link between the "
-                             "hosts?); the migration was cancelled", seconds=STALL_SECONDS))
+            raise _Stalled(_l("nothing moved for %(seconds)s s (the link between the "
+                              "hosts?); the migration was cancelled", seconds=STALL_SECONDS))
 
 
 def stopped(ctx, why: str) -> None:

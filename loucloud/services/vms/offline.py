@@ -7,18 +7,18 @@ from __future__ import annotations
 import logging
 import threading
 
-from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from ...models import VM, Host
 from ...virt import VirtError
-from .. import Conflict, ServiceError
+from .. import Conflict, ServiceError, said
 from ..hypervisors import hypervisor
 from ..settings import get_settings
 from . import placement
 from .lifecycle import _end
 from .targets import (base_image_on, cdrom_paths, check_network, clear_target, move_record,
                       reserve_on, undo_target)
-from .views import state_label
+from .views import state_said
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +32,8 @@ def move_offline(ctx, vm: VM, source: Host, target: Host) -> str:
     pool = get_settings().storage_pool
     plan = src.migration_plan(vm.uuid)
     if plan.state != "shut off":
-        raise Conflict(_("%(name)s is %(state)s now; an offline move needs it shut off.",
-                         name=vm.name, state=state_label(plan.state)))
+        raise Conflict(_l("%(name)s is %(state)s now; an offline move needs it shut off.",
+                          name=vm.name, state=state_said(plan.state)))
     check_network(vm, target)
     names = vm.volume_names
     created, reserved = [], False
@@ -50,18 +50,18 @@ def move_offline(ctx, vm: VM, source: Host, target: Host) -> str:
         reserved = reserve_on(vm, target)
         xml = dst.retarget_xml(plan.persistent_xml, placement.vnc_listen_for(target),
                                cdrom_paths(vm, source, target))
-        ctx.report(0.99, _("Defining %(name)s on %(host)s.", name=vm.name, host=target.name),
+        ctx.report(0.99, _l("Defining %(name)s on %(host)s.", name=vm.name, host=target.name),
                    force=True)
         dst.define_xml(xml)
         if dst.locate(vm.uuid) != "shut off":
-            raise ServiceError(_("%(host)s did not keep %(name)s's definition.",
-                                 host=target.name, name=vm.name))
+            raise ServiceError(_l("%(host)s did not keep %(name)s's definition.",
+                                  host=target.name, name=vm.name))
     except BaseException as exc:
         undo_target(vm, target, created, reserved)
         _end(vm)
         if isinstance(exc, VirtError):
-            raise ServiceError(_("%(name)s stays on %(source)s: %(why)s", name=vm.name,
-                                 source=source.name, why=exc)) from None
+            raise ServiceError(_l("%(name)s stays on %(source)s: %(why)s", name=vm.name,
+                                  source=source.name, why=said.of(exc))) from None
         raise
     try:
         src.remove(vm.uuid)
@@ -71,8 +71,8 @@ def move_offline(ctx, vm: VM, source: Host, target: Host) -> str:
         from ...models import Leftover
         leftovers.remember(source, Leftover.DOMAIN, vm.uuid, "", str(exc))
     move_record(vm, source, target, "shut off")
-    return _("%(name)s was moved (shut off) from %(source)s to %(host)s.", name=vm.name,
-             source=source.name, host=target.name)
+    return _l("%(name)s was moved (shut off) from %(source)s to %(host)s.", name=vm.name,
+              source=source.name, host=target.name)
 
 
 def _copy_one(ctx, src, dst, pool: str, name: str, before: int, total: int) -> None:
@@ -98,9 +98,9 @@ def _copy_one(ctx, src, dst, pool: str, name: str, before: int, total: int) -> N
         while thread.is_alive():
             thread.join(0.5)
             ctx.report(min((before + done[0]) / total, 0.98),
-                       _("Copying %(volume)s to %(host)s (%(done)s of %(total)s MiB).",
-                         volume=name, host=dst.name, done=(before + done[0]) // 2**20,
-                         total=total // 2**20))
+                       _l("Copying %(volume)s to %(host)s (%(done)s of %(total)s MiB).",
+                          volume=name, host=dst.name, done=(before + done[0]) // 2**20,
+                          total=total // 2**20))
     except BaseException:
         stop.set()
         thread.join()

@@ -90,8 +90,8 @@ def ranked_hosts(template: Template) -> list[tuple[Host, int]]:
 def check_host_for(template: Template, host: Host) -> None:
     """Refuse a host the administrator chose that lacks the template's image."""
     if host.id not in {loc.host_id for loc in template.image.locations if loc.present}:
-        raise FieldError(_("The image %(image)s is not on %(host)s.",
-                           image=template.image.name, host=host.name), "host_id")
+        raise FieldError(_l("The image %(image)s is not on %(host)s.",
+                            image=template.image.name, host=host.name), "host_id")
 
 
 def vnc_listen_for(host: Host) -> str:

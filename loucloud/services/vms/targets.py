@@ -7,12 +7,12 @@ from __future__ import annotations
 import ipaddress
 import logging
 
-from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from ...extensions import db
 from ...models import VM, Host, ImageLocation, Leftover
 from ...virt import AlreadyExists, VirtError
-from .. import Conflict, ServiceError, leftovers, watching
+from .. import Conflict, ServiceError, leftovers, said, watching
 from .. import networks as network_service
 from ..imagecopy import copy_stored
 from ..hypervisors import hypervisor
@@ -33,15 +33,15 @@ def base_image_on(ctx, vm: VM, target: Host) -> None:
         image.locations.append(ImageLocation(host_id=target.id, present=False,
                                              copy_state="queued"))
     db.session.commit()
-    ctx.report(0.0, _("Copying the image %(image)s to %(host)s first.", image=image.name,
-                      host=target.name), force=True)
+    ctx.report(0.0, _l("Copying the image %(image)s to %(host)s first.", image=image.name,
+                       host=target.name), force=True)
     copy_stored(ctx, image, {target.id})
     db.session.refresh(image)
     if not image.present_on(target.id):
         loc = next(loc for loc in image.locations if loc.host_id == target.id)
-        raise ServiceError(_("The image %(image)s could not be copied to %(host)s: "
-                             "%(error)s", image=image.name, host=target.name,
-                             error=loc.error))
+        raise ServiceError(_l("The image %(image)s could not be copied to %(host)s: "
+                              "%(error)s", image=image.name, host=target.name,
+                              error=said.Stored(loc.error)))
 
 
 def clear_target(vm: VM, target: Host, names: list[str]) -> None:
@@ -64,12 +64,12 @@ def check_network(vm: VM, target: Host):
     hv = hypervisor(target)
     net = next((n for n in hv.networks() if n.name == vm.network), None)
     if net is None or not net.active:
-        raise Conflict(_("%(host)s has no active network %(network)s for %(name)s's card.",
-                         host=target.name, network=vm.network, name=vm.name))
+        raise Conflict(_l("%(host)s has no active network %(network)s for %(name)s's card.",
+                          host=target.name, network=vm.network, name=vm.name))
     problem = _address_problem(vm, hv, net)
     if problem:
-        raise Conflict(_("%(host)s cannot take %(name)s with its fixed address: %(problem)s "
-                         "there.", host=target.name, name=vm.name, problem=problem))
+        raise Conflict(_l("%(host)s cannot take %(name)s with its fixed address: %(problem)s "
+                          "there.", host=target.name, name=vm.name, problem=problem))
     return net
 
 
@@ -91,7 +91,7 @@ def _address_problem(vm: VM, hv, net) -> str | None:
     try:
         addr = ipaddress.IPv4Address(vm.ip_address)
     except ValueError:
-        return _("%(address)s is no IPv4 address", address=vm.ip_address)
+        return _l("%(address)s is no IPv4 address", address=vm.ip_address)
     return network_service.address_problem(net.desc, addr, held)
 
 
@@ -113,11 +113,11 @@ def reserve_on(vm: VM, target: Host) -> bool:
     try:
         hv.reserve_address(vm.network, vm.mac, vm.ip_address)
     except AlreadyExists:
-        raise Conflict(_("%(host)s cannot take %(name)s with its fixed address: "
-                         "%(address)s was taken on %(network)s there meanwhile. %(name)s "
-                         "stays on %(source)s.", host=target.name, name=vm.name,
-                         address=vm.ip_address, network=vm.network,
-                         source=vm.host.name)) from None
+        raise Conflict(_l("%(host)s cannot take %(name)s with its fixed address: "
+                          "%(address)s was taken on %(network)s there meanwhile. %(name)s "
+                          "stays on %(source)s.", host=target.name, name=vm.name,
+                          address=vm.ip_address, network=vm.network,
+                          source=vm.host.name)) from None
     return True
 
 
@@ -175,6 +175,6 @@ def cdrom_paths(vm: VM, source: Host, target: Host) -> dict[str, str]:
     if image is None:
         return {}
     if not image.present_on(target.id):
-        raise Conflict(_("%(host)s lacks the install medium %(image)s in %(name)s's drive; "
-                         "eject it first.", host=target.name, image=image.name, name=vm.name))
+        raise Conflict(_l("%(host)s lacks the install medium %(image)s in %(name)s's drive; "
+                          "eject it first.", host=target.name, image=image.name, name=vm.name))
     return {image.path_on(source.id): image.path_on(target.id)}

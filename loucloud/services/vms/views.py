@@ -38,6 +38,12 @@ STATE_LABELS = {
 }
 
 
+def state_said(state: str | None):
+    """``state``'s label said later (lazy: what the worker stores is said in each
+    reader's language, said.py); an unknown one as it is."""
+    return STATE_LABELS.get(state, state or "")
+
+
 def state_label(state: str | None) -> str:
     """``state`` in the reader's language ("starting…" too); an unknown one as it is."""
     if not state:
