@@ -121,7 +121,8 @@ def vm_state_badge(state: str, vm_id: int | None = None,
     badge says it in the reader's language (views.state_label)."""
     text = escape(state)
     extra = f' data-vm="{int(vm_id)}"' if vm_id else ""
-    title = f' title="{escape(_("as of %(ago)s", ago=ago(as_of)))}"' if as_of else ""
+    when = _("as of %(ago)s", ago=ago(as_of)) if as_of else ""   # not in the f-string:
+    title = f' title="{escape(when)}"' if as_of else ""            # extracted from here
     return Markup(f'<span class="badge vm-state"{extra} data-state="{text}"{title}>'
                   f'{escape(state_label(state))}</span>')
 

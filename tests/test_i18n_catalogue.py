@@ -30,6 +30,14 @@ def test_every_message_of_the_python_code_is_marked(app):
         "\n".join(map(str, unmarked))
 
 
+def test_every_marked_message_reaches_the_catalogue(marked):
+    """A mark inside an f-string or inside another mark's values is not extracted: its
+    message would never be translated."""
+    lost = [m for m in i18n_check.marked_in_python() if m.text not in marked]
+    assert not lost, f"{len(lost)} marked messages pybabel does not extract (make the " \
+        "message apart, then use it):\n" + "\n".join(map(str, lost))
+
+
 def test_every_marked_message_has_its_chinese_translation(marked):
     chinese = i18n_check.catalogue()
     missing = [f"{where[0]}: {msgid!r}" for msgid, where in sorted(marked.items())
@@ -62,3 +70,13 @@ def test_the_checks_see_unmarked_text(tmp_path):
             if i18n_check.needs_translation(t)] == ["Hover text", "Plain words"]
     assert i18n_check._is_text(__import__("ast").parse('f"{name} was deleted."').body[0].value)
     assert not i18n_check.needs_translation("12 GiB / 3 vCPUs")
+    code = tmp_path / "code.py"
+    code.write_text('x = f\'<b title="{_("Hidden in an f-string")}">\'\n'
+                    'y = _("Outer %(inner)s", inner=_("Inner"))\n')   # this one is seen
+    from babel.messages.extract import extract
+
+    with open(code, "rb") as f:
+        seen = {m[1] for m in extract("python", f, keywords=i18n_check.KEYWORDS)}
+    assert seen == {"Outer %(inner)s", "Inner"}
+    assert [m.text for m in i18n_check.marked_in_python([code])
+            if m.text not in seen] == ["Hidden in an f-string"]

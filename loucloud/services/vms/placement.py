@@ -80,11 +80,16 @@ def ranked_hosts(template: Template) -> list[tuple[Host, int]]:
                      if not isinstance(fit := fits[h.uri], (VirtError, str, LazyString))),
                     key=lambda t: t[:2], reverse=True)
     if not ranked:
-        raise Unavailable(_("No host can take this VM now: %(reasons)s.", reasons="; ".join(
-            _("%(host)s: offline, %(error)s", host=h.name, error=fits[h.uri])
-            if isinstance(fits[h.uri], VirtError) else
-            _("%(host)s: %(reason)s", host=h.name, reason=fits[h.uri]) for h in hosts)))
+        reasons = "; ".join(_why_not(h, fits[h.uri]) for h in hosts)
+        raise Unavailable(_("No host can take this VM now: %(reasons)s.", reasons=reasons))
     return [(host, free) for free, _order, host in ranked]
+
+
+def _why_not(host: Host, fit) -> str:
+    """Why the host cannot take the VM (apart, so that the messages are extracted)."""
+    if isinstance(fit, VirtError):
+        return _("%(host)s: offline, %(error)s", host=host.name, error=fit)
+    return _("%(host)s: %(reason)s", host=host.name, reason=fit)
 
 
 def check_host_for(template: Template, host: Host) -> None:
