@@ -131,6 +131,19 @@ def test_a_vm_named_in_chinese_through_the_page(app, as_user, catalog, test_host
         assert event.target == f"name '{LAB}'" and event.result == "ok"
 
 
+def test_a_right_to_left_name_is_isolated_where_it_meets_other_text(app, as_user, catalog,
+                                                                    test_host):
+    """An Arabic name beside a badge or a digit would take its neighbours into its own
+    direction; the pages hold it in <bdi>."""
+    name = "مختبر-1"
+    response = create(as_user, name, catalog.id)
+    assert response.status_code == 302, response.get_data(as_text=True)
+    [vm] = vms(app)
+    page = as_user.get(f"/vms/{vm.id}").get_data(as_text=True)
+    assert f'<h1 class="h3 me-auto mb-0"><bdi>{name}</bdi> ' in page
+    assert f'<li class="breadcrumb-item active"><bdi>{name}</bdi></li>' in page
+
+
 def test_a_vm_named_in_chinese_through_the_command_line(app, user, catalog):
     runner = app.test_cli_runner()
     result = runner.invoke(args=["vms", "create", "--owner=alice", "--template=small",
