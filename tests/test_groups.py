@@ -329,7 +329,7 @@ def test_a_users_page_names_his_groups_and_deleting_him_leaves_the_group(app, as
                                                                          user):
     group_id = make_group(app, "lab", managers=["alice"])
     page = as_admin.get(f"/users/{user.id}").get_data(as_text=True)
-    assert f'<a href="/groups/{group_id}">lab</a> <span class="badge text-bg-primary">' \
+    assert f'<a href="/groups/{group_id}"><bdi>lab</bdi></a> <span class="badge text-bg-primary">' \
         'manager</span>' in page
     assert as_admin.post(f"/users/{user.id}/delete").status_code == 302
     with app.app_context():
