@@ -9,6 +9,7 @@ from flask_login import current_user
 
 from ..services.access import vm_for
 from ..services.vms import disks, resize
+from ..services.vms import hardware as vm_hardware
 from ..services.vms.disks import MAX_DISK_GIB
 from ..services.vms.resize import MAX_MEMORY_MIB, MAX_VCPUS, MIN_MEMORY_MIB
 from .common import PageArgs, blueprint, page_of, page_schema
@@ -130,7 +131,7 @@ def _row(disk) -> dict:
 def _on_host(vm) -> tuple[list[dict], str | None]:
     """The VM's disks with what its host says of each (one look at the host for all),
     and why the host could not tell (None: it could)."""
-    live = disks.hardware(vm)
+    live = vm_hardware.hardware(vm)
     found = live.get("disks", {})
     items = []
     for disk in vm.disks:
@@ -227,4 +228,4 @@ def resize_vm(data, vm_id: int):
 @blp.response(200, HardwareSchema)
 def hardware(vm_id: int):
     """What only the host can tell of the VM's disks and sizes now."""
-    return disks.hardware(vm_for(current_user, vm_id))
+    return vm_hardware.hardware(vm_for(current_user, vm_id))

@@ -4,6 +4,7 @@ import click
 from flask_babel import gettext as _
 
 from ..services.vms import disks, resize
+from ..services.vms import hardware as vm_hardware
 from ..services.vms import state
 from .common import audited, echo_rows, service
 from .vms import OWNER, group
@@ -34,7 +35,7 @@ def resize_command(name: str, owner: str, vcpus, memory_mib) -> None:
 def disks_command(name: str, owner: str, as_json: bool) -> None:
     """List the disks of the VM NAME of --owner, with their allocation on the host."""
     vm = _vm(owner, name)
-    live = disks.hardware(vm)
+    live = vm_hardware.hardware(vm)
     found = live.get("disks", {})
     rows = [{"disk": d.target, "size_gib": d.size_gib, "system": d.system,
              "attached": d.attached, "volume": d.volume_name,

@@ -5,6 +5,7 @@ from flask_login import current_user, login_required
 
 from ..services.access import vm_for
 from ..services.vms import disks, resize
+from ..services.vms import hardware as vm_hardware
 from . import bp, on_vm
 
 
@@ -54,4 +55,4 @@ def disk_grow(vm_id: int):
 @login_required
 def hardware(vm_id: int):
     """Each disk's size and allocation, and a resize waiting for the next boot."""
-    return jsonify(disks.hardware(vm_for(current_user, vm_id)))
+    return jsonify(vm_hardware.hardware(vm_for(current_user, vm_id)))

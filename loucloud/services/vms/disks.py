@@ -1,14 +1,13 @@
 """A VM's disks (issue 14): add a blank data disk (a qcow2 volume in LouCloud's pool on
 the VM's host, hot-plugged into a running VM as the next free virtio target, or put
 into a stopped VM's definition), detach one, attach a detached one again, delete one,
-grow one; and what the VM
-page shows of them (sizes and allocations, asked from the host after the page is
-shown).
+grow one; and what the VM page shows of them (sizes and allocations, asked from the
+host after the page is shown).
 
 Every disk counts in its owner's quota, attached or not (models/disks.py), reserved
-atomically as at create (create.lock_quota). The system disk
-(vda) can grow but goes only with its VM. A step the host refuses leaves nothing: the
-new volume is deleted again, the row and the quota as before."""
+atomically as at create (create.lock_quota). The system disk (vda) can grow but goes
+only with its VM. A step the host refuses leaves nothing: the new volume is deleted
+again, the row and the quota as before."""
 from __future__ import annotations
 
 import logging
@@ -18,8 +17,7 @@ from flask_babel import gettext as _
 
 from ...extensions import db
 from ...models import VM, Disk, Leftover
-from ...virt import (AlreadyExists, DomainNotFound, InvalidState, PoolFull, VirtError,
-                     VolumeNotFound)
+from ...virt import AlreadyExists, InvalidState, PoolFull, VirtError, VolumeNotFound
 from ...virt.driver import Hypervisor, next_target
 from .. import Conflict, FieldError, NotFound, ServiceError, leftovers, transaction
 from ..hypervisors import hypervisor
@@ -65,14 +63,17 @@ def _refusal(vm: VM, exc: VirtError, doing: str) -> ServiceError:
 
 
 def _check_room(vm: VM, hv: Hypervisor, pool_name: str, add_gib: int, doing: str) -> None:
-    """Refuse (Conflict) a disk that would not fit in what is free in the pool: data
-    disks are not overcommitted."""
+    """Refuse a disk that would not fit in what is free in the pool: data disks are not
+    overcommitted."""
     free = hv.pool_room(pool_name)
     if add_gib * GIB > free:
-        free_gib = f"{free / GIB:.1f}"
-        raise Conflict(_("%(doing)s refused: LouCloud's storage pool on %(host)s has "
-                         "%(free)s GiB free, not enough for %(add)s GiB more.", doing=doing,
-                         host=vm.host.name, free=free_gib, add=add_gib))
+        raise _no_room(vm.host.name, free, add_gib, doing)
+
+
+def _no_room(host_name: str, free: int, add_gib: int, doing: str) -> Conflict:
+    return Conflict(_("%(doing)s refused: LouCloud's storage pool on %(host)s has %(free)s "
+                      "GiB free, not enough for %(add)s GiB more.", doing=doing,
+                      host=host_name, free=f"{free / GIB:.1f}", add=add_gib))
 
 
 def _undo_volume(vm: VM, hv: Hypervisor, pool_name: str, name: str) -> None:
@@ -120,18 +121,15 @@ def add_disk(vm: VM, size_gib) -> str:
         _put_back(vm, previous)
         return error
 
-    refused = None if running else unsaved(vm, _("add a disk to %(name)s", name=name))
-    if refused is not None:
+    if (refused := None if running else unsaved(vm, _("add a disk to %(name)s",
+                                                      name=name))) is not None:
         raise undo(refused)
     try:
         path, live = hv.new_data_disk(uuid, pool_name, volume_name, size * GIB, target,
                                       running)
     except PoolFull as exc:
-        raise undo(Conflict(_(
-            "%(doing)s refused: LouCloud's storage pool on %(host)s has %(free)s GiB free, "
-            "not enough for %(add)s GiB more.", host=host_name, add=size,
-            doing=_("A %(size)s GiB disk for %(name)s", size=size, name=name),
-            free=f"{exc.free / GIB:.1f}"))) from None
+        doing = _("A %(size)s GiB disk for %(name)s", size=size, name=name)
+        raise undo(_no_room(host_name, exc.free, size, doing)) from None
     except VirtError as exc:
         _undo_volume(vm, hv, pool_name, volume_name)
         log.warning("disk %s for %s not added: %s", target, name, exc)
@@ -353,54 +351,3 @@ def grow_disk(vm: VM, target: str, size_gib) -> str:
                  name=vm.name, size=size)
     return _("%(disk)s of %(name)s now has %(size)s GiB; the VM sees it at its next start.",
              disk=disk.target, name=vm.name, size=size)
-
-
-def hardware(vm: VM) -> dict:
-    """What only the host can tell of the VM's disks and sizes (the page asks after it
-    is shown): each disk's size and allocation (said, and in bytes), whether a detached
-    disk is still held by the running guest, and a resize waiting for the next boot.
-    One call for the sizes and one per disk for the volumes (one more for a VM with a
-    detached disk); {"error": ...} when the host cannot tell now."""
-    hv = hypervisor(vm.host)
-    try:
-        sizes = hv.volume_sizes(get_settings().storage_pool, [d.volume_name for d in vm.disks])
-        now = hv.sizes(vm.uuid)
-        # a detached disk the running guest has not let go of yet
-        live = set((hv.disk_places(vm.uuid).live or {}).values()) \
-            if any(not d.attached for d in vm.disks) else set()
-    except DomainNotFound:
-        return {"error": _("The domain is missing on %(host)s.", host=vm.host.name)}
-    except VirtError as exc:
-        return {"error": _("%(host)s cannot tell now: %(error)s", host=vm.host.name,
-                           error=exc)}
-    disks = {}
-    for d in vm.disks:
-        capacity, allocation = sizes.get(d.volume_name, (None, None))
-        disks[d.target] = {"capacity_gib": _gib(capacity), "allocation_gib": _gib(allocation),
-                           "capacity_bytes": capacity, "allocation_bytes": allocation,
-                           "found": capacity is not None,
-                           "held": not d.attached and bool(d.volume_path) and
-                           d.volume_path in live}
-    pending = []
-    if now.live_vcpus is not None and now.live_vcpus != now.vcpus:
-        pending.append(_("%(vcpus)s vCPUs (now %(live)s)", vcpus=now.vcpus,
-                         live=now.live_vcpus))
-    # Memory waits for the next boot only past the running maximum: below it the balloon
-    # takes the new size live (the live figure is what the guest's balloon gave back so
-    # far, which lags, and is the maximum while the guest boots).
-    if now.live_max_memory_mib is not None and now.memory_mib > now.live_max_memory_mib:
-        pending.append(_("%(memory)s MiB of memory (now at most %(live)s MiB)",
-                         memory=now.memory_mib, live=now.live_max_memory_mib))
-    return {"disks": disks,
-            "pending": _("At its next boot: %(sizes)s.", sizes=", ".join(pending))
-            if pending else "",
-            "vcpus": now.live_vcpus if now.live_vcpus is not None else now.vcpus,
-            "memory_mib": now.live_memory_mib if now.live_memory_mib is not None
-            else now.memory_mib}
-
-
-def _gib(value: int | None) -> str | None:
-    if value is None:
-        return None
-    return f"{value / GIB:.2f} GiB" if value >= GIB / 100 or value == 0 else \
-        f"{value / 1024 ** 2:.1f} MiB"

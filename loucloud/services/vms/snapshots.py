@@ -348,12 +348,9 @@ def has_saved_state(vm: VM) -> bool:
 
 
 def begin_unsaved(vm: VM, status: str, doing: str):
-    """lifecycle._begin, then refuse (Conflict, the VM put back) when its host says the
-    shut-off VM holds a saved memory state (``unsaved``).
-    ``doing`` names the VM, in the reader's language ("resize vm1": host_refusal)."""
+    """lifecycle._begin, then ``unsaved``'s refusal (the VM put back), if any."""
     previous = _begin(vm, status)
-    refused = unsaved(vm, doing)
-    if refused is not None:
+    if (refused := unsaved(vm, doing)) is not None:
         _put_back(vm, previous)
         raise refused
     return previous
@@ -361,9 +358,9 @@ def begin_unsaved(vm: VM, status: str, doing: str):
 
 def unsaved(vm: VM, doing: str) -> ServiceError | None:
     """None, or the refusal of a change to a shut-off VM whose host says it holds a saved
-    memory state (a running one asks nothing more): its start restores the definition
-    saved with it, so a change of its sizes or disks made now would not apply (a disk
-    gone: no start). A host that cannot tell refuses too (host_refusal)."""
+    memory state: its start restores the definition saved with it, so a change of its
+    sizes or disks would not apply (a disk gone: no start). A host that cannot tell
+    refuses too. ``doing`` names the VM, in the reader's language ("resize vm1")."""
     if vm.live_state in ("running", "paused"):   # a running domain holds none: libvirt
         return None                             # drops it when it starts
     try:
