@@ -19,7 +19,7 @@ from loucloud.models import VM, Host, Template, User
 from loucloud.services import Conflict
 from loucloud.services.hypervisors import hypervisor
 from loucloud.services.vms import create as vm_create
-from loucloud.services.vms import disks, lifecycle, resize
+from loucloud.services.vms import disks, hardware, lifecycle, resize
 from tests.support.guest import (Guest, boot_bound, publish_guest, tear_down_guest_world,
                                  wait_for)
 
@@ -73,7 +73,7 @@ def test_a_stopped_vms_new_sizes_and_a_disk_added_while_off_are_there_at_its_sta
     assert 600 < _mem_total_mib(guest) <= 768
     assert _disk_bytes(guest) == {"vda": 3 * GIB, "vdb": 2 * GIB}
     with world["app"].app_context():
-        assert disks.hardware(_vm(world))["pending"] == ""
+        assert hardware.hardware(_vm(world))["pending"] == ""
 
 
 def test_a_disk_added_live_is_seen_grown_and_detached(world):
@@ -93,7 +93,7 @@ def test_a_disk_added_live_is_seen_grown_and_detached(world):
                      ).strip() == "kept"
     with world["app"].app_context():
         assert "was detached" in disks.detach_disk(_vm(world), "vdc")
-        hardware = disks.hardware(_vm(world))
+        hardware = hardware.hardware(_vm(world))
     wait_for(lambda: "vdc" not in _disk_bytes(guest), 60, "vdc gone from lsblk")
     assert hardware["disks"]["vdc"]["capacity_gib"] == "3.00 GiB"
     # attached again: plugged in, with what it held
@@ -146,7 +146,7 @@ def test_past_its_room_it_waits_for_the_next_boot(world):
     with world["app"].app_context():
         message = resize.resize_vm(_vm(world), 6, None)
         assert "6 vCPUs: applies at next boot (it runs with room for 4)" in message
-        assert disks.hardware(_vm(world))["pending"] == \
+        assert hardware.hardware(_vm(world))["pending"] == \
             "At its next boot: 6 vCPUs (now 4)."
         # what it boots with next: the live resize went into the definition too
         defined = hypervisor(_vm(world).host).sizes(_vm(world).uuid)

@@ -15,6 +15,7 @@ from loucloud.services import hosts as host_service
 from loucloud.services import Conflict, images, maintenance, tasks as task_service
 from loucloud.services import templates as template_service
 from loucloud.services.vms import migration as migration_service
+from loucloud.services.tasklist import says
 from loucloud.services.vms.create import create_vm
 from tests.factories import make_user
 
@@ -157,6 +158,9 @@ def _migrate(app, vm_id: int, to: str | None, **kw) -> Task:
         task_service.execute(task.id)
         task = db.session.get(Task, task.id)
         db.session.expunge(task)
+        # what it says as a reader reads it (the worker stores message ids and values)
+        task.message, task.result, task.error = (says(task.message), says(task.result),
+                                                 says(task.error))
         return task
 
 

@@ -17,6 +17,7 @@ from loucloud.services import images as image_service
 from loucloud.services import maintenance
 from loucloud.services import networks as network_service
 from loucloud.services import tasks as task_service
+from loucloud.services.tasklist import says
 from loucloud.services.hypervisors import hypervisor
 from loucloud.services.settings import get_settings
 from loucloud.services.vms import migration as migration_service
@@ -91,7 +92,7 @@ def test_live_migration_of_the_writing_guest_keeps_its_boot_files_and_address(wo
         task_service.execute(task_id)
         task = db.session.get(Task, task_id)
         assert task.state == "succeeded", (task.error, task.message)
-        assert task.result == "mover-1 runs on h2 now (moved live from h1)."
+        assert says(task.result) == "mover-1 runs on h2 now (moved live from h1)."
         vm = db.session.get(VM, world["vm"])
         assert vm.host.name == "h2" and vm.status == VM.READY
         assert vm.live_state == "running" and vm.ip_address == world["ip"]

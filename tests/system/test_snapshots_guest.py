@@ -20,6 +20,7 @@ from loucloud.extensions import db
 from loucloud.models import VM
 from loucloud.services import cloudinit
 from loucloud.services import tasks as task_service
+from loucloud.services.tasklist import says
 from loucloud.services.hypervisors import hypervisor
 from loucloud.services.vms import clone, disks, lifecycle, rebuild, snapshots, state
 from tests.support.guest import (Guest, boot_bound, boot_first_vm, files_on_disk,
@@ -107,7 +108,7 @@ def test_clone_boots_the_sources_file_and_rebuild_gives_a_fresh_disk(world):
         db.session.refresh(task)
         assert task.state == "succeeded", task.error
         # an overlay on the image again, not a full copy
-        assert "(an overlay on debian holding what snap-1 changed)" in task.result
+        assert "(an overlay on debian holding what snap-1 changed)" in says(task.result)
         copy_ip = state.find_vm(vm.owner.username, "snap-2").ip_address
         assert copy_ip and copy_ip != world["ip"] and copy_ip.startswith("10.78.0.")
         message = rebuild.rebuild_vm(_vm(world), "third login 4713")
