@@ -1,10 +1,10 @@
 """Disk add (issue 14): LouCloud's service against a bare script, hot-plugging a new
 blank 1 GiB qcow2 data disk into a running VM on the same lab host.
 
-LouCloud: ``services.vms.disks.add_disk`` (one transaction: the quota reserved, the
-VM marked busy, its disks read, the new row; one step on the host: the pool's free
-room, the volume created, the disk hot-plugged; the row and the VM's status written),
-from the call to its return. The floor: a
+LouCloud: ``services.vms.disks.add_disk`` (the host makes the volume, after a look at
+the pool's free room, while one transaction reserves the quota, marks the VM busy and
+writes the new row; then the hot-plug; then the row and the VM's status), from the call
+to its return. The floor: a
 script on a connection already open that looks the pool and the domain up, creates
 the same qcow2 volume and attaches the same <disk> live and to the definition. Each
 side its own running VM (a one-sector disk that halts); between runs, outside the
@@ -170,8 +170,9 @@ def run(ctx) -> list[Section]:
         "deleted, and started again.")
     table.notes.append(
         "LouCloud's extra libvirt call: the pool's free room (info; data disks are not "
-        "overcommitted); outside libvirt: the quota, the busy mark and the new row in "
-        "one committed transaction, the status at the end in another (SQLite here).")
+        "overcommitted). Outside libvirt: what the rows cost beyond the volume's making "
+        "(the quota, the busy mark and the new row are written while the host makes the "
+        "volume), and the status at the end (SQLite here).")
     r = med("app", total) / med("floor", total)
     table.target("disk add: LouCloud / bare libvirt ≤ 1.2", f"{r:.2f}", r <= 1.2)
     return [table]

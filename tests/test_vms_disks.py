@@ -183,9 +183,26 @@ def test_over_quota_is_refused_and_leaves_nothing(app, as_user, box, test_host):
     assert disk_rows(app) == [("vda", 2, True, True)] and vms(app)[0].status == "ready"
 
 
+def test_a_busy_vm_is_refused_and_the_volume_made_meanwhile_is_deleted(app, as_user, box,
+                                                                     test_host):
+    """The host makes the volume while the rows are written: a VM another action holds
+    refuses, and that volume goes again."""
+    before = volumes_in(app, test_host)
+    with app.app_context():
+        db.session.get(VM, box.id).status = "starting"
+        db.session.commit()
+    response = post(as_user, box.id, "add", size_gib="1")
+    assert response.status_code == 409
+    assert "box is busy" in response.get_json()["error"]
+    assert volumes_in(app, test_host) == before
+    assert disk_rows(app) == [("vda", 2, True, True)] and vms(app)[0].status == "starting"
+    assert disk_gib(app) == 2
+
+
 def test_a_full_pool_is_refused_and_leaves_nothing(app, as_admin, catalog, test_host):
     """The test driver's pool has 100 GiB free; the admin's quota would allow 300 GiB,
-    so the host's room is what refuses (the quota is checked first, without the host)."""
+    so the host's room is what refuses (looked at as the volume is made, beside the
+    quota's check)."""
     create(as_admin, "big", catalog.id, start=False)
     [vm] = vms(app)
     with app.app_context():

@@ -82,22 +82,19 @@ def _define_with(conn: libvirt.virConnect, dom: libvirt.virDomain, path: str,
     return False
 
 
-def new_data_disk(conn: libvirt.virConnect, uuid: str, pool_name: str, name: str,
-                  capacity: int, target: str, running: bool | None = None
-                  ) -> tuple[str, bool]:
-    """A new blank qcow2 volume ``name`` of ``capacity`` bytes in the pool, attached to
-    the domain as disk ``target`` (attach_disk). Returns (the volume's file, plugged
-    live). Data disks are not overcommitted: PoolFull when the pool has less room
-    (nothing made). A refused attach leaves the volume to the caller, who named it."""
+def new_data_volume(conn: libvirt.virConnect, pool_name: str, name: str,
+                    capacity: int) -> str:
+    """A new blank qcow2 volume ``name`` of ``capacity`` bytes in the pool, for a data
+    disk: not overcommitted (PoolFull when the pool has less room; nothing made).
+    Returns its file."""
     pool = _lookup_pool(conn, pool_name)
     try:
         free = int(pool.info()[3])
         if capacity > free:
             raise PoolFull(free, capacity)
-        path = pool.createXML(xml.build_blank_volume(name, capacity), 0).path()
+        return pool.createXML(xml.build_blank_volume(name, capacity), 0).path()
     except libvirt.libvirtError as exc:
         raise translate(exc) from None
-    return path, attach_disk(conn, uuid, path, target, running)
 
 
 def detach_disk(conn: libvirt.virConnect, uuid: str, target: str, wait: float = 10.0) -> bool:

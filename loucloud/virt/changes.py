@@ -4,6 +4,7 @@ and clones, migration between hosts, resize and disks. A part of ``Hypervisor``
 like the rest of the face."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from . import blockdevs, migration, sizing, snapshots
@@ -138,21 +139,21 @@ class ChangeVerbs:
         return self._act(sizing.resize, uuid, vcpus, memory_mib, vcpu_room,
                          memory_room_mib, min(20.0, self.bounds.action / 3))
 
-    def attach_disk(self, uuid: str, path: str, target: str) -> bool:
+    def attach_disk(self, uuid: str, path: str, target: str,
+                    running: bool | None = None) -> bool:
         """Attach a qcow2 volume as virtio disk ``target`` (live when the domain runs:
         returns True; one the running guest still holds goes back into the definition).
-        Raises AlreadyExists, VirtError when the hypervisor or the guest
-        refuses."""
-        return self._act(blockdevs.attach_disk, uuid, path, target)
+        ``running``: what the caller believes (a hot-plug tried at once). Raises
+        AlreadyExists, VirtError when the hypervisor or the guest refuses."""
+        return self._act(blockdevs.attach_disk, uuid, path, target, running)
 
-    def new_data_disk(self, uuid: str, pool_name: str, name: str, capacity: int,
-                      target: str, running: bool | None = None) -> tuple[str, bool]:
-        """A new blank volume in the pool attached as disk ``target``, in one step on
-        the host: (its file, plugged live). ``running``: what the caller believes (a
-        hot-plug tried at once). Raises PoolFull (the pool has less room; nothing
-        made), AlreadyExists, VirtError; a refused attach leaves the named volume."""
-        return self._act(blockdevs.new_data_disk, uuid, pool_name, name, capacity, target,
-                         running)
+    def start_data_volume(self, pool_name: str, name: str,
+                          capacity: int) -> Callable[[], str]:
+        """Start making a blank data volume in the pool and return at once (the caller
+        does its own work meanwhile); calling what this returns waits for its file.
+        Raises (then) PoolFull: the pool has less room, nothing made; VirtError."""
+        return self.pool.start(self.uri, blockdevs.new_data_volume, pool_name, name,
+                               capacity, timeout=self.bounds.action)
 
     def disk_places(self, uuid: str) -> DiskPlaces:
         """Where the domain has its disks: target -> file, defined and live."""

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import os
+import functools
 import threading
 import time
 from collections import Counter
@@ -141,6 +142,13 @@ class HostPool:
             return self._wait(uri, future, time.monotonic() + timeout, timeout, reached)
         future, wait_until = self._submit(uri, fn, args, time.monotonic() + timeout)
         return self._wait(uri, future, wait_until, timeout, patient)
+
+    def start(self, uri: str, fn: Callable[..., T], *args: Any,
+              timeout: float) -> Callable[[], T]:
+        """Start ``fn(conn, *args)`` on the host and return at once: calling what this
+        returns waits for the result as ``call`` would (the same bound, the same errors)."""
+        future, wait_until = self._submit(uri, fn, args, time.monotonic() + timeout)
+        return functools.partial(self._wait, uri, future, wait_until, timeout)
 
     def call_many(self, uris: Iterable[str], fn: Callable[..., T], *args: Any,
                   timeout: float) -> dict[str, T | VirtError]:

@@ -26,6 +26,7 @@ from .create import GIB, QuotaExceeded, lock_quota
 from .lifecycle import _end, _put_back, busy, claim, refusal
 from .resize import reserve
 from .snapshots import begin_unsaved, unsaved
+from .views import state_label
 
 log = logging.getLogger(__name__)
 
@@ -88,33 +89,48 @@ def add_disk(vm: VM, size_gib) -> str:
     """A new blank data disk of ``size_gib`` for the VM, attached as its next free
     target: live into a running VM, into a stopped VM's definition. Returns the message.
     Raises FieldError, QuotaExceeded, Conflict (busy, pool full, no free target, the
-    guest refused), Unavailable, ServiceError; every failure leaves nothing. One
-    transaction holds the quota (lock_quota), the busy mark (claim) and the row; then
-    one step on the host (room, volume, attach: new_data_disk); then the status."""
+    guest refused), Unavailable, ServiceError; every failure leaves nothing. The host
+    makes the volume while one transaction holds the quota (lock_quota), the busy mark
+    (claim) and the row; then the attach; then the status."""
     size = check_size(size_gib)
     vm_id, name, uuid, host_name = vm.id, vm.name, vm.uuid, vm.host.name
     running = vm.live_state in ("running", "paused")
     pool_name = get_settings().storage_pool
     hv = hypervisor(vm.host)
-    lock_quota(vm.owner_id, disk_gib=size)   # QuotaExceeded: rolled back, nothing held
-    previous = claim(vm_id, "attaching")
-    if previous is None:
-        db.session.rollback()
-        raise busy(vm)
-    # The rows name every disk LouCloud gave the VM; a target taken on the host behind
-    # LouCloud's back makes the attach refuse (AlreadyExists), and nothing is kept.
-    target = next_target(set(db.session.execute(
-        db.select(Disk.target).where(Disk.vm_id == vm_id)).scalars()))
+    # The rows name every disk LouCloud gave the VM (read again under the lock); a target
+    # taken on the host behind LouCloud's back makes the attach refuse (AlreadyExists).
+    target = next_target({d.target for d in vm.disks})
     if target is None:
-        db.session.rollback()
         raise Conflict(_("%(name)s has every disk target up to vdz in use.", name=name))
     volume_name = f"lc-{uuid}-{target}-{secrets.token_hex(3)}.qcow2"
-    disk = Disk(vm_id=vm_id, target=target, volume_name=volume_name, size_gib=size,
-                system=False, attached=False)
-    db.session.add(disk)
-    db.session.flush()
-    disk_id = disk.id
-    db.session.commit()
+    made = hv.start_data_volume(pool_name, volume_name, size * GIB)
+
+    def unmake() -> None:
+        try:
+            made()
+        except VirtError:    # PoolFull: nothing made; else deleted if it is there
+            pass
+        _undo_volume(vm, hv, pool_name, volume_name)
+
+    try:
+        lock_quota(vm.owner_id, disk_gib=size)   # QuotaExceeded: rolled back
+        if (previous := claim(vm_id, "attaching")) is None:
+            db.session.rollback()
+            raise busy(vm)
+        if target in set(db.session.execute(
+                db.select(Disk.target).where(Disk.vm_id == vm_id)).scalars()):
+            db.session.rollback()    # another add took it between the two looks
+            raise Conflict(_("%(name)s is busy (%(status)s); try again in a moment.",
+                             name=name, status=state_label("attaching")))
+        disk = Disk(vm_id=vm_id, target=target, volume_name=volume_name, size_gib=size,
+                    system=False, attached=False)
+        db.session.add(disk)
+        db.session.flush()
+        disk_id = disk.id
+        db.session.commit()
+    except Exception:
+        unmake()
+        raise
 
     def undo(error: ServiceError) -> ServiceError:
         db.session.delete(disk)
@@ -123,10 +139,11 @@ def add_disk(vm: VM, size_gib) -> str:
 
     if (refused := None if running else unsaved(vm, _("add a disk to %(name)s",
                                                       name=name))) is not None:
+        unmake()
         raise undo(refused)
     try:
-        path, live = hv.new_data_disk(uuid, pool_name, volume_name, size * GIB, target,
-                                      running)
+        path = made()
+        live = hv.attach_disk(uuid, path, target, running)
     except PoolFull as exc:
         doing = _("A %(size)s GiB disk for %(name)s", size=size, name=name)
         raise undo(_no_room(host_name, exc.free, size, doing)) from None
