@@ -21,7 +21,7 @@ from ..extensions import db
 from ..models import Host, Image, ImageLocation, Task, Upload, User, utcnow
 from . import (Conflict, FieldError, NotAllowed, NotFound, ServiceError, paginate,
                transaction)
-from . import tasks
+from . import said, tasks
 from .copytasks import copy_image
 from .imagecopy import staging_path, store_path, volume_for
 from .images import Guest, check_guest
@@ -250,13 +250,13 @@ def _forget(upload_id: str) -> None:
         _locks.pop(upload_id, None)
 
 
-def _refuse(upload: Upload, message: str, field: str | None = None):
+def _refuse(upload: Upload, message, field: str | None = None):
     try:
         os.unlink(staging_path(upload))
     except FileNotFoundError:
         pass
     _forget(upload.id)
-    upload.state, upload.error = "refused", message[:500]
+    upload.state, upload.error = "refused", said.store(message, 500)
     db.session.commit()
     log.warning("upload %s of %s refused: %s", upload.id, upload.name, message)
     # Committed: the refusal is kept (transaction() rolls nothing back that matters).
@@ -274,17 +274,17 @@ def finish(user: User, upload_id: str) -> tuple[Image, Task]:
                          received=upload.received, size=upload.size))
     path = staging_path(upload)
     if not os.path.exists(path) or os.path.getsize(path) != upload.size:
-        _refuse(upload, _("The staged file is missing or has another size."))
+        _refuse(upload, _l("The staged file is missing or has another size."))
     sha = _hasher_at(upload, upload.size).hexdigest()
     if upload.sha256 and sha != upload.sha256:
-        _refuse(upload, _("The file's SHA-256 is %(sha)s, not the %(given)s you gave.",
-                          sha=sha, given=upload.sha256), "sha256")
+        _refuse(upload, _l("The file's SHA-256 is %(sha)s, not the %(given)s you gave.",
+                           sha=sha, given=upload.sha256), "sha256")
     try:
         facts = imagefiles.inspect(path, upload.format, upload.filename)
     except imagefiles.ImageFileProblem as exc:
         _refuse(upload, str(exc), "file")
     if db.session.execute(db.select(Image.id).where(Image.name == upload.name)).first():
-        _refuse(upload, _("An image with this name was added meanwhile."), "name")
+        _refuse(upload, _l("An image with this name was added meanwhile."), "name")
     os_type = upload.os_type or _proposed(facts, upload.filename).os_type
     volume = volume_for(upload.name, facts.format)
     os.makedirs(current_app.config["IMAGE_STORE"], exist_ok=True)
@@ -356,5 +356,5 @@ def inspect_head(head: bytes, filename: str) -> dict:
 def as_dict(upload: Upload) -> dict:
     return {"id": upload.id, "name": upload.name, "filename": upload.filename,
             "size": upload.size, "offset": upload.received, "state": upload.state,
-            "error": upload.error, "image_id": upload.image_id,
+            "error": said.render(upload.error), "image_id": upload.image_id,
             "chunk_bytes": current_app.config["UPLOAD_CHUNK_BYTES"]}

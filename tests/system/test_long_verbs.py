@@ -16,6 +16,7 @@ import pytest
 from loucloud.extensions import db
 from loucloud.models import VM, Host, Template, User
 from loucloud.services import Unavailable, images
+from loucloud.services import said as said_service
 from loucloud.services import hosts as host_service
 from loucloud.services import settings as settings_service
 from loucloud.services import templates as template_service
@@ -106,6 +107,12 @@ def _row(app, vm_id) -> VM:
         return vm
 
 
+def _error(app, vm: VM) -> str | None:
+    """The VM's last error as an English reader reads it (stored as a message)."""
+    with app.app_context():
+        return said_service.render(vm.last_error)
+
+
 @pytest.mark.timeout(300)
 def test_a_memory_snapshot_past_its_bound_leaves_the_vm_in_error_not_unchanged(app, lab,
                                                                                 world):
@@ -120,7 +127,7 @@ def test_a_memory_snapshot_past_its_bound_leaves_the_vm_in_error_not_unchanged(a
     assert "was not changed" not in said
     assert BOUND <= took < BOUND + PROBE + 3, took
     row = _row(app, vm_id)
-    assert row.status == VM.ERROR and row.last_error.startswith("Snapshot outcome unknown")
+    assert row.status == VM.ERROR and _error(app, row).startswith("Snapshot outcome unknown")
     os.kill(pid, signal.SIGCONT)
     # QEMU goes on, libvirt finishes the snapshot: the list follows the host
     with app.app_context():
@@ -143,8 +150,8 @@ def test_suspend_to_disk_past_its_bound_leaves_the_vm_in_error_not_unchanged(app
     assert "was not changed" not in said
     assert BOUND <= took < BOUND + PROBE + 3, took
     row = _row(app, vm_id)
-    assert row.status == VM.ERROR and row.last_error.startswith("Suspend to disk outcome "
-                                                                "unknown")
+    assert row.status == VM.ERROR and _error(app, row).startswith("Suspend to disk outcome "
+                                                                 "unknown")
     os.kill(pid, signal.SIGCONT)
     with app.app_context():
         hv = hypervisor(db.session.get(VM, vm_id).host)

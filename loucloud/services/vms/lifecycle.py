@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import Any
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -16,7 +17,7 @@ from ...virt import (AlreadyExists, DomainNotFound, HostUnavailable, InvalidStat
                      NoAnswer, NotSupported, VirtError)
 from .. import Conflict, FieldError, ServiceError, Unavailable, transaction
 from .. import networks as network_service
-from .. import tasks, watching
+from .. import said, tasks, watching
 from ..console import revoke_for_vm
 from ..hypervisors import hypervisor
 from ..settings import get_settings
@@ -85,7 +86,7 @@ def unknown_outcome(vm: VM, exc: NoAnswer, what: str) -> ServiceError:
     its state comes from the host when it answers (the watcher). Returns the 503 to
     raise. ``what`` is said to a person (a translated label: "Rebuild")."""
     forget_states(vm.host)
-    _end(vm, VM.ERROR, _("%(what)s outcome unknown: %(error)s", what=what, error=exc)[:500])
+    _end(vm, VM.ERROR, _l("%(what)s outcome unknown: %(error)s", what=what, error=exc))
     log.warning("%s of %s: no answer from %s in time (%s); outcome unknown", what, vm.name,
                 vm.host.name, exc)
     return Unavailable(_unknown(vm, exc))
@@ -133,8 +134,11 @@ def busy(vm: VM) -> Conflict:
                       name=vm.name, status=state_label(vm.status)))
 
 
-def _end(vm: VM, status: str = VM.READY, error: str | None = None) -> None:
-    vm.status, vm.status_since, vm.last_error = status, utcnow(), error
+def _end(vm: VM, status: str = VM.READY, error: Any = None) -> None:
+    """The action is over: ``status``, and ``error`` (a message, said in each reader's
+    language: said.py; or a text already stored) kept as the VM's last error."""
+    vm.status, vm.status_since = status, utcnow()
+    vm.last_error = None if error is None else said.store(error, 500)
     vm.live_changed_at = vm.status_since   # open pages follow the end of the action
     db.session.commit()
 
@@ -218,7 +222,7 @@ def delete_vm(vm: VM) -> str:
             hv.delete_volume(pool_name, volume)
         network_service.release_address(host, vm)
     except VirtError as exc:
-        _end(vm, VM.ERROR, _("Delete did not finish: %(error)s", error=exc)[:500])
+        _end(vm, VM.ERROR, _l("Delete did not finish: %(error)s", error=exc))
         if isinstance(exc, HostUnavailable):
             raise Unavailable(_("%(host)s does not answer: %(error)s. %(name)s is kept; "
                                 "delete it again when the host is back.", host=host.name,

@@ -141,8 +141,8 @@ def _live(ctx, vm: VM, source: Host, target: Host) -> str:
     try:
         where, state = settle(vm, source, target, was=plan.state, call=call)
     except Exception:
-        _end(vm, VM.ERROR, _("Migration to %(host)s: where %(name)s runs could not be "
-                             "confirmed.", host=target.name, name=vm.name))
+        _end(vm, VM.ERROR, _l("Migration to %(host)s: where %(name)s runs could not be "
+                              "confirmed.", host=target.name, name=vm.name))
         raise
     if where == "target":
         move_record(vm, source, target, state)
@@ -153,10 +153,10 @@ def _live(ctx, vm: VM, source: Host, target: Host) -> str:
     # "unknown": the target may hold the only copy (the source undefined it, the target
     # did not answer): nothing is removed on either host; the VM waits in error.
     _end(vm, VM.READY if where == "source" else VM.ERROR,
-         None if where == "source" else _("Migration to %(host)s: where %(name)s runs could "
-                                          "not be confirmed; nothing was removed from "
-                                          "%(source)s or %(host)s.", host=target.name,
-                                          name=vm.name, source=source.name))
+         None if where == "source" else _l("Migration to %(host)s: where %(name)s runs "
+                                           "could not be confirmed; nothing was removed "
+                                           "from %(source)s or %(host)s.", host=target.name,
+                                           name=vm.name, source=source.name))
     why = stopped or outcome.get("error")
     text = _l("%(name)s stays on %(source)s: %(why)s", name=vm.name, source=source.name,
               why=_l("cancelled.") if isinstance(why, tasks.Cancelled)
@@ -217,13 +217,13 @@ def stopped(ctx, why: str) -> None:
         where, state = settle(vm, source, target, was="running"
                               if ctx.args["mode"] == "live" else "shut off", wait=30)
     except Exception:
-        _end(vm, VM.ERROR, _("Migration interrupted; where it runs could not be "
-                             "confirmed."))
+        _end(vm, VM.ERROR, _l("Migration interrupted; where it runs could not be "
+                              "confirmed."))
         raise
     if where == "target":
         move_record(vm, source, target, state)
         return
     _end(vm, VM.READY if where == "source" else VM.ERROR,
-         None if where == "source" else _("Migration interrupted; where it runs could not "
-                                          "be confirmed."))
+         None if where == "source" else _l("Migration interrupted; where it runs could "
+                                           "not be confirmed."))
 

@@ -11,6 +11,7 @@ import logging
 import uuid as uuidlib
 
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from ...models import VM, utcnow
 from ...virt import NoAnswer, VirtError
@@ -79,14 +80,14 @@ def rebuild_vm(vm: VM, password: str | None = None) -> str:
         if state in ("running", "paused"):
             hv.act(vm.uuid, "start")
     except NoAnswer as exc:   # dropping its snapshots (each walks its memory) ran out
-        raise unknown_outcome(vm, exc, _("Rebuild")) from None
+        raise unknown_outcome(vm, exc, _l("Rebuild")) from None
     except VirtError as exc:
         forget_states(host)
         if not replacing:
             _put_back(vm, previous)
             raise host_refusal(vm, exc, _("rebuild %(name)s", name=vm.name)) from None
-        _end(vm, VM.ERROR, _("Rebuild did not finish: %(error)s. Rebuild it again.",
-                             error=exc)[:500])
+        _end(vm, VM.ERROR, _l("Rebuild did not finish: %(error)s. Rebuild it again.",
+                              error=exc))
         raise host_refusal(vm, exc, _("finish rebuilding %(name)s", name=vm.name)) from None
     forget_states(host)
     vm.snapshots.clear()

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Callable, NoReturn
 
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 
 from ...extensions import db
@@ -162,7 +163,7 @@ def _failed(vm: VM, previous, old: tuple, exc: VirtError) -> NoReturn:
         applied = " " + _("The outcome is unknown: check %(name)s on %(host)s when it "
                           "answers (the larger sizes are counted meanwhile).", name=vm.name,
                           host=vm.host.name)
-        _end(vm, VM.ERROR, _("Resize outcome unknown: %(error)s", error=exc)[:500])
+        _end(vm, VM.ERROR, _l("Resize outcome unknown: %(error)s", error=exc))
     else:
         vm.vcpus, vm.memory_mib, vm.max_vcpus, vm.max_memory_mib = found
         applied = " " + (_("%(name)s was not resized.", name=vm.name)

@@ -23,8 +23,7 @@ import logging
 import re
 from datetime import datetime, timezone
 
-from flask_babel import gettext as _
-from flask_babel import ngettext
+from flask_babel import gettext as _, lazy_gettext as _l, ngettext
 
 from ...extensions import db
 from ...models import VM, Snapshot, utcnow
@@ -121,7 +120,7 @@ def create_snapshot(vm: VM, name: str, memory: bool | None = None) -> str:
             memory = hv.domain_state(vm.uuid) in ("running", "paused")
         info = hv.create_snapshot(vm.uuid, name, memory)
     except NoAnswer as exc:   # the list follows the host at the next snapshot action
-        raise unknown_outcome(vm, exc, _("Snapshot")) from None
+        raise unknown_outcome(vm, exc, _l("Snapshot")) from None
     except VirtError as exc:
         _put_back(vm, previous)
         raise host_refusal(vm, exc, _("snapshot %(name)s", name=vm.name)) from None
@@ -174,7 +173,7 @@ def revert_snapshot(vm: VM, name: str) -> str:
         raise NotFound(_("%(name)s has no snapshot named %(snapshot)s.", name=vm.name,
                          snapshot=name)) from None
     except NoAnswer as exc:   # the larger sizes stay counted until the host tells
-        raise unknown_outcome(vm, exc, _("Revert")) from None
+        raise unknown_outcome(vm, exc, _l("Revert")) from None
     except VirtError as exc:
         _record(vm, _sizes_on_host(hv, vm) or old)   # a refusal changed nothing, mostly
         _put_back(vm, previous)
@@ -326,7 +325,7 @@ def delete_snapshot(vm: VM, name: str) -> str:
     try:
         existed = hypervisor(vm.host).delete_snapshot(vm.uuid, name)
     except NoAnswer as exc:   # the row stays until the host's list says otherwise
-        raise unknown_outcome(vm, exc, _("Snapshot delete")) from None
+        raise unknown_outcome(vm, exc, _l("Snapshot delete")) from None
     except VirtError as exc:
         _put_back(vm, previous)
         raise host_refusal(vm, exc, _("delete a snapshot of %(name)s",

@@ -8,13 +8,14 @@ from datetime import timedelta
 
 from flask import current_app
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import joinedload
 
 from ...extensions import cache, db
 from ...models import INT64_MAX, VM, Host, User, utcnow
 from ...virt import DomainNotFound, HostUnavailable, VirtError
 from ...virt.driver import on_each
-from .. import NotFound, leftovers, tasks
+from .. import NotFound, leftovers, said, tasks
 from .. import networks as network_service
 from ..access import OWN, VIEW, vms_visible_to
 from ..hypervisors import hypervisor, hypervisor_at
@@ -126,7 +127,8 @@ def _reconcile_stuck(vms: list[VM], live: dict) -> None:
             vm.status, vm.last_error = VM.READY, None
         else:
             vm.status = VM.ERROR
-            vm.last_error = _("Its creation was interrupted before it finished: delete it.")
+            vm.last_error = said.store(_l("Its creation was interrupted before it finished: "
+                                          "delete it."), 500)
         vm.status_since, changed = utcnow(), True
         log.warning("VM %s was stuck; now %s", vm.name, vm.status)
     if changed:

@@ -10,6 +10,7 @@ from flask_babel import lazy_gettext as _l
 
 from ...models import VM
 from ...virt.driver import ACTIONS_BY_STATE, DomainStatus
+from .. import said
 
 TRANSITIONAL = {"creating", "starting", "stopping", "rebooting", "pausing", "resuming",
                 "deleting",
@@ -82,7 +83,7 @@ class VMView:
                 "host": vm.host.name, "state": self.state, "status": vm.status,
                 "vcpus": vm.vcpus, "memory_mib": vm.memory_mib, "disk_gib": vm.disk_gib,
                 "template": vm.template.name, "actions": self.actions,
-                "error": vm.last_error, "addresses": self.addresses,
+                "error": said.render(vm.last_error), "addresses": self.addresses,
                 "network": vm.network if vm.nic_kind else None, "mac": vm.mac,
                 "state_at": self.state_at.isoformat() + "Z" if self.state_at else None}
 
