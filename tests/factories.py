@@ -75,6 +75,19 @@ def give_screen(app, uri: str, uuid: str, port: int = 5907) -> None:
         pool().call(uri, redefine, timeout=10)
 
 
+def cut_off_host(app, host_id: int, folder: Path) -> str:
+    """Point the host's record at a socket no libvirtd listens on (the host gone, for
+    LouCloud). Returns its URI as it was."""
+    from loucloud.extensions import db
+    from loucloud.models import Host
+
+    with app.app_context():
+        host = db.session.get(Host, host_id)
+        uri, host.uri = host.uri, f"qemu+unix:///system?socket={folder / 'gone.sock'}"
+        db.session.commit()
+    return uri
+
+
 def make_stored_image(folder: Path, name: str = "disk"):
     """An uploaded image LouCloud keeps in its image store (``folder``/images, the
     tests' IMAGE_STORE): a small qcow2 file and its row."""

@@ -10,6 +10,7 @@ import json
 
 from loucloud.extensions import db
 from loucloud.models import VM, Host, Upload
+from tests.factories import cut_off_host
 from tests.support.vms import catalog, create, vms  # noqa: F401 (catalog: a fixture)
 from tests.test_uploads import begin, finish, hosts, send_all  # noqa: F401 (hosts: a fixture)
 from tests.support import imagefiles as files
@@ -33,10 +34,7 @@ def test_a_delete_left_unfinished_in_english_reads_in_chinese(app, as_user, cata
                                                              tmp_path):
     create(as_user, "stranded", catalog.id)
     [vm] = vms(app)
-    with app.app_context():
-        host = db.session.get(Host, vm.host_id)
-        uri, host.uri = host.uri, f"qemu+unix:///system?socket={tmp_path / 'gone.sock'}"
-        db.session.commit()
+    uri = cut_off_host(app, vm.host_id, tmp_path)
     response = as_user.post(f"/vms/{vm.id}/delete",
                             headers={"Accept": "application/json", **EN})
     assert response.status_code == 503

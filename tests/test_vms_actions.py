@@ -9,10 +9,10 @@ import threading
 import pytest
 
 from loucloud.extensions import db
-from loucloud.models import VM, Host
+from loucloud.models import VM
 from loucloud.services.vms import lifecycle as vm_service
 from tests.conftest import Client
-from tests.factories import make_user
+from tests.factories import cut_off_host, make_user
 from tests.support.fuzz import counted
 from tests.support.fuzz_web import submit, world  # noqa: F401 (world: a fixture)
 from tests.support.vms import (  # noqa: F401 (catalog: a fixture)
@@ -127,10 +127,7 @@ def test_delete_on_an_offline_host_keeps_the_vm_with_the_reason(app, as_user, ca
                                                                 tmp_path):
     create(as_user, "stranded", catalog.id)
     [vm] = vms(app)
-    with app.app_context():
-        host = db.session.get(Host, vm.host_id)
-        host.uri = f"qemu+unix:///system?socket={tmp_path / 'gone.sock'}"
-        db.session.commit()
+    cut_off_host(app, vm.host_id, tmp_path)
     response = as_user.post(f"/vms/{vm.id}/delete", headers={"Accept": "application/json"})
     assert response.status_code == 503
     assert "delete it again when the host is back" in response.get_json()["error"]
@@ -151,10 +148,7 @@ def test_refused_actions_leave_the_error_of_a_vm_as_it_was(app, as_user, catalog
     assert act(as_user, vm.id, "resume").status_code == 302
     [kept] = vms(app)
     assert (kept.status, kept.last_error) == (VM.ERROR, "Delete did not finish: host gone")
-    with app.app_context():
-        host = db.session.get(Host, vm.host_id)
-        host.uri = f"qemu+unix:///system?socket={tmp_path / 'gone.sock'}"
-        db.session.commit()
+    cut_off_host(app, vm.host_id, tmp_path)
     assert act(as_user, vm.id, "poweroff", json_=True).status_code == 503
     [kept] = vms(app)
     assert (kept.status, kept.last_error) == (VM.ERROR, "Delete did not finish: host gone")
