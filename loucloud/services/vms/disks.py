@@ -129,6 +129,7 @@ def add_disk(vm: VM, size_gib) -> str:
         disk_id = disk.id
         db.session.commit()
     except Exception:
+        db.session.rollback()    # a failed write too: unmake may remember a leftover
         unmake()
         raise
 
