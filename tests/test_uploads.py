@@ -138,6 +138,55 @@ def test_a_dropped_connection_resumes_from_the_offset_and_the_checksum_holds(
     assert r.get_json()["sha256"] == files.sha256(path)
 
 
+def _allocated(path) -> int:
+    return os.stat(path).st_blocks * 512
+
+
+def test_runs_of_zeros_are_said_not_sent_and_stay_a_hole(app, as_admin, hosts, tmp_path):
+    """A disk image is mostly empty space. The page says a run of whole MiBs of zeros
+    (?zeros=N, no body) instead of sending it, and zeros that are sent as bytes are
+    noticed too; both count in the SHA-256, and the staged file and LouCloud's own copy
+    keep them as a hole (which the copies to the hosts keep: the system tests)."""
+    mib = 2 ** 20
+    path = files.mostly_zeros(tmp_path / "empty.img", 24 * mib)
+    data = path.read_bytes()
+    assert _allocated(path) >= 24 * mib  # every zero written on this side
+    up = begin(as_admin, "mostly empty", path, sha256=files.sha256(path)).get_json()
+    assert up["zero_run_bytes"] == upload_service.ZERO_RUN_MAX
+    staged = os.path.join(app.config["UPLOAD_DIR"], f"{up['id']}.part")
+
+    def zeros(offset, run, body=b""):
+        return as_admin.http.post(
+            f"/images/uploads/{up['id']}/chunk?offset={offset}&zeros={run}",
+            input_stream=io.BytesIO(body), headers=_headers(as_admin),
+            environ_overrides={"CONTENT_LENGTH": str(len(body))})
+    offset = 0
+    while offset < mib:  # the first MiB is data: sent
+        offset = put(as_admin, up["id"], offset, data[offset:offset + CHUNK]).get_json()["offset"]
+    # Refused: a run at another offset (told where the server is), a run with a body,
+    # one past the end of the file, one that is not a number.
+    ahead = zeros(2 * mib, mib)
+    assert ahead.status_code == 409 and ahead.get_json()["offset"] == mib
+    with_body = zeros(mib, 4, b"\0\0\0\0")
+    assert with_body.status_code == 400 and "no body" in with_body.get_json()["error"]
+    past = zeros(mib, 24 * mib)
+    assert past.status_code == 400 and "zeros" in past.get_json()["error"]
+    assert zeros(mib, "lots").status_code == 400
+    # MiBs 1 to 11 are zeros: said in one request, longer than a chunk may be.
+    run = zeros(mib, 11 * mib)
+    assert run.status_code == 200 and run.get_json() == {"offset": 12 * mib}
+    assert os.path.getsize(staged) == 12 * mib and _allocated(staged) <= 2 * mib
+    # The rest is sent byte for byte, its zeros too: the server finds them.
+    assert send_all(as_admin, up["id"], path, 12 * mib) == 24 * mib
+    r = finish(as_admin, up["id"])
+    assert r.status_code == 200, r.get_json()
+    assert r.get_json()["sha256"] == files.sha256(path)  # the zeros said count in it
+    with app.app_context():
+        kept = db.session.get(Image, r.get_json()["image_id"]).path
+    assert Path(kept).read_bytes() == data
+    assert _allocated(kept) <= 3 * mib  # its 1.6 MiB of data, not 24
+
+
 @pytest.mark.parametrize("case", ["wrong checksum", "truncated qcow2", "renamed file",
                                   "backing file", "cut ISO", "archive"])
 def test_a_bad_file_is_refused_with_a_reason_and_nothing_is_kept(app, as_admin, hosts,

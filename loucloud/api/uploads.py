@@ -53,6 +53,8 @@ class UploadSchema(ma.Schema):
     image_id = ma.fields.Integer(required=True, allow_none=True)
     chunk_bytes = ma.fields.Integer(required=True, metadata={
         "description": "The largest chunk the server takes (413 above)"})
+    zero_run_bytes = ma.fields.Integer(required=True, metadata={
+        "description": "The longest run of zeros one chunk request may say (?zeros=N)"})
 
 
 UploadPageSchema = page_schema(UploadSchema, "UploadPage")
@@ -87,6 +89,11 @@ class ChunkArgs(ma.Schema):
     offset = ma.fields.Integer(required=True, validate=ma.validate.Range(
         0, upload_service.MAX_SIZE), metadata={
         "description": "Where the chunk starts in the file: the upload's offset"})
+    zeros = ma.fields.Integer(validate=ma.validate.Range(1, upload_service.ZERO_RUN_MAX),
+                              metadata={"description": (
+        "Instead of a body: the next N bytes of the file are zeros (a run the client "
+        "found in its file and does not send; the body is then empty). They count in the "
+        "SHA-256 and stay a hole in the copies.")})
 
 
 class ChunkSchema(ma.Schema):
@@ -176,6 +183,15 @@ def send_chunk(args, upload_id: str):
     offset; a chunk cut short keeps nothing of it."""
     upload = upload_service.upload_for(current_user, upload_id)
     length = request.content_length
+    if "zeros" in args:
+        if length:
+            raise FieldError(_("A run of zeros (?zeros=N) has no body."), "zeros")
+        try:
+            offset = upload_service.receive(current_user, upload.id, args["offset"], None,
+                                            args["zeros"], zeros=True)
+        except upload_service.OffsetMismatch as exc:
+            return _offset_problem(exc)
+        return {"offset": offset}
     if length is None:
         raise LengthRequired(_("Send the chunk with its Content-Length."))
     limit = current_app.config["UPLOAD_CHUNK_BYTES"]

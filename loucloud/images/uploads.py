@@ -92,6 +92,15 @@ def upload_chunk(upload_id: str):
     except ValueError:
         return error_response(400, _("Say the chunk's offset (?offset=N)."))
     length = request.content_length
+    if "zeros" in request.args:  # a run of zeros the page found in the file, not sent
+        try:
+            run = int(request.args["zeros"])
+        except ValueError:
+            return error_response(400, _("Say the run's length (?zeros=N)."))
+        if length:
+            return error_response(400, _("A run of zeros (?zeros=N) has no body."))
+        return _answer(lambda: {"offset": upload_service.receive(
+            current_user, upload_id, offset, None, run, zeros=True)})
     if length is None:
         return error_response(411, _("Send the chunk with its Content-Length."))
     stream = request.stream

@@ -46,16 +46,32 @@ class Arrival:
 
 class GrowingFile:
     """One reader of a file arriving under ``arrival``: ``read(n)`` returns the next
-    ``n`` bytes (fewer only at the end), waiting for them to arrive."""
+    ``n`` bytes (fewer only at the end), waiting for them to arrive; at a hole of the
+    file (a run of zeros the upload did not write) it returns the hole's length instead,
+    an int, without reading it (virt.storage sends it as a hole)."""
 
     def __init__(self, fd: int, arrival: Arrival):
         self.fd, self.arrival, self.offset = fd, arrival, 0
 
-    def read(self, n: int) -> bytes:
+    def _hole_at(self, end: int) -> int:
+        """How many bytes of a hole start at the offset, up to ``end`` (0: data)."""
+        try:
+            data = os.lseek(self.fd, self.offset, os.SEEK_DATA)
+        except OSError:  # ENXIO: no data after it (a hole up to the end of the file)
+            data = os.fstat(self.fd).st_size
+            if data <= self.offset:
+                return 0  # past the end: the read below says the file is short
+        return min(data, end) - self.offset
+
+    def read(self, n: int) -> bytes | int:
         end = min(self.offset + n, self.arrival.size)
         if end <= self.offset:
             return b""
-        self.arrival.wait_for(end)
+        available = self.arrival.wait_for(end)
+        hole = self._hole_at(min(available, self.arrival.size))
+        if hole > 0:
+            self.offset += hole
+            return hole
         data = os.pread(self.fd, end - self.offset, self.offset)
         if len(data) != end - self.offset:  # the file is shorter than its bytes received
             raise OSError(f"the staged file ends at {self.offset + len(data)} bytes")

@@ -33,6 +33,8 @@ MAX_SIZE = 2 ** 40           # 1 TiB
 FORMAT_CHOICES = ("auto", "qcow2", "raw", "iso")
 SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 PIECE = 1024 * 1024
+ZERO_RUN_MAX = 2 ** 30       # zero bytes a client may say in one request (hashed here)
+_ZERO = memoryview(bytes(PIECE))
 # An upload's state (stored as the word on the left) as a person reads it.
 STATE_LABELS = {"receiving": _l("receiving"), "done": _l("done"), "refused": _l("refused")}
 
@@ -193,18 +195,32 @@ def _hasher_at(upload: Upload, offset: int):
     return digest
 
 
+def _zeros(n: int) -> memoryview:
+    return _ZERO[:n]
+
+
 @transaction
-def receive(user: User, upload_id: str, offset: int, read, length: int) -> int:
+def receive(user: User, upload_id: str, offset: int, read, length: int, *,
+            zeros: bool = False) -> int:
     """Write ``length`` bytes read from ``read(n)`` at ``offset``. Returns the new
     offset. A chunk that stops short (a dropped connection) keeps nothing: the client
-    sends it again from the offset the server answers."""
+    sends it again from the offset the server answers. With ``zeros`` the chunk is
+    ``length`` zero bytes the client found in its file and did not send (nothing is
+    read; up to ZERO_RUN_MAX at once). Zeros, sent or not, stay a hole of the staged
+    file, which the copies send to the hosts as a hole (virt/storage.py)."""
     upload = upload_for(user, upload_id)
     if upload.state != "receiving":
         raise Conflict(_state_refusal(upload))
-    limit = current_app.config["UPLOAD_CHUNK_BYTES"]
-    if not 0 < length <= limit or offset + length > upload.size:
-        raise FieldError(_("Send chunks of 1 byte to %(limit)s bytes within the file.",
-                           limit=limit))
+    if zeros:
+        read, limit = _zeros, ZERO_RUN_MAX
+        if not 0 < length <= limit or offset + length > upload.size:
+            raise FieldError(_("Say runs of 1 byte to %(limit)s bytes of zeros within the "
+                               "file.", limit=limit))
+    else:
+        limit = current_app.config["UPLOAD_CHUNK_BYTES"]
+        if not 0 < length <= limit or offset + length > upload.size:
+            raise FieldError(_("Send chunks of 1 byte to %(limit)s bytes within the file.",
+                               limit=limit))
     with _lock(upload.id):
         db.session.refresh(upload)
         if offset != upload.received:
@@ -221,9 +237,13 @@ def receive(user: User, upload_id: str, offset: int, read, length: int) -> int:
                     break
                 if not block:
                     break
-                f.write(block)
+                if zeros or block.count(0) == len(block):
+                    f.seek(len(block), os.SEEK_CUR)  # zeros stay a hole of the file
+                else:
+                    f.write(block)
                 digest.update(block)
                 got += len(block)
+            f.truncate()  # the file ends where the chunk does (also after a hole)
         if got < length:
             raise Conflict(_("The chunk stopped after %(got)s of %(length)s bytes; the server "
                              "has %(offset)s bytes. Send again from there.", got=got,
@@ -357,4 +377,5 @@ def as_dict(upload: Upload) -> dict:
     return {"id": upload.id, "name": upload.name, "filename": upload.filename,
             "size": upload.size, "offset": upload.received, "state": upload.state,
             "error": said.render(upload.error), "image_id": upload.image_id,
-            "chunk_bytes": current_app.config["UPLOAD_CHUNK_BYTES"]}
+            "chunk_bytes": current_app.config["UPLOAD_CHUNK_BYTES"],
+            "zero_run_bytes": ZERO_RUN_MAX}

@@ -68,6 +68,36 @@
     });
   });
 
+  var BLOCK = 1048576;
+  function allZero(buf, at, len) {
+    var words = len >> 2, w = new Uint32Array(buf, at, words), i;
+    for (i = 0; i < words; i++) if (w[i] !== 0) return false;
+    var tail = new Uint8Array(buf, at + 4 * words, len - 4 * words);
+    for (i = 0; i < tail.length; i++) if (tail[i] !== 0) return false;
+    return true;
+  }
+  // How many bytes at the start of buf are whole blocks of zeros.
+  function zeroBlocks(buf) {
+    var at = 0, n = buf.byteLength;
+    while (at < n && allZero(buf, at, Math.min(BLOCK, n - at))) at += Math.min(BLOCK, n - at);
+    return at;
+  }
+  // How many bytes at the start of buf come before its first whole block of zeros.
+  function dataLength(buf) {
+    var at = Math.min(BLOCK, buf.byteLength), n = buf.byteLength;
+    while (at < n && !allZero(buf, at, Math.min(BLOCK, n - at))) at += Math.min(BLOCK, n - at);
+    return at;
+  }
+  // The run of zeros that goes on from start (run bytes of it already found).
+  function zerosFrom(up, file, start, run) {
+    var end = Math.min(start + up.chunk_bytes, file.size);
+    if (start >= file.size || run + (end - start) > up.zero_run_bytes) return Promise.resolve(run);
+    return file.slice(start, end).arrayBuffer().then(function (buf) {
+      var zeros = zeroBlocks(buf);
+      return zeros === buf.byteLength ? zerosFrom(up, file, end, run + zeros) : run + zeros;
+    });
+  }
+
   function sendFrom(up, file, offset) {
     var started = Date.now(), startOffset = offset, failures = 0;
     show(document.getElementById("upload-progress"), true);
@@ -82,8 +112,18 @@
         t("%(done)s of %(total)s", {done: human(offset), total: human(file.size)});
       if (offset >= file.size) return Promise.resolve();
       var end = Math.min(offset + up.chunk_bytes, file.size);
-      return request("POST", form.dataset.base + "/" + up.id + "/chunk?offset=" + offset,
-                     file.slice(offset, end), "application/octet-stream").then(function (j) {
+      var chunkUrl = form.dataset.base + "/" + up.id + "/chunk?offset=" + offset;
+      return file.slice(offset, end).arrayBuffer().then(function (buf) {
+        // Whole MiBs of zeros (a disk image's empty space) are said, not sent: the
+        // server counts them in the SHA-256 and keeps them as a hole.
+        var zeros = up.zero_run_bytes ? zeroBlocks(buf) : 0;
+        if (zeros > 0) {
+          return (zeros === buf.byteLength ? zerosFrom(up, file, end, zeros) : Promise.resolve(zeros))
+            .then(function (run) { return request("POST", chunkUrl + "&zeros=" + run, null); });
+        }
+        return request("POST", chunkUrl, new Uint8Array(buf, 0, dataLength(buf)),
+                       "application/octet-stream");
+      }).then(function (j) {
         if (j._status === 200) { offset = j.offset; failures = 0; return next(); }
         if (j._status === 409 && typeof j.offset === "number") { offset = j.offset; return next(); }
         if (j._status >= 500 || j._status === 0) throw new Error(j.error || t("server error"));

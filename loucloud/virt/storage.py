@@ -245,11 +245,59 @@ def upload_stream(conn: libvirt.virConnect, pool_name: str, name: str, size: int
     return _upload(conn, pool_name, name, size, read, progress)
 
 
+PIECE = 1024 * 1024
+
+
+def _is_zero(block: bytes) -> bool:
+    return block.count(0) == len(block)
+
+
+def _open_upload(conn: libvirt.virConnect, vol: libvirt.virStorageVol, size: int):
+    """The volume's upload stream, sparse when the host's libvirt takes it (holes are
+    then sent as their length and not written: the copy stays as sparse as the file);
+    otherwise a plain one, holes sent as zeros. Returns (stream, sparse)."""
+    stream = conn.newStream(0)
+    try:
+        vol.upload(stream, 0, size, libvirt.VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM)
+        return stream, True
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() not in (libvirt.VIR_ERR_INVALID_ARG,
+                                        libvirt.VIR_ERR_NO_SUPPORT):
+            raise
+    try:
+        stream.abort()
+    except libvirt.libvirtError:
+        pass
+    stream = conn.newStream(0)
+    vol.upload(stream, 0, size, 0)
+    return stream, False
+
+
+def _send(stream: libvirt.virStream, data: bytes) -> None:
+    sent = stream.send(data)  # whole, as a rule: no copy of the MiB
+    while sent < len(data):
+        data = data[sent:]
+        sent = stream.send(data)
+
+
+def _send_hole(stream: libvirt.virStream, length: int, sparse: bool) -> None:
+    if sparse:
+        stream.sendHole(length, 0)
+        return
+    while length:
+        piece = min(length, PIECE)
+        _send(stream, bytes(piece))
+        length -= piece
+
+
 def _upload(conn: libvirt.virConnect, pool_name: str, name: str, size: int, read,
             progress=None, *, refresh: bool = True) -> Volume:
     """A new volume of ``size`` bytes from ``read(n)`` through the upload stream, 1 MiB
-    at a time; with ``refresh`` the pool is refreshed after, so that libvirt reads the
-    volume's format from its header (a raw seed needs no such round trips).
+    at a time. ``read`` gives bytes, or an int: that many zero bytes (a hole of the
+    file, not read); a block of zeros it gives is sent as a hole too, so that only data
+    crosses the connection and reaches the host's disk. With ``refresh`` the pool is
+    refreshed after, so that libvirt reads the volume's format from its header (a raw
+    seed needs no such round trips).
     Deleted again when anything fails: a libvirt or file error, or the caller's
     ``progress`` raising to stop it."""
     pool = _lookup_pool(conn, pool_name)
@@ -257,18 +305,28 @@ def _upload(conn: libvirt.virConnect, pool_name: str, name: str, size: int, read
         vol = pool.createXML(xml.build_raw_volume(name, size), 0)
     except libvirt.libvirtError as exc:
         raise translate(exc) from None
-    stream = conn.newStream(0)
+    stream = None
     try:
-        vol.upload(stream, 0, size, 0)
-        done = 0
-        while chunk := read(1024 * 1024):
-            done += len(chunk)
-            sent = stream.send(chunk)  # whole, as a rule: no copy of the MiB
-            while sent < len(chunk):
-                chunk = chunk[sent:]
-                sent = stream.send(chunk)
+        stream, sparse = _open_upload(conn, vol, size)
+        done = hole = 0
+        while True:
+            piece = read(PIECE)
+            if isinstance(piece, int) or (piece and _is_zero(piece)):
+                length = piece if isinstance(piece, int) else len(piece)
+                hole += length  # one message for a run of holes
+            elif not piece:
+                break
+            else:
+                if hole:
+                    _send_hole(stream, hole, sparse)
+                    hole = 0
+                _send(stream, piece)
+                length = len(piece)
+            done += length
             if progress:
                 progress(done, size)
+        if hole:
+            _send_hole(stream, hole, sparse)
         stream.finish()
         if refresh:
             pool.refresh(0)
@@ -278,10 +336,11 @@ def _upload(conn: libvirt.virConnect, pool_name: str, name: str, size: int, read
             alive = conn.isAlive() == 1  # unreachable, not a failed upload: retried
         except libvirt.libvirtError:
             alive = False
-        try:
-            stream.abort()
-        except libvirt.libvirtError:
-            pass
+        if stream is not None:
+            try:
+                stream.abort()
+            except libvirt.libvirtError:
+                pass
         try:
             vol.delete(0)
         except libvirt.libvirtError:

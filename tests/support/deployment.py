@@ -403,6 +403,9 @@ class WebClient:
         return "; ".join(f"{c.name}={c.value}" for c in self.http.cookies)
 
 
+MiB = 1 << 20
+
+
 class Uploader:
     """An image upload as static/upload.js sends it, over HTTP(S) through Apache: the
     CSRF token from the upload page's <meta name="csrf-token">, sent as X-CSRFToken
@@ -437,6 +440,11 @@ class Uploader:
                                      data=data, timeout=300,
                                      headers=self.headers("application/octet-stream"))
 
+    def zeros(self, upload_id: str, offset: int, run: int) -> requests.Response:
+        return self.client.http.post(
+            f"{self.base}/{upload_id}/chunk?offset={offset}&zeros={run}", timeout=300,
+            headers=self.headers())
+
     def status(self, upload_id: str) -> requests.Response:
         return self.client.http.get(f"{self.base}/{upload_id}", timeout=60,
                                     headers=self.headers())
@@ -445,15 +453,47 @@ class Uploader:
         return self.client.http.post(f"{self.base}/{upload_id}/finish", timeout=600,
                                      headers=self.headers())
 
-    def send(self, upload: dict, path: Path, on_chunk=None) -> int:
+    @staticmethod
+    def _zero_blocks(window: bytes) -> int:
+        """Bytes at the window's start that are whole MiBs of zeros (upload.js's
+        zeroBlocks; the file's last block may be shorter)."""
+        at = 0
+        while at < len(window) and window[at:at + MiB].count(0) == len(window[at:at + MiB]):
+            at += len(window[at:at + MiB])
+        return at
+
+    @staticmethod
+    def _data_length(window: bytes) -> int:
+        """Bytes at the window's start before its first whole MiB of zeros."""
+        at = min(MiB, len(window))
+        while at < len(window) and window[at:at + MiB].count(0) != len(window[at:at + MiB]):
+            at += len(window[at:at + MiB])
+        return at
+
+    def send(self, upload: dict, path: Path, on_chunk=None, *, say_zeros: bool = True) -> int:
         """Every chunk from the server's offset to the end, as upload.js does (a 409
-        names the offset to go on from). Returns the chunks sent."""
+        names the offset to go on from): whole MiBs of zeros said as runs (?zeros=N,
+        no body), the rest sent, each request at most the size the server states.
+        ``say_zeros=False`` sends every byte (a client that does not look). Returns
+        the requests made."""
         offset, size, step, sent = upload["offset"], path.stat().st_size, \
             upload["chunk_bytes"], 0
+        limit = upload.get("zero_run_bytes", 0) if say_zeros else 0
         with open(path, "rb") as f:
             while offset < size:
                 f.seek(offset)
-                response = self.chunk(upload["id"], offset, f.read(min(step, size - offset)))
+                window = f.read(min(step, size - offset))
+                run = self._zero_blocks(window) if limit else 0
+                if run:
+                    whole = run == len(window)
+                    while whole and offset + run < size and run + step <= limit:
+                        window = f.read(min(step, size - offset - run))  # it goes on
+                        zeros = self._zero_blocks(window)
+                        run, whole = run + zeros, zeros == len(window)
+                    response = self.zeros(upload["id"], offset, run)
+                else:
+                    length = self._data_length(window) if limit else len(window)
+                    response = self.chunk(upload["id"], offset, window[:length])
                 body = response.json()
                 if response.status_code == 409 and isinstance(body.get("offset"), int):
                     offset = body["offset"]

@@ -75,3 +75,24 @@ def filled(path: Path, size: int, seed: int = 1) -> Path:
 
 def qcow2_filled(path: Path, size: int, seed: int = 1) -> Path:
     return qcow2(path, size, seed, full=True)
+
+
+def mostly_zeros(path: Path, size: int, seed: int = 1) -> Path:
+    """A raw disk of ``size`` bytes (at least 4 MiB) that is mostly zeros, every one of
+    them written (no hole in this file: whatever sees holes later found the zeros in
+    its bytes): data in its first MiB, in the first half of the MiB in the middle, and
+    in its last 64 KiB."""
+    mib = 2 ** 20
+    data = hashlib.sha256(f"zeros-{seed}".encode()).digest() * (mib // 32)
+    middle = (size // mib // 2) * mib
+    with open(path, "wb") as f:
+        for offset in range(0, size, mib):
+            block = bytearray(min(mib, size - offset))
+            if offset == 0:
+                block[:] = data[:len(block)]
+            elif offset == middle:
+                block[:mib // 2] = data[:mib // 2]
+            if offset + len(block) == size:
+                block[-65536:] = data[:65536]
+            f.write(block)
+    return path

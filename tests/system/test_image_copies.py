@@ -383,6 +383,36 @@ def test_a_qcow2_and_an_iso_reach_both_hosts_byte_identical(world, lab):
     assert "Traceback" not in world.worker.output(since_start=False)
 
 
+def allocated(uri: str, volume: str) -> int:
+    """The bytes a host's volume takes on its disk, as libvirt says after a refresh."""
+    conn = libvirt.open(uri)
+    try:
+        pool = conn.storagePoolLookupByName(POOL)
+        pool.refresh(0)
+        return pool.storageVolLookupByName(volume).info()[2]
+    finally:
+        conn.close()
+
+
+def test_an_image_of_mostly_zeros_keeps_them_as_holes_on_each_host(world, lab):
+    """Empty space is not copied: the zeros of a 96 MiB disk (written out, every one,
+    in the file uploaded) stay a hole in LouCloud's copy and go to each host as holes
+    of libvirt's sparse upload stream. Each copy still reads back byte for byte, and
+    takes only its data's room on the host."""
+    source = files.mostly_zeros(world.base / "zeros-8.img", 96 * MiB, seed=8)
+    image_id, task_id = upload(world.app, "Zeros 8", source)
+    task = finished(world, task_id, 180)
+    assert (task["state"], task["progress"]) == ("succeeded", 1.0), task
+    volume = volume_of(world, image_id)
+    for host in ("h1", "h2"):
+        assert_identical(world, image_id, host, source)
+        # 1.6 MiB of data; a copy that wrote its zeros would take the 96 MiB.
+        assert allocated(world.uris[host], volume) <= 4 * MiB
+    with world.app.app_context():
+        kept = db.session.get(Image, image_id).path
+    assert os.stat(kept).st_blocks * 512 <= 4 * MiB
+
+
 def test_a_host_killed_mid_copy_fails_after_its_retries_then_gets_it(world, lab):
     big = files.filled(world.base / "big-2.img", BIG, seed=2)
     seen: dict = {}
