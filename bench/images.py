@@ -3,12 +3,14 @@ processes' memory while it arrives, and what a task costs on the queue.
 
 (a) A 2 GiB raw image (sparse, with real data) uploaded as static/upload.js sends it —
 HTTPS, Apache + mod_wsgi with the deploy/ configuration (the concurrency benchmark's
-set-up: MariaDB, 4 lab hosts added through Apache), 16 MiB chunks — finished, then
-copied by the real worker (`manage.py worker`, as loucloud-worker.service runs it) to
-the 4 hosts: from the first request until the image page says all 4 copies are there.
-The floor: the same file written by a bare script with libvirt's volume upload stream
-(storageVol.upload, 1 MiB sends) to the 4 hosts at once, a thread and a connection per
-host. Target: LouCloud's throughput at least 0.8 × the floor's.
+set-up: MariaDB, 4 lab hosts added through Apache), 16 MiB chunks, runs of zeros said
+and not sent — finished, then copied by the real worker (`manage.py worker`, as
+loucloud-worker.service runs it) to the 4 hosts: from the first request until the image
+page says all 4 copies are there. The floor: the same file written by a bare script
+with libvirt's volume upload stream (storageVol.upload, 1 MiB sends) to the 4 hosts at
+once, a thread and a connection per host. Target: LouCloud's throughput at least 0.8 ×
+the floor's. Also shown: LouCloud with every byte sent through Apache, and a bare script
+that sends the file's holes as holes (the sparse stream).
 
 (b) The resident memory (VmRSS) of every mod_wsgi daemon process (the page group and
 the upload group) before, during (sampled every 0.1 s) and after a 4 GiB upload and its
@@ -42,6 +44,8 @@ MEMORY_SIZE = 4 * GiB
 FLOOR_POOL = "bench-floor"
 TARGET_RATIO = 0.8
 TARGET_RSS_MIB = 64
+# What the throughput runs compare, in the order of the even runs.
+SIDES = ("floor", "sparse floor", "code", "loucloud", "every byte")
 
 
 class ImageSite(Site):
@@ -120,18 +124,44 @@ def _floor_pool(conn: libvirt.virConnect) -> libvirt.virStoragePool:
     return pool
 
 
-def _floor_upload(conn: libvirt.virConnect, path: Path, name: str) -> None:
+def _send_file(stream: libvirt.virStream, f, length: int) -> None:
+    while length:
+        chunk = f.read(min(MiB, length))
+        length -= len(chunk)
+        view = memoryview(chunk)
+        while view:
+            view = view[stream.send(view.tobytes()):]
+
+
+def _floor_upload(conn: libvirt.virConnect, path: Path, name: str,
+                  sparse: bool = False) -> None:
+    """The file to a new volume through the upload stream: every byte (the issue's
+    floor), or with ``sparse`` its data only, its holes (SEEK_HOLE/SEEK_DATA) sent as
+    holes, as `virsh vol-upload --sparse` does."""
     size = path.stat().st_size
     pool = _floor_pool(conn)
     vol = pool.createXML(f"<volume><name>{name}</name><capacity unit='bytes'>{size}"
                          "</capacity><target><format type='raw'/></target></volume>", 0)
     stream = conn.newStream(0)
-    vol.upload(stream, 0, size, 0)
+    vol.upload(stream, 0, size,
+               libvirt.VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM if sparse else 0)
     with open(path, "rb") as f:
-        while chunk := f.read(MiB):
-            view = memoryview(chunk)
-            while view:
-                view = view[stream.send(view.tobytes()):]
+        if not sparse:
+            _send_file(stream, f, size)
+        offset = size if not sparse else 0
+        while offset < size:
+            try:
+                data = os.lseek(f.fileno(), offset, os.SEEK_DATA)
+            except OSError:
+                data = size
+            if data > offset:
+                stream.sendHole(data - offset, 0)
+                offset = data
+                continue
+            end = os.lseek(f.fileno(), offset, os.SEEK_HOLE)
+            f.seek(offset)
+            _send_file(stream, f, end - offset)
+            offset = end
     stream.finish()
 
 
@@ -161,13 +191,13 @@ def _at_once(upload, targets) -> float:
     return time.perf_counter() - start
 
 
-def floor(hosts, path: Path, name: str) -> float:
+def floor(hosts, path: Path, name: str, sparse: bool = False) -> float:
     """Seconds to write ``path`` to every host at once (connections opened before)."""
     conns = [libvirt.open(h.uri) for h in hosts]
     try:
         for conn in conns:
             _floor_delete(conn, name)
-        return _at_once(lambda conn: _floor_upload(conn, path, name), conns)
+        return _at_once(lambda conn: _floor_upload(conn, path, name, sparse), conns)
     finally:
         for conn in conns:
             _floor_delete(conn, name)
@@ -200,11 +230,12 @@ def copy_code(hosts, path: Path, name: str) -> float:
 
 # -- LouCloud --------------------------------------------------------------------------
 def through_loucloud(site: ImageSite, uploads, path: Path, name: str,
-                     libvirtds: list[int]) -> dict[str, float]:
+                     libvirtds: list[int], say_zeros: bool = True) -> dict[str, float]:
     """Upload, finish, copies by the worker (which follow the upload as it arrives):
     the phases' seconds, and the CPU seconds of the upload process and of the worker and
     libvirtds over the whole run; the image deleted with its copies afterwards (outside
-    the time)."""
+    the time). ``say_zeros``: as upload.js sends it (runs of zeros said, not sent);
+    without, every byte goes through Apache."""
     uploader = site.deployment.wsgi_processes("lc-uploads")
     cpu_copies = CpuMeter([site.deployment.worker.pid], libvirtds).start()
     start = time.perf_counter()
@@ -213,7 +244,7 @@ def through_loucloud(site: ImageSite, uploads, path: Path, name: str,
         raise RuntimeError(f"begin: HTTP {opened.status_code} {opened.text[:300]}")
     upload = opened.json()
     cpu_upload = CpuMeter(uploader, []).start()
-    uploads.send(upload, path)
+    uploads.send(upload, path, say_zeros=say_zeros)
     cpu_upload.stop()
     sent = time.perf_counter()
     finished = uploads.finish(upload["id"])
@@ -250,82 +281,100 @@ def throughput(ctx, site: ImageSite, uploads, source: Path) -> Section:
     ctx.progress(f"images: warm-up: floor {floor(hosts, source, 'bench-floor.img'):.1f} s, "
                  "loucloud " + secs(through_loucloud(site, uploads, source, "bench warm-up",
                                                      libvirtds)["total"]))
-    floors, codes, louclouds, loads = [], [], [], []
+    times: dict[str, list[float]] = {side: [] for side in SIDES}
+    louclouds: dict[str, list[dict]] = {"loucloud": [], "every byte": []}
+    loads: list[float] = []
     cpu: dict[str, list[tuple[float, float]]] = {"floor": [], "code": []}
     for r in range(runs):
-        order = ("floor", "code", "loucloud")
-        for side in (order if r % 2 == 0 else order[::-1]):
+        for side in (SIDES if r % 2 == 0 else SIDES[::-1]):
             _quiet()
             loads.append(os.getloadavg()[0])
             meter = CpuMeter([os.getpid()], libvirtds).start()
-            if side == "floor":
-                floors.append(floor(hosts, source, "bench-floor.img"))
-                cpu["floor"].append(meter.stop())
-                ctx.progress(f"images: floor {floors[-1]:.1f} s")
+            if side in ("floor", "sparse floor"):
+                times[side].append(floor(hosts, source, "bench-floor.img",
+                                         sparse=side == "sparse floor"))
+                if side == "floor":
+                    cpu["floor"].append(meter.stop())
             elif side == "code":
-                codes.append(copy_code(hosts, source, "bench-code.img"))
+                times[side].append(copy_code(hosts, source, "bench-code.img"))
                 cpu["code"].append(meter.stop())
-                ctx.progress(f"images: LouCloud's copy code alone {codes[-1]:.1f} s")
             else:
-                louclouds.append(through_loucloud(site, uploads, source,
-                                                  f"bench image {r}", libvirtds))
-                ctx.progress("images: loucloud " + ", ".join(
-                    f"{k} {v:.1f} s" for k, v in louclouds[-1].items()))
-    floor_s = median(floors)
-    phases = {k: median([run[k] for run in louclouds]) for k in louclouds[0]}
+                run = through_loucloud(site, uploads, source, f"bench image {r} {side}",
+                                       libvirtds, say_zeros=side == "loucloud")
+                louclouds[side].append(run)
+                times[side].append(run["total"])
+                ctx.progress(f"images: {side} " + ", ".join(
+                    f"{k} {v:.1f} s" for k, v in run.items()))
+                continue
+            ctx.progress(f"images: {side} {times[side][-1]:.1f} s")
+    med = {side: median(values) for side, values in times.items()}
+    phases = {k: median([run[k] for run in louclouds["loucloud"]])
+              for k in louclouds["loucloud"][0]}
+    dense = {k: median([run[k] for run in louclouds["every byte"]])
+             for k in louclouds["every byte"][0]}
     mib = SIZE / MiB
+    n = len(hosts)
     table = Section(f"10. Images in: a {SIZE // GiB} GiB upload through Apache to "
-                    f"{len(hosts)} hosts, against the libvirt floor",
-                    ["measure", "time", "throughput"])
-    table.add(f"floor: libvirt volume upload to the {len(hosts)} hosts at once",
-              secs(floor_s), f"{mib / floor_s:.0f} MiB/s")
-    table.add("LouCloud: upload, check, copies to every host (end to end)",
-              secs(phases["total"]), f"{mib / phases['total']:.0f} MiB/s")
-    table.add("  of which the chunks through Apache (HTTPS, mod_wsgi)",
-              secs(phases["upload"]), f"{mib / phases['upload']:.0f} MiB/s")
+                    f"{n} hosts, against the libvirt floor",
+                    ["measure", "time", "throughput", "× floor"])
+
+    def row(label: str, seconds: float, ratio: bool = True) -> None:
+        table.add(label, secs(seconds), f"{mib / seconds:.0f} MiB/s",
+                  f"{med['floor'] / seconds:.2f}" if ratio else "")
+    row(f"floor: libvirt volume upload of every byte to the {n} hosts at once",
+        med["floor"])
+    row("LouCloud as the page sends it: upload, check, copies to every host (end to end)",
+        phases["total"])
+    row("  of which the chunks through Apache (HTTPS, mod_wsgi)", phases["upload"], False)
     table.add("  of which finish (check the file, record, queue the copy)",
-              secs(phases["finish"]), "")
-    table.add(f"  of which the copies' end after finish (until all {len(hosts)} present)",
-              secs(phases["copies"]), "")
-    code_s = median(codes)
-    table.add("LouCloud's copy code alone (host pool + upload_file, no worker, no queue)",
-              secs(code_s), f"{mib / code_s:.0f} MiB/s")
-    ratio = floor_s / phases["total"]
+              secs(phases["finish"]), "", "")
+    table.add(f"  of which the copies' end after finish (until all {n} present)",
+              secs(phases["copies"]), "", "")
+    row("LouCloud with every byte sent through Apache (a client that does not say "
+        "zeros), end to end", dense["total"])
+    row("  of which the chunks through Apache", dense["upload"], False)
+    row("LouCloud's copy code alone (host pool + upload_file, no worker, no queue)",
+        med["code"])
+    row("a bare script with the sparse stream (`virsh vol-upload --sparse`'s way: the "
+        "file's holes sent as holes)", med["sparse floor"])
+    ratio = med["floor"] / phases["total"]
     table.target(f"LouCloud end to end ≥ {TARGET_RATIO} × the floor's throughput",
                  f"{ratio:.2f} × floor", ratio >= TARGET_RATIO)
     table.notes.append(
-        f"Median of {runs} run(s) of each, alternating, after a warm-up round of each "
-        "(not counted); `sync` before each; the image deleted with its copies between "
-        "runs. A raw file of "
-        f"{SIZE // GiB} GiB with random data every 32 MiB (holes between, sent as zeros "
-        "like any byte). Chunks of 16 MiB, one after another, as static/upload.js sends "
-        "them; the worker (`manage.py worker`, 2 at once) copies to the 4 hosts in "
-        "parallel through libvirt's upload stream, following the file as it arrives. The hosts are libvirtd in network "
-        "namespaces of this machine, their pools on its disk.")
+        f"Median of {runs} run(s) of each, alternating, after a warm-up round (not "
+        "counted); `sync` before each; the image deleted with its copies between runs. "
+        f"A raw file of {SIZE // GiB} GiB with random data, 4 MiB every 32 MiB (an "
+        "eighth of it; holes between, as in a disk image's empty space). The floor is the "
+        "issue's: a bare script writes the file with libvirt's volume upload stream "
+        "(storageVol.upload, 1 MiB sends) to the 4 hosts at once, a thread and a "
+        "connection per host, every byte. LouCloud as upload.js sends it: 16 MiB "
+        "requests one after another, runs of whole MiBs of zeros said (?zeros=N) and "
+        "not sent; the server hashes them and keeps them as a hole; the worker "
+        "(`manage.py worker`, 2 at once) follows the file as it arrives and sends its "
+        "data and holes to the 4 hosts through libvirt's sparse upload stream. "
+        "The hosts are libvirtd in network namespaces of this machine, their pools on "
+        "its disk; everything shares the 2 cores.")
     table.notes.append(
-        "Throughput: the file's size over the time (every host receives the whole file). "
-        "Each run: floor " + ", ".join(secs(f) for f in floors) + "; copy code alone "
-        + ", ".join(secs(c) for c in codes) + "; LouCloud "
-        + ", ".join(secs(run["total"]) for run in louclouds) + " (upload "
-        + ", ".join(secs(run["upload"]) for run in louclouds) + "; copies "
-        + ", ".join(secs(run["copies"]) for run in louclouds) + "). 1-minute load "
-        f"average before the runs {min(loads):.1f}–{max(loads):.1f} (2 cores).")
+        "Each run: " + "; ".join(f"{side} " + ", ".join(secs(t) for t in times[side])
+                                 for side in SIDES)
+        + f". 1-minute load average before the runs {min(loads):.1f}–{max(loads):.1f}.")
+
     def cpu_pair(pairs) -> str:
         return (f"{median([a for a, _ in pairs]):.1f} s + the 4 libvirtds "
                 f"{median([b for _, b in pairs]):.1f} s")
+
+    def loucloud_cpu(runs_: list[dict]) -> str:
+        return ("the worker " + cpu_pair([(x["worker_cpu"], x["libvirtd_cpu"])
+                                          for x in runs_])
+                + f", the upload process {median([x['upload_cpu'] for x in runs_]):.1f} s")
     table.notes.append(
-        "CPU seconds (medians; 2 cores): floor: the script " + cpu_pair(cpu["floor"])
+        "CPU seconds (medians): floor: the script " + cpu_pair(cpu["floor"])
         + "; copy code alone: this process " + cpu_pair(cpu["code"])
-        + "; LouCloud, the whole run: the worker "
-        + cpu_pair([(run["worker_cpu"], run["libvirtd_cpu"]) for run in louclouds])
-        + f"; the upload: the upload process {median([run['upload_cpu'] for run in louclouds]):.1f} s. "
-        f"The worker's VmRSS after the runs: {_rss_mib(site.deployment.worker.pid):.0f} MiB "
-        "(it runs as deploy/loucloud-worker.service does, with its glibc allocator "
+        + "; LouCloud as the page sends it: " + loucloud_cpu(louclouds["loucloud"])
+        + "; with every byte sent: " + loucloud_cpu(louclouds["every byte"])
+        + f". The worker's VmRSS after the runs: {_rss_mib(site.deployment.worker.pid):.0f}"
+        " MiB (it runs as deploy/loucloud-worker.service does, with its glibc allocator "
         "settings).")
-    table.notes.append(
-        "The copies start with the upload and follow the bytes received; what is left "
-        "after finish is the copies catching up, the pool refresh and the read-back "
-        "check. The upload and the copies share the 2 cores.")
     return table
 
 
@@ -350,7 +399,7 @@ def memory(ctx, site: ImageSite, uploads, source: Path) -> Section:
     sampler.start()
     start = time.perf_counter()
     try:
-        uploads.send(upload, source)
+        uploads.send(upload, source, say_zeros=False)  # every byte through Apache
         sent = time.perf_counter()
         finished = uploads.finish(upload["id"])
     finally:

@@ -129,6 +129,32 @@ def test_an_upload_in_chunks_resumes_after_a_dropped_one_and_keeps_its_sha256(
     assert boss.post(f"{UPLOADS}/{up['id']}/finish").status_code == 409
 
 
+def test_a_run_of_zeros_is_said_with_no_body_and_counts_in_the_sha256(app, boss, tmp_path):
+    mib = 2 ** 20
+    path = files.mostly_zeros(tmp_path / "empty.img", 6 * mib)
+    data, sha = path.read_bytes(), files.sha256(path)
+    up = begin(boss, "empty", path, sha256=sha).json
+    assert up["zero_run_bytes"] == upload_service.ZERO_RUN_MAX
+    offset = 0
+    while offset < mib:
+        offset = chunk(boss, up["id"], offset, data[offset:offset + CHUNK]).json["offset"]
+    with_body = boss.post(f"{UPLOADS}/{up['id']}/chunk?offset={mib}&zeros=4",
+                          data=b"\0\0\0\0", content_type="application/octet-stream")
+    assert with_body.status_code == 422 and with_body.mimetype == PROBLEM
+    past = boss.post(f"{UPLOADS}/{up['id']}/chunk?offset={mib}&zeros={6 * mib}")
+    assert past.status_code == 422 and past.mimetype == PROBLEM
+    elsewhere = boss.post(f"{UPLOADS}/{up['id']}/chunk?offset={2 * mib}&zeros={mib}")
+    assert elsewhere.status_code == 409 and elsewhere.json["offset"] == mib
+    said = boss.post(f"{UPLOADS}/{up['id']}/chunk?offset={mib}&zeros={2 * mib}")
+    assert said.status_code == 200 and said.json == {"offset": 3 * mib}
+    offset = 3 * mib
+    while offset < len(data):
+        offset = chunk(boss, up["id"], offset, data[offset:offset + CHUNK]).json["offset"]
+    r = boss.post(f"{UPLOADS}/{up['id']}/finish")
+    assert r.status_code == 202, r.json
+    assert r.json["image"]["sha256"] == sha
+
+
 def test_a_wrong_sha256_is_refused_and_nothing_is_kept(app, boss, tmp_path):
     path = files.qcow2(tmp_path / "disk.qcow2", 2 * 2 ** 20)
     up = begin(boss, "wrong", path, sha256="ab" * 32).json

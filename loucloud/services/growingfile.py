@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import threading
 
+from ..virt.holes import hole_length
+
 
 class Stopped(Exception):
     """The copy must stop (cancel, refusal, another copy failing): raised in a reader."""
@@ -53,22 +55,12 @@ class GrowingFile:
     def __init__(self, fd: int, arrival: Arrival):
         self.fd, self.arrival, self.offset = fd, arrival, 0
 
-    def _hole_at(self, end: int) -> int:
-        """How many bytes of a hole start at the offset, up to ``end`` (0: data)."""
-        try:
-            data = os.lseek(self.fd, self.offset, os.SEEK_DATA)
-        except OSError:  # ENXIO: no data after it (a hole up to the end of the file)
-            data = os.fstat(self.fd).st_size
-            if data <= self.offset:
-                return 0  # past the end: the read below says the file is short
-        return min(data, end) - self.offset
-
     def read(self, n: int) -> bytes | int:
         end = min(self.offset + n, self.arrival.size)
         if end <= self.offset:
             return b""
         available = self.arrival.wait_for(end)
-        hole = self._hole_at(min(available, self.arrival.size))
+        hole = hole_length(self.fd, self.offset, min(available, self.arrival.size))
         if hole > 0:
             self.offset += hole
             return hole

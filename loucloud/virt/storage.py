@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import libvirt
 
 from . import xml
+from .holes import hole_length
 from .errors import InvalidState, NotSupported, PoolNotFound, VirtError, VolumeNotFound, translate
 
 log = logging.getLogger(__name__)
@@ -234,8 +235,14 @@ def upload_file(conn: libvirt.virConnect, pool_name: str, name: str, path: str,
     except OSError as exc:
         raise VirtError(str(exc)) from None
     with f:
-        return upload_stream(conn, pool_name, name, os.fstat(f.fileno()).st_size, f.read,
-                             progress)
+        fd, size, at = f.fileno(), os.fstat(f.fileno()).st_size, [0]
+
+        def read(n: int) -> bytes | int:  # the file's holes are not read: their length
+            hole = hole_length(fd, at[0], size)
+            piece = hole or os.pread(fd, min(n, size - at[0]), at[0])
+            at[0] += piece if hole else len(piece)
+            return piece
+        return upload_stream(conn, pool_name, name, size, read, progress)
 
 
 def upload_stream(conn: libvirt.virConnect, pool_name: str, name: str, size: int, read,

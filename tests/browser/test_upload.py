@@ -5,7 +5,9 @@ the hosts queued. Hosts are libvirt's test driver: the copy itself is the worker
 (tests/system/test_image_copies.py)."""
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -65,6 +67,40 @@ def test_a_qcow2_goes_up_in_chunks_with_progress_and_survives_a_dropped_connecti
         assert db.session.execute(db.select(Task.kind)).scalars().all() == ["image.copy"]
     assert page.js_errors == [] or all("net::ERR_CONNECTION_RESET" in e
                                        for e in page.js_errors)
+
+
+def test_the_page_says_runs_of_zeros_instead_of_sending_them(app, live_server, admin_page,
+                                                           tmp_path):
+    """A raw disk that is mostly empty: the page sends its data and says its runs of
+    zeros (?zeros=N, no body); the image checks out with the file's SHA-256 and
+    LouCloud's copy keeps the zeros as a hole."""
+    page = admin_page
+    path = files.mostly_zeros(tmp_path / "empty-disk.img", 8 * 2 ** 20)
+    requests = []
+
+    def seen(route):
+        requests.append((route.request.url, len(route.request.post_data_buffer or b"")))
+        route.continue_()
+    page.route(re.compile(r".*/images/uploads/[0-9a-f]+/chunk.*"), seen)
+    page.goto(f"{live_server.url}/images/upload")
+    page.set_input_files("input[type=file]", str(path))
+    expect(page.locator("#file-facts")).to_contain_text("raw")
+    page.fill("input[name=sha256]", files.sha256(path))
+    with page.expect_navigation(url=re.compile(r"/images/\d+$"), timeout=60000):
+        page.click("#upload-start")
+    said = [int(re.search(r"zeros=(\d+)", url).group(1)) for url, body in requests
+            if "zeros=" in url and body == 0]
+    sent = sum(body for url, body in requests if "zeros=" not in url)
+    # 1.6 MiB of data sent; the rest, 6.4 MiB of zeros, said in two runs
+    assert sent + sum(said) == path.stat().st_size and sent < 2 * 2 ** 20, requests
+    assert len(said) == 2, requests
+    assert files.sha256(path) in page.inner_text("main")
+    with app.app_context():
+        image = db.session.execute(db.select(Image)).scalar_one()
+        assert (image.format, image.sha256) == ("raw", files.sha256(path))
+        assert Path(image.path).read_bytes() == path.read_bytes()
+        assert os.stat(image.path).st_blocks * 512 < 3 * 2 ** 20
+    assert page.js_errors == []
 
 
 def test_progress_shows_while_it_goes_and_an_iso_gets_its_os_proposed(
