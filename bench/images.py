@@ -24,28 +24,24 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
-import libvirt
-
-from .common import SECRET_KEY, Section, make_app, close_app, median, ms, secs
+from .common import Section, median, secs
 from .concurrency import Site
+from .imagefloor import copy_code, floor
+from .taskqueue import task_overhead
 
-ROOT = Path(__file__).resolve().parents[1]
 GiB = 1 << 30
 MiB = 1 << 20
 SIZE = 2 * GiB
 MEMORY_SIZE = 4 * GiB
-FLOOR_POOL = "bench-floor"
 TARGET_RATIO = 0.8
 TARGET_RSS_MIB = 64
 # What the throughput runs compare, in the order of the even runs.
-SIDES = ("floor", "sparse floor", "code", "loucloud", "every byte")
+SIDES = ("floor", "sparse floor", "code", "loucloud", "every byte", "dense floor",
+         "dense loucloud")
 
 
 class ImageSite(Site):
@@ -110,124 +106,6 @@ class CpuMeter:
         return self.used
 
 
-# -- the floor: a bare script ----------------------------------------------------------
-def _floor_pool(conn: libvirt.virConnect) -> libvirt.virStoragePool:
-    try:
-        pool = conn.storagePoolLookupByName(FLOOR_POOL)
-    except libvirt.libvirtError:
-        pool = conn.storagePoolDefineXML(
-            f"<pool type='dir'><name>{FLOOR_POOL}</name><target>"
-            f"<path>/var/lib/libvirt/{FLOOR_POOL}</path></target></pool>", 0)
-        pool.build(0)
-    if not pool.isActive():
-        pool.create(0)
-    return pool
-
-
-def _send_file(stream: libvirt.virStream, f, length: int) -> None:
-    while length:
-        chunk = f.read(min(MiB, length))
-        length -= len(chunk)
-        view = memoryview(chunk)
-        while view:
-            view = view[stream.send(view.tobytes()):]
-
-
-def _floor_upload(conn: libvirt.virConnect, path: Path, name: str,
-                  sparse: bool = False) -> None:
-    """The file to a new volume through the upload stream: every byte (the issue's
-    floor), or with ``sparse`` its data only, its holes (SEEK_HOLE/SEEK_DATA) sent as
-    holes, as `virsh vol-upload --sparse` does."""
-    size = path.stat().st_size
-    pool = _floor_pool(conn)
-    vol = pool.createXML(f"<volume><name>{name}</name><capacity unit='bytes'>{size}"
-                         "</capacity><target><format type='raw'/></target></volume>", 0)
-    stream = conn.newStream(0)
-    vol.upload(stream, 0, size,
-               libvirt.VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM if sparse else 0)
-    with open(path, "rb") as f:
-        if not sparse:
-            _send_file(stream, f, size)
-        offset = size if not sparse else 0
-        while offset < size:
-            try:
-                data = os.lseek(f.fileno(), offset, os.SEEK_DATA)
-            except OSError:
-                data = size
-            if data > offset:
-                stream.sendHole(data - offset, 0)
-                offset = data
-                continue
-            end = os.lseek(f.fileno(), offset, os.SEEK_HOLE)
-            f.seek(offset)
-            _send_file(stream, f, end - offset)
-            offset = end
-    stream.finish()
-
-
-def _floor_delete(conn: libvirt.virConnect, name: str) -> None:
-    with contextlib.suppress(libvirt.libvirtError):
-        _floor_pool(conn).storageVolLookupByName(name).delete(0)
-
-
-def _at_once(upload, targets) -> float:
-    """Run ``upload(target)`` for every target at once, a thread each; the seconds until
-    the last one ended (the first error is raised)."""
-    errors: list[BaseException] = []
-
-    def one(target) -> None:
-        try:
-            upload(target)
-        except BaseException as exc:  # noqa: BLE001 - re-raised below
-            errors.append(exc)
-    threads = [threading.Thread(target=one, args=(t,)) for t in targets]
-    start = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
-    return time.perf_counter() - start
-
-
-def floor(hosts, path: Path, name: str, sparse: bool = False) -> float:
-    """Seconds to write ``path`` to every host at once (connections opened before)."""
-    conns = [libvirt.open(h.uri) for h in hosts]
-    try:
-        for conn in conns:
-            _floor_delete(conn, name)
-        return _at_once(lambda conn: _floor_upload(conn, path, name, sparse), conns)
-    finally:
-        for conn in conns:
-            _floor_delete(conn, name)
-            conn.close()
-
-
-def copy_code(hosts, path: Path, name: str) -> float:
-    """The same writes through LouCloud's own copy code, in this process: the host pool
-    (a kept connection per host, the libvirt event loop, keepalive) and
-    virt.storage.upload_file, a thread per host, as the worker's image.copy runs them;
-    no database, no queue. It tells the worker's own cost from the libvirt path's."""
-    from loucloud.virt import storage
-    from loucloud.virt.connections import HostPool
-
-    pool = HostPool()
-    target = f"/var/lib/libvirt/{FLOOR_POOL}"
-    try:
-        for h in hosts:
-            pool.call(h.uri, storage.ensure_pool, FLOOR_POOL, target, timeout=60)
-            pool.call(h.uri, storage.delete_volume, FLOOR_POOL, name, timeout=60)
-        return _at_once(lambda uri: pool.call(uri, storage.upload_file, FLOOR_POOL, name,
-                                              str(path), lambda *_: None, timeout=3600),
-                        [h.uri for h in hosts])
-    finally:
-        for h in hosts:
-            with contextlib.suppress(Exception):
-                pool.call(h.uri, storage.delete_volume, FLOOR_POOL, name, timeout=60)
-        pool.close()
-
-
 # -- LouCloud --------------------------------------------------------------------------
 def through_loucloud(site: ImageSite, uploads, path: Path, name: str,
                      libvirtds: list[int], say_zeros: bool = True) -> dict[str, float]:
@@ -268,7 +146,7 @@ def _quiet() -> None:
     time.sleep(1)
 
 
-def throughput(ctx, site: ImageSite, uploads, source: Path) -> Section:
+def throughput(ctx, site: ImageSite, uploads, source: Path, dense: Path) -> Section:
     from loucloud.virt.connections import ensure_event_loop
 
     hosts = ctx.lab.hosts
@@ -282,7 +160,8 @@ def throughput(ctx, site: ImageSite, uploads, source: Path) -> Section:
                  "loucloud " + secs(through_loucloud(site, uploads, source, "bench warm-up",
                                                      libvirtds)["total"]))
     times: dict[str, list[float]] = {side: [] for side in SIDES}
-    louclouds: dict[str, list[dict]] = {"loucloud": [], "every byte": []}
+    louclouds: dict[str, list[dict]] = {"loucloud": [], "every byte": [],
+                                        "dense loucloud": []}
     loads: list[float] = []
     cpu: dict[str, list[tuple[float, float]]] = {"floor": [], "code": []}
     for r in range(runs):
@@ -290,17 +169,19 @@ def throughput(ctx, site: ImageSite, uploads, source: Path) -> Section:
             _quiet()
             loads.append(os.getloadavg()[0])
             meter = CpuMeter([os.getpid()], libvirtds).start()
-            if side in ("floor", "sparse floor"):
-                times[side].append(floor(hosts, source, "bench-floor.img",
-                                         sparse=side == "sparse floor"))
+            if side in ("floor", "sparse floor", "dense floor"):
+                times[side].append(floor(hosts, dense if side == "dense floor" else source,
+                                         "bench-floor.img", sparse=side == "sparse floor"))
                 if side == "floor":
                     cpu["floor"].append(meter.stop())
             elif side == "code":
                 times[side].append(copy_code(hosts, source, "bench-code.img"))
                 cpu["code"].append(meter.stop())
             else:
-                run = through_loucloud(site, uploads, source, f"bench image {r} {side}",
-                                       libvirtds, say_zeros=side == "loucloud")
+                run = through_loucloud(site, uploads,
+                                       dense if side == "dense loucloud" else source,
+                                       f"bench image {r} {side}", libvirtds,
+                                       say_zeros=side != "every byte")
                 louclouds[side].append(run)
                 times[side].append(run["total"])
                 ctx.progress(f"images: {side} " + ", ".join(
@@ -335,6 +216,13 @@ def throughput(ctx, site: ImageSite, uploads, source: Path) -> Section:
     row("  of which the chunks through Apache", dense["upload"], False)
     row("LouCloud's copy code alone (host pool + upload_file, no worker, no queue)",
         med["code"])
+    dense_run = {k: median([run[k] for run in louclouds["dense loucloud"]])
+                 for k in louclouds["dense loucloud"][0]}
+    table.add(f"a file with no zeros ({SIZE // GiB} GiB of random bytes): floor",
+              secs(med["dense floor"]), f"{mib / med['dense floor']:.0f} MiB/s", "")
+    table.add("  LouCloud end to end (every byte is data: sent, written, copied)",
+              secs(dense_run["total"]), f"{mib / dense_run['total']:.0f} MiB/s",
+              f"{med['dense floor'] / dense_run['total']:.2f} (of its floor)")
     row("a bare script with the sparse stream (`virsh vol-upload --sparse`'s way: the "
         "file's holes sent as holes)", med["sparse floor"])
     ratio = med["floor"] / phases["total"]
@@ -372,6 +260,7 @@ def throughput(ctx, site: ImageSite, uploads, source: Path) -> Section:
         + "; copy code alone: this process " + cpu_pair(cpu["code"])
         + "; LouCloud as the page sends it: " + loucloud_cpu(louclouds["loucloud"])
         + "; with every byte sent: " + loucloud_cpu(louclouds["every byte"])
+        + "; the file with no zeros: " + loucloud_cpu(louclouds["dense loucloud"])
         + f". The worker's VmRSS after the runs: {_rss_mib(site.deployment.worker.pid):.0f}"
         " MiB (it runs as deploy/loucloud-worker.service does, with its glibc allocator "
         "settings).")
@@ -436,103 +325,6 @@ def memory(ctx, site: ImageSite, uploads, source: Path) -> Section:
     return table
 
 
-# -- the task queue -----------------------------------------------------------------------
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def ping_latencies(ctx, broker: str, label: str, count: int, gap: float) -> dict:
-    """``count`` pings, one at a time, ``gap`` seconds apart (the worker idle between,
-    as when an administrator starts a task now and then), each from the call that
-    queues it until its row says succeeded; a real worker on the same database."""
-    from loucloud.extensions import db
-    from loucloud.models import Task
-    from loucloud.services.tasklist import ping
-
-    workdir = ctx.workdir / f"tasks-{label}"
-    app = make_app(workdir, TASK_BROKER=broker)
-    ctx.cleanup(close_app, app)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOUCLOUD_")}
-    env.update(DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"],
-               LOUCLOUD_SECRET_KEY=SECRET_KEY, LOUCLOUD_TASK_BROKER=broker,
-               LOUCLOUD_INSTANCE=str(app.instance_path), CACHE_DIR=str(workdir / "cache"))
-    with open(workdir / "worker.log", "wb") as out:
-        worker = subprocess.Popen([sys.executable, str(ROOT / "manage.py"), "worker"],
-                                  cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    ctx.cleanup(_stop, worker)
-
-    def one() -> tuple[float, float, float]:
-        with app.app_context():
-            start = time.perf_counter()
-            task_id = ping(None).id
-            while True:
-                row = db.session.execute(db.select(
-                    Task.state, Task.created_at, Task.started_at, Task.finished_at)
-                    .where(Task.id == task_id)).one()
-                db.session.commit()
-                if row.state not in ("queued", "running"):
-                    break
-                if time.perf_counter() - start > 60:
-                    raise RuntimeError(f"ping {task_id} not run in 60 s ({label}): "
-                                       + (workdir / "worker.log").read_text()[-1500:])
-                time.sleep(0.005)
-            seen = time.perf_counter() - start
-            db.session.remove()
-        if row.state != "succeeded":
-            raise RuntimeError(f"ping {task_id} {row.state}")
-        return (seen, (row.started_at - row.created_at).total_seconds(),
-                (row.finished_at - row.started_at).total_seconds())
-
-    one()  # the worker is up and has met the database
-    results = []
-    for _ in range(count):
-        time.sleep(gap)
-        results.append(one())
-    _stop(worker)
-    return {"total": [r[0] for r in results], "wait": [r[1] for r in results],
-            "run": [r[2] for r in results]}
-
-
-def task_overhead(ctx) -> Section:
-    count = 5 if ctx.quick else 20
-    gap = 2.0
-    from tests.support.redis import RedisServer
-
-    redis = RedisServer(ctx.workdir / "redis")
-    ctx.cleanup(redis.stop)
-    ctx.progress("images: task overhead, SQLite broker")
-    sqlite = ping_latencies(ctx, "", "sqlite", count, gap)
-    ctx.progress("images: task overhead, Redis broker")
-    redis.start()
-    on_redis = ping_latencies(ctx, redis.url, "redis", count, gap)
-    table = Section("10c. Tasks: a no-op task (ping) from queued to finished, real worker",
-                    ["broker", "queued → finished (median)", "max", "of which waiting for "
-                     "the worker (median)", "of which running (median)"])
-    for name, figures in (("SQLite file (the default)", sqlite),
-                          ("Redis, unix socket", on_redis)):
-        table.add(name, ms(median(figures["total"])), ms(max(figures["total"])),
-                  ms(median(figures["wait"])), ms(median(figures["run"])))
-    table.target("ping median with SQLite (no target: reported)",
-                 ms(median(sqlite["total"])), None)
-    table.target("ping median with Redis (no target: reported)",
-                 ms(median(on_redis["total"])), None)
-    table.notes.append(
-        f"{count} pings each, one at a time, {gap:.0f} s apart (an idle worker, as when "
-        "tasks come now and then); measured in the process that queues them (as a web "
-        "process does: row committed, then queued) until the row says succeeded, polled "
-        "every 5 ms; the split from the row's own times. LouCloud's tables in SQLite "
-        "here; the worker is `manage.py worker` (2 at once) in its own process. With "
-        "SQLite the worker polls the queue (0.05 s after work, backing off to 0.5 s when "
-        "idle); Redis wakes it (a blocking pop).")
-    return table
-
-
 # -- the benchmark ----------------------------------------------------------------------
 def run(ctx) -> list[Section]:
     from tests.support.deployment import Uploader, sparse_raw_disk
@@ -544,8 +336,13 @@ def run(ctx) -> list[Section]:
     files.mkdir(exist_ok=True)
     ctx.cleanup(shutil.rmtree, files, True)
     source = sparse_raw_disk(files / "bench-2g.img", SIZE)
-    sections = [throughput(ctx, site, uploads, source)]
+    dense = files / "bench-2g-random.img"
+    with open(dense, "wb") as f:
+        for _ in range(SIZE // (64 * MiB)):
+            f.write(os.urandom(64 * MiB))
+    sections = [throughput(ctx, site, uploads, source, dense)]
     source.unlink()
+    dense.unlink()
     ctx.progress("images: memory during a 4 GiB upload")
     big = sparse_raw_disk(files / "bench-4g.img", MEMORY_SIZE)
     sections.append(memory(ctx, site, uploads, big))

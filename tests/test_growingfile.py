@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from loucloud.services.growingfile import Arrival, GrowingFile, Stopped
-from loucloud.virt.holes import hole_length
+from loucloud.virt.holes import hole_length, is_zero
 
 MiB = 2 ** 20
 
@@ -94,3 +94,13 @@ def test_a_stopped_copy_stops_its_reader(tmp_path):
             GrowingFile(fd, arrival).read(MiB)
     finally:
         os.close(fd)
+
+
+def test_a_block_of_zeros_is_told_from_one_with_a_single_other_byte():
+    assert is_zero(bytes(MiB)) and is_zero(bytes(100)) and is_zero(bytes(3 * MiB + 7))
+    assert is_zero(memoryview(bytes(MiB)))
+    for size in (100, MiB, 3 * MiB + 7):
+        for at in (0, size // 2, size - 1):   # one byte anywhere makes it data
+            block = bytearray(size)
+            block[at] = 1
+            assert not is_zero(bytes(block)), (size, at)

@@ -19,6 +19,7 @@ from flask_babel import gettext as _, lazy_gettext as _l
 from .. import imagefiles, osinfo
 from ..extensions import db
 from ..models import Host, Image, ImageLocation, Task, Upload, User, utcnow
+from ..virt.holes import is_zero
 from . import (Conflict, FieldError, NotAllowed, NotFound, ServiceError, paginate,
                transaction)
 from . import said, tasks
@@ -237,7 +238,7 @@ def receive(user: User, upload_id: str, offset: int, read, length: int, *,
                     break
                 if not block:
                     break
-                if zeros or block.count(0) == len(block):
+                if zeros or is_zero(block):
                     f.seek(len(block), os.SEEK_CUR)  # zeros stay a hole of the file
                 else:
                     f.write(block)

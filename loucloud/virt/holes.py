@@ -5,6 +5,20 @@ from __future__ import annotations
 
 import os
 
+PIECE = 1024 * 1024
+_ZERO = bytes(PIECE)
+
+
+def is_zero(block: bytes) -> bool:
+    """Whether ``block`` is all zeros: compared with zeros a MiB at a time (memcmp,
+    which stops at the first other byte, so a block of data costs nothing to look at;
+    bytes.count or strip would read every byte of it, at a tenth of the speed)."""
+    for at in range(0, len(block), PIECE):
+        part = block[at:at + PIECE]
+        if part != (_ZERO if len(part) == PIECE else _ZERO[:len(part)]):
+            return False
+    return True
+
 
 def hole_length(fd: int, offset: int, end: int) -> int:
     """How many bytes of a hole of the file start at ``offset``, up to ``end`` (0 at

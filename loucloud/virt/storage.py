@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import libvirt
 
 from . import xml
-from .holes import hole_length
+from .holes import PIECE, hole_length, is_zero
 from .errors import InvalidState, NotSupported, PoolNotFound, VirtError, VolumeNotFound, translate
 
 log = logging.getLogger(__name__)
@@ -252,13 +252,6 @@ def upload_stream(conn: libvirt.virConnect, pool_name: str, name: str, size: int
     return _upload(conn, pool_name, name, size, read, progress)
 
 
-PIECE = 1024 * 1024
-
-
-def _is_zero(block: bytes) -> bool:
-    return block.count(0) == len(block)
-
-
 def _open_upload(conn: libvirt.virConnect, vol: libvirt.virStorageVol, size: int):
     """The volume's upload stream, sparse when the host's libvirt takes it (holes are
     then sent as their length and not written: the copy stays as sparse as the file);
@@ -318,7 +311,7 @@ def _upload(conn: libvirt.virConnect, pool_name: str, name: str, size: int, read
         done = hole = 0
         while True:
             piece = read(PIECE)
-            if isinstance(piece, int) or (piece and _is_zero(piece)):
+            if isinstance(piece, int) or (piece and is_zero(piece)):
                 length = piece if isinstance(piece, int) else len(piece)
                 hole += length  # one message for a run of holes
             elif not piece:

@@ -404,6 +404,7 @@ class WebClient:
 
 
 MiB = 1 << 20
+ZERO_MIB = bytes(MiB)
 
 
 class Uploader:
@@ -454,20 +455,25 @@ class Uploader:
                                      headers=self.headers())
 
     @staticmethod
-    def _zero_blocks(window: bytes) -> int:
+    def _zero(window: bytes, at: int) -> bool:
+        """Whether the MiB of the window at ``at`` (or what is left of it) is all zeros
+        (compared with zeros, as upload.js compares words: data is seen at once)."""
+        part = window[at:at + MiB]
+        return part == (ZERO_MIB if len(part) == MiB else bytes(len(part)))
+
+    def _zero_blocks(self, window: bytes) -> int:
         """Bytes at the window's start that are whole MiBs of zeros (upload.js's
         zeroBlocks; the file's last block may be shorter)."""
         at = 0
-        while at < len(window) and window[at:at + MiB].count(0) == len(window[at:at + MiB]):
-            at += len(window[at:at + MiB])
+        while at < len(window) and self._zero(window, at):
+            at += min(MiB, len(window) - at)
         return at
 
-    @staticmethod
-    def _data_length(window: bytes) -> int:
+    def _data_length(self, window: bytes) -> int:
         """Bytes at the window's start before its first whole MiB of zeros."""
         at = min(MiB, len(window))
-        while at < len(window) and window[at:at + MiB].count(0) != len(window[at:at + MiB]):
-            at += len(window[at:at + MiB])
+        while at < len(window) and not self._zero(window, at):
+            at += min(MiB, len(window) - at)
         return at
 
     def send(self, upload: dict, path: Path, on_chunk=None, *, say_zeros: bool = True) -> int:
