@@ -34,6 +34,9 @@ blp.before_request(admin_only(_l("Only the administrator uploads images.")))
 ID = "A 32-digit hexadecimal id, from the upload's creation"
 BINARY = {"required": True, "content": {"application/octet-stream": {
     "schema": {"type": "string", "format": "binary"}}}}
+# A chunk's body: the next bytes of the file, or none when ?zeros=N says them.
+CHUNK_BODY = {**BINARY, "required": False,
+              "description": "The chunk's bytes; none with ?zeros=N"}
 
 
 class ChunkTooLarge(ServiceError):
@@ -170,7 +173,7 @@ def get_upload(upload_id: str):
 
 @blp.route("/<upload_id>/chunk", methods=["POST"])
 @blp.arguments(ChunkArgs, location="query")
-@blp.doc(requestBody=BINARY)
+@blp.doc(requestBody=CHUNK_BODY)
 @blp.response(200, ChunkSchema)
 @blp.alt_response(409, schema=OffsetProblemSchema, content_type=MEDIA_TYPE,
                   description="The chunk is not at the server's offset, or it was cut "
@@ -180,7 +183,10 @@ def send_chunk(args, upload_id: str):
 
     The raw body (application/octet-stream) with its Content-Length, at most
     chunk_bytes (413 above). A chunk at another offset is 409 with the server's
-    offset; a chunk cut short keeps nothing of it."""
+    offset; a chunk cut short keeps nothing of it. A run of zeros in the file
+    (a disk image's empty space) may be said instead of sent: ?zeros=N and no body,
+    up to zero_run_bytes at once; the zeros count in the SHA-256 and stay a hole in
+    the image's copies."""
     upload = upload_service.upload_for(current_user, upload_id)
     length = request.content_length
     if "zeros" in args:
