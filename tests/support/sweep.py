@@ -2,23 +2,45 @@
 through libvirt (the safety net after a test that cut, froze or killed a host)."""
 from __future__ import annotations
 
+import subprocess
+
 import libvirt
 
 PREFIX = "lc-"
 
 
-def sweep_host(uri: str, pool_name: str = "loucloud") -> list[str]:
+def sweep_host(uri: str, pool_name: str = "loucloud", *, unstick=None) -> list[str]:
     """Destroy and undefine every ``lc-*`` domain and delete every ``lc-*`` volume of the
-    pool on one host. Returns what was removed."""
+    pool on one host. Returns what was removed. A domain libvirt cannot destroy (a
+    libvirtd killed in the middle of its start can leave it holding its job lock: "cannot
+    acquire state change lock", for minutes) is handed to ``unstick(name)`` when given,
+    which clears it the hard way (lab_unsticker), and the sweep runs again once."""
+    try:
+        return _sweep(uri, pool_name)
+    except libvirt.libvirtError as exc:
+        stuck = getattr(exc, "stuck_domain", None)
+        if unstick is None or stuck is None:
+            raise
+        unstick(stuck)
+        return _sweep(uri, pool_name)
+
+
+def _sweep(uri: str, pool_name: str) -> list[str]:
     removed = []
     conn = libvirt.open(uri)
     try:
         for dom in conn.listAllDomains(0):
             if not dom.name().startswith(PREFIX):
                 continue
-            if dom.isActive():
-                dom.destroy()
-            dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+            try:
+                if dom.isActive():
+                    dom.destroy()
+                dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() != libvirt.VIR_ERR_OPERATION_TIMEOUT:
+                    raise
+                exc.stuck_domain = dom.name()
+                raise
             removed.append(f"domain {dom.name()}")
         try:
             pool = conn.storagePoolLookupByName(pool_name)
@@ -33,3 +55,14 @@ def sweep_host(uri: str, pool_name: str = "loucloud") -> list[str]:
     finally:
         conn.close()
     return removed
+
+
+def lab_unsticker(lab, host):
+    """``unstick(name)`` for a lab host: SIGKILL the domain's QEMU (its names are
+    LouCloud's UUID-based ones, unique on this machine) and restart the host's
+    libvirtd, which then finds the domain shut off and its job gone."""
+    def unstick(name: str) -> None:
+        subprocess.run(["pkill", "-KILL", "-f", f"guest={name},"], check=False)
+        lab.kill_libvirtd(host)
+        lab.start_libvirtd(host)
+    return unstick

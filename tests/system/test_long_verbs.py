@@ -25,7 +25,7 @@ from loucloud.services.vms import create as vm_create
 from loucloud.services.vms import lifecycle, snapshots
 from tests.factories import make_user
 from tests.support.guest import wait_for
-from tests.support.sweep import sweep_host
+from tests.support.sweep import lab_unsticker, sweep_host
 
 ACTION_BOUND, PER_GIB = 5, 4
 # The tiny template: 128 MiB, so 512 MiB of <memory> with its room to grow.
@@ -63,7 +63,7 @@ def world(app, lab, tiny_image):
                 lifecycle.delete_vm(vm)
             except Exception:  # noqa: BLE001 - swept below
                 pass
-    sweep_host(lab.host(1).uri)
+    sweep_host(lab.host(1).uri, unstick=lab_unsticker(lab, lab.host(1)))
 
 
 def _running_vm(app, ids, name) -> int:
