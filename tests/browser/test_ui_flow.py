@@ -67,4 +67,17 @@ def test_admin_pages_render_without_errors(app, live_server, page, test_host):
     width = page.evaluate(
         "() => document.querySelector('.progress-bar[data-width]').style.width")
     assert width.endswith("%")  # set by app.js: no inline style in the HTML
+    # The administrator's menu (13 entries) fits the window: it wraps, in both
+    # languages, rather than pushing the user menu off the dark bar.
+    for language in ("en", "zh_CN"):
+        page.set_viewport_size({"width": 1600, "height": 800})
+        page.click("#user-menu")
+        with page.expect_navigation():
+            page.click(f"button[name=locale][value={language}]")
+        for window in (1400, 1100):
+            page.set_viewport_size({"width": window, "height": 800})
+            assert page.evaluate("document.documentElement.scrollWidth") <= window, \
+                (language, window)
+            assert page.locator("#user-menu").bounding_box()["x"] + \
+                page.locator("#user-menu").bounding_box()["width"] <= window
     assert page.js_errors == []
