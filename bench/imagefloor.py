@@ -37,6 +37,24 @@ def _send_file(stream: libvirt.virStream, f, length: int) -> None:
             view = view[stream.send(view.tobytes()):]
 
 
+def _send_sparse(stream: libvirt.virStream, f, size: int) -> None:
+    """The file's data sections (SEEK_DATA to SEEK_HOLE) sent, its holes said."""
+    offset = 0
+    while offset < size:
+        try:
+            data = os.lseek(f.fileno(), offset, os.SEEK_DATA)
+        except OSError:  # no data after it: a hole to the end
+            data = size
+        if data > offset:
+            stream.sendHole(data - offset, 0)
+            offset = data
+            continue
+        end = os.lseek(f.fileno(), offset, os.SEEK_HOLE)
+        f.seek(offset)
+        _send_file(stream, f, end - offset)
+        offset = end
+
+
 def _floor_upload(conn: libvirt.virConnect, path: Path, name: str,
                   sparse: bool = False) -> None:
     """The file to a new volume through the upload stream: every byte (the issue's
@@ -50,22 +68,10 @@ def _floor_upload(conn: libvirt.virConnect, path: Path, name: str,
     vol.upload(stream, 0, size,
                libvirt.VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM if sparse else 0)
     with open(path, "rb") as f:
-        if not sparse:
+        if sparse:
+            _send_sparse(stream, f, size)
+        else:
             _send_file(stream, f, size)
-        offset = size if not sparse else 0
-        while offset < size:
-            try:
-                data = os.lseek(f.fileno(), offset, os.SEEK_DATA)
-            except OSError:
-                data = size
-            if data > offset:
-                stream.sendHole(data - offset, 0)
-                offset = data
-                continue
-            end = os.lseek(f.fileno(), offset, os.SEEK_HOLE)
-            f.seek(offset)
-            _send_file(stream, f, end - offset)
-            offset = end
     stream.finish()
 
 

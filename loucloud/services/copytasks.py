@@ -24,9 +24,9 @@ from flask_babel import lazy_gettext as _l
 from .. import imagefiles
 from ..extensions import db
 from ..models import Host, Image, ImageLocation, Task, Upload, User
+from ..virt.sources import Arrival, GrowingFile
 from . import Conflict, NotAllowed, ServiceError, transaction
 from . import tasklist, tasks
-from .growingfile import Arrival, GrowingFile
 from .hypervisors import hypervisor
 from .imagecopy import (Stop, copy_one, copy_stored, outcome, progress_of, record,
                         start_copies, staging_path, stopped, store_path, volume_for)

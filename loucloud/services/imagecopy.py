@@ -17,8 +17,8 @@ from flask_babel import lazy_gettext as _l
 from ..extensions import db
 from ..models import Host, Image, ImageLocation, Leftover, Upload, utcnow
 from ..virt import HostUnavailable, VirtError
+from ..virt.sources import GrowingFile
 from . import ServiceError, leftovers, said, tasks
-from .growingfile import Arrival, GrowingFile
 from .names import file_slug
 from .hypervisors import hypervisor
 from .settings import get_settings
@@ -89,12 +89,10 @@ def copy_stored(ctx: tasks.TaskContext, image: Image, wanted: set[int]) -> str:
     stop = threading.Event()
     start_copies(locs)
     ctx.report(0.0, _l("Copying to %(count)s host(s).", count=len(locs)), force=True)
-    whole = Arrival(size)  # the same readers as for a file still arriving, all of it in
-    whole.advance(size)
     fd = os.open(source, os.O_RDONLY)
     with ThreadPoolExecutor(max_workers=len(locs), thread_name_prefix="copy") as workers:
         futures = {workers.submit(copy_one, hypervisor(loc.host), get_settings().storage_pool,
-                                  image.volume, size, GrowingFile(fd, whole).read,
+                                  image.volume, size, GrowingFile.whole(fd, size).read,
                                   lambda: facts, done, loc.host_id, stop,
                                   ctx.task.timeout_seconds): loc
                    for loc in locs}

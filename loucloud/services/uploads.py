@@ -19,7 +19,7 @@ from flask_babel import gettext as _, lazy_gettext as _l
 from .. import imagefiles, osinfo
 from ..extensions import db
 from ..models import Host, Image, ImageLocation, Task, Upload, User, utcnow
-from ..virt.holes import is_zero
+from ..virt.sources import PIECE, is_zero, zeros as zero_bytes
 from . import (Conflict, FieldError, NotAllowed, NotFound, ServiceError, paginate,
                transaction)
 from . import said, tasks
@@ -33,9 +33,7 @@ log = logging.getLogger(__name__)
 MAX_SIZE = 2 ** 40           # 1 TiB
 FORMAT_CHOICES = ("auto", "qcow2", "raw", "iso")
 SHA_RE = re.compile(r"^[0-9a-f]{64}$")
-PIECE = 1024 * 1024
 ZERO_RUN_MAX = 2 ** 30       # zero bytes a client may say in one request (hashed here)
-_ZERO = memoryview(bytes(PIECE))
 # An upload's state (stored as the word on the left) as a person reads it.
 STATE_LABELS = {"receiving": _l("receiving"), "done": _l("done"), "refused": _l("refused")}
 
@@ -196,10 +194,6 @@ def _hasher_at(upload: Upload, offset: int):
     return digest
 
 
-def _zeros(n: int) -> memoryview:
-    return _ZERO[:n]
-
-
 @transaction
 def receive(user: User, upload_id: str, offset: int, read, length: int, *,
             zeros: bool = False) -> int:
@@ -212,16 +206,13 @@ def receive(user: User, upload_id: str, offset: int, read, length: int, *,
     upload = upload_for(user, upload_id)
     if upload.state != "receiving":
         raise Conflict(_state_refusal(upload))
-    if zeros:
-        read, limit = _zeros, ZERO_RUN_MAX
-        if not 0 < length <= limit or offset + length > upload.size:
-            raise FieldError(_("Say runs of 1 byte to %(limit)s bytes of zeros within the "
-                               "file.", limit=limit))
-    else:
-        limit = current_app.config["UPLOAD_CHUNK_BYTES"]
-        if not 0 < length <= limit or offset + length > upload.size:
-            raise FieldError(_("Send chunks of 1 byte to %(limit)s bytes within the file.",
-                               limit=limit))
+    read, limit = (zero_bytes, ZERO_RUN_MAX) if zeros else \
+        (read, current_app.config["UPLOAD_CHUNK_BYTES"])
+    if not 0 < length <= limit or offset + length > upload.size:
+        raise FieldError(_("Say runs of 1 byte to %(limit)s bytes of zeros within the file.",
+                           limit=limit) if zeros else
+                         _("Send chunks of 1 byte to %(limit)s bytes within the file.",
+                           limit=limit))
     with _lock(upload.id):
         db.session.refresh(upload)
         if offset != upload.received:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import libvirt
 
 from . import xml
-from .holes import PIECE, hole_length, is_zero
+from .sources import PIECE, GrowingFile, is_zero, zeros
 from .errors import InvalidState, NotSupported, PoolNotFound, VirtError, VolumeNotFound, translate
 
 log = logging.getLogger(__name__)
@@ -235,14 +235,9 @@ def upload_file(conn: libvirt.virConnect, pool_name: str, name: str, path: str,
     except OSError as exc:
         raise VirtError(str(exc)) from None
     with f:
-        fd, size, at = f.fileno(), os.fstat(f.fileno()).st_size, [0]
-
-        def read(n: int) -> bytes | int:  # the file's holes are not read: their length
-            hole = hole_length(fd, at[0], size)
-            piece = hole or os.pread(fd, min(n, size - at[0]), at[0])
-            at[0] += piece if hole else len(piece)
-            return piece
-        return upload_stream(conn, pool_name, name, size, read, progress)
+        size = os.fstat(f.fileno()).st_size
+        return upload_stream(conn, pool_name, name, size,
+                             GrowingFile.whole(f.fileno(), size).read, progress)
 
 
 def upload_stream(conn: libvirt.virConnect, pool_name: str, name: str, size: int, read,
@@ -286,7 +281,7 @@ def _send_hole(stream: libvirt.virStream, length: int, sparse: bool) -> None:
         return
     while length:
         piece = min(length, PIECE)
-        _send(stream, bytes(piece))
+        _send(stream, zeros(piece))
         length -= piece
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import requests
 
+from loucloud.virt.sources import is_zero
 from tests.support.webclient import CSRF_RE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -404,7 +405,6 @@ class WebClient:
 
 
 MiB = 1 << 20
-ZERO_MIB = bytes(MiB)
 
 
 class Uploader:
@@ -457,9 +457,8 @@ class Uploader:
     @staticmethod
     def _zero(window: bytes, at: int) -> bool:
         """Whether the MiB of the window at ``at`` (or what is left of it) is all zeros
-        (compared with zeros, as upload.js compares words: data is seen at once)."""
-        part = window[at:at + MiB]
-        return part == (ZERO_MIB if len(part) == MiB else bytes(len(part)))
+        (as upload.js compares words: data is seen at once)."""
+        return is_zero(window[at:at + MiB])
 
     def _zero_blocks(self, window: bytes) -> int:
         """Bytes at the window's start that are whole MiBs of zeros (upload.js's

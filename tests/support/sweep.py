@@ -17,12 +17,19 @@ def sweep_host(uri: str, pool_name: str = "loucloud", *, unstick=None) -> list[s
     which clears it the hard way (lab_unsticker), and the sweep runs again once."""
     try:
         return _sweep(uri, pool_name)
-    except libvirt.libvirtError as exc:
-        stuck = getattr(exc, "stuck_domain", None)
-        if unstick is None or stuck is None:
+    except Stuck as exc:
+        if unstick is None:
             raise
-        unstick(stuck)
+        unstick(exc.name)
         return _sweep(uri, pool_name)
+
+
+class Stuck(Exception):
+    """libvirt cannot destroy the domain ``name``: it timed out on its job lock."""
+
+    def __init__(self, name: str):
+        super().__init__(f"{name}: cannot acquire its state change lock")
+        self.name = name
 
 
 def _sweep(uri: str, pool_name: str) -> list[str]:
@@ -39,8 +46,7 @@ def _sweep(uri: str, pool_name: str) -> list[str]:
             except libvirt.libvirtError as exc:
                 if exc.get_error_code() != libvirt.VIR_ERR_OPERATION_TIMEOUT:
                     raise
-                exc.stuck_domain = dom.name()
-                raise
+                raise Stuck(dom.name()) from exc
             removed.append(f"domain {dom.name()}")
         try:
             pool = conn.storagePoolLookupByName(pool_name)

@@ -8,8 +8,7 @@ import threading
 
 import pytest
 
-from loucloud.services.growingfile import Arrival, GrowingFile, Stopped
-from loucloud.virt.holes import hole_length, is_zero
+from loucloud.virt.sources import Arrival, GrowingFile, Stopped, hole_length, is_zero
 
 MiB = 2 ** 20
 
